@@ -1,0 +1,171 @@
+//! The catalog's entries, as written in TOML.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    #[serde(default = "default_org_name")]
+    pub name: String,
+    /// ISO 4217 code; every amount Herald shows is in this currency.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// IANA zone; weeks and months are cut in it.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+impl Default for Organisation {
+    fn default() -> Self {
+        Self {
+            name: default_org_name(),
+            currency: default_currency(),
+            timezone: default_timezone(),
+        }
+    }
+}
+
+fn default_org_name() -> String {
+    "Our organisation".to_string()
+}
+
+fn default_currency() -> String {
+    "EUR".to_string()
+}
+
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
+impl Organisation {
+    /// The organisation's time zone. Validated when the catalog loads, so this cannot fail afterwards.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    /// The currency symbol for amounts in text, or the code followed by a space.
+    pub fn currency_prefix(&self) -> String {
+        match self.currency.as_str() {
+            "EUR" => "€".to_string(),
+            "USD" => "$".to_string(),
+            "GBP" => "£".to_string(),
+            "JPY" => "¥".to_string(),
+            other => format!("{other} "),
+        }
+    }
+}
+
+/// Typical time to restore a service, per priority, from the organisation's own history. When known,
+/// it is the baseline an outage is measured against; otherwise the SLA target is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypicalRestore {
+    pub p1: Option<f64>,
+    pub p2: Option<f64>,
+    pub p3: Option<f64>,
+    pub p4: Option<f64>,
+    pub p5: Option<f64>,
+}
+
+impl TypicalRestore {
+    /// Minutes for a priority (1 highest).
+    pub fn minutes(&self, priority: u32) -> Option<f64> {
+        match priority {
+            1 => self.p1,
+            2 => self.p2,
+            3 => self.p3,
+            4 => self.p4,
+            5 => self.p5,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub capability: Option<String>,
+    /// The owning team's id.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// People whose work depends on the service.
+    pub users: u32,
+    /// Share of that work that stops while the service is down, 0..1.
+    pub blocked_share: f64,
+    /// Fully loaded cost of one of their hours, in the organisation's currency.
+    pub loaded_hourly_rate: f64,
+    /// Only where downtime really stops revenue.
+    #[serde(default)]
+    pub revenue_per_hour: Option<f64>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Typical restore time in minutes per priority (`p1` … `p5`).
+    #[serde(default)]
+    pub typical_restore_minutes: Option<TypicalRestore>,
+}
+
+impl Service {
+    pub(crate) fn match_keys(&self) -> impl Iterator<Item = &str> {
+        [self.id.as_str(), self.name.as_str()]
+            .into_iter()
+            .chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// Whether blameless lesson-learned stories about the team's failed changes may be published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LessonsPolicy {
+    #[default]
+    OptIn,
+    OptOut,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub lessons: LessonsPolicy,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl Team {
+    pub(crate) fn match_keys(&self) -> impl Iterator<Item = &str> {
+        [self.id.as_str(), self.name.as_str()]
+            .into_iter()
+            .chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// Whether a person may be named in announcements, digests and leaderboards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpotlightPolicy {
+    #[default]
+    OptIn,
+    OptOut,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub spotlight: SpotlightPolicy,
+    /// Per source, the values that identify the person there (`sys_id`, `user_name`, `login`, …).
+    #[serde(default)]
+    pub accounts: HashMap<String, BTreeMap<String, String>>,
+}

@@ -1,0 +1,174 @@
+//! The Bus abstraction: what Herald needs from a durable message bus, whichever implements it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{BusError, header, topology::ConsumerSpec};
+
+/// Message headers, in order. Names compare case-insensitively.
+pub type Headers = Vec<(String, String)>;
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub subject: String,
+    /// The idempotency key: a second publish with the same id is dropped by the bus.
+    pub msg_id: String,
+    pub payload: Bytes,
+    pub headers: Headers,
+}
+
+impl OutgoingMessage {
+    pub fn new(
+        subject: impl Into<String>,
+        msg_id: impl Into<String>,
+        payload: impl Into<Bytes>,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            msg_id: msg_id.into(),
+            payload: payload.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Messages with the same ordering key are handled in order by consumers.
+    pub fn with_ordering_key(self, key: impl Into<String>) -> Self {
+        self.with_header(header::ORDERING_KEY, key)
+    }
+
+    /// Adds the current span's trace context.
+    pub fn with_trace_context(mut self) -> Self {
+        crate::trace::inject_current(&mut self.headers);
+        self
+    }
+}
+
+/// What the bus answered to a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishReceipt {
+    /// The message id was seen before: nothing new was stored.
+    pub duplicate: bool,
+    /// Position in the stream.
+    pub sequence: u64,
+}
+
+/// Acknowledgement of one delivery, implemented by each bus.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// Done: never deliver this message to this consumer again.
+    async fn ack(&self) -> Result<(), BusError>;
+    /// Not done: deliver it again after `delay`.
+    async fn nak(&self, delay: Duration) -> Result<(), BusError>;
+    /// Still working: restart the acknowledgement timer.
+    async fn in_progress(&self) -> Result<(), BusError>;
+}
+
+/// One delivery of a message to a durable consumer.
+pub struct Delivery {
+    pub subject: String,
+    pub payload: Bytes,
+    pub headers: Headers,
+    /// 1 on the first delivery, counting every redelivery after a nak or a timeout.
+    pub delivered: u32,
+    /// Position in the stream.
+    pub sequence: u64,
+    acker: Box<dyn Acker>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("subject", &self.subject)
+            .field("msg_id", &self.msg_id())
+            .field("delivered", &self.delivered)
+            .field("sequence", &self.sequence)
+            .field("bytes", &self.payload.len())
+            .finish()
+    }
+}
+
+impl Delivery {
+    pub fn new(
+        subject: String,
+        payload: Bytes,
+        headers: Headers,
+        delivered: u32,
+        sequence: u64,
+        acker: Box<dyn Acker>,
+    ) -> Self {
+        Self {
+            subject,
+            payload,
+            headers,
+            delivered,
+            sequence,
+            acker,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        crate::trace::header(&self.headers, name)
+    }
+
+    pub fn msg_id(&self) -> Option<&str> {
+        self.header(header::MSG_ID)
+    }
+
+    /// What orders this message against others: the ordering key, else the message id, else the
+    /// subject.
+    pub fn ordering_key(&self) -> &str {
+        self.header(header::ORDERING_KEY)
+            .or_else(|| self.msg_id())
+            .unwrap_or(&self.subject)
+    }
+
+    pub async fn ack(&self) -> Result<(), BusError> {
+        self.acker.ack().await
+    }
+
+    pub async fn nak(&self, delay: Duration) -> Result<(), BusError> {
+        self.acker.nak(delay).await
+    }
+
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        self.acker.in_progress().await
+    }
+}
+
+/// A stream of deliveries from one durable consumer.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery; `None` when the subscription has ended and must be opened again.
+    async fn next(&mut self) -> Option<Result<Delivery, BusError>>;
+}
+
+/// A durable message bus with JetStream's semantics: streams per family, durable consumers shared by
+/// replicas, explicit ack, nak with delay, delivery counts, de-duplication by message id.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Creates or updates the streams and the given durable consumers. Idempotent.
+    async fn ensure_topology(&self, consumers: &[ConsumerSpec]) -> Result<(), BusError>;
+
+    /// Publishes and waits until the bus has stored the message (or recognised it as a duplicate).
+    async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError>;
+
+    /// Opens a subscription on a durable consumer created by [`Bus::ensure_topology`].
+    async fn subscribe(&self, consumer: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Whether the bus is reachable and its streams exist.
+    async fn check_ready(&self) -> Result<(), BusError>;
+
+    /// The largest payload the bus accepts, in bytes.
+    fn max_payload(&self) -> usize;
+
+    /// Sends whatever is buffered (acks, publishes) before the process exits.
+    async fn flush(&self) -> Result<(), BusError>;
+}

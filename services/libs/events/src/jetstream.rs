@@ -1,0 +1,378 @@
+//! The Bus on NATS JetStream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use crate::{
+    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StreamFamily,
+    Subscription, header, topology::ConsumerSpec, topology::StreamSettings,
+};
+
+/// The oldest nats-server Herald runs on: nak with delay and consumer backoff arrived in 2.7, and
+/// 2.9 is what Debian ships.
+const MIN_SERVER: (u64, u64) = (2, 9);
+
+/// How to reach NATS.
+#[derive(Debug, Clone)]
+pub struct JetStreamOptions {
+    pub url: String,
+    /// The client name shown in `nats server report connections`.
+    pub client_name: String,
+    pub streams: StreamSettings,
+    pub connect_timeout: Duration,
+}
+
+impl JetStreamOptions {
+    pub fn new(url: impl Into<String>, client_name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            client_name: client_name.into(),
+            streams: StreamSettings::default(),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connected JetStream bus.
+#[derive(Clone)]
+pub struct JetStreamBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    options: JetStreamOptions,
+}
+
+impl std::fmt::Debug for JetStreamBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamBus")
+            .field("url", &self.options.url)
+            .finish()
+    }
+}
+
+impl JetStreamBus {
+    /// Connects and checks that the server is recent enough and has JetStream.
+    pub async fn connect(options: JetStreamOptions) -> Result<Self, BusError> {
+        let connect_error = |message: String| BusError::Connect {
+            url: options.url.clone(),
+            message,
+        };
+        let client = async_nats::ConnectOptions::new()
+            .name(&options.client_name)
+            .connection_timeout(options.connect_timeout)
+            // After the first connection, reconnect for ever: a NATS restart must not kill services.
+            .max_reconnects(None)
+            .connect(options.url.as_str())
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+
+        let info = client.server_info();
+        check_version(&info.version)?;
+        // A raw API request: the typed account query does not parse 2.9's answer.
+        let reply = client
+            .request("$JS.API.INFO", bytes::Bytes::new())
+            .await
+            .map_err(|e| BusError::JetStreamUnavailable(e.to_string()))?;
+        let text = String::from_utf8_lossy(&reply.payload);
+        if text.contains("\"error\"") {
+            return Err(BusError::JetStreamUnavailable(text.into_owned()));
+        }
+        let js = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            js,
+            options,
+        })
+    }
+
+    /// The underlying client, for tests and tools.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context, for tools that read streams directly (dead-letter listing).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    fn stream_config(&self, family: StreamFamily) -> stream::Config {
+        let settings = &self.options.streams;
+        stream::Config {
+            name: family.stream_name().to_string(),
+            subjects: vec![family.wildcard().to_string()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            max_age: settings.max_age(family),
+            duplicate_window: settings.duplicate_window,
+            num_replicas: settings.replicas,
+            description: Some(format!("Herald {family:?}")),
+            ..Default::default()
+        }
+    }
+
+    fn consumer_config(spec: &ConsumerSpec) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(spec.durable.clone()),
+            description: Some(format!("Herald {} stage", spec.durable)),
+            filter_subject: spec.filter_subject.clone(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            // The worker counts deliveries and dead-letters; the server must never drop a message
+            // silently after a maximum of its own.
+            max_deliver: -1,
+            max_ack_pending: spec.max_ack_pending,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        }
+    }
+}
+
+fn check_version(version: &str) -> Result<(), BusError> {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_SERVER {
+        return Err(BusError::ServerVersion {
+            found: version.to_string(),
+            required: format!("{}.{}", MIN_SERVER.0, MIN_SERVER.1),
+        });
+    }
+    Ok(())
+}
+
+fn to_header_map(headers: &Headers) -> async_nats::HeaderMap {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(name.as_str(), value.as_str());
+    }
+    map
+}
+
+fn from_header_map(map: Option<&async_nats::HeaderMap>) -> Headers {
+    let Some(map) = map else {
+        return Vec::new();
+    };
+    map.iter()
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |value| (name.to_string(), value.as_str().to_string()))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Bus for JetStreamBus {
+    async fn ensure_topology(&self, consumers: &[ConsumerSpec]) -> Result<(), BusError> {
+        for family in StreamFamily::ALL {
+            let config = self.stream_config(family);
+            self.js
+                .create_or_update_stream(config)
+                .await
+                .map_err(|e| BusError::Stream {
+                    stream: family.stream_name().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        for spec in consumers {
+            let stream_name = spec.family.stream_name();
+            let consumer_error = |message: String| BusError::Consumer {
+                stream: stream_name.to_string(),
+                consumer: spec.durable.clone(),
+                message,
+            };
+            let stream = self
+                .js
+                .get_stream(stream_name)
+                .await
+                .map_err(|e| consumer_error(e.to_string()))?;
+            // Creating a durable with an existing name updates its editable settings (ack wait,
+            // max ack pending); a change the server cannot apply is reported with what to do.
+            stream
+                .create_consumer(Self::consumer_config(spec))
+                .await
+                .map_err(|e| {
+                    consumer_error(format!(
+                        "{e}; if its filter changed, delete it with `nats consumer rm {stream_name} {}` and restart",
+                        spec.durable
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError> {
+        let mut headers = message.headers;
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(header::MSG_ID));
+        headers.push((header::MSG_ID.to_string(), message.msg_id));
+        let map = to_header_map(&headers);
+
+        let limit = self.client.server_info().max_payload;
+        // Headers count towards the limit too; a rough allowance keeps the error message honest.
+        let size = message.payload.len()
+            + headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>();
+        if size > limit {
+            return Err(BusError::TooLarge { size, limit });
+        }
+
+        let subject = message.subject;
+        let publish_error = |e: &dyn std::fmt::Display| BusError::Publish {
+            subject: subject.clone(),
+            message: e.to_string(),
+        };
+        // Two awaits: the first sends, the second waits for JetStream to store the message.
+        let ack = self
+            .js
+            .publish_with_headers(subject.clone(), map, message.payload)
+            .await
+            .map_err(|e| publish_error(&e))?
+            .await
+            .map_err(|e| publish_error(&e))?;
+        Ok(PublishReceipt {
+            duplicate: ack.duplicate,
+            sequence: ack.sequence,
+        })
+    }
+
+    async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
+        let receive_error = |message: String| BusError::Receive {
+            consumer: spec.durable.clone(),
+            message,
+        };
+        let stream = self
+            .js
+            .get_stream(spec.family.stream_name())
+            .await
+            .map_err(|e| receive_error(e.to_string()))?;
+        let consumer: consumer::PullConsumer = stream
+            .get_consumer(&spec.durable)
+            .await
+            .map_err(|e| receive_error(e.to_string()))?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(100)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| receive_error(e.to_string()))?;
+        Ok(Box::new(JetStreamSubscription {
+            consumer: spec.durable.clone(),
+            messages,
+        }))
+    }
+
+    async fn check_ready(&self) -> Result<(), BusError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::NotReady(format!(
+                "not connected to NATS at {}",
+                self.options.url
+            )));
+        }
+        for family in StreamFamily::ALL {
+            self.js
+                .get_stream_no_info(family.stream_name())
+                .await
+                .map_err(|e| {
+                    BusError::NotReady(format!("stream {} missing: {e}", family.stream_name()))
+                })?;
+        }
+        Ok(())
+    }
+
+    fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    async fn flush(&self) -> Result<(), BusError> {
+        self.client
+            .flush()
+            .await
+            .map_err(|e| BusError::NotReady(format!("flush failed: {e}")))
+    }
+}
+
+struct JetStreamSubscription {
+    consumer: String,
+    messages: consumer::pull::Stream,
+}
+
+struct JetStreamAcker(jetstream::message::Acker);
+
+#[async_trait]
+impl Acker for JetStreamAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.0.ack().await.map_err(|e| BusError::Ack(e.to_string()))
+    }
+
+    async fn nak(&self, delay: Duration) -> Result<(), BusError> {
+        self.0
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|e| BusError::Ack(e.to_string()))
+    }
+
+    async fn in_progress(&self) -> Result<(), BusError> {
+        self.0
+            .ack_with(AckKind::Progress)
+            .await
+            .map_err(|e| BusError::Ack(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Subscription for JetStreamSubscription {
+    async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+        let message = match self.messages.next().await? {
+            Ok(message) => message,
+            Err(e) => {
+                return Some(Err(BusError::Receive {
+                    consumer: self.consumer.clone(),
+                    message: e.to_string(),
+                }));
+            }
+        };
+        let (delivered, sequence) = match message.info() {
+            Ok(info) => (
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+                info.stream_sequence,
+            ),
+            Err(e) => {
+                return Some(Err(BusError::Receive {
+                    consumer: self.consumer.clone(),
+                    message: format!("delivery without JetStream metadata: {e}"),
+                }));
+            }
+        };
+        let (message, acker) = message.split();
+        Some(Ok(Delivery::new(
+            message.subject.to_string(),
+            message.payload,
+            from_header_map(message.headers.as_ref()),
+            delivered,
+            sequence,
+            Box::new(JetStreamAcker(acker)),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_before_2_9_are_refused() {
+        assert!(check_version("2.9.10").is_ok());
+        assert!(check_version("v2.10.4").is_ok());
+        assert!(check_version("3.0.0").is_ok());
+        let err = check_version("2.8.4").expect_err("too old");
+        assert!(err.to_string().contains("2.8.4"), "{err}");
+    }
+}

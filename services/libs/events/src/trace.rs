@@ -1,0 +1,56 @@
+//! W3C trace context in message headers, so one trace runs from the webhook that brought an event to
+//! the message that announced it.
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::Headers;
+
+struct HeaderInjector<'a>(&'a mut Headers);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.0.push((key.to_string(), value));
+    }
+}
+
+struct HeaderExtractor<'a>(&'a Headers);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        header(self.0, key)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+/// Writes the current span's trace context (`traceparent`, `tracestate`) into `headers`. Does
+/// nothing when tracing export is off, because there is then no valid span context.
+pub fn inject_current(headers: &mut Headers) {
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&cx, &mut HeaderInjector(headers));
+    });
+}
+
+/// Makes `span` a child of the trace context carried in `headers`, when there is one.
+pub fn set_parent_from(span: &tracing::Span, headers: &Headers) {
+    let cx = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    // Failing here only loses the link to the parent trace; the work itself goes on.
+    if let Err(error) = span.set_parent(cx) {
+        tracing::debug!(%error, "could not attach the message's trace context");
+    }
+}
+
+/// Reads a header case-insensitively.
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}

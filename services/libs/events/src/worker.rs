@@ -1,0 +1,364 @@
+//! The consume loop every stage runs.
+//!
+//! Deliveries are spread over a fixed number of lanes by their ordering key, so messages about the
+//! same record are handled in order while different records proceed in parallel. A handler answers
+//! `Ok` (ack), [`HandleError::Retry`] (nak with backoff, until the delivery limit) or
+//! [`HandleError::Reject`] (never going to work: dead-letter now). A message that was delivered more
+//! often than the limit without ever finishing (its handler crashed the process each time) is
+//! dead-lettered without running it again. A dead letter is acked only once it is stored, so nothing
+//! is ever dropped.
+
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use herald_proto::v1::DeadLetter;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, warn};
+
+use crate::{
+    Bus, BusError, Delivery, OutgoingMessage, backoff::Backoff, header, subjects,
+    topology::ConsumerSpec,
+};
+
+/// Why a handler did not finish a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    /// A passing fault (database or bus unavailable): try again later.
+    #[error("{0}")]
+    Retry(String),
+    /// The message can never be processed as it is (undecodable, invalid): dead-letter it now.
+    #[error("{0}")]
+    Reject(String),
+}
+
+/// What a stage does with one message. It must be idempotent: redelivery happens.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError>;
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The stage name: `scoring`, `spotlight`, `notify`. Names the dead-letter subject.
+    pub stage: String,
+    /// Parallel lanes; messages with the same ordering key always share a lane.
+    pub lanes: usize,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_deliveries: u32,
+    pub backoff: Backoff,
+    /// How long to wait for in-flight messages at shutdown before nak-ing them.
+    pub drain_timeout: Duration,
+}
+
+impl WorkerOptions {
+    pub fn new(stage: impl Into<String>) -> Self {
+        Self {
+            stage: stage.into(),
+            lanes: 8,
+            max_deliveries: 5,
+            backoff: Backoff::default(),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs until `shutdown` is cancelled: pulls from the durable consumer, dispatches to lanes, and at
+/// shutdown finishes what is in hand (or naks it) before returning.
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    spec: ConsumerSpec,
+    handler: Arc<dyn Handler>,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) {
+    let options = Arc::new(options);
+    let lanes_count = options.lanes.max(1);
+    let stopping = CancellationToken::new();
+    let mut senders = Vec::with_capacity(lanes_count);
+    let mut lanes = tokio::task::JoinSet::new();
+    for lane in 0..lanes_count {
+        // A small buffer: enough to keep a lane busy, small enough that little is held at shutdown.
+        let (tx, rx) = mpsc::channel::<Delivery>(4);
+        senders.push(tx);
+        let ctx = LaneContext {
+            bus: bus.clone(),
+            handler: handler.clone(),
+            options: options.clone(),
+            ack_wait: spec.ack_wait,
+            stopping: stopping.clone(),
+        };
+        lanes.spawn(run_lane(lane, rx, ctx));
+    }
+
+    info!(stage = %options.stage, consumer = %spec.durable, lanes = lanes_count, "worker started");
+    let retry = Backoff {
+        base: Duration::from_millis(250),
+        max: Duration::from_secs(10),
+    };
+    let mut failures = 0u32;
+    'outer: while !shutdown.is_cancelled() {
+        let mut subscription = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            result = bus.subscribe(&spec) => match result {
+                Ok(subscription) => { failures = 0; subscription }
+                Err(e) => {
+                    failures += 1;
+                    warn!(stage = %options.stage, error = %e, "cannot subscribe; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(retry.delay(failures)) => continue,
+                    }
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break 'outer,
+                next = subscription.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let lane = lane_of(delivery.ordering_key(), lanes_count);
+                    if senders[lane].send(delivery).await.is_err() {
+                        error!(stage = %options.stage, lane, "lane stopped unexpectedly");
+                        break 'outer;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and the like: the subscription usually recovers by itself.
+                    warn!(stage = %options.stage, error = %e, "receive error");
+                    metrics::counter!("herald_bus_receive_errors_total", "stage" => options.stage.clone())
+                        .increment(1);
+                }
+                None => {
+                    warn!(stage = %options.stage, "subscription ended; opening it again");
+                    break;
+                }
+            }
+        }
+    }
+
+    // Shutdown: stop taking new work, let each lane finish the message in hand, nak the rest.
+    drop(senders);
+    stopping.cancel();
+    let drain = async { while lanes.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.drain_timeout, drain)
+        .await
+        .is_err()
+    {
+        warn!(stage = %options.stage, "in-flight messages did not finish in time; they will be redelivered");
+        lanes.abort_all();
+    }
+    if let Err(e) = bus.flush().await {
+        warn!(stage = %options.stage, error = %e, "flush at shutdown failed; unacked messages will be redelivered");
+    }
+    info!(stage = %options.stage, "worker stopped");
+}
+
+fn lane_of(key: &str, lanes: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    // The modulo keeps the value below `lanes`, which is a usize, so the cast back cannot truncate.
+    (hasher.finish() % lanes as u64) as usize
+}
+
+struct LaneContext {
+    bus: Arc<dyn Bus>,
+    handler: Arc<dyn Handler>,
+    options: Arc<WorkerOptions>,
+    ack_wait: Duration,
+    stopping: CancellationToken,
+}
+
+async fn run_lane(lane: usize, mut rx: mpsc::Receiver<Delivery>, ctx: LaneContext) {
+    while let Some(delivery) = rx.recv().await {
+        if ctx.stopping.is_cancelled() {
+            // Not started: hand it back so another replica (or the next start) takes it promptly.
+            if let Err(e) = delivery.nak(Duration::ZERO).await {
+                debug!(lane, error = %e, "nak at shutdown failed; the message will time out and return");
+            }
+            continue;
+        }
+        process(&ctx, delivery).await;
+    }
+}
+
+async fn process(ctx: &LaneContext, delivery: Delivery) {
+    let stage = ctx.options.stage.as_str();
+    let span = tracing::info_span!(
+        "consume",
+        stage,
+        subject = %delivery.subject,
+        msg_id = delivery.msg_id().unwrap_or(""),
+        attempt = delivery.delivered,
+    );
+    crate::trace::set_parent_from(&span, &delivery.headers);
+    async {
+        let max = ctx.options.max_deliveries;
+        if delivery.delivered > max {
+            let reason = format!(
+                "delivered {} times without finishing (the process stopped or timed out while handling it)",
+                delivery.delivered
+            );
+            dead_letter(ctx, &delivery, &reason).await;
+            return;
+        }
+        let started = Instant::now();
+        let outcome = with_progress(&delivery, ctx.ack_wait, ctx.handler.handle(&delivery)).await;
+        metrics::histogram!("herald_message_duration_seconds", "stage" => stage.to_string())
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(()) => {
+                count(stage, "ok");
+                if let Err(e) = delivery.ack().await {
+                    // The work is done and idempotent: a redelivery will find it done.
+                    warn!(error = %e, "ack failed; the message will be redelivered and skipped");
+                }
+            }
+            Err(HandleError::Retry(reason)) if delivery.delivered < max => {
+                let delay = ctx.options.backoff.delay(delivery.delivered);
+                warn!(%reason, retry_in_ms = delay.as_millis() as u64, "handling failed; will retry");
+                count(stage, "retry");
+                if let Err(e) = delivery.nak(delay).await {
+                    warn!(error = %e, "nak failed; the message will return after the ack wait");
+                }
+            }
+            Err(HandleError::Retry(reason)) => {
+                let reason = format!("{reason} (gave up after {} attempts)", delivery.delivered);
+                dead_letter(ctx, &delivery, &reason).await;
+            }
+            Err(HandleError::Reject(reason)) => dead_letter(ctx, &delivery, &reason).await,
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Runs the handler while telling the bus every third of the ack wait that work is in progress, so
+/// a slow but healthy handler is not mistaken for a dead one.
+async fn with_progress<F>(delivery: &Delivery, ack_wait: Duration, work: F) -> F::Output
+where
+    F: std::future::Future,
+{
+    let period = (ack_wait / 3).max(Duration::from_millis(100));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = ticker.tick() => {
+                if let Err(e) = delivery.in_progress().await {
+                    debug!(error = %e, "progress signal failed");
+                }
+            }
+        }
+    }
+}
+
+fn count(stage: &str, outcome: &'static str) {
+    metrics::counter!("herald_messages_total", "stage" => stage.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+async fn dead_letter(ctx: &LaneContext, delivery: &Delivery, reason: &str) {
+    let stage = ctx.options.stage.as_str();
+    let letter = DeadLetter {
+        stage: stage.to_string(),
+        original_subject: delivery.subject.clone(),
+        original_msg_id: delivery.msg_id().unwrap_or_default().to_string(),
+        original_payload: delivery.payload.to_vec(),
+        original_headers: delivery.headers.iter().cloned().collect(),
+        reason: reason.to_string(),
+        deliveries: delivery.delivered,
+        failed_at: Some(herald_proto::time::to_timestamp(chrono::Utc::now())),
+    };
+    // The stream sequence makes a retried dead-letter publish a duplicate, while a replayed message
+    // (new sequence) that fails again gets a dead letter of its own.
+    let msg_id = format!("dlq:{stage}:{}", delivery.sequence);
+    let message =
+        OutgoingMessage::new(subjects::dead_letter(stage), msg_id, letter.encode_to_vec())
+            .with_header(header::DLQ_REASON, single_line(reason))
+            .with_trace_context();
+    match ctx.bus.publish(message).await {
+        Ok(_) => {
+            error!(%reason, deliveries = delivery.delivered, "message dead-lettered");
+            count(stage, "dead_lettered");
+            if let Err(e) = delivery.ack().await {
+                warn!(error = %e, "ack after dead-lettering failed; a duplicate dead letter may follow");
+            }
+        }
+        Err(e) => {
+            error!(error = %e, %reason, "could not store the dead letter; will try again");
+            if let Err(e) = delivery
+                .nak(ctx.options.backoff.delay(delivery.delivered))
+                .await
+            {
+                warn!(error = %e, "nak failed; the message will return after the ack wait");
+            }
+        }
+    }
+}
+
+/// Header values cannot hold line breaks.
+fn single_line(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    line.chars().take(512).collect()
+}
+
+/// Decodes a protobuf payload, rejecting (dead-lettering) what cannot be decoded.
+pub fn decode<M: Message + Default>(delivery: &Delivery) -> Result<M, HandleError> {
+    M::decode(delivery.payload.as_ref()).map_err(|e| {
+        HandleError::Reject(format!(
+            "payload on {} is not a valid {}: {e}",
+            delivery.subject,
+            std::any::type_name::<M>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("message")
+        ))
+    })
+}
+
+/// Whether a bus error is worth retrying (all of them are: the bus comes back).
+impl From<BusError> for HandleError {
+    fn from(e: BusError) -> Self {
+        HandleError::Retry(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_key_always_lands_in_the_same_lane() {
+        for lanes in 1..16 {
+            let a = lane_of("servicenow:incident:abc", lanes);
+            assert_eq!(a, lane_of("servicenow:incident:abc", lanes));
+            assert!(a < lanes);
+        }
+    }
+
+    #[test]
+    fn keys_spread_over_lanes() {
+        let used: std::collections::HashSet<usize> =
+            (0..200).map(|i| lane_of(&format!("key-{i}"), 8)).collect();
+        assert_eq!(used.len(), 8);
+    }
+
+    #[test]
+    fn reasons_become_single_header_lines() {
+        assert_eq!(single_line("a\nb\r\tc"), "a b  c");
+        assert_eq!(single_line(&"x".repeat(2000)).len(), 512);
+    }
+}

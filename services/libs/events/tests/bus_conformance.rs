@@ -1,0 +1,439 @@
+//! The Bus contract, checked against a real nats-server with JetStream.
+//!
+//! Each case takes an `Arc<dyn Bus>` so every implementation runs the same cases.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use herald_events::{
+    Bus, ConsumerSpec, Delivery, JetStreamBus, JetStreamOptions, OutgoingMessage, StreamFamily,
+    backoff::Backoff,
+    worker::{self, HandleError, Handler, WorkerOptions},
+};
+use herald_proto::v1::DeadLetter;
+use herald_testkit::NatsServer;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn jetstream() -> anyhow::Result<(NatsServer, Arc<dyn Bus>)> {
+    herald_testkit::init_tracing();
+    let nats = NatsServer::start().await?;
+    let bus = JetStreamBus::connect(JetStreamOptions::new(nats.url(), "conformance")).await?;
+    Ok((nats, Arc::new(bus)))
+}
+
+fn events_consumer(name: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        family: StreamFamily::Events,
+        durable: name.to_string(),
+        filter_subject: "herald.events.>".to_string(),
+        ack_wait: Duration::from_secs(2),
+        max_ack_pending: 1000,
+    }
+}
+
+fn dlq_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        family: StreamFamily::DeadLetters,
+        durable: "test-dlq".to_string(),
+        filter_subject: "herald.dlq.>".to_string(),
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 1000,
+    }
+}
+
+async fn next(sub: &mut Box<dyn herald_events::Subscription>) -> anyhow::Result<Delivery> {
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Ok(d))) => Ok(d),
+        Ok(Some(Err(e))) => Err(e.into()),
+        Ok(None) => anyhow::bail!("subscription ended"),
+        Err(_) => anyhow::bail!("no delivery within {WAIT:?}"),
+    }
+}
+
+async fn nothing_within(sub: &mut Box<dyn herald_events::Subscription>, wait: Duration) -> bool {
+    loop {
+        match tokio::time::timeout(wait, sub.next()).await {
+            Err(_) => return true,
+            // Transient receive errors (heartbeats) are not deliveries.
+            Ok(Some(Err(_))) => continue,
+            Ok(_) => return false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- cases
+
+async fn duplicate_publishes_are_dropped(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("dedupe");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    let msg = OutgoingMessage::new("herald.events.servicenow.incident_resolved", "evt-1", "a");
+    let first = bus.publish(msg.clone()).await?;
+    let second = bus.publish(msg).await?;
+    assert!(!first.duplicate);
+    assert!(
+        second.duplicate,
+        "the same message id must be reported as a duplicate"
+    );
+    assert_eq!(first.sequence, second.sequence);
+
+    let mut sub = bus.subscribe(&spec).await?;
+    let d = next(&mut sub).await?;
+    assert_eq!(d.msg_id(), Some("evt-1"));
+    assert_eq!(d.delivered, 1);
+    d.ack().await?;
+    assert!(nothing_within(&mut sub, Duration::from_millis(500)).await);
+    Ok(())
+}
+
+async fn deliveries_keep_subject_order(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("order");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    for i in 0..50 {
+        bus.publish(OutgoingMessage::new(
+            "herald.events.jira.incident_resolved",
+            format!("o-{i}"),
+            format!("{i}"),
+        ))
+        .await?;
+    }
+    let mut sub = bus.subscribe(&spec).await?;
+    for i in 0..50 {
+        let d = next(&mut sub).await?;
+        assert_eq!(d.payload.as_ref(), format!("{i}").as_bytes());
+        assert_eq!(d.subject, "herald.events.jira.incident_resolved");
+        d.ack().await?;
+    }
+    Ok(())
+}
+
+async fn nak_redelivers_with_a_higher_count(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("nak");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.publish(OutgoingMessage::new(
+        "herald.events.github.deployment_succeeded",
+        "n-1",
+        "x",
+    ))
+    .await?;
+    let mut sub = bus.subscribe(&spec).await?;
+    let first = next(&mut sub).await?;
+    assert_eq!(first.delivered, 1);
+    first.nak(Duration::from_millis(200)).await?;
+    let second = next(&mut sub).await?;
+    assert_eq!(second.msg_id(), Some("n-1"));
+    assert_eq!(second.delivered, 2);
+    second.ack().await?;
+    Ok(())
+}
+
+async fn unacked_deliveries_return_after_ack_wait(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("timeout");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.publish(OutgoingMessage::new(
+        "herald.events.pagerduty.page_resolved",
+        "t-1",
+        "x",
+    ))
+    .await?;
+    let mut sub = bus.subscribe(&spec).await?;
+    let first = next(&mut sub).await?;
+    drop(first); // never acked: as if the process died while handling it
+    let again = next(&mut sub).await?;
+    assert_eq!(again.msg_id(), Some("t-1"));
+    assert_eq!(again.delivered, 2);
+    again.ack().await?;
+    Ok(())
+}
+
+async fn topology_is_idempotent_and_updatable(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let mut spec = events_consumer("topology");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    spec.ack_wait = Duration::from_secs(45);
+    spec.max_ack_pending = 50;
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.check_ready().await?;
+    Ok(())
+}
+
+/// Records what the handler saw and answers from a script.
+struct Scripted {
+    seen: Mutex<Vec<(String, u32)>>,
+    answer: Box<dyn Fn(&Delivery) -> Result<(), HandleError> + Send + Sync>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Handler for Scripted {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+        tokio::time::sleep(self.delay).await;
+        self.seen.lock().expect("not poisoned").push((
+            String::from_utf8_lossy(&delivery.payload).into_owned(),
+            delivery.delivered,
+        ));
+        (self.answer)(delivery)
+    }
+}
+
+fn fast_worker(stage: &str, max_deliveries: u32) -> WorkerOptions {
+    WorkerOptions {
+        stage: stage.to_string(),
+        lanes: 4,
+        max_deliveries,
+        backoff: Backoff {
+            base: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+        drain_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn read_dead_letter(bus: &Arc<dyn Bus>) -> anyhow::Result<DeadLetter> {
+    let spec = dlq_consumer();
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    let mut sub = bus.subscribe(&spec).await?;
+    let d = next(&mut sub).await?;
+    d.ack().await?;
+    Ok(DeadLetter::decode(d.payload.as_ref())?)
+}
+
+async fn failing_messages_are_dead_lettered_with_their_reason(
+    bus: Arc<dyn Bus>,
+) -> anyhow::Result<()> {
+    let spec = events_consumer("scoring");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.publish(OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "f-1",
+        "boom",
+    ))
+    .await?;
+    let handler = Arc::new(Scripted {
+        seen: Mutex::default(),
+        answer: Box::new(|_| Err(HandleError::Retry("database unavailable".into()))),
+        delay: Duration::ZERO,
+    });
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        bus.clone(),
+        spec,
+        handler.clone(),
+        fast_worker("scoring", 3),
+        shutdown.clone(),
+    ));
+    let letter = read_dead_letter(&bus).await?;
+    shutdown.cancel();
+    task.await?;
+
+    assert_eq!(letter.stage, "scoring");
+    assert_eq!(letter.original_msg_id, "f-1");
+    assert_eq!(
+        letter.original_subject,
+        "herald.events.servicenow.incident_resolved"
+    );
+    assert_eq!(letter.original_payload, b"boom");
+    assert_eq!(letter.deliveries, 3);
+    assert!(
+        letter.reason.contains("database unavailable"),
+        "{}",
+        letter.reason
+    );
+    assert!(letter.reason.contains("3 attempts"), "{}", letter.reason);
+    let attempts: Vec<u32> = handler
+        .seen
+        .lock()
+        .expect("ok")
+        .iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3]);
+    Ok(())
+}
+
+async fn rejected_messages_are_dead_lettered_at_once(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("scoring");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.publish(OutgoingMessage::new(
+        "herald.events.zendesk.survey_submitted",
+        "r-1",
+        "junk",
+    ))
+    .await?;
+    let handler = Arc::new(Scripted {
+        seen: Mutex::default(),
+        answer: Box::new(|_| Err(HandleError::Reject("payload is not an ItsmEvent".into()))),
+        delay: Duration::ZERO,
+    });
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        bus.clone(),
+        spec,
+        handler.clone(),
+        fast_worker("scoring", 5),
+        shutdown.clone(),
+    ));
+    let letter = read_dead_letter(&bus).await?;
+    shutdown.cancel();
+    task.await?;
+    assert_eq!(letter.deliveries, 1);
+    assert_eq!(letter.reason, "payload is not an ItsmEvent");
+    assert_eq!(handler.seen.lock().expect("ok").len(), 1);
+    Ok(())
+}
+
+async fn same_key_messages_are_handled_in_order(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("keyed");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    for i in 0..30 {
+        let key = format!("record-{}", i % 3);
+        bus.publish(
+            OutgoingMessage::new(
+                "herald.events.servicenow.incident_resolved",
+                format!("k-{i}"),
+                format!("{key}:{i}"),
+            )
+            .with_ordering_key(key),
+        )
+        .await?;
+    }
+    let handler = Arc::new(Scripted {
+        seen: Mutex::default(),
+        answer: Box::new(|_| Ok(())),
+        delay: Duration::from_millis(5),
+    });
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        bus.clone(),
+        spec,
+        handler.clone(),
+        fast_worker("keyed", 5),
+        shutdown.clone(),
+    ));
+    herald_testkit::eventually("30 messages handled", WAIT, || {
+        let n = handler.seen.lock().expect("ok").len();
+        async move { (n >= 30).then_some(()) }
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    let seen = handler.seen.lock().expect("ok").clone();
+    for key in ["record-0", "record-1", "record-2"] {
+        let order: Vec<u32> = seen
+            .iter()
+            .filter_map(|(p, _)| {
+                p.strip_prefix(&format!("{key}:"))
+                    .map(|n| n.parse().unwrap_or(0))
+            })
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "{key} handled out of order");
+        assert_eq!(order.len(), 10);
+    }
+    Ok(())
+}
+
+async fn nothing_is_lost_across_a_worker_restart(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("restart");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    for i in 0..20 {
+        bus.publish(OutgoingMessage::new(
+            "herald.events.opsgenie.page_resolved",
+            format!("s-{i}"),
+            format!("{i}"),
+        ))
+        .await?;
+    }
+    let handler = Arc::new(Scripted {
+        seen: Mutex::default(),
+        answer: Box::new(|_| Ok(())),
+        delay: Duration::from_millis(50),
+    });
+    let mut options = fast_worker("restart", 5);
+    options.lanes = 1;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        bus.clone(),
+        spec.clone(),
+        handler.clone(),
+        options.clone(),
+        shutdown.clone(),
+    ));
+    herald_testkit::eventually("a few handled", WAIT, || {
+        let n = handler.seen.lock().expect("ok").len();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    let before = handler.seen.lock().expect("ok").len();
+    assert!(
+        before < 20,
+        "the first worker should have stopped early ({before} handled)"
+    );
+
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        bus.clone(),
+        spec,
+        handler.clone(),
+        options,
+        shutdown.clone(),
+    ));
+    herald_testkit::eventually("all 20 handled", Duration::from_secs(20), || {
+        let distinct: std::collections::HashSet<String> = handler
+            .seen
+            .lock()
+            .expect("ok")
+            .iter()
+            .map(|s| s.0.clone())
+            .collect();
+        async move { (distinct.len() == 20).then_some(()) }
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- JetStream
+
+macro_rules! jetstream_case {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() -> anyhow::Result<()> {
+            let (_nats, bus) = jetstream().await?;
+            super::$name(bus).await
+        }
+    };
+}
+
+mod jetstream {
+    use super::*;
+    jetstream_case!(duplicate_publishes_are_dropped);
+    jetstream_case!(deliveries_keep_subject_order);
+    jetstream_case!(nak_redelivers_with_a_higher_count);
+    jetstream_case!(unacked_deliveries_return_after_ack_wait);
+    jetstream_case!(topology_is_idempotent_and_updatable);
+    jetstream_case!(failing_messages_are_dead_lettered_with_their_reason);
+    jetstream_case!(rejected_messages_are_dead_lettered_at_once);
+    jetstream_case!(same_key_messages_are_handled_in_order);
+    jetstream_case!(nothing_is_lost_across_a_worker_restart);
+
+    #[tokio::test]
+    async fn connecting_to_nothing_says_where_it_tried() {
+        let port = herald_testkit::free_port().expect("port");
+        let mut options = JetStreamOptions::new(format!("nats://127.0.0.1:{port}"), "t");
+        options.connect_timeout = Duration::from_millis(500);
+        let err = JetStreamBus::connect(options)
+            .await
+            .expect_err("nothing listens");
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
+    }
+}

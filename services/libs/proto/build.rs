@@ -1,0 +1,25 @@
+//! Compiles `proto/herald/v1/*.proto` with protox (pure Rust), so no system `protoc` is needed.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../../proto");
+    let files = ["events", "ingest", "scoring", "spotlight", "notify"]
+        .map(|name| root.join(format!("herald/v1/{name}.proto")));
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+
+    let fds = protox::compile(&files, [&root])?;
+    // Reflection serves this descriptor set, so clients can discover the APIs without the .proto files.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("herald_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

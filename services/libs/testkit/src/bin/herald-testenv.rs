@@ -1,0 +1,48 @@
+//! Runs a command with a throwaway PostgreSQL cluster and `DATABASE_URL` pointing at it, so the whole
+//! test suite shares one server instead of starting one per test process.
+//!
+//! `herald-testenv cargo nextest run --workspace`
+//!
+//! When `DATABASE_URL` is already set, the command runs against that server unchanged.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).skip_while(|a| a == "--").collect();
+    let Some((program, rest)) = args.split_first() else {
+        eprintln!("usage: herald-testenv COMMAND [ARGS...]");
+        return ExitCode::from(2);
+    };
+    let mut command = Command::new(program);
+    command.args(rest);
+
+    // Kept alive until the command finishes; its watchdog stops the server when we exit.
+    let _cluster = if std::env::var("DATABASE_URL").is_ok_and(|u| !u.trim().is_empty()) {
+        eprintln!("herald-testenv: using DATABASE_URL from the environment");
+        None
+    } else {
+        match herald_testkit::postgres::ThrowawayCluster::start() {
+            Ok(cluster) => {
+                eprintln!("herald-testenv: throwaway PostgreSQL at {}", cluster.url());
+                command.env("DATABASE_URL", cluster.url());
+                Some(cluster)
+            }
+            Err(e) => {
+                eprintln!("herald-testenv: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+
+    match command.status() {
+        Ok(status) => status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .map(ExitCode::from)
+            .unwrap_or(ExitCode::FAILURE),
+        Err(e) => {
+            eprintln!("herald-testenv: cannot run {program}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

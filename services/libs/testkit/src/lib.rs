@@ -1,0 +1,51 @@
+//! Real components for Herald's tests: a `nats-server` with JetStream on a free port with a temporary
+//! store, a PostgreSQL database per test (on `DATABASE_URL`, or on a throwaway cluster started here),
+//! HTTP receivers standing in for Slack, Teams and webhooks, and service binaries run as processes.
+//!
+//! Nothing is mocked. When a server cannot be found, the error says how to get it; tests fail rather
+//! than skip.
+
+mod locate;
+pub mod nats;
+pub mod postgres;
+pub mod process;
+pub mod receiver;
+pub mod wait;
+
+pub use nats::NatsServer;
+pub use postgres::TestDatabase;
+pub use process::{ServiceProcess, binary};
+pub use receiver::{HttpReceiver, ReceivedRequest, Reply};
+pub use wait::eventually;
+
+use std::net::TcpListener;
+
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .canonicalize()
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.."))
+}
+
+/// The shared ingest fixtures (`tests/fixtures`).
+pub fn fixtures_dir() -> std::path::PathBuf {
+    repo_root().join("tests/fixtures")
+}
+
+/// A port nobody listens on right now. Another process may take it before we do; callers that
+/// start servers retry on a bind failure.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Sends test logs to the test's output (shown for failing tests). Safe to call repeatedly.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,146 @@
+//! A real `nats-server -js` per test, on a free port with a temporary store.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use tokio::{io::AsyncReadExt, net::TcpStream, process::Child};
+
+use crate::locate::find_program;
+
+const INSTALL_HINT: &str = "nats-server was not found. Install it (Debian/Ubuntu: `apt-get install nats-server`; \
+     macOS: `brew install nats-server`; or download from https://github.com/nats-io/nats-server/releases) \
+     or set HERALD_NATS_SERVER to its path. `scripts/test` installs it on Debian.";
+
+/// A running nats-server with JetStream. Killed when dropped.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    program: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts a fresh server with an empty store.
+    pub async fn start() -> anyhow::Result<Self> {
+        let program = find_program(
+            "nats-server",
+            "HERALD_NATS_SERVER",
+            &["/usr/sbin", "/usr/local/bin"],
+        )
+        .context(INSTALL_HINT)?;
+        let mut last_error = None;
+        // The free port may be taken between choosing and binding it; try a few.
+        for _ in 0..5 {
+            let mut server = Self {
+                child: None,
+                port: crate::free_port()?,
+                dir: tempfile::Builder::new().prefix("herald-nats-").tempdir()?,
+                program: program.clone(),
+            };
+            match server.spawn().await {
+                Ok(()) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("nats-server did not start")))
+    }
+
+    fn config(&self) -> String {
+        let store = self.dir.path().join("jetstream");
+        format!(
+            "listen: 127.0.0.1:{port}\n\
+             max_payload: 8MB\n\
+             jetstream {{\n  store_dir: {store:?}\n}}\n",
+            port = self.port,
+        )
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let config_path = self.dir.path().join("nats.conf");
+        std::fs::write(&config_path, self.config())?;
+        let log_path = self.dir.path().join("nats.log");
+        let child = tokio::process::Command::new(&self.program)
+            .arg("-c")
+            .arg(&config_path)
+            .arg("-l")
+            .arg(&log_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("could not run {}", self.program.display()))?;
+        self.child = Some(child);
+        match wait_for_info(self.port, Duration::from_secs(10)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.kill().await;
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                bail!(
+                    "nats-server did not come up on port {}: {e}\n{log}",
+                    self.port
+                )
+            }
+        }
+    }
+
+    /// `nats://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory (survives [`NatsServer::restart`]).
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("jetstream")
+    }
+
+    /// Stops the server abruptly (SIGKILL), keeping its store.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same port and store, as after a crash.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await;
+        self.spawn().await
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The server is up once it sends its INFO line on a new connection.
+async fn wait_for_info(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await {
+            let mut buf = [0u8; 4];
+            if tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut buf))
+                .await
+                .is_ok_and(|r| r.is_ok())
+                && &buf == b"INFO"
+            {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("no INFO from 127.0.0.1:{port} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,170 @@
+//! Herald's binaries run as real processes, for tests that kill and restart them.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+
+/// Which package builds which binary.
+fn package_of(binary: &str) -> &str {
+    match binary {
+        "herald" => "herald",
+        other => other,
+    }
+}
+
+/// The path of one of the workspace's binaries, built first (once per test process) so a test never
+/// runs a stale one.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<(), String>>>> = OnceLock::new();
+    let exe = std::env::current_exe()?;
+    // Test binaries live in target/<profile>/deps; the service binaries in target/<profile>.
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("cannot tell the target directory from the test binary's path")?
+        .to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    let result = built.entry(name.to_string()).or_insert_with(|| {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.current_dir(crate::repo_root()).args([
+            "build",
+            "--quiet",
+            "--bin",
+            name,
+            "-p",
+            package_of(name),
+        ]);
+        if release {
+            cargo.arg("--release");
+        }
+        match cargo.status() {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(format!("`cargo build --bin {name}` failed ({status})")),
+            Err(e) => Err(format!("cannot run cargo to build {name}: {e}")),
+        }
+    });
+    if let Err(e) = result {
+        bail!("{e}");
+    }
+    let path = profile_dir.join(name);
+    if !path.is_file() {
+        bail!("{} was not built", path.display());
+    }
+    Ok(path)
+}
+
+/// A service binary running as a child process, its output captured to a log file.
+pub struct ServiceProcess {
+    name: String,
+    child: Option<tokio::process::Child>,
+    log_path: PathBuf,
+    _log_dir: tempfile::TempDir,
+    program: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl ServiceProcess {
+    /// Builds (if needed) and starts `binary` with `args` and extra environment.
+    pub async fn spawn(
+        binary_name: &str,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let program = binary(binary_name)?;
+        let log_dir = tempfile::Builder::new()
+            .prefix(&format!("{binary_name}-"))
+            .tempdir()?;
+        let mut process = Self {
+            name: binary_name.to_string(),
+            child: None,
+            log_path: log_dir.path().join("output.log"),
+            _log_dir: log_dir,
+            program,
+            args: args.to_vec(),
+            envs: envs.to_vec(),
+        };
+        process.start()?;
+        Ok(process)
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        let child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.envs.iter().cloned())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.program.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// SIGKILL: the process gets no chance to clean up, as in a crash.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait up to `timeout` for a clean exit; returns the exit code.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        if let Some(pid) = child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => Ok(status?.code()),
+            Err(_) => {
+                child.kill().await?;
+                bail!("{} did not exit within {timeout:?} of SIGTERM", self.name)
+            }
+        }
+    }
+
+    /// Starts the same binary again with the same arguments, appending to the same log.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await?;
+        self.start()
+    }
+
+    /// Whether the process has exited, and how.
+    pub fn try_exit_code(&mut self) -> Option<Option<i32>> {
+        let child = self.child.as_mut()?;
+        child.try_wait().ok().flatten().map(|s| s.code())
+    }
+
+    /// Everything the process wrote so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
