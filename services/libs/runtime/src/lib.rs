@@ -1,1 +1,34 @@
-//! placeholder
+//! What every Herald service shares at run time.
+//!
+//! - [`config`]: one `herald.toml` read by every service, with `HERALD_…` environment overrides.
+//! - [`secret`]: values that never appear in logs or `Debug` output.
+//! - [`telemetry`]: structured logs and optional OpenTelemetry export.
+//! - [`shutdown`]: one cancellation token for SIGTERM and SIGINT.
+//! - [`health`]: `/healthz`, `/readyz` and Prometheus `/metrics`.
+//! - [`error`]: one error type whose code maps to both an HTTP and a gRPC status.
+//! - [`grpc`]: serving an API with `grpc.health.v1` and reflection beside it.
+//! - [`db`]: a PostgreSQL pool confined to the service's own schema.
+//! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod health;
+pub mod listeners;
+pub mod secret;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::{ConfigLoader, SharedConfig};
+pub use error::{ApiError, ErrorCode};
+pub use health::{Readiness, ReadinessCheck};
+pub use listeners::Listeners;
+pub use secret::Secret;
+
+/// Installs ring as the process's TLS crypto provider. Outbound HTTPS clients (reqwest with
+/// `rustls-no-provider`) panic without one. Safe to call more than once.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,189 @@
+//! The path every delivery takes, whether it came over HTTP or gRPC: verify, normalise, publish,
+//! and answer only once the bus has stored the event.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use chrono::Utc;
+use herald_catalog::Catalog;
+use herald_events::{Bus, BusError, OutgoingMessage, subjects};
+use herald_proto::{
+    time::to_timestamp,
+    v1::{EventKind, ItsmEvent, Source},
+};
+use herald_runtime::{ApiError, ErrorCode};
+use http::HeaderMap;
+use prost::Message;
+
+use crate::{
+    sources::{Context, Normalised, SourceHandler},
+    verify::Keys,
+};
+
+/// What an accepted delivery became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    Published { id: String, duplicate: bool },
+    Ignored { id: Option<String>, note: String },
+}
+
+impl Accepted {
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            Accepted::Published { id, duplicate } => {
+                serde_json::json!({ "id": id, "duplicate": duplicate, "published": true })
+            }
+            Accepted::Ignored { id, note } => {
+                serde_json::json!({ "id": id, "duplicate": false, "published": false, "note": note })
+            }
+        }
+    }
+}
+
+struct SourceEntry {
+    handler: Box<dyn SourceHandler>,
+    keys: Keys,
+}
+
+/// Verifies, normalises and publishes deliveries.
+pub struct Ingestor {
+    sources: HashMap<&'static str, SourceEntry>,
+    catalog: Arc<Catalog>,
+    bus: Arc<dyn Bus>,
+}
+
+/// Room left for headers and framing when deciding whether the raw payload still fits.
+const PAYLOAD_HEADROOM: usize = 16 * 1024;
+
+impl Ingestor {
+    pub fn new(
+        handlers: Vec<Box<dyn SourceHandler>>,
+        keys: impl Fn(Source) -> Keys,
+        catalog: Arc<Catalog>,
+        bus: Arc<dyn Bus>,
+    ) -> Self {
+        let sources = handlers
+            .into_iter()
+            .map(|handler| {
+                let source = handler.source();
+                (
+                    source.token(),
+                    SourceEntry {
+                        keys: keys(source),
+                        handler,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            sources,
+            catalog,
+            bus,
+        }
+    }
+
+    /// Source names this ingest accepts, sorted.
+    pub fn source_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.sources.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// 404 unless `name` is a source this ingest accepts.
+    pub fn check_source(&self, name: &str) -> Result<(), ApiError> {
+        if self.sources.contains_key(name) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::NotFound,
+                "unknown_source",
+                format!(
+                    "no source named {name:?}; send to one of /v1/events/{{{}}}",
+                    self.source_names().join(",")
+                ),
+            ))
+        }
+    }
+
+    /// Sources that accept deliveries without any authentication.
+    pub fn open_sources(&self) -> Vec<&'static str> {
+        let mut open: Vec<_> = self
+            .sources
+            .iter()
+            .filter(|(_, e)| e.keys.is_open())
+            .map(|(name, _)| *name)
+            .collect();
+        open.sort_unstable();
+        open
+    }
+
+    /// Runs one delivery through verify → normalise → publish.
+    pub async fn accept(
+        &self,
+        source: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Accepted, ApiError> {
+        self.check_source(source)?;
+        let entry = &self.sources[source];
+        entry.handler.verify(headers, &body, &entry.keys)?;
+        let received_at = Utc::now();
+        let ctx = Context {
+            catalog: &self.catalog,
+            received_at,
+        };
+        let (mut event, ordering_key) = match entry.handler.normalise(&ctx, headers, &body)? {
+            Normalised::Ignored { id, note } => return Ok(Accepted::Ignored { id, note }),
+            Normalised::Event {
+                event,
+                ordering_key,
+            } => (event, ordering_key),
+        };
+        event.received_at = Some(to_timestamp(received_at));
+        event.raw_content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        event.raw_payload = body.to_vec();
+        let id = event.id.clone();
+        let duplicate = self.publish(&event, &ordering_key).await?;
+        Ok(Accepted::Published { id, duplicate })
+    }
+
+    async fn publish(&self, event: &ItsmEvent, ordering_key: &str) -> Result<bool, ApiError> {
+        let source = Source::try_from(event.source).unwrap_or(Source::Unspecified);
+        let kind = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
+        let mut payload = event.encode_to_vec();
+        let limit = self.bus.max_payload().saturating_sub(PAYLOAD_HEADROOM);
+        if payload.len() > limit {
+            // The normalised event still travels; the raw bytes are left out rather than refuse a
+            // delivery the vendor would retry for ever.
+            tracing::warn!(id = %event.id, bytes = event.raw_payload.len(), limit, "raw payload left out of the event: larger than the bus allows");
+            let mut slim = event.clone();
+            slim.raw_payload = Vec::new();
+            slim.raw_payload_omitted = true;
+            payload = slim.encode_to_vec();
+        }
+        let message =
+            OutgoingMessage::new(subjects::event(source, kind), event.id.clone(), payload)
+                .with_ordering_key(ordering_key)
+                .with_trace_context();
+        match self.bus.publish(message).await {
+            Ok(receipt) => Ok(receipt.duplicate),
+            Err(e @ BusError::TooLarge { .. }) => Err(ApiError::new(
+                ErrorCode::TooLarge,
+                "event_too_large",
+                format!("the normalised event is too large for the bus: {e}"),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, id = %event.id, "publish failed; answering 503 so the sender retries");
+                Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "bus_unavailable",
+                    "the event could not be stored right now and was not accepted; retry later",
+                ))
+            }
+        }
+    }
+}

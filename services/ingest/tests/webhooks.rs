@@ -1,0 +1,325 @@
+//! Ingest over HTTP and gRPC against a real nats-server and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use herald_proto::v1::{SubmitRequest, ingest_client::IngestClient};
+use serde_json::Value;
+
+const QUIET: Duration = Duration::from_millis(400);
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Every ServiceNow and CloudEvents fixture: the status and the one event expected.json names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_publish_exactly_the_expected_events() -> anyhow::Result<()> {
+    let h = Harness::start("").await?;
+    let oracle = expected()?;
+    let mut checked = 0;
+    for entry in oracle["deliveries"].as_array().into_iter().flatten() {
+        let source = entry["source"].as_str().unwrap_or_default();
+        if !matches!(source, "servicenow" | "cloudevents") {
+            continue;
+        }
+        let file = entry["file"].as_str().unwrap_or_default();
+        let mut events = h.watch_events().await?;
+        let response = post_fixture(&h, entry).await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await?;
+        assert_eq!(
+            Some(u64::from(status)),
+            entry["status"].as_u64(),
+            "{file}: {body}"
+        );
+        if entry["published"] == Value::Bool(true) {
+            let (subject, event) = next_event(&mut events, WAIT).await?;
+            assert_event_matches(file, &entry["event"], &event);
+            assert_eq!(
+                subject,
+                format!(
+                    "herald.events.{source}.{}",
+                    entry["event"]["kind"].as_str().unwrap_or_default()
+                )
+            );
+            assert_eq!(body["id"], entry["event"]["id"], "{file}");
+            assert_eq!(body["published"], true);
+            assert!(
+                !event.raw_payload.is_empty(),
+                "{file}: raw payload kept for audit"
+            );
+            assert!(event.received_at.is_some());
+        }
+        assert!(
+            nothing_published(&mut events, QUIET).await,
+            "{file}: a second event was published"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 9, "six ServiceNow and three CloudEvents fixtures");
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_delivery_is_accepted_and_reported_as_a_duplicate() -> anyhow::Result<()> {
+    let h = Harness::start("").await?;
+    let entry = delivery("servicenow/incident-resolved-p1.json")?;
+    let first: Value = post_fixture(&h, &entry).await?.json().await?;
+    let second = post_fixture(&h, &entry).await?;
+    assert_eq!(second.status().as_u16(), 202);
+    let second: Value = second.json().await?;
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(first["id"], second["id"]);
+
+    let js = async_nats::jetstream::new(h.nats_client.clone());
+    let mut stream = js.get_stream("HERALD_EVENTS").await?;
+    assert_eq!(stream.info().await?.state.messages, 1, "one event stored");
+    h.stop().await
+}
+
+async fn error_of(response: reqwest::Response) -> anyhow::Result<(u16, String, String)> {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await?;
+    Ok((
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_deliveries_get_clear_errors_and_publish_nothing() -> anyhow::Result<()> {
+    let h = Harness::start("").await?;
+    let entry = delivery("servicenow/incident-resolved-p1.json")?;
+    let body = fixture_bytes(&entry)?;
+    let sign = |bytes: &[u8]| {
+        format!(
+            "sha256={}",
+            herald_ingest::verify::sign_base64(SECRET.as_bytes(), bytes)
+        )
+    };
+    let mut events = h.watch_events().await?;
+
+    // Wrong signature: 401.
+    let wrong = h
+        .client
+        .post(h.events_url("servicenow"))
+        .header("x-herald-signature", sign(b"something else"))
+        .body(body.clone())
+        .send()
+        .await?;
+    let (status, code, message) = error_of(wrong).await?;
+    assert_eq!((status, code.as_str()), (401, "signature_mismatch"));
+    assert!(message.contains("secret"), "{message}");
+
+    // Missing signature: 401.
+    let missing = h
+        .client
+        .post(h.events_url("servicenow"))
+        .body(body.clone())
+        .send()
+        .await?;
+    let (status, code, _) = error_of(missing).await?;
+    assert_eq!((status, code.as_str()), (401, "signature_missing"));
+
+    // Malformed JSON, correctly signed: 400.
+    let junk = b"{\"table\": \"incident\",".to_vec();
+    let malformed = h
+        .client
+        .post(h.events_url("servicenow"))
+        .header("x-herald-signature", sign(&junk))
+        .body(junk)
+        .send()
+        .await?;
+    let (status, code, message) = error_of(malformed).await?;
+    assert_eq!((status, code.as_str()), (400, "malformed_json"));
+    assert!(message.contains("JSON"), "{message}");
+
+    // Valid JSON, not a usable event: 422 naming what is missing.
+    let unusable = br#"{"table": "incident", "record": {}}"#.to_vec();
+    let response = h
+        .client
+        .post(h.events_url("servicenow"))
+        .header("x-herald-signature", sign(&unusable))
+        .body(unusable)
+        .send()
+        .await?;
+    let (status, code, message) = error_of(response).await?;
+    assert_eq!((status, code.as_str()), (422, "unusable_event"));
+    assert!(
+        message.contains("sys_id") && message.contains("sys_mod_count"),
+        "{message}"
+    );
+
+    // Unknown source: 404 naming the known ones.
+    let response = h
+        .client
+        .post(h.events_url("remedy"))
+        .body(body.clone())
+        .send()
+        .await?;
+    let (status, code, message) = error_of(response).await?;
+    assert_eq!((status, code.as_str()), (404, "unknown_source"));
+    assert!(message.contains("servicenow"), "{message}");
+
+    // Over the 2 MiB limit: 413, declared or streamed.
+    let big = vec![b' '; 2 * 1024 * 1024 + 1];
+    let response = h
+        .client
+        .post(h.events_url("servicenow"))
+        .body(big.clone())
+        .send()
+        .await?;
+    let (status, code, _) = error_of(response).await?;
+    assert_eq!((status, code.as_str()), (413, "body_too_large"));
+    let chunks = futures::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = h
+        .client
+        .post(h.events_url("servicenow"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 413);
+
+    assert!(
+        nothing_published(&mut events, QUIET).await,
+        "a rejected delivery was published"
+    );
+
+    // Rejections are logged for operators.
+    let pool = h.db.pool().await?;
+    let logged: Vec<(String, i32, String)> =
+        herald_testkit::eventually("rejections logged", WAIT, || {
+            let pool = pool.clone();
+            async move {
+                let rows: Vec<(String, i32, String)> = sqlx::query_as(
+                    "SELECT source, status, code FROM ingest.rejections ORDER BY id",
+                )
+                .fetch_all(&pool)
+                .await
+                .ok()?;
+                (rows.len() >= 7).then_some(rows)
+            }
+        })
+        .await?;
+    assert!(logged.contains(&("servicenow".into(), 401, "signature_mismatch".into())));
+    assert!(logged.contains(&("remedy".into(), 404, "unknown_source".into())));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_submit_takes_the_same_path() -> anyhow::Result<()> {
+    let h = Harness::start("").await?;
+    let entry = delivery("cloudevents/automation-run-structured.json")?;
+    let mut client = IngestClient::connect(h.grpc.clone()).await?;
+    let mut events = h.watch_events().await?;
+    let request = SubmitRequest {
+        source: "cloudevents".into(),
+        body: fixture_bytes(&entry)?,
+        headers: fixture_headers(&entry).into_iter().collect(),
+    };
+    let response = client.submit(request.clone()).await?.into_inner();
+    assert!(response.published);
+    assert!(!response.duplicate);
+    assert_eq!(Some(response.id.as_str()), entry["event"]["id"].as_str());
+    let (_, event) = next_event(&mut events, WAIT).await?;
+    assert_event_matches("grpc", &entry["event"], &event);
+
+    let again = client.submit(request.clone()).await?.into_inner();
+    assert!(again.duplicate);
+
+    let mut unsigned = request.clone();
+    unsigned.headers.remove("X-Herald-Signature");
+    let status = client.submit(unsigned).await.expect_err("unsigned");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    let mut unknown = request;
+    unknown.source = "remedy".into();
+    let status = client.submit(unknown).await.expect_err("unknown");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_are_served() -> anyhow::Result<()> {
+    let h = Harness::start("").await?;
+    let health: Value = h
+        .client
+        .get(format!("{}/healthz", h.http))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health["status"], "alive");
+    let ready: Value = h
+        .client
+        .get(format!("{}/readyz", h.http))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(ready["checks"]["nats"], "ok");
+    assert_eq!(ready["checks"]["postgres"], "ok");
+    let entry = delivery("servicenow/ritm-fulfilled.json")?;
+    post_fixture(&h, &entry).await?;
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.http))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains(r#"herald_ingest_deliveries_total{source="servicenow",status="202"} 1"#),
+        "{metrics}"
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_nats_is_down_and_recovers() -> anyhow::Result<()> {
+    let mut h = Harness::start("").await?;
+    h.nats.kill().await;
+    let url = format!("{}/readyz", h.http);
+    let client = h.client.clone();
+    herald_testkit::eventually("readyz 503 without NATS", WAIT, || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.get(&url).send().await.ok()?;
+            (r.status().as_u16() == 503).then_some(())
+        }
+    })
+    .await?;
+    // A delivery while the bus is down is refused with 503, so the sender retries: nothing is lost.
+    let entry = delivery("servicenow/change-implemented.json")?;
+    let response = post_fixture(&h, &entry).await?;
+    assert_eq!(response.status().as_u16(), 503);
+
+    h.nats.restart().await?;
+    herald_testkit::eventually(
+        "readyz 200 after NATS returns",
+        Duration::from_secs(20),
+        || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let r = client.get(&url).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        },
+    )
+    .await?;
+    let response = post_fixture(&h, &entry).await?;
+    assert_eq!(response.status().as_u16(), 202);
+    h.stop().await
+}

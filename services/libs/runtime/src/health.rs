@@ -1,0 +1,186 @@
+//! `/healthz` (the process is alive), `/readyz` (it can do its work: NATS, PostgreSQL and the
+//! streams are there) and Prometheus `/metrics`, served on every service's HTTP listener.
+
+use std::{
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// One dependency a service needs to be ready.
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    fn name(&self) -> &str;
+    /// `Err` carries what is wrong, for the operator.
+    async fn check(&self) -> Result<(), String>;
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Why the service is not ready yet while it starts (connecting, migrating).
+    starting: Option<String>,
+    checks: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+/// The readiness state of one service. Starts "not ready" until [`Readiness::started`].
+#[derive(Clone)]
+pub struct Readiness {
+    service: &'static str,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Readiness {
+    pub fn new(service: &'static str) -> Self {
+        Self {
+            service,
+            inner: Arc::new(Mutex::new(Inner {
+                starting: Some("starting".to_string()),
+                checks: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Says what the service is waiting for while it starts.
+    pub fn starting(&self, reason: impl Into<String>) {
+        self.lock().starting = Some(reason.into());
+    }
+
+    /// Start-up finished; from now on readiness is the result of the checks.
+    pub fn started(&self) {
+        self.lock().starting = None;
+    }
+
+    pub fn add_check(&self, check: Arc<dyn ReadinessCheck>) {
+        self.lock().checks.push(check);
+    }
+
+    /// Runs every check (each with a short timeout) and reports the outcome per check.
+    pub async fn evaluate(&self) -> (bool, serde_json::Value) {
+        let (starting, checks) = {
+            let inner = self.lock();
+            (inner.starting.clone(), inner.checks.clone())
+        };
+        if let Some(reason) = starting {
+            return (
+                false,
+                serde_json::json!({ "service": self.service, "status": "starting", "reason": reason }),
+            );
+        }
+        let mut ready = true;
+        let mut results = serde_json::Map::new();
+        for check in checks {
+            let outcome = match tokio::time::timeout(Duration::from_secs(2), check.check()).await {
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(reason)) => reason,
+                Err(_) => "timed out after 2s".to_string(),
+            };
+            ready &= outcome == "ok";
+            results.insert(check.name().to_string(), outcome.into());
+        }
+        let status = if ready { "ready" } else { "not_ready" };
+        (
+            ready,
+            serde_json::json!({ "service": self.service, "status": status, "checks": results }),
+        )
+    }
+}
+
+/// The process-wide Prometheus recorder (one per process, shared by services running together).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; ours then renders nothing, which
+            // the metrics test would catch.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The health, readiness and metrics routes.
+pub fn router(readiness: Readiness) -> Router {
+    // Installed now, not at the first scrape: counts recorded before it would be lost.
+    metrics_handle();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(readiness)
+}
+
+async fn healthz(State(readiness): State<Readiness>) -> impl IntoResponse {
+    Json(serde_json::json!({ "service": readiness.service, "status": "alive" }))
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (ready, mut body) = readiness.evaluate().await;
+    if ready {
+        (StatusCode::OK, Json(body))
+    } else {
+        let message = match body.get("reason").and_then(|r| r.as_str()) {
+            Some(reason) => format!("not ready: {reason}"),
+            None => "not ready: a dependency check failed (see checks)".to_string(),
+        };
+        if let Some(map) = body.as_object_mut() {
+            map.insert(
+                "error".into(),
+                serde_json::json!({ "code": "not_ready", "message": message }),
+            );
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+    }
+}
+
+async fn render_metrics() -> impl IntoResponse {
+    let handle = metrics_handle();
+    handle.run_upkeep();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+}
+
+/// Readiness of the bus: connected and the streams exist.
+pub struct BusCheck(pub Arc<dyn herald_events::Bus>);
+
+#[async_trait]
+impl ReadinessCheck for BusCheck {
+    fn name(&self) -> &str {
+        "nats"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.check_ready().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Readiness of PostgreSQL: a round trip succeeds.
+pub struct PostgresCheck(pub sqlx::PgPool);
+
+#[async_trait]
+impl ReadinessCheck for PostgresCheck {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.0)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("query failed: {e}"))
+    }
+}

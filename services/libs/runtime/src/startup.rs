@@ -1,0 +1,108 @@
+//! Start-up that waits for dependencies instead of crashing: a service comes up, serves `/healthz`,
+//! reports on `/readyz` what it is waiting for, and keeps trying until NATS and PostgreSQL answer
+//! or it is asked to stop.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use herald_events::{Bus, ConsumerSpec, JetStreamBus, JetStreamOptions, backoff::Backoff};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Readiness, SharedConfig, db, health};
+
+/// Calls `attempt` until it succeeds; `None` when shutdown came first.
+pub async fn retry<T, E, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let backoff = Backoff {
+        base: Duration::from_millis(500),
+        max: Duration::from_secs(15),
+    };
+    let mut failures = 0u32;
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            result = attempt() => result,
+        };
+        match result {
+            Ok(value) => return Some(value),
+            Err(e) => {
+                failures += 1;
+                let wait = backoff.delay(failures);
+                tracing::warn!(error = %e, attempt = failures, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Connects to JetStream and creates or updates the streams and `consumers`.
+pub async fn connect_bus(
+    shared: &SharedConfig,
+    client_name: &str,
+    consumers: &[ConsumerSpec],
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> Option<Arc<dyn Bus>> {
+    readiness.starting(format!("connecting to NATS at {}", shared.nats.url));
+    let mut options = JetStreamOptions::new(shared.nats.url.clone(), client_name);
+    options.streams = shared.nats.streams.clone();
+    let bus = retry("connecting to NATS", shutdown, || {
+        JetStreamBus::connect(options.clone())
+    })
+    .await?;
+    readiness.starting("creating streams and consumers");
+    retry("creating streams and consumers", shutdown, || {
+        bus.ensure_topology(consumers)
+    })
+    .await?;
+    let bus: Arc<dyn Bus> = Arc::new(bus);
+    readiness.add_check(Arc::new(health::BusCheck(bus.clone())));
+    Some(bus)
+}
+
+/// Connects to PostgreSQL in the service's schema and applies its migrations.
+pub async fn connect_database(
+    shared: &SharedConfig,
+    schema: &'static str,
+    migrator: &sqlx::migrate::Migrator,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> Option<PgPool> {
+    readiness.starting("connecting to PostgreSQL");
+    let pool = retry("connecting to PostgreSQL", shutdown, || {
+        db::connect(&shared.database, schema)
+    })
+    .await?;
+    readiness.starting(format!("applying migrations to schema {schema}"));
+    retry("applying migrations", shutdown, || {
+        db::migrate(&pool, schema, migrator)
+    })
+    .await?;
+    readiness.add_check(Arc::new(health::PostgresCheck(pool.clone())));
+    Some(pool)
+}
+
+/// Serves an axum router on `listener` until `shutdown`, letting in-flight requests finish.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}
