@@ -1,0 +1,76 @@
+//! A win explained in words: the story, the number with its label, the formula, every input with
+//! where it came from, and how the credit was split.
+
+use std::fmt::Write;
+
+use herald_catalog::Catalog;
+use herald_proto::v1::{CreditSubject, EventKind, Source, ValueLabel, Win};
+
+use crate::format;
+
+pub fn label_meaning(label: ValueLabel) -> &'static str {
+    match label {
+        ValueLabel::Cash => "cash: money that really moved",
+        ValueLabel::Capacity => "capacity: working time released for other work",
+        ValueLabel::Avoided => "avoided: cost that did not have to be paid (an estimate)",
+        ValueLabel::Estimate => "estimate: rests on assumptions beyond the catalog",
+        ValueLabel::Unspecified => "unlabelled",
+    }
+}
+
+pub fn explain(win: &Win, catalog: &Catalog) -> String {
+    let mut out = String::new();
+    let value = win.value.clone().unwrap_or_default();
+    let label = ValueLabel::try_from(value.label).unwrap_or(ValueLabel::Unspecified);
+    let prefix = catalog.organisation().currency_prefix();
+    let source = Source::try_from(win.source)
+        .map(|s| s.token())
+        .unwrap_or("?");
+    let kind = EventKind::try_from(win.kind)
+        .map(|k| k.token())
+        .unwrap_or("?");
+    let _ = writeln!(
+        out,
+        "Win {} for {} ({source}, {kind})",
+        win.id, win.record_number
+    );
+    let _ = writeln!(out, "{}", win.headline);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Value: {}  [{}]",
+        format::money(&prefix, value.amount),
+        label_meaning(label)
+    );
+    let _ = writeln!(out, "{}", value.summary);
+    let _ = writeln!(out, "Formula: {}", value.formula);
+    let _ = writeln!(out, "Inputs:");
+    for input in &value.inputs {
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>12} {:<8} from {}",
+            input.name,
+            format::count(input.value),
+            input.unit,
+            input.source
+        );
+    }
+    let _ = writeln!(out, "Credit:");
+    for credit in &win.credits {
+        let name = if credit.subject == CreditSubject::Team as i32 {
+            catalog.team_name(&credit.id).to_string()
+        } else {
+            catalog.public_name(&credit.id).name
+        };
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>5.0}%  {}  ({})",
+            name,
+            credit.share * 100.0,
+            format::money(&prefix, credit.amount),
+            credit.role
+        );
+    }
+    let _ = writeln!(out, "Event: {}", win.event_id);
+    out
+}

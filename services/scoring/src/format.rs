@@ -1,0 +1,81 @@
+//! Numbers and durations as people read them in an announcement.
+
+/// `€216,470`, `€84.50`: whole units from 100 up, cents below.
+pub fn money(prefix: &str, amount: f64) -> String {
+    if amount.abs() >= 100.0 {
+        format!("{prefix}{}", thousands(amount.round()))
+    } else {
+        format!("{prefix}{amount:.2}")
+    }
+}
+
+/// `2,040`, `12.5`: a count or quantity with thousands separators.
+pub fn count(value: f64) -> String {
+    if (value - value.round()).abs() < 0.05 || value.abs() >= 100.0 {
+        thousands(value.round())
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn thousands(whole: f64) -> String {
+    // Rounded first, so the cast only drops a zero fraction; amounts far below i64's range.
+    let n = whole as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// `45 min`, `2 h 48 min`, `3 days 4 h`.
+pub fn duration(minutes: f64) -> String {
+    // Whole minutes are what people read; sub-minute precision would be noise.
+    let total = minutes.round().max(0.0) as i64;
+    let (days, hours, mins) = (total / 1440, (total % 1440) / 60, total % 60);
+    match (days, hours, mins) {
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (1, 0, _) => "1 day".to_string(),
+        (1, h, _) => format!("1 day {h} h"),
+        (d, 0, _) => format!("{d} days"),
+        (d, h, _) => format!("{d} days {h} h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_reads_like_money() {
+        assert_eq!(money("€", 216_469.6), "€216,470");
+        assert_eq!(money("€", 84.5), "€84.50");
+        assert_eq!(money("CHF ", 1_000_000.0), "CHF 1,000,000");
+        assert_eq!(money("€", -1234.0), "€-1,234");
+    }
+
+    #[test]
+    fn durations_read_like_durations() {
+        assert_eq!(duration(45.0), "45 min");
+        assert_eq!(duration(72.45), "1 h 12 min");
+        assert_eq!(duration(240.0), "4 h");
+        assert_eq!(duration(2880.0 + 125.0), "2 days 2 h");
+        assert_eq!(duration(1440.0), "1 day");
+    }
+
+    #[test]
+    fn counts_drop_needless_decimals() {
+        assert_eq!(count(2040.0), "2,040");
+        assert_eq!(count(12.54), "12.5");
+        assert_eq!(count(5697.4), "5,697");
+    }
+}

@@ -1,0 +1,276 @@
+//! Scoring as a running stage: events in over JetStream, wins out, idempotent, dead letters, gRPC.
+
+mod oracle;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use herald_proto::v1::{
+    ExplainRequest, GetWinRequest, ItsmEvent, Win, scoring_client::ScoringClient,
+};
+use herald_runtime::{ConfigLoader, Listeners};
+use herald_scoring::ScoringConfig;
+use herald_testkit::{NatsServer, TestDatabase};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Stage {
+    _nats: NatsServer,
+    db: TestDatabase,
+    grpc: String,
+    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start() -> anyhow::Result<Stage> {
+    herald_testkit::init_tracing();
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::create().await?;
+    let toml = format!(
+        "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n[catalog]\npath = \"catalog.toml\"\n",
+        nats.url(),
+        db.url()
+    );
+    let loader = ConfigLoader::from_toml_str(&toml, &herald_testkit::fixtures_dir())?;
+    let mut config = ScoringConfig::load(&loader)?;
+    config.scoring.max_deliveries = 2;
+    let listeners = Listeners::ephemeral().await?;
+    let grpc = format!("http://{}", listeners.grpc_addr()?);
+    let http = format!("http://{}/readyz", listeners.http_addr()?);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(herald_scoring::run(config, listeners, shutdown.clone()));
+    herald_testkit::eventually("scoring ready", Duration::from_secs(20), || {
+        let url = http.clone();
+        async move {
+            let r = reqwest_lite(&url).await?;
+            (r == 200).then_some(())
+        }
+    })
+    .await?;
+    let client = async_nats::connect(nats.url()).await?;
+    Ok(Stage {
+        _nats: nats,
+        db,
+        grpc,
+        js: async_nats::jetstream::new(client.clone()),
+        client,
+        shutdown,
+        task,
+    })
+}
+
+/// The status of a GET, with nothing but tokio (scoring has no HTTP client dependency).
+async fn reqwest_lite(url: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/')?;
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Stage {
+    async fn publish(&self, event: &ItsmEvent, msg_id: &str) -> anyhow::Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        let kind = herald_proto::v1::EventKind::try_from(event.kind)?.token();
+        self.js
+            .publish_with_headers(
+                format!("herald.events.servicenow.{kind}"),
+                headers,
+                event.encode_to_vec().into(),
+            )
+            .await?
+            .await?;
+        Ok(())
+    }
+
+    async fn stream_count(&self, stream: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .js
+            .get_stream(stream)
+            .await?
+            .info()
+            .await?
+            .state
+            .messages)
+    }
+
+    async fn outcome(&self, event_id: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
+        let pool = self.db.pool().await?;
+        Ok(
+            sqlx::query_as("SELECT outcome, win_id FROM scoring.events WHERE id = $1")
+                .bind(event_id)
+                .fetch_optional(&pool)
+                .await?,
+        )
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_becomes_one_win_however_often_it_arrives() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let mut wins = stage.client.subscribe("herald.wins.>").await?;
+    stage.client.flush().await?;
+    let event = oracle::event("servicenow/incident-resolved-p1.json");
+    stage.publish(&event, &event.id).await?;
+
+    let msg = tokio::time::timeout(WAIT, wins.next())
+        .await?
+        .expect("a win");
+    assert_eq!(msg.subject.as_str(), "herald.wins.incident_resolved");
+    let win = Win::decode(msg.payload)?;
+    assert_eq!(win.event_id, event.id);
+    assert!((win.value.as_ref().map(|v| v.amount).unwrap_or(0.0) - 216_474.6).abs() < 0.01);
+
+    // The same event redelivered under another message id (as after a crash): the win is
+    // published again under its own id, and JetStream keeps one.
+    stage.publish(&event, "redelivered").await?;
+    // The "closed" push of the same incident: same outcome, no second win.
+    let mut closed = event.clone();
+    closed.id = "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:25".into();
+    stage.publish(&closed, &closed.id).await?;
+    herald_testkit::eventually("the closed push recorded", WAIT, || async {
+        stage.outcome(&closed.id).await.ok().flatten()
+    })
+    .await
+    .map(|(outcome, win_id)| {
+        assert_eq!(outcome, "same_outcome");
+        assert_eq!(win_id.as_deref(), Some(win.id.as_str()));
+    })?;
+    assert_eq!(
+        stage.stream_count("HERALD_WINS").await?,
+        1,
+        "exactly one win stored"
+    );
+
+    let pool = stage.db.pool().await?;
+    let (wins_rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM scoring.wins")
+        .fetch_one(&pool)
+        .await?;
+    let (credit_rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM scoring.credits")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(
+        (wins_rows, credit_rows),
+        (1, 5),
+        "one win, team + four people"
+    );
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_without_value_are_recorded_with_the_reason() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let event = oracle::event("servicenow/incident-reopened.json");
+    stage.publish(&event, &event.id).await?;
+    let (outcome, win) = herald_testkit::eventually("recorded", WAIT, || async {
+        stage.outcome(&event.id).await.ok().flatten()
+    })
+    .await?;
+    assert_eq!(outcome, "no_value");
+    assert_eq!(win, None);
+    let mut client = ScoringClient::connect(stage.grpc.clone()).await?;
+    let status = client
+        .explain(ExplainRequest {
+            id: event.id.clone(),
+        })
+        .await
+        .expect_err("no win");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert!(
+        status.message().contains("no value model"),
+        "{}",
+        status.message()
+    );
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_event_is_dead_lettered_with_the_reason() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "garbage-1");
+    stage
+        .js
+        .publish_with_headers(
+            "herald.events.servicenow.incident_resolved",
+            headers,
+            vec![0xff, 0x01, 0x02].into(),
+        )
+        .await?
+        .await?;
+    herald_testkit::eventually("a dead letter", WAIT, || async {
+        (stage.stream_count("HERALD_DLQ").await.ok()? == 1).then_some(())
+    })
+    .await?;
+    let stream = stage.js.get_stream("HERALD_DLQ").await?;
+    let raw = stream.get_raw_message(1).await?;
+    let letter = herald_proto::v1::DeadLetter::decode(raw.payload)?;
+    assert_eq!(letter.stage, "scoring");
+    assert_eq!(letter.original_msg_id, "garbage-1");
+    assert!(
+        letter.reason.contains("not a valid ItsmEvent"),
+        "{}",
+        letter.reason
+    );
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wins_can_be_fetched_and_explained_over_grpc() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let event = oracle::event("servicenow/ritm-fulfilled.json");
+    stage.publish(&event, &event.id).await?;
+    let (_, win_id) = herald_testkit::eventually("scored", WAIT, || async {
+        stage.outcome(&event.id).await.ok().flatten()
+    })
+    .await?;
+    let win_id = win_id.expect("a win");
+    let mut client = ScoringClient::connect(stage.grpc.clone()).await?;
+    let win = client
+        .get_win(GetWinRequest {
+            win_id: win_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(win.record_number, "RITM0102934");
+    let by_event = client
+        .explain(ExplainRequest {
+            id: event.id.clone(),
+        })
+        .await?
+        .into_inner();
+    let by_win = client
+        .explain(ExplainRequest { id: win_id.clone() })
+        .await?
+        .into_inner();
+    assert_eq!(by_event.text, by_win.text);
+    assert!(by_win.text.contains("Daniel Brooks"), "{}", by_win.text);
+    assert!(by_win.text.contains("capacity"), "{}", by_win.text);
+    let missing = client
+        .get_win(GetWinRequest {
+            win_id: "w-nope".into(),
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    stage.stop().await
+}
