@@ -102,3 +102,33 @@ async fn finish(http_task: tokio::task::JoinHandle<std::io::Result<()>>) -> anyh
     http_task.await??;
     Ok(())
 }
+
+/// Ingest as its binary runs it.
+pub struct Ingest;
+
+impl herald_runtime::service::Service for Ingest {
+    type Config = IngestConfig;
+    const NAME: &'static str = "herald-ingest";
+
+    fn load(
+        loader: &herald_runtime::ConfigLoader,
+    ) -> Result<IngestConfig, herald_runtime::config::ConfigError> {
+        IngestConfig::load(loader)
+    }
+
+    fn shared(config: &IngestConfig) -> &herald_runtime::SharedConfig {
+        &config.shared
+    }
+
+    fn addrs(config: &IngestConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (config.ingest.http_addr, config.ingest.grpc_addr)
+    }
+
+    fn run(
+        config: IngestConfig,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        run(config, listeners, shutdown)
+    }
+}

@@ -97,3 +97,33 @@ pub async fn run(
     tracing::info!("scoring stopped");
     Ok(())
 }
+
+/// Scoring as its binary runs it.
+pub struct Scoring;
+
+impl herald_runtime::service::Service for Scoring {
+    type Config = ScoringConfig;
+    const NAME: &'static str = "herald-scoring";
+
+    fn load(
+        loader: &herald_runtime::ConfigLoader,
+    ) -> Result<ScoringConfig, herald_runtime::config::ConfigError> {
+        ScoringConfig::load(loader)
+    }
+
+    fn shared(config: &ScoringConfig) -> &herald_runtime::SharedConfig {
+        &config.shared
+    }
+
+    fn addrs(config: &ScoringConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (config.scoring.http_addr, config.scoring.grpc_addr)
+    }
+
+    fn run(
+        config: ScoringConfig,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        run(config, listeners, shutdown)
+    }
+}

@@ -17,6 +17,7 @@ pub mod grpc;
 pub mod health;
 pub mod listeners;
 pub mod secret;
+pub mod service;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -1,0 +1,60 @@
+//! The channel-neutral card for a headline win: what every channel renders within its own limits.
+
+use herald_catalog::Catalog;
+use herald_proto::v1::{Card, CreditSubject, CreditedPerson, Link, ValueLine, Win};
+
+pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
+    let value = win.value.clone().unwrap_or_default();
+    let service = win
+        .business_service
+        .as_deref()
+        .and_then(|s| catalog.service(s));
+    let mut summary = match &win.record_title {
+        Some(title) => format!("{title} ({}).", win.record_number),
+        None => format!("{}.", win.record_number),
+    };
+    if let Some(service) = service
+        && let Some(capability) = &service.capability
+    {
+        summary.push_str(&format!(" {}: {capability}.", service.name));
+    }
+    let people = win
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Person as i32)
+        .map(|c| {
+            let name = catalog.public_name(&c.id);
+            CreditedPerson {
+                name: name.name,
+                role: c.role.clone(),
+                anonymised: name.anonymised,
+            }
+        })
+        .collect();
+    let teams = win
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Team as i32)
+        .map(|c| catalog.team_name(&c.id).to_string())
+        .collect();
+    Card {
+        title: win.headline.clone(),
+        summary,
+        value_lines: vec![ValueLine {
+            label: value.label,
+            text: value.summary.clone(),
+            formula: value.formula.clone(),
+        }],
+        people,
+        teams,
+        links: win
+            .record_url
+            .iter()
+            .map(|url| Link {
+                title: format!("Open {}", win.record_number),
+                url: url.clone(),
+            })
+            .collect(),
+        business_service: service.map(|s| s.name.clone()),
+    }
+}

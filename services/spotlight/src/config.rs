@@ -1,0 +1,51 @@
+//! `[spotlight]`
+
+use std::net::SocketAddr;
+
+use herald_runtime::{ConfigLoader, SharedConfig, config::ConfigError};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpotlightSettings {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// A win worth at least this much (organisation currency) is announced at once; smaller wins
+    /// wait for the digests.
+    pub headline_min_value: f64,
+    pub lanes: usize,
+    pub max_deliveries: u32,
+}
+
+impl Default for SpotlightSettings {
+    fn default() -> Self {
+        Self {
+            http_addr: ([0, 0, 0, 0], 8082).into(),
+            grpc_addr: ([0, 0, 0, 0], 9092).into(),
+            headline_min_value: 1000.0,
+            lanes: 4,
+            max_deliveries: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SpotlightConfig {
+    pub shared: SharedConfig,
+    pub spotlight: SpotlightSettings,
+}
+
+impl SpotlightConfig {
+    pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
+        let spotlight: SpotlightSettings = loader.section("spotlight")?;
+        if !(spotlight.headline_min_value.is_finite() && spotlight.headline_min_value >= 0.0) {
+            return Err(ConfigError::Invalid(
+                "[spotlight] headline_min_value must be zero or more".into(),
+            ));
+        }
+        Ok(Self {
+            shared: loader.shared()?,
+            spotlight,
+        })
+    }
+}

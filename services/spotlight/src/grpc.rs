@@ -1,0 +1,172 @@
+//! `herald.v1.Spotlight`: leaderboards and value summaries.
+
+use std::sync::Arc;
+
+use herald_catalog::Catalog;
+use herald_proto::{
+    time::opt_from_timestamp,
+    v1::{
+        GetLeaderboardRequest, GetValueSummaryRequest, LabelTotal, Leaderboard, LeaderboardEntry,
+        PeriodKind as ProtoPeriodKind, Scope, ValueLabel, ValueSummary,
+        spotlight_server::Spotlight,
+    },
+};
+use herald_runtime::{ApiError, ErrorCode};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    periods::{Period, PeriodKind},
+    store::{Ranked, Store},
+};
+
+pub struct SpotlightApi {
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+}
+
+fn invalid(message: &str) -> Status {
+    ApiError::new(ErrorCode::Unprocessable, "invalid_argument", message).into()
+}
+
+fn internal(e: crate::store::StoreError) -> Status {
+    tracing::error!(error = %e, "spotlight query failed");
+    ApiError::internal("the rollups could not be read; see the spotlight logs").into()
+}
+
+impl SpotlightApi {
+    fn period(&self, period: Option<herald_proto::v1::Period>) -> Result<Period, Status> {
+        let period = period.unwrap_or_default();
+        let kind =
+            match ProtoPeriodKind::try_from(period.kind).unwrap_or(ProtoPeriodKind::Unspecified) {
+                ProtoPeriodKind::Week => PeriodKind::Week,
+                ProtoPeriodKind::Month => PeriodKind::Month,
+                ProtoPeriodKind::Unspecified => {
+                    return Err(invalid(
+                        "period.kind must be PERIOD_KIND_WEEK or PERIOD_KIND_MONTH",
+                    ));
+                }
+            };
+        let at = match &period.at {
+            Some(ts) => opt_from_timestamp(Some(ts))
+                .ok_or_else(|| invalid("period.at is not a valid time"))?,
+            None => chrono::Utc::now(),
+        };
+        Ok(Period::containing(
+            kind,
+            at,
+            self.catalog.organisation().tz(),
+        ))
+    }
+
+    fn entry(&self, scope: Scope, rank: usize, row: Ranked) -> LeaderboardEntry {
+        let (id, display_name, anonymised) = match scope {
+            Scope::Person => {
+                let name = self.catalog.public_name(&row.subject_id);
+                // Someone who opted out is shown by team only, and their id is withheld too.
+                let id = if name.anonymised {
+                    String::new()
+                } else {
+                    row.subject_id.clone()
+                };
+                (id, name.name, name.anonymised)
+            }
+            Scope::Team => (
+                row.subject_id.clone(),
+                self.catalog.team_name(&row.subject_id).to_string(),
+                false,
+            ),
+            _ => (
+                row.subject_id.clone(),
+                self.catalog.service_name(&row.subject_id).to_string(),
+                false,
+            ),
+        };
+        LeaderboardEntry {
+            rank: u32::try_from(rank + 1).unwrap_or(u32::MAX),
+            id,
+            display_name,
+            value: row.value,
+            hours: row.hours,
+            wins: u32::try_from(row.wins).unwrap_or(u32::MAX),
+            anonymised,
+        }
+    }
+}
+
+fn scope_token(scope: Scope) -> Option<&'static str> {
+    match scope {
+        Scope::Person => Some("person"),
+        Scope::Team => Some("team"),
+        Scope::Service => Some("service"),
+        Scope::Unspecified => None,
+    }
+}
+
+#[tonic::async_trait]
+impl Spotlight for SpotlightApi {
+    async fn get_leaderboard(
+        &self,
+        request: Request<GetLeaderboardRequest>,
+    ) -> Result<Response<Leaderboard>, Status> {
+        let request = request.into_inner();
+        let period = self.period(request.period)?;
+        let scope = Scope::try_from(request.scope).unwrap_or(Scope::Unspecified);
+        let token = scope_token(scope)
+            .ok_or_else(|| invalid("scope must be SCOPE_PERSON, SCOPE_TEAM or SCOPE_SERVICE"))?;
+        let limit = match request.limit {
+            0 => 10,
+            n => n.min(100),
+        };
+        let rows = self
+            .store
+            .leaderboard(&period, token, i64::from(limit))
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(Leaderboard {
+            period_start: period.start.to_string(),
+            period_end: period.end.to_string(),
+            scope: scope as i32,
+            currency: self.catalog.organisation().currency.clone(),
+            entries: rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| self.entry(scope, i, r))
+                .collect(),
+        }))
+    }
+
+    async fn get_value_summary(
+        &self,
+        request: Request<GetValueSummaryRequest>,
+    ) -> Result<Response<ValueSummary>, Status> {
+        let period = self.period(request.into_inner().period)?;
+        let totals = self.store.totals(&period).await.map_err(internal)?;
+        let services = self
+            .store
+            .leaderboard(&period, "service", 5)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(ValueSummary {
+            period_start: period.start.to_string(),
+            period_end: period.end.to_string(),
+            currency: self.catalog.organisation().currency.clone(),
+            total_value: totals.iter().map(|t| t.value).sum(),
+            hours_given_back: totals.iter().map(|t| t.hours).sum(),
+            users_unblocked: totals.iter().map(|t| t.users).sum(),
+            wins: u32::try_from(totals.iter().map(|t| t.wins).sum::<i64>()).unwrap_or(u32::MAX),
+            by_label: totals
+                .iter()
+                .map(|t| LabelTotal {
+                    label: ValueLabel::from_token(&t.label).unwrap_or(ValueLabel::Unspecified)
+                        as i32,
+                    amount: t.value,
+                })
+                .collect(),
+            top_services: services
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| self.entry(Scope::Service, i, r))
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,315 @@
+//! Spotlight as a running stage: wins in, rollups and headline announcements out, gRPC queries.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use herald_proto::{
+    time::to_timestamp,
+    v1::{
+        Announcement, Credit, CreditSubject, EventKind, GetLeaderboardRequest,
+        GetValueSummaryRequest, Period, PeriodKind, Scope, Source, Value, ValueLabel, Win,
+        spotlight_client::SpotlightClient,
+    },
+};
+use herald_runtime::{ConfigLoader, Listeners};
+use herald_spotlight::SpotlightConfig;
+use herald_testkit::{NatsServer, TestDatabase};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+}
+
+fn credit(subject: CreditSubject, id: &str, share: f64, amount: f64) -> Credit {
+    Credit {
+        subject: subject as i32,
+        id: id.into(),
+        role: if subject == CreditSubject::Team {
+            "resolving team"
+        } else {
+            "worked on it"
+        }
+        .into(),
+        share,
+        amount: amount * share,
+    }
+}
+
+/// The P1 win of the fixtures, as scoring publishes it.
+fn p1_win() -> Win {
+    let amount = 216_474.6;
+    Win {
+        id: "w-p1".into(),
+        event_id: "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:23".into(),
+        source: Source::Servicenow as i32,
+        kind: EventKind::IncidentResolved as i32,
+        occurred_at: Some(to_timestamp(at("2025-03-11T08:04:37Z"))),
+        record_number: "INC0048213".into(),
+        record_url: Some("https://larkspur.service-now.com/incident.do?sys_id=de67".into()),
+        record_title: Some("RF scanners cannot confirm picks at DC Venlo and DC Tilburg".into()),
+        business_service: Some("svc-warehouse".into()),
+        team: Some("team-platform".into()),
+        value: Some(Value {
+            label: ValueLabel::Avoided as i32,
+            amount,
+            currency: "EUR".into(),
+            hours: 5696.7,
+            users: 2040.0,
+            formula: "people affected × blocked share × working hours saved × loaded hourly rate".into(),
+            inputs: vec![],
+            summary: "€216,475 of lost work avoided (5,697 working hours given back)".into(),
+        }),
+        credits: vec![
+            credit(CreditSubject::Team, "team-platform", 1.0, amount),
+            credit(CreditSubject::Person, "p-ingrid-lindqvist", 0.5, amount),
+            credit(CreditSubject::Person, "p-amara-okafor", 0.5 / 3.0, amount),
+            credit(CreditSubject::Person, "p-jonas-weber", 0.5 / 3.0, amount),
+            credit(CreditSubject::Person, "p-tomas-herrera", 0.5 / 3.0, amount),
+        ],
+        headline: "Warehouse Management restored in 1 h 12 min, 2 h 48 min inside its 4 h target: 2,040 people back at work".into(),
+        priority: Some(1),
+    }
+}
+
+/// A small win in the same week, below the headline threshold.
+fn small_win() -> Win {
+    Win {
+        id: "w-ritm".into(),
+        event_id: "servicenow:sc_req_item:3e2b:14".into(),
+        source: Source::Servicenow as i32,
+        kind: EventKind::RequestFulfilled as i32,
+        occurred_at: Some(to_timestamp(at("2025-03-12T15:22:05Z"))),
+        record_number: "RITM0102934".into(),
+        business_service: Some("svc-workplace".into()),
+        team: Some("team-workplace".into()),
+        value: Some(Value {
+            label: ValueLabel::Capacity as i32,
+            amount: 328.0,
+            currency: "EUR".into(),
+            hours: 8.0,
+            users: 1.0,
+            ..Default::default()
+        }),
+        credits: vec![
+            credit(CreditSubject::Team, "team-workplace", 1.0, 328.0),
+            credit(CreditSubject::Person, "p-daniel-brooks", 1.0, 328.0),
+        ],
+        headline: "Laptop delivered 2 days ahead of its due date".into(),
+        ..Default::default()
+    }
+}
+
+struct Stage {
+    _nats: NatsServer,
+    _db: TestDatabase,
+    grpc: String,
+    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start() -> anyhow::Result<Stage> {
+    herald_testkit::init_tracing();
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::create().await?;
+    let toml = format!(
+        "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n[catalog]\npath = \"catalog.toml\"\n[spotlight]\nheadline_min_value = 1000\n",
+        nats.url(),
+        db.url()
+    );
+    let loader = ConfigLoader::from_toml_str(&toml, &herald_testkit::fixtures_dir())?;
+    let config = SpotlightConfig::load(&loader)?;
+    let listeners = Listeners::ephemeral().await?;
+    let grpc = format!("http://{}", listeners.grpc_addr()?);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(herald_spotlight::run(config, listeners, shutdown.clone()));
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    herald_testkit::eventually("spotlight consumer", Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("HERALD_WINS").await.ok()?;
+            stream.consumer_info("spotlight").await.ok().map(|_| ())
+        }
+    })
+    .await?;
+    Ok(Stage {
+        _nats: nats,
+        _db: db,
+        grpc,
+        js,
+        client,
+        shutdown,
+        task,
+    })
+}
+
+impl Stage {
+    async fn publish(&self, win: &Win, msg_id: &str) -> anyhow::Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        let kind = EventKind::try_from(win.kind)?.token();
+        self.js
+            .publish_with_headers(
+                format!("herald.wins.{kind}"),
+                headers,
+                win.encode_to_vec().into(),
+            )
+            .await?
+            .await?;
+        Ok(())
+    }
+
+    async fn count(&self, stream: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .js
+            .get_stream(stream)
+            .await?
+            .info()
+            .await?
+            .state
+            .messages)
+    }
+}
+
+fn week_of(s: &str) -> Option<Period> {
+    Some(Period {
+        kind: PeriodKind::Week as i32,
+        at: Some(to_timestamp(at(s))),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let mut announcements = stage.client.subscribe("herald.announcements.>").await?;
+    stage.client.flush().await?;
+    stage.publish(&p1_win(), "w-p1").await?;
+    stage.publish(&small_win(), "w-ritm").await?;
+
+    let msg = tokio::time::timeout(WAIT, announcements.next())
+        .await?
+        .expect("an announcement");
+    assert_eq!(msg.subject.as_str(), "herald.announcements.headline_win");
+    let announcement = Announcement::decode(msg.payload)?;
+    assert_eq!(announcement.win_id, "w-p1");
+    let card = announcement.card.expect("card");
+    assert!(card.title.contains("2,040 people back at work"));
+    assert_eq!(
+        card.business_service.as_deref(),
+        Some("Warehouse Management")
+    );
+    assert!(card.summary.contains("INC0048213"), "{}", card.summary);
+    assert_eq!(card.teams, vec!["Platform & SRE"]);
+    let names: Vec<&str> = card.people.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "Ingrid Lindqvist",
+            "Amara Okafor",
+            "a member of Platform & SRE",
+            "Tomás Herrera"
+        ]
+    );
+    assert!(card.people[2].anonymised);
+    assert_eq!(card.value_lines[0].label, ValueLabel::Avoided as i32);
+    assert_eq!(card.links[0].title, "Open INC0048213");
+
+    // Redelivery of the same win under another message id: nothing new.
+    stage.publish(&p1_win(), "w-p1-again").await?;
+    let mut client = SpotlightClient::connect(stage.grpc.clone()).await?;
+    let board = herald_testkit::eventually("both wins counted", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let board = client
+                .get_leaderboard(GetLeaderboardRequest {
+                    period: week_of("2025-03-13T12:00:00Z"),
+                    scope: Scope::Team as i32,
+                    limit: 0,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (board.entries.len() == 2).then_some(board)
+        }
+    })
+    .await?;
+    assert_eq!(board.period_start, "2025-03-10");
+    assert_eq!(board.entries[0].display_name, "Platform & SRE");
+    assert!((board.entries[0].value - 216_474.6).abs() < 0.01);
+    assert_eq!(
+        board.entries[0].wins, 1,
+        "the redelivered win was not counted twice"
+    );
+    assert_eq!(stage.count("HERALD_ANNOUNCEMENTS").await?, 1);
+
+    let people = client
+        .get_leaderboard(GetLeaderboardRequest {
+            period: week_of("2025-03-11T00:00:00Z"),
+            scope: Scope::Person as i32,
+            limit: 10,
+        })
+        .await?
+        .into_inner();
+    let first = &people.entries[0];
+    assert_eq!(
+        (first.rank, first.id.as_str(), first.display_name.as_str()),
+        (1, "p-ingrid-lindqvist", "Ingrid Lindqvist")
+    );
+    assert!((first.value - 108_237.3).abs() < 0.01);
+    let jonas = people
+        .entries
+        .iter()
+        .find(|e| e.anonymised)
+        .expect("the opted-out person");
+    assert_eq!(jonas.display_name, "a member of Platform & SRE");
+    assert_eq!(jonas.id, "", "an opted-out person's id is withheld");
+    assert!(
+        people
+            .entries
+            .iter()
+            .all(|e| !e.display_name.contains("Jonas"))
+    );
+
+    let summary = client
+        .get_value_summary(GetValueSummaryRequest {
+            period: week_of("2025-03-11T00:00:00Z"),
+        })
+        .await?
+        .into_inner();
+    assert!((summary.total_value - (216_474.6 + 328.0)).abs() < 0.01);
+    assert_eq!(summary.wins, 2);
+    assert!((summary.users_unblocked - 2041.0).abs() < 0.01);
+    assert_eq!(summary.top_services[0].display_name, "Warehouse Management");
+    assert_eq!(summary.by_label.len(), 2);
+
+    // A week with nothing in it is empty, not an error.
+    let empty = client
+        .get_leaderboard(GetLeaderboardRequest {
+            period: week_of("2024-01-01T00:00:00Z"),
+            scope: Scope::Person as i32,
+            limit: 10,
+        })
+        .await?
+        .into_inner();
+    assert!(empty.entries.is_empty());
+    let bad = client
+        .get_leaderboard(GetLeaderboardRequest {
+            period: week_of("2025-03-11T00:00:00Z"),
+            scope: 0,
+            limit: 10,
+        })
+        .await
+        .expect_err("no scope");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    stage.shutdown.cancel();
+    stage.task.await??;
+    Ok(())
+}
