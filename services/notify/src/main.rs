@@ -1,1 +1,4 @@
-fn main() {}
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    herald_runtime::service::main::<herald_notify::Notify>().await
+}

@@ -8,16 +8,6 @@ use herald_proto::v1::{CreditSubject, EventKind, Source, ValueLabel, Win};
 
 use crate::format;
 
-pub fn label_meaning(label: ValueLabel) -> &'static str {
-    match label {
-        ValueLabel::Cash => "cash: money that really moved",
-        ValueLabel::Capacity => "capacity: working time released for other work",
-        ValueLabel::Avoided => "avoided: cost that did not have to be paid (an estimate)",
-        ValueLabel::Estimate => "estimate: rests on assumptions beyond the catalog",
-        ValueLabel::Unspecified => "unlabelled",
-    }
-}
-
 pub fn explain(win: &Win, catalog: &Catalog) -> String {
     let mut out = String::new();
     let value = win.value.clone().unwrap_or_default();
@@ -40,7 +30,7 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
         out,
         "Value: {}  [{}]",
         format::money(&prefix, value.amount),
-        label_meaning(label)
+        label.meaning()
     );
     let _ = writeln!(out, "{}", value.summary);
     let _ = writeln!(out, "Formula: {}", value.formula);

@@ -79,6 +79,19 @@ tokens!(CreditSubject {
     Team => "team",
 });
 
+impl ValueLabel {
+    /// How to read a figure with this label, in words shown next to it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ValueLabel::Cash => "cash: money that really moved",
+            ValueLabel::Capacity => "capacity: working time released for other work",
+            ValueLabel::Avoided => "avoided: cost that did not have to be paid (an estimate)",
+            ValueLabel::Estimate => "estimate: rests on assumptions beyond the catalog",
+            ValueLabel::Unspecified => "unlabelled",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,212 @@
+//! `[notify]`, `[[notify.channels]]` and `[[notify.routes]]`.
+
+use std::{collections::HashSet, net::SocketAddr, time::Duration};
+
+use herald_proto::v1::AnnouncementKind;
+use herald_runtime::{ConfigLoader, Secret, SharedConfig, config::ConfigError};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// A Slack incoming webhook: Block Kit.
+    Slack,
+    /// Any HTTP endpoint: JSON signed with the Standard Webhooks scheme.
+    Webhook,
+}
+
+/// Where announcements can go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+    /// A secret: a Slack webhook URL lets anyone who has it post.
+    pub url: Secret,
+    /// Standard Webhooks signing secret (`whsec_<base64>`, or any string used as raw bytes).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// Least time between two messages to this channel (Slack allows about one a second).
+    #[serde(default, with = "humantime_serde")]
+    pub min_interval: Option<Duration>,
+}
+
+impl ChannelConfig {
+    pub fn min_interval(&self) -> Duration {
+        self.min_interval.unwrap_or(match self.kind {
+            ChannelKind::Slack => Duration::from_secs(1),
+            ChannelKind::Webhook => Duration::ZERO,
+        })
+    }
+}
+
+/// Which announcements go to which channel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    pub channel: String,
+    /// Announcement kinds (`headline_win`, `digest`, `lesson`); all when empty.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Only announcements worth at least this much.
+    #[serde(default)]
+    pub min_value: f64,
+    /// Only these business services (catalog ids); all when empty.
+    #[serde(default)]
+    pub business_services: Vec<String>,
+    /// Only these teams (catalog ids); all when empty.
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub channels: Vec<ChannelConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// Attempts per delivery before it is marked failed.
+    pub max_attempts: u32,
+    /// Time allowed for one HTTP attempt.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// First retry delay; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How often the dispatcher looks for due deliveries when nothing new arrived.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Allow destinations on loopback and private networks. Off by default so a configured URL
+    /// cannot reach internal services; tests and single-host setups turn it on.
+    pub allow_private_networks: bool,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            http_addr: ([0, 0, 0, 0], 8083).into(),
+            grpc_addr: ([0, 0, 0, 0], 9093).into(),
+            channels: Vec::new(),
+            routes: Vec::new(),
+            max_attempts: 8,
+            request_timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(1),
+            allow_private_networks: false,
+        }
+    }
+}
+
+impl NotifySettings {
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("[notify] {m}")));
+        let mut names = HashSet::new();
+        for channel in &self.channels {
+            if !names.insert(channel.name.as_str()) {
+                return invalid(format!("channel name {:?} is used twice", channel.name));
+            }
+            match url::Url::parse(channel.url.expose()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => {
+                    return invalid(format!(
+                        "channel {}: url must be an http(s) URL",
+                        channel.name
+                    ));
+                }
+            }
+            if let Some(secret) = &channel.secret
+                && let Err(e) = crate::signing::key_bytes(secret.expose())
+            {
+                return invalid(format!("channel {}: secret: {e}", channel.name));
+            }
+        }
+        let mut routes = HashSet::new();
+        for route in &self.routes {
+            if !routes.insert(route.name.as_str()) {
+                return invalid(format!("route name {:?} is used twice", route.name));
+            }
+            if self.channel(&route.channel).is_none() {
+                return invalid(format!(
+                    "route {} sends to channel {:?}, which is not one of the [[notify.channels]]",
+                    route.name, route.channel
+                ));
+            }
+            if let Some(kind) = route
+                .kinds
+                .iter()
+                .find(|k| AnnouncementKind::from_token(k).is_none())
+            {
+                return invalid(format!(
+                    "route {}: kind {kind:?} is not one of headline_win, digest, lesson",
+                    route.name
+                ));
+            }
+        }
+        if self.max_attempts == 0 {
+            return invalid("max_attempts must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub shared: SharedConfig,
+    pub notify: NotifySettings,
+}
+
+impl NotifyConfig {
+    pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
+        let notify: NotifySettings = loader.section("notify")?;
+        notify.validate()?;
+        Ok(Self {
+            shared: loader.shared()?,
+            notify,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<NotifyConfig, ConfigError> {
+        NotifyConfig::load(&ConfigLoader::from_toml_str(
+            toml,
+            std::path::Path::new("."),
+        )?)
+    }
+
+    #[test]
+    fn routes_must_name_existing_channels_and_known_kinds() {
+        let err =
+            load("[[notify.routes]]\nname = \"r\"\nchannel = \"nope\"\n").expect_err("no channel");
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = load(
+            "[[notify.channels]]\nname = \"c\"\nkind = \"webhook\"\nurl = \"https://x.example/h\"\n\
+             [[notify.routes]]\nname = \"r\"\nchannel = \"c\"\nkinds = [\"headline\"]\n",
+        )
+        .expect_err("bad kind");
+        assert!(err.to_string().contains("headline"), "{err}");
+    }
+
+    #[test]
+    fn channel_urls_must_be_http_and_are_never_printed() {
+        let err = load("[[notify.channels]]\nname = \"c\"\nkind = \"slack\"\nurl = \"ftp://x\"\n")
+            .expect_err("ftp");
+        assert!(err.to_string().contains("http(s)"), "{err}");
+        let ok = load("[[notify.channels]]\nname = \"c\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/SECRET\"\n")
+            .expect("valid");
+        assert!(!format!("{ok:?}").contains("SECRET"));
+        assert_eq!(ok.notify.channels[0].min_interval(), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,89 @@
+//! `herald.v1.Notify`: what was delivered where, with every attempt.
+
+use herald_proto::{
+    time::to_timestamp,
+    v1::{
+        Delivery, DeliveryAttempt, DeliveryStatus, ListDeliveriesRequest, ListDeliveriesResponse,
+        notify_server::Notify,
+    },
+};
+use herald_runtime::ApiError;
+use tonic::{Request, Response, Status};
+
+use crate::store::{DeliveryRow, Store};
+
+pub struct NotifyApi {
+    pub store: Store,
+}
+
+fn status_of(stored: &str) -> DeliveryStatus {
+    match stored {
+        "delivered" => DeliveryStatus::Delivered,
+        "failed" => DeliveryStatus::Failed,
+        _ => DeliveryStatus::Pending,
+    }
+}
+
+fn to_proto(row: DeliveryRow) -> Delivery {
+    Delivery {
+        status: status_of(&row.status) as i32,
+        id: row.id,
+        announcement_id: row.announcement_id,
+        route: row.route,
+        channel: row.channel,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        last_error: row.last_error.unwrap_or_default(),
+        created_at: Some(to_timestamp(row.created_at)),
+        delivered_at: row.delivered_at.map(to_timestamp),
+        next_attempt_at: row.next_attempt_at.map(to_timestamp),
+        attempt_log: row
+            .attempt_log
+            .into_iter()
+            .map(|a| DeliveryAttempt {
+                attempt: u32::try_from(a.attempt).unwrap_or(0),
+                at: Some(to_timestamp(a.at)),
+                http_status: a
+                    .http_status
+                    .and_then(|s| u32::try_from(s).ok())
+                    .unwrap_or(0),
+                error: a.error.unwrap_or_default(),
+                duration_ms: u64::try_from(a.duration_ms).unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl Notify for NotifyApi {
+    async fn list_deliveries(
+        &self,
+        request: Request<ListDeliveriesRequest>,
+    ) -> Result<Response<ListDeliveriesResponse>, Status> {
+        let request = request.into_inner();
+        let statuses: &[&str] =
+            match DeliveryStatus::try_from(request.status).unwrap_or(DeliveryStatus::Unspecified) {
+                DeliveryStatus::Unspecified => &[],
+                DeliveryStatus::Pending => &["pending", "sending"],
+                DeliveryStatus::Delivered => &["delivered"],
+                DeliveryStatus::Failed => &["failed"],
+            };
+        let limit = match request.limit {
+            0 => 50,
+            n => n.min(500),
+        };
+        let announcement = Some(request.announcement_id.as_str()).filter(|a| !a.is_empty());
+        let rows = self
+            .store
+            .list(announcement, statuses, i64::from(limit))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "listing deliveries failed");
+                Status::from(ApiError::internal(
+                    "deliveries could not be read; see the notify logs",
+                ))
+            })?;
+        Ok(Response::new(ListDeliveriesResponse {
+            deliveries: rows.into_iter().map(to_proto).collect(),
+        }))
+    }
+}

@@ -1,0 +1,50 @@
+//! The notify stage: an announcement in, one delivery per matching route queued.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use herald_events::{
+    Delivery,
+    worker::{self, HandleError, Handler},
+};
+use herald_proto::v1::Announcement;
+use tokio::sync::Notify;
+
+use crate::{config::NotifySettings, routing, store::Store};
+
+pub struct NotifyHandler {
+    pub store: Store,
+    pub settings: NotifySettings,
+    pub wake: Arc<Notify>,
+}
+
+#[async_trait]
+impl Handler for NotifyHandler {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+        let announcement: Announcement = worker::decode(delivery)?;
+        if announcement.id.is_empty() {
+            return Err(HandleError::Reject("announcement has no id".into()));
+        }
+        let routes: Vec<(String, String)> = self
+            .settings
+            .routes
+            .iter()
+            .filter(|r| routing::matches(r, &announcement))
+            .map(|r| (r.name.clone(), r.channel.clone()))
+            .collect();
+        if routes.is_empty() {
+            tracing::info!(announcement = %announcement.id, "no route matches; nothing to deliver");
+            return Ok(());
+        }
+        let created = self
+            .store
+            .enqueue(&announcement, &routes)
+            .await
+            .map_err(|e| HandleError::Retry(e.to_string()))?;
+        tracing::info!(announcement = %announcement.id, routes = routes.len(), new = created, "deliveries queued");
+        if created > 0 {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! One delivery attempt to one channel, and what its answer means for retrying.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use herald_proto::v1::Announcement;
+
+use crate::{
+    config::{ChannelConfig, ChannelKind},
+    egress, render, signing,
+};
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    Delivered {
+        status: u16,
+    },
+    /// Worth trying again: 5xx, 429, a timeout or a connection failure.
+    Retry {
+        status: Option<u16>,
+        error: String,
+        /// The receiver said when (Retry-After).
+        after: Option<Duration>,
+    },
+    /// Will never work as it is: other 4xx, a refused destination, a broken configuration.
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+impl AttemptOutcome {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AttemptOutcome::Delivered { status } => Some(*status),
+            AttemptOutcome::Retry { status, .. } | AttemptOutcome::Failed { status, .. } => *status,
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            AttemptOutcome::Delivered { .. } => None,
+            AttemptOutcome::Retry { error, .. } | AttemptOutcome::Failed { error, .. } => {
+                Some(error)
+            }
+        }
+    }
+}
+
+pub struct Sender {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&Utc) - Utc::now())
+        .to_std()
+        .ok()
+        .or(Some(Duration::ZERO))
+}
+
+impl Sender {
+    pub fn new(allow_private: bool, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: egress::client(allow_private, timeout)?,
+            allow_private,
+        })
+    }
+
+    /// Sends `announcement` to `channel`; `delivery_id` is the stable `webhook-id`, the same on
+    /// every retry, so receivers can drop a repeat.
+    pub async fn send(
+        &self,
+        channel: &ChannelConfig,
+        delivery_id: &str,
+        announcement: &Announcement,
+    ) -> (AttemptOutcome, Duration) {
+        let started = Instant::now();
+        let outcome = self.attempt(channel, delivery_id, announcement).await;
+        (outcome, started.elapsed())
+    }
+
+    async fn attempt(
+        &self,
+        channel: &ChannelConfig,
+        delivery_id: &str,
+        announcement: &Announcement,
+    ) -> AttemptOutcome {
+        let url = match url::Url::parse(channel.url.expose()) {
+            Ok(url) => url,
+            Err(e) => {
+                return AttemptOutcome::Failed {
+                    status: None,
+                    error: format!("channel url is invalid: {e}"),
+                };
+            }
+        };
+        if let Err(error) = egress::check_literal(&url, self.allow_private) {
+            return AttemptOutcome::Failed {
+                status: None,
+                error,
+            };
+        }
+        let now = Utc::now();
+        let body = match channel.kind {
+            ChannelKind::Slack => {
+                render::slack::render(&announcement.card.clone().unwrap_or_default())
+            }
+            ChannelKind::Webhook => render::webhook::render(announcement, now),
+        };
+        let body = match serde_json::to_vec(&body) {
+            Ok(body) => body,
+            Err(e) => {
+                return AttemptOutcome::Failed {
+                    status: None,
+                    error: format!("cannot encode the message: {e}"),
+                };
+            }
+        };
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if channel.kind == ChannelKind::Webhook {
+            let timestamp = now.timestamp();
+            request = request
+                .header("webhook-id", delivery_id)
+                .header("webhook-timestamp", timestamp.to_string());
+            if let Some(secret) = &channel.secret {
+                match signing::key_bytes(secret.expose()) {
+                    Ok(key) => {
+                        request = request.header(
+                            "webhook-signature",
+                            signing::sign(&key, delivery_id, timestamp, &body),
+                        );
+                    }
+                    Err(error) => {
+                        return AttemptOutcome::Failed {
+                            status: None,
+                            error,
+                        };
+                    }
+                }
+            }
+        }
+        let response = match request.body(body).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let error = error_chain(&e);
+                // A refused destination will be refused again: no point retrying.
+                if error.contains("private or reserved") {
+                    return AttemptOutcome::Failed {
+                        status: None,
+                        error,
+                    };
+                }
+                return AttemptOutcome::Retry {
+                    status: None,
+                    error,
+                    after: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry_after);
+        if response.status().is_success() {
+            return AttemptOutcome::Delivered { status };
+        }
+        let text = response.text().await.unwrap_or_default();
+        let error = format!("HTTP {status}: {}", render::truncate(text.trim(), 200));
+        match status {
+            429 | 500..=599 | 408 => AttemptOutcome::Retry {
+                status: Some(status),
+                error,
+                after,
+            },
+            _ => AttemptOutcome::Failed {
+                status: Some(status),
+                error,
+            },
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+}

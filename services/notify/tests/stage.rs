@@ -1,0 +1,340 @@
+//! Notify as a running stage: announcements in over JetStream, deliveries out to real HTTP
+//! receivers, retries, the attempt log and the never-twice guarantee.
+
+use std::time::Duration;
+
+use herald_notify::{NotifyConfig, signing};
+use herald_proto::{
+    time::to_timestamp,
+    v1::{
+        Announcement, AnnouncementKind, Card, CreditedPerson, DeliveryStatus, EventKind, Link,
+        ListDeliveriesRequest, ValueLabel, ValueLine, notify_client::NotifyClient,
+    },
+};
+use herald_runtime::{ConfigLoader, Listeners};
+use herald_testkit::{HttpReceiver, NatsServer, Reply, TestDatabase};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn announcement(id: &str, value: f64) -> Announcement {
+    Announcement {
+        id: id.into(),
+        kind: AnnouncementKind::HeadlineWin as i32,
+        created_at: Some(to_timestamp(chrono::Utc::now())),
+        card: Some(Card {
+            title: "Warehouse Management restored in 1 h 12 min: 2,040 people back at work".into(),
+            summary: "RF scanners cannot confirm picks (INC0048213).".into(),
+            value_lines: vec![ValueLine {
+                label: ValueLabel::Avoided as i32,
+                text: "€216,475 of lost work avoided".into(),
+                formula:
+                    "people affected × blocked share × working hours saved × loaded hourly rate"
+                        .into(),
+            }],
+            people: vec![
+                CreditedPerson {
+                    name: "Ingrid Lindqvist".into(),
+                    role: "resolved it".into(),
+                    anonymised: false,
+                },
+                CreditedPerson {
+                    name: "a member of Platform & SRE".into(),
+                    role: "worked on it".into(),
+                    anonymised: true,
+                },
+            ],
+            teams: vec!["Platform & SRE".into()],
+            links: vec![Link {
+                title: "Open INC0048213".into(),
+                url: "https://larkspur.service-now.com/incident.do".into(),
+            }],
+            business_service: Some("Warehouse Management".into()),
+        }),
+        win_id: "w-1".into(),
+        event_kind: EventKind::IncidentResolved as i32,
+        business_service: Some("svc-warehouse".into()),
+        team: Some("team-platform".into()),
+        value_amount: value,
+        currency: "EUR".into(),
+    }
+}
+
+struct Stage {
+    _nats: NatsServer,
+    _db: TestDatabase,
+    grpc: String,
+    js: async_nats::jetstream::Context,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(slack: &HttpReceiver, hook: &HttpReceiver) -> anyhow::Result<Stage> {
+    herald_testkit::init_tracing();
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::create().await?;
+    let toml = format!(
+        r#"
+[nats]
+url = "{nats}"
+[database]
+url = "{db}"
+[notify]
+allow_private_networks = true
+retry_base = "100ms"
+retry_max = "2s"
+max_attempts = 4
+poll_interval = "100ms"
+
+[[notify.channels]]
+name = "slack-wins"
+kind = "slack"
+url = "{slack}"
+min_interval = "10ms"
+
+[[notify.channels]]
+name = "bi-hook"
+kind = "webhook"
+url = "{hook}"
+secret = "{WEBHOOK_SECRET}"
+
+[[notify.routes]]
+name = "wins-to-slack"
+channel = "slack-wins"
+kinds = ["headline_win"]
+
+[[notify.routes]]
+name = "wins-to-bi"
+channel = "bi-hook"
+
+[[notify.routes]]
+name = "huge-only"
+channel = "slack-wins"
+min_value = 1000000000
+"#,
+        nats = nats.url(),
+        db = db.url(),
+        slack = slack.url("/services/T000/B000/XXXX"),
+        hook = hook.url("/herald"),
+    );
+    let loader = ConfigLoader::from_toml_str(&toml, std::path::Path::new("."))?;
+    let config = NotifyConfig::load(&loader)?;
+    let listeners = Listeners::ephemeral().await?;
+    let grpc = format!("http://{}", listeners.grpc_addr()?);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(herald_notify::run(config, listeners, shutdown.clone()));
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client);
+    herald_testkit::eventually("notify consumer", Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("HERALD_ANNOUNCEMENTS").await.ok()?;
+            stream.consumer_info("notify").await.ok().map(|_| ())
+        }
+    })
+    .await?;
+    Ok(Stage {
+        _nats: nats,
+        _db: db,
+        grpc,
+        js,
+        shutdown,
+        task,
+    })
+}
+
+impl Stage {
+    async fn announce(&self, a: &Announcement, msg_id: &str) -> anyhow::Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        self.js
+            .publish_with_headers(
+                "herald.announcements.headline_win",
+                headers,
+                a.encode_to_vec().into(),
+            )
+            .await?
+            .await?;
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_reaches_each_route_once_signed_and_within_limits() -> anyhow::Result<()> {
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    let stage = start(&slack, &hook).await?;
+    let a = announcement("a-1", 216_474.6);
+    stage.announce(&a, "a-1").await?;
+
+    let slack_msgs = slack.wait_for("/services/T000/B000/XXXX", 1, WAIT).await?;
+    let body = slack_msgs[0].json()?;
+    assert_eq!(body["blocks"][0]["type"], "header");
+    let text = body.to_string();
+    assert!(text.contains("Warehouse Management restored"), "{text}");
+    assert!(text.contains("€216,475 of lost work avoided"), "{text}");
+    assert!(text.contains("Ingrid Lindqvist"), "{text}");
+
+    let hooks = hook.wait_for("/herald", 1, WAIT).await?;
+    let request = &hooks[0];
+    let id = request.header("webhook-id").expect("webhook-id");
+    let timestamp: i64 = request
+        .header("webhook-timestamp")
+        .expect("timestamp")
+        .parse()?;
+    let signature = request.header("webhook-signature").expect("signature");
+    let key = signing::key_bytes(WEBHOOK_SECRET).map_err(anyhow::Error::msg)?;
+    assert_eq!(signature, signing::sign(&key, id, timestamp, &request.body));
+    assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
+    let json = request.json()?;
+    assert_eq!(json["type"], "herald.announcement.headline_win");
+    assert_eq!(json["data"]["card"]["value_lines"][0]["label"], "avoided");
+
+    // The same announcement again, as a redelivery: no second delivery on any route.
+    stage.announce(&a, "a-1-again").await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        slack.requests().len(),
+        1,
+        "slack got the announcement twice"
+    );
+    assert_eq!(
+        hook.requests().len(),
+        1,
+        "the webhook got the announcement twice"
+    );
+
+    let mut client = NotifyClient::connect(stage.grpc.clone()).await?;
+    let listed = client
+        .list_deliveries(ListDeliveriesRequest {
+            announcement_id: "a-1".into(),
+            status: 0,
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    let mut routes: Vec<&str> = listed.deliveries.iter().map(|d| d.route.as_str()).collect();
+    routes.sort_unstable();
+    assert_eq!(
+        routes,
+        vec!["wins-to-bi", "wins-to-slack"],
+        "the huge-only route did not match"
+    );
+    for d in &listed.deliveries {
+        assert_eq!(d.status, DeliveryStatus::Delivered as i32);
+        assert_eq!(d.attempt_log.len(), 1);
+        assert_eq!(d.attempt_log[0].http_status, 200);
+    }
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_with_backoff_and_retry_after_and_4xx_is_final() -> anyhow::Result<()>
+{
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    hook.script([
+        Reply::status(503),
+        Reply::status(429).with_header("retry-after", "1"),
+    ]);
+    slack.script([Reply::status(400)]);
+    let stage = start(&slack, &hook).await?;
+    stage.announce(&announcement("a-2", 5000.0), "a-2").await?;
+
+    let hooks = hook.wait_for("/herald", 3, WAIT).await?;
+    // The 429 asked for a second: the third attempt honoured it.
+    let gap = hooks[2].received_at - hooks[1].received_at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "Retry-After ignored: {gap:?}"
+    );
+    // The same webhook-id on every attempt, so the receiver can drop repeats.
+    let ids: Vec<&str> = hooks
+        .iter()
+        .filter_map(|r| r.header("webhook-id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+
+    let mut client = NotifyClient::connect(stage.grpc.clone()).await?;
+    let delivered = herald_testkit::eventually("webhook delivered", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let list = client
+                .list_deliveries(ListDeliveriesRequest {
+                    announcement_id: "a-2".into(),
+                    status: DeliveryStatus::Delivered as i32,
+                    limit: 10,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            list.deliveries.into_iter().next()
+        }
+    })
+    .await?;
+    assert_eq!(delivered.route, "wins-to-bi");
+    let statuses: Vec<u32> = delivered
+        .attempt_log
+        .iter()
+        .map(|a| a.http_status)
+        .collect();
+    assert_eq!(statuses, vec![503, 429, 200]);
+
+    let failed = client
+        .list_deliveries(ListDeliveriesRequest {
+            announcement_id: "a-2".into(),
+            status: DeliveryStatus::Failed as i32,
+            limit: 10,
+        })
+        .await?
+        .into_inner();
+    assert_eq!(failed.deliveries.len(), 1, "slack answered 400: permanent");
+    assert_eq!(failed.deliveries[0].attempts, 1);
+    assert!(
+        failed.deliveries[0].last_error.contains("HTTP 400"),
+        "{}",
+        failed.deliveries[0].last_error
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(slack.requests().len(), 1, "a 400 must not be retried");
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_keeps_failing_is_given_up_on_after_max_attempts() -> anyhow::Result<()> {
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    hook.script((0..10).map(|_| Reply::status(500)));
+    let stage = start(&slack, &hook).await?;
+    stage.announce(&announcement("a-3", 5000.0), "a-3").await?;
+    hook.wait_for("/herald", 4, WAIT).await?;
+    let client = NotifyClient::connect(stage.grpc.clone()).await?;
+    let failed = herald_testkit::eventually("given up", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let list = client
+                .list_deliveries(ListDeliveriesRequest {
+                    announcement_id: "a-3".into(),
+                    status: DeliveryStatus::Failed as i32,
+                    limit: 10,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            list.deliveries.into_iter().next()
+        }
+    })
+    .await?;
+    assert_eq!(failed.attempts, 4);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(hook.requests().len(), 4, "no attempt after the last");
+    stage.stop().await
+}
