@@ -67,6 +67,8 @@ pub struct NotifySettings {
     pub grpc_addr: SocketAddr,
     pub channels: Vec<ChannelConfig>,
     pub routes: Vec<RouteConfig>,
+    /// `[notify.consumer]`: lanes, deliveries before dead-lettering, ack wait.
+    pub consumer: herald_events::worker::StageSettings,
     /// Attempts per delivery before it is marked failed.
     pub max_attempts: u32,
     /// Time allowed for one HTTP attempt.
@@ -92,6 +94,7 @@ impl Default for NotifySettings {
             grpc_addr: ([0, 0, 0, 0], 9093).into(),
             channels: Vec::new(),
             routes: Vec::new(),
+            consumer: Default::default(),
             max_attempts: 8,
             request_timeout: Duration::from_secs(10),
             retry_base: Duration::from_secs(2),

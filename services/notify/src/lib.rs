@@ -46,7 +46,7 @@ pub async fn run(
         config.notify.allow_private_networks,
         config.notify.request_timeout,
     )?;
-    let consumer = ConsumerSpec::notify();
+    let consumer = config.notify.consumer.consumer(ConsumerSpec::notify());
     let Some(bus) = startup::connect_bus(
         &config.shared,
         "herald-notify",
@@ -77,7 +77,7 @@ pub async fn run(
         bus.clone(),
         consumer,
         handler,
-        worker::WorkerOptions::new("notify"),
+        config.notify.consumer.worker_options("notify"),
         shutdown.clone(),
     ));
     let dispatcher = dispatcher::Dispatcher {

@@ -10,10 +10,8 @@ use serde::Deserialize;
 pub struct ScoringSettings {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
-    /// Parallel lanes of the consumer; events about one record always share a lane.
-    pub lanes: usize,
-    /// Deliveries before a failing event is dead-lettered.
-    pub max_deliveries: u32,
+    /// `[scoring.consumer]`: lanes, deliveries before dead-lettering, ack wait.
+    pub consumer: herald_events::worker::StageSettings,
     /// Incident priorities that mean the service itself was down for its users (an outage), so
     /// all its users count. Other priorities count the one person who reported it.
     pub outage_priorities: Vec<u32>,
@@ -32,8 +30,7 @@ impl Default for ScoringSettings {
         Self {
             http_addr: ([0, 0, 0, 0], 8081).into(),
             grpc_addr: ([0, 0, 0, 0], 9091).into(),
-            lanes: 8,
-            max_deliveries: 5,
+            consumer: Default::default(),
             outage_priorities: vec![1, 2],
             working_hours_per_day: 8.0,
             default_hourly_rate: None,

@@ -39,7 +39,7 @@ pub async fn run(
     if config.shared.catalog.services().is_empty() {
         tracing::warn!("the catalog has no business services: no win will carry a value");
     }
-    let consumer = ConsumerSpec::scoring();
+    let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
     let Some(bus) = startup::connect_bus(
         &config.shared,
         "herald-scoring",
@@ -68,9 +68,7 @@ pub async fn run(
         catalog: catalog.clone(),
         settings: config.scoring.clone(),
     });
-    let mut options = worker::WorkerOptions::new("scoring");
-    options.lanes = config.scoring.lanes;
-    options.max_deliveries = config.scoring.max_deliveries;
+    let options = config.scoring.consumer.worker_options("scoring");
     let worker_task = tokio::spawn(worker::run(
         bus.clone(),
         consumer,

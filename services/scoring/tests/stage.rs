@@ -37,7 +37,7 @@ async fn start() -> anyhow::Result<Stage> {
     );
     let loader = ConfigLoader::from_toml_str(&toml, &herald_testkit::fixtures_dir())?;
     let mut config = ScoringConfig::load(&loader)?;
-    config.scoring.max_deliveries = 2;
+    config.scoring.consumer.max_deliveries = 2;
     let listeners = Listeners::ephemeral().await?;
     let grpc = format!("http://{}", listeners.grpc_addr()?);
     let http = format!("http://{}/readyz", listeners.http_addr()?);

@@ -13,8 +13,8 @@ pub struct SpotlightSettings {
     /// A win worth at least this much (organisation currency) is announced at once; smaller wins
     /// wait for the digests.
     pub headline_min_value: f64,
-    pub lanes: usize,
-    pub max_deliveries: u32,
+    /// `[spotlight.consumer]`: lanes, deliveries before dead-lettering, ack wait.
+    pub consumer: herald_events::worker::StageSettings,
 }
 
 impl Default for SpotlightSettings {
@@ -23,8 +23,7 @@ impl Default for SpotlightSettings {
             http_addr: ([0, 0, 0, 0], 8082).into(),
             grpc_addr: ([0, 0, 0, 0], 9092).into(),
             headline_min_value: 1000.0,
-            lanes: 4,
-            max_deliveries: 5,
+            consumer: Default::default(),
         }
     }
 }

@@ -32,7 +32,10 @@ pub async fn run(
         health::router(readiness.clone()),
         shutdown.clone(),
     ));
-    let consumer = ConsumerSpec::spotlight();
+    let consumer = config
+        .spotlight
+        .consumer
+        .consumer(ConsumerSpec::spotlight());
     let Some(bus) = startup::connect_bus(
         &config.shared,
         "herald-spotlight",
@@ -65,9 +68,7 @@ pub async fn run(
         catalog: catalog.clone(),
         settings: config.spotlight.clone(),
     });
-    let mut options = worker::WorkerOptions::new("spotlight");
-    options.lanes = config.spotlight.lanes;
-    options.max_deliveries = config.spotlight.max_deliveries;
+    let options = config.spotlight.consumer.worker_options("spotlight");
     let worker_task = tokio::spawn(worker::run(
         bus.clone(),
         consumer,

@@ -362,3 +362,43 @@ mod tests {
         assert_eq!(single_line(&"x".repeat(2000)).len(), 512);
     }
 }
+
+/// How a stage consumes, as written in its configuration section (`[scoring.consumer]`, …).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageSettings {
+    /// Parallel lanes; messages about one record always share a lane.
+    pub lanes: usize,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_deliveries: u32,
+    /// How long a delivery may go unacknowledged before another replica gets it.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+}
+
+impl Default for StageSettings {
+    fn default() -> Self {
+        Self {
+            lanes: 8,
+            max_deliveries: 5,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl StageSettings {
+    pub fn worker_options(&self, stage: &str) -> WorkerOptions {
+        WorkerOptions {
+            lanes: self.lanes.max(1),
+            max_deliveries: self.max_deliveries.max(1),
+            ..WorkerOptions::new(stage)
+        }
+    }
+
+    pub fn consumer(&self, base: ConsumerSpec) -> ConsumerSpec {
+        ConsumerSpec {
+            ack_wait: self.ack_wait,
+            ..base
+        }
+    }
+}

@@ -1,8 +1,7 @@
 //! Herald's binaries run as real processes, for tests that kill and restart them.
 
 use std::{
-    collections::HashMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Stdio,
     sync::{Mutex, OnceLock},
     time::Duration,
@@ -10,18 +9,14 @@ use std::{
 
 use anyhow::{Context, bail};
 
-/// Which package builds which binary.
-fn package_of(binary: &str) -> &str {
-    match binary {
-        "herald" => "herald",
-        other => other,
-    }
-}
-
-/// The path of one of the workspace's binaries, built first (once per test process) so a test never
-/// runs a stale one.
+/// The path of one of the workspace's binaries.
+///
+/// The workspace test build (`scripts/test`) already builds every service binary, because each
+/// service package has integration tests. Only when a binary is missing or older than the sources
+/// (a single test run after an edit) is `cargo build --workspace --bins` run, once per process;
+/// building a single package instead would resolve features differently and rebuild dependencies.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    static BUILT: OnceLock<Mutex<HashMap<String, Result<(), String>>>> = OnceLock::new();
+    static BUILT: OnceLock<Mutex<Option<Result<(), String>>>> = OnceLock::new();
     let exe = std::env::current_exe()?;
     // Test binaries live in target/<profile>/deps; the service binaries in target/<profile>.
     let profile_dir = exe
@@ -30,36 +25,63 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         .context("cannot tell the target directory from the test binary's path")?
         .to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
-
+    let path = profile_dir.join(name);
+    if is_fresh(&path) {
+        return Ok(path);
+    }
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    let result = built.entry(name.to_string()).or_insert_with(|| {
+    let result = built.get_or_insert_with(|| {
         let mut cargo = std::process::Command::new(env!("CARGO"));
-        cargo.current_dir(crate::repo_root()).args([
-            "build",
-            "--quiet",
-            "--bin",
-            name,
-            "-p",
-            package_of(name),
-        ]);
+        cargo
+            .current_dir(crate::repo_root())
+            .args(["build", "--quiet", "--workspace", "--bins"]);
         if release {
             cargo.arg("--release");
         }
         match cargo.status() {
             Ok(status) if status.success() => Ok(()),
-            Ok(status) => Err(format!("`cargo build --bin {name}` failed ({status})")),
-            Err(e) => Err(format!("cannot run cargo to build {name}: {e}")),
+            Ok(status) => Err(format!(
+                "`cargo build --workspace --bins` failed ({status})"
+            )),
+            Err(e) => Err(format!("cannot run cargo to build the binaries: {e}")),
         }
     });
     if let Err(e) = result {
         bail!("{e}");
     }
-    let path = profile_dir.join(name);
     if !path.is_file() {
         bail!("{} was not built", path.display());
     }
     Ok(path)
+}
+
+/// Whether `binary` exists and is newer than every source file it could be built from.
+fn is_fresh(binary: &Path) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = crate::repo_root();
+    let mut pending = vec![
+        root.join("services"),
+        root.join("proto"),
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+    ];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = path.metadata() else { continue };
+        if meta.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A service binary running as a child process, its output captured to a log file.

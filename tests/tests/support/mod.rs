@@ -1,0 +1,304 @@
+//! Runs Herald's four service binaries as separate processes against a real nats-server and
+//! PostgreSQL, with HTTP receivers standing in for Slack and a webhook endpoint.
+
+#![allow(dead_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use herald_testkit::{HttpReceiver, NatsServer, ServiceProcess, TestDatabase, free_port};
+
+pub const SECRET: &str = "herald-test-secret";
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SLACK_PATH: &str = "/services/T0001/B0001/hooksecret";
+pub const WEBHOOK_PATH: &str = "/hooks/herald";
+
+pub struct Ports {
+    pub http: u16,
+    pub grpc: u16,
+}
+
+impl Ports {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            http: free_port()?,
+            grpc: free_port()?,
+        })
+    }
+}
+
+pub struct Herald {
+    pub nats: NatsServer,
+    pub db: TestDatabase,
+    pub slack: HttpReceiver,
+    pub webhook: HttpReceiver,
+    pub ingest: ServiceProcess,
+    pub scoring: ServiceProcess,
+    pub spotlight: ServiceProcess,
+    pub notify: ServiceProcess,
+    pub ports: [Ports; 4],
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// The services in start order, with their configuration section names.
+pub const SERVICES: [&str; 4] = ["ingest", "scoring", "spotlight", "notify"];
+
+fn config(
+    nats: &NatsServer,
+    db: &TestDatabase,
+    slack: &HttpReceiver,
+    webhook: &HttpReceiver,
+    ports: &[Ports; 4],
+) -> String {
+    let catalog = herald_testkit::fixtures_dir().join("catalog.toml");
+    let toml = format!(
+        r#"
+[nats]
+url = "{nats}"
+
+[database]
+url = "{db}"
+
+[catalog]
+path = {catalog:?}
+
+[sources.servicenow]
+secret = "{SECRET}"
+
+[sources.cloudevents]
+secret = "{SECRET}"
+
+[spotlight]
+headline_min_value = 100
+{spotlight_addrs}
+[scoring]
+{scoring_addrs}
+[scoring.consumer]
+ack_wait = "3s"
+
+[ingest]
+{ingest_addrs}
+[notify]
+allow_private_networks = true
+retry_base = "200ms"
+poll_interval = "200ms"
+{notify_addrs}
+[[notify.channels]]
+name = "slack-wins"
+kind = "slack"
+url = "{slack}"
+min_interval = "50ms"
+
+[[notify.channels]]
+name = "bi-webhook"
+kind = "webhook"
+url = "{webhook}"
+secret = "{WEBHOOK_SECRET}"
+
+[[notify.routes]]
+name = "headlines-to-slack"
+channel = "slack-wins"
+kinds = ["headline_win"]
+
+[[notify.routes]]
+name = "everything-to-bi"
+channel = "bi-webhook"
+"#,
+        nats = nats.url(),
+        db = db.url(),
+        catalog = catalog.display().to_string(),
+        slack = slack.url(SLACK_PATH),
+        webhook = webhook.url(WEBHOOK_PATH),
+        ingest_addrs = addrs(&ports[0]),
+        scoring_addrs = addrs(&ports[1]),
+        spotlight_addrs = addrs(&ports[2]),
+        notify_addrs = addrs(&ports[3]),
+    );
+    toml
+}
+
+fn addrs(ports: &Ports) -> String {
+    format!(
+        "http_addr = \"127.0.0.1:{}\"\ngrpc_addr = \"127.0.0.1:{}\"\n",
+        ports.http, ports.grpc
+    )
+}
+
+impl Herald {
+    pub async fn start() -> anyhow::Result<Self> {
+        herald_testkit::init_tracing();
+        herald_runtime::install_tls_provider();
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::create().await?;
+        let slack = HttpReceiver::start().await?;
+        let webhook = HttpReceiver::start().await?;
+        let ports = [Ports::new()?, Ports::new()?, Ports::new()?, Ports::new()?];
+        let dir = tempfile::tempdir()?;
+        let config_path: PathBuf = dir.path().join("herald.toml");
+        std::fs::write(&config_path, config(&nats, &db, &slack, &webhook, &ports))?;
+        let args = vec!["--config".to_string(), config_path.display().to_string()];
+        let env = vec![
+            ("RUST_LOG".to_string(), "info,sqlx=warn".to_string()),
+            ("RUST_LIB_BACKTRACE".to_string(), "0".to_string()),
+        ];
+        let ingest = ServiceProcess::spawn("herald-ingest", &args, &env).await?;
+        let scoring = ServiceProcess::spawn("herald-scoring", &args, &env).await?;
+        let spotlight = ServiceProcess::spawn("herald-spotlight", &args, &env).await?;
+        let notify = ServiceProcess::spawn("herald-notify", &args, &env).await?;
+        let mut herald = Self {
+            nats,
+            db,
+            slack,
+            webhook,
+            ingest,
+            scoring,
+            spotlight,
+            notify,
+            ports,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        };
+        for i in 0..4 {
+            herald.wait_ready(i).await?;
+        }
+        Ok(herald)
+    }
+
+    pub fn http(&self, service: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service].http)
+    }
+
+    pub fn grpc(&self, service: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service].grpc)
+    }
+
+    pub fn process(&mut self, service: usize) -> &mut ServiceProcess {
+        match service {
+            0 => &mut self.ingest,
+            1 => &mut self.scoring,
+            2 => &mut self.spotlight,
+            _ => &mut self.notify,
+        }
+    }
+
+    /// Waits for `/readyz` of a service; fails at once, with what it printed, if it exits.
+    pub async fn wait_ready(&mut self, service: usize) -> anyhow::Result<()> {
+        let url = format!("{}/readyz", self.http(service));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.client.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            let process = self.process(service);
+            let exited = process.try_exit_code();
+            if exited.is_some() || tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "{} not ready ({}):\n{}",
+                    SERVICES[service],
+                    match exited {
+                        Some(code) => format!("exited with {code:?}"),
+                        None => "timed out after 30s".to_string(),
+                    },
+                    process.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Everything the services printed, for a failing test's report.
+    pub fn logs(&self) -> String {
+        [&self.ingest, &self.scoring, &self.spotlight, &self.notify]
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name(), p.output()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// POSTs a fixture file with the headers the oracle lists.
+    pub async fn post_fixture(&self, file: &str) -> anyhow::Result<reqwest::Response> {
+        let oracle: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            herald_testkit::fixtures_dir().join("expected.json"),
+        )?)?;
+        let entry = oracle["deliveries"]
+            .as_array()
+            .and_then(|d| d.iter().find(|e| e["file"] == file))
+            .ok_or_else(|| anyhow::anyhow!("{file} not in expected.json"))?
+            .clone();
+        let body = std::fs::read(herald_testkit::fixtures_dir().join(file))?;
+        let source = entry["source"].as_str().unwrap_or_default();
+        let mut request = self
+            .client
+            .post(format!("{}/v1/events/{source}", self.http(0)))
+            .body(body);
+        for (k, v) in entry["headers"].as_object().into_iter().flatten() {
+            request = request.header(k.as_str(), v.as_str().unwrap_or_default());
+        }
+        Ok(request.send().await?)
+    }
+
+    pub async fn post_signed(
+        &self,
+        source: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let signature = sign(&body);
+        Ok(self
+            .client
+            .post(format!("{}/v1/events/{source}", self.http(0)))
+            .header("content-type", "application/json")
+            .header("x-herald-signature", signature)
+            .body(body)
+            .send()
+            .await?)
+    }
+}
+
+/// `sha256=<Base64 HMAC-SHA256>` under the test secret.
+pub fn sign(body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Checks a Standard Webhooks signature the way a receiver would.
+pub fn verify_standard_webhook(
+    request: &herald_testkit::ReceivedRequest,
+    secret: &str,
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let id = request
+        .header("webhook-id")
+        .ok_or_else(|| anyhow::anyhow!("no webhook-id"))?;
+    let timestamp = request
+        .header("webhook-timestamp")
+        .ok_or_else(|| anyhow::anyhow!("no webhook-timestamp"))?;
+    let signatures = request
+        .header("webhook-signature")
+        .ok_or_else(|| anyhow::anyhow!("no webhook-signature"))?;
+    let key =
+        base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_"))?;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)?;
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&request.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    anyhow::ensure!(
+        signatures.split(' ').any(|s| s == expected),
+        "webhook-signature {signatures} does not verify (expected {expected})"
+    );
+    let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>()?;
+    anyhow::ensure!(age.abs() < 300, "webhook-timestamp is {age}s off");
+    Ok(())
+}
