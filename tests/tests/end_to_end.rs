@@ -236,12 +236,12 @@ async fn kill_scenario(herald: &mut Herald) -> anyhow::Result<()> {
     );
 
     // And every service stops cleanly on SIGTERM.
-    for service in 0..4 {
+    for (index, name) in SERVICES.iter().enumerate() {
         let code = herald
-            .process(service)
+            .process(index)
             .terminate(Duration::from_secs(20))
             .await?;
-        assert_eq!(code, Some(0), "{} exited with {code:?}", SERVICES[service]);
+        assert_eq!(code, Some(0), "{name} exited with {code:?}");
     }
     Ok(())
 }

@@ -1,1 +1,168 @@
-fn main() {}
+//! `herald`: talk to a running Herald over gRPC.
+
+mod commands;
+mod output;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(version, about = "Herald: show the business what IT is worth")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PeriodArg {
+    Week,
+    Month,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    Person,
+    Team,
+    Service,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Top people, teams or business services by value in a week or month.
+    Leaderboard {
+        #[arg(long, value_enum, default_value = "week")]
+        period: PeriodArg,
+        /// A day inside the period (YYYY-MM-DD or RFC 3339); today when absent.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value = "person")]
+        scope: ScopeArg,
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Spotlight's gRPC address.
+        #[arg(
+            long,
+            env = "HERALD_SPOTLIGHT_URL",
+            default_value = "http://127.0.0.1:9092"
+        )]
+        spotlight: String,
+    },
+    /// The value delivered in a week or month, by label.
+    Value {
+        #[arg(long, value_enum, default_value = "month")]
+        period: PeriodArg,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(
+            long,
+            env = "HERALD_SPOTLIGHT_URL",
+            default_value = "http://127.0.0.1:9092"
+        )]
+        spotlight: String,
+    },
+    /// How a win's number was computed: formula, inputs with their sources, label and credit.
+    Explain {
+        /// A win id (w-…) or the id of the event it came from.
+        id: String,
+        #[arg(
+            long,
+            env = "HERALD_SCORING_URL",
+            default_value = "http://127.0.0.1:9091"
+        )]
+        scoring: String,
+    },
+    /// Deliveries to channels, newest first, with every attempt.
+    Deliveries {
+        #[arg(long)]
+        announcement: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(
+            long,
+            env = "HERALD_NOTIFY_URL",
+            default_value = "http://127.0.0.1:9093"
+        )]
+        notify: String,
+    },
+    /// Send a delivery (a file, byte for byte) to ingest, signed like the source would sign it.
+    Send {
+        /// Source name: servicenow, cloudevents, …
+        source: String,
+        /// The body to send.
+        file: std::path::PathBuf,
+        /// Shared secret to sign with (X-Herald-Signature); unsigned when absent.
+        #[arg(long, env = "HERALD_SOURCE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Content type of the body.
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+        /// Ingest's gRPC address.
+        #[arg(
+            long,
+            env = "HERALD_INGEST_URL",
+            default_value = "http://127.0.0.1:9090"
+        )]
+        ingest: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Leaderboard {
+            period,
+            at,
+            scope,
+            limit,
+            spotlight,
+        } => commands::leaderboard(&spotlight, period, at.as_deref(), scope, limit, cli.json).await,
+        Command::Value {
+            period,
+            at,
+            spotlight,
+        } => commands::value(&spotlight, period, at.as_deref(), cli.json).await,
+        Command::Explain { id, scoring } => commands::explain(&scoring, &id, cli.json).await,
+        Command::Deliveries {
+            announcement,
+            status,
+            limit,
+            notify,
+        } => commands::deliveries(&notify, announcement, status, limit, cli.json).await,
+        Command::Send {
+            source,
+            file,
+            secret,
+            content_type,
+            ingest,
+        } => {
+            commands::send(
+                &ingest,
+                &source,
+                &file,
+                secret.as_deref(),
+                &content_type,
+                cli.json,
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

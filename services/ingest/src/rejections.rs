@@ -57,7 +57,7 @@ async fn write_loop(pool: PgPool, mut rx: mpsc::Receiver<Rejection>) {
             continue;
         }
         written += 1;
-        if written % 500 == 0 {
+        if written.is_multiple_of(500) {
             let _ = sqlx::query(
                 "DELETE FROM rejections WHERE id < (SELECT max(id) FROM rejections) - $1",
             )

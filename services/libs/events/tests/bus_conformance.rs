@@ -162,10 +162,12 @@ async fn topology_is_idempotent_and_updatable(bus: Arc<dyn Bus>) -> anyhow::Resu
     Ok(())
 }
 
+type Answer = Box<dyn Fn(&Delivery) -> Result<(), HandleError> + Send + Sync>;
+
 /// Records what the handler saw and answers from a script.
 struct Scripted {
     seen: Mutex<Vec<(String, u32)>>,
-    answer: Box<dyn Fn(&Delivery) -> Result<(), HandleError> + Send + Sync>,
+    answer: Answer,
     delay: Duration,
 }
 

@@ -299,6 +299,8 @@ mod tests {
     }
 
     #[test]
+    // figment's own test helper fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_the_file_with_double_underscores() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("HERALD_INGEST__PORT", "9");

@@ -1,0 +1,268 @@
+//! The deployment files users run (docker-compose.yml, deploy/Dockerfile, deploy/k8s, the example
+//! herald.toml) checked as far as this machine can without a container engine: parsed, and their
+//! promises verified.
+
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn root() -> PathBuf {
+    herald_testkit::repo_root()
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// Resolves YAML merge keys (`<<: *anchor`), which docker compose honours and yaml-rust2 leaves as is.
+fn merged(yaml: &Yaml) -> Yaml {
+    match yaml {
+        Yaml::Hash(hash) => {
+            let mut out = yaml_rust2::yaml::Hash::new();
+            if let Some(base) = hash.get(&Yaml::String("<<".into()))
+                && let Yaml::Hash(base) = merged(base)
+            {
+                out.extend(base);
+            }
+            for (k, v) in hash {
+                if k.as_str() != Some("<<") {
+                    out.insert(k.clone(), merged(v));
+                }
+            }
+            Yaml::Hash(out)
+        }
+        Yaml::Array(items) => Yaml::Array(items.iter().map(merged).collect()),
+        other => other.clone(),
+    }
+}
+
+fn text(yaml: &Yaml) -> String {
+    match yaml {
+        Yaml::String(s) => s.clone(),
+        Yaml::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(" "),
+        Yaml::Integer(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn compose_starts_each_service_only_when_nats_and_postgres_are_healthy() {
+    let docs = YamlLoader::load_from_str(&read("docker-compose.yml")).expect("valid YAML");
+    let compose = merged(&docs[0]);
+    let services = &compose["services"];
+
+    let nats = &services["nats"];
+    assert!(text(&nats["image"]).starts_with("nats:"), "NATS image");
+    assert!(
+        !nats["healthcheck"]["test"].is_badvalue(),
+        "NATS has a healthcheck"
+    );
+    assert!(
+        text(&nats["healthcheck"]["test"]).contains("js-enabled"),
+        "the healthcheck requires JetStream"
+    );
+    let nats_conf = read("deploy/nats.conf");
+    assert!(
+        nats_conf.contains("jetstream"),
+        "deploy/nats.conf enables JetStream"
+    );
+    assert!(text(&nats["command"]).contains("/etc/nats/nats.conf"));
+
+    let postgres = &services["postgres"];
+    assert!(text(&postgres["image"]).starts_with("postgres:"));
+    assert!(text(&postgres["healthcheck"]["test"]).contains("pg_isready"));
+
+    for service in ["ingest", "scoring", "spotlight", "notify"] {
+        let s = &services[service];
+        assert!(!s.is_badvalue(), "{service} is defined");
+        assert_eq!(
+            text(&s["build"]["dockerfile"]),
+            "deploy/Dockerfile",
+            "{service}"
+        );
+        assert_eq!(
+            text(&s["build"]["args"]["SERVICE"]),
+            format!("herald-{service}"),
+            "{service}"
+        );
+        for dependency in ["nats", "postgres"] {
+            assert_eq!(
+                text(&s["depends_on"][dependency]["condition"]),
+                "service_healthy",
+                "{service} must wait for a healthy {dependency}"
+            );
+        }
+        assert!(
+            text(&s["healthcheck"]["test"]).contains("herald-healthcheck"),
+            "{service} healthcheck"
+        );
+        assert!(
+            text(&s["volumes"]).contains("/etc/herald/herald.toml"),
+            "{service} reads herald.toml"
+        );
+        assert_eq!(
+            text(&s["environment"]["HERALD_NATS__URL"]),
+            "nats://nats:4222",
+            "{service} reaches NATS by its compose name"
+        );
+    }
+    // Every file compose mounts exists.
+    for (name, service) in services.as_hash().into_iter().flatten() {
+        for volume in service["volumes"].as_vec().into_iter().flatten() {
+            let volume = text(volume);
+            if let Some(local) = volume.strip_prefix("./") {
+                let local = local.split(':').next().unwrap_or_default();
+                assert!(
+                    root().join(local).exists(),
+                    "{}: {local} is mounted but missing",
+                    text(name)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dockerfile_is_multi_stage_parameterised_and_non_root() {
+    let dockerfile = read("deploy/Dockerfile");
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert!(stages >= 2, "multi-stage build");
+    assert!(
+        dockerfile.contains("ARG SERVICE"),
+        "parameterised by SERVICE"
+    );
+    assert!(
+        dockerfile.contains("--bin \"${SERVICE}\""),
+        "builds the chosen binary"
+    );
+    assert!(dockerfile.contains("--locked"), "uses Cargo.lock");
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "runs as {user}"
+    );
+    let healthcheck = root().join("deploy/healthcheck.sh");
+    assert!(healthcheck.exists());
+    // Every binary the compose file and the manifests name is a real target of the workspace.
+    let cargo = read("Cargo.toml");
+    for service in ["ingest", "scoring", "spotlight", "notify"] {
+        assert!(cargo.contains(&format!("services/{service}")));
+        let manifest = read(&format!("services/{service}/Cargo.toml"));
+        assert!(manifest.contains(&format!("name = \"herald-{service}\"")));
+    }
+}
+
+#[test]
+fn kubernetes_manifests_probe_health_and_run_unprivileged() {
+    let kustomization =
+        YamlLoader::load_from_str(&read("deploy/kustomization.yaml")).expect("YAML");
+    let k = &kustomization[0];
+    for resource in k["resources"].as_vec().into_iter().flatten() {
+        let path = Path::new("deploy").join(text(resource));
+        assert!(
+            root().join(&path).exists(),
+            "{} is listed but missing",
+            path.display()
+        );
+    }
+    for file in k["configMapGenerator"][0]["files"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+    {
+        assert!(root().join("deploy").join(text(file)).exists());
+    }
+    for service in ["ingest", "scoring", "spotlight", "notify"] {
+        let docs =
+            YamlLoader::load_from_str(&read(&format!("deploy/k8s/{service}.yaml"))).expect("YAML");
+        let deployment = docs
+            .iter()
+            .find(|d| text(&d["kind"]) == "Deployment")
+            .expect("a Deployment");
+        let spec = &deployment["spec"]["template"]["spec"];
+        assert_eq!(
+            spec["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true),
+            "{service}"
+        );
+        let container = &spec["containers"][0];
+        assert_eq!(
+            text(&container["readinessProbe"]["httpGet"]["path"]),
+            "/readyz",
+            "{service}"
+        );
+        assert_eq!(
+            text(&container["livenessProbe"]["httpGet"]["path"]),
+            "/healthz",
+            "{service}"
+        );
+        assert_eq!(
+            text(&container["env"][0]["value"]),
+            "/etc/herald/herald.toml"
+        );
+        assert!(
+            docs.iter().any(|d| text(&d["kind"]) == "Service"),
+            "{service} has a Service"
+        );
+    }
+}
+
+#[test]
+// figment's test helper fixes the closure's error type.
+#[allow(clippy::result_large_err)]
+fn the_example_configuration_loads_in_every_service() {
+    let config = root().join("deploy/herald.toml");
+    figment::Jail::expect_with(|jail| {
+        for (name, value) in [
+            ("SERVICENOW_WEBHOOK_SECRET", "s1"),
+            ("CLOUDEVENTS_WEBHOOK_SECRET", "s2"),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T/B/X",
+            ),
+            ("BI_WEBHOOK_URL", "https://bi.example/hooks/herald"),
+            (
+                "BI_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ] {
+            jail.set_env(name, value);
+        }
+        let loader =
+            herald_runtime::ConfigLoader::load(Some(&config)).map_err(|e| e.to_string())?;
+        let ingest = herald_ingest::IngestConfig::load(&loader).map_err(|e| e.to_string())?;
+        assert_eq!(
+            ingest.shared.catalog.services().len(),
+            6,
+            "the catalog path resolves next to the file"
+        );
+        assert_eq!(ingest.sources["servicenow"].keys().secrets.len(), 1);
+        herald_scoring::ScoringConfig::load(&loader).map_err(|e| e.to_string())?;
+        herald_spotlight::SpotlightConfig::load(&loader).map_err(|e| e.to_string())?;
+        let notify = herald_notify::NotifyConfig::load(&loader).map_err(|e| e.to_string())?;
+        assert_eq!(notify.notify.routes.len(), 2);
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn a_missing_secret_is_reported_by_name() {
+    let config = root().join("deploy/herald.toml");
+    figment::Jail::expect_with(|_jail| {
+        let loader =
+            herald_runtime::ConfigLoader::load(Some(&config)).map_err(|e| e.to_string())?;
+        let error = herald_ingest::IngestConfig::load(&loader).expect_err("secrets unset");
+        let message = error.to_string();
+        assert!(message.contains("_WEBHOOK_SECRET is not set"), "{message}");
+        assert!(message.contains("deploy/herald.toml"), "{message}");
+        Ok(())
+    });
+}
