@@ -13,6 +13,10 @@ pub enum ChannelKind {
     Slack,
     /// Any HTTP endpoint: JSON signed with the Standard Webhooks scheme.
     Webhook,
+    /// The process's standard output: readable text, coloured on a terminal.
+    Console,
+    /// A file of JSON lines, one announcement per line.
+    File,
 }
 
 /// Where announcements can go.
@@ -21,8 +25,12 @@ pub enum ChannelKind {
 pub struct ChannelConfig {
     pub name: String,
     pub kind: ChannelKind,
-    /// A secret: a Slack webhook URL lets anyone who has it post.
-    pub url: Secret,
+    /// For `slack` and `webhook`. A secret: a Slack webhook URL lets anyone who has it post.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// For `file`: where the JSON lines go.
+    #[serde(default)]
+    pub path: Option<std::path::PathBuf>,
     /// Standard Webhooks signing secret (`whsec_<base64>`, or any string used as raw bytes).
     #[serde(default)]
     pub secret: Option<Secret>,
@@ -35,7 +43,7 @@ impl ChannelConfig {
     pub fn min_interval(&self) -> Duration {
         self.min_interval.unwrap_or(match self.kind {
             ChannelKind::Slack => Duration::from_secs(1),
-            ChannelKind::Webhook => Duration::ZERO,
+            ChannelKind::Webhook | ChannelKind::Console | ChannelKind::File => Duration::ZERO,
         })
     }
 }
@@ -117,14 +125,33 @@ impl NotifySettings {
             if !names.insert(channel.name.as_str()) {
                 return invalid(format!("channel name {:?} is used twice", channel.name));
             }
-            match url::Url::parse(channel.url.expose()) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                _ => {
+            match channel.kind {
+                ChannelKind::Slack | ChannelKind::Webhook => {
+                    match channel.url.as_ref().map(|u| url::Url::parse(u.expose())) {
+                        Some(Ok(url))
+                            if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                        }
+                        Some(_) => {
+                            return invalid(format!(
+                                "channel {}: url must be an http(s) URL",
+                                channel.name
+                            ));
+                        }
+                        None => {
+                            return invalid(format!(
+                                "channel {}: a {:?} channel needs a url",
+                                channel.name, channel.kind
+                            ));
+                        }
+                    }
+                }
+                ChannelKind::File if channel.path.is_none() => {
                     return invalid(format!(
-                        "channel {}: url must be an http(s) URL",
+                        "channel {}: a file channel needs a path",
                         channel.name
                     ));
                 }
+                ChannelKind::File | ChannelKind::Console => {}
             }
             if let Some(secret) = &channel.secret
                 && let Err(e) = crate::signing::key_bytes(secret.expose())
@@ -211,5 +238,19 @@ mod tests {
             .expect("valid");
         assert!(!format!("{ok:?}").contains("SECRET"));
         assert_eq!(ok.notify.channels[0].min_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn each_channel_kind_asks_for_what_it_needs() {
+        let err =
+            load("[[notify.channels]]\nname = \"c\"\nkind = \"webhook\"\n").expect_err("no url");
+        assert!(err.to_string().contains("needs a url"), "{err}");
+        let err =
+            load("[[notify.channels]]\nname = \"c\"\nkind = \"file\"\n").expect_err("no path");
+        assert!(err.to_string().contains("needs a path"), "{err}");
+        load("[[notify.channels]]\nname = \"c\"\nkind = \"console\"\n")
+            .expect("console needs nothing");
+        load("[[notify.channels]]\nname = \"c\"\nkind = \"file\"\npath = \"/tmp/x.jsonl\"\n")
+            .expect("file");
     }
 }

@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod egress;
 pub mod grpc;
 pub mod handler;
+pub mod local;
 pub mod render;
 pub mod routing;
 pub mod send;

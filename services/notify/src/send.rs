@@ -7,7 +7,7 @@ use herald_proto::v1::Announcement;
 
 use crate::{
     config::{ChannelConfig, ChannelKind},
-    egress, render, signing,
+    egress, local, render, signing,
 };
 
 /// The result of one attempt.
@@ -93,7 +93,18 @@ impl Sender {
         delivery_id: &str,
         announcement: &Announcement,
     ) -> AttemptOutcome {
-        let url = match url::Url::parse(channel.url.expose()) {
+        match channel.kind {
+            ChannelKind::Console => return local::to_console(announcement),
+            ChannelKind::File => return local::to_file(channel, announcement).await,
+            ChannelKind::Slack | ChannelKind::Webhook => {}
+        }
+        let Some(url) = &channel.url else {
+            return AttemptOutcome::Failed {
+                status: None,
+                error: "channel has no url".into(),
+            };
+        };
+        let url = match url::Url::parse(url.expose()) {
             Ok(url) => url,
             Err(e) => {
                 return AttemptOutcome::Failed {
@@ -113,7 +124,9 @@ impl Sender {
             ChannelKind::Slack => {
                 render::slack::render(&announcement.card.clone().unwrap_or_default())
             }
-            ChannelKind::Webhook => render::webhook::render(announcement, now),
+            ChannelKind::Webhook | ChannelKind::Console | ChannelKind::File => {
+                render::webhook::render(announcement, now)
+            }
         };
         let body = match serde_json::to_vec(&body) {
             Ok(body) => body,

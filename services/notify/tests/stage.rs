@@ -338,3 +338,98 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_after_max_attempts() -> an
     assert_eq!(hook.requests().len(), 4, "no attempt after the last");
     stage.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<()> {
+    herald_testkit::init_tracing();
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::create().await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("out/announcements.jsonl");
+    let toml = format!(
+        "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n[notify]\npoll_interval = \"100ms\"\n\
+         [[notify.channels]]\nname = \"log\"\nkind = \"file\"\npath = {:?}\n\
+         [[notify.channels]]\nname = \"terminal\"\nkind = \"console\"\n\
+         [[notify.routes]]\nname = \"to-log\"\nchannel = \"log\"\n\
+         [[notify.routes]]\nname = \"to-terminal\"\nchannel = \"terminal\"\n",
+        nats.url(),
+        db.url(),
+        path.display().to_string()
+    );
+    let config = NotifyConfig::load(&ConfigLoader::from_toml_str(
+        &toml,
+        std::path::Path::new("."),
+    )?)?;
+    let listeners = Listeners::ephemeral().await?;
+    let grpc = format!("http://{}", listeners.grpc_addr()?);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(herald_notify::run(config, listeners, shutdown.clone()));
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client);
+    herald_testkit::eventually("notify consumer", Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            js.get_stream("HERALD_ANNOUNCEMENTS")
+                .await
+                .ok()?
+                .consumer_info("notify")
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await?;
+    for id in ["a-f1", "a-f2"] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        js.publish_with_headers(
+            "herald.announcements.headline_win",
+            headers,
+            announcement(id, 10.0).encode_to_vec().into(),
+        )
+        .await?
+        .await?;
+    }
+    let lines = herald_testkit::eventually("two lines", WAIT, || {
+        let path = path.clone();
+        async move {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let lines: Vec<String> = text.lines().map(String::from).collect();
+            (lines.len() == 2).then_some(lines)
+        }
+    })
+    .await?;
+    let mut ids: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .map(|j| j["data"]["id"].as_str().unwrap_or("").to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    ids.sort();
+    assert_eq!(ids, vec!["a-f1", "a-f2"]);
+    let notify = NotifyClient::connect(grpc).await?;
+    herald_testkit::eventually(
+        "four deliveries recorded as delivered (two announcements × file + console)",
+        WAIT,
+        || {
+            let mut notify = notify.clone();
+            async move {
+                let delivered = notify
+                    .list_deliveries(ListDeliveriesRequest {
+                        announcement_id: String::new(),
+                        status: DeliveryStatus::Delivered as i32,
+                        limit: 10,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (delivered.deliveries.len() == 4).then_some(())
+            }
+        },
+    )
+    .await?;
+    shutdown.cancel();
+    task.await??;
+    Ok(())
+}

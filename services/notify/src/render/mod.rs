@@ -1,5 +1,6 @@
 //! One channel-neutral card, rendered per channel within that channel's limits.
 
+pub mod console;
 pub mod slack;
 pub mod webhook;
 
