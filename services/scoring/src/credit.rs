@@ -2,12 +2,25 @@
 //! a cap per win, and nothing for system accounts (they never reach contributors).
 
 use herald_catalog::Catalog;
-use herald_proto::v1::{Credit, CreditSubject, Record};
+use herald_proto::v1::{Credit, CreditSubject, EventKind, Record};
 
 use crate::config::ScoringSettings;
 
+/// What the person who brought the outcome about did, in words.
+fn resolver_role(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::RequestFulfilled => "fulfilled it",
+        EventKind::AutomationRun => "owns the automation",
+        EventKind::ChangeImplemented => "implemented it",
+        EventKind::ProblemClosed => "removed the root cause",
+        EventKind::DeploymentSucceeded | EventKind::PullRequestMerged => "shipped it",
+        _ => "resolved it",
+    }
+}
+
 /// The credits of a win worth `amount`.
 pub fn credits(
+    kind: EventKind,
     record: &Record,
     amount: f64,
     catalog: &Catalog,
@@ -75,7 +88,7 @@ pub fn credits(
         amount: amount * share,
     };
     if let Some(resolver) = resolver {
-        credits.push(person(resolver, "resolved it", resolver_share));
+        credits.push(person(resolver, resolver_role(kind), resolver_share));
     }
     for other in others {
         credits.push(person(other, "worked on it", others_share));
@@ -105,6 +118,7 @@ mod tests {
     fn the_team_carries_the_whole_value_and_people_split_it() {
         let settings = ScoringSettings::default();
         let c = credits(
+            EventKind::IncidentResolved,
             &record(Some("p-r"), &["p-a", "p-b", "p-r"], None),
             100.0,
             &Catalog::default(),
@@ -131,6 +145,7 @@ mod tests {
     fn a_lone_resolver_gets_it_all_and_the_requester_nothing() {
         let settings = ScoringSettings::default();
         let c = credits(
+            EventKind::IncidentResolved,
             &record(Some("p-r"), &["p-r", "p-q"], Some("p-q")),
             10.0,
             &Catalog::default(),
@@ -142,6 +157,7 @@ mod tests {
         );
         // Resolving your own request earns nothing either.
         let c = credits(
+            EventKind::IncidentResolved,
             &record(Some("p-q"), &["p-q"], Some("p-q")),
             10.0,
             &Catalog::default(),
@@ -157,6 +173,7 @@ mod tests {
             ..Default::default()
         };
         let c = credits(
+            EventKind::IncidentResolved,
             &record(Some("p-r"), &["p-1", "p-2", "p-3", "p-4"], None),
             10.0,
             &Catalog::default(),

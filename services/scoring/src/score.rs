@@ -52,7 +52,8 @@ pub fn score(
     let valuation = value::value(event, catalog, settings)?;
     let record = event.record.clone().unwrap_or_default();
     let outcome_key = outcome_key(event);
-    let credits = credit::credits(&record, valuation.value.amount, catalog, settings);
+    let kind = herald_proto::v1::EventKind::try_from(event.kind).unwrap_or_default();
+    let credits = credit::credits(kind, &record, valuation.value.amount, catalog, settings);
     let team = credits
         .iter()
         .find(|c| c.subject == herald_proto::v1::CreditSubject::Team as i32)

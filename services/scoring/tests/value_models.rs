@@ -156,7 +156,7 @@ fn an_automation_run_is_priced_at_its_service_rate() {
     let catalog = oracle::catalog();
     let event = oracle::event("cloudevents/automation-run-structured.json");
     let scored = score::score(&event, &catalog, &ScoringSettings::default()).expect("a win");
-    let value = scored.win.value.expect("value");
+    let value = scored.win.value.clone().expect("value");
     // 1,408 minutes on Warehouse Management (€38 an hour).
     assert!(
         close(value.amount, 1408.0 / 60.0 * 38.0),

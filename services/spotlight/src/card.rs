@@ -9,9 +9,12 @@ pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
         .business_service
         .as_deref()
         .and_then(|s| catalog.service(s));
+    // The headline often tells the record's title already; then the number alone identifies it.
     let mut summary = match &win.record_title {
-        Some(title) => format!("{title} ({}).", win.record_number),
-        None => format!("{}.", win.record_number),
+        Some(title) if !win.headline.contains(title.as_str()) => {
+            format!("{}: {title}.", win.record_number)
+        }
+        _ => format!("{}.", win.record_number),
     };
     if let Some(service) = service
         && let Some(capability) = &service.capability

@@ -205,7 +205,12 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
         card.business_service.as_deref(),
         Some("Warehouse Management")
     );
-    assert!(card.summary.contains("INC0048213"), "{}", card.summary);
+    assert!(
+        card.summary
+            .starts_with("INC0048213: RF scanners cannot confirm picks"),
+        "{}",
+        card.summary
+    );
     assert_eq!(card.teams, vec!["Platform & SRE"]);
     let names: Vec<&str> = card.people.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(

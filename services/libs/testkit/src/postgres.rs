@@ -298,9 +298,13 @@ fn spawn_watchdog(
         log = quote(&log.display().to_string()),
         parent = std::process::id(),
     );
+    use std::os::unix::process::CommandExt;
     Ok(Command::new("sh")
         .arg("-c")
         .arg(script)
+        // A group of its own: a Ctrl-C in the terminal must not stop the database under services
+        // that are still draining; the watchdog stops it once this process is gone.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

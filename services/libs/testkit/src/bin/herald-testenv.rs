@@ -34,15 +34,40 @@ fn main() -> ExitCode {
         }
     };
 
-    match command.status() {
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("herald-testenv: cannot run {program}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    forward_signals(child.id());
+    match child.wait() {
         Ok(status) => status
             .code()
             .and_then(|c| u8::try_from(c).ok())
             .map(ExitCode::from)
             .unwrap_or(ExitCode::FAILURE),
         Err(e) => {
-            eprintln!("herald-testenv: cannot run {program}: {e}");
+            eprintln!("herald-testenv: lost track of {program}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGINT and SIGTERM no longer end this process at once: the command is asked to stop (SIGTERM)
+/// and this process waits for it, so the database outlives whatever is still shutting down.
+fn forward_signals(child: u32) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        eprintln!("herald-testenv: cannot watch signals; Ctrl-C will stop the database at once");
+        return;
+    };
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.to_string()])
+                .status();
+        }
+    });
 }
