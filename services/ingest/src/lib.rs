@@ -13,7 +13,7 @@ pub mod verify;
 use std::sync::{Arc, OnceLock};
 
 use herald_proto::v1::{Source, ingest_server::IngestServer};
-use herald_runtime::{Listeners, Readiness, health, startup};
+use herald_runtime::{Listeners, boot::Boot};
 use tokio_util::sync::CancellationToken;
 
 pub use config::IngestConfig;
@@ -26,32 +26,21 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let readiness = Readiness::new("ingest");
     let handlers = sources::handlers();
     let state = Arc::new(http::HttpState {
         max_body_bytes: config.ingest.max_body_bytes,
         source_names: handlers.iter().map(|h| h.source().token()).collect(),
         ready: OnceLock::new(),
     });
-    let router = http::router(state.clone()).merge(health::router(readiness.clone()));
-    tracing::info!(http = %listeners.http_addr()?, grpc = %listeners.grpc_addr()?, "ingest listening");
-    let http_task = tokio::spawn(startup::serve_http(
+    let mut boot = Boot::start(
+        "ingest",
         listeners.http,
-        router,
-        shutdown.clone(),
-    ));
-
-    let Some(bus) =
-        startup::connect_bus(&config.shared, "herald-ingest", &[], &readiness, &shutdown).await
-    else {
-        return finish(http_task).await;
+        http::router(state.clone()),
+        &shutdown,
+    );
+    let Some((bus, pool)) = boot.connect(&config.shared, &[], "ingest", &MIGRATOR).await else {
+        return boot.wait().await;
     };
-    let Some(pool) =
-        startup::connect_database(&config.shared, "ingest", &MIGRATOR, &readiness, &shutdown).await
-    else {
-        return finish(http_task).await;
-    };
-
     let sources = config.sources.clone();
     let ingestor = Arc::new(accept::Ingestor::new(
         handlers,
@@ -62,7 +51,7 @@ pub async fn run(
                 .unwrap_or_default()
         },
         Arc::new(config.shared.catalog.clone()),
-        bus.clone(),
+        bus,
     ));
     for open in ingestor.open_sources() {
         tracing::warn!(
@@ -72,63 +61,16 @@ pub async fn run(
     }
     let _ = state.ready.set(http::Ready {
         ingestor: ingestor.clone(),
-        rejections: rejections::RejectionLog::spawn(pool.clone()),
+        rejections: rejections::RejectionLog::spawn(pool),
     });
-
     let api = IngestServer::new(grpc::IngestApi {
         ingestor,
         max_body_bytes: config.ingest.max_body_bytes,
     })
     .max_decoding_message_size(config.ingest.max_body_bytes + 64 * 1024);
-    let grpc_task = tokio::spawn(herald_runtime::grpc::serve(
-        listeners.grpc,
-        api,
-        shutdown.clone(),
-    ));
-    readiness.started();
-    tracing::info!("ingest ready");
-
-    shutdown.cancelled().await;
-    let (http, grpc) = tokio::join!(http_task, grpc_task);
-    http??;
-    grpc??;
-    bus.flush().await.ok();
-    pool.close().await;
-    tracing::info!("ingest stopped");
-    Ok(())
+    boot.spawn_grpc(listeners.grpc, api);
+    boot.ready();
+    boot.wait().await
 }
 
-async fn finish(http_task: tokio::task::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
-    http_task.await??;
-    Ok(())
-}
-
-/// Ingest as its binary runs it.
-pub struct Ingest;
-
-impl herald_runtime::service::Service for Ingest {
-    type Config = IngestConfig;
-    const NAME: &'static str = "herald-ingest";
-
-    fn load(
-        loader: &herald_runtime::ConfigLoader,
-    ) -> Result<IngestConfig, herald_runtime::config::ConfigError> {
-        IngestConfig::load(loader)
-    }
-
-    fn shared(config: &IngestConfig) -> &herald_runtime::SharedConfig {
-        &config.shared
-    }
-
-    fn addrs(config: &IngestConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
-        (config.ingest.http_addr, config.ingest.grpc_addr)
-    }
-
-    fn run(
-        config: IngestConfig,
-        listeners: Listeners,
-        shutdown: CancellationToken,
-    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        run(config, listeners, shutdown)
-    }
-}
+herald_runtime::service!(Ingest, IngestConfig, "herald-ingest", ingest);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use herald_events::{ConsumerSpec, worker};
 use herald_proto::v1::notify_server::NotifyServer;
-use herald_runtime::{Listeners, Readiness, health, startup};
+use herald_runtime::{Listeners, boot::Boot};
 use tokio_util::sync::CancellationToken;
 
 pub use config::NotifyConfig;
@@ -31,13 +31,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let readiness = Readiness::new("notify");
-    tracing::info!(http = %listeners.http_addr()?, grpc = %listeners.grpc_addr()?, "notify listening");
-    let http_task = tokio::spawn(startup::serve_http(
-        listeners.http,
-        health::router(readiness.clone()),
-        shutdown.clone(),
-    ));
+    let mut boot = Boot::start("notify", listeners.http, axum::Router::new(), &shutdown);
     if config.notify.routes.is_empty() {
         tracing::warn!(
             "no [[notify.routes]] configured: announcements will not be delivered anywhere"
@@ -48,93 +42,38 @@ pub async fn run(
         config.notify.request_timeout,
     )?;
     let consumer = config.notify.consumer.consumer(ConsumerSpec::notify());
-    let Some(bus) = startup::connect_bus(
-        &config.shared,
-        "herald-notify",
-        std::slice::from_ref(&consumer),
-        &readiness,
-        &shutdown,
-    )
-    .await
+    let Some((bus, pool)) = boot
+        .connect(
+            &config.shared,
+            std::slice::from_ref(&consumer),
+            "notify",
+            &MIGRATOR,
+        )
+        .await
     else {
-        http_task.await??;
-        return Ok(());
+        return boot.wait().await;
     };
-    let Some(pool) =
-        startup::connect_database(&config.shared, "notify", &MIGRATOR, &readiness, &shutdown).await
-    else {
-        http_task.await??;
-        return Ok(());
-    };
-    let store = store::Store::new(pool.clone());
+    let store = store::Store::new(pool);
     let wake = Arc::new(tokio::sync::Notify::new());
-
     let handler = Arc::new(handler::NotifyHandler {
         store: store.clone(),
         settings: config.notify.clone(),
         wake: wake.clone(),
     });
-    let worker_task = tokio::spawn(worker::run(
-        bus.clone(),
-        consumer,
-        handler,
-        config.notify.consumer.worker_options("notify"),
-        shutdown.clone(),
-    ));
+    let options = config.notify.consumer.worker_options("notify");
+    let worker = worker::run(bus, consumer, handler, options, shutdown.clone());
+    boot.spawn_loop("worker", worker);
     let dispatcher = dispatcher::Dispatcher {
         store: store.clone(),
         sender,
         settings: config.notify.clone(),
         wake,
     };
-    let dispatch_task = tokio::spawn(dispatcher.run(shutdown.clone()));
-
-    let grpc_task = tokio::spawn(herald_runtime::grpc::serve(
-        listeners.grpc,
-        NotifyServer::new(grpc::NotifyApi { store }),
-        shutdown.clone(),
-    ));
-    readiness.started();
-    tracing::info!("notify ready");
-
-    shutdown.cancelled().await;
-    let (worker, dispatch, http, grpc) =
-        tokio::join!(worker_task, dispatch_task, http_task, grpc_task);
-    worker?;
-    dispatch?;
-    http??;
-    grpc??;
-    pool.close().await;
-    tracing::info!("notify stopped");
-    Ok(())
+    let dispatch = dispatcher.run(shutdown.clone());
+    boot.spawn_loop("dispatcher", dispatch);
+    boot.spawn_grpc(listeners.grpc, NotifyServer::new(grpc::NotifyApi { store }));
+    boot.ready();
+    boot.wait().await
 }
 
-/// Notify as its binary runs it.
-pub struct Notify;
-
-impl herald_runtime::service::Service for Notify {
-    type Config = NotifyConfig;
-    const NAME: &'static str = "herald-notify";
-
-    fn load(
-        loader: &herald_runtime::ConfigLoader,
-    ) -> Result<NotifyConfig, herald_runtime::config::ConfigError> {
-        NotifyConfig::load(loader)
-    }
-
-    fn shared(config: &NotifyConfig) -> &herald_runtime::SharedConfig {
-        &config.shared
-    }
-
-    fn addrs(config: &NotifyConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
-        (config.notify.http_addr, config.notify.grpc_addr)
-    }
-
-    fn run(
-        config: NotifyConfig,
-        listeners: Listeners,
-        shutdown: CancellationToken,
-    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        run(config, listeners, shutdown)
-    }
-}
+herald_runtime::service!(Notify, NotifyConfig, "herald-notify", notify);

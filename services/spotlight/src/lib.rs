@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use herald_events::{ConsumerSpec, worker};
 use herald_proto::v1::spotlight_server::SpotlightServer;
-use herald_runtime::{Listeners, Readiness, health, startup};
+use herald_runtime::{Listeners, boot::Boot};
 use tokio_util::sync::CancellationToken;
 
 pub use config::SpotlightConfig;
@@ -25,42 +25,23 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let readiness = Readiness::new("spotlight");
-    tracing::info!(http = %listeners.http_addr()?, grpc = %listeners.grpc_addr()?, "spotlight listening");
-    let http_task = tokio::spawn(startup::serve_http(
-        listeners.http,
-        health::router(readiness.clone()),
-        shutdown.clone(),
-    ));
+    let mut boot = Boot::start("spotlight", listeners.http, axum::Router::new(), &shutdown);
     let consumer = config
         .spotlight
         .consumer
         .consumer(ConsumerSpec::spotlight());
-    let Some(bus) = startup::connect_bus(
-        &config.shared,
-        "herald-spotlight",
-        std::slice::from_ref(&consumer),
-        &readiness,
-        &shutdown,
-    )
-    .await
+    let Some((bus, pool)) = boot
+        .connect(
+            &config.shared,
+            std::slice::from_ref(&consumer),
+            "spotlight",
+            &MIGRATOR,
+        )
+        .await
     else {
-        http_task.await??;
-        return Ok(());
+        return boot.wait().await;
     };
-    let Some(pool) = startup::connect_database(
-        &config.shared,
-        "spotlight",
-        &MIGRATOR,
-        &readiness,
-        &shutdown,
-    )
-    .await
-    else {
-        http_task.await??;
-        return Ok(());
-    };
-    let store = store::Store::new(pool.clone());
+    let store = store::Store::new(pool);
     let catalog = Arc::new(config.shared.catalog.clone());
     let handler = Arc::new(handler::SpotlightHandler {
         store: store.clone(),
@@ -69,59 +50,14 @@ pub async fn run(
         settings: config.spotlight.clone(),
     });
     let options = config.spotlight.consumer.worker_options("spotlight");
-    let worker_task = tokio::spawn(worker::run(
-        bus.clone(),
-        consumer,
-        handler,
-        options,
-        shutdown.clone(),
-    ));
-
-    let api = SpotlightServer::new(grpc::SpotlightApi { store, catalog });
-    let grpc_task = tokio::spawn(herald_runtime::grpc::serve(
+    let worker = worker::run(bus, consumer, handler, options, shutdown.clone());
+    boot.spawn_loop("worker", worker);
+    boot.spawn_grpc(
         listeners.grpc,
-        api,
-        shutdown.clone(),
-    ));
-    readiness.started();
-    tracing::info!("spotlight ready");
-
-    shutdown.cancelled().await;
-    let (worker, http, grpc) = tokio::join!(worker_task, http_task, grpc_task);
-    worker?;
-    http??;
-    grpc??;
-    pool.close().await;
-    tracing::info!("spotlight stopped");
-    Ok(())
+        SpotlightServer::new(grpc::SpotlightApi { store, catalog }),
+    );
+    boot.ready();
+    boot.wait().await
 }
 
-/// Spotlight as its binary runs it.
-pub struct Spotlight;
-
-impl herald_runtime::service::Service for Spotlight {
-    type Config = SpotlightConfig;
-    const NAME: &'static str = "herald-spotlight";
-
-    fn load(
-        loader: &herald_runtime::ConfigLoader,
-    ) -> Result<SpotlightConfig, herald_runtime::config::ConfigError> {
-        SpotlightConfig::load(loader)
-    }
-
-    fn shared(config: &SpotlightConfig) -> &herald_runtime::SharedConfig {
-        &config.shared
-    }
-
-    fn addrs(config: &SpotlightConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
-        (config.spotlight.http_addr, config.spotlight.grpc_addr)
-    }
-
-    fn run(
-        config: SpotlightConfig,
-        listeners: Listeners,
-        shutdown: CancellationToken,
-    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        run(config, listeners, shutdown)
-    }
-}
+herald_runtime::service!(Spotlight, SpotlightConfig, "herald-spotlight", spotlight);

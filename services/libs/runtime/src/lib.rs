@@ -10,6 +10,7 @@
 //! - [`db`]: a PostgreSQL pool confined to the service's own schema.
 //! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
 
+pub mod boot;
 pub mod config;
 pub mod db;
 pub mod error;

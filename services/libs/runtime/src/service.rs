@@ -52,3 +52,38 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     telemetry.shutdown();
     result
 }
+
+/// Implements [`Service`] for a service crate: its marker type, configuration type, binary name and
+/// configuration section (which holds `http_addr` and `grpc_addr`).
+#[macro_export]
+macro_rules! service {
+    ($service:ident, $config:ty, $name:literal, $section:ident) => {
+        /// The service as its binary runs it.
+        pub struct $service;
+
+        impl $crate::service::Service for $service {
+            type Config = $config;
+            const NAME: &'static str = $name;
+
+            fn load(loader: &$crate::ConfigLoader) -> Result<$config, $crate::config::ConfigError> {
+                <$config>::load(loader)
+            }
+
+            fn shared(config: &$config) -> &$crate::SharedConfig {
+                &config.shared
+            }
+
+            fn addrs(config: &$config) -> (std::net::SocketAddr, std::net::SocketAddr) {
+                (config.$section.http_addr, config.$section.grpc_addr)
+            }
+
+            fn run(
+                config: $config,
+                listeners: $crate::Listeners,
+                shutdown: tokio_util::sync::CancellationToken,
+            ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+                run(config, listeners, shutdown)
+            }
+        }
+    };
+}
