@@ -127,8 +127,7 @@ impl Stage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_becomes_one_win_however_often_it_arrives() -> anyhow::Result<()> {
     let stage = start().await?;
-    let mut wins = stage.client.subscribe("herald.wins.>").await?;
-    stage.client.flush().await?;
+    let mut wins = herald_testkit::nats::subscribe(&stage.client, "herald.wins.>").await?;
     let event = oracle::event("servicenow/incident-resolved-p1.json");
     stage.publish(&event, &event.id).await?;
 

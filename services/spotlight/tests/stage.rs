@@ -188,8 +188,8 @@ fn week_of(s: &str) -> Option<Period> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<()> {
     let stage = start().await?;
-    let mut announcements = stage.client.subscribe("herald.announcements.>").await?;
-    stage.client.flush().await?;
+    let mut announcements =
+        herald_testkit::nats::subscribe(&stage.client, "herald.announcements.>").await?;
     stage.publish(&p1_win(), "w-p1").await?;
     stage.publish(&small_win(), "w-ritm").await?;
 

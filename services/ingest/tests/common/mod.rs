@@ -4,7 +4,6 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use futures::StreamExt;
 use herald_ingest::IngestConfig;
 use herald_proto::v1::{EventKind, ItsmEvent, Source};
 use herald_runtime::{ConfigLoader, Listeners};
@@ -85,11 +84,21 @@ secret = "{SECRET}"
         format!("{}/v1/events/{source}", self.http)
     }
 
-    /// A core subscription on every event subject, opened before a request so nothing is missed.
-    pub async fn watch_events(&self) -> anyhow::Result<async_nats::Subscriber> {
-        let sub = self.nats_client.subscribe("herald.events.>").await?;
-        self.nats_client.flush().await?;
-        Ok(sub)
+    /// Every event stored in HERALD_EVENTS so far, in order, with its subject. Ingest answers 202
+    /// only after the store, so this is exact right after a response.
+    pub async fn stored_events(&self) -> anyhow::Result<Vec<(String, ItsmEvent)>> {
+        let js = async_nats::jetstream::new(self.nats_client.clone());
+        let mut stream = js.get_stream("HERALD_EVENTS").await?;
+        let last = stream.info().await?.state.last_sequence;
+        let mut events = Vec::new();
+        for sequence in 1..=last {
+            let message = stream.get_raw_message(sequence).await?;
+            events.push((
+                message.subject.to_string(),
+                ItsmEvent::decode(message.payload)?,
+            ));
+        }
+        Ok(events)
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
@@ -97,23 +106,6 @@ secret = "{SECRET}"
         self.task.await??;
         Ok(())
     }
-}
-
-/// The next published event, or an error after `wait`.
-pub async fn next_event(
-    sub: &mut async_nats::Subscriber,
-    wait: Duration,
-) -> anyhow::Result<(String, ItsmEvent)> {
-    let msg = tokio::time::timeout(wait, sub.next())
-        .await
-        .map_err(|_| anyhow::anyhow!("no event published within {wait:?}"))?
-        .ok_or_else(|| anyhow::anyhow!("subscription closed"))?;
-    Ok((msg.subject.to_string(), ItsmEvent::decode(msg.payload)?))
-}
-
-/// True when nothing is published within `wait`.
-pub async fn nothing_published(sub: &mut async_nats::Subscriber, wait: Duration) -> bool {
-    tokio::time::timeout(wait, sub.next()).await.is_err()
 }
 
 pub fn fixtures() -> PathBuf {

@@ -9,6 +9,7 @@ mod locate;
 pub mod nats;
 pub mod postgres;
 pub mod process;
+pub mod raw_http;
 pub mod receiver;
 pub mod wait;
 

@@ -144,3 +144,19 @@ async fn wait_for_info(port: u16, timeout: Duration) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Subscribes and waits until the server has registered the subscription, so nothing published
+/// afterwards (from any connection) is missed. `flush` alone only empties the client's buffer.
+pub async fn subscribe(
+    client: &async_nats::Client,
+    subject: &str,
+) -> anyhow::Result<async_nats::Subscriber> {
+    let subscriber = client.subscribe(subject.to_string()).await?;
+    // The server handles one connection's operations in order: once a request made after the
+    // subscription is answered, the subscription is in place.
+    client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .context("round trip to nats-server after subscribing")?;
+    Ok(subscriber)
+}

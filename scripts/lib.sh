@@ -1,0 +1,42 @@
+# Shared by scripts/test and scripts/dev: find or install what Herald runs against.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else return 1
+  fi
+}
+
+install_packages() {
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  else
+    return 1
+  fi
+}
+
+has_nats() { command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || [ -n "${HERALD_NATS_SERVER:-}" ]; }
+has_postgres() {
+  [ -n "${DATABASE_URL:-}" ] || command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+# Makes sure nats-server and PostgreSQL's server programs are there, installing them on Debian or
+# Ubuntu; elsewhere says how to get them.
+ensure_servers() {
+  if ! has_nats; then
+    install_packages nats-server || {
+      echo "nats-server is required: install it (https://github.com/nats-io/nats-server/releases) or set HERALD_NATS_SERVER" >&2
+      exit 1
+    }
+  fi
+  if ! has_postgres; then
+    install_packages postgresql || {
+      echo "PostgreSQL is required: install it (initdb and postgres on PATH) or set DATABASE_URL to a server where you may CREATE DATABASE" >&2
+      exit 1
+    }
+  fi
+}
