@@ -266,3 +266,19 @@ fn a_missing_secret_is_reported_by_name() {
         Ok(())
     });
 }
+
+#[test]
+fn the_readme_shows_the_example_configuration_as_it_is() {
+    let readme = read("README.md");
+    let config = read("deploy/herald.toml");
+    let start = readme
+        .find("```toml\n")
+        .expect("a toml block in the README")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("the block ends");
+    assert_eq!(
+        &readme[start..end],
+        config,
+        "README's herald.toml differs from deploy/herald.toml"
+    );
+}

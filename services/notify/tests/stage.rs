@@ -87,6 +87,7 @@ retry_base = "100ms"
 retry_max = "2s"
 max_attempts = 4
 poll_interval = "100ms"
+request_timeout = "1s"
 
 [[notify.channels]]
 name = "slack-wins"
@@ -432,4 +433,43 @@ async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<
     shutdown.cancel();
     task.await??;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_does_not_answer_in_time_is_tried_again() -> anyhow::Result<()> {
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    hook.script([Reply::status(200).after(Duration::from_secs(3))]);
+    let stage = start(&slack, &hook).await?;
+    stage.announce(&announcement("a-4", 5000.0), "a-4").await?;
+    hook.wait_for("/herald", 2, WAIT).await?;
+    let client = NotifyClient::connect(stage.grpc.clone()).await?;
+    let delivered = herald_testkit::eventually("delivered on the second attempt", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let list = client
+                .list_deliveries(ListDeliveriesRequest {
+                    announcement_id: "a-4".into(),
+                    status: DeliveryStatus::Delivered as i32,
+                    limit: 10,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            list.deliveries
+                .into_iter()
+                .find(|d| d.route == "wins-to-bi")
+        }
+    })
+    .await?;
+    assert_eq!(delivered.attempt_log.len(), 2);
+    let first = &delivered.attempt_log[0];
+    assert_eq!(first.http_status, 0, "no answer came back");
+    assert!(
+        first.error.contains("timed out") || first.error.contains("timeout"),
+        "{}",
+        first.error
+    );
+    assert_eq!(delivered.attempt_log[1].http_status, 200);
+    stage.stop().await
 }

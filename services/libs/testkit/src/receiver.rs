@@ -49,6 +49,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long to wait before answering (to make a client time out).
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -57,7 +59,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -184,6 +193,7 @@ async fn record(
     match reply {
         None => (StatusCode::OK, "ok").into_response(),
         Some(reply) => {
+            tokio::time::sleep(reply.delay).await;
             let mut response = reply.body.into_response();
             *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
             for (name, value) in reply.headers {
