@@ -66,7 +66,7 @@ struct Stage {
     _nats: NatsServer,
     _db: TestDatabase,
     grpc: String,
-    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -127,20 +127,12 @@ min_value = 1000000000
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(herald_notify::run(config, listeners, shutdown.clone()));
     let client = async_nats::connect(nats.url()).await?;
-    let js = async_nats::jetstream::new(client);
-    herald_testkit::eventually("notify consumer", Duration::from_secs(20), || {
-        let js = js.clone();
-        async move {
-            let stream = js.get_stream("HERALD_ANNOUNCEMENTS").await.ok()?;
-            stream.consumer_info("notify").await.ok().map(|_| ())
-        }
-    })
-    .await?;
+    herald_testkit::nats::wait_for_consumer(&client, "HERALD_ANNOUNCEMENTS", "notify").await?;
     Ok(Stage {
         _nats: nats,
         _db: db,
         grpc,
-        js,
+        client,
         shutdown,
         task,
     })
@@ -148,17 +140,13 @@ min_value = 1000000000
 
 impl Stage {
     async fn announce(&self, a: &Announcement, msg_id: &str) -> anyhow::Result<()> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        self.js
-            .publish_with_headers(
-                "herald.announcements.headline_win",
-                headers,
-                a.encode_to_vec().into(),
-            )
-            .await?
-            .await?;
-        Ok(())
+        herald_testkit::nats::publish(
+            &self.client,
+            "herald.announcements.headline_win",
+            msg_id,
+            a.encode_to_vec(),
+        )
+        .await
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -366,30 +354,11 @@ async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(herald_notify::run(config, listeners, shutdown.clone()));
     let client = async_nats::connect(nats.url()).await?;
-    let js = async_nats::jetstream::new(client);
-    herald_testkit::eventually("notify consumer", Duration::from_secs(20), || {
-        let js = js.clone();
-        async move {
-            js.get_stream("HERALD_ANNOUNCEMENTS")
-                .await
-                .ok()?
-                .consumer_info("notify")
-                .await
-                .ok()
-                .map(|_| ())
-        }
-    })
-    .await?;
+    herald_testkit::nats::wait_for_consumer(&client, "HERALD_ANNOUNCEMENTS", "notify").await?;
     for id in ["a-f1", "a-f2"] {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id);
-        js.publish_with_headers(
-            "herald.announcements.headline_win",
-            headers,
-            announcement(id, 10.0).encode_to_vec().into(),
-        )
-        .await?
-        .await?;
+        let payload = announcement(id, 10.0).encode_to_vec();
+        herald_testkit::nats::publish(&client, "herald.announcements.headline_win", id, payload)
+            .await?;
     }
     let lines = herald_testkit::eventually("two lines", WAIT, || {
         let path = path.clone();

@@ -82,29 +82,13 @@ async fn reqwest_lite(url: &str) -> Option<u16> {
 
 impl Stage {
     async fn publish(&self, event: &ItsmEvent, msg_id: &str) -> anyhow::Result<()> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
         let kind = herald_proto::v1::EventKind::try_from(event.kind)?.token();
-        self.js
-            .publish_with_headers(
-                format!("herald.events.servicenow.{kind}"),
-                headers,
-                event.encode_to_vec().into(),
-            )
-            .await?
-            .await?;
-        Ok(())
+        let subject = format!("herald.events.servicenow.{kind}");
+        herald_testkit::nats::publish(&self.client, &subject, msg_id, event.encode_to_vec()).await
     }
 
     async fn stream_count(&self, stream: &str) -> anyhow::Result<u64> {
-        Ok(self
-            .js
-            .get_stream(stream)
-            .await?
-            .info()
-            .await?
-            .state
-            .messages)
+        herald_testkit::nats::stream_len(&self.client, stream).await
     }
 
     async fn outcome(&self, event_id: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
@@ -205,17 +189,13 @@ async fn events_without_value_are_recorded_with_the_reason() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_event_is_dead_lettered_with_the_reason() -> anyhow::Result<()> {
     let stage = start().await?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", "garbage-1");
-    stage
-        .js
-        .publish_with_headers(
-            "herald.events.servicenow.incident_resolved",
-            headers,
-            vec![0xff, 0x01, 0x02].into(),
-        )
-        .await?
-        .await?;
+    herald_testkit::nats::publish(
+        &stage.client,
+        "herald.events.servicenow.incident_resolved",
+        "garbage-1",
+        vec![0xff, 0x01, 0x02],
+    )
+    .await?;
     herald_testkit::eventually("a dead letter", WAIT, || async {
         (stage.stream_count("HERALD_DLQ").await.ok()? == 1).then_some(())
     })

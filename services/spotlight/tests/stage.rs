@@ -108,7 +108,6 @@ struct Stage {
     _nats: NatsServer,
     _db: TestDatabase,
     grpc: String,
-    js: async_nats::jetstream::Context,
     client: async_nats::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -130,20 +129,11 @@ async fn start() -> anyhow::Result<Stage> {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(herald_spotlight::run(config, listeners, shutdown.clone()));
     let client = async_nats::connect(nats.url()).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    herald_testkit::eventually("spotlight consumer", Duration::from_secs(20), || {
-        let js = js.clone();
-        async move {
-            let stream = js.get_stream("HERALD_WINS").await.ok()?;
-            stream.consumer_info("spotlight").await.ok().map(|_| ())
-        }
-    })
-    .await?;
+    herald_testkit::nats::wait_for_consumer(&client, "HERALD_WINS", "spotlight").await?;
     Ok(Stage {
         _nats: nats,
         _db: db,
         grpc,
-        js,
         client,
         shutdown,
         task,
@@ -152,29 +142,12 @@ async fn start() -> anyhow::Result<Stage> {
 
 impl Stage {
     async fn publish(&self, win: &Win, msg_id: &str) -> anyhow::Result<()> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        let kind = EventKind::try_from(win.kind)?.token();
-        self.js
-            .publish_with_headers(
-                format!("herald.wins.{kind}"),
-                headers,
-                win.encode_to_vec().into(),
-            )
-            .await?
-            .await?;
-        Ok(())
+        let subject = format!("herald.wins.{}", EventKind::try_from(win.kind)?.token());
+        herald_testkit::nats::publish(&self.client, &subject, msg_id, win.encode_to_vec()).await
     }
 
     async fn count(&self, stream: &str) -> anyhow::Result<u64> {
-        Ok(self
-            .js
-            .get_stream(stream)
-            .await?
-            .info()
-            .await?
-            .state
-            .messages)
+        herald_testkit::nats::stream_len(&self.client, stream).await
     }
 }
 

@@ -160,3 +160,52 @@ pub async fn subscribe(
         .context("round trip to nats-server after subscribing")?;
     Ok(subscriber)
 }
+
+/// Publishes to JetStream with a message id and waits until the stream stored it.
+pub async fn publish(
+    client: &async_nats::Client,
+    subject: &str,
+    msg_id: &str,
+    payload: Vec<u8>,
+) -> anyhow::Result<()> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    async_nats::jetstream::new(client.clone())
+        .publish_with_headers(subject.to_string(), headers, payload.into())
+        .await?
+        .await?;
+    Ok(())
+}
+
+/// Waits until the durable consumer `durable` exists on `stream` (the stage under test creates it
+/// at start-up), so what is published next is consumed.
+pub async fn wait_for_consumer(
+    client: &async_nats::Client,
+    stream: &str,
+    durable: &str,
+) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(client.clone());
+    crate::eventually(
+        &format!("consumer {durable} on {stream}"),
+        Duration::from_secs(20),
+        || {
+            let js = js.clone();
+            async move {
+                js.get_stream(stream)
+                    .await
+                    .ok()?
+                    .consumer_info(durable)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
+    .await
+}
+
+/// How many messages `stream` holds.
+pub async fn stream_len(client: &async_nats::Client, stream: &str) -> anyhow::Result<u64> {
+    let js = async_nats::jetstream::new(client.clone());
+    Ok(js.get_stream(stream).await?.info().await?.state.messages)
+}
