@@ -74,7 +74,7 @@ async fn a_repeated_delivery_is_accepted_and_reported_as_a_duplicate() -> anyhow
     assert_eq!(second["duplicate"], true);
     assert_eq!(first["id"], second["id"]);
 
-    let js = async_nats::jetstream::new(h.nats_client.clone());
+    let js = async_nats::jetstream::new(h.service.client.clone());
     let mut stream = js.get_stream("HERALD_EVENTS").await?;
     assert_eq!(stream.info().await?.state.messages, 1, "one event stored");
     h.stop().await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_notify::{NotifyConfig, signing};
+use herald_notify::signing;
 use herald_proto::{
     time::to_timestamp,
     v1::{
@@ -11,10 +11,8 @@ use herald_proto::{
         ListDeliveriesRequest, ValueLabel, ValueLine, notify_client::NotifyClient,
     },
 };
-use herald_runtime::{ConfigLoader, Listeners};
-use herald_testkit::{HttpReceiver, NatsServer, Reply, TestDatabase};
+use herald_testkit::{HttpReceiver, InProcess, Reply};
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -62,25 +60,10 @@ fn announcement(id: &str, value: f64) -> Announcement {
     }
 }
 
-struct Stage {
-    _nats: NatsServer,
-    _db: TestDatabase,
-    grpc: String,
-    client: async_nats::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start(slack: &HttpReceiver, hook: &HttpReceiver) -> anyhow::Result<Stage> {
-    herald_testkit::init_tracing();
-    let nats = NatsServer::start().await?;
-    let db = TestDatabase::create().await?;
+/// Notify in-process, with a Slack channel and a signed webhook pointing at the receivers.
+async fn start(slack: &HttpReceiver, hook: &HttpReceiver) -> anyhow::Result<InProcess> {
     let toml = format!(
         r#"
-[nats]
-url = "{nats}"
-[database]
-url = "{db}"
 [notify]
 allow_private_networks = true
 retry_base = "100ms"
@@ -115,45 +98,15 @@ name = "huge-only"
 channel = "slack-wins"
 min_value = 1000000000
 "#,
-        nats = nats.url(),
-        db = db.url(),
         slack = slack.url("/services/T000/B000/XXXX"),
         hook = hook.url("/herald"),
     );
-    let loader = ConfigLoader::from_toml_str(&toml, std::path::Path::new("."))?;
-    let config = NotifyConfig::load(&loader)?;
-    let listeners = Listeners::ephemeral().await?;
-    let grpc = format!("http://{}", listeners.grpc_addr()?);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(herald_notify::run(config, listeners, shutdown.clone()));
-    let client = async_nats::connect(nats.url()).await?;
-    herald_testkit::nats::wait_for_consumer(&client, "HERALD_ANNOUNCEMENTS", "notify").await?;
-    Ok(Stage {
-        _nats: nats,
-        _db: db,
-        grpc,
-        client,
-        shutdown,
-        task,
-    })
+    InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await
 }
 
-impl Stage {
-    async fn announce(&self, a: &Announcement, msg_id: &str) -> anyhow::Result<()> {
-        herald_testkit::nats::publish(
-            &self.client,
-            "herald.announcements.headline_win",
-            msg_id,
-            a.encode_to_vec(),
-        )
-        .await
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await??;
-        Ok(())
-    }
+async fn announce(stage: &InProcess, a: &Announcement, msg_id: &str) -> anyhow::Result<()> {
+    let subject = "herald.announcements.headline_win";
+    herald_testkit::nats::publish(&stage.client, subject, msg_id, a.encode_to_vec()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +115,7 @@ async fn an_announcement_reaches_each_route_once_signed_and_within_limits() -> a
     let hook = HttpReceiver::start().await?;
     let stage = start(&slack, &hook).await?;
     let a = announcement("a-1", 216_474.6);
-    stage.announce(&a, "a-1").await?;
+    announce(&stage, &a, "a-1").await?;
 
     let slack_msgs = slack.wait_for("/services/T000/B000/XXXX", 1, WAIT).await?;
     let body = slack_msgs[0].json()?;
@@ -188,7 +141,7 @@ async fn an_announcement_reaches_each_route_once_signed_and_within_limits() -> a
     assert_eq!(json["data"]["card"]["value_lines"][0]["label"], "avoided");
 
     // The same announcement again, as a redelivery: no second delivery on any route.
-    stage.announce(&a, "a-1-again").await?;
+    announce(&stage, &a, "a-1-again").await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         slack.requests().len(),
@@ -236,7 +189,7 @@ async fn failures_are_retried_with_backoff_and_retry_after_and_4xx_is_final() ->
     ]);
     slack.script([Reply::status(400)]);
     let stage = start(&slack, &hook).await?;
-    stage.announce(&announcement("a-2", 5000.0), "a-2").await?;
+    announce(&stage, &announcement("a-2", 5000.0), "a-2").await?;
 
     let hooks = hook.wait_for("/herald", 3, WAIT).await?;
     // The 429 asked for a second: the third attempt honoured it.
@@ -303,7 +256,7 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_after_max_attempts() -> an
     let hook = HttpReceiver::start().await?;
     hook.script((0..10).map(|_| Reply::status(500)));
     let stage = start(&slack, &hook).await?;
-    stage.announce(&announcement("a-3", 5000.0), "a-3").await?;
+    announce(&stage, &announcement("a-3", 5000.0), "a-3").await?;
     hook.wait_for("/herald", 4, WAIT).await?;
     let client = NotifyClient::connect(stage.grpc.clone()).await?;
     let failed = herald_testkit::eventually("given up", WAIT, || {
@@ -330,35 +283,19 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_after_max_attempts() -> an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<()> {
-    herald_testkit::init_tracing();
-    let nats = NatsServer::start().await?;
-    let db = TestDatabase::create().await?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("out/announcements.jsonl");
     let toml = format!(
-        "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n[notify]\npoll_interval = \"100ms\"\n\
+        "[notify]\npoll_interval = \"100ms\"\n\
          [[notify.channels]]\nname = \"log\"\nkind = \"file\"\npath = {:?}\n\
          [[notify.channels]]\nname = \"terminal\"\nkind = \"console\"\n\
          [[notify.routes]]\nname = \"to-log\"\nchannel = \"log\"\n\
          [[notify.routes]]\nname = \"to-terminal\"\nchannel = \"terminal\"\n",
-        nats.url(),
-        db.url(),
         path.display().to_string()
     );
-    let config = NotifyConfig::load(&ConfigLoader::from_toml_str(
-        &toml,
-        std::path::Path::new("."),
-    )?)?;
-    let listeners = Listeners::ephemeral().await?;
-    let grpc = format!("http://{}", listeners.grpc_addr()?);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(herald_notify::run(config, listeners, shutdown.clone()));
-    let client = async_nats::connect(nats.url()).await?;
-    herald_testkit::nats::wait_for_consumer(&client, "HERALD_ANNOUNCEMENTS", "notify").await?;
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
     for id in ["a-f1", "a-f2"] {
-        let payload = announcement(id, 10.0).encode_to_vec();
-        herald_testkit::nats::publish(&client, "herald.announcements.headline_win", id, payload)
-            .await?;
+        announce(&stage, &announcement(id, 10.0), id).await?;
     }
     let lines = herald_testkit::eventually("two lines", WAIT, || {
         let path = path.clone();
@@ -378,7 +315,7 @@ async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<
         .collect::<Result<_, _>>()?;
     ids.sort();
     assert_eq!(ids, vec!["a-f1", "a-f2"]);
-    let notify = NotifyClient::connect(grpc).await?;
+    let notify = NotifyClient::connect(stage.grpc.clone()).await?;
     herald_testkit::eventually(
         "four deliveries recorded as delivered (two announcements × file + console)",
         WAIT,
@@ -399,9 +336,7 @@ async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<
         },
     )
     .await?;
-    shutdown.cancel();
-    task.await??;
-    Ok(())
+    stage.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,7 +345,7 @@ async fn a_receiver_that_does_not_answer_in_time_is_tried_again() -> anyhow::Res
     let hook = HttpReceiver::start().await?;
     hook.script([Reply::status(200).after(Duration::from_secs(3))]);
     let stage = start(&slack, &hook).await?;
-    stage.announce(&announcement("a-4", 5000.0), "a-4").await?;
+    announce(&stage, &announcement("a-4", 5000.0), "a-4").await?;
     hook.wait_for("/herald", 2, WAIT).await?;
     let client = NotifyClient::connect(stage.grpc.clone()).await?;
     let delivered = herald_testkit::eventually("delivered on the second attempt", WAIT, || {

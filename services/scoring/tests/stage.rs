@@ -8,76 +8,26 @@ use futures::StreamExt;
 use herald_proto::v1::{
     ExplainRequest, GetWinRequest, ItsmEvent, Win, scoring_client::ScoringClient,
 };
-use herald_runtime::{ConfigLoader, Listeners};
-use herald_scoring::ScoringConfig;
-use herald_testkit::{NatsServer, TestDatabase};
+use herald_testkit::InProcess;
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Stage {
-    _nats: NatsServer,
-    db: TestDatabase,
-    grpc: String,
-    js: async_nats::jetstream::Context,
-    client: async_nats::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// Scoring in-process, with the fixture catalog and at most two deliveries before a dead letter.
+struct Stage(InProcess);
+
+impl std::ops::Deref for Stage {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
+    }
 }
 
 async fn start() -> anyhow::Result<Stage> {
-    herald_testkit::init_tracing();
-    let nats = NatsServer::start().await?;
-    let db = TestDatabase::create().await?;
-    let toml = format!(
-        "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n[catalog]\npath = \"catalog.toml\"\n",
-        nats.url(),
-        db.url()
-    );
-    let loader = ConfigLoader::from_toml_str(&toml, &herald_testkit::fixtures_dir())?;
-    let mut config = ScoringConfig::load(&loader)?;
-    config.scoring.consumer.max_deliveries = 2;
-    let listeners = Listeners::ephemeral().await?;
-    let grpc = format!("http://{}", listeners.grpc_addr()?);
-    let http = format!("http://{}/readyz", listeners.http_addr()?);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(herald_scoring::run(config, listeners, shutdown.clone()));
-    herald_testkit::eventually("scoring ready", Duration::from_secs(20), || {
-        let url = http.clone();
-        async move {
-            let r = reqwest_lite(&url).await?;
-            (r == 200).then_some(())
-        }
-    })
-    .await?;
-    let client = async_nats::connect(nats.url()).await?;
-    Ok(Stage {
-        _nats: nats,
-        db,
-        grpc,
-        js: async_nats::jetstream::new(client.clone()),
-        client,
-        shutdown,
-        task,
-    })
-}
-
-/// The status of a GET, with nothing but tokio (scoring has no HTTP client dependency).
-async fn reqwest_lite(url: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/')?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    let toml = "[catalog]\npath = \"catalog.toml\"\n[scoring.consumer]\nmax_deliveries = 2\n";
+    Ok(Stage(
+        InProcess::start::<herald_scoring::Scoring>(toml, &herald_testkit::fixtures_dir()).await?,
+    ))
 }
 
 impl Stage {
@@ -102,9 +52,7 @@ impl Stage {
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await??;
-        Ok(())
+        self.0.stop().await
     }
 }
 
@@ -200,7 +148,9 @@ async fn an_undecodable_event_is_dead_lettered_with_the_reason() -> anyhow::Resu
         (stage.stream_count("HERALD_DLQ").await.ok()? == 1).then_some(())
     })
     .await?;
-    let stream = stage.js.get_stream("HERALD_DLQ").await?;
+    let stream = async_nats::jetstream::new(stage.client.clone())
+        .get_stream("HERALD_DLQ")
+        .await?;
     let raw = stream.get_raw_message(1).await?;
     let letter = herald_proto::v1::DeadLetter::decode(raw.payload)?;
     assert_eq!(letter.stage, "scoring");

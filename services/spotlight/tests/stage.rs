@@ -11,11 +11,8 @@ use herald_proto::{
         spotlight_client::SpotlightClient,
     },
 };
-use herald_runtime::{ConfigLoader, Listeners};
-use herald_spotlight::SpotlightConfig;
-use herald_testkit::{NatsServer, TestDatabase};
+use herald_testkit::InProcess;
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -104,51 +101,15 @@ fn small_win() -> Win {
     }
 }
 
-struct Stage {
-    _nats: NatsServer,
-    _db: TestDatabase,
-    grpc: String,
-    client: async_nats::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// Spotlight in-process with the fixture catalog; ready means its consumer exists.
+async fn start() -> anyhow::Result<InProcess> {
+    let toml = "[catalog]\npath = \"catalog.toml\"\n[spotlight]\nheadline_min_value = 1000\n";
+    InProcess::start::<herald_spotlight::Spotlight>(toml, &herald_testkit::fixtures_dir()).await
 }
 
-async fn start() -> anyhow::Result<Stage> {
-    herald_testkit::init_tracing();
-    let nats = NatsServer::start().await?;
-    let db = TestDatabase::create().await?;
-    let toml = format!(
-        "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n[catalog]\npath = \"catalog.toml\"\n[spotlight]\nheadline_min_value = 1000\n",
-        nats.url(),
-        db.url()
-    );
-    let loader = ConfigLoader::from_toml_str(&toml, &herald_testkit::fixtures_dir())?;
-    let config = SpotlightConfig::load(&loader)?;
-    let listeners = Listeners::ephemeral().await?;
-    let grpc = format!("http://{}", listeners.grpc_addr()?);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(herald_spotlight::run(config, listeners, shutdown.clone()));
-    let client = async_nats::connect(nats.url()).await?;
-    herald_testkit::nats::wait_for_consumer(&client, "HERALD_WINS", "spotlight").await?;
-    Ok(Stage {
-        _nats: nats,
-        _db: db,
-        grpc,
-        client,
-        shutdown,
-        task,
-    })
-}
-
-impl Stage {
-    async fn publish(&self, win: &Win, msg_id: &str) -> anyhow::Result<()> {
-        let subject = format!("herald.wins.{}", EventKind::try_from(win.kind)?.token());
-        herald_testkit::nats::publish(&self.client, &subject, msg_id, win.encode_to_vec()).await
-    }
-
-    async fn count(&self, stream: &str) -> anyhow::Result<u64> {
-        herald_testkit::nats::stream_len(&self.client, stream).await
-    }
+async fn publish(stage: &InProcess, win: &Win, msg_id: &str) -> anyhow::Result<()> {
+    let subject = format!("herald.wins.{}", EventKind::try_from(win.kind)?.token());
+    herald_testkit::nats::publish(&stage.client, &subject, msg_id, win.encode_to_vec()).await
 }
 
 fn week_of(s: &str) -> Option<Period> {
@@ -163,8 +124,8 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
     let stage = start().await?;
     let mut announcements =
         herald_testkit::nats::subscribe(&stage.client, "herald.announcements.>").await?;
-    stage.publish(&p1_win(), "w-p1").await?;
-    stage.publish(&small_win(), "w-ritm").await?;
+    publish(&stage, &p1_win(), "w-p1").await?;
+    publish(&stage, &small_win(), "w-ritm").await?;
 
     let msg = tokio::time::timeout(WAIT, announcements.next())
         .await?
@@ -200,7 +161,7 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
     assert_eq!(card.links[0].title, "Open INC0048213");
 
     // Redelivery of the same win under another message id: nothing new.
-    stage.publish(&p1_win(), "w-p1-again").await?;
+    publish(&stage, &p1_win(), "w-p1-again").await?;
     let mut client = SpotlightClient::connect(stage.grpc.clone()).await?;
     let board = herald_testkit::eventually("both wins counted", WAIT, || {
         let mut client = client.clone();
@@ -225,7 +186,10 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
         board.entries[0].wins, 1,
         "the redelivered win was not counted twice"
     );
-    assert_eq!(stage.count("HERALD_ANNOUNCEMENTS").await?, 1);
+    assert_eq!(
+        herald_testkit::nats::stream_len(&stage.client, "HERALD_ANNOUNCEMENTS").await?,
+        1
+    );
 
     let people = client
         .get_leaderboard(GetLeaderboardRequest {
@@ -287,7 +251,5 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
         .expect_err("no scope");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 
-    stage.shutdown.cancel();
-    stage.task.await??;
-    Ok(())
+    stage.stop().await
 }

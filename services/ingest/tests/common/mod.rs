@@ -2,81 +2,47 @@
 
 #![allow(dead_code)]
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf};
 
-use herald_ingest::IngestConfig;
 use herald_proto::v1::{EventKind, ItsmEvent, Source};
-use herald_runtime::{ConfigLoader, Listeners};
-use herald_testkit::{NatsServer, TestDatabase};
+use herald_testkit::InProcess;
 use prost::Message;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "herald-test-secret";
 
+/// Ingest in-process with the fixture catalog and the shared test secret on servicenow and
+/// cloudevents, plus an HTTP client.
 pub struct Harness {
-    pub nats: NatsServer,
-    pub db: TestDatabase,
-    pub http: String,
-    pub grpc: String,
-    pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub service: InProcess,
     pub client: reqwest::Client,
-    pub nats_client: async_nats::Client,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.service
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut InProcess {
+        &mut self.service
+    }
 }
 
 impl Harness {
-    /// Ingest with the fixture catalog and the shared test secret on servicenow and cloudevents.
     pub async fn start(extra_toml: &str) -> anyhow::Result<Self> {
-        herald_testkit::init_tracing();
-        herald_runtime::install_tls_provider();
-        let nats = NatsServer::start().await?;
-        let db = TestDatabase::create().await?;
         let toml = format!(
-            r#"
-[nats]
-url = "{nats}"
-[database]
-url = "{db}"
-[catalog]
-path = "catalog.toml"
-[sources.servicenow]
-secret = "{SECRET}"
-[sources.cloudevents]
-secret = "{SECRET}"
-{extra_toml}
-"#,
-            nats = nats.url(),
-            db = db.url(),
+            "[catalog]\npath = \"catalog.toml\"\n[sources.servicenow]\nsecret = \"{SECRET}\"\n\
+             [sources.cloudevents]\nsecret = \"{SECRET}\"\n{extra_toml}"
         );
-        let loader = ConfigLoader::from_toml_str(&toml, &herald_testkit::fixtures_dir())?;
-        let config = IngestConfig::load(&loader)?;
-        let listeners = Listeners::ephemeral().await?;
-        let http = format!("http://{}", listeners.http_addr()?);
-        let grpc = format!("http://{}", listeners.grpc_addr()?);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(herald_ingest::run(config, listeners, shutdown.clone()));
-        let client = reqwest::Client::new();
-        let ready_url = format!("{http}/readyz");
-        herald_testkit::eventually("ingest ready", Duration::from_secs(20), || {
-            let client = client.clone();
-            let url = ready_url.clone();
-            async move {
-                let r = client.get(&url).send().await.ok()?;
-                r.status().is_success().then_some(())
-            }
-        })
-        .await?;
-        let nats_client = async_nats::connect(nats.url()).await?;
+        let service =
+            InProcess::start::<herald_ingest::Ingest>(&toml, &herald_testkit::fixtures_dir())
+                .await?;
         Ok(Self {
-            nats,
-            db,
-            http,
-            grpc,
-            shutdown,
-            task,
-            client,
-            nats_client,
+            service,
+            client: reqwest::Client::new(),
         })
     }
 
@@ -87,7 +53,7 @@ secret = "{SECRET}"
     /// Every event stored in HERALD_EVENTS so far, in order, with its subject. Ingest answers 202
     /// only after the store, so this is exact right after a response.
     pub async fn stored_events(&self) -> anyhow::Result<Vec<(String, ItsmEvent)>> {
-        let js = async_nats::jetstream::new(self.nats_client.clone());
+        let js = async_nats::jetstream::new(self.service.client.clone());
         let mut stream = js.get_stream("HERALD_EVENTS").await?;
         let last = stream.info().await?.state.last_sequence;
         let mut events = Vec::new();
@@ -102,9 +68,7 @@ secret = "{SECRET}"
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await??;
-        Ok(())
+        self.service.stop().await
     }
 }
 

@@ -22,7 +22,7 @@ pub trait Service {
         config: Self::Config,
         listeners: Listeners,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static;
 }
 
 /// Command-line arguments every service binary takes.
@@ -81,7 +81,7 @@ macro_rules! service {
                 config: $config,
                 listeners: $crate::Listeners,
                 shutdown: tokio_util::sync::CancellationToken,
-            ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+            ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
                 run(config, listeners, shutdown)
             }
         }

@@ -5,6 +5,7 @@
 //! Nothing is mocked. When a server cannot be found, the error says how to get it; tests fail rather
 //! than skip.
 
+pub mod in_process;
 mod locate;
 pub mod nats;
 pub mod postgres;
@@ -13,6 +14,7 @@ pub mod raw_http;
 pub mod receiver;
 pub mod wait;
 
+pub use in_process::InProcess;
 pub use nats::NatsServer;
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, binary};

@@ -93,3 +93,29 @@ pub async fn post(
         .unwrap_or_default();
     Ok(RawResponse { status, body })
 }
+
+/// The status of a plain GET.
+pub async fn get_status(url: &str) -> anyhow::Result<u16> {
+    let parsed = url::Url::parse(url)?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("{url} has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let mut stream = TcpStream::connect((host, port)).await?;
+    stream
+        .write_all(
+            format!(
+                "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
+                parsed.path()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP answer from {url}"))
+}
