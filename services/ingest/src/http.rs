@@ -1,9 +1,9 @@
 //! `POST /v1/events/{source}`: the webhook route every source posts to.
 //!
-//! Checks run in the documented order: unknown source 404, size 413, readiness 503, authenticity
-//! 401, syntax 400, shape 422, then 202 once the bus stored the event.
+//! Checks run in the documented order: unknown source 404, size 413, authenticity 401, syntax 400,
+//! shape 422, then 202 once the bus stored the event (503 when it could not be stored).
 
-use std::{net::SocketAddr, sync::Arc, sync::OnceLock};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -23,14 +23,9 @@ use crate::{
     rejections::{Rejection, RejectionLog},
 };
 
-/// What the HTTP routes need; filled in once the bus and database are connected.
+/// What the HTTP routes need.
 pub struct HttpState {
     pub max_body_bytes: usize,
-    pub source_names: Vec<&'static str>,
-    pub ready: OnceLock<Ready>,
-}
-
-pub struct Ready {
     pub ingestor: Arc<Ingestor>,
     pub rejections: RejectionLog,
 }
@@ -38,12 +33,7 @@ pub struct Ready {
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/events/{source}", post(receive))
-        .fallback(not_found)
         .with_state(state)
-}
-
-async fn not_found() -> Response {
-    ApiError::not_found("no such route; webhooks are POSTed to /v1/events/<source>").into_response()
 }
 
 async fn receive(
@@ -68,7 +58,7 @@ async fn receive(
     };
     metrics::counter!(
         "herald_ingest_deliveries_total",
-        "source" => if state.source_names.contains(&source.as_str()) { source.clone() } else { "unknown".to_string() },
+        "source" => if state.ingestor.check_source(&source).is_ok() { source.clone() } else { "unknown".to_string() },
         "status" => status.as_u16().to_string()
     )
     .increment(1);
@@ -81,10 +71,8 @@ async fn receive(
         }
         Err((error, size)) => {
             tracing::info!(%source, code = error.code, status = status.as_u16(), "delivery rejected");
-            if let Some(ready) = state.ready.get()
-                && error.kind != ErrorCode::Unavailable
-            {
-                ready.rejections.record(Rejection {
+            if error.kind != ErrorCode::Unavailable {
+                state.rejections.record(Rejection {
                     source: source.clone(),
                     status: status.as_u16(),
                     code: error.code,
@@ -104,19 +92,7 @@ async fn receive_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Accepted, (ApiError, Option<usize>)> {
-    if !state.source_names.contains(&source) {
-        return Err((
-            ApiError::new(
-                ErrorCode::NotFound,
-                "unknown_source",
-                format!(
-                    "no source named {source:?}; send to one of /v1/events/{{{}}}",
-                    state.source_names.join(",")
-                ),
-            ),
-            None,
-        ));
-    }
+    state.ingestor.check_source(source).map_err(|e| (e, None))?;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -130,13 +106,7 @@ async fn receive_inner(
         .await
         .map_err(|e| (e, declared))?;
     let size = Some(body.len());
-    let Some(ready) = state.ready.get() else {
-        return Err((
-            ApiError::unavailable("ingest is starting and cannot accept events yet; retry shortly"),
-            size,
-        ));
-    };
-    ready
+    state
         .ingestor
         .accept(source, headers, body)
         .await

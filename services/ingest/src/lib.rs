@@ -10,67 +10,90 @@ pub mod rejections;
 pub mod sources;
 pub mod verify;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use herald_events::ConsumerSpec;
 use herald_proto::v1::{Source, ingest_server::IngestServer};
-use herald_runtime::{Listeners, boot::Boot};
+use herald_runtime::{
+    ConfigLoader, Listeners, SharedConfig,
+    component::{Component, Deps},
+    config::ConfigError,
+    db::Migrations,
+    service::Service,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::IngestConfig;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Ingest as a service: `POST /v1/events/{source}` and `herald.v1.Ingest` in, events onto the bus.
+pub struct Ingest;
 
-/// Runs ingest on the given listeners until `shutdown` is cancelled.
+impl Service for Ingest {
+    type Config = IngestConfig;
+    const NAME: &'static str = "ingest";
+
+    fn load(loader: &ConfigLoader) -> Result<IngestConfig, ConfigError> {
+        IngestConfig::load(loader)
+    }
+
+    fn shared(config: &IngestConfig) -> &SharedConfig {
+        &config.shared
+    }
+
+    fn addrs(config: &IngestConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (config.ingest.http_addr, config.ingest.grpc_addr)
+    }
+
+    fn consumers(_: &IngestConfig) -> Vec<ConsumerSpec> {
+        Vec::new()
+    }
+
+    fn migrations() -> Migrations {
+        herald_runtime::migrations!()
+    }
+
+    async fn build(
+        config: IngestConfig,
+        deps: Deps,
+        _shutdown: CancellationToken,
+    ) -> anyhow::Result<Component> {
+        let sources = config.sources.clone();
+        let ingestor = Arc::new(accept::Ingestor::new(
+            sources::handlers(),
+            |source: Source| {
+                sources
+                    .get(source.token())
+                    .map(|s| s.keys())
+                    .unwrap_or_default()
+            },
+            Arc::new(config.shared.catalog.clone()),
+            deps.bus,
+        ));
+        for open in ingestor.open_sources() {
+            tracing::warn!(
+                source = open,
+                "source has no secret or token configured: it accepts unsigned deliveries"
+            );
+        }
+        let state = Arc::new(http::HttpState {
+            max_body_bytes: config.ingest.max_body_bytes,
+            ingestor: ingestor.clone(),
+            rejections: rejections::RejectionLog::spawn(deps.db.pool),
+        });
+        let api = IngestServer::new(grpc::IngestApi {
+            ingestor,
+            max_body_bytes: config.ingest.max_body_bytes,
+        })
+        .max_decoding_message_size(config.ingest.max_body_bytes + 64 * 1024);
+        Ok(Component::new().routes(http::router(state)).grpc(api))
+    }
+}
+
+/// Runs ingest on its own listeners until `shutdown` is cancelled.
 pub async fn run(
     config: IngestConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let handlers = sources::handlers();
-    let state = Arc::new(http::HttpState {
-        max_body_bytes: config.ingest.max_body_bytes,
-        source_names: handlers.iter().map(|h| h.source().token()).collect(),
-        ready: OnceLock::new(),
-    });
-    let mut boot = Boot::start(
-        "ingest",
-        listeners.http,
-        http::router(state.clone()),
-        &shutdown,
-    );
-    let Some((bus, pool)) = boot.connect(&config.shared, &[], "ingest", &MIGRATOR).await else {
-        return boot.wait().await;
-    };
-    let sources = config.sources.clone();
-    let ingestor = Arc::new(accept::Ingestor::new(
-        handlers,
-        |source: Source| {
-            sources
-                .get(source.token())
-                .map(|s| s.keys())
-                .unwrap_or_default()
-        },
-        Arc::new(config.shared.catalog.clone()),
-        bus,
-    ));
-    for open in ingestor.open_sources() {
-        tracing::warn!(
-            source = open,
-            "source has no secret or token configured: it accepts unsigned deliveries"
-        );
-    }
-    let _ = state.ready.set(http::Ready {
-        ingestor: ingestor.clone(),
-        rejections: rejections::RejectionLog::spawn(pool),
-    });
-    let api = IngestServer::new(grpc::IngestApi {
-        ingestor,
-        max_body_bytes: config.ingest.max_body_bytes,
-    })
-    .max_decoding_message_size(config.ingest.max_body_bytes + 64 * 1024);
-    boot.spawn_grpc(listeners.grpc, api);
-    boot.ready();
-    boot.wait().await
+    herald_runtime::service::run::<Ingest>(config, listeners, shutdown).await
 }
-
-herald_runtime::service!(Ingest, IngestConfig, "herald-ingest", ingest);

@@ -2,7 +2,7 @@
 //! (`SELECT * FROM ingest.rejections ORDER BY id DESC`). Written off the request path; when the
 //! writer falls behind, entries are dropped and counted rather than slowing ingest down.
 
-use sqlx::PgPool;
+use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 /// How many rejections are kept; older ones are pruned.
@@ -25,7 +25,7 @@ pub struct RejectionLog {
 
 impl RejectionLog {
     /// Starts the writer; it stops when every sender is gone.
-    pub fn spawn(pool: PgPool) -> Self {
+    pub fn spawn(pool: AnyPool) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(write_loop(pool, rx));
         Self { tx }
@@ -38,14 +38,16 @@ impl RejectionLog {
     }
 }
 
-async fn write_loop(pool: PgPool, mut rx: mpsc::Receiver<Rejection>) {
+async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Rejection>) {
     let mut written: u64 = 0;
     while let Some(r) = rx.recv().await {
         let result = sqlx::query(
-            "INSERT INTO rejections (source, status, code, message, body_bytes, remote) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO rejections (received_at, source, status, code, message, body_bytes, remote)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
+        .bind(herald_runtime::db::millis(chrono::Utc::now()))
         .bind(&r.source)
-        .bind(i32::from(r.status))
+        .bind(i64::from(r.status))
         .bind(r.code)
         .bind(&r.message)
         .bind(r.body_bytes.and_then(|b| i64::try_from(b).ok()))

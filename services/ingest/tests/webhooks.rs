@@ -191,11 +191,11 @@ async fn bad_deliveries_get_clear_errors_and_publish_nothing() -> anyhow::Result
 
     // Rejections are logged for operators.
     let pool = h.db.pool().await?;
-    let logged: Vec<(String, i32, String)> =
+    let logged: Vec<(String, i64, String)> =
         herald_testkit::eventually("rejections logged", WAIT, || {
             let pool = pool.clone();
             async move {
-                let rows: Vec<(String, i32, String)> = sqlx::query_as(
+                let rows: Vec<(String, i64, String)> = sqlx::query_as(
                     "SELECT source, status, code FROM ingest.rejections ORDER BY id",
                 )
                 .fetch_all(&pool)
@@ -262,7 +262,7 @@ async fn health_readiness_and_metrics_are_served() -> anyhow::Result<()> {
         .json()
         .await?;
     assert_eq!(ready["checks"]["nats"], "ok");
-    assert_eq!(ready["checks"]["postgres"], "ok");
+    assert_eq!(ready["checks"]["database"], "ok");
     let entry = delivery("servicenow/ritm-fulfilled.json")?;
     post_fixture(&h, &entry).await?;
     let metrics = h

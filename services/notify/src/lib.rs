@@ -18,62 +18,89 @@ use std::sync::Arc;
 
 use herald_events::{ConsumerSpec, worker};
 use herald_proto::v1::notify_server::NotifyServer;
-use herald_runtime::{Listeners, boot::Boot};
+use herald_runtime::{
+    ConfigLoader, Listeners, SharedConfig,
+    component::{Component, Deps},
+    config::ConfigError,
+    db::Migrations,
+    service::Service,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::NotifyConfig;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Notify as a service: consumes HERALD_ANNOUNCEMENTS, delivers to channels, answers
+/// `herald.v1.Notify`.
+pub struct Notify;
 
-/// Runs notify on the given listeners until `shutdown` is cancelled.
+impl Service for Notify {
+    type Config = NotifyConfig;
+    const NAME: &'static str = "notify";
+
+    fn load(loader: &ConfigLoader) -> Result<NotifyConfig, ConfigError> {
+        NotifyConfig::load(loader)
+    }
+
+    fn shared(config: &NotifyConfig) -> &SharedConfig {
+        &config.shared
+    }
+
+    fn addrs(config: &NotifyConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (config.notify.http_addr, config.notify.grpc_addr)
+    }
+
+    fn consumers(config: &NotifyConfig) -> Vec<ConsumerSpec> {
+        vec![config.notify.consumer.consumer(ConsumerSpec::notify())]
+    }
+
+    fn migrations() -> Migrations {
+        herald_runtime::migrations!()
+    }
+
+    async fn build(
+        config: NotifyConfig,
+        deps: Deps,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Component> {
+        if config.notify.routes.is_empty() {
+            tracing::warn!(
+                "no [[notify.routes]] configured: announcements will not be delivered anywhere"
+            );
+        }
+        let sender = send::Sender::new(
+            config.notify.allow_private_networks,
+            config.notify.request_timeout,
+        )?;
+        let store = store::Store::new(deps.db);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let handler = Arc::new(handler::NotifyHandler {
+            store: store.clone(),
+            settings: config.notify.clone(),
+            wake: wake.clone(),
+        });
+        let consumer = config.notify.consumer.consumer(ConsumerSpec::notify());
+        let options = config.notify.consumer.worker_options("notify");
+        let dispatcher = dispatcher::Dispatcher {
+            store: store.clone(),
+            sender,
+            settings: config.notify.clone(),
+            wake,
+        };
+        Ok(Component::new()
+            .task(
+                "worker",
+                worker::run(deps.bus, consumer, handler, options, shutdown.clone()),
+            )
+            .task("dispatcher", dispatcher.run(shutdown))
+            .grpc(NotifyServer::new(grpc::NotifyApi { store })))
+    }
+}
+
+/// Runs notify on its own listeners until `shutdown` is cancelled.
 pub async fn run(
     config: NotifyConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut boot = Boot::start("notify", listeners.http, axum::Router::new(), &shutdown);
-    if config.notify.routes.is_empty() {
-        tracing::warn!(
-            "no [[notify.routes]] configured: announcements will not be delivered anywhere"
-        );
-    }
-    let sender = send::Sender::new(
-        config.notify.allow_private_networks,
-        config.notify.request_timeout,
-    )?;
-    let consumer = config.notify.consumer.consumer(ConsumerSpec::notify());
-    let Some((bus, pool)) = boot
-        .connect(
-            &config.shared,
-            std::slice::from_ref(&consumer),
-            "notify",
-            &MIGRATOR,
-        )
-        .await
-    else {
-        return boot.wait().await;
-    };
-    let store = store::Store::new(pool);
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let handler = Arc::new(handler::NotifyHandler {
-        store: store.clone(),
-        settings: config.notify.clone(),
-        wake: wake.clone(),
-    });
-    let options = config.notify.consumer.worker_options("notify");
-    let worker = worker::run(bus, consumer, handler, options, shutdown.clone());
-    boot.spawn_loop("worker", worker);
-    let dispatcher = dispatcher::Dispatcher {
-        store: store.clone(),
-        sender,
-        settings: config.notify.clone(),
-        wake,
-    };
-    let dispatch = dispatcher.run(shutdown.clone());
-    boot.spawn_loop("dispatcher", dispatch);
-    boot.spawn_grpc(listeners.grpc, NotifyServer::new(grpc::NotifyApi { store }));
-    boot.ready();
-    boot.wait().await
+    herald_runtime::service::run::<Notify>(config, listeners, shutdown).await
 }
-
-herald_runtime::service!(Notify, NotifyConfig, "herald-notify", notify);

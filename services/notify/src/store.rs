@@ -1,12 +1,13 @@
-//! Notify's tables (schema `notify`): deliveries and their attempt log.
+//! Notify's tables: deliveries and their attempt log, on PostgreSQL or SQLite.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::Announcement;
+use herald_runtime::db::{Backend, Database, from_millis, millis};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sqlx::{AnyPool, Row};
 
 use crate::send::AttemptOutcome;
 
@@ -37,7 +38,7 @@ pub struct DeliveryRow {
     pub route: String,
     pub channel: String,
     pub status: String,
-    pub attempts: i32,
+    pub attempts: i64,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -47,9 +48,9 @@ pub struct DeliveryRow {
 
 #[derive(Debug, Clone)]
 pub struct AttemptRow {
-    pub attempt: i32,
+    pub attempt: i64,
     pub at: DateTime<Utc>,
-    pub http_status: Option<i32>,
+    pub http_status: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: i64,
 }
@@ -64,7 +65,8 @@ pub enum Next {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: PgPool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 /// Stable per (announcement, route): the `webhook-id` receivers de-duplicate on.
@@ -73,9 +75,16 @@ pub fn delivery_id(announcement_id: &str, route: &str) -> String {
     format!("d-{}", hex::encode(&digest[..10]))
 }
 
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl Store {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(db: Database) -> Self {
+        Self {
+            pool: db.pool,
+            backend: db.backend,
+        }
     }
 
     /// Creates the deliveries of an announcement, one per route; repeats change nothing. Returns how
@@ -86,18 +95,20 @@ impl Store {
         routes: &[(String, String)],
     ) -> Result<u64, StoreError> {
         let payload = announcement.encode_to_vec();
+        let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         let mut created = 0;
         for (route, channel) in routes {
             created += sqlx::query(
-                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, payload)
-                 VALUES ($1, $2, $3, $4, 'pending', now(), $5)
+                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)
                  ON CONFLICT (announcement_id, route) DO NOTHING",
             )
             .bind(delivery_id(&announcement.id, route))
             .bind(&announcement.id)
             .bind(route)
             .bind(channel)
+            .bind(now)
             .bind(&payload)
             .execute(&mut *tx)
             .await?
@@ -110,35 +121,47 @@ impl Store {
     /// Claims up to `limit` due deliveries for `lease`: pending ones whose time has come, and ones
     /// whose previous dispatcher vanished mid-attempt. Replicas never claim the same row.
     pub async fn claim_due(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "UPDATE deliveries d
-             SET status = 'sending', attempts = d.attempts + 1,
-                 lease_until = now() + $2 * interval '1 millisecond'
-             FROM (SELECT id FROM deliveries
-                   WHERE (status = 'pending' AND next_attempt_at <= now())
-                      OR (status = 'sending' AND lease_until < now())
-                   ORDER BY next_attempt_at
-                   LIMIT $1
-                   FOR UPDATE SKIP LOCKED) due
-             WHERE d.id = due.id
-             RETURNING d.id, d.announcement_id, d.route, d.channel, d.attempts, d.payload",
-        )
-        .bind(limit)
-        .bind(lease_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
+        let now = Utc::now();
+        // PostgreSQL replicas skip rows another one has locked; SQLite has a single writer.
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries
+             SET status = 'sending', attempts = attempts + 1, lease_until = $2
+             WHERE id IN (SELECT id FROM deliveries
+                          WHERE (status = 'pending' AND next_attempt_at <= $3)
+                             OR (status = 'sending' AND lease_until < $3)
+                          ORDER BY next_attempt_at
+                          LIMIT $1
+                          {lock})
+             RETURNING id, announcement_id, route, channel, attempts, payload"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(millis(now) + duration_ms(lease))
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claimed: Vec<Claimed> = rows
             .into_iter()
             .map(|r| Claimed {
                 id: r.get("id"),
                 announcement_id: r.get("announcement_id"),
                 route: r.get("route"),
                 channel: r.get("channel"),
-                attempt: u32::try_from(r.get::<i32, _>("attempts")).unwrap_or(0),
+                attempt: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(0),
                 announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
             })
-            .collect())
+            .collect();
+        // RETURNING gives no order; keep announcements in the order they came.
+        claimed.sort_by(|a, b| {
+            a.announcement_id
+                .cmp(&b.announcement_id)
+                .then(a.route.cmp(&b.route))
+        });
+        Ok(claimed)
     }
 
     /// Logs an attempt and moves the delivery on.
@@ -149,33 +172,35 @@ impl Store {
         duration: Duration,
         next: Next,
     ) -> Result<(), StoreError> {
+        let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO attempts (delivery_id, attempt, http_status, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&claimed.id)
-        .bind(i32::try_from(claimed.attempt).unwrap_or(i32::MAX))
-        .bind(outcome.status().map(i32::from))
+        .bind(i64::from(claimed.attempt))
+        .bind(now)
+        .bind(outcome.status().map(i64::from))
         .bind(outcome.error())
-        .bind(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+        .bind(duration_ms(duration))
         .execute(&mut *tx)
         .await?;
-        let (status, next_at, delivered) = match next {
-            Next::Delivered => ("delivered", None, true),
-            Next::RetryAt(at) => ("pending", Some(at), false),
-            Next::Failed => ("failed", None, false),
+        let (status, next_at, delivered_at) = match next {
+            Next::Delivered => ("delivered", None, Some(now)),
+            Next::RetryAt(at) => ("pending", Some(millis(at)), None),
+            Next::Failed => ("failed", None, None),
         };
         sqlx::query(
             "UPDATE deliveries SET status = $2, next_attempt_at = $3, lease_until = NULL,
-                    last_error = $4, delivered_at = CASE WHEN $5 THEN now() ELSE delivered_at END
+                    last_error = $4, delivered_at = COALESCE($5, delivered_at)
              WHERE id = $1",
         )
         .bind(&claimed.id)
         .bind(status)
         .bind(next_at)
         .bind(outcome.error())
-        .bind(delivered)
+        .bind(delivered_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -190,28 +215,48 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.get("due"))
+        Ok(row.get::<Option<i64>, _>("due").map(from_millis))
     }
 
     /// Deliveries, newest first, with their attempts.
     pub async fn list(
         &self,
         announcement_id: Option<&str>,
-        statuses: &[&str],
+        statuses: &[&'static str],
         limit: i64,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
-        let rows = sqlx::query(
+        // The filter is built from fixed words only; every value is a bound parameter.
+        let mut filter = vec!["1 = 1".to_string()];
+        let mut next = 2;
+        if announcement_id.is_some() {
+            filter.push(format!("announcement_id = ${next}"));
+            next += 1;
+        }
+        if !statuses.is_empty() {
+            let places: Vec<String> = (next..next + statuses.len())
+                .map(|i| format!("${i}"))
+                .collect();
+            filter.push(format!("status IN ({})", places.join(", ")));
+        }
+        let filter = filter.join(" AND ");
+        let chosen = format!(
+            "SELECT id FROM deliveries WHERE {filter} ORDER BY created_at DESC, id LIMIT $1"
+        );
+        let bind_all = |sql: String| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit);
+            if let Some(a) = announcement_id {
+                query = query.bind(a.to_string());
+            }
+            for s in statuses {
+                query = query.bind(*s);
+            }
+            query
+        };
+        let rows = bind_all(format!(
             "SELECT id, announcement_id, route, channel, status, attempts, last_error, created_at,
                     delivered_at, next_attempt_at
-             FROM deliveries
-             WHERE ($1::text IS NULL OR announcement_id = $1)
-               AND (cardinality($2::text[]) = 0 OR status = ANY($2))
-             ORDER BY created_at DESC, id LIMIT $3",
-        )
-        .bind(announcement_id)
-        .bind(&statuses)
-        .bind(limit)
+             FROM deliveries WHERE id IN ({chosen}) ORDER BY created_at DESC, id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut deliveries: Vec<DeliveryRow> = rows
@@ -224,18 +269,16 @@ impl Store {
                 status: r.get("status"),
                 attempts: r.get("attempts"),
                 last_error: r.get("last_error"),
-                created_at: r.get("created_at"),
-                delivered_at: r.get("delivered_at"),
-                next_attempt_at: r.get("next_attempt_at"),
+                created_at: from_millis(r.get("created_at")),
+                delivered_at: r.get::<Option<i64>, _>("delivered_at").map(from_millis),
+                next_attempt_at: r.get::<Option<i64>, _>("next_attempt_at").map(from_millis),
                 attempt_log: Vec::new(),
             })
             .collect();
-        let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
-        let attempts = sqlx::query(
+        let attempts = bind_all(format!(
             "SELECT delivery_id, attempt, at, http_status, error, duration_ms FROM attempts
-             WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt",
-        )
-        .bind(&ids)
+             WHERE delivery_id IN ({chosen}) ORDER BY delivery_id, attempt"
+        ))
         .fetch_all(&self.pool)
         .await?;
         for row in attempts {
@@ -243,7 +286,7 @@ impl Store {
             if let Some(d) = deliveries.iter_mut().find(|d| d.id == id) {
                 d.attempt_log.push(AttemptRow {
                     attempt: row.get("attempt"),
-                    at: row.get("at"),
+                    at: from_millis(row.get("at")),
                     http_status: row.get("http_status"),
                     error: row.get("error"),
                     duration_ms: row.get("duration_ms"),

@@ -16,52 +16,76 @@ use std::sync::Arc;
 
 use herald_events::{ConsumerSpec, worker};
 use herald_proto::v1::scoring_server::ScoringServer;
-use herald_runtime::{Listeners, boot::Boot};
+use herald_runtime::{
+    ConfigLoader, Listeners, SharedConfig,
+    component::{Component, Deps},
+    config::ConfigError,
+    db::Migrations,
+    service::Service,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ScoringConfig;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Scoring as a service: consumes HERALD_EVENTS, publishes wins, answers `herald.v1.Scoring`.
+pub struct Scoring;
 
-/// Runs scoring on the given listeners until `shutdown` is cancelled.
+impl Service for Scoring {
+    type Config = ScoringConfig;
+    const NAME: &'static str = "scoring";
+
+    fn load(loader: &ConfigLoader) -> Result<ScoringConfig, ConfigError> {
+        ScoringConfig::load(loader)
+    }
+
+    fn shared(config: &ScoringConfig) -> &SharedConfig {
+        &config.shared
+    }
+
+    fn addrs(config: &ScoringConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (config.scoring.http_addr, config.scoring.grpc_addr)
+    }
+
+    fn consumers(config: &ScoringConfig) -> Vec<ConsumerSpec> {
+        vec![config.scoring.consumer.consumer(ConsumerSpec::scoring())]
+    }
+
+    fn migrations() -> Migrations {
+        herald_runtime::migrations!()
+    }
+
+    async fn build(
+        config: ScoringConfig,
+        deps: Deps,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Component> {
+        if config.shared.catalog.services().is_empty() {
+            tracing::warn!("the catalog has no business services: no win will carry a value");
+        }
+        let store = store::Store::new(deps.db.pool);
+        let catalog = Arc::new(config.shared.catalog.clone());
+        let handler = Arc::new(handler::ScoringHandler {
+            store: store.clone(),
+            bus: deps.bus.clone(),
+            catalog: catalog.clone(),
+            settings: config.scoring.clone(),
+        });
+        let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
+        let options = config.scoring.consumer.worker_options("scoring");
+        Ok(Component::new()
+            .task(
+                "worker",
+                worker::run(deps.bus, consumer, handler, options, shutdown),
+            )
+            .grpc(ScoringServer::new(grpc::ScoringApi { store, catalog })))
+    }
+}
+
+/// Runs scoring on its own listeners until `shutdown` is cancelled.
 pub async fn run(
     config: ScoringConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut boot = Boot::start("scoring", listeners.http, axum::Router::new(), &shutdown);
-    if config.shared.catalog.services().is_empty() {
-        tracing::warn!("the catalog has no business services: no win will carry a value");
-    }
-    let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
-    let Some((bus, pool)) = boot
-        .connect(
-            &config.shared,
-            std::slice::from_ref(&consumer),
-            "scoring",
-            &MIGRATOR,
-        )
-        .await
-    else {
-        return boot.wait().await;
-    };
-    let store = store::Store::new(pool);
-    let catalog = Arc::new(config.shared.catalog.clone());
-    let handler = Arc::new(handler::ScoringHandler {
-        store: store.clone(),
-        bus: bus.clone(),
-        catalog: catalog.clone(),
-        settings: config.scoring.clone(),
-    });
-    let options = config.scoring.consumer.worker_options("scoring");
-    let worker = worker::run(bus, consumer, handler, options, shutdown.clone());
-    boot.spawn_loop("worker", worker);
-    boot.spawn_grpc(
-        listeners.grpc,
-        ScoringServer::new(grpc::ScoringApi { store, catalog }),
-    );
-    boot.ready();
-    boot.wait().await
+    herald_runtime::service::run::<Scoring>(config, listeners, shutdown).await
 }
-
-herald_runtime::service!(Scoring, ScoringConfig, "herald-scoring", scoring);

@@ -2,8 +2,9 @@
 //! write idempotent, because redelivery happens.
 
 use herald_proto::v1::{CreditSubject, EventKind, ItsmEvent, Source, ValueLabel, Win};
+use herald_runtime::db::millis;
 use prost::Message;
-use sqlx::{PgPool, Row};
+use sqlx::{AnyPool, Row};
 
 use crate::{score::Scored, value::NoValue};
 
@@ -34,7 +35,7 @@ pub struct EventOutcome {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: PgPool,
+    pool: AnyPool,
 }
 
 fn token_of_kind(kind: i32) -> &'static str {
@@ -44,7 +45,7 @@ fn token_of_kind(kind: i32) -> &'static str {
 }
 
 impl Store {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: AnyPool) -> Self {
         Self { pool }
     }
 
@@ -61,8 +62,8 @@ impl Store {
             Err(NoValue(reason)) => ("no_value", Some(reason.as_str())),
         };
         let inserted = sqlx::query(
-            "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&event.id)
         .bind(
@@ -72,11 +73,10 @@ impl Store {
         )
         .bind(token_of_kind(event.kind))
         .bind(&record.number)
-        .bind(herald_proto::time::opt_from_timestamp(
-            event.occurred_at.as_ref(),
-        ))
+        .bind(herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis))
         .bind(outcome)
         .bind(note)
+        .bind(millis(chrono::Utc::now()))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -94,8 +94,9 @@ impl Store {
         let value = win.value.clone().unwrap_or_default();
         let created = sqlx::query(
             "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
-                               business_service, team, label, amount, currency, hours, headline, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                               business_service, team, label, amount, currency, hours, headline, payload,
+                               created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (outcome_key) DO NOTHING",
         )
         .bind(&win.id)
@@ -104,7 +105,7 @@ impl Store {
         .bind(Source::try_from(win.source).map(|s| s.token()).unwrap_or("unspecified"))
         .bind(token_of_kind(win.kind))
         .bind(&win.record_number)
-        .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()))
+        .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
         .bind(&win.business_service)
         .bind(&win.team)
         .bind(ValueLabel::try_from(value.label).map(|l| l.token()).unwrap_or("unspecified"))
@@ -113,6 +114,7 @@ impl Store {
         .bind(value.hours)
         .bind(&win.headline)
         .bind(win.encode_to_vec())
+        .bind(millis(chrono::Utc::now()))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -12,52 +12,82 @@ use std::sync::Arc;
 
 use herald_events::{ConsumerSpec, worker};
 use herald_proto::v1::spotlight_server::SpotlightServer;
-use herald_runtime::{Listeners, boot::Boot};
+use herald_runtime::{
+    ConfigLoader, Listeners, SharedConfig,
+    component::{Component, Deps},
+    config::ConfigError,
+    db::Migrations,
+    service::Service,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::SpotlightConfig;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Spotlight as a service: consumes HERALD_WINS, publishes announcements, answers
+/// `herald.v1.Spotlight`.
+pub struct Spotlight;
 
-/// Runs spotlight on the given listeners until `shutdown` is cancelled.
+impl Service for Spotlight {
+    type Config = SpotlightConfig;
+    const NAME: &'static str = "spotlight";
+
+    fn load(loader: &ConfigLoader) -> Result<SpotlightConfig, ConfigError> {
+        SpotlightConfig::load(loader)
+    }
+
+    fn shared(config: &SpotlightConfig) -> &SharedConfig {
+        &config.shared
+    }
+
+    fn addrs(config: &SpotlightConfig) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (config.spotlight.http_addr, config.spotlight.grpc_addr)
+    }
+
+    fn consumers(config: &SpotlightConfig) -> Vec<ConsumerSpec> {
+        vec![
+            config
+                .spotlight
+                .consumer
+                .consumer(ConsumerSpec::spotlight()),
+        ]
+    }
+
+    fn migrations() -> Migrations {
+        herald_runtime::migrations!()
+    }
+
+    async fn build(
+        config: SpotlightConfig,
+        deps: Deps,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Component> {
+        let store = store::Store::new(deps.db.pool);
+        let catalog = Arc::new(config.shared.catalog.clone());
+        let handler = Arc::new(handler::SpotlightHandler {
+            store: store.clone(),
+            bus: deps.bus.clone(),
+            catalog: catalog.clone(),
+            settings: config.spotlight.clone(),
+        });
+        let consumer = config
+            .spotlight
+            .consumer
+            .consumer(ConsumerSpec::spotlight());
+        let options = config.spotlight.consumer.worker_options("spotlight");
+        Ok(Component::new()
+            .task(
+                "worker",
+                worker::run(deps.bus, consumer, handler, options, shutdown),
+            )
+            .grpc(SpotlightServer::new(grpc::SpotlightApi { store, catalog })))
+    }
+}
+
+/// Runs spotlight on its own listeners until `shutdown` is cancelled.
 pub async fn run(
     config: SpotlightConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut boot = Boot::start("spotlight", listeners.http, axum::Router::new(), &shutdown);
-    let consumer = config
-        .spotlight
-        .consumer
-        .consumer(ConsumerSpec::spotlight());
-    let Some((bus, pool)) = boot
-        .connect(
-            &config.shared,
-            std::slice::from_ref(&consumer),
-            "spotlight",
-            &MIGRATOR,
-        )
-        .await
-    else {
-        return boot.wait().await;
-    };
-    let store = store::Store::new(pool);
-    let catalog = Arc::new(config.shared.catalog.clone());
-    let handler = Arc::new(handler::SpotlightHandler {
-        store: store.clone(),
-        bus: bus.clone(),
-        catalog: catalog.clone(),
-        settings: config.spotlight.clone(),
-    });
-    let options = config.spotlight.consumer.worker_options("spotlight");
-    let worker = worker::run(bus, consumer, handler, options, shutdown.clone());
-    boot.spawn_loop("worker", worker);
-    boot.spawn_grpc(
-        listeners.grpc,
-        SpotlightServer::new(grpc::SpotlightApi { store, catalog }),
-    );
-    boot.ready();
-    boot.wait().await
+    herald_runtime::service::run::<Spotlight>(config, listeners, shutdown).await
 }
-
-herald_runtime::service!(Spotlight, SpotlightConfig, "herald-spotlight", spotlight);

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, CreditSubject, ValueLabel, Win};
+use herald_runtime::db::millis;
 use prost::Message;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::periods::{Period, PeriodKind};
 
@@ -18,7 +19,7 @@ pub enum StoreError {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: PgPool,
+    pool: AnyPool,
 }
 
 /// One ranked row of a rollup.
@@ -41,7 +42,7 @@ pub struct LabelTotals {
 }
 
 impl Store {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: AnyPool) -> Self {
         Self { pool }
     }
 
@@ -61,12 +62,13 @@ impl Store {
             .unwrap_or("unspecified");
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users, headline, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users, headline,
+                               payload, counted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&win.id)
         .bind(herald_proto::v1::EventKind::try_from(win.kind).map(|k| k.token()).unwrap_or("unspecified"))
-        .bind(occurred_at)
+        .bind(millis(occurred_at))
         .bind(&win.business_service)
         .bind(&win.team)
         .bind(label)
@@ -75,6 +77,7 @@ impl Store {
         .bind(value.users)
         .bind(&win.headline)
         .bind(win.encode_to_vec())
+        .bind(millis(chrono::Utc::now()))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -117,7 +120,7 @@ impl Store {
                        users = totals.users + EXCLUDED.users, wins = totals.wins + 1",
                 )
                 .bind(kind.token())
-                .bind(period.start)
+                .bind(period.start.to_string())
                 .bind(label)
                 .bind(value.amount)
                 .bind(value.hours)
@@ -127,13 +130,14 @@ impl Store {
             }
             if let Some(announcement) = announcement {
                 sqlx::query(
-                    "INSERT INTO announcements (id, win_id, kind, payload) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&announcement.id)
                 .bind(&win.id)
                 .bind("headline_win")
                 .bind(announcement.encode_to_vec())
+                .bind(millis(chrono::Utc::now()))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -171,7 +175,7 @@ impl Store {
              ORDER BY value DESC, subject_id LIMIT $4",
         )
         .bind(period.kind.token())
-        .bind(period.start)
+        .bind(period.start.to_string())
         .bind(scope)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -182,7 +186,7 @@ impl Store {
                 subject_id: r.get("subject_id"),
                 value: r.get("value"),
                 hours: r.get("hours"),
-                wins: i64::from(r.get::<i32, _>("wins")),
+                wins: r.get::<i64, _>("wins"),
             })
             .collect())
     }
@@ -193,7 +197,7 @@ impl Store {
              WHERE period = $1 AND period_start = $2 ORDER BY value DESC",
         )
         .bind(period.kind.token())
-        .bind(period.start)
+        .bind(period.start.to_string())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -203,14 +207,14 @@ impl Store {
                 value: r.get("value"),
                 hours: r.get("hours"),
                 users: r.get("users"),
-                wins: i64::from(r.get::<i32, _>("wins")),
+                wins: r.get::<i64, _>("wins"),
             })
             .collect())
     }
 }
 
 async fn add(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, Any>,
     period: &Period,
     scope: &str,
     subject: &str,
@@ -225,7 +229,7 @@ async fn add(
            wins = rollups.wins + 1",
     )
     .bind(period.kind.token())
-    .bind(period.start)
+    .bind(period.start.to_string())
     .bind(scope)
     .bind(subject)
     .bind(value)

@@ -1,150 +1,195 @@
-//! The start and the end every service shares: serve health at once, wait for NATS and PostgreSQL
-//! while `/readyz` says what is missing, run the service's tasks, and on shutdown let each finish
-//! before closing connections.
+//! The start and the end every process shares: serve health at once, wait for the dependencies
+//! while `/readyz` says what is missing, then serve the components (HTTP routes, gRPC, tasks), and
+//! on shutdown let each finish before closing connections.
 
-use std::{future::Future, sync::Arc};
+use std::sync::{Arc, RwLock};
 
 use herald_events::{Bus, ConsumerSpec};
-use sqlx::PgPool;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Readiness, SharedConfig, health, startup};
+use crate::{
+    Listeners, Readiness, SharedConfig,
+    component::{Component, Deps},
+    db::{Database, Migrations},
+    health, startup,
+};
 
 pub struct Boot {
     name: &'static str,
     readiness: Readiness,
     shutdown: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
-    bus: Option<Arc<dyn Bus>>,
-    pool: Option<PgPool>,
+    /// The HTTP routes being served; swapped once the components are built.
+    routes: Arc<RwLock<axum::Router>>,
+    http: JoinHandle<std::io::Result<()>>,
+    grpc_listener: tokio::net::TcpListener,
+    buses: Vec<Arc<dyn Bus>>,
+    databases: Vec<Database>,
 }
 
 impl Boot {
-    /// Starts serving `/healthz`, `/readyz`, `/metrics` and `routes` on `http`.
-    pub fn start(
-        name: &'static str,
-        http: TcpListener,
-        routes: axum::Router,
-        shutdown: &CancellationToken,
-    ) -> Self {
+    /// Starts serving `/healthz`, `/readyz` and `/metrics` at once; other routes answer 503 until
+    /// [`Boot::serve`] installs them.
+    pub fn start(name: &'static str, listeners: Listeners, shutdown: &CancellationToken) -> Self {
         let readiness = Readiness::new(name);
-        if let Ok(addr) = http.local_addr() {
-            tracing::info!(service = name, http = %addr, "listening");
+        if let (Ok(http), Ok(grpc)) = (listeners.http_addr(), listeners.grpc_addr()) {
+            tracing::info!(service = name, %http, %grpc, "listening");
         }
-        let router = routes.merge(health::router(readiness.clone()));
-        let mut boot = Self {
+        let starting = health::router(readiness.clone()).fallback(|| async {
+            crate::ApiError::unavailable("starting: not ready to take requests yet; retry shortly")
+        });
+        let routes = Arc::new(RwLock::new(starting));
+        let current = routes.clone();
+        let service = tower::service_fn(move |request: axum::extract::Request| {
+            let router = current
+                .read()
+                .map(|r| r.clone())
+                .unwrap_or_else(|e| e.into_inner().clone());
+            async move {
+                use tower::ServiceExt;
+                router.oneshot(request).await
+            }
+        });
+        let app = axum::Router::new().fallback_service(service);
+        let http = tokio::spawn(startup::serve_http(listeners.http, app, shutdown.clone()));
+        Self {
             name,
             readiness,
             shutdown: shutdown.clone(),
-            tasks: Vec::new(),
-            bus: None,
-            pool: None,
-        };
-        boot.spawn("http", startup::serve_http(http, router, shutdown.clone()));
-        boot
+            routes,
+            http,
+            grpc_listener: listeners.grpc,
+            buses: Vec::new(),
+            databases: Vec::new(),
+        }
     }
 
     pub fn readiness(&self) -> &Readiness {
         &self.readiness
     }
 
-    /// Connects to NATS (creating streams and `consumers`) and to PostgreSQL (schema `schema`,
-    /// migrations applied). `None` when shutdown came first.
+    /// Connects to JetStream (creating streams and `consumers`) and to the database (schema,
+    /// migrations). `None` when shutdown came first.
     pub async fn connect(
         &mut self,
         shared: &SharedConfig,
         consumers: &[ConsumerSpec],
         schema: &'static str,
-        migrator: &'static sqlx::migrate::Migrator,
-    ) -> Option<(Arc<dyn Bus>, PgPool)> {
+        migrations: &Migrations,
+    ) -> Option<Deps> {
         let client = format!("herald-{}", self.name);
         let bus = startup::connect_bus(shared, &client, consumers, &self.readiness, &self.shutdown)
             .await?;
-        self.bus = Some(bus.clone());
-        let pool =
-            startup::connect_database(shared, schema, migrator, &self.readiness, &self.shutdown)
+        self.buses.push(bus.clone());
+        let db =
+            startup::connect_database(shared, schema, migrations, &self.readiness, &self.shutdown)
                 .await?;
-        self.pool = Some(pool.clone());
-        Some((bus, pool))
+        self.databases.push(db.clone());
+        Some(Deps { bus, db })
     }
 
-    /// Runs `task` as part of the service; it must return once shutdown is signalled.
-    pub fn spawn<F, E>(&mut self, name: &'static str, task: F)
-    where
-        F: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<anyhow::Error> + Send + 'static,
-    {
-        let handle = tokio::spawn(async move { task.await.map_err(Into::into) });
-        self.tasks.push((name, handle));
-    }
-
-    /// Runs a task that cannot fail (a consume loop, a dispatcher) as part of the service.
-    pub fn spawn_loop(
-        &mut self,
-        name: &'static str,
-        task: impl Future<Output = ()> + Send + 'static,
-    ) {
-        self.spawn(name, async move {
-            task.await;
-            Ok::<_, std::convert::Infallible>(())
-        });
-    }
-
-    /// Serves a gRPC API (with health and reflection) until shutdown.
-    pub fn spawn_grpc<S>(&mut self, listener: TcpListener, service: S)
-    where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(service = self.name, grpc = %addr, "listening");
+    /// Registers dependencies made elsewhere (standalone mode), so readiness checks them and
+    /// shutdown closes them.
+    pub fn adopt(&mut self, name: &str, deps: &Deps) {
+        if !self.buses.iter().any(|b| Arc::ptr_eq(b, &deps.bus)) {
+            self.readiness
+                .add_check(Arc::new(health::BusCheck(deps.bus.clone())));
+            self.buses.push(deps.bus.clone());
         }
-        self.spawn(
-            "grpc",
-            crate::grpc::serve(listener, service, self.shutdown.clone()),
-        );
+        self.readiness.add_check(Arc::new(health::DatabaseCheck {
+            name: format!("database:{name}"),
+            pool: deps.db.pool.clone(),
+        }));
+        self.databases.push(deps.db.clone());
     }
 
-    /// Start-up is over: readiness now reflects the dependency checks.
-    pub fn ready(&self) {
-        self.readiness.started();
-        tracing::info!(service = self.name, "ready");
-    }
-
-    /// Waits for shutdown, then for every task to finish; flushes the bus and closes the pool.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.shutdown.cancelled().await;
-        let mut first_error = None;
-        for (task, handle) in self.tasks {
-            let result = match handle.await {
-                Ok(result) => result,
-                Err(e) => Err(anyhow::anyhow!(
-                    "{task} task panicked or was cancelled: {e}"
-                )),
-            };
-            if let Err(e) = result {
-                tracing::error!(service = self.name, task, error = %format!("{e:#}"), "task failed");
-                first_error.get_or_insert(e);
+    /// Serves the components until shutdown, then drains them; returns when all is stopped.
+    pub async fn serve(self, components: Vec<Component>) -> anyhow::Result<()> {
+        let mut http = health::router(self.readiness.clone());
+        let mut grpc = axum::Router::new();
+        let mut names = Vec::new();
+        let mut tasks = Vec::new();
+        for component in components {
+            http = http.merge(component.http);
+            if let Some(router) = component.grpc {
+                grpc = grpc.merge(router);
+            }
+            names.extend(component.grpc_names);
+            for (name, task) in component.tasks {
+                tasks.push((name, tokio::spawn(task)));
             }
         }
-        if let Some(bus) = &self.bus
-            && let Err(e) = bus.flush().await
-        {
-            tracing::warn!(service = self.name, error = %e, "flush at shutdown failed");
+        let http = http.fallback(|| async {
+            crate::ApiError::not_found("no such route; webhooks are POSTed to /v1/events/<source>")
+        });
+        *self.routes.write().unwrap_or_else(|e| e.into_inner()) = http;
+        let grpc = tokio::spawn(crate::grpc::serve_routes(
+            self.grpc_listener,
+            tonic::service::Routes::from(grpc),
+            names,
+            self.shutdown.clone(),
+        ));
+        self.readiness.started();
+        tracing::info!(service = self.name, "ready");
+
+        self.shutdown.cancelled().await;
+        let mut first_error: Option<anyhow::Error> = None;
+        for (name, task) in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(service = self.name, task = name, error = %e, "task panicked");
+                first_error.get_or_insert(e.into());
+            }
         }
-        if let Some(pool) = self.pool {
-            pool.close().await;
+        match grpc.await {
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e.into());
+            }
+            Err(e) => {
+                first_error.get_or_insert(e.into());
+            }
+            Ok(Ok(())) => {}
         }
-        tracing::info!(service = self.name, "stopped");
+        Self::close(
+            self.name,
+            self.http,
+            &self.buses,
+            self.databases,
+            first_error,
+        )
+        .await
+    }
+
+    /// Returns once shutdown is signalled, for a start-up that never completed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        Self::close(self.name, self.http, &self.buses, self.databases, None).await
+    }
+
+    async fn close(
+        name: &'static str,
+        http: JoinHandle<std::io::Result<()>>,
+        buses: &[Arc<dyn Bus>],
+        databases: Vec<Database>,
+        mut first_error: Option<anyhow::Error>,
+    ) -> anyhow::Result<()> {
+        match http.await {
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e.into());
+            }
+            Err(e) => {
+                first_error.get_or_insert(e.into());
+            }
+            Ok(Ok(())) => {}
+        }
+        for bus in buses {
+            if let Err(e) = bus.flush().await {
+                tracing::warn!(service = name, error = %e, "flush at shutdown failed");
+            }
+        }
+        for db in databases {
+            db.pool.close().await;
+        }
+        tracing::info!(service = name, "stopped");
         first_error.map_or(Ok(()), Err)
     }
 }

@@ -1,10 +1,14 @@
-//! PostgreSQL pools confined to one schema per service: a service never reads another's tables.
+//! One database per service, on PostgreSQL (a schema of its own) or SQLite (a file of its own).
+//!
+//! Services write portable SQL through sqlx's `Any` driver: `$1`-style parameters (SQLite maps
+//! `$N` to the N-th argument), times as epoch milliseconds, dates as ISO text, integers as 64-bit.
+//! Where the two dialects truly differ (row locking), a store asks [`Database::backend`].
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Once, time::Duration};
 
+use chrono::{DateTime, Utc};
 use sqlx::{
-    ConnectOptions, Connection, Executor, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    AnyPool, ConnectOptions, Connection, Executor, any::AnyPoolOptions, postgres::PgConnectOptions,
 };
 
 use crate::config::DatabaseConfig;
@@ -13,67 +17,220 @@ use crate::config::DatabaseConfig;
 pub enum DbError {
     #[error("database url is not valid: {0}")]
     Url(String),
-    #[error("cannot connect to PostgreSQL at {host}: {message}")]
-    Connect { host: String, message: String },
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
     #[error("cannot create schema {schema}: {message}")]
     Schema { schema: String, message: String },
-    #[error("migrations for schema {schema} failed: {message}")]
+    #[error("cannot create the data directory {dir}: {message}")]
+    DataDir { dir: String, message: String },
+    #[error("migrations for {schema} failed: {message}")]
     Migrate { schema: String, message: String },
 }
 
-/// Connects, creates `schema` if needed, and returns a pool whose connections use only that schema.
-pub async fn connect(config: &DatabaseConfig, schema: &'static str) -> Result<PgPool, DbError> {
-    let options =
-        PgConnectOptions::from_str(config.url.expose()).map_err(|e| DbError::Url(e.to_string()))?;
-    let host = format!(
-        "{}:{}/{}",
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A service's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// A service's migrations for each backend.
+pub struct Migrations {
+    pub postgres: &'static sqlx::migrate::Migrator,
+    pub sqlite: &'static sqlx::migrate::Migrator,
+}
+
+/// Embeds `migrations/postgres` and `migrations/sqlite` of the calling crate.
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::db::Migrations {
+            postgres: {
+                static M: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+                &M
+            },
+            sqlite: {
+                static M: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+                &M
+            },
+        }
+    };
+}
+
+/// The SQLite data directory named by a `sqlite:` database URL (`sqlite://herald-data`,
+/// `sqlite:///var/lib/herald`), or `None` for any other URL.
+pub fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    Some(std::path::PathBuf::from(if rest.is_empty() {
+        "."
+    } else {
+        rest
+    }))
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Connects the service `schema` to its database: on PostgreSQL the schema (created if needed) is
+/// the connections' search path; with a `sqlite:<dir>` URL the file `<dir>/<schema>.sqlite`.
+pub async fn connect(config: &DatabaseConfig, schema: &'static str) -> Result<Database, DbError> {
+    install_drivers();
+    let url = config.url.expose();
+    match sqlite_dir(url) {
+        Some(dir) => connect_sqlite(&dir, schema, config.max_connections).await,
+        None => connect_postgres(url, schema, config.max_connections).await,
+    }
+}
+
+async fn connect_postgres(url: &str, schema: &'static str, max: u32) -> Result<Database, DbError> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| DbError::Url(e.to_string()))?;
+    let target = format!(
+        "PostgreSQL at {}:{}/{}",
         options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or("")
     );
     let connect_error = |e: sqlx::Error| DbError::Connect {
-        host: host.clone(),
+        target: target.clone(),
         message: e.to_string(),
     };
-
     let mut admin = options.connect().await.map_err(connect_error)?;
-    admin
+    if let Err(e) = admin
         .execute(sqlx::AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}"
         )))
         .await
-        .or_else(|e| {
-            // Replicas starting together race to create it; losing the race is fine.
-            if e.to_string().contains("already exists") {
-                Ok(Default::default())
-            } else {
-                Err(DbError::Schema {
-                    schema: schema.to_string(),
-                    message: e.to_string(),
-                })
-            }
-        })?;
+    {
+        // Replicas starting together race to create it; losing the race is fine.
+        if !e.to_string().contains("already exists") {
+            return Err(DbError::Schema {
+                schema: schema.to_string(),
+                message: e.to_string(),
+            });
+        }
+    }
     admin.close().await.ok();
-
-    let options = options
-        .options([("search_path", schema)])
-        .application_name(&format!("herald-{schema}"));
-    PgPoolOptions::new()
-        .max_connections(config.max_connections.max(1))
+    let pool = AnyPoolOptions::new()
+        .max_connections(max.max(1))
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
+                    .await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET application_name TO 'herald-{schema}'"
+                )))
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
         .await
-        .map_err(connect_error)
+        .map_err(connect_error)?;
+    Ok(Database {
+        pool,
+        backend: Backend::Postgres,
+    })
 }
 
-/// Applies a service's embedded migrations inside its schema.
-pub async fn migrate(
-    pool: &PgPool,
+async fn connect_sqlite(
+    dir: &std::path::Path,
     schema: &'static str,
-    migrator: &sqlx::migrate::Migrator,
+    max: u32,
+) -> Result<Database, DbError> {
+    std::fs::create_dir_all(dir).map_err(|e| DbError::DataDir {
+        dir: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let file = dir.join(format!("{schema}.sqlite"));
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let pool = AnyPoolOptions::new()
+        // One writer at a time is SQLite's nature; a few connections let reads proceed meanwhile.
+        .max_connections(max.clamp(1, 4))
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // WAL: readers never block the writer. FULL: a commit is on disk before it returns,
+                // so nothing acknowledged is lost even if the machine loses power.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .map_err(|e| DbError::Connect {
+            target: format!("SQLite at {}", file.display()),
+            message: e.to_string(),
+        })?;
+    Ok(Database {
+        pool,
+        backend: Backend::Sqlite,
+    })
+}
+
+/// Applies a service's migrations for its backend.
+pub async fn migrate(
+    db: &Database,
+    schema: &'static str,
+    migrations: &Migrations,
 ) -> Result<(), DbError> {
-    migrator.run(pool).await.map_err(|e| DbError::Migrate {
+    let migrator = match db.backend {
+        Backend::Postgres => migrations.postgres,
+        Backend::Sqlite => migrations.sqlite,
+    };
+    migrator.run(&db.pool).await.map_err(|e| DbError::Migrate {
         schema: schema.to_string(),
         message: e.to_string(),
     })
+}
+
+/// An instant as stored: epoch milliseconds.
+pub fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// A stored instant; out-of-range values (never written by Herald) read as the epoch.
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_a_directory() {
+        assert_eq!(
+            sqlite_dir("sqlite://herald-data"),
+            Some("herald-data".into())
+        );
+        assert_eq!(
+            sqlite_dir("sqlite:///var/lib/herald"),
+            Some("/var/lib/herald".into())
+        );
+        assert_eq!(sqlite_dir("sqlite:data?mode=rwc"), Some("data".into()));
+        assert_eq!(sqlite_dir("postgres://x@y/z"), None);
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let at = DateTime::parse_from_rfc3339("2025-03-11T08:04:37.123Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        assert_eq!(from_millis(millis(at)), at);
+    }
 }

@@ -1,40 +1,30 @@
-//! Serving a gRPC API with `grpc.health.v1` and server reflection beside it.
-
-use std::convert::Infallible;
+//! Serving gRPC APIs with `grpc.health.v1` and server reflection beside them.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
+use tonic::{service::Routes, transport::Server};
 
-/// Serves `service` on `listener` until `shutdown`, with health (reporting `service` as serving)
-/// and reflection over every Herald proto.
-pub async fn serve<S>(
+/// Serves several gRPC APIs (already merged into `routes`) with health reporting each of `names`
+/// as serving, and reflection, until `shutdown`.
+pub async fn serve_routes(
     listener: TcpListener,
-    service: S,
+    routes: Routes,
+    names: Vec<&'static str>,
     shutdown: CancellationToken,
-) -> Result<(), tonic::transport::Error>
-where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<S>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    for name in names {
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let mut routes = routes.add_service(health);
+    match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(herald_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| {
-            // The descriptor set is generated at build time; it cannot be invalid at run time.
-            tracing::error!(error = %e, "reflection descriptor rejected");
-            e
-        });
-    let mut routes = Routes::new(health).add_service(service);
-    if let Ok(reflection) = reflection {
-        routes = routes.add_service(reflection);
+    {
+        Ok(reflection) => routes = routes.add_service(reflection),
+        Err(e) => tracing::error!(error = %e, "reflection descriptor rejected"),
     }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Server::builder()

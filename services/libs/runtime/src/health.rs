@@ -167,18 +167,21 @@ impl ReadinessCheck for BusCheck {
     }
 }
 
-/// Readiness of PostgreSQL: a round trip succeeds.
-pub struct PostgresCheck(pub sqlx::PgPool);
+/// Readiness of a service's database: a round trip succeeds.
+pub struct DatabaseCheck {
+    pub name: String,
+    pub pool: sqlx::AnyPool,
+}
 
 #[async_trait]
-impl ReadinessCheck for PostgresCheck {
+impl ReadinessCheck for DatabaseCheck {
     fn name(&self) -> &str {
-        "postgres"
+        &self.name
     }
 
     async fn check(&self) -> Result<(), String> {
         sqlx::query("SELECT 1")
-            .execute(&self.0)
+            .execute(&self.pool)
             .await
             .map(|_| ())
             .map_err(|e| format!("query failed: {e}"))

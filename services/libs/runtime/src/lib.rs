@@ -11,6 +11,7 @@
 //! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
 
 pub mod boot;
+pub mod component;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -1,28 +1,59 @@
-//! The one `main` every service binary shares: parse `--config`, load the configuration, set up
-//! telemetry, bind the listeners, run until SIGTERM/SIGINT, flush telemetry.
+//! A Herald service as a type: how to load its configuration, which consumers and database it
+//! needs, and how to build its component from dependencies. From that the runtime derives the
+//! service's own process ([`run`], [`main`]) and `herald up` runs all four in one.
 
 use std::{future::Future, net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
+use herald_events::ConsumerSpec;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ConfigLoader, Listeners, SharedConfig, config::ConfigError, shutdown, telemetry};
+use crate::{
+    ConfigLoader, Listeners, SharedConfig,
+    boot::Boot,
+    component::{Component, Deps},
+    config::ConfigError,
+    db::Migrations,
+    shutdown, telemetry,
+};
 
-/// A Herald service, as its binary runs it.
-pub trait Service {
-    type Config: Send + 'static;
-    /// The binary's name, e.g. `herald-scoring`; also the telemetry service name.
+pub trait Service: 'static {
+    type Config: Clone + Send + Sync + 'static;
+    /// Short name: `scoring`. The binary is `herald-<name>`; the PostgreSQL schema and SQLite file
+    /// are named after it too.
     const NAME: &'static str;
 
     fn load(loader: &ConfigLoader) -> Result<Self::Config, ConfigError>;
     fn shared(config: &Self::Config) -> &SharedConfig;
-    /// HTTP and gRPC listen addresses.
+    /// HTTP and gRPC listen addresses of the service's own process.
     fn addrs(config: &Self::Config) -> (SocketAddr, SocketAddr);
-    fn run(
+    /// The durable consumers it reads from.
+    fn consumers(config: &Self::Config) -> Vec<ConsumerSpec>;
+    fn migrations() -> Migrations;
+    /// Its routes, gRPC API and tasks, on the given dependencies.
+    fn build(
         config: Self::Config,
-        listeners: Listeners,
+        deps: Deps,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static;
+    ) -> impl Future<Output = anyhow::Result<Component>> + Send;
+}
+
+/// Runs service `S` on its own listeners against JetStream and its database until `shutdown`.
+pub async fn run<S: Service>(
+    config: S::Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut boot = Boot::start(S::NAME, listeners, &shutdown);
+    let consumers = S::consumers(&config);
+    let Some(deps) = boot
+        .connect(S::shared(&config), &consumers, S::NAME, &S::migrations())
+        .await
+    else {
+        return boot.wait().await;
+    };
+    let component = S::build(config, deps, shutdown.clone()).await?;
+    boot.serve(vec![component]).await
 }
 
 /// Command-line arguments every service binary takes.
@@ -39,51 +70,17 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let loader = ConfigLoader::load(args.config.as_deref())?;
     let config = S::load(&loader)?;
-    let telemetry = telemetry::init(S::NAME, &S::shared(&config).telemetry)?;
+    let binary = format!("herald-{}", S::NAME);
+    let telemetry = telemetry::init(&binary, &S::shared(&config).telemetry)?;
     if let Some(file) = loader.file() {
         tracing::info!(config = %file.display(), "configuration loaded");
     }
     let (http, grpc) = S::addrs(&config);
     let listeners = Listeners::bind(http, grpc).await?;
-    let result = S::run(config, listeners, shutdown::on_signals()).await;
+    let result = run::<S>(config, listeners, shutdown::on_signals()).await;
     if let Err(e) = &result {
-        tracing::error!(error = %format!("{e:#}"), "{} failed", S::NAME);
+        tracing::error!(error = %format!("{e:#}"), "{binary} failed");
     }
     telemetry.shutdown();
     result
-}
-
-/// Implements [`Service`] for a service crate: its marker type, configuration type, binary name and
-/// configuration section (which holds `http_addr` and `grpc_addr`).
-#[macro_export]
-macro_rules! service {
-    ($service:ident, $config:ty, $name:literal, $section:ident) => {
-        /// The service as its binary runs it.
-        pub struct $service;
-
-        impl $crate::service::Service for $service {
-            type Config = $config;
-            const NAME: &'static str = $name;
-
-            fn load(loader: &$crate::ConfigLoader) -> Result<$config, $crate::config::ConfigError> {
-                <$config>::load(loader)
-            }
-
-            fn shared(config: &$config) -> &$crate::SharedConfig {
-                &config.shared
-            }
-
-            fn addrs(config: &$config) -> (std::net::SocketAddr, std::net::SocketAddr) {
-                (config.$section.http_addr, config.$section.grpc_addr)
-            }
-
-            fn run(
-                config: $config,
-                listeners: $crate::Listeners,
-                shutdown: tokio_util::sync::CancellationToken,
-            ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-                run(config, listeners, shutdown)
-            }
-        }
-    };
 }

@@ -5,7 +5,6 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use herald_events::{Bus, ConsumerSpec, JetStreamBus, JetStreamOptions, backoff::Backoff};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Readiness, SharedConfig, db, health};
@@ -71,26 +70,29 @@ pub async fn connect_bus(
     Some(bus)
 }
 
-/// Connects to PostgreSQL in the service's schema and applies its migrations.
+/// Connects to the service's database (PostgreSQL schema or SQLite file) and applies its migrations.
 pub async fn connect_database(
     shared: &SharedConfig,
     schema: &'static str,
-    migrator: &sqlx::migrate::Migrator,
+    migrations: &db::Migrations,
     readiness: &Readiness,
     shutdown: &CancellationToken,
-) -> Option<PgPool> {
-    readiness.starting("connecting to PostgreSQL");
-    let pool = retry("connecting to PostgreSQL", shutdown, || {
+) -> Option<db::Database> {
+    readiness.starting("connecting to the database");
+    let database = retry("connecting to the database", shutdown, || {
         db::connect(&shared.database, schema)
     })
     .await?;
-    readiness.starting(format!("applying migrations to schema {schema}"));
+    readiness.starting(format!("applying migrations for {schema}"));
     retry("applying migrations", shutdown, || {
-        db::migrate(&pool, schema, migrator)
+        db::migrate(&database, schema, migrations)
     })
     .await?;
-    readiness.add_check(Arc::new(health::PostgresCheck(pool.clone())));
-    Some(pool)
+    readiness.add_check(Arc::new(health::DatabaseCheck {
+        name: "database".to_string(),
+        pool: database.pool.clone(),
+    }));
+    Some(database)
 }
 
 /// Serves an axum router on `listener` until `shutdown`, letting in-flight requests finish.

@@ -39,7 +39,11 @@ impl InProcess {
         let http = format!("http://{}", listeners.http_addr()?);
         let grpc = format!("http://{}", listeners.grpc_addr()?);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(S::run(config, listeners, shutdown.clone()));
+        let task = tokio::spawn(herald_runtime::service::run::<S>(
+            config,
+            listeners,
+            shutdown.clone(),
+        ));
         let ready = format!("{http}/readyz");
         crate::eventually(&format!("{} ready", S::NAME), Duration::from_secs(30), || {
             let ready = ready.clone();

@@ -1,3 +1,5 @@
+-- Times are epoch milliseconds (BIGINT), the same on PostgreSQL and SQLite.
+
 -- One delivery per (announcement, route): the unique key is what makes "never twice" hold when an
 -- announcement is redelivered.
 CREATE TABLE deliveries (
@@ -8,23 +10,23 @@ CREATE TABLE deliveries (
     -- pending: waiting for its next attempt; sending: claimed by a dispatcher until lease_until;
     -- delivered; failed (permanent error or out of attempts).
     status          TEXT NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TIMESTAMPTZ,
-    lease_until     TIMESTAMPTZ,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT,
+    lease_until     BIGINT,
     last_error      TEXT,
-    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    delivered_at    TIMESTAMPTZ,
+    created_at      BIGINT NOT NULL,
+    delivered_at    BIGINT,
     payload         BYTEA NOT NULL,
     UNIQUE (announcement_id, route)
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'sending');
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
 
 -- Every attempt, for the record.
 CREATE TABLE attempts (
     delivery_id TEXT NOT NULL REFERENCES deliveries (id),
-    attempt     INTEGER NOT NULL,
-    at          TIMESTAMPTZ NOT NULL DEFAULT now(),
-    http_status INTEGER,
+    attempt     BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    http_status BIGINT,
     error       TEXT,
     duration_ms BIGINT NOT NULL,
     PRIMARY KEY (delivery_id, attempt)

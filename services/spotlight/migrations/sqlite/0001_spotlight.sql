@@ -1,28 +1,30 @@
+-- Times are epoch milliseconds (INTEGER) and dates ISO text, the same on PostgreSQL and SQLite.
+
 -- Every win spotlight has counted: the idempotency record for the rollups.
 CREATE TABLE wins (
     id               TEXT PRIMARY KEY,
     kind             TEXT NOT NULL,
-    occurred_at      TIMESTAMPTZ NOT NULL,
+    occurred_at      INTEGER NOT NULL,
     business_service TEXT,
     team             TEXT,
     label            TEXT NOT NULL,
-    amount           DOUBLE PRECISION NOT NULL,
-    hours            DOUBLE PRECISION NOT NULL,
-    users            DOUBLE PRECISION NOT NULL,
+    amount           REAL NOT NULL,
+    hours            REAL NOT NULL,
+    users            REAL NOT NULL,
     headline         TEXT NOT NULL,
-    payload          BYTEA NOT NULL,
-    counted_at       TIMESTAMPTZ NOT NULL DEFAULT now()
+    payload          BLOB NOT NULL,
+    counted_at       INTEGER NOT NULL
 );
 CREATE INDEX wins_by_time ON wins (occurred_at DESC);
 
--- Value per person, team and business service, per week and month (local dates).
+-- Value per person, team and business service, per week and month (local dates, YYYY-MM-DD).
 CREATE TABLE rollups (
     period       TEXT NOT NULL,
-    period_start DATE NOT NULL,
+    period_start TEXT NOT NULL,
     scope        TEXT NOT NULL,
     subject_id   TEXT NOT NULL,
-    value        DOUBLE PRECISION NOT NULL,
-    hours        DOUBLE PRECISION NOT NULL,
+    value        REAL NOT NULL,
+    hours        REAL NOT NULL,
     wins         INTEGER NOT NULL,
     PRIMARY KEY (period, period_start, scope, subject_id)
 );
@@ -31,11 +33,11 @@ CREATE INDEX rollups_ranked ON rollups (period, period_start, scope, value DESC)
 -- Totals per period and value label.
 CREATE TABLE totals (
     period       TEXT NOT NULL,
-    period_start DATE NOT NULL,
+    period_start TEXT NOT NULL,
     label        TEXT NOT NULL,
-    value        DOUBLE PRECISION NOT NULL,
-    hours        DOUBLE PRECISION NOT NULL,
-    users        DOUBLE PRECISION NOT NULL,
+    value        REAL NOT NULL,
+    hours        REAL NOT NULL,
+    users        REAL NOT NULL,
     wins         INTEGER NOT NULL,
     PRIMARY KEY (period, period_start, label)
 );
@@ -45,6 +47,6 @@ CREATE TABLE announcements (
     id         TEXT PRIMARY KEY,
     win_id     TEXT UNIQUE,
     kind       TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    payload    BYTEA NOT NULL
+    created_at INTEGER NOT NULL,
+    payload    BLOB NOT NULL
 );

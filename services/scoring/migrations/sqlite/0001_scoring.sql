@@ -1,11 +1,13 @@
+-- Times are epoch milliseconds (INTEGER), the same on PostgreSQL and SQLite.
+
 -- Every event scoring has seen, with what became of it: the idempotency record for redelivery.
 CREATE TABLE events (
     id            TEXT PRIMARY KEY,
     source        TEXT NOT NULL,
     kind          TEXT NOT NULL,
     record_number TEXT NOT NULL,
-    occurred_at   TIMESTAMPTZ,
-    scored_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    occurred_at   INTEGER,
+    scored_at     INTEGER NOT NULL,
     -- 'win' (it produced win_id), 'same_outcome' (another event already credited this outcome,
     -- win_id names that win) or 'no_value' (note says why).
     outcome       TEXT NOT NULL,
@@ -22,16 +24,16 @@ CREATE TABLE wins (
     source           TEXT NOT NULL,
     kind             TEXT NOT NULL,
     record_number    TEXT NOT NULL,
-    occurred_at      TIMESTAMPTZ,
+    occurred_at      INTEGER,
     business_service TEXT,
     team             TEXT,
     label            TEXT NOT NULL,
-    amount           DOUBLE PRECISION NOT NULL,
+    amount           REAL NOT NULL,
     currency         TEXT NOT NULL,
-    hours            DOUBLE PRECISION NOT NULL,
+    hours            REAL NOT NULL,
     headline         TEXT NOT NULL,
-    payload          BYTEA NOT NULL,
-    created_at       TIMESTAMPTZ NOT NULL DEFAULT now()
+    payload          BLOB NOT NULL,
+    created_at       INTEGER NOT NULL
 );
 
 CREATE TABLE credits (
@@ -39,8 +41,8 @@ CREATE TABLE credits (
     subject    TEXT NOT NULL,
     subject_id TEXT NOT NULL,
     role       TEXT NOT NULL,
-    share      DOUBLE PRECISION NOT NULL,
-    amount     DOUBLE PRECISION NOT NULL,
+    share      REAL NOT NULL,
+    amount     REAL NOT NULL,
     PRIMARY KEY (win_id, subject, subject_id)
 );
 CREATE INDEX credits_by_subject ON credits (subject, subject_id);
