@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod process;
 pub mod raw_http;
 pub mod receiver;
+pub mod stores;
 pub mod wait;
 
 pub use in_process::InProcess;

@@ -1,0 +1,81 @@
+//! A service's database on each backend, migrated, for store conformance tests.
+
+use herald_runtime::{
+    Secret,
+    config::DatabaseConfig,
+    db::{self, Backend, Database, Migrations},
+};
+
+/// A migrated database that lives as long as this value.
+pub struct TestStore {
+    pub db: Database,
+    _postgres: Option<crate::TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// The service's schema in a fresh PostgreSQL database.
+    pub async fn postgres(schema: &'static str, migrations: &Migrations) -> anyhow::Result<Self> {
+        let database = crate::TestDatabase::create().await?;
+        let config = DatabaseConfig {
+            url: Secret::new(database.url()),
+            max_connections: 4,
+        };
+        let db = db::connect(&config, schema).await?;
+        db::migrate(&db, schema, migrations).await?;
+        Ok(Self {
+            db,
+            _postgres: Some(database),
+            _dir: None,
+        })
+    }
+
+    /// The service's file in a fresh SQLite data directory.
+    pub async fn sqlite(schema: &'static str, migrations: &Migrations) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}", dir.path().display())),
+            max_connections: 4,
+        };
+        let db = db::connect(&config, schema).await?;
+        db::migrate(&db, schema, migrations).await?;
+        Ok(Self {
+            db,
+            _postgres: None,
+            _dir: Some(dir),
+        })
+    }
+
+    pub async fn on(
+        backend: Backend,
+        schema: &'static str,
+        migrations: &Migrations,
+    ) -> anyhow::Result<Self> {
+        match backend {
+            Backend::Postgres => Self::postgres(schema, migrations).await,
+            Backend::Sqlite => Self::sqlite(schema, migrations).await,
+        }
+    }
+}
+
+/// Runs one store case on both backends, as two tests: `<case>::postgres` and `<case>::sqlite`.
+#[macro_export]
+macro_rules! store_cases {
+    ($($case:ident),+ $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() -> anyhow::Result<()> {
+                    herald_testkit::init_tracing();
+                    super::$case(herald_runtime::db::Backend::Postgres).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() -> anyhow::Result<()> {
+                    herald_testkit::init_tracing();
+                    super::$case(herald_runtime::db::Backend::Sqlite).await
+                }
+            }
+        )+
+    };
+}

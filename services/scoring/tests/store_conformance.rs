@@ -1,0 +1,86 @@
+//! The scoring store, the same cases on PostgreSQL and SQLite.
+
+mod oracle;
+
+use herald_runtime::{db::Backend, service::Service};
+use herald_scoring::{
+    Scoring,
+    config::ScoringSettings,
+    score,
+    store::{Recorded, Store},
+    value::NoValue,
+};
+use herald_testkit::stores::TestStore;
+
+async fn store(backend: Backend) -> anyhow::Result<(TestStore, Store)> {
+    let test = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+    let store = Store::new(test.db.pool.clone());
+    Ok((test, store))
+}
+
+async fn an_event_is_recorded_once_with_its_win(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let catalog = oracle::catalog();
+    let event = oracle::event("servicenow/incident-resolved-p1.json");
+    let scored = score::score(&event, &catalog, &ScoringSettings::default());
+    let Recorded::New(Some(win)) = store.record(&event, &scored).await? else {
+        anyhow::bail!("the first recording must create the win");
+    };
+    assert_eq!(
+        store.win(&win.id).await?.as_ref(),
+        Some(&win),
+        "the win reads back byte for byte"
+    );
+    let Recorded::Seen(Some(again)) = store.record(&event, &scored).await? else {
+        anyhow::bail!("a redelivery must find the event seen, with its win");
+    };
+    assert_eq!(again, win);
+    let outcome = store.event_outcome(&event.id).await?.expect("recorded");
+    assert_eq!(outcome.outcome, "win");
+    assert_eq!(outcome.win.map(|w| w.id), Some(win.id));
+    Ok(())
+}
+
+async fn a_second_event_for_the_same_outcome_adds_no_win(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let catalog = oracle::catalog();
+    let resolved = oracle::event("servicenow/incident-resolved-p1.json");
+    let mut closed = resolved.clone();
+    closed.id = "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:25".into();
+    let settings = ScoringSettings::default();
+    store
+        .record(&resolved, &score::score(&resolved, &catalog, &settings))
+        .await?;
+    let Recorded::New(None) = store
+        .record(&closed, &score::score(&closed, &catalog, &settings))
+        .await?
+    else {
+        anyhow::bail!("the closed push must not create a second win");
+    };
+    let outcome = store.event_outcome(&closed.id).await?.expect("recorded");
+    assert_eq!(outcome.outcome, "same_outcome");
+    Ok(())
+}
+
+async fn an_event_without_value_keeps_its_reason(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let event = oracle::event("servicenow/incident-reopened.json");
+    let result = Err(NoValue("no value model for incident_reopened".into()));
+    let Recorded::New(None) = store.record(&event, &result).await? else {
+        anyhow::bail!("no win expected");
+    };
+    let outcome = store.event_outcome(&event.id).await?.expect("recorded");
+    assert_eq!(outcome.outcome, "no_value");
+    assert_eq!(
+        outcome.note.as_deref(),
+        Some("no value model for incident_reopened")
+    );
+    assert!(store.event_outcome("never-seen").await?.is_none());
+    Ok(())
+}
+
+herald_testkit::store_cases!(
+    an_event_is_recorded_once_with_its_win,
+    a_second_event_for_the_same_outcome_adds_no_win,
+    an_event_without_value_keeps_its_reason,
+);
