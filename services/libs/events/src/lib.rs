@@ -4,13 +4,15 @@
 //! - [`topology`]: the streams and durable consumers each deployment needs, created or updated
 //!   idempotently at start-up.
 //! - [`Bus`]: publish with a message id (de-duplicated), pull through a durable consumer with explicit
-//!   ack, nak with delay, and a delivery count. [`JetStreamBus`] implements it on NATS JetStream.
+//!   ack, nak with delay, and a delivery count. [`JetStreamBus`] implements it on NATS JetStream,
+//!   [`EmbeddedBus`] in one SQLite file for `herald up`.
 //! - [`worker`]: the consume loop every stage runs: ordered lanes per key, retries with backoff, a
 //!   bounded number of deliveries and then a dead letter on `herald.dlq.<stage>` with the reason.
 //! - [`trace`]: W3C trace context carried in message headers.
 
 pub mod backoff;
 mod bus;
+pub mod embedded;
 mod error;
 mod jetstream;
 pub mod subjects;
@@ -19,6 +21,7 @@ pub mod trace;
 pub mod worker;
 
 pub use bus::{Acker, Bus, Delivery, Headers, OutgoingMessage, PublishReceipt, Subscription};
+pub use embedded::EmbeddedBus;
 pub use error::BusError;
 pub use jetstream::{JetStreamBus, JetStreamOptions};
 pub use subjects::StreamFamily;

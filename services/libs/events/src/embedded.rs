@@ -1,0 +1,592 @@
+//! The Bus for `herald up`: JetStream's semantics in one SQLite file, so a single process needs no
+//! server and still loses nothing it accepted.
+//!
+//! - Streams are rows of `messages` (one sequence for all); a publish inside the duplicate window
+//!   with a message id already stored is reported as a duplicate and stores nothing.
+//! - A durable consumer has a cursor (the last sequence it has taken) and `pending` rows for what
+//!   it holds unacknowledged, each with a delivery count and the time it becomes deliverable again:
+//!   after the ack wait, or after a nak's delay.
+//! - Every change is a committed transaction (WAL, `synchronous = FULL`) before the call returns, so
+//!   a killed process resumes exactly where it stopped: unacknowledged messages come back.
+//! - One process owns a data directory at a time (`bus.lock`).
+
+use std::{
+    collections::VecDeque,
+    fs::File,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::{
+    Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use tokio::sync::Notify;
+
+use crate::{
+    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StreamFamily,
+    Subscription, header, topology::ConsumerSpec, topology::StreamSettings,
+};
+
+/// Largest message, as configured for the NATS servers Herald ships with.
+const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
+/// How many deliveries a subscription takes at once.
+const BATCH: i64 = 64;
+/// How often a waiting subscription looks again when nothing woke it.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS messages (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream       TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        msg_id       TEXT NOT NULL,
+        payload      BLOB NOT NULL,
+        headers      TEXT NOT NULL,
+        published_at INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS messages_by_id ON messages (stream, msg_id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_stream ON messages (stream, seq)",
+    "CREATE TABLE IF NOT EXISTS consumers (
+        name            TEXT PRIMARY KEY,
+        stream          TEXT NOT NULL,
+        filter          TEXT NOT NULL,
+        ack_wait_ms     INTEGER NOT NULL,
+        max_ack_pending INTEGER NOT NULL,
+        cursor          INTEGER NOT NULL DEFAULT 0
+    )",
+    "CREATE TABLE IF NOT EXISTS pending (
+        consumer   TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        delivered  INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        PRIMARY KEY (consumer, seq)
+    )",
+    "CREATE INDEX IF NOT EXISTS pending_due ON pending (consumer, visible_at)",
+];
+
+struct Inner {
+    pool: SqlitePool,
+    settings: StreamSettings,
+    /// Woken on every publish and nak, so waiting subscriptions look at once.
+    activity: Notify,
+    path: PathBuf,
+    // Held for the life of the bus: the lock on the data directory.
+    _lock: File,
+}
+
+/// A durable bus in `<dir>/bus.sqlite`.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBus")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn db_error(what: &str) -> impl Fn(sqlx::Error) -> BusError + '_ {
+    move |e| BusError::NotReady(format!("embedded bus: {what}: {e}"))
+}
+
+/// NATS subject matching: `*` is one token, `>` the rest.
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut filter = filter.split('.');
+    let mut subject = subject.split('.');
+    loop {
+        match (filter.next(), subject.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(f), Some(s)) if f == s => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl EmbeddedBus {
+    /// Opens (creating if needed) the bus in `dir`. Fails when another process has it open.
+    pub async fn open(dir: &Path, settings: StreamSettings) -> Result<Self, BusError> {
+        let unavailable = |m: String| BusError::NotReady(m);
+        std::fs::create_dir_all(dir).map_err(|e| {
+            unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let lock_path = dir.join("bus.lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| unavailable(format!("cannot create {}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|_| {
+            unavailable(format!(
+                "{} is in use by another herald process; stop it or choose another --data-dir",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("bus.sqlite");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A publish or ack is on disk before it is confirmed: nothing accepted is lost.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        // One connection: every operation is a short write transaction, and one writer at a time
+        // is what SQLite allows anyway.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        for statement in SCHEMA.iter().copied() {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .map_err(db_error("creating tables"))?;
+        }
+        let bus = Self {
+            inner: Arc::new(Inner {
+                pool,
+                settings,
+                activity: Notify::new(),
+                path,
+                _lock: lock,
+            }),
+        };
+        bus.prune().await?;
+        Ok(bus)
+    }
+
+    /// Deletes messages older than their stream's retention, as JetStream's limits do.
+    pub async fn prune(&self) -> Result<u64, BusError> {
+        let mut removed = 0;
+        for family in StreamFamily::ALL {
+            let cutoff = now_ms() - ms(self.inner.settings.max_age(family));
+            removed += sqlx::query("DELETE FROM messages WHERE stream = $1 AND published_at < $2")
+                .bind(family.stream_name())
+                .bind(cutoff)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(db_error("pruning"))?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// The file the bus lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Every message of a stream, oldest first (for tools reading dead letters).
+    pub async fn stream_messages(
+        &self,
+        family: StreamFamily,
+    ) -> Result<Vec<(u64, String, Bytes, Headers)>, BusError> {
+        let rows = sqlx::query(
+            "SELECT seq, subject, payload, headers FROM messages WHERE stream = $1 ORDER BY seq",
+        )
+        .bind(family.stream_name())
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(db_error("reading a stream"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    u64::try_from(r.get::<i64, _>("seq")).unwrap_or(0),
+                    r.get("subject"),
+                    Bytes::from(r.get::<Vec<u8>, _>("payload")),
+                    decode_headers(&r.get::<String, _>("headers")),
+                )
+            })
+            .collect())
+    }
+}
+
+fn encode_headers(headers: &Headers) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".to_string())
+}
+
+fn decode_headers(text: &str) -> Headers {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn ensure_topology(&self, consumers: &[ConsumerSpec]) -> Result<(), BusError> {
+        for spec in consumers {
+            sqlx::query(
+                "INSERT INTO consumers (name, stream, filter, ack_wait_ms, max_ack_pending) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET stream = excluded.stream, filter = excluded.filter,
+                   ack_wait_ms = excluded.ack_wait_ms, max_ack_pending = excluded.max_ack_pending",
+            )
+            .bind(&spec.durable)
+            .bind(spec.family.stream_name())
+            .bind(&spec.filter_subject)
+            .bind(ms(spec.ack_wait))
+            .bind(spec.max_ack_pending)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(|e| BusError::Consumer {
+                stream: spec.family.stream_name().to_string(),
+                consumer: spec.durable.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError> {
+        let Some(family) = StreamFamily::of_subject(&message.subject) else {
+            return Err(BusError::Publish {
+                subject: message.subject,
+                message: "no stream captures this subject".into(),
+            });
+        };
+        let size = message.payload.len();
+        if size > MAX_PAYLOAD {
+            return Err(BusError::TooLarge {
+                size,
+                limit: MAX_PAYLOAD,
+            });
+        }
+        let publish_error = |e: sqlx::Error| BusError::Publish {
+            subject: message.subject.clone(),
+            message: e.to_string(),
+        };
+        let now = now_ms();
+        let mut headers = message.headers.clone();
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(header::MSG_ID));
+        headers.push((header::MSG_ID.to_string(), message.msg_id.clone()));
+        let mut tx = self.inner.pool.begin().await.map_err(publish_error)?;
+        let window_start = now - ms(self.inner.settings.duplicate_window);
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM messages WHERE stream = $1 AND msg_id = $2 AND published_at >= $3 ORDER BY seq LIMIT 1",
+        )
+        .bind(family.stream_name())
+        .bind(&message.msg_id)
+        .bind(window_start)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(publish_error)?;
+        if let Some(seq) = existing {
+            tx.rollback().await.map_err(publish_error)?;
+            return Ok(PublishReceipt {
+                duplicate: true,
+                sequence: u64::try_from(seq).unwrap_or(0),
+            });
+        }
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (stream, subject, msg_id, payload, headers, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+        )
+        .bind(family.stream_name())
+        .bind(&message.subject)
+        .bind(&message.msg_id)
+        .bind(message.payload.as_ref())
+        .bind(encode_headers(&headers))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(publish_error)?;
+        tx.commit().await.map_err(publish_error)?;
+        self.inner.activity.notify_waiters();
+        Ok(PublishReceipt {
+            duplicate: false,
+            sequence: u64::try_from(seq).unwrap_or(0),
+        })
+    }
+
+    async fn subscribe(&self, consumer: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT name FROM consumers WHERE name = $1")
+                .bind(&consumer.durable)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(db_error("reading consumers"))?;
+        if exists.is_none() {
+            return Err(BusError::Receive {
+                consumer: consumer.durable.clone(),
+                message: "no such consumer; create it with ensure_topology first".into(),
+            });
+        }
+        Ok(Box::new(EmbeddedSubscription {
+            inner: self.inner.clone(),
+            consumer: consumer.durable.clone(),
+            buffer: VecDeque::new(),
+        }))
+    }
+
+    async fn check_ready(&self) -> Result<(), BusError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_error("checking"))
+    }
+
+    fn max_payload(&self) -> usize {
+        MAX_PAYLOAD
+    }
+
+    async fn flush(&self) -> Result<(), BusError> {
+        // Every operation was committed before it returned; there is nothing buffered.
+        Ok(())
+    }
+}
+
+struct EmbeddedSubscription {
+    inner: Arc<Inner>,
+    consumer: String,
+    buffer: VecDeque<Delivery>,
+}
+
+impl EmbeddedSubscription {
+    /// Takes what is deliverable now: due redeliveries, then new messages up to the consumer's
+    /// limit of unacknowledged ones.
+    async fn claim(&mut self) -> Result<Option<i64>, BusError> {
+        let inner = &self.inner;
+        let receive_error = |e: sqlx::Error| BusError::Receive {
+            consumer: self.consumer.clone(),
+            message: e.to_string(),
+        };
+        let now = now_ms();
+        let mut tx = inner.pool.begin().await.map_err(receive_error)?;
+        let consumer = sqlx::query(
+            "SELECT stream, filter, ack_wait_ms, max_ack_pending, cursor FROM consumers WHERE name = $1",
+        )
+        .bind(&self.consumer)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(receive_error)?
+        .ok_or_else(|| BusError::Receive {
+            consumer: self.consumer.clone(),
+            message: "the consumer was removed".into(),
+        })?;
+        let stream: String = consumer.get("stream");
+        let filter: String = consumer.get("filter");
+        let ack_wait: i64 = consumer.get("ack_wait_ms");
+        let max_pending: i64 = consumer.get("max_ack_pending");
+        let mut cursor: i64 = consumer.get("cursor");
+
+        let mut taken: Vec<(i64, i64)> = Vec::new();
+        let due = sqlx::query(
+            "SELECT seq, delivered FROM pending WHERE consumer = $1 AND visible_at <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(&self.consumer)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(receive_error)?;
+        for row in due {
+            let seq: i64 = row.get("seq");
+            let delivered: i64 = row.get::<i64, _>("delivered") + 1;
+            sqlx::query("UPDATE pending SET delivered = $3, visible_at = $4 WHERE consumer = $1 AND seq = $2")
+                .bind(&self.consumer)
+                .bind(seq)
+                .bind(delivered)
+                .bind(now + ack_wait)
+                .execute(&mut *tx)
+                .await
+                .map_err(receive_error)?;
+            taken.push((seq, delivered));
+        }
+
+        let outstanding: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pending WHERE consumer = $1")
+                .bind(&self.consumer)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(receive_error)?;
+        let room = (max_pending - outstanding).clamp(0, BATCH);
+        if room > 0 {
+            let fresh = sqlx::query(
+                "SELECT seq, subject FROM messages WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(&stream)
+            .bind(cursor)
+            .bind(room)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(receive_error)?;
+            for row in fresh {
+                let seq: i64 = row.get("seq");
+                cursor = seq;
+                if !subject_matches(&filter, &row.get::<String, _>("subject")) {
+                    continue;
+                }
+                sqlx::query("INSERT INTO pending (consumer, seq, delivered, visible_at) VALUES ($1, $2, 1, $3)")
+                    .bind(&self.consumer)
+                    .bind(seq)
+                    .bind(now + ack_wait)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(receive_error)?;
+                taken.push((seq, 1));
+            }
+            sqlx::query("UPDATE consumers SET cursor = $2 WHERE name = $1")
+                .bind(&self.consumer)
+                .bind(cursor)
+                .execute(&mut *tx)
+                .await
+                .map_err(receive_error)?;
+        }
+
+        for (seq, delivered) in taken {
+            let row = sqlx::query("SELECT subject, payload, headers FROM messages WHERE seq = $1")
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(receive_error)?;
+            let Some(row) = row else {
+                // Pruned while pending: nothing left to deliver.
+                sqlx::query("DELETE FROM pending WHERE consumer = $1 AND seq = $2")
+                    .bind(&self.consumer)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(receive_error)?;
+                continue;
+            };
+            self.buffer.push_back(Delivery::new(
+                row.get("subject"),
+                Bytes::from(row.get::<Vec<u8>, _>("payload")),
+                decode_headers(&row.get::<String, _>("headers")),
+                u32::try_from(delivered).unwrap_or(u32::MAX),
+                u64::try_from(seq).unwrap_or(0),
+                Box::new(EmbeddedAcker {
+                    inner: inner.clone(),
+                    consumer: self.consumer.clone(),
+                    seq,
+                    ack_wait,
+                }),
+            ));
+        }
+        tx.commit().await.map_err(receive_error)?;
+
+        // When the next held message falls due, so an idle subscription wakes for it.
+        let next_due: Option<i64> =
+            sqlx::query_scalar("SELECT min(visible_at) FROM pending WHERE consumer = $1")
+                .bind(&self.consumer)
+                .fetch_one(&inner.pool)
+                .await
+                .map_err(db_error("reading pending"))?;
+        Ok(next_due)
+    }
+}
+
+#[async_trait]
+impl Subscription for EmbeddedSubscription {
+    async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+        loop {
+            if let Some(delivery) = self.buffer.pop_front() {
+                return Some(Ok(delivery));
+            }
+            // Registered before looking, so a publish in between is not missed.
+            let inner = self.inner.clone();
+            let woken = inner.activity.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let next_due = match self.claim().await {
+                Ok(next_due) => next_due,
+                Err(e) => return Some(Err(e)),
+            };
+            if !self.buffer.is_empty() {
+                continue;
+            }
+            let wait = next_due
+                .map(|due| Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)))
+                .unwrap_or(IDLE_POLL)
+                .min(IDLE_POLL);
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+struct EmbeddedAcker {
+    inner: Arc<Inner>,
+    consumer: String,
+    seq: i64,
+    ack_wait: i64,
+}
+
+impl EmbeddedAcker {
+    async fn set_visible(&self, at: i64) -> Result<(), BusError> {
+        sqlx::query("UPDATE pending SET visible_at = $3 WHERE consumer = $1 AND seq = $2")
+            .bind(&self.consumer)
+            .bind(self.seq)
+            .bind(at)
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Ack(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Acker for EmbeddedAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        sqlx::query("DELETE FROM pending WHERE consumer = $1 AND seq = $2")
+            .bind(&self.consumer)
+            .bind(self.seq)
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Ack(e.to_string()))
+    }
+
+    async fn nak(&self, delay: Duration) -> Result<(), BusError> {
+        self.set_visible(now_ms() + ms(delay)).await?;
+        self.inner.activity.notify_waiters();
+        Ok(())
+    }
+
+    async fn in_progress(&self) -> Result<(), BusError> {
+        self.set_visible(now_ms() + self.ack_wait).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn subjects_match_like_nats() {
+        assert!(subject_matches(
+            "herald.events.>",
+            "herald.events.servicenow.incident_resolved"
+        ));
+        assert!(subject_matches(
+            "herald.events.*.incident_resolved",
+            "herald.events.jira.incident_resolved"
+        ));
+        assert!(!subject_matches(
+            "herald.events.*",
+            "herald.events.jira.incident_resolved"
+        ));
+        assert!(!subject_matches("herald.wins.>", "herald.events.x"));
+        assert!(!subject_matches("herald.events.>", "herald.events"));
+        assert!(subject_matches("a.b", "a.b"));
+    }
+}
