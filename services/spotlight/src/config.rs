@@ -13,6 +13,8 @@ pub struct SpotlightSettings {
     /// A win worth at least this much (organisation currency) is announced at once; smaller wins
     /// wait for the digests.
     pub headline_min_value: f64,
+    /// Seconds between automatic refreshes of the dashboard page.
+    pub dashboard_refresh_seconds: u32,
     /// `[spotlight.consumer]`: lanes, deliveries before dead-lettering, ack wait.
     pub consumer: herald_events::worker::StageSettings,
 }
@@ -23,6 +25,7 @@ impl Default for SpotlightSettings {
             http_addr: ([0, 0, 0, 0], 8082).into(),
             grpc_addr: ([0, 0, 0, 0], 9092).into(),
             headline_min_value: 1000.0,
+            dashboard_refresh_seconds: 30,
             consumer: Default::default(),
         }
     }

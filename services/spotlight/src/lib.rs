@@ -3,6 +3,7 @@
 
 pub mod card;
 pub mod config;
+pub mod dashboard;
 pub mod grpc;
 pub mod handler;
 pub mod periods;
@@ -74,11 +75,17 @@ impl Service for Spotlight {
             .consumer
             .consumer(ConsumerSpec::spotlight());
         let options = config.spotlight.consumer.worker_options("spotlight");
+        let dashboard = dashboard::router(dashboard::DashboardState {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            refresh_seconds: config.spotlight.dashboard_refresh_seconds,
+        });
         Ok(Component::new()
             .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown),
             )
+            .routes(dashboard)
             .grpc(SpotlightServer::new(grpc::SpotlightApi { store, catalog })))
     }
 }

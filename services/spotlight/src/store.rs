@@ -13,7 +13,7 @@ use crate::periods::{Period, PeriodKind};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("stored announcement {0} cannot be decoded: {1}")]
+    #[error("stored record {0} cannot be decoded: {1}")]
     Corrupt(String, prost::DecodeError),
 }
 
@@ -189,6 +189,22 @@ impl Store {
                 wins: r.get::<i64, _>("wins"),
             })
             .collect())
+    }
+
+    /// The most recent wins, newest first.
+    pub async fn latest_wins(&self, limit: i64) -> Result<Vec<Win>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, payload FROM wins ORDER BY occurred_at DESC, id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: String = r.get("id");
+                Win::decode(r.get::<Vec<u8>, _>("payload").as_slice())
+                    .map_err(|e| StoreError::Corrupt(id, e))
+            })
+            .collect()
     }
 
     pub async fn totals(&self, period: &Period) -> Result<Vec<LabelTotals>, StoreError> {

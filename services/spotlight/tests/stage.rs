@@ -253,3 +253,52 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
 
     stage.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_this_weeks_value_and_spotlight() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let now = to_timestamp(chrono::Utc::now());
+    let mut big = p1_win();
+    big.occurred_at = Some(now);
+    let mut small = small_win();
+    small.occurred_at = Some(now);
+    publish(&stage, &big, "w-p1").await?;
+    publish(&stage, &small, "w-ritm").await?;
+    let url = format!("{}/", stage.http);
+    let page = herald_testkit::eventually("both wins on the dashboard", WAIT, || {
+        let url = url.clone();
+        async move {
+            let page = herald_testkit::raw_http::get(&url).await.ok()?;
+            (page.status == 200 && page.body.contains("2 wins")).then_some(page.body)
+        }
+    })
+    .await?;
+    // 216,474.60 + 328 = 216,802.60: this week's and this month's total.
+    assert!(page.contains("€216,803"), "{page}");
+    assert!(
+        page.contains("Ingrid Lindqvist"),
+        "the spotlight names the top person"
+    );
+    assert!(
+        page.contains("a member of Platform &amp; SRE"),
+        "an opted-out person by team only"
+    );
+    assert!(!page.contains("Jonas"), "an opted-out person is named");
+    assert!(
+        page.contains("Platform &amp; SRE") && page.contains("Workplace Technology"),
+        "teams"
+    );
+    assert!(
+        page.contains("2,040 people back at work"),
+        "the latest wins"
+    );
+    assert!(
+        page.contains("http-equiv=refresh"),
+        "the page refreshes itself"
+    );
+    let json = herald_testkit::raw_http::get(&format!("{}/api/dashboard", stage.http)).await?;
+    let json: serde_json::Value = serde_json::from_str(&json.body)?;
+    assert_eq!(json["week"]["wins"], 2);
+    assert_eq!(json["top_people"][0]["name"], "Ingrid Lindqvist");
+    stage.stop().await
+}

@@ -94,28 +94,37 @@ pub async fn post(
     Ok(RawResponse { status, body })
 }
 
-/// The status of a plain GET.
-pub async fn get_status(url: &str) -> anyhow::Result<u16> {
+/// A plain GET: status and body.
+pub async fn get(url: &str) -> anyhow::Result<RawResponse> {
     let parsed = url::Url::parse(url)?;
     let host = parsed
         .host_str()
         .ok_or_else(|| anyhow::anyhow!("{url} has no host"))?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let mut stream = TcpStream::connect((host, port)).await?;
+    let target = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
     stream
-        .write_all(
-            format!(
-                "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
-                parsed.path()
-            )
-            .as_bytes(),
-        )
+        .write_all(format!("GET {target} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n").as_bytes())
         .await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
-    String::from_utf8_lossy(&response)
+    let text = String::from_utf8_lossy(&response);
+    let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("not an HTTP answer from {url}"))
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP answer from {url}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok(RawResponse { status, body })
+}
+
+/// The status of a plain GET.
+pub async fn get_status(url: &str) -> anyhow::Result<u16> {
+    Ok(get(url).await?.status)
 }
