@@ -1,7 +1,9 @@
 //! `herald`: talk to a running Herald over gRPC.
 
 mod commands;
+mod demo;
 mod output;
+mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -13,6 +15,10 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// One gRPC address for every API (what `herald up` serves); overrides --spotlight, --scoring,
+    /// --notify and --ingest.
+    #[arg(long, global = true, env = "HERALD_URL")]
+    url: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -37,6 +43,26 @@ pub enum StatusArg {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run all of Herald in this process: the embedded bus and SQLite in --data-dir, one HTTP and one
+    /// gRPC listener. With --demo: the sample organisation and a month of events.
+    Up {
+        /// The herald.toml to read (sources, catalog, channels, routes); [nats] and [database] are
+        /// not used: everything lives in --data-dir.
+        #[arg(long, short)]
+        config: Option<std::path::PathBuf>,
+        /// Where the bus and the databases are kept.
+        #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
+        data_dir: std::path::PathBuf,
+        /// Load the sample organisation and channels and replay a month of ITSM events.
+        #[arg(long)]
+        demo: bool,
+        /// HTTP listener: webhooks, dashboard, health, metrics.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
+        /// gRPC listener: every API.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        grpc: std::net::SocketAddr,
+    },
     /// Top people, teams or business services by value in a week or month.
     Leaderboard {
         #[arg(long, value_enum, default_value = "week")]
@@ -120,26 +146,54 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let url = cli.url.clone();
+    let pick = move |own: String| url.clone().unwrap_or(own);
     let result = match cli.command {
+        Command::Up {
+            config,
+            data_dir,
+            demo,
+            http,
+            grpc,
+        } => {
+            up::up(up::UpArgs {
+                config,
+                data_dir,
+                demo,
+                http,
+                grpc,
+            })
+            .await
+        }
         Command::Leaderboard {
             period,
             at,
             scope,
             limit,
             spotlight,
-        } => commands::leaderboard(&spotlight, period, at.as_deref(), scope, limit, cli.json).await,
+        } => {
+            commands::leaderboard(
+                &pick(spotlight),
+                period,
+                at.as_deref(),
+                scope,
+                limit,
+                cli.json,
+            )
+            .await
+        }
         Command::Value {
             period,
             at,
             spotlight,
-        } => commands::value(&spotlight, period, at.as_deref(), cli.json).await,
-        Command::Explain { id, scoring } => commands::explain(&scoring, &id, cli.json).await,
+        } => commands::value(&pick(spotlight), period, at.as_deref(), cli.json).await,
+        Command::Explain { id, scoring } => commands::explain(&pick(scoring), &id, cli.json).await,
         Command::Deliveries {
             announcement,
             status,
             limit,
             notify,
-        } => commands::deliveries(&notify, announcement, status, limit, cli.json).await,
+        } => commands::deliveries(&pick(notify), announcement, status, limit, cli.json).await,
         Command::Send {
             source,
             file,
@@ -148,7 +202,7 @@ async fn main() -> std::process::ExitCode {
             ingest,
         } => {
             commands::send(
-                &ingest,
+                &pick(ingest),
                 &source,
                 &file,
                 secret.as_deref(),

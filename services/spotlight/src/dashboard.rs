@@ -204,9 +204,10 @@ fn esc(text: &str) -> String {
 fn period_card(out: &mut String, title: &str, p: &PeriodView, prefix: &str) {
     let _ = write!(
         out,
-        "<section class=card><h2>{title}</h2><p class=big>{}</p><p class=sub>{} wins · {:.0} working hours given back · {:.0} people back at work</p><ul class=labels>",
+        "<section class=card><h2>{title}</h2><p class=big>{}</p><p class=sub>{} win{} · {:.0} working hours given back · {:.0} people back at work</p><ul class=labels>",
         esc(&money(prefix, p.total)),
         p.wins,
+        if p.wins == 1 { "" } else { "s" },
         p.hours,
         p.people
     );

@@ -170,6 +170,13 @@ impl EmbeddedBus {
             }),
         };
         bus.prune().await?;
+        // This process owns the directory (the lock), so whatever is still held was held by one
+        // that died: hand it out again now rather than after its ack wait.
+        sqlx::query("UPDATE pending SET visible_at = $1 WHERE visible_at > $1")
+            .bind(now_ms())
+            .execute(&bus.inner.pool)
+            .await
+            .map_err(db_error("releasing held messages"))?;
         Ok(bus)
     }
 

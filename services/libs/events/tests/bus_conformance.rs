@@ -514,7 +514,8 @@ mod embedded {
         }
         seen.sort();
         // The subscription had taken the whole batch before the "crash" (as a JetStream pull does),
-        // so both unacknowledged messages return as second deliveries; the acked one never does.
+        // so both unacknowledged messages return as second deliveries, at once (the directory lock
+        // proves their holder is gone); the acked one never does.
         assert_eq!(seen, vec![("1".to_string(), 2), ("2".to_string(), 2)]);
         assert!(nothing_within(&mut sub, Duration::from_millis(300)).await);
         Ok(())

@@ -106,13 +106,13 @@ impl Boot {
     /// Serves the components until shutdown, then drains them; returns when all is stopped.
     pub async fn serve(self, components: Vec<Component>) -> anyhow::Result<()> {
         let mut http = health::router(self.readiness.clone());
-        let mut grpc = axum::Router::new();
+        let mut grpc = tonic::service::Routes::builder();
         let mut names = Vec::new();
         let mut tasks = Vec::new();
         for component in components {
             http = http.merge(component.http);
-            if let Some(router) = component.grpc {
-                grpc = grpc.merge(router);
+            for add in component.grpc {
+                add(&mut grpc);
             }
             names.extend(component.grpc_names);
             for (name, task) in component.tasks {
@@ -125,7 +125,7 @@ impl Boot {
         *self.routes.write().unwrap_or_else(|e| e.into_inner()) = http;
         let grpc = tokio::spawn(crate::grpc::serve_routes(
             self.grpc_listener,
-            tonic::service::Routes::from(grpc),
+            grpc.routes(),
             names,
             self.shutdown.clone(),
         ));

@@ -18,11 +18,14 @@ pub struct Deps {
 
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// Adds one gRPC service to the process's routes.
+pub type GrpcService = Box<dyn FnOnce(&mut tonic::service::RoutesBuilder) + Send>;
+
 /// A service's contribution to a process.
 #[derive(Default)]
 pub struct Component {
     pub http: axum::Router,
-    pub grpc: Option<axum::Router>,
+    pub grpc: Vec<GrpcService>,
     /// gRPC service names to report as serving on `grpc.health.v1`.
     pub grpc_names: Vec<&'static str>,
     pub tasks: Vec<(&'static str, Task)>,
@@ -53,11 +56,11 @@ impl Component {
             + 'static,
         S::Future: Send + 'static,
     {
-        let router = tonic::service::Routes::new(service).into_axum_router();
-        self.grpc = Some(match self.grpc.take() {
-            Some(existing) => existing.merge(router),
-            None => router,
-        });
+        // tonic gives each set of routes its own fallback, so services are added to one builder
+        // rather than merged as routers.
+        self.grpc.push(Box::new(move |routes| {
+            routes.add_service(service);
+        }));
         self.grpc_names.push(S::NAME);
         self
     }

@@ -1,0 +1,159 @@
+//! `herald up`: ingest, scoring, spotlight and notify in one process, on the embedded bus and SQLite
+//! in a data directory, behind one HTTP and one gRPC listener. The same service code as the
+//! distributed deployment; only the dependencies differ.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::Context;
+use herald_events::{Bus, EmbeddedBus};
+use herald_ingest::{Ingest, IngestConfig};
+use herald_notify::{Notify, NotifyConfig};
+use herald_runtime::{
+    ConfigLoader, Listeners, Secret,
+    boot::Boot,
+    component::{Component, Deps},
+    db,
+    service::Service,
+    shutdown, telemetry,
+};
+use herald_scoring::{Scoring, ScoringConfig};
+use herald_spotlight::{Spotlight, SpotlightConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::demo;
+
+pub struct UpArgs {
+    pub config: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub demo: bool,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+/// The four services' configurations, read from one file (or the demo's).
+struct Configs {
+    ingest: IngestConfig,
+    scoring: ScoringConfig,
+    spotlight: SpotlightConfig,
+    notify: NotifyConfig,
+}
+
+impl Configs {
+    fn load(loader: &ConfigLoader, data_dir: &Path) -> anyhow::Result<Self> {
+        let mut configs = Self {
+            ingest: IngestConfig::load(loader)?,
+            scoring: ScoringConfig::load(loader)?,
+            spotlight: SpotlightConfig::load(loader)?,
+            notify: NotifyConfig::load(loader)?,
+        };
+        // One process keeps everything in its data directory, whatever [database] says.
+        let url = Secret::new(format!("sqlite://{}", data_dir.display()));
+        for shared in [
+            &mut configs.ingest.shared,
+            &mut configs.scoring.shared,
+            &mut configs.spotlight.shared,
+            &mut configs.notify.shared,
+        ] {
+            shared.database.url = url.clone();
+        }
+        Ok(configs)
+    }
+}
+
+/// Connects a service to its SQLite file and builds its component.
+async fn component<S: Service>(
+    config: S::Config,
+    bus: &Arc<dyn Bus>,
+    boot: &mut Boot,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Component> {
+    let shared = S::shared(&config);
+    let database = db::connect(&shared.database, S::NAME).await?;
+    db::migrate(&database, S::NAME, &S::migrations()).await?;
+    let deps = Deps {
+        bus: bus.clone(),
+        db: database,
+    };
+    boot.adopt(S::NAME, &deps);
+    S::build(config, deps, shutdown.clone()).await
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let loader = match (&args.config, args.demo) {
+        (None, true) => demo::config_loader(&data_dir)?,
+        (path, _) => ConfigLoader::load(path.as_deref())?,
+    };
+    let configs = Configs::load(&loader, &data_dir)?;
+    let telemetry = telemetry::init("herald", &configs.ingest.shared.telemetry)?;
+    let result = run(args, data_dir, configs).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "herald up failed");
+    }
+    telemetry.shutdown();
+    result
+}
+
+async fn run(args: UpArgs, data_dir: PathBuf, configs: Configs) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(args.http, args.grpc).await?;
+    let http = listeners.http_addr()?;
+    let grpc = listeners.grpc_addr()?;
+    let shutdown = shutdown::on_signals();
+
+    let bus: Arc<dyn Bus> =
+        Arc::new(EmbeddedBus::open(&data_dir, configs.ingest.shared.nats.streams.clone()).await?);
+    let consumers: Vec<_> = [
+        Scoring::consumers(&configs.scoring),
+        Spotlight::consumers(&configs.spotlight),
+        Notify::consumers(&configs.notify),
+    ]
+    .concat();
+    bus.ensure_topology(&consumers).await?;
+
+    let mut boot = Boot::start("herald", listeners, &shutdown);
+    let secret = configs
+        .ingest
+        .sources
+        .get("servicenow")
+        .and_then(|s| s.secret.clone())
+        .map(|s| s.expose().to_string());
+    let components = vec![
+        component::<Ingest>(configs.ingest, &bus, &mut boot, &shutdown).await?,
+        component::<Scoring>(configs.scoring, &bus, &mut boot, &shutdown).await?,
+        component::<Spotlight>(configs.spotlight, &bus, &mut boot, &shutdown).await?,
+        component::<Notify>(configs.notify, &bus, &mut boot, &shutdown).await?,
+    ];
+
+    eprintln!(
+        "\nHerald is up (one process; data in {dir})\n\
+         \x20 webhooks   POST http://{http}/v1/events/<source>   (servicenow, cloudevents)\n\
+         \x20 dashboard  http://{http}/\n\
+         \x20 gRPC       {grpc}   (every API; HERALD_URL=http://{grpc} herald leaderboard)\n\
+         \x20 health     http://{http}/readyz · metrics http://{http}/metrics\n",
+        dir = data_dir.display(),
+    );
+    if args.demo {
+        let grpc_url = format!("http://{grpc}");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                result = demo::replay(&grpc_url, secret.as_deref()) => match result {
+                    Ok(summary) => eprintln!("{summary}"),
+                    Err(e) => eprintln!("demo replay failed: {e:#}"),
+                }
+            }
+        });
+    }
+    boot.serve(components).await
+}
