@@ -88,8 +88,9 @@ pub struct Delivery {
     pub at: DateTime<Utc>,
 }
 
-/// Sends the month through ingest's gRPC API; returns a one-line summary.
-pub async fn replay(grpc_url: &str, secret: Option<&str>) -> anyhow::Result<String> {
+/// Sends the month through ingest's gRPC API, each source signed with its secret (unsigned where it
+/// has none); returns a one-line summary.
+pub async fn replay(grpc_url: &str, secrets: &HashMap<String, String>) -> anyhow::Result<String> {
     let catalog = Catalog::from_toml_str(CATALOG)?;
     let deliveries = month(&catalog, Utc::now());
     let client = IngestClient::connect(grpc_url.to_string())
@@ -102,7 +103,7 @@ pub async fn replay(grpc_url: &str, secret: Option<&str>) -> anyhow::Result<Stri
             async move {
                 let mut headers =
                     HashMap::from([("content-type".to_string(), d.content_type.to_string())]);
-                if let Some(secret) = secret {
+                if let Some(secret) = secrets.get(d.source) {
                     headers.insert("x-herald-signature".to_string(), sign(secret, &d.body));
                 }
                 let response = client
@@ -131,8 +132,8 @@ pub async fn replay(grpc_url: &str, secret: Option<&str>) -> anyhow::Result<Stri
         );
     }
     Ok(format!(
-        "demo: replayed {total} deliveries from the last 30 days ({published} outcomes published); \
-         headline wins appear above, every announcement in announcements.jsonl"
+        "demo: sent {total} deliveries from the last 30 days, all accepted ({published} were outcomes \
+         to score); headline wins appear above, every announcement in announcements.jsonl"
     ))
 }
 

@@ -121,12 +121,17 @@ async fn run(args: UpArgs, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
     bus.ensure_topology(&consumers).await?;
 
     let mut boot = Boot::start("herald", listeners, &shutdown);
-    let secret = configs
+    // The demo signs each source's deliveries with that source's secret, as the tools would.
+    let secrets: std::collections::HashMap<String, String> = configs
         .ingest
         .sources
-        .get("servicenow")
-        .and_then(|s| s.secret.clone())
-        .map(|s| s.expose().to_string());
+        .iter()
+        .filter_map(|(name, s)| {
+            s.secret
+                .as_ref()
+                .map(|secret| (name.clone(), secret.expose().to_string()))
+        })
+        .collect();
     let components = vec![
         component::<Ingest>(configs.ingest, &bus, &mut boot, &shutdown).await?,
         component::<Scoring>(configs.scoring, &bus, &mut boot, &shutdown).await?,
@@ -148,7 +153,7 @@ async fn run(args: UpArgs, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
         tokio::spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                result = demo::replay(&grpc_url, secret.as_deref()) => match result {
+                result = demo::replay(&grpc_url, &secrets) => match result {
                     Ok(summary) => eprintln!("{summary}"),
                     Err(e) => eprintln!("demo replay failed: {e:#}"),
                 }
