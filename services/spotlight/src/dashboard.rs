@@ -102,6 +102,24 @@ pub async fn view(state: &DashboardState) -> Result<DashboardView, StoreError> {
         value: r.value,
         wins: r.wins,
     };
+    // Totals first, the list of wins last: a win committed in between then shows in the list
+    // rather than being counted in a total the list does not explain.
+    let week = period_view(&state.store, &week).await?;
+    let month_view = period_view(&state.store, &month).await?;
+    let top_people = state
+        .store
+        .leaderboard(&month, "person", TOP)
+        .await?
+        .into_iter()
+        .map(person)
+        .collect();
+    let top_teams = state
+        .store
+        .leaderboard(&month, "team", TOP)
+        .await?
+        .into_iter()
+        .map(team)
+        .collect();
     let prefix = catalog.organisation().currency_prefix();
     let latest = state
         .store
@@ -135,22 +153,10 @@ pub async fn view(state: &DashboardState) -> Result<DashboardView, StoreError> {
     Ok(DashboardView {
         organisation: catalog.organisation().name.clone(),
         currency: catalog.organisation().currency.clone(),
-        week: period_view(&state.store, &week).await?,
-        month: period_view(&state.store, &month).await?,
-        top_people: state
-            .store
-            .leaderboard(&month, "person", TOP)
-            .await?
-            .into_iter()
-            .map(person)
-            .collect(),
-        top_teams: state
-            .store
-            .leaderboard(&month, "team", TOP)
-            .await?
-            .into_iter()
-            .map(team)
-            .collect(),
+        week,
+        month: month_view,
+        top_people,
+        top_teams,
         latest,
     })
 }

@@ -290,7 +290,7 @@ async fn the_dashboard_shows_this_weeks_value_and_spotlight() -> anyhow::Result<
     );
     assert!(
         page.contains("2,040 people back at work"),
-        "the latest wins"
+        "the latest wins: {page}"
     );
     assert!(
         page.contains("http-equiv=refresh"),
