@@ -104,6 +104,33 @@ min_value = 1000000000
     InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await
 }
 
+/// Waits until `announcement` has a delivery on `route` in `status`, and returns it.
+async fn delivery_in(
+    stage: &InProcess,
+    announcement: &str,
+    route: &str,
+    status: DeliveryStatus,
+) -> anyhow::Result<herald_proto::v1::Delivery> {
+    let client = NotifyClient::connect(stage.grpc.clone()).await?;
+    herald_testkit::eventually(
+        &format!("{announcement} on {route} {status:?}"),
+        WAIT,
+        || {
+            let mut client = client.clone();
+            async move {
+                let request = ListDeliveriesRequest {
+                    announcement_id: announcement.into(),
+                    status: status as i32,
+                    limit: 10,
+                };
+                let list = client.list_deliveries(request).await.ok()?.into_inner();
+                list.deliveries.into_iter().find(|d| d.route == route)
+            }
+        },
+    )
+    .await
+}
+
 async fn announce(stage: &InProcess, a: &Announcement, msg_id: &str) -> anyhow::Result<()> {
     let subject = "herald.announcements.headline_win";
     herald_testkit::nats::publish(&stage.client, subject, msg_id, a.encode_to_vec()).await
@@ -206,22 +233,7 @@ async fn failures_are_retried_with_backoff_and_retry_after_and_4xx_is_final() ->
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 
     let mut client = NotifyClient::connect(stage.grpc.clone()).await?;
-    let delivered = herald_testkit::eventually("webhook delivered", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let list = client
-                .list_deliveries(ListDeliveriesRequest {
-                    announcement_id: "a-2".into(),
-                    status: DeliveryStatus::Delivered as i32,
-                    limit: 10,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            list.deliveries.into_iter().next()
-        }
-    })
-    .await?;
+    let delivered = delivery_in(&stage, "a-2", "wins-to-bi", DeliveryStatus::Delivered).await?;
     assert_eq!(delivered.route, "wins-to-bi");
     let statuses: Vec<u32> = delivered
         .attempt_log
@@ -258,23 +270,7 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_after_max_attempts() -> an
     let stage = start(&slack, &hook).await?;
     announce(&stage, &announcement("a-3", 5000.0), "a-3").await?;
     hook.wait_for("/herald", 4, WAIT).await?;
-    let client = NotifyClient::connect(stage.grpc.clone()).await?;
-    let failed = herald_testkit::eventually("given up", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let list = client
-                .list_deliveries(ListDeliveriesRequest {
-                    announcement_id: "a-3".into(),
-                    status: DeliveryStatus::Failed as i32,
-                    limit: 10,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            list.deliveries.into_iter().next()
-        }
-    })
-    .await?;
+    let failed = delivery_in(&stage, "a-3", "wins-to-bi", DeliveryStatus::Failed).await?;
     assert_eq!(failed.attempts, 4);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(hook.requests().len(), 4, "no attempt after the last");
@@ -347,25 +343,7 @@ async fn a_receiver_that_does_not_answer_in_time_is_tried_again() -> anyhow::Res
     let stage = start(&slack, &hook).await?;
     announce(&stage, &announcement("a-4", 5000.0), "a-4").await?;
     hook.wait_for("/herald", 2, WAIT).await?;
-    let client = NotifyClient::connect(stage.grpc.clone()).await?;
-    let delivered = herald_testkit::eventually("delivered on the second attempt", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let list = client
-                .list_deliveries(ListDeliveriesRequest {
-                    announcement_id: "a-4".into(),
-                    status: DeliveryStatus::Delivered as i32,
-                    limit: 10,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            list.deliveries
-                .into_iter()
-                .find(|d| d.route == "wins-to-bi")
-        }
-    })
-    .await?;
+    let delivered = delivery_in(&stage, "a-4", "wins-to-bi", DeliveryStatus::Delivered).await?;
     assert_eq!(delivered.attempt_log.len(), 2);
     let first = &delivered.attempt_log[0];
     assert_eq!(first.http_status, 0, "no answer came back");

@@ -200,31 +200,6 @@ impl EmbeddedBus {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
-
-    /// Every message of a stream, oldest first (for tools reading dead letters).
-    pub async fn stream_messages(
-        &self,
-        family: StreamFamily,
-    ) -> Result<Vec<(u64, String, Bytes, Headers)>, BusError> {
-        let rows = sqlx::query(
-            "SELECT seq, subject, payload, headers FROM messages WHERE stream = $1 ORDER BY seq",
-        )
-        .bind(family.stream_name())
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(db_error("reading a stream"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    u64::try_from(r.get::<i64, _>("seq")).unwrap_or(0),
-                    r.get("subject"),
-                    Bytes::from(r.get::<Vec<u8>, _>("payload")),
-                    decode_headers(&r.get::<String, _>("headers")),
-                )
-            })
-            .collect())
-    }
 }
 
 fn encode_headers(headers: &Headers) -> String {
