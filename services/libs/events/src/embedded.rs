@@ -11,7 +11,7 @@
 //! - One process owns a data directory at a time (`bus.lock`).
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     fs::File,
     path::{Path, PathBuf},
     sync::Arc,
@@ -21,8 +21,10 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::{
-    Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    QueryBuilder, Row, Sqlite, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 use tokio::sync::Notify;
 
@@ -195,11 +197,6 @@ impl EmbeddedBus {
         }
         Ok(removed)
     }
-
-    /// The file the bus lives in.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
 }
 
 fn encode_headers(headers: &Headers) -> String {
@@ -341,10 +338,11 @@ struct EmbeddedSubscription {
 }
 
 impl EmbeddedSubscription {
-    /// Takes what is deliverable now: due redeliveries, then new messages up to the consumer's
-    /// limit of unacknowledged ones.
-    async fn claim(&mut self) -> Result<Option<i64>, BusError> {
-        let inner = &self.inner;
+    /// Takes what is deliverable now (due redeliveries, then new messages up to the consumer's
+    /// limit of unacknowledged ones) into the buffer, in one transaction of a few set-based
+    /// statements whatever the batch size.
+    async fn claim(&mut self) -> Result<(), BusError> {
+        let inner = self.inner.clone();
         let receive_error = |e: sqlx::Error| BusError::Receive {
             consumer: self.consumer.clone(),
             message: e.to_string(),
@@ -368,29 +366,23 @@ impl EmbeddedSubscription {
         let max_pending: i64 = consumer.get("max_ack_pending");
         let mut cursor: i64 = consumer.get("cursor");
 
-        let mut taken: Vec<(i64, i64)> = Vec::new();
-        let due = sqlx::query(
-            "SELECT seq, delivered FROM pending WHERE consumer = $1 AND visible_at <= $2 ORDER BY seq LIMIT $3",
+        let mut taken: Vec<(i64, i64)> = sqlx::query(
+            "UPDATE pending SET delivered = delivered + 1, visible_at = $3
+             WHERE consumer = $1
+               AND seq IN (SELECT seq FROM pending WHERE consumer = $1 AND visible_at <= $2 ORDER BY seq LIMIT $4)
+             RETURNING seq, delivered",
         )
         .bind(&self.consumer)
         .bind(now)
+        .bind(now + ack_wait)
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await
-        .map_err(receive_error)?;
-        for row in due {
-            let seq: i64 = row.get("seq");
-            let delivered: i64 = row.get::<i64, _>("delivered") + 1;
-            sqlx::query("UPDATE pending SET delivered = $3, visible_at = $4 WHERE consumer = $1 AND seq = $2")
-                .bind(&self.consumer)
-                .bind(seq)
-                .bind(delivered)
-                .bind(now + ack_wait)
-                .execute(&mut *tx)
-                .await
-                .map_err(receive_error)?;
-            taken.push((seq, delivered));
-        }
+        .map_err(receive_error)?
+        .into_iter()
+        .map(|r| (r.get("seq"), r.get("delivered")))
+        .collect();
+        taken.sort_unstable();
 
         let outstanding: i64 =
             sqlx::query_scalar("SELECT count(*) FROM pending WHERE consumer = $1")
@@ -400,29 +392,36 @@ impl EmbeddedSubscription {
                 .map_err(receive_error)?;
         let room = (max_pending - outstanding).clamp(0, BATCH);
         if room > 0 {
-            let fresh = sqlx::query(
-                "SELECT seq, subject FROM messages WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(&stream)
-            .bind(cursor)
-            .bind(room)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(receive_error)?;
+            let fresh = sqlx::query("SELECT seq, subject FROM messages WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                .bind(&stream)
+                .bind(cursor)
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(receive_error)?;
+            let mut matching = Vec::with_capacity(fresh.len());
             for row in fresh {
-                let seq: i64 = row.get("seq");
-                cursor = seq;
-                if !subject_matches(&filter, &row.get::<String, _>("subject")) {
-                    continue;
+                cursor = row.get("seq");
+                if subject_matches(&filter, &row.get::<String, _>("subject")) {
+                    matching.push(cursor);
                 }
-                sqlx::query("INSERT INTO pending (consumer, seq, delivered, visible_at) VALUES ($1, $2, 1, $3)")
-                    .bind(&self.consumer)
-                    .bind(seq)
-                    .bind(now + ack_wait)
+            }
+            if !matching.is_empty() {
+                let mut insert = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO pending (consumer, seq, delivered, visible_at) ",
+                );
+                insert.push_values(&matching, |mut row, seq| {
+                    row.push_bind(&self.consumer)
+                        .push_bind(*seq)
+                        .push_bind(1_i64)
+                        .push_bind(now + ack_wait);
+                });
+                insert
+                    .build()
                     .execute(&mut *tx)
                     .await
                     .map_err(receive_error)?;
-                taken.push((seq, 1));
+                taken.extend(matching.into_iter().map(|seq| (seq, 1)));
             }
             sqlx::query("UPDATE consumers SET cursor = $2 WHERE name = $1")
                 .bind(&self.consumer)
@@ -432,46 +431,59 @@ impl EmbeddedSubscription {
                 .map_err(receive_error)?;
         }
 
-        for (seq, delivered) in taken {
-            let row = sqlx::query("SELECT subject, payload, headers FROM messages WHERE seq = $1")
-                .bind(seq)
-                .fetch_optional(&mut *tx)
+        if !taken.is_empty() {
+            let mut select = QueryBuilder::<Sqlite>::new(
+                "SELECT seq, subject, payload, headers FROM messages WHERE seq IN (",
+            );
+            let mut seqs = select.separated(", ");
+            for (seq, _) in &taken {
+                seqs.push_bind(*seq);
+            }
+            select.push(")");
+            let mut rows: HashMap<i64, SqliteRow> = select
+                .build()
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(receive_error)?;
-            let Some(row) = row else {
-                // Pruned while pending: nothing left to deliver.
-                sqlx::query("DELETE FROM pending WHERE consumer = $1 AND seq = $2")
-                    .bind(&self.consumer)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(receive_error)?;
-                continue;
-            };
-            self.buffer.push_back(Delivery::new(
-                row.get("subject"),
-                Bytes::from(row.get::<Vec<u8>, _>("payload")),
-                decode_headers(&row.get::<String, _>("headers")),
-                u32::try_from(delivered).unwrap_or(u32::MAX),
-                u64::try_from(seq).unwrap_or(0),
-                Box::new(EmbeddedAcker {
-                    inner: inner.clone(),
-                    consumer: self.consumer.clone(),
-                    seq,
-                    ack_wait,
-                }),
-            ));
+                .map_err(receive_error)?
+                .into_iter()
+                .map(|r| (r.get("seq"), r))
+                .collect();
+            for (seq, delivered) in taken {
+                let Some(row) = rows.remove(&seq) else {
+                    // Pruned while pending: nothing left to deliver.
+                    sqlx::query("DELETE FROM pending WHERE consumer = $1 AND seq = $2")
+                        .bind(&self.consumer)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(receive_error)?;
+                    continue;
+                };
+                self.buffer.push_back(Delivery::new(
+                    row.get("subject"),
+                    Bytes::from(row.get::<Vec<u8>, _>("payload")),
+                    decode_headers(&row.get::<String, _>("headers")),
+                    u32::try_from(delivered).unwrap_or(u32::MAX),
+                    u64::try_from(seq).unwrap_or(0),
+                    Box::new(EmbeddedAcker {
+                        inner: inner.clone(),
+                        consumer: self.consumer.clone(),
+                        seq,
+                        ack_wait,
+                    }),
+                ));
+            }
         }
-        tx.commit().await.map_err(receive_error)?;
+        tx.commit().await.map_err(receive_error)
+    }
 
-        // When the next held message falls due, so an idle subscription wakes for it.
-        let next_due: Option<i64> =
-            sqlx::query_scalar("SELECT min(visible_at) FROM pending WHERE consumer = $1")
-                .bind(&self.consumer)
-                .fetch_one(&inner.pool)
-                .await
-                .map_err(db_error("reading pending"))?;
-        Ok(next_due)
+    /// When the next held message falls due, so an idle subscription wakes for it.
+    async fn next_due(&self) -> Result<Option<i64>, BusError> {
+        sqlx::query_scalar("SELECT min(visible_at) FROM pending WHERE consumer = $1")
+            .bind(&self.consumer)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(db_error("reading pending"))
     }
 }
 
@@ -487,13 +499,16 @@ impl Subscription for EmbeddedSubscription {
             let woken = inner.activity.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let next_due = match self.claim().await {
-                Ok(next_due) => next_due,
-                Err(e) => return Some(Err(e)),
-            };
+            if let Err(e) = self.claim().await {
+                return Some(Err(e));
+            }
             if !self.buffer.is_empty() {
                 continue;
             }
+            let next_due = match self.next_due().await {
+                Ok(next_due) => next_due,
+                Err(e) => return Some(Err(e)),
+            };
             let wait = next_due
                 .map(|due| Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)))
                 .unwrap_or(IDLE_POLL)
