@@ -12,7 +12,7 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
     let mut out = String::new();
     let value = win.value.clone().unwrap_or_default();
     let label = ValueLabel::try_from(value.label).unwrap_or(ValueLabel::Unspecified);
-    let prefix = catalog.organisation().currency_prefix();
+    let organisation = catalog.organisation();
     let source = Source::try_from(win.source)
         .map(|s| s.token())
         .unwrap_or("?");
@@ -29,7 +29,7 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
     let _ = writeln!(
         out,
         "Value: {}  [{}]",
-        format::money(&prefix, value.amount),
+        organisation.money(value.amount),
         label.meaning()
     );
     let _ = writeln!(out, "{}", value.summary);
@@ -57,7 +57,7 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
             "  {:<34} {:>5.0}%  {}  ({})",
             name,
             credit.share * 100.0,
-            format::money(&prefix, credit.amount),
+            organisation.money(credit.amount),
             credit.role
         );
     }

@@ -1,13 +1,7 @@
-//! Numbers and durations as people read them in an announcement.
+//! Numbers and durations as people read them in an announcement. Money is the organisation's
+//! (`Organisation::money`).
 
-/// `€216,470`, `€84.50`: whole units from 100 up, cents below.
-pub fn money(prefix: &str, amount: f64) -> String {
-    if amount.abs() >= 100.0 {
-        format!("{prefix}{}", thousands(amount.round()))
-    } else {
-        format!("{prefix}{amount:.2}")
-    }
-}
+use herald_catalog::thousands;
 
 /// `2,040`, `12.5`: a count or quantity with thousands separators.
 pub fn count(value: f64) -> String {
@@ -16,23 +10,6 @@ pub fn count(value: f64) -> String {
     } else {
         format!("{value:.1}")
     }
-}
-
-fn thousands(whole: f64) -> String {
-    // Rounded first, so the cast only drops a zero fraction; amounts far below i64's range.
-    let n = whole as i64;
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        out.insert(0, '-');
-    }
-    out
 }
 
 /// `45 min`, `2 h 48 min`, `3 days 4 h`.
@@ -54,14 +31,6 @@ pub fn duration(minutes: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_reads_like_money() {
-        assert_eq!(money("€", 216_469.6), "€216,470");
-        assert_eq!(money("€", 84.5), "€84.50");
-        assert_eq!(money("CHF ", 1_000_000.0), "CHF 1,000,000");
-        assert_eq!(money("€", -1234.0), "€-1,234");
-    }
 
     #[test]
     fn durations_read_like_durations() {

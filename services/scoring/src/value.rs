@@ -179,7 +179,7 @@ fn incident_resolved(
     let hours = affected * saved;
     let amount = hours * service.loaded_hourly_rate;
     let currency = &catalog.organisation().currency;
-    let money = format::money(&catalog.organisation().currency_prefix(), amount);
+    let money = catalog.organisation().money(amount);
 
     let headline = if outage {
         format!(
@@ -290,7 +290,7 @@ fn request_fulfilled(
     }
     let amount = hours * rate;
     let currency = &catalog.organisation().currency;
-    let money = format::money(&catalog.organisation().currency_prefix(), amount);
+    let money = catalog.organisation().money(amount);
     Ok(Valuation {
         value: Value {
             label: ValueLabel::Capacity as i32,
@@ -338,7 +338,7 @@ fn automation_run(
     let hours = minutes as f64 / 60.0;
     let amount = hours * rate;
     let currency = &catalog.organisation().currency;
-    let money = format::money(&catalog.organisation().currency_prefix(), amount);
+    let money = catalog.organisation().money(amount);
     Ok(Valuation {
         value: Value {
             label: ValueLabel::Capacity as i32,

@@ -7,7 +7,7 @@ use std::{fmt::Write, sync::Arc};
 
 use axum::{Json, Router, extract::State, response::Html, routing::get};
 use chrono::Utc;
-use herald_catalog::Catalog;
+use herald_catalog::{Catalog, Organisation};
 use herald_proto::v1::{CreditSubject, ValueLabel};
 use serde::Serialize;
 
@@ -120,7 +120,7 @@ pub async fn view(state: &DashboardState) -> Result<DashboardView, StoreError> {
         .into_iter()
         .map(team)
         .collect();
-    let prefix = catalog.organisation().currency_prefix();
+    let organisation = catalog.organisation();
     let latest = state
         .store
         .latest_wins(LATEST)
@@ -130,7 +130,7 @@ pub async fn view(state: &DashboardState) -> Result<DashboardView, StoreError> {
             let value = w.value.clone().unwrap_or_default();
             WinView {
                 headline: w.headline.clone(),
-                value: money(&prefix, value.amount),
+                value: organisation.money(value.amount),
                 label: ValueLabel::try_from(value.label)
                     .map(|l| l.token())
                     .unwrap_or("")
@@ -173,7 +173,7 @@ async fn page(
     let view = view(&state).await.map_err(unavailable)?;
     Ok(Html(render(
         &view,
-        &state.catalog.organisation().currency_prefix(),
+        state.catalog.organisation(),
         state.refresh_seconds,
     )))
 }
@@ -185,20 +185,6 @@ fn unavailable(e: StoreError) -> herald_runtime::ApiError {
     )
 }
 
-fn money(prefix: &str, amount: f64) -> String {
-    // Whole units with thousands separators: a wall screen needs no cents.
-    let whole = amount.round() as i64;
-    let digits = whole.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{prefix}{}{out}", if whole < 0 { "-" } else { "" })
-}
-
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -207,11 +193,11 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn period_card(out: &mut String, title: &str, p: &PeriodView, prefix: &str) {
+fn period_card(out: &mut String, title: &str, p: &PeriodView, organisation: &Organisation) {
     let _ = write!(
         out,
         "<section class=card><h2>{title}</h2><p class=big>{}</p><p class=sub>{} win{} · {:.0} working hours given back · {:.0} people back at work</p><ul class=labels>",
-        esc(&money(prefix, p.total)),
+        esc(&organisation.money(p.total)),
         p.wins,
         if p.wins == 1 { "" } else { "s" },
         p.hours,
@@ -224,7 +210,7 @@ fn period_card(out: &mut String, title: &str, p: &PeriodView, prefix: &str) {
         let _ = write!(
             out,
             "<li><b>{}</b> {} <span>{}</span></li>",
-            esc(&money(prefix, *value)),
+            esc(&organisation.money(*value)),
             esc(label),
             esc(meaning)
         );
@@ -232,7 +218,7 @@ fn period_card(out: &mut String, title: &str, p: &PeriodView, prefix: &str) {
     out.push_str("</ul></section>");
 }
 
-fn ranking(out: &mut String, title: &str, entries: &[Entry], prefix: &str) {
+fn ranking(out: &mut String, title: &str, entries: &[Entry], organisation: &Organisation) {
     let _ = write!(out, "<section class=card><h2>{title}</h2><ol>");
     if entries.is_empty() {
         out.push_str("<li class=sub>no wins yet this month</li>");
@@ -242,13 +228,13 @@ fn ranking(out: &mut String, title: &str, entries: &[Entry], prefix: &str) {
             out,
             "<li><span>{}</span><b>{}</b></li>",
             esc(&e.name),
-            esc(&money(prefix, e.value))
+            esc(&organisation.money(e.value))
         );
     }
     out.push_str("</ol></section>");
 }
 
-pub fn render(view: &DashboardView, prefix: &str, refresh_seconds: u32) -> String {
+pub fn render(view: &DashboardView, organisation: &Organisation, refresh_seconds: u32) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let _ = write!(
         out,
@@ -261,21 +247,21 @@ pub fn render(view: &DashboardView, prefix: &str, refresh_seconds: u32) -> Strin
         &mut out,
         &format!("This week <small>from {}</small>", view.week.start),
         &view.week,
-        prefix,
+        organisation,
     );
     period_card(
         &mut out,
         &format!("This month <small>from {}</small>", view.month.start),
         &view.month,
-        prefix,
+        organisation,
     );
     ranking(
         &mut out,
         "Spotlight: people this month",
         &view.top_people,
-        prefix,
+        organisation,
     );
-    ranking(&mut out, "Teams this month", &view.top_teams, prefix);
+    ranking(&mut out, "Teams this month", &view.top_teams, organisation);
     out.push_str("<section class=\"card wide\"><h2>Latest wins</h2><ul class=wins>");
     if view.latest.is_empty() {
         out.push_str(
@@ -314,10 +300,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_is_escaped_and_money_is_whole() {
+    fn text_is_escaped_and_money_reads_like_money() {
         assert_eq!(esc("<script>&\""), "&lt;script&gt;&amp;&quot;");
-        assert_eq!(money("€", 216_474.6), "€216,475");
-        assert_eq!(money("€", -5.0), "€-5");
+        assert_eq!(Organisation::default().money(216_474.6), "€216,475");
     }
 
     #[test]
@@ -348,7 +333,7 @@ mod tests {
             top_teams: vec![],
             latest: vec![],
         };
-        let html = render(&view, "€", 30);
+        let html = render(&view, &Organisation::default(), 30);
         assert!(html.contains("Larkspur &amp; Co"));
         assert!(html.contains("No wins yet"));
         assert!(html.contains("http-equiv=refresh content=30"));

@@ -10,7 +10,7 @@ mod validate;
 use std::collections::HashMap;
 
 pub use model::{
-    LessonsPolicy, Organisation, Person, Service, SpotlightPolicy, Team, TypicalRestore,
+    LessonsPolicy, Organisation, Person, Service, SpotlightPolicy, Team, TypicalRestore, thousands,
 };
 
 /// Why a catalog could not be loaded.

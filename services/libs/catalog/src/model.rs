@@ -45,6 +45,17 @@ impl Organisation {
         self.timezone.parse().unwrap_or(chrono_tz::UTC)
     }
 
+    /// An amount in the organisation's currency as people read it: `€216,475` from 100 up (whole
+    /// units), `€84.50` below.
+    pub fn money(&self, amount: f64) -> String {
+        let prefix = self.currency_prefix();
+        if amount.abs() >= 100.0 {
+            format!("{prefix}{}", thousands(amount.round()))
+        } else {
+            format!("{prefix}{amount:.2}")
+        }
+    }
+
     /// The currency symbol for amounts in text, or the code followed by a space.
     pub fn currency_prefix(&self) -> String {
         match self.currency.as_str() {
@@ -168,4 +179,22 @@ pub struct Person {
     /// Per source, the values that identify the person there (`sys_id`, `user_name`, `login`, …).
     #[serde(default)]
     pub accounts: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// A whole number with thousands separators: `2,040`, `-1,234`.
+pub fn thousands(whole: f64) -> String {
+    // Callers round first, so the cast only drops a zero fraction; amounts are far below i64's range.
+    let n = whole as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
 }

@@ -146,3 +146,16 @@ fn unknown_keys_are_refused_so_typos_surface() {
     let msg = Catalog::from_toml_str(text).expect_err("typo").to_string();
     assert!(msg.contains("alias"), "{msg}");
 }
+
+#[test]
+fn money_reads_like_money() {
+    let euro = Organisation::default();
+    assert_eq!(euro.money(216_469.6), "€216,470");
+    assert_eq!(euro.money(84.5), "€84.50");
+    assert_eq!(euro.money(-1234.0), "€-1,234");
+    let francs = Organisation {
+        currency: "CHF".into(),
+        ..Organisation::default()
+    };
+    assert_eq!(francs.money(1_000_000.0), "CHF 1,000,000");
+}
