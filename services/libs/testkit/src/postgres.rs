@@ -6,7 +6,7 @@
 //! process exits.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::OnceLock,
     time::Duration,
@@ -54,10 +54,6 @@ impl TestDatabase {
     /// A connection URL for this database.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// A pool on this database, for assertions.
@@ -136,7 +132,6 @@ async fn admin_url() -> anyhow::Result<String> {
 /// A PostgreSQL cluster in a temporary directory, for as long as this process lives.
 pub struct ThrowawayCluster {
     url: String,
-    dir: PathBuf,
     // Kept so the watchdog is not reaped early; it stops the server when this process exits.
     _watchdog: std::process::Child,
 }
@@ -215,13 +210,12 @@ impl ThrowawayCluster {
                 server.push(setting.into());
             }
             let log = dir.join(format!("postgres-{port}.log"));
-            let watchdog = spawn_watchdog(run_as, &server, &log)?;
+            let watchdog = spawn_watchdog(run_as, &server, &log, &dir)?;
             let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
             match wait_until_accepting(&url, Duration::from_secs(30)) {
                 Ok(()) => {
                     return Ok(Self {
                         url,
-                        dir,
                         _watchdog: watchdog,
                     });
                 }
@@ -238,10 +232,6 @@ impl ThrowawayCluster {
 
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
@@ -269,11 +259,12 @@ fn as_user(user: Option<&str>, program: &Path) -> Command {
 }
 
 /// Starts postgres under a small shell that stops it (fast shutdown) as soon as this process is
-/// gone, so no server outlives the tests.
+/// gone and then deletes its directory, so neither the server nor its data outlives the tests.
 fn spawn_watchdog(
     user: Option<&str>,
     server: &[String],
     log: &Path,
+    dir: &Path,
 ) -> anyhow::Result<std::process::Child> {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let mut command: Vec<String> = Vec::new();
@@ -294,8 +285,9 @@ fn spawn_watchdog(
     let script = format!(
         "{command} >{log} 2>&1 & pg=$!\n\
          while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done\n\
-         kill -INT $pg 2>/dev/null; wait $pg",
+         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
         log = quote(&log.display().to_string()),
+        dir = quote(&dir.display().to_string()),
         parent = std::process::id(),
     );
     use std::os::unix::process::CommandExt;
