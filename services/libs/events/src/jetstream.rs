@@ -87,16 +87,6 @@ impl JetStreamBus {
         })
     }
 
-    /// The underlying client, for tests and tools.
-    pub fn client(&self) -> &async_nats::Client {
-        &self.client
-    }
-
-    /// The JetStream context, for tools that read streams directly (dead-letter listing).
-    pub fn context(&self) -> &jetstream::Context {
-        &self.js
-    }
-
     fn stream_config(&self, family: StreamFamily) -> stream::Config {
         let settings = &self.options.streams;
         stream::Config {

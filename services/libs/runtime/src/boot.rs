@@ -64,10 +64,6 @@ impl Boot {
         }
     }
 
-    pub fn readiness(&self) -> &Readiness {
-        &self.readiness
-    }
-
     /// Connects to JetStream (creating streams and `consumers`) and to the database (schema,
     /// migrations). `None` when shutdown came first.
     pub async fn connect(

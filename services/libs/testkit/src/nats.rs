@@ -1,10 +1,6 @@
 //! A real `nats-server -js` per test, on a free port with a temporary store.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::{io::AsyncReadExt, net::TcpStream, process::Child};
@@ -93,15 +89,6 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The JetStream store directory (survives [`NatsServer::restart`]).
-    pub fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("jetstream")
-    }
-
     /// Stops the server abruptly (SIGKILL), keeping its store.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -113,14 +100,6 @@ impl NatsServer {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill().await;
         self.spawn().await
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
