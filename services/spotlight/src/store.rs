@@ -143,6 +143,10 @@ impl Store {
             }
         }
         tx.commit().await?;
+        if inserted == 1 {
+            return Ok(announcement.cloned());
+        }
+        // A redelivery: the announcement decided the first time, if any, is the one to publish.
         self.announcement_for_win(&win.id).await
     }
 

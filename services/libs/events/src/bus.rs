@@ -44,6 +44,15 @@ impl OutgoingMessage {
         self.with_header(header::ORDERING_KEY, key)
     }
 
+    /// The headers as stored: the given ones with `Nats-Msg-Id` set to the message id (replacing
+    /// any the caller put there).
+    pub fn stored_headers(&self) -> Headers {
+        let mut headers = self.headers.clone();
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(header::MSG_ID));
+        headers.push((header::MSG_ID.to_string(), self.msg_id.clone()));
+        headers
+    }
+
     /// Adds the current span's trace context.
     pub fn with_trace_context(mut self) -> Self {
         crate::trace::inject_current(&mut self.headers);

@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use crate::{
     Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StreamFamily,
-    Subscription, header, topology::ConsumerSpec, topology::StreamSettings,
+    Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
 /// Largest message, as configured for the NATS servers Herald ships with.
@@ -251,9 +251,7 @@ impl Bus for EmbeddedBus {
             message: e.to_string(),
         };
         let now = now_ms();
-        let mut headers = message.headers.clone();
-        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(header::MSG_ID));
-        headers.push((header::MSG_ID.to_string(), message.msg_id.clone()));
+        let headers = message.stored_headers();
         let mut tx = self.inner.pool.begin().await.map_err(publish_error)?;
         let window_start = now - ms(self.inner.settings.duplicate_window);
         let existing: Option<i64> = sqlx::query_scalar(

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::{
     Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StreamFamily,
-    Subscription, header, topology::ConsumerSpec, topology::StreamSettings,
+    Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
 /// The oldest nats-server Herald runs on: nak with delay and consumer backoff arrived in 2.7, and
@@ -196,33 +196,27 @@ impl Bus for JetStreamBus {
     }
 
     async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError> {
-        let mut headers = message.headers;
-        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(header::MSG_ID));
-        headers.push((header::MSG_ID.to_string(), message.msg_id));
+        let headers = message.stored_headers();
         let map = to_header_map(&headers);
-
-        let limit = self.client.server_info().max_payload;
-        // Headers count towards the limit too; a rough allowance keeps the error message honest.
-        let size = message.payload.len()
-            + headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 4)
-                .sum::<usize>();
-        if size > limit {
-            return Err(BusError::TooLarge { size, limit });
-        }
-
         let subject = message.subject;
+        let size = message.payload.len();
         let publish_error = |e: &dyn std::fmt::Display| BusError::Publish {
             subject: subject.clone(),
             message: e.to_string(),
         };
-        // Two awaits: the first sends, the second waits for JetStream to store the message.
+        // Two awaits: the first sends (async-nats refuses an oversized message here, before
+        // sending), the second waits for JetStream to store the message.
         let ack = self
             .js
             .publish_with_headers(subject.clone(), map, message.payload)
             .await
-            .map_err(|e| publish_error(&e))?
+            .map_err(|e| match e.kind() {
+                jetstream::context::PublishErrorKind::MaxPayloadExceeded => BusError::TooLarge {
+                    size,
+                    limit: self.max_payload(),
+                },
+                _ => publish_error(&e),
+            })?
             .await
             .map_err(|e| publish_error(&e))?;
         Ok(PublishReceipt {

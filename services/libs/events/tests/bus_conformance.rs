@@ -152,6 +152,32 @@ async fn unacked_deliveries_return_after_ack_wait(bus: Arc<dyn Bus>) -> anyhow::
     Ok(())
 }
 
+async fn oversized_messages_are_refused_with_the_limit(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("oversized");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    let limit = bus.max_payload();
+    let too_big = OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "big-1",
+        vec![b'x'; limit + 1],
+    );
+    match bus.publish(too_big).await {
+        Err(herald_events::BusError::TooLarge {
+            size,
+            limit: reported,
+        }) => {
+            assert_eq!((size, reported), (limit + 1, limit));
+        }
+        other => anyhow::bail!("expected TooLarge, got {other:?}"),
+    }
+    let mut sub = bus.subscribe(&spec).await?;
+    assert!(
+        nothing_within(&mut sub, Duration::from_millis(300)).await,
+        "nothing was stored"
+    );
+    Ok(())
+}
+
 async fn topology_is_idempotent_and_updatable(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
     let mut spec = events_consumer("topology");
     bus.ensure_topology(std::slice::from_ref(&spec)).await?;
@@ -424,6 +450,7 @@ mod jetstream {
     jetstream_case!(nak_redelivers_with_a_higher_count);
     jetstream_case!(unacked_deliveries_return_after_ack_wait);
     jetstream_case!(topology_is_idempotent_and_updatable);
+    jetstream_case!(oversized_messages_are_refused_with_the_limit);
     jetstream_case!(failing_messages_are_dead_lettered_with_their_reason);
     jetstream_case!(rejected_messages_are_dead_lettered_at_once);
     jetstream_case!(same_key_messages_are_handled_in_order);
@@ -467,6 +494,7 @@ mod embedded {
     embedded_case!(nak_redelivers_with_a_higher_count);
     embedded_case!(unacked_deliveries_return_after_ack_wait);
     embedded_case!(topology_is_idempotent_and_updatable);
+    embedded_case!(oversized_messages_are_refused_with_the_limit);
     embedded_case!(failing_messages_are_dead_lettered_with_their_reason);
     embedded_case!(rejected_messages_are_dead_lettered_at_once);
     embedded_case!(same_key_messages_are_handled_in_order);
