@@ -147,11 +147,15 @@ impl Ingestor {
             .to_string();
         event.raw_payload = body.to_vec();
         let id = event.id.clone();
-        let duplicate = self.publish(&event, &ordering_key).await?;
+        let duplicate = self.publish(event, &ordering_key).await?;
         Ok(Accepted::Published { id, duplicate })
     }
 
-    async fn publish(&self, event: &ItsmEvent, ordering_key: &str) -> Result<bool, ApiError> {
+    async fn publish(
+        &self,
+        mut event: Box<ItsmEvent>,
+        ordering_key: &str,
+    ) -> Result<bool, ApiError> {
         let source = Source::try_from(event.source).unwrap_or(Source::Unspecified);
         let kind = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
         let mut payload = event.encode_to_vec();
@@ -160,10 +164,9 @@ impl Ingestor {
             // The normalised event still travels; the raw bytes are left out rather than refuse a
             // delivery the vendor would retry for ever.
             tracing::warn!(id = %event.id, bytes = event.raw_payload.len(), limit, "raw payload left out of the event: larger than the bus allows");
-            let mut slim = event.clone();
-            slim.raw_payload = Vec::new();
-            slim.raw_payload_omitted = true;
-            payload = slim.encode_to_vec();
+            event.raw_payload = Vec::new();
+            event.raw_payload_omitted = true;
+            payload = event.encode_to_vec();
         }
         let message =
             OutgoingMessage::new(subjects::event(source, kind), event.id.clone(), payload)

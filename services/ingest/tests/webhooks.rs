@@ -315,3 +315,43 @@ async fn readiness_fails_while_nats_is_down_and_recovers() -> anyhow::Result<()>
     assert_eq!(response.status().as_u16(), 202);
     h.stop().await
 }
+
+/// NATS keeps its default 1 MB message limit, below ingest's 2 MiB body limit: a large delivery is
+/// still accepted and its event published, with the raw bytes left out (and said so) rather than
+/// refused for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_larger_than_the_bus_allows_is_published_without_its_raw_bytes()
+-> anyhow::Result<()> {
+    let nats = herald_testkit::NatsServer::start_with_max_payload("1MB").await?;
+    let h = Harness::start_on(nats, "").await?;
+    let mut body: Value = serde_json::from_slice(&fixture_bytes(&delivery(
+        "servicenow/incident-resolved-p1.json",
+    )?)?)?;
+    body["record"]["description"] = "x".repeat(1_500_000).into();
+    let body = serde_json::to_vec(&body)?;
+    let signature = format!(
+        "sha256={}",
+        herald_ingest::verify::sign_base64(SECRET.as_bytes(), &body)
+    );
+    let response = h
+        .client
+        .post(h.events_url("servicenow"))
+        .header("x-herald-signature", signature)
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 202);
+    let stored = h.stored_events().await?;
+    assert_eq!(stored.len(), 1);
+    let event = &stored[0].1;
+    assert!(
+        event.raw_payload_omitted,
+        "the omission is recorded on the event"
+    );
+    assert!(event.raw_payload.is_empty());
+    assert_eq!(
+        event.record.as_ref().map(|r| r.number.as_str()),
+        Some("INC0048213")
+    );
+    h.stop().await
+}

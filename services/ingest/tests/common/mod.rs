@@ -33,13 +33,24 @@ impl std::ops::DerefMut for Harness {
 
 impl Harness {
     pub async fn start(extra_toml: &str) -> anyhow::Result<Self> {
+        Self::start_on(herald_testkit::NatsServer::start().await?, extra_toml).await
+    }
+
+    /// The same, against a nats-server the caller started.
+    pub async fn start_on(
+        nats: herald_testkit::NatsServer,
+        extra_toml: &str,
+    ) -> anyhow::Result<Self> {
         let toml = format!(
             "[catalog]\npath = \"catalog.toml\"\n[sources.servicenow]\nsecret = \"{SECRET}\"\n\
              [sources.cloudevents]\nsecret = \"{SECRET}\"\n{extra_toml}"
         );
-        let service =
-            InProcess::start::<herald_ingest::Ingest>(&toml, &herald_testkit::fixtures_dir())
-                .await?;
+        let service = InProcess::start_on::<herald_ingest::Ingest>(
+            nats,
+            &toml,
+            &herald_testkit::fixtures_dir(),
+        )
+        .await?;
         Ok(Self {
             service,
             client: reqwest::Client::new(),

@@ -25,9 +25,17 @@ impl InProcess {
     /// `extra_toml`; relative paths in it resolve against `base_dir`. Returns once `/readyz` says
     /// ready.
     pub async fn start<S: Service>(extra_toml: &str, base_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_on::<S>(NatsServer::start().await?, extra_toml, base_dir).await
+    }
+
+    /// The same, against a nats-server the caller started (to choose its settings).
+    pub async fn start_on<S: Service>(
+        nats: NatsServer,
+        extra_toml: &str,
+        base_dir: &Path,
+    ) -> anyhow::Result<Self> {
         crate::init_tracing();
         herald_runtime::install_tls_provider();
-        let nats = NatsServer::start().await?;
         let db = TestDatabase::create().await?;
         let toml = format!(
             "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n{extra_toml}",

@@ -17,11 +17,18 @@ pub struct NatsServer {
     port: u16,
     dir: tempfile::TempDir,
     program: PathBuf,
+    /// The server's largest message, as in its `max_payload` setting.
+    max_payload: String,
 }
 
 impl NatsServer {
-    /// Starts a fresh server with an empty store.
+    /// Starts a fresh server with an empty store and the 8 MB message limit Herald's deployments set.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_max_payload("8MB").await
+    }
+
+    /// Starts a fresh server whose largest message is `max_payload` (`1MB` is nats-server's default).
+    pub async fn start_with_max_payload(max_payload: &str) -> anyhow::Result<Self> {
         let program = find_program(
             "nats-server",
             "HERALD_NATS_SERVER",
@@ -36,6 +43,7 @@ impl NatsServer {
                 port: crate::free_port()?,
                 dir: tempfile::Builder::new().prefix("herald-nats-").tempdir()?,
                 program: program.clone(),
+                max_payload: max_payload.to_string(),
             };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
@@ -49,9 +57,10 @@ impl NatsServer {
         let store = self.dir.path().join("jetstream");
         format!(
             "listen: 127.0.0.1:{port}\n\
-             max_payload: 8MB\n\
+             max_payload: {max_payload}\n\
              jetstream {{\n  store_dir: {store:?}\n}}\n",
             port = self.port,
+            max_payload = self.max_payload,
         )
     }
 
