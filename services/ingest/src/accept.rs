@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use herald_catalog::Catalog;
 use herald_events::{Bus, BusError, OutgoingMessage, subjects};
 use herald_proto::{
@@ -40,6 +40,9 @@ impl Accepted {
     }
 }
 
+/// Where "now" comes from: the wall clock, or a fixed instant in tests of signed timestamps.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 struct SourceEntry {
     handler: Box<dyn SourceHandler>,
     keys: Keys,
@@ -50,6 +53,7 @@ pub struct Ingestor {
     sources: HashMap<&'static str, SourceEntry>,
     catalog: Arc<Catalog>,
     bus: Arc<dyn Bus>,
+    clock: Clock,
 }
 
 /// Room left for headers and framing when deciding whether the raw payload still fits.
@@ -79,7 +83,18 @@ impl Ingestor {
             sources,
             catalog,
             bus,
+            clock: Arc::new(Utc::now),
         }
+    }
+
+    /// Replaces the wall clock (signature timestamp windows and `received_at`).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
     }
 
     /// Source names this ingest accepts, sorted.
@@ -126,8 +141,36 @@ impl Ingestor {
     ) -> Result<Accepted, ApiError> {
         self.check_source(source)?;
         let entry = &self.sources[source];
-        entry.handler.verify(headers, &body, &entry.keys)?;
-        let received_at = Utc::now();
+        let received_at = self.now();
+        entry
+            .handler
+            .verify(headers, &body, &entry.keys, received_at)?;
+        self.publish_verified(entry, headers, body, received_at)
+            .await
+    }
+
+    /// Runs a body Herald fetched itself (the ServiceNow poller) through normalise → publish: there
+    /// is no sender to authenticate.
+    pub async fn accept_pulled(
+        &self,
+        source: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Accepted, ApiError> {
+        self.check_source(source)?;
+        let entry = &self.sources[source];
+        let received_at = self.now();
+        self.publish_verified(entry, headers, body, received_at)
+            .await
+    }
+
+    async fn publish_verified(
+        &self,
+        entry: &SourceEntry,
+        headers: &HeaderMap,
+        body: Bytes,
+        received_at: DateTime<Utc>,
+    ) -> Result<Accepted, ApiError> {
         let ctx = Context {
             catalog: &self.catalog,
             received_at,

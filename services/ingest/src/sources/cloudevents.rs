@@ -26,7 +26,13 @@ impl SourceHandler for CloudEvents {
         Source::Cloudevents
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], keys: &Keys) -> Result<(), ApiError> {
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        keys: &Keys,
+        _now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
         verify_herald_signature(headers, body, keys)
     }
 

@@ -32,8 +32,15 @@ pub struct Context<'a> {
 /// A source Herald accepts deliveries from.
 pub trait SourceHandler: Send + Sync {
     fn source(&self) -> Source;
-    /// Checks authenticity over the raw bytes; 401 when it fails.
-    fn verify(&self, headers: &HeaderMap, body: &[u8], keys: &Keys) -> Result<(), ApiError>;
+    /// Checks authenticity over the raw bytes; 401 when it fails. `now` is for schemes that sign a
+    /// timestamp.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        keys: &Keys,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError>;
     /// Parses (400) and normalises (422) a verified delivery.
     fn normalise(
         &self,
