@@ -23,8 +23,16 @@ use crate::{
 /// What an accepted delivery became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    Published { id: String, duplicate: bool },
-    Ignored { id: Option<String>, note: String },
+    Published {
+        id: String,
+        duplicate: bool,
+    },
+    Ignored {
+        id: Option<String>,
+        note: String,
+    },
+    /// One result per event of a batched delivery, in order.
+    Batch(Vec<Accepted>),
 }
 
 impl Accepted {
@@ -36,6 +44,10 @@ impl Accepted {
             Accepted::Ignored { id, note } => {
                 serde_json::json!({ "id": id, "duplicate": false, "published": false, "note": note })
             }
+            Accepted::Batch(items) => serde_json::json!({
+                "published": items.iter().any(|i| matches!(i, Accepted::Published { .. })),
+                "events": items.iter().map(Accepted::body).collect::<Vec<_>>(),
+            }),
         }
     }
 }
@@ -175,20 +187,55 @@ impl Ingestor {
             catalog: &self.catalog,
             received_at,
         };
-        let (mut event, ordering_key) = match entry.handler.normalise(&ctx, headers, &body)? {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        match entry.handler.normalise(&ctx, headers, &body)? {
+            Normalised::Batch(items) => {
+                // Items are published in order; if the bus fails midway the sender retries the
+                // whole delivery and the items already stored come back as duplicates.
+                let mut results = Vec::with_capacity(items.len());
+                for (item, raw) in items {
+                    results.push(
+                        self.publish_one(item, raw, &content_type, received_at)
+                            .await?,
+                    );
+                }
+                Ok(Accepted::Batch(results))
+            }
+            single => {
+                self.publish_one(single, body.to_vec(), &content_type, received_at)
+                    .await
+            }
+        }
+    }
+
+    async fn publish_one(
+        &self,
+        normalised: Normalised,
+        raw: Vec<u8>,
+        content_type: &str,
+        received_at: DateTime<Utc>,
+    ) -> Result<Accepted, ApiError> {
+        let (mut event, ordering_key) = match normalised {
             Normalised::Ignored { id, note } => return Ok(Accepted::Ignored { id, note }),
             Normalised::Event {
                 event,
                 ordering_key,
             } => (event, ordering_key),
+            Normalised::Batch(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::Unprocessable,
+                    "nested_batch",
+                    "a batch cannot contain another batch",
+                ));
+            }
         };
         event.received_at = Some(to_timestamp(received_at));
-        event.raw_content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        event.raw_payload = body.to_vec();
+        event.raw_content_type = content_type.to_string();
+        event.raw_payload = raw;
         let id = event.id.clone();
         let duplicate = self.publish(event, &ordering_key).await?;
         Ok(Accepted::Published { id, duplicate })

@@ -40,6 +40,11 @@ pub struct SourceSettings {
     /// Bearer token, for senders that cannot compute an HMAC.
     pub token: Option<Secret>,
     pub previous_token: Option<Secret>,
+    /// How far a signed timestamp may be from ingest's clock (Zendesk), in seconds. Default 300.
+    pub tolerance_seconds: Option<u64>,
+    /// Jira: the custom field holding the Atlassian team (ids differ per site). Default
+    /// `customfield_10001`.
+    pub team_field: Option<String>,
 }
 
 impl SourceSettings {
@@ -54,6 +59,10 @@ impl SourceSettings {
                 .into_iter()
                 .flatten()
                 .collect(),
+            tolerance: self
+                .tolerance_seconds
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(crate::verify::DEFAULT_TOLERANCE),
         }
     }
 }

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_proto::v1::{SubmitRequest, SubmitResponse, ingest_server::Ingest};
+use herald_proto::v1::{
+    SubmitBatchResponse, SubmitError, SubmitRequest, SubmitResponse, SubmitResult,
+    ingest_server::Ingest, submit_result::Outcome,
+};
 use herald_runtime::{ApiError, ErrorCode};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::accept::{Accepted, Ingestor};
 
@@ -37,13 +40,36 @@ fn header_map(headers: &std::collections::HashMap<String, String>) -> Result<Hea
     Ok(map)
 }
 
-#[tonic::async_trait]
-impl Ingest for IngestApi {
-    async fn submit(
-        &self,
-        request: Request<SubmitRequest>,
-    ) -> Result<Response<SubmitResponse>, Status> {
-        let request = request.into_inner();
+/// Most items one SubmitBatch call may carry, so the response stays bounded.
+pub const MAX_BATCH_ITEMS: usize = 10_000;
+
+fn response_of(accepted: Accepted) -> SubmitResponse {
+    match accepted {
+        Accepted::Published { id, duplicate } => SubmitResponse {
+            id,
+            duplicate,
+            published: true,
+            ..Default::default()
+        },
+        Accepted::Ignored { id, note } => SubmitResponse {
+            id: id.unwrap_or_default(),
+            note,
+            ..Default::default()
+        },
+        Accepted::Batch(items) => {
+            let events: Vec<SubmitResponse> = items.into_iter().map(response_of).collect();
+            SubmitResponse {
+                published: events.iter().any(|e| e.published),
+                note: format!("a batch of {} events", events.len()),
+                events,
+                ..Default::default()
+            }
+        }
+    }
+}
+
+impl IngestApi {
+    async fn submit_one(&self, request: SubmitRequest) -> Result<SubmitResponse, ApiError> {
         self.ingestor.check_source(&request.source)?;
         if request.body.len() > self.max_body_bytes {
             return Err(ApiError::new(
@@ -53,27 +79,65 @@ impl Ingest for IngestApi {
                     "the body is larger than the {} bytes ingest accepts",
                     self.max_body_bytes
                 ),
-            )
-            .into());
+            ));
         }
         let headers = header_map(&request.headers)?;
         let accepted = self
             .ingestor
             .accept(&request.source, &headers, Bytes::from(request.body))
             .await?;
-        Ok(Response::new(match accepted {
-            Accepted::Published { id, duplicate } => SubmitResponse {
-                id,
-                duplicate,
-                published: true,
-                note: String::new(),
-            },
-            Accepted::Ignored { id, note } => SubmitResponse {
-                id: id.unwrap_or_default(),
-                duplicate: false,
-                published: false,
-                note,
-            },
-        }))
+        Ok(response_of(accepted))
+    }
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestApi {
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<SubmitResponse>, Status> {
+        Ok(Response::new(self.submit_one(request.into_inner()).await?))
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<Streaming<SubmitRequest>>,
+    ) -> Result<Response<SubmitBatchResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut answer = SubmitBatchResponse::default();
+        while let Some(item) = stream.message().await? {
+            if answer.results.len() >= MAX_BATCH_ITEMS {
+                return Err(Status::invalid_argument(format!(
+                    "a SubmitBatch call carries at most {MAX_BATCH_ITEMS} items: split the stream into several calls"
+                )));
+            }
+            let outcome = match self.submit_one(item).await {
+                Ok(response) => {
+                    if !response.published {
+                        answer.ignored += 1;
+                    } else if response.duplicate {
+                        answer.duplicates += 1;
+                    } else {
+                        answer.accepted += 1;
+                    }
+                    Outcome::Response(response)
+                }
+                // Nothing after this item can be stored either: fail the call so the client
+                // retries it rather than count the rest as refused.
+                Err(e) if e.kind == ErrorCode::Unavailable => return Err(e.into()),
+                Err(e) => {
+                    answer.rejected += 1;
+                    Outcome::Error(SubmitError {
+                        code: e.code.to_string(),
+                        http_status: u32::from(e.kind.http_status().as_u16()),
+                        message: e.message,
+                    })
+                }
+            };
+            answer.results.push(SubmitResult {
+                outcome: Some(outcome),
+            });
+        }
+        Ok(Response::new(answer))
     }
 }

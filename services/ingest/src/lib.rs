@@ -59,7 +59,7 @@ impl Service for Ingest {
     ) -> anyhow::Result<Component> {
         let sources = config.sources.clone();
         let ingestor = Arc::new(accept::Ingestor::new(
-            sources::handlers(),
+            sources::handlers(&config.sources),
             |source: Source| {
                 sources
                     .get(source.token())

@@ -31,6 +31,12 @@ impl RejectionLog {
         Self { tx }
     }
 
+    /// A log that keeps nothing, for ingest embedded where there is no database (tools, tests).
+    pub fn discard() -> Self {
+        let (tx, _) = mpsc::channel(1);
+        Self { tx }
+    }
+
     pub fn record(&self, rejection: Rejection) {
         if self.tx.try_send(rejection).is_err() {
             metrics::counter!("herald_ingest_rejections_dropped_total").increment(1);

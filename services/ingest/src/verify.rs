@@ -4,8 +4,16 @@
 //! the body>`, several comma-separated values allowed during a sender-side rotation, and a current
 //! and a previous secret on Herald's side. Senders that cannot compute an HMAC may send
 //! `Authorization: Bearer <token>` instead, where a token is configured.
+//!
+//! Vendor schemes: hex HMAC-SHA256 in `X-Hub-Signature` (Jira) and `X-Hub-Signature-256` (GitHub),
+//! PagerDuty's `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>…]`, Zendesk's Base64 HMAC over
+//! timestamp + body with a replay window, and Opsgenie's bearer token. Every comparison is
+//! constant-time, and any of the configured secrets (current, previous) is accepted.
+
+use std::time::Duration;
 
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use herald_runtime::{ApiError, ErrorCode, Secret};
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
@@ -16,11 +24,26 @@ type HmacSha256 = Hmac<Sha256>;
 
 pub const HERALD_SIGNATURE: &str = "x-herald-signature";
 
+/// How far a signed timestamp may be from ingest's clock, either way, unless configured.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
 /// The keys one source accepts. Empty means the source is open (a warning is logged at start-up).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Keys {
     pub secrets: Vec<Secret>,
     pub tokens: Vec<Secret>,
+    /// Replay window for schemes that sign a timestamp.
+    pub tolerance: Duration,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            tokens: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+        }
+    }
 }
 
 impl Keys {
@@ -145,6 +168,216 @@ fn tokens_equal(expected: &str, given: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
+fn header_str<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    shown: &str,
+) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| unauthenticated("signature_malformed", format!("{shown} is not ASCII"))),
+    }
+}
+
+fn any_secret_matches(keys: &Keys, message: &[&[u8]], signature: &[u8]) -> bool {
+    keys.secrets.iter().any(|s| {
+        let Ok(mut mac) = HmacSha256::new_from_slice(s.expose().as_bytes()) else {
+            return false;
+        };
+        for part in message {
+            mac.update(part);
+        }
+        mac.verify_slice(signature).is_ok()
+    })
+}
+
+fn require_secrets(keys: &Keys, shown: &str) -> Result<(), ApiError> {
+    if keys.secrets.is_empty() {
+        return Err(unauthenticated(
+            "signature_not_accepted",
+            format!("no secret is configured to check {shown}: set [sources.<name>] secret"),
+        ));
+    }
+    Ok(())
+}
+
+/// `<header>: sha256=<lowercase hex HMAC-SHA256 of the body>`, one value per delivery (Jira's
+/// `X-Hub-Signature`, GitHub's `X-Hub-Signature-256`).
+pub fn verify_hex_sha256(
+    headers: &HeaderMap,
+    header: &str,
+    shown: &str,
+    body: &[u8],
+    keys: &Keys,
+) -> Result<(), ApiError> {
+    if keys.is_open() {
+        return Ok(());
+    }
+    let Some(value) = header_str(headers, header, shown)? else {
+        return Err(unauthenticated(
+            "signature_missing",
+            format!("missing {shown} header: sha256=<hex HMAC-SHA256 of the raw body>"),
+        ));
+    };
+    require_secrets(keys, shown)?;
+    let signature = value
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|hex_value| hex::decode(hex_value).ok())
+        .ok_or_else(|| {
+            unauthenticated(
+                "signature_malformed",
+                format!("{shown} must be sha256=<hex HMAC-SHA256>"),
+            )
+        })?;
+    if any_secret_matches(keys, &[body], &signature) {
+        Ok(())
+    } else {
+        Err(mismatch(shown))
+    }
+}
+
+fn mismatch(shown: &str) -> ApiError {
+    unauthenticated(
+        "signature_mismatch",
+        format!(
+            "{shown} does not match the body: check the shared secret and that the body is sent byte for byte as signed"
+        ),
+    )
+}
+
+/// PagerDuty v3: `X-PagerDuty-Signature: v1=<hex>,v1=<hex>` during a rotation. Any `v1` value that
+/// matches, in any position, is enough; other versions are ignored.
+pub fn verify_pagerduty(headers: &HeaderMap, body: &[u8], keys: &Keys) -> Result<(), ApiError> {
+    const SHOWN: &str = "X-PagerDuty-Signature";
+    if keys.is_open() {
+        return Ok(());
+    }
+    let Some(value) = header_str(headers, "x-pagerduty-signature", SHOWN)? else {
+        return Err(unauthenticated(
+            "signature_missing",
+            "missing X-PagerDuty-Signature header: v1=<hex HMAC-SHA256 of the raw body>",
+        ));
+    };
+    require_secrets(keys, SHOWN)?;
+    let mut any_well_formed = false;
+    for part in value.split(',').map(str::trim) {
+        let Some((version, hex_value)) = part.split_once('=') else {
+            continue;
+        };
+        if version != "v1" {
+            continue;
+        }
+        let Ok(signature) = hex::decode(hex_value) else {
+            continue;
+        };
+        any_well_formed = true;
+        if any_secret_matches(keys, &[body], &signature) {
+            return Ok(());
+        }
+    }
+    if any_well_formed {
+        Err(mismatch(SHOWN))
+    } else {
+        Err(unauthenticated(
+            "signature_malformed",
+            "X-PagerDuty-Signature must hold v1=<hex HMAC-SHA256>, comma-separated during rotation",
+        ))
+    }
+}
+
+/// Zendesk: `X-Zendesk-Webhook-Signature: <Base64 HMAC-SHA256 of timestamp + body>`, with the
+/// timestamp from `X-Zendesk-Webhook-Signature-Timestamp` no further than the tolerance from `now`.
+/// The signature is checked first so a forged request learns nothing about the window.
+pub fn verify_zendesk(
+    headers: &HeaderMap,
+    body: &[u8],
+    keys: &Keys,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    const SHOWN: &str = "X-Zendesk-Webhook-Signature";
+    const SHOWN_TS: &str = "X-Zendesk-Webhook-Signature-Timestamp";
+    if keys.is_open() {
+        return Ok(());
+    }
+    let signature = header_str(headers, "x-zendesk-webhook-signature", SHOWN)?;
+    let timestamp = header_str(headers, "x-zendesk-webhook-signature-timestamp", SHOWN_TS)?;
+    let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
+        return Err(unauthenticated(
+            "signature_missing",
+            "missing X-Zendesk-Webhook-Signature or X-Zendesk-Webhook-Signature-Timestamp",
+        ));
+    };
+    require_secrets(keys, SHOWN)?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| {
+            unauthenticated(
+                "signature_malformed",
+                "X-Zendesk-Webhook-Signature must be standard Base64",
+            )
+        })?;
+    if !any_secret_matches(keys, &[timestamp.as_bytes(), body], &signature) {
+        return Err(mismatch(SHOWN));
+    }
+    let signed_at = DateTime::parse_from_rfc3339(timestamp.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            unauthenticated(
+                "signature_malformed",
+                format!("{SHOWN_TS} must be an RFC 3339 time, got {timestamp:?}"),
+            )
+        })?;
+    let skew = (now - signed_at).abs();
+    let tolerance = chrono::Duration::from_std(keys.tolerance).unwrap_or(chrono::Duration::MAX);
+    if skew > tolerance {
+        return Err(unauthenticated(
+            "signature_stale",
+            format!(
+                "the signed timestamp {timestamp} is {}s from ingest's clock, more than the {}s allowed: a replay, or a clock to fix",
+                skew.num_seconds(),
+                keys.tolerance.as_secs()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Opsgenie cannot sign: `Authorization: Bearer <token>` only.
+pub fn verify_bearer(headers: &HeaderMap, keys: &Keys) -> Result<(), ApiError> {
+    if keys.is_open() {
+        return Ok(());
+    }
+    let Some(token) = bearer_token(headers)? else {
+        return Err(unauthenticated(
+            "token_missing",
+            "missing Authorization: Bearer <token> (set it as a custom header of the integration)",
+        ));
+    };
+    if keys.tokens.iter().any(|t| tokens_equal(t.expose(), &token)) {
+        Ok(())
+    } else {
+        Err(unauthenticated(
+            "token_mismatch",
+            "the bearer token is not the one configured for this source",
+        ))
+    }
+}
+
+/// The hex HMAC-SHA256 of Jira, GitHub and PagerDuty signatures (for tools and tests).
+pub fn sign_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+        return String::new();
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +386,7 @@ mod tests {
         Keys {
             secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
             tokens: tokens.iter().map(|s| Secret::new(*s)).collect(),
+            ..Keys::default()
         }
     }
 

@@ -49,11 +49,7 @@ impl SourceHandler for CloudEvents {
             .to_ascii_lowercase();
         let media = content_type.split(';').next().unwrap_or("").trim();
         let envelope = if media == "application/cloudevents-batch+json" {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                "batch_not_supported",
-                "batched CloudEvents are not accepted: send each event on its own",
-            ));
+            return normalise_batch(ctx, body);
         } else if media == "application/cloudevents+json" {
             Envelope::structured(parse_json(body)?)?
         } else if headers.contains_key("ce-specversion") {
@@ -68,6 +64,34 @@ impl SourceHandler for CloudEvents {
         };
         normalise_envelope(ctx, envelope)
     }
+}
+
+/// Most events one batched delivery may carry; the body limit bounds it too.
+pub const MAX_BATCH: usize = 1000;
+
+/// Batched mode: a JSON array of structured events. Every item is checked before anything is
+/// published, so a bad item refuses the whole delivery (422 naming it) and nothing is half-stored.
+fn normalise_batch(ctx: &Context<'_>, body: &[u8]) -> Result<Normalised, ApiError> {
+    let Value::Array(items) = parse_json(body)? else {
+        return Err(unusable(
+            "a batch (application/cloudevents-batch+json) must be a JSON array of structured events",
+        ));
+    };
+    if items.len() > MAX_BATCH {
+        return Err(unusable(format!(
+            "a batch carries at most {MAX_BATCH} events; this one has {}",
+            items.len()
+        )));
+    }
+    let mut normalised = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let raw = serde_json::to_vec(&item).unwrap_or_default();
+        let event = Envelope::structured(item)
+            .and_then(|envelope| normalise_envelope(ctx, envelope))
+            .map_err(|e| unusable(format!("batch item {index}: {}", e.message)))?;
+        normalised.push((event, raw));
+    }
+    Ok(Normalised::Batch(normalised))
 }
 
 /// The context attributes and data of one event, whichever mode carried it.

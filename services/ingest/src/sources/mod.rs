@@ -1,7 +1,15 @@
 //! One module per source: how its deliveries are authenticated and turned into `ItsmEvent`s.
 
 pub mod cloudevents;
+pub mod fields;
+pub mod github;
+pub mod jira;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod servicenow;
+pub mod zendesk;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use herald_catalog::Catalog;
@@ -9,7 +17,7 @@ use herald_proto::v1::{ItsmEvent, Source};
 use herald_runtime::{ApiError, ErrorCode};
 use http::HeaderMap;
 
-use crate::verify::Keys;
+use crate::{config::SourceSettings, verify::Keys};
 
 /// What a delivery turned into.
 #[derive(Debug)]
@@ -21,6 +29,9 @@ pub enum Normalised {
     },
     /// Valid, but nothing Herald uses (an unused state, a ping). Answered 202, not published.
     Ignored { id: Option<String>, note: String },
+    /// Several events in one delivery (CloudEvents batched mode), each with its own bytes kept for
+    /// audit. Every item was valid, or the whole delivery was refused.
+    Batch(Vec<(Normalised, Vec<u8>)>),
 }
 
 /// What a normaliser may consult.
@@ -50,10 +61,21 @@ pub trait SourceHandler: Send + Sync {
     ) -> Result<Normalised, ApiError>;
 }
 
-/// Every source this build of Herald understands.
-pub fn handlers() -> Vec<Box<dyn SourceHandler>> {
+/// Every source this build of Herald understands, with the per-source settings that shape
+/// normalisation.
+pub fn handlers(settings: &BTreeMap<String, SourceSettings>) -> Vec<Box<dyn SourceHandler>> {
+    let jira = settings
+        .get(Source::Jira.token())
+        .and_then(|s| s.team_field.clone())
+        .map(|team_field| jira::Jira { team_field })
+        .unwrap_or_default();
     vec![
         Box::new(servicenow::ServiceNow),
+        Box::new(jira),
+        Box::new(pagerduty::PagerDuty),
+        Box::new(opsgenie::Opsgenie),
+        Box::new(zendesk::Zendesk),
+        Box::new(github::GitHub),
         Box::new(cloudevents::CloudEvents),
     ]
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod rig;
+
 use std::{collections::BTreeMap, path::PathBuf};
 
 use herald_proto::v1::{EventKind, ItsmEvent, Source};
@@ -64,7 +66,20 @@ impl Harness {
     /// Every event stored in HERALD_EVENTS so far, in order, with its subject. Ingest answers 202
     /// only after the store, so this is exact right after a response.
     pub async fn stored_events(&self) -> anyhow::Result<Vec<(String, ItsmEvent)>> {
-        let js = async_nats::jetstream::new(self.service.client.clone());
+        stored_events(&self.service.client).await
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.service.stop().await
+    }
+}
+
+/// Every event stored in HERALD_EVENTS so far, in order, with its subject.
+pub async fn stored_events(
+    client: &async_nats::Client,
+) -> anyhow::Result<Vec<(String, ItsmEvent)>> {
+    {
+        let js = async_nats::jetstream::new(client.clone());
         let mut stream = js.get_stream("HERALD_EVENTS").await?;
         let last = stream.info().await?.state.last_sequence;
         let mut events = Vec::new();
@@ -76,10 +91,6 @@ impl Harness {
             ));
         }
         Ok(events)
-    }
-
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.service.stop().await
     }
 }
 
@@ -171,7 +182,11 @@ pub fn event_json(event: &ItsmEvent) -> Value {
         "automated": r.automated,
     });
     let extras = record.as_object_mut().expect("object");
-    if r.acknowledged_at.is_some() {
+    let kind = EventKind::try_from(event.kind)
+        .map(|k| k.token())
+        .unwrap_or("?");
+    // Pages carry acknowledged_at as an extra, null until acknowledged.
+    if r.acknowledged_at.is_some() || kind.starts_with("page_") {
         extras.insert("acknowledged_at".into(), ts(&r.acknowledged_at));
     }
     if let Some(v) = r.incidents_caused {
