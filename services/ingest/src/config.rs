@@ -48,6 +48,36 @@ pub struct SourceSettings {
 }
 
 impl SourceSettings {
+    /// Refuses settings the source's sender cannot use, so a typo'd config fails at start rather
+    /// than with 401s later.
+    fn check(&self, source: &str) -> Result<(), String> {
+        let has = |s: &Option<Secret>| s.as_ref().is_some_and(|s| !s.is_empty());
+        let secrets = has(&self.secret) || has(&self.previous_secret);
+        let tokens = has(&self.token) || has(&self.previous_token);
+        match source {
+            "opsgenie" if secrets => {
+                return Err("[sources.opsgenie] Opsgenie cannot sign its webhooks: set token (sent as Authorization: Bearer) instead of secret".into());
+            }
+            "jira" | "pagerduty" | "zendesk" | "github" if tokens => {
+                return Err(format!(
+                    "[sources.{source}] this tool signs its webhooks and cannot send a bearer token: set secret instead of token"
+                ));
+            }
+            _ => {}
+        }
+        if self.tolerance_seconds.is_some() && source != "zendesk" {
+            return Err(format!(
+                "[sources.{source}] tolerance_seconds applies only to zendesk, the one scheme that signs a timestamp"
+            ));
+        }
+        if self.team_field.is_some() && source != "jira" {
+            return Err(format!(
+                "[sources.{source}] team_field applies only to jira"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn keys(&self) -> Keys {
         let present = |s: &Option<Secret>| s.clone().filter(|s| !s.is_empty());
         Keys {
@@ -88,10 +118,51 @@ impl IngestConfig {
                 known.join(", ")
             )));
         }
+        for (name, settings) in &sources {
+            settings.check(name).map_err(ConfigError::Invalid)?;
+        }
         Ok(Self {
             shared: loader.shared()?,
             ingest: loader.section("ingest")?,
             sources,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(secret: bool, token: bool) -> SourceSettings {
+        SourceSettings {
+            secret: secret.then(|| Secret::new("s")),
+            token: token.then(|| Secret::new("t")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn settings_a_sender_cannot_use_are_refused() {
+        assert!(with(true, false).check("opsgenie").is_err());
+        assert!(with(false, true).check("opsgenie").is_ok());
+        for signing in ["jira", "pagerduty", "zendesk", "github"] {
+            assert!(with(false, true).check(signing).is_err(), "{signing}");
+            assert!(with(true, false).check(signing).is_ok(), "{signing}");
+        }
+        // Herald's own scheme takes either.
+        assert!(with(true, true).check("servicenow").is_ok());
+        let tolerance = SourceSettings {
+            tolerance_seconds: Some(60),
+            ..Default::default()
+        };
+        assert!(tolerance.check("zendesk").is_ok());
+        let err = tolerance.check("github").expect_err("only zendesk");
+        assert!(err.contains("zendesk"), "{err}");
+        let team = SourceSettings {
+            team_field: Some("customfield_10100".into()),
+            ..Default::default()
+        };
+        assert!(team.check("jira").is_ok());
+        assert!(team.check("servicenow").is_err());
     }
 }
