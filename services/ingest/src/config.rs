@@ -16,6 +16,8 @@ pub struct IngestSettings {
     pub grpc_addr: SocketAddr,
     /// Largest body accepted, in bytes (fixtures README §2.1: 2 MiB).
     pub max_body_bytes: usize,
+    /// `[ingest.servicenow_poll]`: pull from the ServiceNow Table API (off when absent).
+    pub servicenow_poll: Option<crate::poller::PollSettings>,
 }
 
 impl Default for IngestSettings {
@@ -24,6 +26,7 @@ impl Default for IngestSettings {
             http_addr: ([0, 0, 0, 0], 8080).into(),
             grpc_addr: ([0, 0, 0, 0], 9090).into(),
             max_body_bytes: 2 * 1024 * 1024,
+            servicenow_poll: None,
         }
     }
 }

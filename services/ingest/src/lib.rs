@@ -6,6 +6,7 @@ pub mod accept;
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod poller;
 pub mod rejections;
 pub mod sources;
 pub mod verify;
@@ -55,7 +56,7 @@ impl Service for Ingest {
     async fn build(
         config: IngestConfig,
         deps: Deps,
-        _shutdown: CancellationToken,
+        shutdown: CancellationToken,
     ) -> anyhow::Result<Component> {
         let sources = config.sources.clone();
         let ingestor = Arc::new(accept::Ingestor::new(
@@ -78,14 +79,23 @@ impl Service for Ingest {
         let state = Arc::new(http::HttpState {
             max_body_bytes: config.ingest.max_body_bytes,
             ingestor: ingestor.clone(),
-            rejections: rejections::RejectionLog::spawn(deps.db.pool),
+            rejections: rejections::RejectionLog::spawn(deps.db.pool.clone()),
         });
         let api = IngestServer::new(grpc::IngestApi {
             ingestor,
             max_body_bytes: config.ingest.max_body_bytes,
         })
         .max_decoding_message_size(config.ingest.max_body_bytes + 64 * 1024);
-        Ok(Component::new().routes(http::router(state)).grpc(api))
+        let component = Component::new()
+            .routes(http::router(state.clone()))
+            .grpc(api);
+        poller::attach(
+            component,
+            config.ingest.servicenow_poll,
+            deps.db.pool,
+            state.ingestor.clone(),
+            shutdown,
+        )
     }
 }
 

@@ -34,9 +34,19 @@ impl InProcess {
         extra_toml: &str,
         base_dir: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_with::<S>(nats, TestDatabase::create().await?, extra_toml, base_dir).await
+    }
+
+    /// The same, on a nats-server and database kept from an earlier run (see
+    /// [`InProcess::stop_keeping_state`]), to restart a service on the state it left.
+    pub async fn start_with<S: Service>(
+        nats: NatsServer,
+        db: TestDatabase,
+        extra_toml: &str,
+        base_dir: &Path,
+    ) -> anyhow::Result<Self> {
         crate::init_tracing();
         herald_runtime::install_tls_provider();
-        let db = TestDatabase::create().await?;
         let toml = format!(
             "[nats]\nurl = \"{}\"\n[database]\nurl = \"{}\"\n{extra_toml}",
             nats.url(),
@@ -74,5 +84,12 @@ impl InProcess {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.task.await?
+    }
+
+    /// Stops the service and hands back its nats-server and database, still running and intact.
+    pub async fn stop_keeping_state(self) -> anyhow::Result<(NatsServer, TestDatabase)> {
+        self.shutdown.cancel();
+        self.task.await??;
+        Ok((self.nats, self.db))
     }
 }
