@@ -263,7 +263,8 @@ impl Poller {
                 Ok(Accepted::Published {
                     duplicate: true, ..
                 }) => count(table, "duplicate"),
-                Ok(Accepted::Ignored { .. }) => count(table, "ignored"),
+                // ServiceNow rows are one event each; a batch cannot come back.
+                Ok(Accepted::Ignored { .. } | Accepted::Batch(_)) => count(table, "ignored"),
                 Err(e) if e.kind == ErrorCode::Unavailable => {
                     let id = format!("servicenow:{table}:{}", key.sys_id);
                     return Err((
