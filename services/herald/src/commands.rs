@@ -16,7 +16,7 @@ use hmac::{KeyInit, Mac};
 
 use crate::{PeriodArg, ScopeArg, StatusArg, output};
 
-async fn channel(url: &str, service: &str) -> anyhow::Result<tonic::transport::Channel> {
+pub(crate) async fn channel(url: &str, service: &str) -> anyhow::Result<tonic::transport::Channel> {
     tonic::transport::Endpoint::from_shared(url.to_string())
         .with_context(|| format!("{url} is not a valid address for {service}"))?
         .connect()
@@ -132,6 +132,17 @@ pub async fn deliveries(
     Ok(())
 }
 
+/// `X-Herald-Signature`'s value for a body: `sha256=<Base64 HMAC-SHA256>`.
+pub(crate) fn herald_signature(secret: &str, body: &[u8]) -> anyhow::Result<String> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .context("the secret cannot be used as an HMAC key")?;
+    mac.update(body);
+    Ok(format!(
+        "sha256={}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
 pub async fn send(
     url: &str,
     source: &str,
@@ -144,14 +155,9 @@ pub async fn send(
     let mut headers =
         std::collections::HashMap::from([("content-type".to_string(), content_type.to_string())]);
     if let Some(secret) = secret {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-            .context("the secret cannot be used as an HMAC key")?;
-        mac.update(&body);
-        let signature =
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         headers.insert(
             "x-herald-signature".to_string(),
-            format!("sha256={signature}"),
+            herald_signature(secret, &body)?,
         );
     }
     let mut client = IngestClient::new(channel(url, "ingest").await?);

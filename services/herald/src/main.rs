@@ -1,5 +1,6 @@
 //! `herald`: talk to a running Herald over gRPC.
 
+mod backfill;
 mod commands;
 mod demo;
 mod output;
@@ -121,6 +122,43 @@ enum Command {
         )]
         notify: String,
     },
+    /// Import history: stream an export (JSON lines, or a ServiceNow CSV export) through ingest,
+    /// resumable after an interruption, with progress and a summary.
+    Backfill {
+        /// servicenow (JSON lines of Herald's row body, or CSV) or cloudevents (JSON lines).
+        #[arg(long)]
+        source: String,
+        /// The export to read.
+        file: std::path::PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        format: backfill::Format,
+        /// Table of CSV rows without a sys_class_name column.
+        #[arg(long, default_value = "incident")]
+        table: String,
+        /// The source's shared secret: each row is signed (X-Herald-Signature).
+        #[arg(long, env = "HERALD_SOURCE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// The source's bearer token, for ingest configured with tokens instead of secrets.
+        #[arg(
+            long,
+            env = "HERALD_SOURCE_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "secret"
+        )]
+        token: Option<String>,
+        /// Rows per acknowledged chunk (the unit of resumption).
+        #[arg(long, default_value_t = 500)]
+        chunk: usize,
+        /// Ignore a checkpoint left by an interrupted run and start from the top.
+        #[arg(long)]
+        restart: bool,
+        #[arg(
+            long,
+            env = "HERALD_INGEST_URL",
+            default_value = "http://127.0.0.1:9090"
+        )]
+        ingest: String,
+    },
     /// Send a delivery (a file, byte for byte) to ingest, signed like the source would sign it.
     Send {
         /// Source name: servicenow, cloudevents, …
@@ -194,6 +232,30 @@ async fn main() -> std::process::ExitCode {
             limit,
             notify,
         } => commands::deliveries(&pick(notify), announcement, status, limit, cli.json).await,
+        Command::Backfill {
+            source,
+            file,
+            format,
+            table,
+            secret,
+            token,
+            chunk,
+            restart,
+            ingest,
+        } => backfill::run(backfill::Args {
+            url: pick(ingest),
+            source,
+            file,
+            format,
+            table,
+            secret,
+            token,
+            chunk,
+            restart,
+            json: cli.json,
+        })
+        .await
+        .map(|_| ()),
         Command::Send {
             source,
             file,

@@ -159,3 +159,59 @@ pub fn submitted(response: &SubmitResponse, as_json: bool) {
         println!("accepted, not published: {}", response.note);
     }
 }
+
+pub fn backfill_summary(
+    totals: &crate::backfill::Totals,
+    start_rows: u64,
+    elapsed: std::time::Duration,
+    as_json: bool,
+) {
+    let rate = totals.rows.saturating_sub(start_rows) as f64 / elapsed.as_secs_f64().max(0.001);
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "rows": totals.rows,
+                "accepted": totals.accepted,
+                "duplicates": totals.duplicates,
+                "not_published": totals.not_published,
+                "rejected": totals.rejected,
+                "reasons": totals.reasons,
+                "seconds": elapsed.as_secs_f64(),
+            })
+        );
+        return;
+    }
+    println!(
+        "{} rows in {:.1}s ({rate:.0} rows/s)",
+        totals.rows,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  accepted       {:>9}  new events published",
+        totals.accepted
+    );
+    println!(
+        "  duplicates     {:>9}  already accepted before",
+        totals.duplicates
+    );
+    println!(
+        "  not published  {:>9}  valid rows that are not outcomes (still open, canceled, …)",
+        totals.not_published
+    );
+    println!("  rejected       {:>9}", totals.rejected);
+    for (code, reason) in &totals.reasons {
+        let lines: Vec<String> = reason.lines.iter().map(u64::to_string).collect();
+        println!(
+            "    {:>7} × {code}: {} (lines {}{})",
+            reason.count,
+            reason.message,
+            lines.join(", "),
+            if reason.count > lines.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+}
