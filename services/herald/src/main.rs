@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod dlq;
 mod output;
 mod up;
 
@@ -141,6 +142,8 @@ enum Command {
         )]
         ingest: String,
     },
+    /// Dead letters: messages a stage gave up on. List them; replay them once the fault is fixed.
+    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main]
@@ -211,6 +214,7 @@ async fn main() -> std::process::ExitCode {
             )
             .await
         }
+        Command::Dlq(args) => dlq::run(&pick(args.ingest.clone()), args, cli.json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -67,7 +67,7 @@ impl Service for Ingest {
                     .unwrap_or_default()
             },
             Arc::new(config.shared.catalog.clone()),
-            deps.bus,
+            deps.bus.clone(),
         ));
         for open in ingestor.open_sources() {
             tracing::warn!(
@@ -85,7 +85,10 @@ impl Service for Ingest {
             max_body_bytes: config.ingest.max_body_bytes,
         })
         .max_decoding_message_size(config.ingest.max_body_bytes + 64 * 1024);
-        Ok(Component::new().routes(http::router(state)).grpc(api))
+        Ok(Component::new()
+            .routes(http::router(state))
+            .grpc(api)
+            .grpc(herald_runtime::dead_letters::server(deps.bus)))
     }
 }
 
