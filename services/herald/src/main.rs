@@ -3,6 +3,7 @@
 mod backfill;
 mod commands;
 mod demo;
+mod dlq;
 mod output;
 mod up;
 
@@ -179,6 +180,8 @@ enum Command {
         )]
         ingest: String,
     },
+    /// Dead letters: messages a stage gave up on. List them; replay them once the fault is fixed.
+    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main]
@@ -273,6 +276,7 @@ async fn main() -> std::process::ExitCode {
             )
             .await
         }
+        Command::Dlq(args) => dlq::run(&pick(args.ingest.clone()), args, cli.json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

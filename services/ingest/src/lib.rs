@@ -68,7 +68,7 @@ impl Service for Ingest {
                     .unwrap_or_default()
             },
             Arc::new(config.shared.catalog.clone()),
-            deps.bus,
+            deps.bus.clone(),
         ));
         for open in ingestor.open_sources() {
             tracing::warn!(
@@ -88,7 +88,8 @@ impl Service for Ingest {
         .max_decoding_message_size(config.ingest.max_body_bytes + 64 * 1024);
         let component = Component::new()
             .routes(http::router(state.clone()))
-            .grpc(api);
+            .grpc(api)
+            .grpc(herald_runtime::dead_letters::server(deps.bus));
         poller::attach(
             component,
             config.ingest.servicenow_poll,

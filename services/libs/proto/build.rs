@@ -6,11 +6,18 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../../proto");
-    let files = ["events", "ingest", "scoring", "spotlight", "notify"]
-        .map(|name| root.join(format!("herald/v1/{name}.proto")));
-    for file in &files {
-        println!("cargo:rerun-if-changed={}", file.display());
+    // Every .proto of the package, in name order: a new API file needs no edit here.
+    let dir = root.join("herald/v1");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "proto") {
+            println!("cargo:rerun-if-changed={}", path.display());
+            files.push(path);
+        }
     }
+    files.sort();
 
     let fds = protox::compile(&files, [&root])?;
     // Reflection serves this descriptor set, so clients can discover the APIs without the .proto files.

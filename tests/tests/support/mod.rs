@@ -126,6 +126,11 @@ fn addrs(ports: &Ports) -> String {
 
 impl Herald {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Starts the four services with extra environment (`HERALD_…` overrides of the configuration).
+    pub async fn start_with_env(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         herald_testkit::init_tracing();
         herald_runtime::install_tls_provider();
         let nats = NatsServer::start().await?;
@@ -137,10 +142,17 @@ impl Herald {
         let config_path: PathBuf = dir.path().join("herald.toml");
         std::fs::write(&config_path, config(&nats, &db, &slack, &webhook, &ports))?;
         let args = vec!["--config".to_string(), config_path.display().to_string()];
-        let env = vec![
+        let env: Vec<(String, String)> = [
             ("RUST_LOG".to_string(), "info,sqlx=warn".to_string()),
             ("RUST_LIB_BACKTRACE".to_string(), "0".to_string()),
-        ];
+        ]
+        .into_iter()
+        .chain(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .collect::<Vec<_>>();
         let ingest = ServiceProcess::spawn("herald-ingest", &args, &env).await?;
         let scoring = ServiceProcess::spawn("herald-scoring", &args, &env).await?;
         let spotlight = ServiceProcess::spawn("herald-spotlight", &args, &env).await?;

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
-use crate::{BusError, header, topology::ConsumerSpec};
+use crate::{BusError, StreamFamily, header, topology::ConsumerSpec};
 
 /// Message headers, in order. Names compare case-insensitively.
 pub type Headers = Vec<(String, String)>;
@@ -152,6 +153,25 @@ impl Delivery {
     }
 }
 
+/// A message as the bus keeps it in a stream, read outside any consumer (to inspect or repair it:
+/// dead letters are listed, replayed and removed this way).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    /// Position in the stream; what [`Bus::delete_stored`] takes.
+    pub sequence: u64,
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Bytes,
+    /// When the bus stored it.
+    pub stored_at: DateTime<Utc>,
+}
+
+impl StoredMessage {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        crate::trace::header(&self.headers, name)
+    }
+}
+
 /// A stream of deliveries from one durable consumer.
 #[async_trait]
 pub trait Subscription: Send {
@@ -171,6 +191,33 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Opens a subscription on a durable consumer created by [`Bus::ensure_topology`].
     async fn subscribe(&self, consumer: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Messages stored in `family`'s stream with a sequence above `after_sequence`, oldest first, at
+    /// most `limit`; only those whose subject matches `subject_filter` (NATS wildcards) when given.
+    /// Removed and expired messages are skipped.
+    async fn list_stored(
+        &self,
+        family: StreamFamily,
+        subject_filter: Option<&str>,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, BusError>;
+
+    /// The message at `sequence` in `family`'s stream, if it is still stored.
+    async fn get_stored(
+        &self,
+        family: StreamFamily,
+        sequence: u64,
+    ) -> Result<Option<StoredMessage>, BusError> {
+        let found = self
+            .list_stored(family, None, sequence.saturating_sub(1), 1)
+            .await?;
+        Ok(found.into_iter().find(|m| m.sequence == sequence))
+    }
+
+    /// Removes the message at `sequence` from `family`'s stream. `false` when there was none (already
+    /// removed or expired), so removing twice is harmless.
+    async fn delete_stored(&self, family: StreamFamily, sequence: u64) -> Result<bool, BusError>;
 
     /// Whether the bus is reachable and its streams exist.
     async fn check_ready(&self) -> Result<(), BusError>;

@@ -29,8 +29,8 @@ use sqlx::{
 use tokio::sync::Notify;
 
 use crate::{
-    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StreamFamily,
-    Subscription, topology::ConsumerSpec, topology::StreamSettings,
+    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StoredMessage,
+    StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
 /// Largest message, as configured for the NATS servers Herald ships with.
@@ -207,6 +207,17 @@ fn decode_headers(text: &str) -> Headers {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+fn stored_message(row: &SqliteRow, subject: String) -> StoredMessage {
+    StoredMessage {
+        sequence: u64::try_from(row.get::<i64, _>("seq")).unwrap_or(0),
+        subject,
+        headers: decode_headers(&row.get::<String, _>("headers")),
+        payload: Bytes::from(row.get::<Vec<u8>, _>("payload")),
+        stored_at: chrono::DateTime::from_timestamp_millis(row.get("published_at"))
+            .unwrap_or_default(),
+    }
+}
+
 #[async_trait]
 impl Bus for EmbeddedBus {
     async fn ensure_topology(&self, consumers: &[ConsumerSpec]) -> Result<(), BusError> {
@@ -309,6 +320,99 @@ impl Bus for EmbeddedBus {
             consumer: consumer.durable.clone(),
             buffer: VecDeque::new(),
         }))
+    }
+
+    async fn list_stored(
+        &self,
+        family: StreamFamily,
+        subject_filter: Option<&str>,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, BusError> {
+        let stored_error = |e: sqlx::Error| BusError::Stored {
+            stream: family.stream_name().to_string(),
+            message: e.to_string(),
+        };
+        // Pages of rows, filtered here by subject (NATS wildcards have no SQL equivalent), until
+        // `limit` matched or the stream ends.
+        let page = i64::try_from(limit.clamp(1, 500)).unwrap_or(500);
+        let mut cursor = i64::try_from(after_sequence).unwrap_or(i64::MAX);
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let rows = sqlx::query(
+                "SELECT seq, subject, payload, headers, published_at FROM messages
+                 WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(family.stream_name())
+            .bind(cursor)
+            .bind(page)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(stored_error)?;
+            let exhausted = i64::try_from(rows.len()).unwrap_or(i64::MAX) < page;
+            for row in rows {
+                cursor = row.get("seq");
+                let subject: String = row.get("subject");
+                if subject_filter.is_some_and(|filter| !subject_matches(filter, &subject)) {
+                    continue;
+                }
+                found.push(stored_message(&row, subject));
+                if found.len() == limit {
+                    break;
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn get_stored(
+        &self,
+        family: StreamFamily,
+        sequence: u64,
+    ) -> Result<Option<StoredMessage>, BusError> {
+        let row = sqlx::query(
+            "SELECT seq, subject, payload, headers, published_at FROM messages WHERE stream = $1 AND seq = $2",
+        )
+        .bind(family.stream_name())
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(|e| BusError::Stored {
+            stream: family.stream_name().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(row.map(|row| {
+            let subject = row.get("subject");
+            stored_message(&row, subject)
+        }))
+    }
+
+    async fn delete_stored(&self, family: StreamFamily, sequence: u64) -> Result<bool, BusError> {
+        let stored_error = |e: sqlx::Error| BusError::Stored {
+            stream: family.stream_name().to_string(),
+            message: e.to_string(),
+        };
+        let seq = i64::try_from(sequence).unwrap_or(i64::MAX);
+        let mut tx = self.inner.pool.begin().await.map_err(stored_error)?;
+        let removed = sqlx::query("DELETE FROM messages WHERE stream = $1 AND seq = $2")
+            .bind(family.stream_name())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(stored_error)?
+            .rows_affected();
+        // A consumer holding it would otherwise find nothing to deliver; as with JetStream, a
+        // removed message is simply gone for everyone.
+        sqlx::query("DELETE FROM pending WHERE seq = $1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(stored_error)?;
+        tx.commit().await.map_err(stored_error)?;
+        Ok(removed > 0)
     }
 
     async fn check_ready(&self) -> Result<(), BusError> {

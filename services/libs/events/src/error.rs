@@ -25,6 +25,8 @@ pub enum BusError {
     Receive { consumer: String, message: String },
     #[error("acknowledging a message failed: {0}")]
     Ack(String),
+    #[error("reading or removing stored messages of {stream} failed: {message}")]
+    Stored { stream: String, message: String },
     #[error("the bus is not ready: {0}")]
     NotReady(String),
 }

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::{
-    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StreamFamily,
-    Subscription, topology::ConsumerSpec, topology::StreamSettings,
+    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StoredMessage,
+    StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
 /// The oldest nats-server Herald runs on: nak with delay and consumer backoff arrived in 2.7, and
@@ -116,6 +116,24 @@ impl JetStreamBus {
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         }
+    }
+}
+
+fn stored_error(family: StreamFamily, e: &dyn std::fmt::Display) -> BusError {
+    BusError::Stored {
+        stream: family.stream_name().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn stored_message(message: jetstream::message::StreamMessage) -> StoredMessage {
+    let nanos = message.time.unix_timestamp_nanos();
+    StoredMessage {
+        sequence: message.sequence,
+        subject: message.subject.to_string(),
+        headers: from_header_map(Some(&message.headers)),
+        payload: message.payload,
+        stored_at: chrono::DateTime::from_timestamp_nanos(i64::try_from(nanos).unwrap_or(i64::MAX)),
     }
 }
 
@@ -251,6 +269,80 @@ impl Bus for JetStreamBus {
             consumer: spec.durable.clone(),
             messages,
         }))
+    }
+
+    async fn list_stored(
+        &self,
+        family: StreamFamily,
+        subject_filter: Option<&str>,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(family.stream_name())
+            .await
+            .map_err(|e| stored_error(family, &e))?;
+        let filter = subject_filter.unwrap_or(family.wildcard());
+        let mut found = Vec::new();
+        let mut next = after_sequence.saturating_add(1);
+        // One "first message at or after this sequence on this subject" request per message: the
+        // server skips removed sequences and other subjects itself, and answers "no message found"
+        // past the end. (The plain API with `next_by_subj`, not direct get, which the streams do not
+        // enable.)
+        while found.len() < limit {
+            match stream.get_first_raw_message_by_subject(filter, next).await {
+                Ok(message) => {
+                    next = message.sequence.saturating_add(1);
+                    found.push(stored_message(message));
+                }
+                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                    break;
+                }
+                Err(e) => return Err(stored_error(family, &e)),
+            }
+        }
+        Ok(found)
+    }
+
+    async fn get_stored(
+        &self,
+        family: StreamFamily,
+        sequence: u64,
+    ) -> Result<Option<StoredMessage>, BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(family.stream_name())
+            .await
+            .map_err(|e| stored_error(family, &e))?;
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => Ok(Some(stored_message(message))),
+            Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(stored_error(family, &e)),
+        }
+    }
+
+    async fn delete_stored(&self, family: StreamFamily, sequence: u64) -> Result<bool, BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(family.stream_name())
+            .await
+            .map_err(|e| stored_error(family, &e))?;
+        match stream.delete_message(sequence).await {
+            Ok(removed) => Ok(removed),
+            Err(e) => match e.kind() {
+                // Already removed, expired, or never there: nothing left to remove.
+                jetstream::stream::DeleteMessageErrorKind::JetStream(error)
+                    if error.error_code() == jetstream::ErrorCode::SEQUENCE_NOT_FOUND
+                        || error.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
+                {
+                    Ok(false)
+                }
+                _ => Err(stored_error(family, &e)),
+            },
+        }
     }
 
     async fn check_ready(&self) -> Result<(), BusError> {

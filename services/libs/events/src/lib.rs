@@ -4,7 +4,8 @@
 //! - [`topology`]: the streams and durable consumers each deployment needs, created or updated
 //!   idempotently at start-up.
 //! - [`Bus`]: publish with a message id (de-duplicated), pull through a durable consumer with explicit
-//!   ack, nak with delay, and a delivery count. [`JetStreamBus`] implements it on NATS JetStream,
+//!   ack, nak with delay, and a delivery count; read and remove stored messages by sequence (how
+//!   dead letters are listed and replayed). [`JetStreamBus`] implements it on NATS JetStream,
 //!   [`EmbeddedBus`] in one SQLite file for `herald up`.
 //! - [`worker`]: the consume loop every stage runs: ordered lanes per key, retries with backoff, a
 //!   bounded number of deliveries and then a dead letter on `herald.dlq.<stage>` with the reason.
@@ -20,7 +21,9 @@ pub mod topology;
 pub mod trace;
 pub mod worker;
 
-pub use bus::{Acker, Bus, Delivery, Headers, OutgoingMessage, PublishReceipt, Subscription};
+pub use bus::{
+    Acker, Bus, Delivery, Headers, OutgoingMessage, PublishReceipt, StoredMessage, Subscription,
+};
 pub use embedded::EmbeddedBus;
 pub use error::BusError;
 pub use jetstream::{JetStreamBus, JetStreamOptions};
@@ -35,6 +38,8 @@ pub mod header {
     pub const ORDERING_KEY: &str = "Herald-Key";
     /// Why a message was dead-lettered.
     pub const DLQ_REASON: &str = "Herald-Dlq-Reason";
+    /// On a replayed message: the dead letter it came from (`<stage>/<sequence>`).
+    pub const REPLAY_OF: &str = "Herald-Replay-Of";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";

@@ -431,6 +431,127 @@ async fn nothing_is_lost_across_a_worker_restart(bus: Arc<dyn Bus>) -> anyhow::R
     Ok(())
 }
 
+async fn stored_messages_are_listed_and_removed(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    bus.ensure_topology(&[]).await?;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    bus.publish(OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "e-1",
+        "event",
+    ))
+    .await?;
+    let mut published = Vec::new();
+    for (subject, id) in [
+        ("herald.dlq.scoring", "d-1"),
+        ("herald.dlq.notify", "d-2"),
+        ("herald.dlq.scoring", "d-3"),
+        ("herald.dlq.scoring", "d-4"),
+    ] {
+        let receipt = bus
+            .publish(
+                OutgoingMessage::new(subject, id, format!("payload of {id}"))
+                    .with_header("Herald-Dlq-Reason", format!("reason {id}")),
+            )
+            .await?;
+        published.push(receipt.sequence);
+    }
+
+    // Every dead letter, oldest first, as stored: subject, headers (with the message id), payload.
+    let all = bus
+        .list_stored(StreamFamily::DeadLetters, None, 0, 100)
+        .await?;
+    let ids: Vec<_> = all.iter().map(|m| m.header("Nats-Msg-Id")).collect();
+    assert_eq!(ids, [Some("d-1"), Some("d-2"), Some("d-3"), Some("d-4")]);
+    assert_eq!(
+        all.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        published
+    );
+    assert_eq!(all[1].subject, "herald.dlq.notify");
+    assert_eq!(all[1].payload.as_ref(), b"payload of d-2");
+    assert_eq!(all[1].header("herald-dlq-reason"), Some("reason d-2"));
+    let after = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert!(
+        all.iter()
+            .all(|m| m.stored_at > before && m.stored_at < after),
+        "stored_at is when the bus stored it: {:?}",
+        all.iter().map(|m| m.stored_at).collect::<Vec<_>>()
+    );
+
+    // Pages: a limit, then everything after the last sequence seen.
+    let first = bus
+        .list_stored(StreamFamily::DeadLetters, None, 0, 2)
+        .await?;
+    assert_eq!(first.len(), 2);
+    let rest = bus
+        .list_stored(StreamFamily::DeadLetters, None, first[1].sequence, 100)
+        .await?;
+    assert_eq!(
+        rest.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        published[2..]
+    );
+
+    // A subject filter skips the other stages.
+    let scoring = bus
+        .list_stored(
+            StreamFamily::DeadLetters,
+            Some("herald.dlq.scoring"),
+            0,
+            100,
+        )
+        .await?;
+    assert_eq!(scoring.len(), 3);
+    assert!(scoring.iter().all(|m| m.subject == "herald.dlq.scoring"));
+
+    // Removing one: listed no more, gone by sequence, and removing it again is not an error.
+    assert!(
+        bus.delete_stored(StreamFamily::DeadLetters, published[2])
+            .await?
+    );
+    assert!(
+        !bus.delete_stored(StreamFamily::DeadLetters, published[2])
+            .await?
+    );
+    assert_eq!(
+        bus.get_stored(StreamFamily::DeadLetters, published[2])
+            .await?,
+        None
+    );
+    let got = bus
+        .get_stored(StreamFamily::DeadLetters, published[3])
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the last dead letter is still stored"))?;
+    assert_eq!(got.header("Nats-Msg-Id"), Some("d-4"));
+    let left = bus
+        .list_stored(
+            StreamFamily::DeadLetters,
+            Some("herald.dlq.scoring"),
+            0,
+            100,
+        )
+        .await?;
+    assert_eq!(
+        left.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        [published[0], published[3]],
+        "a removed message in the middle is skipped"
+    );
+
+    // Other streams are untouched; an empty range is an empty list.
+    let events = bus.list_stored(StreamFamily::Events, None, 0, 100).await?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].payload.as_ref(), b"event");
+    assert!(
+        bus.list_stored(StreamFamily::DeadLetters, None, published[3], 100)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        bus.list_stored(StreamFamily::Wins, None, 0, 100)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- JetStream
 
 macro_rules! jetstream_case {
@@ -455,6 +576,7 @@ mod jetstream {
     jetstream_case!(rejected_messages_are_dead_lettered_at_once);
     jetstream_case!(same_key_messages_are_handled_in_order);
     jetstream_case!(nothing_is_lost_across_a_worker_restart);
+    jetstream_case!(stored_messages_are_listed_and_removed);
 
     #[tokio::test]
     async fn connecting_to_nothing_says_where_it_tried() {
@@ -499,6 +621,7 @@ mod embedded {
     embedded_case!(rejected_messages_are_dead_lettered_at_once);
     embedded_case!(same_key_messages_are_handled_in_order);
     embedded_case!(nothing_is_lost_across_a_worker_restart);
+    embedded_case!(stored_messages_are_listed_and_removed);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_was_accepted_survives_closing_and_reopening() -> anyhow::Result<()> {

@@ -1,7 +1,8 @@
 //! Herald's contracts, generated from `proto/herald/v1`.
 //!
-//! Bus payloads (`ItsmEvent`, `Win`, `Announcement`, `DeadLetter`) and the four gRPC services live in
-//! [`v1`]. [`kinds`] adds the stable string tokens used in subjects, configuration and the database.
+//! Bus payloads (`ItsmEvent`, `Win`, `Announcement`, `DeadLetter`), the four services' gRPC APIs and
+//! `DeadLetters` live in [`v1`]. [`kinds`] adds the stable string tokens used in subjects,
+//! configuration and the database.
 
 pub mod kinds;
 pub mod time;

@@ -9,11 +9,13 @@
 //! - [`grpc`]: serving an API with `grpc.health.v1` and reflection beside it.
 //! - [`db`]: a PostgreSQL pool confined to the service's own schema.
 //! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
+//! - [`dead_letters`]: `herald.v1.DeadLetters`, listing and replaying dead letters on any bus.
 
 pub mod boot;
 pub mod component;
 pub mod config;
 pub mod db;
+pub mod dead_letters;
 pub mod error;
 pub mod grpc;
 pub mod health;

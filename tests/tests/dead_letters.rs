@@ -1,0 +1,395 @@
+//! Dead letters end to end, in both modes: scoring's table is renamed away so every delivery of an
+//! event fails, the event lands on `herald.dlq.scoring` with the database's reason, `herald dlq list`
+//! (the real binary) shows it, the table is renamed back, `herald dlq replay` sends it through again,
+//! the win appears and the dead letters are empty.
+
+mod support;
+
+use std::{path::Path, process::Output, time::Duration};
+
+use futures::StreamExt;
+use herald_testkit::{ServiceProcess, free_port};
+use serde_json::Value;
+use support::{Herald, SECRET, SLACK_PATH, sign};
+
+const WAIT: Duration = Duration::from_secs(60);
+const FIXTURE: &str = "servicenow/incident-resolved-p1.json";
+const EVENT_ID: &str = "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:23";
+const RECORD: &str = "INC0048213";
+
+/// Runs the `herald` command line to completion, with none of the caller's HERALD_* addresses.
+async fn herald_cli(args: &[&str]) -> anyhow::Result<Output> {
+    let program = herald_testkit::binary("herald")?;
+    Ok(tokio::process::Command::new(program)
+        .args(args)
+        .env_remove("HERALD_URL")
+        .env_remove("HERALD_INGEST_URL")
+        .env_remove("HERALD_SCORING_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .await?)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `herald … dlq list --json`: the dead letters.
+async fn list(address: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let output = herald_cli(&[&["--json", "dlq", "list"], address].concat()).await?;
+    anyhow::ensure!(output.status.success(), "dlq list: {}", describe(&output));
+    let listed: Value = serde_json::from_slice(&output.stdout)?;
+    Ok(listed["dead_letters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// Waits until exactly one dead letter is listed, and returns it.
+async fn one_dead_letter(address: &[&str]) -> anyhow::Result<Value> {
+    herald_testkit::eventually("one dead letter listed", WAIT, || async {
+        let listed = list(address).await.ok()?;
+        (listed.len() == 1).then(|| listed[0].clone())
+    })
+    .await
+}
+
+/// Checks what `herald dlq list` says about the failed fixture event.
+fn check_entry(entry: &Value, reason: &str) {
+    assert_eq!(entry["stage"], "scoring", "{entry}");
+    assert_eq!(
+        entry["original_subject"], "herald.events.servicenow.incident_resolved",
+        "{entry}"
+    );
+    assert_eq!(entry["original_msg_id"], EVENT_ID, "{entry}");
+    assert_eq!(entry["deliveries"], 2, "max_deliveries is 2: {entry}");
+    let text = entry["reason"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(reason),
+        "the database's reason, {reason:?}: {entry}"
+    );
+    assert!(text.contains("gave up after 2 attempts"), "{entry}");
+    assert_eq!(entry["event"]["id"], EVENT_ID, "{entry}");
+    assert_eq!(entry["event"]["source"], "servicenow", "{entry}");
+    assert_eq!(entry["event"]["kind"], "incident_resolved", "{entry}");
+    assert_eq!(entry["event"]["record_number"], RECORD, "{entry}");
+    assert!(entry["failed_at"].is_string(), "{entry}");
+}
+
+/// `herald explain <event>` until it answers with the event's win.
+async fn wait_for_win(address: &[&str]) -> anyhow::Result<Value> {
+    herald_testkit::eventually("the win of the replayed event", WAIT, || async {
+        let output = herald_cli(&[&["--json", "explain", EVENT_ID], address].concat())
+            .await
+            .ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        let explained: Value = serde_json::from_slice(&output.stdout).ok()?;
+        explained["win_id"].is_string().then_some(explained)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- distributed
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_dead_letters_are_listed_and_replayed() -> anyhow::Result<()> {
+    let herald =
+        Herald::start_with_env(&[("HERALD_SCORING__CONSUMER__MAX_DELIVERIES", "2")]).await?;
+    let result = distributed(&herald).await;
+    if result.is_err() {
+        eprintln!("{}", herald.logs());
+    }
+    result
+}
+
+async fn distributed(herald: &Herald) -> anyhow::Result<()> {
+    let ingest = herald.grpc(0);
+    let scoring = herald.grpc(1);
+    let at_ingest = ["--ingest", ingest.as_str()];
+    let at_scoring = ["--scoring", scoring.as_str()];
+    let nats = async_nats::connect(herald.nats.url()).await?;
+    let mut dead_letters = herald_testkit::nats::subscribe(&nats, "herald.dlq.>").await?;
+
+    // The fault: scoring's wins table is gone, so recording the win fails on every delivery.
+    let db = herald.db.pool().await?;
+    sqlx::query("ALTER TABLE scoring.wins RENAME TO wins_moved")
+        .execute(&db)
+        .await?;
+    assert!(list(&at_ingest).await?.is_empty(), "no dead letters yet");
+
+    let response = herald.post_fixture(FIXTURE).await?;
+    assert_eq!(response.status().as_u16(), 202);
+
+    // It lands on scoring's dead-letter subject, with the reason in a header.
+    let letter = tokio::time::timeout(WAIT, dead_letters.next())
+        .await
+        .map_err(|_| anyhow::anyhow!("nothing on herald.dlq.> within {WAIT:?}"))?
+        .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
+    assert_eq!(letter.subject.as_str(), "herald.dlq.scoring");
+    let reason = letter
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Herald-Dlq-Reason"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("\"wins\" does not exist"),
+        "reason: {reason}"
+    );
+
+    // `herald dlq list`: as JSON and as a table.
+    let entry = one_dead_letter(&at_ingest).await?;
+    check_entry(&entry, "relation \"wins\" does not exist");
+    let id = entry["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no id: {entry}"))?;
+    let table = herald_cli(&[&["dlq", "list"], &at_ingest[..]].concat()).await?;
+    assert!(table.status.success(), "{}", describe(&table));
+    let text = stdout(&table);
+    assert!(text.contains("REASON"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&id.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("no row for dead letter {id}: {text}"))?;
+    assert!(row.contains("scoring") && row.contains(RECORD), "{row}");
+    assert!(row.contains("does not exist"), "{row}");
+    assert!(text.contains("1 dead letter"), "{text}");
+    let other_stage = herald_cli(
+        &[
+            &["--json", "dlq", "list", "--stage", "notify"],
+            &at_ingest[..],
+        ]
+        .concat(),
+    )
+    .await?;
+    let other: Value = serde_json::from_slice(&other_stage.stdout)?;
+    assert_eq!(other["dead_letters"], Value::Array(vec![]), "{other}");
+
+    // Nothing was scored: explain knows no such event.
+    let explain = herald_cli(&[&["explain", EVENT_ID], &at_scoring[..]].concat()).await?;
+    assert!(
+        !explain.status.success(),
+        "explained before the replay: {}",
+        describe(&explain)
+    );
+
+    // The fault is fixed; replay everything.
+    sqlx::query("ALTER TABLE scoring.wins_moved RENAME TO wins")
+        .execute(&db)
+        .await?;
+    let replay = herald_cli(&[&["dlq", "replay"], &at_ingest[..]].concat()).await?;
+    assert!(replay.status.success(), "{}", describe(&replay));
+    let text = stdout(&replay);
+    assert!(
+        text.contains(&format!("replayed {id} (scoring): {EVENT_ID}")),
+        "{text}"
+    );
+    assert!(text.contains("1 replayed, 0 failed"), "{text}");
+
+    // Processed this time: the win is there and announced; no dead letters are left.
+    let explained = wait_for_win(&at_scoring).await?;
+    assert!(
+        explained["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Warehouse Management"),
+        "{explained}"
+    );
+    herald.slack.wait_for(SLACK_PATH, 1, WAIT).await?;
+    assert!(
+        list(&at_ingest).await?.is_empty(),
+        "the dead letter was removed"
+    );
+    assert_eq!(
+        herald_testkit::nats::stream_len(&nats, "HERALD_DLQ").await?,
+        0,
+        "the stream holds no dead letter"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- standalone
+
+struct Standalone {
+    process: ServiceProcess,
+    http: String,
+    grpc: String,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Standalone {
+    async fn start() -> anyhow::Result<Self> {
+        herald_testkit::init_tracing();
+        herald_runtime::install_tls_provider();
+        let dir = tempfile::tempdir()?;
+        let catalog = herald_testkit::fixtures_dir().join("catalog.toml");
+        let config = dir.path().join("herald.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[catalog]
+path = {catalog:?}
+[sources.servicenow]
+secret = "{SECRET}"
+[scoring.consumer]
+max_deliveries = 2
+ack_wait = "3s"
+"#,
+                catalog = catalog.display().to_string(),
+            ),
+        )?;
+        let data = dir.path().join("data");
+        let (http_port, grpc_port) = (free_port()?, free_port()?);
+        let args: Vec<String> = [
+            "up",
+            "--config",
+            &config.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "--http",
+            &format!("127.0.0.1:{http_port}"),
+            "--grpc",
+            &format!("127.0.0.1:{grpc_port}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let env = vec![("RUST_LIB_BACKTRACE".to_string(), "0".to_string())];
+        let process = ServiceProcess::spawn("herald", &args, &env).await?;
+        let standalone = Self {
+            process,
+            http: format!("http://127.0.0.1:{http_port}"),
+            grpc: format!("http://127.0.0.1:{grpc_port}"),
+            data,
+            _dir: dir,
+        };
+        let url = format!("{}/readyz", standalone.http);
+        herald_testkit::eventually("herald up ready", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move { (herald_testkit::raw_http::get_status(&url).await.ok()? == 200).then_some(()) }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", standalone.process.output()))?;
+        Ok(standalone)
+    }
+}
+
+/// Runs one statement on a SQLite file that `herald up` has open.
+async fn sqlite(file: &Path, statement: &'static str) -> anyhow::Result<()> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query(statement).execute(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_dead_letters_are_listed_and_replayed() -> anyhow::Result<()> {
+    let mut herald = Standalone::start().await?;
+    let result = standalone(&herald).await;
+    if result.is_err() {
+        eprintln!("{}", herald.process.output());
+    }
+    herald.process.terminate(Duration::from_secs(20)).await?;
+    result
+}
+
+async fn standalone(herald: &Standalone) -> anyhow::Result<()> {
+    let at = ["--url", herald.grpc.as_str()];
+    let scoring_db = herald.data.join("scoring.sqlite");
+    sqlite(&scoring_db, "ALTER TABLE wins RENAME TO wins_moved").await?;
+
+    let body = std::fs::read(herald_testkit::fixtures_dir().join(FIXTURE))?;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/events/servicenow", herald.http))
+        .header("content-type", "application/json")
+        .header("x-herald-signature", sign(&body))
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 202);
+
+    let entry = one_dead_letter(&at).await?;
+    check_entry(&entry, "no such table: wins");
+    let id = entry["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no id: {entry}"))?;
+    let explain = herald_cli(&[&["explain", EVENT_ID], &at[..]].concat()).await?;
+    assert!(
+        !explain.status.success(),
+        "explained before the replay: {}",
+        describe(&explain)
+    );
+
+    // An id that is not a dead letter is refused, and the command says so and fails.
+    let missing = id + 1000;
+    let wrong = herald_cli(&[&["dlq", "replay", &missing.to_string()], &at[..]].concat()).await?;
+    assert!(!wrong.status.success(), "{}", describe(&wrong));
+    assert!(
+        stdout(&wrong).contains(&format!("not replayed {missing}: no dead letter {missing}")),
+        "{}",
+        describe(&wrong)
+    );
+
+    // Fixed, then replayed by id, as JSON.
+    sqlite(&scoring_db, "ALTER TABLE wins_moved RENAME TO wins").await?;
+    let replay = herald_cli(
+        &[
+            &at[..],
+            &[
+                "--json",
+                "dlq",
+                "replay",
+                &id.to_string(),
+                "--stage",
+                "scoring",
+            ],
+        ]
+        .concat(),
+    )
+    .await?;
+    assert!(replay.status.success(), "{}", describe(&replay));
+    let replayed: Value = serde_json::from_slice(&replay.stdout)?;
+    assert_eq!(replayed["replayed"], 1, "{replayed}");
+    assert_eq!(replayed["failed"], 0, "{replayed}");
+    assert_eq!(replayed["outcomes"][0]["id"], id, "{replayed}");
+    assert_eq!(
+        replayed["outcomes"][0]["original_msg_id"], EVENT_ID,
+        "{replayed}"
+    );
+
+    let explained = wait_for_win(&at).await?;
+    assert!(
+        explained["win_id"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("w-")),
+        "{explained}"
+    );
+    assert!(list(&at).await?.is_empty(), "the dead letter was removed");
+    let again = herald_cli(&[&["dlq", "replay"], &at[..]].concat()).await?;
+    assert!(again.status.success(), "{}", describe(&again));
+    assert!(
+        stdout(&again).contains("no dead letters to replay"),
+        "{}",
+        describe(&again)
+    );
+    Ok(())
+}
