@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod standalone;
+
 use std::{path::PathBuf, time::Duration};
 
 use herald_testkit::{HttpReceiver, NatsServer, ServiceProcess, TestDatabase, free_port};

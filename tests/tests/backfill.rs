@@ -1,0 +1,253 @@
+//! `herald backfill` against `herald up`: the 300-incident ServiceNow export goes through ingest,
+//! scoring, spotlight and notify; an interrupted run resumes from its checkpoint; a second run
+//! finds every event already there.
+
+mod support;
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use serde_json::Value;
+use support::{SECRET, WEBHOOK_PATH, standalone::Standalone};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn herald_cli(args: &[&str]) -> anyhow::Result<tokio::process::Command> {
+    let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
+    command
+        .args(args)
+        .env_remove("HERALD_URL")
+        .env_remove("HERALD_INGEST_URL")
+        .env_remove("HERALD_SOURCE_SECRET")
+        .env("NO_COLOR", "1");
+    Ok(command)
+}
+
+async fn run(args: &[&str]) -> anyhow::Result<(Value, String)> {
+    let output = herald_cli(args)?.output().await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    anyhow::ensure!(
+        output.status.success(),
+        "herald {args:?} failed: {:?}\n{stdout}\n{stderr}",
+        output.status.code()
+    );
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .ok_or_else(|| anyhow::anyhow!("no JSON summary in:\n{stdout}\n{stderr}"))?;
+    Ok((summary, stderr))
+}
+
+fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    Ok(())
+}
+
+/// Starts a backfill, freezes `herald up` as soon as the first chunk is checkpointed so the run
+/// cannot finish, kills the backfill, and thaws `herald up`.
+async fn interrupted_run(herald: &Standalone, export: &Path) -> anyhow::Result<Value> {
+    let checkpoint = export.with_file_name("incidents-export.jsonl.herald-backfill");
+    let mut child = herald_cli(&[
+        "backfill",
+        "--source",
+        "servicenow",
+        &export.display().to_string(),
+        "--secret",
+        SECRET,
+        "--chunk",
+        "10",
+        "--url",
+        &herald.grpc,
+    ])?
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .kill_on_drop(true)
+    .spawn()?;
+    let up = herald
+        .process
+        .pid()
+        .ok_or_else(|| anyhow::anyhow!("herald up is not running"))?;
+    herald_testkit::eventually("a first checkpoint", WAIT, || {
+        let exists = checkpoint.exists();
+        async move { exists.then_some(()) }
+    })
+    .await?;
+    signal(up, "-STOP")?;
+    child.kill().await?;
+    signal(up, "-CONT")?;
+    Ok(serde_json::from_slice(&std::fs::read(&checkpoint)?)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servicenow_export_backfills_resumes_and_then_is_all_duplicates() -> anyhow::Result<()>
+{
+    let herald = Standalone::start().await?;
+    let oracle: Value = serde_json::from_slice(&std::fs::read(
+        herald_testkit::fixtures_dir().join("expected.json"),
+    )?)?;
+    let counts = &oracle["backfill"];
+    let (lines, events) = (
+        counts["lines"].as_u64().unwrap_or_default(),
+        counts["events"].as_u64().unwrap_or_default(),
+    );
+    let work = tempfile::tempdir()?;
+    let export = work.path().join("incidents-export.jsonl");
+    std::fs::copy(
+        herald_testkit::fixtures_dir().join("servicenow/incidents-export.jsonl"),
+        &export,
+    )?;
+    let file = export.display().to_string();
+    let base = [
+        "--json",
+        "backfill",
+        "--source",
+        "servicenow",
+        file.as_str(),
+        "--secret",
+        SECRET,
+        "--url",
+        herald.grpc.as_str(),
+    ];
+
+    // Interrupted after at least one acknowledged chunk, before the end.
+    let checkpoint = interrupted_run(&herald, &export).await?;
+    let done = checkpoint["totals"]["rows"].as_u64().unwrap_or_default();
+    assert!(
+        done >= 10 && done < lines,
+        "interrupted midway: {checkpoint}"
+    );
+
+    // The same command resumes after the last acknowledged chunk.
+    let (first, stderr) = run(&base).await?;
+    assert!(
+        stderr.contains(&format!("resuming at line {}", done + 1)),
+        "{stderr}"
+    );
+    assert_eq!(first["rows"].as_u64(), Some(lines), "{first}");
+    assert_eq!(first["rejected"].as_u64(), Some(0), "{first}");
+    assert_eq!(
+        first["not_published"].as_u64(),
+        counts["not_published"].as_u64(),
+        "{first}"
+    );
+    // Rows of the chunk in flight at the kill may have been stored: they come back as duplicates.
+    let accepted = first["accepted"].as_u64().unwrap_or_default();
+    let duplicates = first["duplicates"].as_u64().unwrap_or_default();
+    assert_eq!(accepted + duplicates, events, "{first}");
+    assert!(duplicates <= 10, "at most one chunk again: {first}");
+    assert!(
+        !export
+            .with_file_name("incidents-export.jsonl.herald-backfill")
+            .exists(),
+        "the checkpoint is removed once the file is done"
+    );
+
+    // Announcements reach the channel and the leaderboard has the export's people.
+    let delivered = herald.webhook.wait_for(WEBHOOK_PATH, 1, WAIT).await?;
+    assert!(!delivered.is_empty());
+    let board = herald_testkit::eventually("the March leaderboard", WAIT, || {
+        let grpc = herald.grpc.clone();
+        async move {
+            let (board, _) = run(&[
+                "--json",
+                "leaderboard",
+                "--period",
+                "month",
+                "--at",
+                "2025-03-05",
+                "--url",
+                &grpc,
+            ])
+            .await
+            .ok()?;
+            (board["entries"].as_array()?.len() >= 3).then_some(board)
+        }
+    })
+    .await?;
+    assert!(board["entries"][0]["value"].as_f64().unwrap_or_default() > 0.0);
+
+    // A second run finds every event already accepted.
+    let (second, _) = run(&base).await?;
+    assert_eq!(second["rows"].as_u64(), Some(lines), "{second}");
+    assert_eq!(second["accepted"].as_u64(), Some(0), "{second}");
+    assert_eq!(second["duplicates"].as_u64(), Some(events), "{second}");
+    assert_eq!(
+        second["not_published"].as_u64(),
+        counts["not_published"].as_u64(),
+        "{second}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_reported_with_their_lines_and_the_rest_goes_through() -> anyhow::Result<()> {
+    let herald = Standalone::start().await?;
+    let work = tempfile::tempdir()?;
+    let export = work.path().join("mixed.jsonl");
+    let rows = std::fs::read_to_string(
+        herald_testkit::fixtures_dir().join("servicenow/incidents-export.jsonl"),
+    )?;
+    let good: Vec<&str> = rows.lines().take(3).collect();
+    std::fs::write(
+        &export,
+        format!(
+            "{}\n{{\"table\": \"incident\"}}\nnot json at all\n\n{}\n",
+            good[0],
+            good[1..].join("\n")
+        ),
+    )?;
+    let (summary, _) = run(&[
+        "--json",
+        "backfill",
+        "--source",
+        "servicenow",
+        &export.display().to_string(),
+        "--secret",
+        SECRET,
+        "--url",
+        &herald.grpc,
+    ])
+    .await?;
+    assert_eq!(summary["rows"].as_u64(), Some(5), "{summary}");
+    assert_eq!(summary["rejected"].as_u64(), Some(2), "{summary}");
+    assert_eq!(
+        summary["reasons"]["unusable_event"]["lines"],
+        serde_json::json!([2])
+    );
+    assert_eq!(
+        summary["reasons"]["malformed_json"]["lines"],
+        serde_json::json!([3])
+    );
+    assert_eq!(
+        summary["accepted"].as_u64().unwrap_or_default()
+            + summary["not_published"].as_u64().unwrap_or_default(),
+        3,
+        "{summary}"
+    );
+
+    // A wrong secret refuses every row, says why, and publishes nothing.
+    let (refused, _) = run(&[
+        "--json",
+        "backfill",
+        "--source",
+        "servicenow",
+        &export.display().to_string(),
+        "--secret",
+        "not-the-secret",
+        "--restart",
+        "--url",
+        &herald.grpc,
+    ])
+    .await?;
+    assert_eq!(refused["accepted"].as_u64(), Some(0), "{refused}");
+    assert_eq!(
+        refused["reasons"]["signature_mismatch"]["count"].as_u64(),
+        Some(5),
+        "{refused}"
+    );
+    Ok(())
+}
