@@ -51,12 +51,14 @@ pub fn exercise(source: &str, signature_headers: &[&str], fixed: &[(&str, &str)]
     };
     let mut headers = HeaderMap::new();
     for name in signature_headers {
-        if let Ok(value) = HeaderValue::from_bytes(head) {
-            headers.insert(HeaderName::from_static(name), value);
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(head)) {
+            headers.insert(name, value);
         }
     }
     for (name, value) in fixed {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            headers.insert(name, value);
+        }
     }
     let handler = handler(source);
     let at = now();
