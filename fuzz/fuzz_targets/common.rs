@@ -51,12 +51,18 @@ pub fn exercise(source: &str, signature_headers: &[&str], fixed: &[(&str, &str)]
     };
     let mut headers = HeaderMap::new();
     for name in signature_headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(head)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(head),
+        ) {
             headers.insert(name, value);
         }
     }
     for (name, value) in fixed {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(name, value);
         }
     }

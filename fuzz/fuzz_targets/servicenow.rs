@@ -4,5 +4,10 @@
 mod common;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    common::exercise("servicenow", &["x-herald-signature", "authorization"], &[], data);
+    common::exercise(
+        "servicenow",
+        &["x-herald-signature", "authorization"],
+        &[],
+        data,
+    );
 });
