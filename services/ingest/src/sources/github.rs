@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Record, Source},
+    v1::{EventKind, Record, Source},
 };
 use herald_runtime::ApiError;
 use http::HeaderMap;
@@ -146,17 +146,14 @@ fn pull_request(dir: &Directory<'_>, body: &Value) -> Result<Normalised, ApiErro
         automated: Some(is_bot(dir, pr.get("merged_by"))),
         ..Default::default()
     };
-    Ok(Normalised::Event {
-        event: Box::new(ItsmEvent {
-            id: format!("github:pull_request:{pr_id}:merged"),
-            source: Source::Github as i32,
-            kind: EventKind::PullRequestMerged as i32,
-            occurred_at: Some(to_timestamp(merged_at)),
-            record: Some(record),
-            ..Default::default()
-        }),
-        ordering_key: format!("github:{full_name}#{number}"),
-    })
+    Ok(Normalised::event(
+        Source::Github,
+        EventKind::PullRequestMerged,
+        format!("github:pull_request:{pr_id}:merged"),
+        merged_at,
+        record,
+        format!("github:{full_name}#{number}"),
+    ))
 }
 
 fn deployment_status(dir: &Directory<'_>, body: &Value) -> Result<Normalised, ApiError> {
@@ -197,15 +194,12 @@ fn deployment_status(dir: &Directory<'_>, body: &Value) -> Result<Normalised, Ap
         automated: Some(is_bot(dir, creator)),
         ..Default::default()
     };
-    Ok(Normalised::Event {
-        event: Box::new(ItsmEvent {
-            id,
-            source: Source::Github as i32,
-            kind: EventKind::DeploymentSucceeded as i32,
-            occurred_at: Some(to_timestamp(finished)),
-            record: Some(record),
-            ..Default::default()
-        }),
-        ordering_key: format!("github:{full_name}/deployments/{deployment_id}"),
-    })
+    Ok(Normalised::event(
+        Source::Github,
+        EventKind::DeploymentSucceeded,
+        id,
+        finished,
+        record,
+        format!("github:{full_name}/deployments/{deployment_id}"),
+    ))
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Record, Source},
+    v1::{EventKind, Record, Source},
 };
 use herald_runtime::ApiError;
 use http::HeaderMap;
@@ -289,17 +289,14 @@ impl Jira {
             automated: resolution_kind.then(|| actor.as_deref().is_some_and(|a| dir.is_system(a))),
             ..Default::default()
         };
-        Ok(Normalised::Event {
-            event: Box::new(ItsmEvent {
-                id,
-                source: Source::Jira as i32,
-                kind: kind as i32,
-                occurred_at: Some(to_timestamp(occurred_at)),
-                record: Some(record),
-                ..Default::default()
-            }),
-            ordering_key: format!("jira:{issue_id}"),
-        })
+        Ok(Normalised::event(
+            Source::Jira,
+            kind,
+            id,
+            occurred_at,
+            record,
+            format!("jira:{issue_id}"),
+        ))
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use herald_catalog::Catalog;
-use herald_proto::v1::{ItsmEvent, Source};
+use herald_proto::v1::{EventKind, ItsmEvent, Record, Source};
 use herald_runtime::{ApiError, ErrorCode};
 use http::HeaderMap;
 
@@ -32,6 +32,30 @@ pub enum Normalised {
     /// Several events in one delivery (CloudEvents batched mode), each with its own bytes kept for
     /// audit. Every item was valid, or the whole delivery was refused.
     Batch(Vec<(Normalised, Vec<u8>)>),
+}
+
+impl Normalised {
+    /// An outcome of `source` to publish.
+    pub fn event(
+        source: Source,
+        kind: EventKind,
+        id: String,
+        occurred_at: DateTime<Utc>,
+        record: Record,
+        ordering_key: String,
+    ) -> Self {
+        Normalised::Event {
+            event: Box::new(ItsmEvent {
+                id,
+                source: source as i32,
+                kind: kind as i32,
+                occurred_at: Some(herald_proto::time::to_timestamp(occurred_at)),
+                record: Some(record),
+                ..Default::default()
+            }),
+            ordering_key,
+        }
+    }
 }
 
 /// What a normaliser may consult.

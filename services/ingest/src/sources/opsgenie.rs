@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Record, Source},
+    v1::{EventKind, Record, Source},
 };
 use herald_runtime::ApiError;
 use http::HeaderMap;
@@ -129,15 +129,12 @@ fn normalise_value(ctx: &Context<'_>, body: &Value) -> Result<Normalised, ApiErr
         automated: Some(automated),
         ..Default::default()
     };
-    Ok(Normalised::Event {
-        event: Box::new(ItsmEvent {
-            id,
-            source: Source::Opsgenie as i32,
-            kind: kind as i32,
-            occurred_at: Some(to_timestamp(updated_at)),
-            record: Some(record),
-            ..Default::default()
-        }),
-        ordering_key: format!("opsgenie:{alert_id}"),
-    })
+    Ok(Normalised::event(
+        Source::Opsgenie,
+        kind,
+        id,
+        updated_at,
+        record,
+        format!("opsgenie:{alert_id}"),
+    ))
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Record, Source},
+    v1::{EventKind, Record, Source},
 };
 use herald_runtime::ApiError;
 use http::HeaderMap;
@@ -141,15 +141,12 @@ fn normalise_value(ctx: &Context<'_>, body: &Value) -> Result<Normalised, ApiErr
         automated: Some(automated),
         ..Default::default()
     };
-    Ok(Normalised::Event {
-        event: Box::new(ItsmEvent {
-            id,
-            source: Source::Pagerduty as i32,
-            kind: kind as i32,
-            occurred_at: Some(to_timestamp(occurred_at)),
-            record: Some(record),
-            ..Default::default()
-        }),
-        ordering_key: format!("pagerduty:{incident_id}"),
-    })
+    Ok(Normalised::event(
+        Source::Pagerduty,
+        kind,
+        id,
+        occurred_at,
+        record,
+        format!("pagerduty:{incident_id}"),
+    ))
 }

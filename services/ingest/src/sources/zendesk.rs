@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Record, Satisfaction, Source},
+    v1::{EventKind, Record, Satisfaction, Source},
 };
 use herald_runtime::ApiError;
 use http::HeaderMap;
@@ -155,17 +155,14 @@ fn ticket_event(ctx: &Context<'_>, body: &Value) -> Result<Normalised, ApiError>
         automated: resolution.then(|| actor.as_deref().is_some_and(|a| dir.is_system(a))),
         ..Default::default()
     };
-    Ok(Normalised::Event {
-        event: Box::new(ItsmEvent {
-            id,
-            source: Source::Zendesk as i32,
-            kind: kind as i32,
-            occurred_at: Some(to_timestamp(occurred_at)),
-            record: Some(record),
-            ..Default::default()
-        }),
-        ordering_key: format!("zendesk:ticket:{ticket_id}"),
-    })
+    Ok(Normalised::event(
+        Source::Zendesk,
+        kind,
+        id,
+        occurred_at,
+        record,
+        format!("zendesk:ticket:{ticket_id}"),
+    ))
 }
 
 /// Tags arrive as an array in events and as one space-separated string in rendered templates.
@@ -235,15 +232,12 @@ fn satisfaction(
         }),
         ..Default::default()
     };
-    Ok(Normalised::Event {
-        event: Box::new(ItsmEvent {
-            id: format!("zendesk:invocation:{invocation}"),
-            source: Source::Zendesk as i32,
-            kind: EventKind::SurveySubmitted as i32,
-            occurred_at: Some(to_timestamp(occurred_at)),
-            record: Some(record),
-            ..Default::default()
-        }),
-        ordering_key: format!("zendesk:ticket:{ticket_id}"),
-    })
+    Ok(Normalised::event(
+        Source::Zendesk,
+        EventKind::SurveySubmitted,
+        format!("zendesk:invocation:{invocation}"),
+        occurred_at,
+        record,
+        format!("zendesk:ticket:{ticket_id}"),
+    ))
 }
