@@ -8,9 +8,9 @@ mod support;
 use std::{path::Path, process::Output, time::Duration};
 
 use futures::StreamExt;
-use herald_testkit::{ServiceProcess, free_port};
+
 use serde_json::Value;
-use support::{Herald, SECRET, SLACK_PATH, sign};
+use support::{Herald, SLACK_PATH, sign, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
 const FIXTURE: &str = "servicenow/incident-resolved-p1.json";
@@ -221,72 +221,6 @@ async fn distributed(herald: &Herald) -> anyhow::Result<()> {
 
 // ---------------------------------------------------------------- standalone
 
-struct Standalone {
-    process: ServiceProcess,
-    http: String,
-    grpc: String,
-    data: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Standalone {
-    async fn start() -> anyhow::Result<Self> {
-        herald_testkit::init_tracing();
-        herald_runtime::install_tls_provider();
-        let dir = tempfile::tempdir()?;
-        let catalog = herald_testkit::fixtures_dir().join("catalog.toml");
-        let config = dir.path().join("herald.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[catalog]
-path = {catalog:?}
-[sources.servicenow]
-secret = "{SECRET}"
-[scoring.consumer]
-max_deliveries = 2
-ack_wait = "3s"
-"#,
-                catalog = catalog.display().to_string(),
-            ),
-        )?;
-        let data = dir.path().join("data");
-        let (http_port, grpc_port) = (free_port()?, free_port()?);
-        let args: Vec<String> = [
-            "up",
-            "--config",
-            &config.display().to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "--http",
-            &format!("127.0.0.1:{http_port}"),
-            "--grpc",
-            &format!("127.0.0.1:{grpc_port}"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let env = vec![("RUST_LIB_BACKTRACE".to_string(), "0".to_string())];
-        let process = ServiceProcess::spawn("herald", &args, &env).await?;
-        let standalone = Self {
-            process,
-            http: format!("http://127.0.0.1:{http_port}"),
-            grpc: format!("http://127.0.0.1:{grpc_port}"),
-            data,
-            _dir: dir,
-        };
-        let url = format!("{}/readyz", standalone.http);
-        herald_testkit::eventually("herald up ready", Duration::from_secs(30), || {
-            let url = url.clone();
-            async move { (herald_testkit::raw_http::get_status(&url).await.ok()? == 200).then_some(()) }
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", standalone.process.output()))?;
-        Ok(standalone)
-    }
-}
-
 /// Runs one statement on a SQLite file that `herald up` has open.
 async fn sqlite(file: &Path, statement: &'static str) -> anyhow::Result<()> {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -303,7 +237,9 @@ async fn sqlite(file: &Path, statement: &'static str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_dead_letters_are_listed_and_replayed() -> anyhow::Result<()> {
-    let mut herald = Standalone::start().await?;
+    let mut herald =
+        Standalone::start_with("[scoring.consumer]\nmax_deliveries = 2\nack_wait = \"3s\"\n")
+            .await?;
     let result = standalone(&herald).await;
     if result.is_err() {
         eprintln!("{}", herald.process.output());
@@ -314,7 +250,7 @@ async fn standalone_dead_letters_are_listed_and_replayed() -> anyhow::Result<()>
 
 async fn standalone(herald: &Standalone) -> anyhow::Result<()> {
     let at = ["--url", herald.grpc.as_str()];
-    let scoring_db = herald.data.join("scoring.sqlite");
+    let scoring_db = herald.dir.path().join("data").join("scoring.sqlite");
     sqlite(&scoring_db, "ALTER TABLE wins RENAME TO wins_moved").await?;
 
     let body = std::fs::read(herald_testkit::fixtures_dir().join(FIXTURE))?;

@@ -18,6 +18,11 @@ pub struct Standalone {
 
 impl Standalone {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with("").await
+    }
+
+    /// The same, with more herald.toml appended (sections the base config does not set).
+    pub async fn start_with(extra_toml: &str) -> anyhow::Result<Self> {
         herald_testkit::init_tracing();
         herald_runtime::install_tls_provider();
         let webhook = HttpReceiver::start().await?;
@@ -46,6 +51,7 @@ secret = "{WEBHOOK_SECRET}"
 [[notify.routes]]
 name = "everything-to-bi"
 channel = "bi"
+{extra_toml}
 "#,
                 catalog = catalog.display().to_string(),
                 url = webhook.url(WEBHOOK_PATH),
