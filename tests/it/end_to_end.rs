@@ -1,8 +1,6 @@
 //! Herald end to end: four service binaries as separate processes, a real nats-server with
 //! JetStream, real PostgreSQL, and real HTTP receivers for Slack and a webhook.
 
-mod support;
-
 use std::time::Duration;
 
 use herald_proto::{
@@ -10,7 +8,8 @@ use herald_proto::{
     v1::{GetLeaderboardRequest, Period, PeriodKind, Scope, spotlight_client::SpotlightClient},
 };
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

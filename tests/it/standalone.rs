@@ -1,11 +1,12 @@
 //! `herald up` as a real process: one binary, the embedded bus and SQLite in a data directory.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{WEBHOOK_PATH, WEBHOOK_SECRET, standalone::Standalone, verify_standard_webhook};
+
+use crate::support::{
+    WEBHOOK_PATH, WEBHOOK_SECRET, standalone::Standalone, verify_standard_webhook,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -3,14 +3,13 @@
 //! (the real binary) shows it, the table is renamed back, `herald dlq replay` sends it through again,
 //! the win appears and the dead letters are empty.
 
-mod support;
-
 use std::{path::Path, process::Output, time::Duration};
 
 use futures::StreamExt;
 
 use serde_json::Value;
-use support::{Herald, SLACK_PATH, sign, standalone::Standalone};
+
+use crate::support::{Herald, SLACK_PATH, sign, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
 const FIXTURE: &str = "servicenow/incident-resolved-p1.json";

@@ -2,12 +2,11 @@
 //! scoring, spotlight and notify; an interrupted run resumes from its checkpoint; a second run
 //! finds every event already there.
 
-mod support;
-
 use std::{path::Path, process::Stdio, time::Duration};
 
 use serde_json::Value;
-use support::{SECRET, WEBHOOK_PATH, standalone::Standalone};
+
+use crate::support::{SECRET, WEBHOOK_PATH, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
 
