@@ -1,7 +1,5 @@
 //! Scoring as a running stage: events in over JetStream, wins out, idempotent, dead letters, gRPC.
 
-mod oracle;
-
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -10,6 +8,8 @@ use herald_proto::v1::{
 };
 use herald_testkit::InProcess;
 use prost::Message;
+
+use crate::support::oracle;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -1,9 +1,9 @@
 //! The value models on the fixture organisation: every number worked out by hand here.
 
-mod oracle;
-
 use herald_proto::v1::{CreditSubject, ValueLabel};
 use herald_scoring::{config::ScoringSettings, explain, score, value};
+
+use crate::support::oracle;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 0.01

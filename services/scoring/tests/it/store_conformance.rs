@@ -1,7 +1,5 @@
 //! The scoring store, the same cases on PostgreSQL and SQLite.
 
-mod oracle;
-
 use herald_runtime::{db::Backend, service::Service};
 use herald_scoring::{
     Scoring,
@@ -11,6 +9,8 @@ use herald_scoring::{
     value::NoValue,
 };
 use herald_testkit::stores::TestStore;
+
+use crate::support::oracle;
 
 async fn store(backend: Backend) -> anyhow::Result<(TestStore, Store)> {
     let test = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;

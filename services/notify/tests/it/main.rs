@@ -1,0 +1,5 @@
+//! Notify's integration tests, one binary: the store on both backends, and the stage in-process
+//! against a real nats-server, PostgreSQL and HTTP receivers.
+
+mod stage;
+mod store_conformance;

@@ -1,0 +1,8 @@
+//! Scoring's integration tests, one binary: the value models on the fixtures oracle's events, the
+//! store on both backends, and the stage in-process against a real nats-server and PostgreSQL.
+
+mod support;
+
+mod stage;
+mod store_conformance;
+mod value_models;

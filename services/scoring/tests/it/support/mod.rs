@@ -1,0 +1,3 @@
+//! What scoring's test modules share.
+
+pub mod oracle;
