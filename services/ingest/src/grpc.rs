@@ -7,7 +7,7 @@ use herald_proto::v1::{
     SubmitBatchResponse, SubmitError, SubmitRequest, SubmitResponse, SubmitResult,
     ingest_server::Ingest, submit_result::Outcome,
 };
-use herald_runtime::{ApiError, ErrorCode};
+use herald_runtime::{ApiError, ErrorKind};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -23,14 +23,14 @@ fn header_map(headers: &std::collections::HashMap<String, String>) -> Result<Hea
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             ApiError::new(
-                ErrorCode::Malformed,
+                ErrorKind::Malformed,
                 "bad_header",
                 format!("{name:?} is not a valid header name"),
             )
         })?;
         let value = HeaderValue::from_str(value).map_err(|_| {
             ApiError::new(
-                ErrorCode::Malformed,
+                ErrorKind::Malformed,
                 "bad_header",
                 format!("the value of {name} is not a valid header value"),
             )
@@ -73,7 +73,7 @@ impl IngestApi {
         self.ingestor.check_source(&request.source)?;
         if request.body.len() > self.max_body_bytes {
             return Err(ApiError::new(
-                ErrorCode::TooLarge,
+                ErrorKind::TooLarge,
                 "body_too_large",
                 format!(
                     "the body is larger than the {} bytes ingest accepts",
@@ -124,7 +124,7 @@ impl Ingest for IngestApi {
                 }
                 // Nothing after this item can be stored either: fail the call so the client
                 // retries it rather than count the rest as refused.
-                Err(e) if e.kind == ErrorCode::Unavailable => return Err(e.into()),
+                Err(e) if e.kind == ErrorKind::Unavailable => return Err(e.into()),
                 Err(e) => {
                     answer.rejected += 1;
                     Outcome::Error(SubmitError {

@@ -14,7 +14,7 @@ use axum::{
     routing::post,
 };
 use bytes::Bytes;
-use herald_runtime::{ApiError, ErrorCode};
+use herald_runtime::{ApiError, ErrorKind};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::Instrument;
 
@@ -71,7 +71,7 @@ async fn receive(
         }
         Err((error, size)) => {
             tracing::info!(%source, code = error.code, status = status.as_u16(), "delivery rejected");
-            if error.kind != ErrorCode::Unavailable {
+            if error.kind != ErrorKind::Unavailable {
                 state.rejections.record(Rejection {
                     source: source.clone(),
                     status: status.as_u16(),
@@ -115,7 +115,7 @@ async fn receive_inner(
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
-        ErrorCode::TooLarge,
+        ErrorKind::TooLarge,
         "body_too_large",
         format!("the body is larger than the {limit} bytes ingest accepts"),
     )
@@ -127,7 +127,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
         Err(e) => Err(ApiError::new(
-            ErrorCode::Malformed,
+            ErrorKind::Malformed,
             "body_unreadable",
             format!("the request body could not be read: {e}"),
         )),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_events::{
-    Delivery,
+    IncomingMessage,
     worker::{self, HandleError, Handler},
 };
 use herald_proto::v1::Announcement;
@@ -20,10 +20,10 @@ pub struct NotifyHandler {
 
 #[async_trait]
 impl Handler for NotifyHandler {
-    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+    async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
         let announcement: Announcement = worker::decode(delivery)?;
         if announcement.id.is_empty() {
-            return Err(HandleError::Reject("announcement has no id".into()));
+            return Err(HandleError::reject("announcement has no id"));
         }
         let routes: Vec<(String, String)> = self
             .settings
@@ -40,7 +40,7 @@ impl Handler for NotifyHandler {
             .store
             .enqueue(&announcement, &routes)
             .await
-            .map_err(|e| HandleError::Retry(e.to_string()))?;
+            .map_err(HandleError::from)?;
         tracing::info!(announcement = %announcement.id, routes = routes.len(), new = created, "deliveries queued");
         if created > 0 {
             self.wake.notify_one();

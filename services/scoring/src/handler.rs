@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use herald_catalog::Catalog;
 use herald_events::{
-    Bus, Delivery, OutgoingMessage, subjects,
+    Bus, IncomingMessage, OutgoingMessage, subjects,
     worker::{self, HandleError, Handler},
 };
 use herald_proto::v1::{EventKind, ItsmEvent, Win};
@@ -26,15 +26,15 @@ pub struct ScoringHandler {
 
 #[async_trait]
 impl Handler for ScoringHandler {
-    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+    async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
         let event: ItsmEvent = worker::decode(delivery)?;
         if event.id.is_empty() {
-            return Err(HandleError::Reject("event has no id".into()));
+            return Err(HandleError::reject("event has no id"));
         }
         if EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified)
             == EventKind::Unspecified
         {
-            return Err(HandleError::Reject(format!(
+            return Err(HandleError::reject(format!(
                 "event {} has a kind this scoring does not know ({}); upgrade scoring, then replay it",
                 event.id, event.kind
             )));
@@ -47,7 +47,7 @@ impl Handler for ScoringHandler {
             .store
             .record(&event, &result)
             .await
-            .map_err(|e| HandleError::Retry(e.to_string()))?;
+            .map_err(HandleError::from)?;
         let win = match recorded {
             Recorded::New(win) => win,
             Recorded::Seen(win) => {

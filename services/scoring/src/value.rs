@@ -5,7 +5,7 @@
 //! the model claims nothing rather than guess.
 
 use chrono::{DateTime, Utc};
-use herald_catalog::{Catalog, Service};
+use herald_catalog::{BusinessService, Catalog};
 use herald_proto::{
     time::opt_from_timestamp,
     v1::{EventKind, ItsmEvent, Record, Value, ValueInput, ValueLabel},
@@ -69,7 +69,7 @@ pub fn value(
     }
 }
 
-fn service<'a>(record: &Record, catalog: &'a Catalog) -> Option<&'a Service> {
+fn service<'a>(record: &Record, catalog: &'a Catalog) -> Option<&'a BusinessService> {
     record
         .business_service
         .as_deref()
@@ -77,7 +77,10 @@ fn service<'a>(record: &Record, catalog: &'a Catalog) -> Option<&'a Service> {
 }
 
 /// The hourly rate to price time at: the service's, else the configured default.
-fn hourly_rate(service: Option<&Service>, settings: &ScoringSettings) -> Option<(f64, String)> {
+fn hourly_rate(
+    service: Option<&BusinessService>,
+    settings: &ScoringSettings,
+) -> Option<(f64, String)> {
     match (service, settings.default_hourly_rate) {
         (Some(s), _) => Some((
             s.loaded_hourly_rate,

@@ -11,7 +11,7 @@ use herald_proto::{
         spotlight_server::Spotlight,
     },
 };
-use herald_runtime::{ApiError, ErrorCode};
+use herald_runtime::{ApiError, ErrorKind};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -25,7 +25,7 @@ pub struct SpotlightApi {
 }
 
 fn invalid(message: &str) -> Status {
-    ApiError::new(ErrorCode::Unprocessable, "invalid_argument", message).into()
+    ApiError::new(ErrorKind::Unprocessable, "invalid_argument", message).into()
 }
 
 fn internal(e: crate::store::StoreError) -> Status {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use herald_catalog::Catalog;
 use herald_events::{
-    Bus, Delivery, OutgoingMessage, subjects,
+    Bus, IncomingMessage, OutgoingMessage, subjects,
     worker::{self, HandleError, Handler},
 };
 use herald_proto::{
@@ -32,13 +32,13 @@ pub fn announcement_id(win_id: &str) -> String {
 
 #[async_trait]
 impl Handler for SpotlightHandler {
-    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+    async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
         let win: Win = worker::decode(delivery)?;
         if win.id.is_empty() {
-            return Err(HandleError::Reject("win has no id".into()));
+            return Err(HandleError::reject("win has no id"));
         }
         let Some(occurred_at) = opt_from_timestamp(win.occurred_at.as_ref()) else {
-            return Err(HandleError::Reject(format!(
+            return Err(HandleError::reject(format!(
                 "win {} has no occurred_at",
                 win.id
             )));
@@ -66,7 +66,7 @@ impl Handler for SpotlightHandler {
                 announcement.as_ref(),
             )
             .await
-            .map_err(|e| HandleError::Retry(e.to_string()))?;
+            .map_err(HandleError::from)?;
         if let Some(announcement) = stored {
             let message = OutgoingMessage::new(
                 subjects::announcement(AnnouncementKind::HeadlineWin),

@@ -9,13 +9,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::periods::{Period, PeriodKind};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("stored record {0} cannot be decoded: {1}")]
-    Corrupt(String, prost::DecodeError),
-}
+pub use herald_runtime::store::Error as StoreError;
 
 #[derive(Clone)]
 pub struct Store {

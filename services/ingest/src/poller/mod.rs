@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use herald_events::backoff::Backoff;
-use herald_runtime::{ErrorCode, component::Component};
+use herald_runtime::{ErrorKind, component::Component};
 use http::{HeaderMap, HeaderValue, header};
 use sqlx::AnyPool;
 use tokio::task::JoinSet;
@@ -265,7 +265,7 @@ impl Poller {
                 }) => count(table, "duplicate"),
                 // ServiceNow rows are one event each; a batch cannot come back.
                 Ok(Accepted::Ignored { .. } | Accepted::Batch(_)) => count(table, "ignored"),
-                Err(e) if e.kind == ErrorCode::Unavailable => {
+                Err(e) if e.kind == ErrorKind::Unavailable => {
                     let id = format!("servicenow:{table}:{}", key.sys_id);
                     return Err((
                         last,

@@ -9,7 +9,7 @@ use herald_proto::{
     time::to_timestamp,
     v1::{EventKind, ItsmEvent, Record, Source},
 };
-use herald_runtime::{ApiError, ErrorCode};
+use herald_runtime::{ApiError, ErrorKind};
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -56,7 +56,7 @@ impl SourceHandler for CloudEvents {
             Envelope::binary(headers, parse_json(body)?)?
         } else {
             return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
+                ErrorKind::UnsupportedMediaType,
                 "not_a_cloudevent",
                 "send Content-Type: application/cloudevents+json (structured mode) or the ce-specversion, \
                  ce-id, ce-source and ce-type headers (binary mode)",

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use herald_catalog::Catalog;
 use herald_proto::v1::{EventKind, ItsmEvent, Record, Source};
-use herald_runtime::{ApiError, ErrorCode};
+use herald_runtime::{ApiError, ErrorKind};
 use http::HeaderMap;
 
 use crate::{config::SourceSettings, verify::Keys};
@@ -108,7 +108,7 @@ pub fn handlers(settings: &BTreeMap<String, SourceSettings>) -> Vec<Box<dyn Sour
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
-            ErrorCode::Malformed,
+            ErrorKind::Malformed,
             "malformed_json",
             format!("the body is not valid UTF-8 JSON: {e}"),
         )
@@ -117,5 +117,5 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 
 /// 422 with a message naming what is wrong.
 pub fn unusable(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Unprocessable, "unusable_event", message)
+    ApiError::new(ErrorKind::Unprocessable, "unusable_event", message)
 }

@@ -10,7 +10,8 @@ mod validate;
 use std::collections::HashMap;
 
 pub use model::{
-    LessonsPolicy, Organisation, Person, Service, SpotlightPolicy, Team, TypicalRestore, thousands,
+    BusinessService, LessonsPolicy, Organisation, Person, SpotlightPolicy, Team, TypicalRestore,
+    thousands,
 };
 
 /// Why a catalog could not be loaded.
@@ -35,7 +36,7 @@ pub struct CatalogSpec {
     #[serde(default)]
     pub organisation: Organisation,
     #[serde(default)]
-    pub services: Vec<Service>,
+    pub services: Vec<BusinessService>,
     #[serde(default)]
     pub teams: Vec<Team>,
     #[serde(default)]
@@ -122,7 +123,7 @@ impl Catalog {
         &self.spec.organisation
     }
 
-    pub fn services(&self) -> &[Service] {
+    pub fn services(&self) -> &[BusinessService] {
         &self.spec.services
     }
 
@@ -142,7 +143,7 @@ impl Catalog {
     pub fn match_service<'a>(
         &self,
         candidates: impl IntoIterator<Item = &'a str>,
-    ) -> Option<&Service> {
+    ) -> Option<&BusinessService> {
         candidates
             .into_iter()
             .find_map(|c| self.service_keys.get(&key(c)))
@@ -183,7 +184,7 @@ impl Catalog {
             .is_some_and(|values| values.contains(&k))
     }
 
-    pub fn service(&self, id: &str) -> Option<&Service> {
+    pub fn service(&self, id: &str) -> Option<&BusinessService> {
         self.spec.services.iter().find(|s| s.id == id)
     }
 

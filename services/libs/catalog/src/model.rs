@@ -96,7 +96,7 @@ impl TypicalRestore {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Service {
+pub struct BusinessService {
     pub id: String,
     pub name: String,
     #[serde(default)]
@@ -120,7 +120,7 @@ pub struct Service {
     pub typical_restore_minutes: Option<TypicalRestore>,
 }
 
-impl Service {
+impl BusinessService {
     pub(crate) fn match_keys(&self) -> impl Iterator<Item = &str> {
         [self.id.as_str(), self.name.as_str()]
             .into_iter()

@@ -82,7 +82,7 @@ pub trait Acker: Send + Sync {
 }
 
 /// One delivery of a message to a durable consumer.
-pub struct Delivery {
+pub struct IncomingMessage {
     pub subject: String,
     pub payload: Bytes,
     pub headers: Headers,
@@ -93,9 +93,9 @@ pub struct Delivery {
     acker: Box<dyn Acker>,
 }
 
-impl std::fmt::Debug for Delivery {
+impl std::fmt::Debug for IncomingMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
+        f.debug_struct("IncomingMessage")
             .field("subject", &self.subject)
             .field("msg_id", &self.msg_id())
             .field("delivered", &self.delivered)
@@ -105,7 +105,7 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
-impl Delivery {
+impl IncomingMessage {
     pub fn new(
         subject: String,
         payload: Bytes,
@@ -176,7 +176,7 @@ impl StoredMessage {
 #[async_trait]
 pub trait Subscription: Send {
     /// The next delivery; `None` when the subscription has ended and must be opened again.
-    async fn next(&mut self) -> Option<Result<Delivery, BusError>>;
+    async fn next(&mut self) -> Option<Result<IncomingMessage, BusError>>;
 }
 
 /// A durable message bus with JetStream's semantics: streams per family, durable consumers shared by

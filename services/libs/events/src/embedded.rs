@@ -29,7 +29,7 @@ use sqlx::{
 use tokio::sync::Notify;
 
 use crate::{
-    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StoredMessage,
+    Acker, Bus, BusError, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
     StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
@@ -436,7 +436,7 @@ impl Bus for EmbeddedBus {
 struct EmbeddedSubscription {
     inner: Arc<Inner>,
     consumer: String,
-    buffer: VecDeque<Delivery>,
+    buffer: VecDeque<IncomingMessage>,
 }
 
 impl EmbeddedSubscription {
@@ -561,7 +561,7 @@ impl EmbeddedSubscription {
                         .map_err(receive_error)?;
                     continue;
                 };
-                self.buffer.push_back(Delivery::new(
+                self.buffer.push_back(IncomingMessage::new(
                     row.get("subject"),
                     Bytes::from(row.get::<Vec<u8>, _>("payload")),
                     decode_headers(&row.get::<String, _>("headers")),
@@ -591,7 +591,7 @@ impl EmbeddedSubscription {
 
 #[async_trait]
 impl Subscription for EmbeddedSubscription {
-    async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+    async fn next(&mut self) -> Option<Result<IncomingMessage, BusError>> {
         loop {
             if let Some(delivery) = self.buffer.pop_front() {
                 return Some(Ok(delivery));

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::{
-    Acker, Bus, BusError, Delivery, Headers, OutgoingMessage, PublishReceipt, StoredMessage,
+    Acker, Bus, BusError, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
     StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
@@ -405,7 +405,7 @@ impl Acker for JetStreamAcker {
 
 #[async_trait]
 impl Subscription for JetStreamSubscription {
-    async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+    async fn next(&mut self) -> Option<Result<IncomingMessage, BusError>> {
         let message = match self.messages.next().await? {
             Ok(message) => message,
             Err(e) => {
@@ -428,7 +428,7 @@ impl Subscription for JetStreamSubscription {
             }
         };
         let (message, acker) = message.split();
-        Some(Ok(Delivery::new(
+        Some(Ok(IncomingMessage::new(
             message.subject.to_string(),
             message.payload,
             from_header_map(message.headers.as_ref()),

@@ -22,7 +22,8 @@ pub mod trace;
 pub mod worker;
 
 pub use bus::{
-    Acker, Bus, Delivery, Headers, OutgoingMessage, PublishReceipt, StoredMessage, Subscription,
+    Acker, Bus, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
+    Subscription,
 };
 pub use embedded::EmbeddedBus;
 pub use error::BusError;

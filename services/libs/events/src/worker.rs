@@ -22,25 +22,55 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::{
-    Bus, BusError, Delivery, OutgoingMessage, backoff::Backoff, header, subjects,
+    Bus, BusError, IncomingMessage, OutgoingMessage, backoff::Backoff, header, subjects,
     topology::ConsumerSpec,
 };
 
+/// What made a handler fail, kept whole so logs and dead-letter reasons show the full chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a handler did not finish a message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum HandleError {
     /// A passing fault (database or bus unavailable): try again later.
-    #[error("{0}")]
-    Retry(String),
+    #[error(transparent)]
+    Retry(Cause),
     /// The message can never be processed as it is (undecodable, invalid): dead-letter it now.
-    #[error("{0}")]
-    Reject(String),
+    #[error(transparent)]
+    Reject(Cause),
+}
+
+impl HandleError {
+    pub fn retry(cause: impl Into<Cause>) -> Self {
+        HandleError::Retry(cause.into())
+    }
+
+    pub fn reject(cause: impl Into<Cause>) -> Self {
+        HandleError::Reject(cause.into())
+    }
+
+    /// The error and every cause under it, on one line.
+    pub fn reason(&self) -> String {
+        let (HandleError::Retry(cause) | HandleError::Reject(cause)) = self;
+        let mut text = cause.to_string();
+        let mut source = cause.source();
+        while let Some(next) = source {
+            let next_text = next.to_string();
+            // thiserror messages often repeat their source; show each piece once.
+            if !text.contains(&next_text) {
+                text.push_str(": ");
+                text.push_str(&next_text);
+            }
+            source = next.source();
+        }
+        text
+    }
 }
 
 /// What a stage does with one message. It must be idempotent: redelivery happens.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError>;
+    async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError>;
 }
 
 /// How a worker runs.
@@ -85,7 +115,7 @@ pub async fn run(
     let mut lanes = tokio::task::JoinSet::new();
     for lane in 0..lanes_count {
         // A small buffer: enough to keep a lane busy, small enough that little is held at shutdown.
-        let (tx, rx) = mpsc::channel::<Delivery>(4);
+        let (tx, rx) = mpsc::channel::<IncomingMessage>(4);
         senders.push(tx);
         let ctx = LaneContext {
             bus: bus.clone(),
@@ -177,7 +207,7 @@ struct LaneContext {
     stopping: CancellationToken,
 }
 
-async fn run_lane(lane: usize, mut rx: mpsc::Receiver<Delivery>, ctx: LaneContext) {
+async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: LaneContext) {
     while let Some(delivery) = rx.recv().await {
         if ctx.stopping.is_cancelled() {
             // Not started: hand it back so another replica (or the next start) takes it promptly.
@@ -190,7 +220,7 @@ async fn run_lane(lane: usize, mut rx: mpsc::Receiver<Delivery>, ctx: LaneContex
     }
 }
 
-async fn process(ctx: &LaneContext, delivery: Delivery) {
+async fn process(ctx: &LaneContext, delivery: IncomingMessage) {
     let stage = ctx.options.stage.as_str();
     let span = tracing::info_span!(
         "consume",
@@ -222,7 +252,8 @@ async fn process(ctx: &LaneContext, delivery: Delivery) {
                     warn!(error = %e, "ack failed; the message will be redelivered and skipped");
                 }
             }
-            Err(HandleError::Retry(reason)) if delivery.delivered < max => {
+            Err(e @ HandleError::Retry(_)) if delivery.delivered < max => {
+                let reason = e.reason();
                 let delay = ctx.options.backoff.delay(delivery.delivered);
                 warn!(%reason, retry_in_ms = delay.as_millis() as u64, "handling failed; will retry");
                 count(stage, "retry");
@@ -230,11 +261,11 @@ async fn process(ctx: &LaneContext, delivery: Delivery) {
                     warn!(error = %e, "nak failed; the message will return after the ack wait");
                 }
             }
-            Err(HandleError::Retry(reason)) => {
-                let reason = format!("{reason} (gave up after {} attempts)", delivery.delivered);
+            Err(e @ HandleError::Retry(_)) => {
+                let reason = format!("{} (gave up after {} attempts)", e.reason(), delivery.delivered);
                 dead_letter(ctx, &delivery, &reason).await;
             }
-            Err(HandleError::Reject(reason)) => dead_letter(ctx, &delivery, &reason).await,
+            Err(e @ HandleError::Reject(_)) => dead_letter(ctx, &delivery, &e.reason()).await,
         }
     }
     .instrument(span)
@@ -243,7 +274,7 @@ async fn process(ctx: &LaneContext, delivery: Delivery) {
 
 /// Runs the handler while telling the bus every third of the ack wait that work is in progress, so
 /// a slow but healthy handler is not mistaken for a dead one.
-async fn with_progress<F>(delivery: &Delivery, ack_wait: Duration, work: F) -> F::Output
+async fn with_progress<F>(delivery: &IncomingMessage, ack_wait: Duration, work: F) -> F::Output
 where
     F: std::future::Future,
 {
@@ -267,7 +298,7 @@ fn count(stage: &str, outcome: &'static str) {
         .increment(1);
 }
 
-async fn dead_letter(ctx: &LaneContext, delivery: &Delivery, reason: &str) {
+async fn dead_letter(ctx: &LaneContext, delivery: &IncomingMessage, reason: &str) {
     let stage = ctx.options.stage.as_str();
     let letter = DeadLetter {
         stage: stage.to_string(),
@@ -316,9 +347,9 @@ fn single_line(text: &str) -> String {
 }
 
 /// Decodes a protobuf payload, rejecting (dead-lettering) what cannot be decoded.
-pub fn decode<M: Message + Default>(delivery: &Delivery) -> Result<M, HandleError> {
+pub fn decode<M: Message + Default>(delivery: &IncomingMessage) -> Result<M, HandleError> {
     M::decode(delivery.payload.as_ref()).map_err(|e| {
-        HandleError::Reject(format!(
+        HandleError::reject(format!(
             "payload on {} is not a valid {}: {e}",
             delivery.subject,
             std::any::type_name::<M>()
@@ -332,7 +363,7 @@ pub fn decode<M: Message + Default>(delivery: &Delivery) -> Result<M, HandleErro
 /// Whether a bus error is worth retrying (all of them are: the bus comes back).
 impl From<BusError> for HandleError {
     fn from(e: BusError) -> Self {
-        HandleError::Retry(e.to_string())
+        HandleError::retry(e)
     }
 }
 

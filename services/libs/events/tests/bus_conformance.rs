@@ -9,8 +9,8 @@ use std::{
 
 use async_trait::async_trait;
 use herald_events::{
-    Bus, ConsumerSpec, Delivery, EmbeddedBus, JetStreamBus, JetStreamOptions, OutgoingMessage,
-    StreamFamily,
+    Bus, ConsumerSpec, EmbeddedBus, IncomingMessage, JetStreamBus, JetStreamOptions,
+    OutgoingMessage, StreamFamily,
     backoff::Backoff,
     worker::{self, HandleError, Handler, WorkerOptions},
 };
@@ -48,7 +48,7 @@ fn dlq_consumer() -> ConsumerSpec {
     }
 }
 
-async fn next(sub: &mut Box<dyn herald_events::Subscription>) -> anyhow::Result<Delivery> {
+async fn next(sub: &mut Box<dyn herald_events::Subscription>) -> anyhow::Result<IncomingMessage> {
     match tokio::time::timeout(WAIT, sub.next()).await {
         Ok(Some(Ok(d))) => Ok(d),
         Ok(Some(Err(e))) => Err(e.into()),
@@ -189,7 +189,7 @@ async fn topology_is_idempotent_and_updatable(bus: Arc<dyn Bus>) -> anyhow::Resu
     Ok(())
 }
 
-type Answer = Box<dyn Fn(&Delivery) -> Result<(), HandleError> + Send + Sync>;
+type Answer = Box<dyn Fn(&IncomingMessage) -> Result<(), HandleError> + Send + Sync>;
 
 /// Records what the handler saw and answers from a script.
 struct Scripted {
@@ -200,7 +200,7 @@ struct Scripted {
 
 #[async_trait]
 impl Handler for Scripted {
-    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+    async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
         tokio::time::sleep(self.delay).await;
         self.seen.lock().expect("not poisoned").push((
             String::from_utf8_lossy(&delivery.payload).into_owned(),

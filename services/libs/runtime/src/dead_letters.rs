@@ -21,7 +21,7 @@ use herald_proto::v1::{
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::{ApiError, ErrorCode};
+use crate::{ApiError, ErrorKind};
 
 /// Entries per List page when the caller does not say.
 const DEFAULT_LIMIT: usize = 100;
@@ -56,7 +56,7 @@ fn check_stage(stage: &str) -> Result<Option<&str>, ApiError> {
         .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control())
     {
         return Err(ApiError::new(
-            ErrorCode::Malformed,
+            ErrorKind::Malformed,
             "bad_stage",
             format!("{stage:?} is not a stage name (scoring, spotlight, notify)"),
         ));

@@ -11,7 +11,7 @@ use axum::{
 
 /// The class of failure, which fixes the HTTP and gRPC status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
+pub enum ErrorKind {
     /// 400 / INVALID_ARGUMENT: the request cannot be parsed.
     Malformed,
     /// 401 / UNAUTHENTICATED: signature or token missing or wrong.
@@ -30,30 +30,30 @@ pub enum ErrorCode {
     Internal,
 }
 
-impl ErrorCode {
+impl ErrorKind {
     pub fn http_status(self) -> StatusCode {
         match self {
-            ErrorCode::Malformed => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn grpc_code(self) -> tonic::Code {
         match self {
-            ErrorCode::Malformed | ErrorCode::UnsupportedMediaType | ErrorCode::Unprocessable => {
+            ErrorKind::Malformed | ErrorKind::UnsupportedMediaType | ErrorKind::Unprocessable => {
                 tonic::Code::InvalidArgument
             }
-            ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
-            ErrorCode::NotFound => tonic::Code::NotFound,
-            ErrorCode::TooLarge => tonic::Code::ResourceExhausted,
-            ErrorCode::Unavailable => tonic::Code::Unavailable,
-            ErrorCode::Internal => tonic::Code::Internal,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::TooLarge => tonic::Code::ResourceExhausted,
+            ErrorKind::Unavailable => tonic::Code::Unavailable,
+            ErrorKind::Internal => tonic::Code::Internal,
         }
     }
 }
@@ -62,7 +62,7 @@ impl ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    pub kind: ErrorCode,
+    pub kind: ErrorKind,
     /// Stable snake_case name, e.g. `signature_mismatch`.
     pub code: &'static str,
     /// What went wrong and what to do about it, in lower case.
@@ -70,7 +70,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             kind,
             code,
@@ -79,15 +79,15 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::NotFound, "not_found", message)
+        Self::new(ErrorKind::NotFound, "not_found", message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Internal, "internal", message)
+        Self::new(ErrorKind::Internal, "internal", message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unavailable, "unavailable", message)
+        Self::new(ErrorKind::Unavailable, "unavailable", message)
     }
 
     pub fn body(&self) -> serde_json::Value {
@@ -98,7 +98,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.kind.http_status(), Json(self.body())).into_response();
-        if self.kind == ErrorCode::Unavailable {
+        if self.kind == ErrorKind::Unavailable {
             // Tells well-behaved senders to come back rather than give up.
             response
                 .headers_mut()
@@ -125,16 +125,16 @@ mod tests {
     #[test]
     fn each_kind_maps_to_the_documented_statuses() {
         let cases = [
-            (ErrorCode::Malformed, 400, tonic::Code::InvalidArgument),
+            (ErrorKind::Malformed, 400, tonic::Code::InvalidArgument),
             (
-                ErrorCode::Unauthenticated,
+                ErrorKind::Unauthenticated,
                 401,
                 tonic::Code::Unauthenticated,
             ),
-            (ErrorCode::NotFound, 404, tonic::Code::NotFound),
-            (ErrorCode::TooLarge, 413, tonic::Code::ResourceExhausted),
-            (ErrorCode::Unprocessable, 422, tonic::Code::InvalidArgument),
-            (ErrorCode::Unavailable, 503, tonic::Code::Unavailable),
+            (ErrorKind::NotFound, 404, tonic::Code::NotFound),
+            (ErrorKind::TooLarge, 413, tonic::Code::ResourceExhausted),
+            (ErrorKind::Unprocessable, 422, tonic::Code::InvalidArgument),
+            (ErrorKind::Unavailable, 503, tonic::Code::Unavailable),
         ];
         for (kind, http, grpc) in cases {
             assert_eq!(kind.http_status().as_u16(), http);
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn the_body_has_code_and_message() {
         let e = ApiError::new(
-            ErrorCode::Unauthenticated,
+            ErrorKind::Unauthenticated,
             "signature_mismatch",
             "check the secret",
         );

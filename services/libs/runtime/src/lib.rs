@@ -8,6 +8,7 @@
 //! - [`error`]: one error type whose code maps to both an HTTP and a gRPC status.
 //! - [`grpc`]: serving an API with `grpc.health.v1` and reflection beside it.
 //! - [`db`]: a PostgreSQL pool confined to the service's own schema.
+//! - [`store`]: the error every store returns, and whether a message should be retried for it.
 //! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
 //! - [`dead_letters`]: `herald.v1.DeadLetters`, listing and replaying dead letters on any bus.
 
@@ -24,10 +25,11 @@ pub mod secret;
 pub mod service;
 pub mod shutdown;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 
 pub use config::{ConfigLoader, SharedConfig};
-pub use error::{ApiError, ErrorCode};
+pub use error::{ApiError, ErrorKind};
 pub use health::{Readiness, ReadinessCheck};
 pub use listeners::Listeners;
 pub use secret::Secret;
