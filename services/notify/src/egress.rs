@@ -91,6 +91,28 @@ pub fn check_literal(url: &url::Url, allow_private: bool) -> Result<(), String> 
     }
 }
 
+/// A channel URL as it may be shown: scheme, host, port and the first path segment, nothing that
+/// can carry a token (the rest of the path, the query, the fragment, user and password).
+pub fn redacted(url: &url::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    let mut segments = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty());
+    if let Some(first) = segments.next() {
+        shown.push('/');
+        shown.push_str(first);
+    }
+    if segments.next().is_some() || url.query().is_some() || url.fragment().is_some() {
+        shown.push_str("/…");
+    }
+    shown
+}
+
 /// The client every delivery goes through.
 pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     herald_runtime::install_tls_provider();
@@ -129,6 +151,33 @@ mod tests {
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
             let ip: IpAddr = ip.parse().expect("ip");
             assert!(is_public(ip), "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn a_redacted_url_keeps_no_token() {
+        let cases = [
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/services/…",
+            ),
+            (
+                "https://user:pw@example.com:8443/hook?token=SECRET#frag",
+                "https://example.com:8443/hook/…",
+            ),
+            ("http://127.0.0.1:9/", "http://127.0.0.1:9"),
+            (
+                "https://prod.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=SECRET",
+                "https://prod.westeurope.logic.azure.com/workflows/…",
+            ),
+        ];
+        for (raw, shown) in cases {
+            let url = url::Url::parse(raw).expect("url");
+            let redacted = redacted(&url);
+            assert_eq!(redacted, shown);
+            for secret in ["SECRET", "XXXX", "pw", "user", "abc"] {
+                assert!(!redacted.contains(secret), "{redacted} shows {secret}");
+            }
         }
     }
 

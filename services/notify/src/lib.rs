@@ -92,7 +92,10 @@ impl Service for Notify {
                 worker::run(deps.bus, consumer, handler, options, shutdown.clone()),
             )
             .task("dispatcher", dispatcher.run(shutdown))
-            .grpc(NotifyServer::new(grpc::NotifyApi { store })))
+            .grpc(NotifyServer::new(grpc::NotifyApi {
+                store,
+                channels: config.notify.channels.clone(),
+            })))
     }
 }
 

@@ -137,6 +137,7 @@ impl Sender {
                 };
             }
         };
+        let destination = egress::redacted(&url);
         let mut request = self
             .client
             .post(url)
@@ -166,7 +167,9 @@ impl Sender {
         let response = match request.body(body).send().await {
             Ok(response) => response,
             Err(e) => {
-                let error = error_chain(&e);
+                // The URL is the channel's credential (Slack and webhook URLs carry their token):
+                // the error text keeps only the redacted destination.
+                let error = format!("{destination}: {}", error_chain(&e.without_url()));
                 // A refused destination will be refused again: no point retrying.
                 if error.contains("private or reserved") {
                     return AttemptOutcome::Failed {

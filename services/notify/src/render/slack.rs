@@ -19,6 +19,35 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A link's target inside `<…|…>`: web addresses only (a `slack://` or `javascript:` link from
+/// ITSM data is dropped), with the characters that would end or split the link encoded.
+fn link_target(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some(
+        url.as_str()
+            .replace('&', "&amp;")
+            .replace('|', "%7C")
+            .replace('<', "%3C")
+            .replace('>', "%3E"),
+    )
+}
+
+/// `text` escaped and cut to `max` characters without splitting an entity: the raw text is cut
+/// first, and cut further while its escaped form is still too long.
+fn escaped_within(text: &str, max: usize) -> String {
+    let mut keep = max;
+    loop {
+        let escaped = escape(&truncate(text, keep));
+        if escaped.chars().count() <= max || keep == 0 {
+            return escaped;
+        }
+        keep -= (escaped.chars().count() - max).min(keep);
+    }
+}
+
 fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(text, SECTION_CHARS) } })
 }
@@ -35,7 +64,9 @@ fn context(texts: &[String]) -> Value {
 pub fn render(card: &Card) -> Value {
     let mut blocks = vec![json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate(&card.title, HEADER_CHARS), "emoji": true }
+        // Slack decodes the three entities in plain text too, so escaping costs nothing there
+        // and keeps every field inert, whatever the ticket's title says.
+        "text": { "type": "plain_text", "text": escaped_within(&card.title, HEADER_CHARS), "emoji": true }
     })];
     if !card.summary.is_empty() {
         blocks.push(section(&escape(&card.summary)));
@@ -70,22 +101,18 @@ pub fn render(card: &Card) -> Value {
     let links: Vec<String> = card
         .links
         .iter()
-        .map(|l| {
-            format!(
-                "<{}|{}>",
-                l.url.replace('|', "%7C").replace('>', "%3E"),
-                escape(&l.title)
-            )
-        })
+        .filter_map(|l| Some(format!("<{}|{}>", link_target(&l.url)?, escape(&l.title))))
         .collect();
     if !links.is_empty() {
         blocks.push(context(&links));
     }
     blocks.truncate(MAX_BLOCKS);
 
+    // The fallback `text` is mrkdwn too (it is what notifications and screen readers show), so
+    // it is escaped like every other field: a ticket title must never become `<!channel>`.
     let fallback = match card.value_lines.first() {
-        Some(line) => format!("{}: {}", card.title, line.text),
-        None => card.title.clone(),
+        Some(line) => format!("{}: {}", escape(&card.title), escape(&line.text)),
+        None => escape(&card.title),
     };
     json!({ "text": truncate(&fallback, SECTION_CHARS), "blocks": blocks })
 }
@@ -130,6 +157,67 @@ mod tests {
         assert!(text.contains("Platform &amp; SRE"));
         assert!(text.contains("<https://x.example/a?b=1%7C2|Open INC0048213>"));
         assert!(v["text"].as_str().unwrap_or("").contains("€216,475"));
+    }
+
+    /// Every string in the message, wherever it sits.
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn hostile_ticket_data_is_inert_in_every_field() {
+        let hostile = "<!channel> <!here> <@U024BE7LH> <https://evil.example|click> *bold* & more";
+        let mut card = card();
+        card.title = hostile.into();
+        card.summary = hostile.into();
+        card.value_lines[0].text = hostile.into();
+        card.value_lines[0].formula = hostile.into();
+        card.people[0].name = hostile.into();
+        card.people[0].role = hostile.into();
+        card.teams = vec![hostile.into()];
+        card.links = vec![
+            Link {
+                title: hostile.into(),
+                url: "https://x.example/a?b=<!channel>|x>y&z".into(),
+            },
+            Link {
+                title: "run me".into(),
+                url: "javascript:alert(1)".into(),
+            },
+        ];
+        for priority_low in [false, true] {
+            if priority_low {
+                // A card with no value line uses the title alone as the fallback text.
+                card.value_lines.clear();
+            }
+            let message = render(&card);
+            let mut all = Vec::new();
+            strings(&message, &mut all);
+            assert!(
+                message["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("&lt;!channel&gt;"))
+            );
+            for text in &all {
+                for control in ["<!channel>", "<!here>", "<@U024BE7LH>", "<https://evil"] {
+                    assert!(!text.contains(control), "{control} live in {text:?}");
+                }
+                assert!(!text.contains("javascript:"), "{text:?}");
+                // The only `<` left opens Herald's own link to the record.
+                for (i, _) in text.match_indices('<') {
+                    assert!(
+                        text[i..]
+                            .starts_with("<https://x.example/a?b=%3C!channel%3E%7Cx%3Ey&amp;z|"),
+                        "unexpected control sequence in {text:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
