@@ -11,7 +11,7 @@ use herald_proto::{
     time::to_timestamp,
     v1::{EventKind, ItsmEvent, Source},
 };
-use herald_runtime::{ApiError, ErrorCode};
+use herald_runtime::{ApiError, ErrorKind};
 use http::HeaderMap;
 use prost::Message;
 
@@ -118,21 +118,35 @@ impl Ingestor {
 
     /// 404 unless `name` is a source this ingest accepts.
     pub fn check_source(&self, name: &str) -> Result<(), ApiError> {
-        if self.sources.contains_key(name) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                ErrorCode::NotFound,
+        self.entry(name).map(|_| ())
+    }
+
+    fn entry(&self, name: &str) -> Result<&SourceEntry, ApiError> {
+        self.sources.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
                 "unknown_source",
                 format!(
                     "no source named {name:?}; send to one of /v1/events/{{{}}}",
                     self.source_names().join(",")
                 ),
-            ))
-        }
+            )
+        })
     }
 
-    /// Sources that accept deliveries without any authentication.
+    /// Sources that refuse every delivery because no key is configured for them.
+    pub fn unconfigured_sources(&self) -> Vec<&'static str> {
+        let mut closed: Vec<_> = self
+            .sources
+            .iter()
+            .filter(|(_, e)| e.keys.is_empty() && !e.keys.allow_unsigned)
+            .map(|(name, _)| *name)
+            .collect();
+        closed.sort_unstable();
+        closed
+    }
+
+    /// Sources that accept deliveries without any authentication (`allow_unsigned`).
     pub fn open_sources(&self) -> Vec<&'static str> {
         let mut open: Vec<_> = self
             .sources
@@ -151,8 +165,8 @@ impl Ingestor {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Accepted, ApiError> {
-        self.check_source(source)?;
-        let entry = &self.sources[source];
+        let entry = self.entry(source)?;
+        entry.keys.require_configured(source)?;
         let received_at = self.now();
         entry
             .handler
@@ -169,8 +183,7 @@ impl Ingestor {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Accepted, ApiError> {
-        self.check_source(source)?;
-        let entry = &self.sources[source];
+        let entry = self.entry(source)?;
         let received_at = self.now();
         self.publish_verified(entry, headers, body, received_at)
             .await
@@ -227,7 +240,7 @@ impl Ingestor {
             } => (event, ordering_key),
             Normalised::Batch(_) => {
                 return Err(ApiError::new(
-                    ErrorCode::Unprocessable,
+                    ErrorKind::Unprocessable,
                     "nested_batch",
                     "a batch cannot contain another batch",
                 ));
@@ -265,14 +278,14 @@ impl Ingestor {
         match self.bus.publish(message).await {
             Ok(receipt) => Ok(receipt.duplicate),
             Err(e @ BusError::TooLarge { .. }) => Err(ApiError::new(
-                ErrorCode::TooLarge,
+                ErrorKind::TooLarge,
                 "event_too_large",
                 format!("the normalised event is too large for the bus: {e}"),
             )),
             Err(e) => {
                 tracing::error!(error = %e, id = %event.id, "publish failed; answering 503 so the sender retries");
                 Err(ApiError::new(
-                    ErrorCode::Unavailable,
+                    ErrorKind::Unavailable,
                     "bus_unavailable",
                     "the event could not be stored right now and was not accepted; retry later",
                 ))

@@ -48,6 +48,10 @@ pub struct SourceSettings {
     /// Jira: the custom field holding the Atlassian team (ids differ per site). Default
     /// `customfield_10001`.
     pub team_field: Option<String>,
+    /// Accept deliveries that carry no signature or token. Off by default: a source with neither
+    /// a secret nor a token refuses every delivery until one is configured, or until the operator
+    /// opts in here (a warning is logged at every start).
+    pub allow_unsigned: bool,
 }
 
 impl SourceSettings {
@@ -73,6 +77,11 @@ impl SourceSettings {
                 "[sources.{source}] tolerance_seconds applies only to zendesk, the one scheme that signs a timestamp"
             ));
         }
+        if self.allow_unsigned && (secrets || tokens) {
+            return Err(format!(
+                "[sources.{source}] allow_unsigned = true with a secret or token configured: remove allow_unsigned (signed deliveries are checked) or the keys"
+            ));
+        }
         if self.team_field.is_some() && source != "jira" {
             return Err(format!(
                 "[sources.{source}] team_field applies only to jira"
@@ -96,6 +105,7 @@ impl SourceSettings {
                 .tolerance_seconds
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(crate::verify::DEFAULT_TOLERANCE),
+            allow_unsigned: self.allow_unsigned,
         }
     }
 }

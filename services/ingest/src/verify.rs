@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use herald_runtime::{ApiError, ErrorCode, Secret};
+use herald_runtime::{ApiError, ErrorKind, Secret};
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -27,13 +27,16 @@ pub const HERALD_SIGNATURE: &str = "x-herald-signature";
 /// How far a signed timestamp may be from ingest's clock, either way, unless configured.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
-/// The keys one source accepts. Empty means the source is open (a warning is logged at start-up).
+/// The keys one source accepts. With none, the source refuses every delivery unless the operator
+/// set `allow_unsigned` (then it is open, and a warning is logged at every start).
 #[derive(Clone)]
 pub struct Keys {
     pub secrets: Vec<Secret>,
     pub tokens: Vec<Secret>,
     /// Replay window for schemes that sign a timestamp.
     pub tolerance: Duration,
+    /// The operator's explicit opt-in to unsigned deliveries when no key is configured.
+    pub allow_unsigned: bool,
 }
 
 impl Default for Keys {
@@ -42,18 +45,42 @@ impl Default for Keys {
             secrets: Vec::new(),
             tokens: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
+            allow_unsigned: false,
         }
     }
 }
 
 impl Keys {
-    pub fn is_open(&self) -> bool {
+    /// No key is configured: a delivery cannot be checked.
+    pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.tokens.is_empty()
+    }
+
+    /// Deliveries are accepted without any check (no key, and the operator allowed it).
+    pub fn is_open(&self) -> bool {
+        self.is_empty() && self.allow_unsigned
+    }
+
+    /// Refuses every delivery to a source nobody configured, before its own scheme is consulted,
+    /// so an unconfigured source is closed whatever path the delivery took (HTTP, gRPC, batch).
+    pub fn require_configured(&self, source: &str) -> Result<(), ApiError> {
+        if !self.is_empty() || self.allow_unsigned {
+            return Ok(());
+        }
+        let env = source.to_ascii_uppercase();
+        Err(unauthenticated(
+            "source_not_configured",
+            format!(
+                "source {source:?} has no secret or token configured, so Herald cannot check who sent this delivery and refuses it; \
+                 set [sources.{source}] secret (or token) in herald.toml or HERALD_SOURCES__{env}__SECRET, \
+                 or allow_unsigned = true to accept unsigned deliveries on a trusted network"
+            ),
+        ))
     }
 }
 
 fn unauthenticated(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Unauthenticated, code, message)
+    ApiError::new(ErrorKind::Unauthenticated, code, message)
 }
 
 /// Verifies Herald's HMAC signature header, or a bearer token.
@@ -507,14 +534,38 @@ mod tests {
     }
 
     #[test]
-    fn open_sources_accept_anything() {
-        assert_eq!(
-            code(verify_herald_signature(
-                &headers(&[]),
-                b"x",
-                &Keys::default()
-            )),
+    fn a_source_without_keys_is_closed_unless_the_operator_opens_it() {
+        let closed = Keys::default();
+        let err = closed
+            .require_configured("jira")
+            .expect_err("no key and no opt-in");
+        assert_eq!(err.code, "source_not_configured");
+        assert!(
+            err.message.contains("[sources.jira] secret"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("allow_unsigned"), "{}", err.message);
+        // Even called directly, a scheme does not wave an unconfigured delivery through.
+        assert_ne!(
+            code(verify_herald_signature(&headers(&[]), b"x", &closed)),
             "ok"
         );
+
+        let open = Keys {
+            allow_unsigned: true,
+            ..Keys::default()
+        };
+        assert!(open.require_configured("jira").is_ok());
+        assert_eq!(
+            code(verify_herald_signature(&headers(&[]), b"x", &open)),
+            "ok"
+        );
+        // A configured key always wins over the opt-in.
+        let keyed = Keys {
+            allow_unsigned: true,
+            ..keys(&["s"], &[])
+        };
+        assert!(!keyed.is_open());
     }
 }
