@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod http;
 pub mod poller;
 pub mod rejections;
+pub mod sign;
 pub mod sources;
 pub mod verify;
 
