@@ -1,32 +1,101 @@
-//! `herald.v1.Scoring`: look up a win and explain its number.
+//! `herald.v1.Scoring`: look up a win and explain its number. A win is found by its id, by the id
+//! of the event it came from, or by the number of the record it is about (a ticket number).
 
 use std::sync::Arc;
 
 use herald_catalog::Catalog;
-use herald_proto::v1::{ExplainRequest, Explanation, GetWinRequest, Win, scoring_server::Scoring};
+use herald_proto::v1::{
+    ExplainMatch, ExplainRequest, Explanation, GetWinRequest, Win, scoring_server::Scoring,
+};
 use herald_runtime::ApiError;
 use tonic::{Request, Response, Status};
 
-use crate::{explain, store::Store};
+use crate::{
+    explain,
+    store::{Store, StoreError},
+};
 
 pub struct ScoringApi {
     pub store: Store,
     pub catalog: Arc<Catalog>,
 }
 
-fn internal(e: crate::store::StoreError) -> Status {
+fn internal(e: StoreError) -> Status {
     tracing::error!(error = %e, "scoring query failed");
     ApiError::internal("the win could not be read; see the scoring logs").into()
+}
+
+/// A win found for an id, and how.
+struct Found {
+    win: Win,
+    matched: ExplainMatch,
+    /// Every win of the record, newest first, when the id was a record number with several.
+    record_wins: Vec<Win>,
+}
+
+impl ScoringApi {
+    /// Looks `id` up as a win id, then an event id, then a record number. NotFound says what was
+    /// searched, or why the event or record earned nothing.
+    async fn find(&self, id: &str) -> Result<Found, Status> {
+        let found = |win, matched| Found {
+            win,
+            matched,
+            record_wins: Vec::new(),
+        };
+        if let Some(win) = self.store.win(id).await.map_err(internal)? {
+            return Ok(found(win, ExplainMatch::Win));
+        }
+        if let Some(outcome) = self.store.event_outcome(id).await.map_err(internal)? {
+            return match outcome.win {
+                Some(win) => Ok(found(win, ExplainMatch::Event)),
+                None => Err(ApiError::not_found(format!(
+                    "event {id} earned no win: {}",
+                    outcome.note.unwrap_or(outcome.outcome)
+                ))
+                .into()),
+            };
+        }
+        let mut wins = self.store.wins_of_record(id).await.map_err(internal)?;
+        if wins.is_empty() {
+            return Err(self.record_without_win(id).await);
+        }
+        let win = wins.remove(0);
+        let record_wins = if wins.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(win.clone()).chain(wins).collect()
+        };
+        Ok(Found {
+            win,
+            matched: ExplainMatch::Record,
+            record_wins,
+        })
+    }
+
+    /// NotFound for an id that is no win and no event: what the record's newest event became, or
+    /// what was searched.
+    async fn record_without_win(&self, id: &str) -> Status {
+        match self.store.latest_event_of_record(id).await {
+            Err(e) => internal(e),
+            Ok(Some((event_id, outcome))) => ApiError::not_found(format!(
+                "record {id} has no win: its newest event {event_id} earned none ({})",
+                outcome.note.unwrap_or(outcome.outcome)
+            ))
+            .into(),
+            Ok(None) => ApiError::not_found(format!(
+                "no win for {id:?}: searched win ids, event ids and record numbers (ticket numbers \
+                 such as INC0050105); scoring has not seen it"
+            ))
+            .into(),
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl Scoring for ScoringApi {
     async fn get_win(&self, request: Request<GetWinRequest>) -> Result<Response<Win>, Status> {
         let id = request.into_inner().win_id;
-        match self.store.win(&id).await.map_err(internal)? {
-            Some(win) => Ok(Response::new(win)),
-            None => Err(ApiError::not_found(format!("no win with id {id:?}")).into()),
-        }
+        Ok(Response::new(self.find(&id).await?.win))
     }
 
     async fn explain(
@@ -34,31 +103,13 @@ impl Scoring for ScoringApi {
         request: Request<ExplainRequest>,
     ) -> Result<Response<Explanation>, Status> {
         let id = request.into_inner().id;
-        let win = match self.store.win(&id).await.map_err(internal)? {
-            Some(win) => win,
-            None => match self.store.event_outcome(&id).await.map_err(internal)? {
-                Some(outcome) => match outcome.win {
-                    Some(win) => win,
-                    None => {
-                        return Err(ApiError::not_found(format!(
-                            "event {id} earned no win: {}",
-                            outcome.note.unwrap_or(outcome.outcome)
-                        ))
-                        .into());
-                    }
-                },
-                None => {
-                    return Err(ApiError::not_found(format!(
-                        "no win or scored event with id {id:?}"
-                    ))
-                    .into());
-                }
-            },
-        };
-        let text = explain::explain(&win, &self.catalog);
+        let found = self.find(id.trim()).await?;
+        let text = explain::explain(&found.win, &self.catalog);
         Ok(Response::new(Explanation {
-            win: Some(win),
+            win: Some(found.win),
             text,
+            matched: found.matched as i32,
+            record_wins: found.record_wins,
         }))
     }
 }

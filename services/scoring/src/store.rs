@@ -191,6 +191,40 @@ impl Store {
             win,
         }))
     }
+
+    /// The wins of a record (a ticket number such as `INC0050105`, a Jira key, a PR), newest
+    /// first: by when the outcome happened, then by when it was scored.
+    pub async fn wins_of_record(&self, record_number: &str) -> Result<Vec<Win>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, payload FROM wins WHERE record_number = $1
+             ORDER BY COALESCE(occurred_at, created_at) DESC, created_at DESC, id",
+        )
+        .bind(record_number)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| decode(&r.get::<String, _>("id"), r.get::<Vec<u8>, _>("payload")))
+            .collect()
+    }
+
+    /// What became of the newest event about a record, with its id; `None` when scoring never saw
+    /// an event about it.
+    pub async fn latest_event_of_record(
+        &self,
+        record_number: &str,
+    ) -> Result<Option<(String, EventOutcome)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM events WHERE record_number = $1
+             ORDER BY COALESCE(occurred_at, scored_at) DESC, scored_at DESC, id LIMIT 1",
+        )
+        .bind(record_number)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(id) = row.map(|r| r.get::<String, _>("id")) else {
+            return Ok(None);
+        };
+        Ok(self.event_outcome(&id).await?.map(|outcome| (id, outcome)))
+    }
 }
 
 fn decode(id: &str, payload: Vec<u8>) -> Result<Win, StoreError> {
