@@ -1,19 +1,26 @@
-//! `herald.v1.Notify`: what was delivered where, with every attempt.
+//! `herald.v1.Notify`: what was delivered where, with every attempt. Each delivery says what it
+//! carried (the announcement's headline) and each attempt what it did, in words: local channels
+//! have no HTTP status, so they say where the announcement was written.
 
 use herald_proto::{
     time::to_timestamp,
     v1::{
-        Delivery, DeliveryAttempt, DeliveryStatus, ListDeliveriesRequest, ListDeliveriesResponse,
-        notify_server::Notify,
+        AnnouncementKind, Delivery, DeliveryAttempt, DeliveryStatus, ListDeliveriesRequest,
+        ListDeliveriesResponse, notify_server::Notify,
     },
 };
 use herald_runtime::ApiError;
 use tonic::{Request, Response, Status};
 
-use crate::store::{DeliveryRow, Store};
+use crate::{
+    config::{ChannelConfig, ChannelKind},
+    store::{AttemptRow, DeliveryRow, Store},
+};
 
 pub struct NotifyApi {
     pub store: Store,
+    /// The configured channels, to describe what an attempt on a local channel did.
+    pub channels: Vec<ChannelConfig>,
 }
 
 fn status_of(stored: &str) -> DeliveryStatus {
@@ -24,8 +31,40 @@ fn status_of(stored: &str) -> DeliveryStatus {
     }
 }
 
-fn to_proto(row: DeliveryRow) -> Delivery {
+/// What an attempt did, in words.
+fn outcome(channel: Option<&ChannelConfig>, attempt: &AttemptRow) -> String {
+    if let Some(error) = attempt.error.as_deref().filter(|e| !e.is_empty()) {
+        return error.to_string();
+    }
+    if let Some(status) = attempt.http_status.filter(|s| *s > 0) {
+        return format!("HTTP {status}");
+    }
+    match channel.map(|c| (c.kind, c.path.as_deref())) {
+        Some((ChannelKind::Console, _)) => "written to the console".to_string(),
+        Some((ChannelKind::File, Some(path))) => format!("appended to {}", path.display()),
+        Some((ChannelKind::File, None)) => "appended to the file".to_string(),
+        // A channel removed from the configuration since: it succeeded without an HTTP exchange.
+        _ => "written".to_string(),
+    }
+}
+
+fn to_proto(row: DeliveryRow, channels: &[ChannelConfig]) -> Delivery {
+    let channel = channels.iter().find(|c| c.name == row.channel);
+    let headline = row
+        .announcement
+        .as_ref()
+        .and_then(|a| a.card.as_ref())
+        .map(|card| card.title.clone())
+        .unwrap_or_default();
+    let announcement_kind = row
+        .announcement
+        .as_ref()
+        .and_then(|a| AnnouncementKind::try_from(a.kind).ok())
+        .map(|k| k.token().to_string())
+        .unwrap_or_default();
     Delivery {
+        headline,
+        announcement_kind,
         status: status_of(&row.status) as i32,
         id: row.id,
         announcement_id: row.announcement_id,
@@ -40,6 +79,7 @@ fn to_proto(row: DeliveryRow) -> Delivery {
             .attempt_log
             .into_iter()
             .map(|a| DeliveryAttempt {
+                outcome: outcome(channel, &a),
                 attempt: u32::try_from(a.attempt).unwrap_or(0),
                 at: Some(to_timestamp(a.at)),
                 http_status: a
@@ -83,7 +123,10 @@ impl Notify for NotifyApi {
                 ))
             })?;
         Ok(Response::new(ListDeliveriesResponse {
-            deliveries: rows.into_iter().map(to_proto).collect(),
+            deliveries: rows
+                .into_iter()
+                .map(|row| to_proto(row, &self.channels))
+                .collect(),
         }))
     }
 }

@@ -44,6 +44,8 @@ pub struct DeliveryRow {
     pub delivered_at: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub attempt_log: Vec<AttemptRow>,
+    /// What was delivered, read from the stored announcement; `None` when it cannot be decoded.
+    pub announcement: Option<Announcement>,
 }
 
 #[derive(Debug, Clone)]
@@ -254,7 +256,7 @@ impl Store {
         };
         let rows = bind_all(format!(
             "SELECT id, announcement_id, route, channel, status, attempts, last_error, created_at,
-                    delivered_at, next_attempt_at
+                    delivered_at, next_attempt_at, payload
              FROM deliveries WHERE id IN ({chosen}) ORDER BY created_at DESC, id"
         ))
         .fetch_all(&self.pool)
@@ -273,6 +275,7 @@ impl Store {
                 delivered_at: r.get::<Option<i64>, _>("delivered_at").map(from_millis),
                 next_attempt_at: r.get::<Option<i64>, _>("next_attempt_at").map(from_millis),
                 attempt_log: Vec::new(),
+                announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
             })
             .collect();
         let attempts = bind_all(format!(
