@@ -197,3 +197,39 @@ pub async fn stream_len(client: &async_nats::Client, stream: &str) -> anyhow::Re
     let js = async_nats::jetstream::new(client.clone());
     Ok(js.get_stream(stream).await?.info().await?.state.messages)
 }
+
+/// Waits until the durable consumer `durable` on `stream` has been handed every message the stream
+/// holds and has had each acknowledged: what was published before this call has been handled (a
+/// stage acknowledges only after its work is committed). The deterministic way to say "a
+/// redelivery has been dealt with" before checking that it changed nothing.
+pub async fn wait_until_consumed(
+    client: &async_nats::Client,
+    stream: &str,
+    durable: &str,
+) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(client.clone());
+    let backlog = || async {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+            .get_stream(stream)
+            .await?
+            .get_consumer(durable)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let info = consumer.info().await?;
+        anyhow::Ok((info.num_pending, info.num_ack_pending))
+    };
+    let settled = crate::eventually(
+        &format!("consumer {durable} on {stream} to acknowledge everything"),
+        Duration::from_secs(30),
+        || async { (backlog().await.ok()? == (0, 0)).then_some(()) },
+    )
+    .await;
+    if settled.is_err() {
+        let (pending, ack_pending) = backlog().await?;
+        bail!(
+            "consumer {durable} on {stream} still has {pending} undelivered and {ack_pending} \
+             unacknowledged messages after 30s"
+        );
+    }
+    Ok(())
+}

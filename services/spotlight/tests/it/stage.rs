@@ -6,12 +6,11 @@ use futures::StreamExt;
 use herald_proto::{
     time::to_timestamp,
     v1::{
-        Announcement, Credit, CreditSubject, EventKind, GetLeaderboardRequest,
-        GetValueSummaryRequest, Period, PeriodKind, Scope, Source, Value, ValueLabel, Win,
-        spotlight_client::SpotlightClient,
+        Announcement, Credit, CreditSubject, EventKind, GetLeaderboardRequest, PeriodKind, Scope,
+        Source, Value, ValueLabel, Win,
     },
 };
-use herald_testkit::InProcess;
+use herald_testkit::{InProcess, in_process::period_at};
 use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -107,16 +106,15 @@ async fn start() -> anyhow::Result<InProcess> {
     InProcess::start::<herald_spotlight::Spotlight>(toml, &herald_testkit::fixtures_dir()).await
 }
 
+/// Publishes a win as scoring would, under `msg_id`.
 async fn publish(stage: &InProcess, win: &Win, msg_id: &str) -> anyhow::Result<()> {
     let subject = format!("herald.wins.{}", EventKind::try_from(win.kind)?.token());
-    herald_testkit::nats::publish(&stage.client, &subject, msg_id, win.encode_to_vec()).await
+    stage.publish(&subject, msg_id, win).await
 }
 
-fn week_of(s: &str) -> Option<Period> {
-    Some(Period {
-        kind: PeriodKind::Week as i32,
-        at: Some(to_timestamp(at(s))),
-    })
+/// Waits until spotlight has handled and acknowledged every win published so far.
+async fn all_wins_handled(stage: &InProcess) -> anyhow::Result<()> {
+    stage.wait_until_consumed("HERALD_WINS", "spotlight").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,25 +158,19 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
     assert_eq!(card.value_lines[0].label, ValueLabel::Avoided as i32);
     assert_eq!(card.links[0].title, "Open INC0048213");
 
-    // Redelivery of the same win under another message id: nothing new.
+    // Redelivery of the same win under another message id (a new JetStream message, so not
+    // dropped as a duplicate publish): once spotlight has acknowledged it, nothing has changed.
     publish(&stage, &p1_win(), "w-p1-again").await?;
-    let mut client = SpotlightClient::connect(stage.grpc.clone()).await?;
-    let board = herald_testkit::eventually("both wins counted", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let board = client
-                .get_leaderboard(GetLeaderboardRequest {
-                    period: week_of("2025-03-13T12:00:00Z"),
-                    scope: Scope::Team as i32,
-                    limit: 0,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            (board.entries.len() == 2).then_some(board)
-        }
-    })
-    .await?;
+    assert_eq!(
+        stage.stream_len("HERALD_WINS").await?,
+        3,
+        "the republish is stored"
+    );
+    all_wins_handled(&stage).await?;
+    let board = stage
+        .leaderboard(Scope::Team, PeriodKind::Week, at("2025-03-13T12:00:00Z"), 0)
+        .await?;
+    assert_eq!(board.entries.len(), 2, "{board:?}");
     assert_eq!(board.period_start, "2025-03-10");
     assert_eq!(board.entries[0].display_name, "Platform & SRE");
     assert!((board.entries[0].value - 216_474.6).abs() < 0.01);
@@ -186,19 +178,16 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
         board.entries[0].wins, 1,
         "the redelivered win was not counted twice"
     );
-    assert_eq!(
-        herald_testkit::nats::stream_len(&stage.client, "HERALD_ANNOUNCEMENTS").await?,
-        1
-    );
+    assert_eq!(stage.stream_len("HERALD_ANNOUNCEMENTS").await?, 1);
 
-    let people = client
-        .get_leaderboard(GetLeaderboardRequest {
-            period: week_of("2025-03-11T00:00:00Z"),
-            scope: Scope::Person as i32,
-            limit: 10,
-        })
-        .await?
-        .into_inner();
+    let people = stage
+        .leaderboard(
+            Scope::Person,
+            PeriodKind::Week,
+            at("2025-03-11T00:00:00Z"),
+            10,
+        )
+        .await?;
     let first = &people.entries[0];
     assert_eq!(
         (first.rank, first.id.as_str(), first.display_name.as_str()),
@@ -219,12 +208,9 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
             .all(|e| !e.display_name.contains("Jonas"))
     );
 
-    let summary = client
-        .get_value_summary(GetValueSummaryRequest {
-            period: week_of("2025-03-11T00:00:00Z"),
-        })
-        .await?
-        .into_inner();
+    let summary = stage
+        .value_summary(PeriodKind::Week, at("2025-03-11T00:00:00Z"))
+        .await?;
     assert!((summary.total_value - (216_474.6 + 328.0)).abs() < 0.01);
     assert_eq!(summary.wins, 2);
     assert!((summary.users_unblocked - 2041.0).abs() < 0.01);
@@ -232,18 +218,20 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
     assert_eq!(summary.by_label.len(), 2);
 
     // A week with nothing in it is empty, not an error.
-    let empty = client
-        .get_leaderboard(GetLeaderboardRequest {
-            period: week_of("2024-01-01T00:00:00Z"),
-            scope: Scope::Person as i32,
-            limit: 10,
-        })
-        .await?
-        .into_inner();
+    let empty = stage
+        .leaderboard(
+            Scope::Person,
+            PeriodKind::Week,
+            at("2024-01-01T00:00:00Z"),
+            10,
+        )
+        .await?;
     assert!(empty.entries.is_empty());
-    let bad = client
+    let bad = stage
+        .spotlight()
+        .await?
         .get_leaderboard(GetLeaderboardRequest {
-            period: week_of("2025-03-11T00:00:00Z"),
+            period: Some(period_at(PeriodKind::Week, at("2025-03-11T00:00:00Z"))),
             scope: 0,
             limit: 10,
         })
