@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    attempt::AttemptOutcome,
     config::NotifySettings,
-    send::{AttemptOutcome, Sender},
+    send::Sender,
     store::{Claimed, Next, Store},
 };
 

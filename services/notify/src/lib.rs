@@ -2,6 +2,7 @@
 //! limits, delivers with retries and pacing, logs every attempt, and never creates two deliveries
 //! of one announcement for one route.
 
+pub mod attempt;
 pub mod config;
 pub mod dispatcher;
 pub mod egress;

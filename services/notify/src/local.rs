@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use herald_proto::v1::Announcement;
 use tokio::io::AsyncWriteExt;
 
-use crate::{config::ChannelConfig, render, send::AttemptOutcome};
+use crate::{attempt::AttemptOutcome, config::ChannelConfig, render};
 
 pub fn to_console(announcement: &Announcement) -> AttemptOutcome {
     let stdout = std::io::stdout();

@@ -6,47 +6,10 @@ use chrono::Utc;
 use herald_proto::v1::Announcement;
 
 use crate::{
+    attempt::AttemptOutcome,
     config::{ChannelConfig, ChannelKind},
     egress, local, render, signing,
 };
-
-/// The result of one attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AttemptOutcome {
-    Delivered {
-        status: u16,
-    },
-    /// Worth trying again: 5xx, 429, a timeout or a connection failure.
-    Retry {
-        status: Option<u16>,
-        error: String,
-        /// The receiver said when (Retry-After).
-        after: Option<Duration>,
-    },
-    /// Will never work as it is: other 4xx, a refused destination, a broken configuration.
-    Failed {
-        status: Option<u16>,
-        error: String,
-    },
-}
-
-impl AttemptOutcome {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            AttemptOutcome::Delivered { status } => Some(*status),
-            AttemptOutcome::Retry { status, .. } | AttemptOutcome::Failed { status, .. } => *status,
-        }
-    }
-
-    pub fn error(&self) -> Option<&str> {
-        match self {
-            AttemptOutcome::Delivered { .. } => None,
-            AttemptOutcome::Retry { error, .. } | AttemptOutcome::Failed { error, .. } => {
-                Some(error)
-            }
-        }
-    }
-}
 
 pub struct Sender {
     client: reqwest::Client,

@@ -7,6 +7,7 @@ pub mod jira;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod servicenow;
+pub mod settings;
 pub mod zendesk;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,9 @@ use herald_proto::v1::{EventKind, ItsmEvent, Record, Source};
 use herald_runtime::{ApiError, ErrorKind};
 use http::HeaderMap;
 
-use crate::{config::SourceSettings, verify::Keys};
+use crate::verify::Keys;
+
+pub use settings::SourceSettings;
 
 /// What a delivery turned into.
 #[derive(Debug)]

@@ -1,0 +1,42 @@
+//! What one delivery attempt came to, whatever the channel: the vocabulary shared by the senders
+//! (HTTP and local), the dispatcher that schedules retries and the store that logs attempts.
+
+use std::time::Duration;
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    Delivered {
+        status: u16,
+    },
+    /// Worth trying again: 5xx, 429, a timeout or a connection failure.
+    Retry {
+        status: Option<u16>,
+        error: String,
+        /// The receiver said when (Retry-After).
+        after: Option<Duration>,
+    },
+    /// Will never work as it is: other 4xx, a refused destination, a broken configuration.
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+impl AttemptOutcome {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AttemptOutcome::Delivered { status } => Some(*status),
+            AttemptOutcome::Retry { status, .. } | AttemptOutcome::Failed { status, .. } => *status,
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            AttemptOutcome::Delivered { .. } => None,
+            AttemptOutcome::Retry { error, .. } | AttemptOutcome::Failed { error, .. } => {
+                Some(error)
+            }
+        }
+    }
+}
