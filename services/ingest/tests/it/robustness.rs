@@ -1,14 +1,13 @@
 //! Hostile and broken bodies, correctly signed, for every source: a clear 4xx, never a 5xx or a
 //! panic, and nothing published.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use common::{rig::*, *};
 use herald_ingest::verify::{sign_base64, sign_hex};
 use serde_json::Value;
+
+use crate::support::{rig::*, *};
 
 const SOURCES: [&str; 7] = [
     "servicenow",

@@ -2,10 +2,9 @@
 //! headers, and the clock where the signature carries a timestamp), answered with its status, and
 //! publishing exactly the canonical event of the oracle to a real nats-server, or nothing.
 
-mod common;
-
-use common::{rig::*, *};
 use serde_json::Value;
+
+use crate::support::{rig::*, *};
 
 async fn check_fixture(file: &str) -> anyhow::Result<()> {
     let entry = delivery(file)?;

@@ -1,12 +1,11 @@
 //! Ingest over HTTP and gRPC against a real nats-server and PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use herald_proto::v1::{SubmitRequest, ingest_client::IngestClient};
 use serde_json::Value;
+
+use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 

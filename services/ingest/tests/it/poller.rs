@@ -2,8 +2,6 @@
 //! nats-server and a real PostgreSQL: every row paged through and published once, a 429 survived,
 //! the cursor stored, and a restarted ingest resuming from it without publishing old rows again.
 
-mod common;
-
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
@@ -18,9 +16,10 @@ use axum::{
     routing::get,
 };
 use base64::Engine as _;
-use common::Harness;
 use herald_testkit::{InProcess, NatsServer, TestDatabase, eventually};
 use serde_json::{Map, Value, json};
+
+use crate::support::Harness;
 
 const USER: &str = "svc.herald";
 const PASSWORD: &str = "poll-secret-7f3a";
@@ -165,7 +164,7 @@ fn row_from(
     updated_on: &str,
 ) -> anyhow::Result<Map<String, Value>> {
     let pushed: Value = serde_json::from_slice(&std::fs::read(
-        common::fixtures().join("servicenow").join(fixture),
+        crate::support::fixtures().join("servicenow").join(fixture),
     )?)?;
     let record = pushed["record"]
         .as_object()
@@ -229,12 +228,16 @@ async fn start_ingest(
 ) -> anyhow::Result<Harness> {
     let toml = format!(
         "[catalog]\npath = \"catalog.toml\"\n[sources.servicenow]\nsecret = \"{}\"\n{}",
-        common::SECRET,
+        crate::support::SECRET,
         poll_toml(instance)
     );
-    let service =
-        InProcess::start_with::<herald_ingest::Ingest>(nats, db, &toml, &common::fixtures())
-            .await?;
+    let service = InProcess::start_with::<herald_ingest::Ingest>(
+        nats,
+        db,
+        &toml,
+        &crate::support::fixtures(),
+    )
+    .await?;
     Ok(Harness {
         service,
         client: reqwest::Client::new(),

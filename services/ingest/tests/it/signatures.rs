@@ -2,15 +2,14 @@
 //! the previous secret during a rotation, and a stale timestamp where the scheme signs one. Wrong
 //! and missing answer 401 and publish nothing.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use common::{rig::*, *};
 use herald_ingest::verify::{sign_base64, sign_hex};
 use serde_json::Value;
+
+use crate::support::{rig::*, *};
 
 /// A published fixture of each source, with the header(s) its scheme signs.
 const SAMPLES: [(&str, &str); 7] = [
