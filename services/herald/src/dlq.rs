@@ -3,7 +3,6 @@
 //! `herald up`).
 #![allow(clippy::print_stdout)] // printing is this module's job
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use herald_proto::{
     time::opt_from_timestamp,
@@ -14,27 +13,54 @@ use herald_proto::{
 };
 use serde_json::json;
 
+use crate::client::{Api, Target};
+
+/// Dead letters: messages a stage gave up on. List them; replay them once the fault is fixed.
 #[derive(Args)]
 pub struct DlqArgs {
     #[command(subcommand)]
     command: DlqCommand,
-    /// The gRPC address serving herald.v1.DeadLetters: ingest's (or what `herald up` serves).
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// One gRPC address for every API (what `herald up` serves); overrides --ingest.
+    #[arg(long, global = true, env = "HERALD_URL")]
+    url: Option<String>,
+    /// The gRPC address serving herald.v1.DeadLetters: ingest's.
     #[arg(
         long,
         global = true,
         env = "HERALD_INGEST_URL",
         default_value = "http://127.0.0.1:9090"
     )]
-    pub ingest: String,
+    ingest: String,
+}
+
+/// The stages that dead-letter messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    Scoring,
+    Spotlight,
+    Notify,
+}
+
+impl Stage {
+    fn token(self) -> &'static str {
+        match self {
+            Stage::Scoring => "scoring",
+            Stage::Spotlight => "spotlight",
+            Stage::Notify => "notify",
+        }
+    }
 }
 
 #[derive(Subcommand)]
 enum DlqCommand {
     /// Dead letters, oldest first: stage, when, how often it was tried, the event, the reason.
     List {
-        /// Only this stage's dead letters: scoring, spotlight or notify.
-        #[arg(long)]
-        stage: Option<String>,
+        /// Only this stage's dead letters.
+        #[arg(long, value_enum)]
+        stage: Option<Stage>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
         /// Only dead letters with a higher id (the next page).
@@ -47,50 +73,44 @@ enum DlqCommand {
         /// Dead letter ids, as `herald dlq list` shows them.
         ids: Vec<u64>,
         /// Only this stage's dead letters.
-        #[arg(long)]
-        stage: Option<String>,
+        #[arg(long, value_enum)]
+        stage: Option<Stage>,
     },
 }
 
-async fn client(url: &str) -> anyhow::Result<DeadLettersClient<tonic::transport::Channel>> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("{url} is not a valid gRPC address"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach ingest (herald.v1.DeadLetters) at {url}; is it running? (--ingest or HERALD_URL)"))?;
-    Ok(DeadLettersClient::new(channel))
-}
-
 fn status_error(e: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", e.message(), e.code())
+    crate::client::status_error(Api::Ingest, e)
 }
 
-/// Runs `herald dlq …` against the DeadLetters API at `url`.
-pub async fn run(url: &str, args: DlqArgs, json: bool) -> anyhow::Result<()> {
-    let mut client = client(url).await?;
+/// Runs `herald dlq …` against the DeadLetters API.
+pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
+    let target = Target::new(Api::Ingest, args.url, args.ingest);
+    let mut client = DeadLettersClient::new(target.connect().await?);
+    let json = args.json;
     match args.command {
         DlqCommand::List {
             stage,
             limit,
             after,
         } => {
+            let stage = stage.map(Stage::token);
             let response = client
                 .list(ListDeadLettersRequest {
-                    stage: stage.clone().unwrap_or_default(),
+                    stage: stage.unwrap_or_default().to_string(),
                     limit,
                     after,
                 })
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            print_list(&response, stage.as_deref(), json);
+            print_list(&response, stage, json);
             Ok(())
         }
         DlqCommand::Replay { ids, stage } => {
             let response = client
                 .replay(ReplayDeadLettersRequest {
                     ids,
-                    stage: stage.unwrap_or_default(),
+                    stage: stage.map(Stage::token).unwrap_or_default().to_string(),
                 })
                 .await
                 .map_err(status_error)?

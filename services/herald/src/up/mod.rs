@@ -26,12 +26,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::demo;
 
-pub struct UpArgs {
-    pub config: Option<PathBuf>,
-    pub data_dir: PathBuf,
-    pub demo: bool,
-    pub http: SocketAddr,
-    pub grpc: SocketAddr,
+mod banner;
+
+/// Run all of Herald in this process: the embedded bus and SQLite in --data-dir, one HTTP and one
+/// gRPC listener. With --demo: the sample organisation, a key for every source and a month of
+/// events.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The herald.toml to read (sources, catalog, channels, routes); [nats] and [database] are
+    /// not used: everything lives in --data-dir. Without it every source refuses deliveries until
+    /// given a key (HERALD_SOURCES__<NAME>__SECRET).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Where the bus and the databases are kept.
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
+    data_dir: PathBuf,
+    /// Load the sample organisation and channels, configure a key for every source, and replay a
+    /// month of ITSM events (once: a restart on the same --data-dir adds nothing).
+    #[arg(long)]
+    demo: bool,
+    /// HTTP listener: webhooks, dashboard, health, metrics.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// gRPC listener: every API.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    grpc: SocketAddr,
 }
 
 /// The four services' configurations, read from one file (or the demo's).
@@ -82,7 +101,7 @@ async fn component<S: Service>(
     S::build(config, deps, shutdown.clone()).await
 }
 
-pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -96,7 +115,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let configs = Configs::load(&loader, &data_dir)?;
     let telemetry = telemetry::init("herald", &configs.ingest.shared.telemetry)?;
-    let result = run(args, data_dir, configs).await;
+    let result = serve(args, data_dir, configs).await;
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "herald up failed");
     }
@@ -104,7 +123,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn run(args: UpArgs, data_dir: PathBuf, configs: Configs) -> anyhow::Result<()> {
+async fn serve(args: Args, data_dir: PathBuf, configs: Configs) -> anyhow::Result<()> {
     let listeners = Listeners::bind(args.http, args.grpc).await?;
     let http = listeners.http_addr()?;
     let grpc = listeners.grpc_addr()?;
@@ -121,17 +140,15 @@ async fn run(args: UpArgs, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
     bus.ensure_topology(&consumers).await?;
 
     let mut boot = Boot::start("herald", listeners, &shutdown);
-    // The demo signs each source's deliveries with that source's secret, as the tools would.
-    let secrets: std::collections::HashMap<String, String> = configs
-        .ingest
-        .sources
-        .iter()
-        .filter_map(|(name, s)| {
-            s.secret
-                .as_ref()
-                .map(|secret| (name.clone(), secret.expose().to_string()))
-        })
-        .collect();
+    // The demo signs each source's deliveries with that source's key, as the tools would.
+    let keys = demo::replay::Keys::from_sources(&configs.ingest.sources);
+    let banner = banner::Banner::new(
+        &data_dir,
+        (http, grpc),
+        args.config.as_deref(),
+        args.demo,
+        &configs.ingest.sources,
+    );
     let components = vec![
         component::<Ingest>(configs.ingest, &bus, &mut boot, &shutdown).await?,
         component::<Scoring>(configs.scoring, &bus, &mut boot, &shutdown).await?,
@@ -139,22 +156,15 @@ async fn run(args: UpArgs, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
         component::<Notify>(configs.notify, &bus, &mut boot, &shutdown).await?,
     ];
 
-    eprintln!(
-        "\nHerald is up (one process; data in {dir})\n\
-         \x20 webhooks   POST http://{http}/v1/events/<source>   (servicenow, cloudevents)\n\
-         \x20 dashboard  http://{http}/\n\
-         \x20 gRPC       {grpc}   (every API; HERALD_URL=http://{grpc} herald leaderboard)\n\
-         \x20 health     http://{http}/readyz · metrics http://{http}/metrics\n",
-        dir = data_dir.display(),
-    );
+    eprintln!("{}", banner.render());
     if args.demo {
         let grpc_url = format!("http://{grpc}");
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                result = demo::replay(&grpc_url, &secrets) => match result {
-                    Ok(summary) => eprintln!("{summary}"),
+                result = demo::replay(&grpc_url, &keys) => match result {
+                    Ok(replayed) => eprintln!("{}", demo::replay::report(&grpc_url, replayed).await),
                     Err(e) => eprintln!("demo replay failed: {e:#}"),
                 }
             }

@@ -1,0 +1,38 @@
+//! `herald up --demo`: the sample organisation (Larkspur Logistics), console and file channels, a
+//! secret (or token) for every source, and a realistic month of ITSM deliveries replayed through
+//! ingest's own gRPC API, signed like the tools sign them.
+//!
+//! The month is generated, not stored: the same seed gives the same records, with times relative to
+//! now so this week's and this month's figures are populated. Record identities are stable, so a
+//! second `--demo` start on the same data directory adds nothing twice.
+//!
+//! - [`config`]: the demo's herald.toml, with a key for each source;
+//! - [`organisation`]: the sample catalog's people, teams and services, and the generator;
+//! - [`month`]: the month of deliveries;
+//! - [`replay`]: signing them and sending them to ingest, and what to say afterwards.
+
+pub mod config;
+pub mod month;
+pub mod organisation;
+pub mod replay;
+
+use chrono::{DateTime, Utc};
+use herald_proto::v1::Source;
+
+pub use config::{SECRET, TOKEN, config_loader};
+pub use replay::replay;
+
+/// The sample organisation, as shipped in `deploy/catalog.toml`.
+pub const CATALOG: &str = include_str!("../../../../deploy/catalog.toml");
+const INSTANCE: &str = "https://larkspur.service-now.com";
+
+/// One delivery of the sample month, as its tool would submit it (not notify's `Delivery`, which
+/// is an announcement on its way to a channel).
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub source: Source,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// When the outcome happened; submissions are replayed in this order.
+    pub at: DateTime<Utc>,
+}

@@ -1,0 +1,263 @@
+//! What `herald up` prints once it listens: where, which sources it accepts and how each must
+//! prove itself, and what to do when none can (no config). The source list comes from ingest's
+//! registered handlers, so it cannot fall behind them.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use herald_ingest::{config::SourceSettings, sign, sources};
+use herald_proto::v1::Source;
+
+use crate::demo;
+
+/// How a source's deliveries are checked, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Secret,
+    Token,
+    /// `allow_unsigned = true`: anything is accepted.
+    Unsigned,
+    /// No key: every delivery is refused.
+    Refused,
+}
+
+impl Check {
+    fn of(settings: Option<&SourceSettings>) -> Self {
+        let Some(settings) = settings else {
+            return Check::Refused;
+        };
+        let keys = settings.keys();
+        if !keys.secrets.is_empty() {
+            Check::Secret
+        } else if !keys.tokens.is_empty() {
+            Check::Token
+        } else if settings.allow_unsigned {
+            Check::Unsigned
+        } else {
+            Check::Refused
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Check::Secret => "signed, secret set",
+            Check::Token => "bearer token set",
+            Check::Unsigned => "UNSIGNED accepted (allow_unsigned)",
+            Check::Refused => "refused: no secret or token",
+        }
+    }
+}
+
+/// Everything the banner says.
+pub struct Banner {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub config: Option<PathBuf>,
+    pub demo: bool,
+    /// Every registered source and how it is checked, in ingest's order.
+    pub sources: Vec<(Source, Check)>,
+}
+
+impl Banner {
+    pub fn new(
+        data_dir: &Path,
+        (http, grpc): (SocketAddr, SocketAddr),
+        config: Option<&Path>,
+        demo: bool,
+        settings: &BTreeMap<String, SourceSettings>,
+    ) -> Self {
+        let sources = sources::handlers(settings)
+            .iter()
+            .map(|h| {
+                let source = h.source();
+                (source, Check::of(settings.get(source.token())))
+            })
+            .collect();
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            http,
+            grpc,
+            config: config.map(Path::to_path_buf),
+            demo,
+            sources,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let (http, grpc) = (self.http, self.grpc);
+        let mut out = format!(
+            "\nHerald is up (one process; data in {})\n\
+             \x20 webhooks   POST http://{http}/v1/events/<source>, for these sources:\n",
+            self.data_dir.display()
+        );
+        for (source, check) in &self.sources {
+            let _ = writeln!(
+                out,
+                "               {:<12} {:<36} {}",
+                source.token(),
+                check.describe(),
+                sign::scheme(*source)
+            );
+        }
+        let _ = write!(
+            out,
+            "\x20 dashboard  http://{http}/\n\
+             \x20 gRPC       {grpc}   (every API: herald leaderboard --url http://{grpc}, or HERALD_URL=http://{grpc})\n\
+             \x20 health     http://{http}/readyz · metrics http://{http}/metrics\n"
+        );
+        out.push_str(&self.keys_advice());
+        out.push_str(&self.send_advice());
+        out
+    }
+
+    /// With no key anywhere, say that unsigned deliveries are refused and how to add keys.
+    fn keys_advice(&self) -> String {
+        let refused: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|(_, c)| *c == Check::Refused)
+            .map(|(s, _)| s.token())
+            .collect();
+        if refused.is_empty() {
+            return String::new();
+        }
+        let intro = if self.config.is_none() {
+            "\nNo --config given, so no source has a secret or token: "
+        } else {
+            "\n"
+        };
+        format!(
+            "{intro}{} refuse every delivery (unsigned deliveries are never accepted by default).\n\
+             \x20 Add each tool's key to herald.toml and pass --config:\n\
+             \x20     [sources.jira]\n\
+             \x20     secret = \"…\"          # opsgenie: token = \"…\"\n\
+             \x20 or set it in the environment: HERALD_SOURCES__JIRA__SECRET=… (HERALD_SOURCES__OPSGENIE__TOKEN=…).\n\
+             \x20 `herald up --demo` runs with a key for every source.\n",
+            refused.join(", ")
+        )
+    }
+
+    fn send_advice(&self) -> String {
+        let grpc = self.grpc;
+        if self.demo {
+            return format!(
+                "\nSend a signed event as the tool would (the demo's keys: --secret {secret} for every source \
+                 but opsgenie, --token {token} for opsgenie):\n\
+                 \x20 herald send jira tests/fixtures/jira/issue-resolved.json --secret {secret} --url http://{grpc}\n",
+                secret = demo::SECRET,
+                token = demo::TOKEN,
+            );
+        }
+        format!(
+            "\nSend a signed event as the tool would: herald send <source> FILE --secret … --url http://{grpc} \
+             (opsgenie: --token …)\n"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn banner(settings: &BTreeMap<String, SourceSettings>, config: bool) -> Banner {
+        Banner::new(
+            Path::new("/data"),
+            (
+                "127.0.0.1:8080".parse().expect("addr"),
+                "127.0.0.1:9090".parse().expect("addr"),
+            ),
+            config.then_some(Path::new("herald.toml")),
+            false,
+            settings,
+        )
+    }
+
+    #[test]
+    fn the_banner_lists_exactly_the_registered_sources() {
+        let banner = banner(&BTreeMap::new(), false);
+        let registered: BTreeSet<Source> = sources::handlers(&BTreeMap::new())
+            .iter()
+            .map(|h| h.source())
+            .collect();
+        let listed: BTreeSet<Source> = banner.sources.iter().map(|(s, _)| *s).collect();
+        assert_eq!(listed, registered);
+        assert_eq!(listed, Source::ALL.iter().copied().collect());
+        let text = banner.render();
+        for source in Source::ALL {
+            assert!(
+                text.contains(&format!("               {} ", source.token())),
+                "{} missing from:\n{text}",
+                source.token()
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_config_it_says_deliveries_are_refused_and_how_to_add_keys() {
+        let text = banner(&BTreeMap::new(), false).render();
+        assert!(text.contains("No --config given"), "{text}");
+        assert!(
+            text.contains("unsigned deliveries are never accepted"),
+            "{text}"
+        );
+        assert!(text.contains("[sources.jira]"), "{text}");
+        assert!(text.contains("HERALD_SOURCES__JIRA__SECRET"), "{text}");
+        assert!(
+            text.contains("herald send <source> FILE --secret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn with_the_demo_every_source_has_a_key_and_no_advice_is_needed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let loader = demo::config_loader(dir.path()).expect("demo config");
+        let config = herald_ingest::IngestConfig::load(&loader).expect("loads");
+        let banner = Banner {
+            demo: true,
+            ..banner(&config.sources, false)
+        };
+        assert!(
+            banner.sources.iter().all(|(_, c)| *c != Check::Refused),
+            "{:?}",
+            banner.sources
+        );
+        let text = banner.render();
+        assert!(!text.contains("refuse every delivery"), "{text}");
+        assert!(
+            text.contains(demo::SECRET) && text.contains(demo::TOKEN),
+            "{text}"
+        );
+    }
+
+    /// README.md's "Connect your tools" table names exactly the sources ingest registers.
+    #[test]
+    fn the_readme_source_table_lists_exactly_the_registered_sources() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md at the workspace root");
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Connect your tools"))
+            .expect("a \"Connect your tools\" section");
+        let listed: BTreeSet<String> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(name, _)| name.to_string()))
+            .collect();
+        let registered: BTreeSet<String> = sources::handlers(&BTreeMap::new())
+            .iter()
+            .map(|h| h.source().token().to_string())
+            .collect();
+        assert_eq!(
+            listed, registered,
+            "README's source table vs ingest's sources"
+        );
+    }
+}
