@@ -8,11 +8,10 @@ use herald_proto::{
     time::to_timestamp,
     v1::{
         Announcement, AnnouncementKind, Card, CreditedPerson, DeliveryStatus, EventKind, Link,
-        ListDeliveriesRequest, ValueLabel, ValueLine, notify_client::NotifyClient,
+        ValueLabel, ValueLine,
     },
 };
 use herald_testkit::{HttpReceiver, InProcess, Reply};
-use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(15);
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -111,29 +110,21 @@ async fn delivery_in(
     route: &str,
     status: DeliveryStatus,
 ) -> anyhow::Result<herald_proto::v1::Delivery> {
-    let client = NotifyClient::connect(stage.grpc.clone()).await?;
     herald_testkit::eventually(
         &format!("{announcement} on {route} {status:?}"),
         WAIT,
-        || {
-            let mut client = client.clone();
-            async move {
-                let request = ListDeliveriesRequest {
-                    announcement_id: announcement.into(),
-                    status: status as i32,
-                    limit: 10,
-                };
-                let list = client.list_deliveries(request).await.ok()?.into_inner();
-                list.deliveries.into_iter().find(|d| d.route == route)
-            }
+        || async {
+            let list = stage.deliveries(announcement, Some(status)).await.ok()?;
+            list.deliveries.into_iter().find(|d| d.route == route)
         },
     )
     .await
 }
 
 async fn announce(stage: &InProcess, a: &Announcement, msg_id: &str) -> anyhow::Result<()> {
-    let subject = "herald.announcements.headline_win";
-    herald_testkit::nats::publish(&stage.client, subject, msg_id, a.encode_to_vec()).await
+    stage
+        .publish("herald.announcements.headline_win", msg_id, a)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,9 +158,18 @@ async fn an_announcement_reaches_each_route_once_signed_and_within_limits() -> a
     assert_eq!(json["type"], "herald.announcement.headline_win");
     assert_eq!(json["data"]["card"]["value_lines"][0]["label"], "avoided");
 
-    // The same announcement again, as a redelivery: no second delivery on any route.
+    // Both routes delivered: nothing is left to send for a-1.
+    delivery_in(&stage, "a-1", "wins-to-slack", DeliveryStatus::Delivered).await?;
+    delivery_in(&stage, "a-1", "wins-to-bi", DeliveryStatus::Delivered).await?;
+
+    // The same announcement again, as a redelivery (a new message on the stream). Once notify has
+    // acknowledged it, it has added no delivery; with every delivery of a-1 already final, nothing
+    // can be sent again.
     announce(&stage, &a, "a-1-again").await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stage
+        .wait_until_consumed("HERALD_ANNOUNCEMENTS", "notify")
+        .await?;
+    let listed = stage.deliveries("a-1", None).await?;
     assert_eq!(
         slack.requests().len(),
         1,
@@ -180,16 +180,6 @@ async fn an_announcement_reaches_each_route_once_signed_and_within_limits() -> a
         1,
         "the webhook got the announcement twice"
     );
-
-    let mut client = NotifyClient::connect(stage.grpc.clone()).await?;
-    let listed = client
-        .list_deliveries(ListDeliveriesRequest {
-            announcement_id: "a-1".into(),
-            status: 0,
-            limit: 0,
-        })
-        .await?
-        .into_inner();
     let mut routes: Vec<&str> = listed.deliveries.iter().map(|d| d.route.as_str()).collect();
     routes.sort_unstable();
     assert_eq!(
@@ -232,7 +222,6 @@ async fn failures_are_retried_with_backoff_and_retry_after_and_4xx_is_final() ->
         .collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 
-    let mut client = NotifyClient::connect(stage.grpc.clone()).await?;
     let delivered = delivery_in(&stage, "a-2", "wins-to-bi", DeliveryStatus::Delivered).await?;
     assert_eq!(delivered.route, "wins-to-bi");
     let statuses: Vec<u32> = delivered
@@ -242,22 +231,20 @@ async fn failures_are_retried_with_backoff_and_retry_after_and_4xx_is_final() ->
         .collect();
     assert_eq!(statuses, vec![503, 429, 200]);
 
-    let failed = client
-        .list_deliveries(ListDeliveriesRequest {
-            announcement_id: "a-2".into(),
-            status: DeliveryStatus::Failed as i32,
-            limit: 10,
-        })
-        .await?
-        .into_inner();
-    assert_eq!(failed.deliveries.len(), 1, "slack answered 400: permanent");
-    assert_eq!(failed.deliveries[0].attempts, 1);
+    // Slack's 400 is final: the delivery is failed after one attempt, with no retry scheduled, so
+    // the one request Slack got is all it will get.
+    let failed = delivery_in(&stage, "a-2", "wins-to-slack", DeliveryStatus::Failed).await?;
+    assert_eq!(failed.attempts, 1, "slack answered 400: permanent");
     assert!(
-        failed.deliveries[0].last_error.contains("HTTP 400"),
+        failed.last_error.contains("HTTP 400"),
         "{}",
-        failed.deliveries[0].last_error
+        failed.last_error
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(failed.next_attempt_at.is_none(), "{failed:?}");
+    let failed = stage
+        .deliveries("a-2", Some(DeliveryStatus::Failed))
+        .await?;
+    assert_eq!(failed.deliveries.len(), 1);
     assert_eq!(slack.requests().len(), 1, "a 400 must not be retried");
     stage.stop().await
 }
@@ -270,9 +257,10 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_after_max_attempts() -> an
     let stage = start(&slack, &hook).await?;
     announce(&stage, &announcement("a-3", 5000.0), "a-3").await?;
     hook.wait_for("/herald", 4, WAIT).await?;
+    // Failed is final (no next attempt scheduled): the four requests are all there will be.
     let failed = delivery_in(&stage, "a-3", "wins-to-bi", DeliveryStatus::Failed).await?;
     assert_eq!(failed.attempts, 4);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(failed.next_attempt_at.is_none(), "{failed:?}");
     assert_eq!(hook.requests().len(), 4, "no attempt after the last");
     stage.stop().await
 }
@@ -311,24 +299,15 @@ async fn a_file_channel_gets_one_json_line_per_announcement() -> anyhow::Result<
         .collect::<Result<_, _>>()?;
     ids.sort();
     assert_eq!(ids, vec!["a-f1", "a-f2"]);
-    let notify = NotifyClient::connect(stage.grpc.clone()).await?;
     herald_testkit::eventually(
         "four deliveries recorded as delivered (two announcements × file + console)",
         WAIT,
-        || {
-            let mut notify = notify.clone();
-            async move {
-                let delivered = notify
-                    .list_deliveries(ListDeliveriesRequest {
-                        announcement_id: String::new(),
-                        status: DeliveryStatus::Delivered as i32,
-                        limit: 10,
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
-                (delivered.deliveries.len() == 4).then_some(())
-            }
+        || async {
+            let delivered = stage
+                .deliveries("", Some(DeliveryStatus::Delivered))
+                .await
+                .ok()?;
+            (delivered.deliveries.len() == 4).then_some(())
         },
     )
     .await?;
