@@ -228,8 +228,9 @@ async fn bad_rows_are_reported_with_their_lines_and_the_rest_goes_through() -> a
         "{summary}"
     );
 
-    // A wrong secret refuses every row, says why, and publishes nothing.
-    let (refused, _) = run(&[
+    // A wrong secret refuses every row, says why, publishes nothing, and exits non-zero: nothing
+    // was accepted.
+    let refused = herald_cli(&[
         "--json",
         "backfill",
         "--source",
@@ -240,8 +241,20 @@ async fn bad_rows_are_reported_with_their_lines_and_the_rest_goes_through() -> a
         "--restart",
         "--url",
         &herald.grpc,
-    ])
+    ])?
+    .output()
     .await?;
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        !refused.status.success(),
+        "every row rejected must exit non-zero: {stderr}"
+    );
+    assert!(stderr.contains("nothing was accepted"), "{stderr}");
+    let refused = String::from_utf8_lossy(&refused.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .ok_or_else(|| anyhow::anyhow!("no JSON summary: {stderr}"))?;
     assert_eq!(refused["accepted"].as_u64(), Some(0), "{refused}");
     assert_eq!(
         refused["reasons"]["signature_mismatch"]["count"].as_u64(),

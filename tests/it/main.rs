@@ -5,6 +5,7 @@
 mod support;
 
 mod backfill;
+mod cli;
 mod dead_letters;
 mod deploy;
 mod end_to_end;
