@@ -4,6 +4,7 @@
 
 mod support;
 
+mod batches;
 mod fixtures;
 mod poller;
 mod robustness;

@@ -210,19 +210,13 @@ async fn health_readiness_and_metrics_are_served() -> anyhow::Result<()> {
         .await?;
     assert_eq!(ready["checks"]["nats"], "ok");
     assert_eq!(ready["checks"]["database"], "ok");
+    // The counter is process-wide (other tests in this process may have counted deliveries too):
+    // one accepted delivery adds exactly one.
+    let accepted = r#"herald_ingest_deliveries_total{source="servicenow",status="202"}"#;
+    let before = h.metric(accepted).await?;
     let entry = delivery("servicenow/ritm-fulfilled.json")?;
-    post_fixture(&h, &entry).await?;
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.http))
-        .send()
-        .await?
-        .text()
-        .await?;
-    assert!(
-        metrics.contains(r#"herald_ingest_deliveries_total{source="servicenow",status="202"} 1"#),
-        "{metrics}"
-    );
+    assert_eq!(post_fixture(&h, &entry).await?.status().as_u16(), 202);
+    assert_eq!(h.metric(accepted).await? - before, 1.0);
     h.stop().await
 }
 

@@ -1,0 +1,108 @@
+//! The batch limits the README promises: a CloudEvents batch carries at most 1,000 events (more is
+//! refused whole, with a message saying so, and nothing is published); a `SubmitBatch` call carries
+//! at most 10,000 items (the item after the limit fails the call, saying how to split it).
+
+use std::collections::BTreeMap;
+
+use herald_ingest::verify::{sign_base64, sign_hex};
+use herald_proto::v1::SubmitRequest;
+use serde_json::Value;
+
+use crate::support::{rig::*, *};
+
+fn automation_run(id: usize) -> Value {
+    serde_json::json!({"specversion": "1.0", "id": format!("run-{id}"),
+        "source": "https://automation.example/r", "type": "dev.herald.automation.run",
+        "data": {"automation": "Re-image scanners", "status": "succeeded", "minutes_saved": 30}})
+}
+
+async fn send_batch(rig: &Rig, items: &[Value]) -> anyhow::Result<reqwest::Response> {
+    let body = serde_json::to_vec(items)?;
+    let headers = BTreeMap::from([
+        (
+            "Content-Type".to_string(),
+            "application/cloudevents-batch+json".to_string(),
+        ),
+        (
+            "X-Herald-Signature".to_string(),
+            format!("sha256={}", sign_base64(SECRET.as_bytes(), &body)),
+        ),
+    ]);
+    rig.post("cloudevents", &headers, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudevents_batch_over_1000_events_is_refused_whole() -> anyhow::Result<()> {
+    let rig = Rig::start(test_keys(), None).await?;
+    let items: Vec<Value> = (0..1001).map(automation_run).collect();
+
+    let refused = send_batch(&rig, &items).await?;
+    assert_eq!(refused.status().as_u16(), 422);
+    let answer: Value = refused.json().await?;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("at most 1000 events") && message.contains("1001"),
+        "the message says the limit and the count: {answer}"
+    );
+    assert!(
+        rig.stored_events().await?.is_empty(),
+        "nothing of a refused batch is published"
+    );
+
+    // At the limit, the whole batch is accepted.
+    let accepted = send_batch(&rig, &items[..1000]).await?;
+    assert_eq!(accepted.status().as_u16(), 202);
+    let answer: Value = accepted.json().await?;
+    assert_eq!(answer["events"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(
+        herald_testkit::nats::stream_len(&rig.client, "HERALD_EVENTS").await?,
+        1000
+    );
+    Ok(())
+}
+
+/// GitHub's `ping`, signed: a valid delivery that publishes nothing, so a long call is cheap.
+fn github_ping() -> anyhow::Result<SubmitRequest> {
+    let entry = delivery("github/ping.json")?;
+    let body = fixture_bytes(&entry)?;
+    let mut headers = fixture_headers(&entry);
+    headers.insert(
+        "X-Hub-Signature-256".to_string(),
+        format!("sha256={}", sign_hex(SECRET.as_bytes(), &[&body])),
+    );
+    Ok(SubmitRequest {
+        source: "github".into(),
+        body,
+        headers: headers.into_iter().collect(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_batch_call_over_10000_items_is_refused() -> anyhow::Result<()> {
+    let h = Harness::start(&format!("[sources.github]\nsecret = \"{SECRET}\"\n")).await?;
+    let ping = github_ping()?;
+    let mut ingest = h.ingest().await?;
+
+    let at_limit = ingest
+        .submit_batch(futures::stream::iter(vec![ping.clone(); 10_000]))
+        .await?
+        .into_inner();
+    assert_eq!(at_limit.results.len(), 10_000);
+    assert_eq!(
+        (at_limit.ignored, at_limit.rejected),
+        (10_000, 0),
+        "every ping answered, none refused"
+    );
+
+    let status = ingest
+        .submit_batch(futures::stream::iter(vec![ping; 10_001]))
+        .await
+        .expect_err("one item over the limit");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("at most 10000 items") && status.message().contains("split"),
+        "{}",
+        status.message()
+    );
+    h.stop().await
+}
