@@ -9,4 +9,5 @@ mod cli;
 mod dead_letters;
 mod deploy;
 mod end_to_end;
+mod secrets;
 mod standalone;

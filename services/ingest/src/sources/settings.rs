@@ -26,6 +26,7 @@ pub struct SourceSettings {
     /// Accept deliveries that carry no signature or token. Off by default: a source with neither
     /// a secret nor a token refuses every delivery until one is configured, or until the operator
     /// opts in here (a warning is logged at every start).
+    #[serde(default)]
     pub allow_unsigned: bool,
 }
 
@@ -95,6 +96,19 @@ mod tests {
             token: token.then(|| Secret::new("t")),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn allow_unsigned_is_optional_and_refused_beside_a_key() {
+        let plain: SourceSettings = toml::from_str("secret = \"s\"").expect("no allow_unsigned");
+        assert!(!plain.allow_unsigned);
+        assert!(!plain.keys().is_open());
+        let open: SourceSettings = toml::from_str("allow_unsigned = true").expect("opt-in");
+        assert!(open.keys().is_open());
+        let both: SourceSettings =
+            toml::from_str("secret = \"s\"\nallow_unsigned = true").expect("parses");
+        let err = both.check("jira").expect_err("a key and the opt-in");
+        assert!(err.contains("allow_unsigned"), "{err}");
     }
 
     #[test]
