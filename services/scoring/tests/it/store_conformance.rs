@@ -79,8 +79,52 @@ async fn an_event_without_value_keeps_its_reason(backend: Backend) -> anyhow::Re
     Ok(())
 }
 
+async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let catalog = oracle::catalog();
+    let settings = ScoringSettings::default();
+    let event = oracle::event("servicenow/incident-resolved-p1.json");
+    let record = event.record.clone().unwrap_or_default().number;
+    assert!(store.wins_of_record(&record).await?.is_empty());
+    assert!(store.latest_event_of_record(&record).await?.is_none());
+    let Recorded::New(Some(win)) = store
+        .record(&event, &score::score(&event, &catalog, &settings))
+        .await?
+    else {
+        anyhow::bail!("the first recording must create the win");
+    };
+    let found = store.wins_of_record(&record).await?;
+    assert_eq!(
+        found.iter().map(|w| &w.id).collect::<Vec<_>>(),
+        vec![&win.id]
+    );
+    let (event_id, outcome) = store
+        .latest_event_of_record(&record)
+        .await?
+        .expect("the record's event");
+    assert_eq!(event_id, event.id);
+    assert_eq!(outcome.win.map(|w| w.id), Some(win.id));
+    // A record with an event but no win: the reason is found by its number.
+    let reopened = oracle::event("servicenow/incident-reopened.json");
+    let reopened_record = reopened.record.clone().unwrap_or_default().number;
+    store
+        .record(
+            &reopened,
+            &Err(NoValue("no value model for incident_reopened".into())),
+        )
+        .await?;
+    let (_, outcome) = store
+        .latest_event_of_record(&reopened_record)
+        .await?
+        .expect("the reopened record's event");
+    assert_eq!(outcome.outcome, "no_value");
+    assert!(store.wins_of_record("INC-never").await?.is_empty());
+    Ok(())
+}
+
 herald_testkit::store_cases!(
     an_event_is_recorded_once_with_its_win,
     a_second_event_for_the_same_outcome_adds_no_win,
     an_event_without_value_keeps_its_reason,
+    wins_and_events_are_found_by_record_number,
 );
