@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use herald_ingest::verify::{sign_base64, sign_hex};
+use herald_ingest::{
+    config::SourceSettings,
+    verify::{sign_base64, sign_hex},
+};
 use serde_json::Value;
 
 use crate::support::{rig::*, *};
@@ -303,4 +306,115 @@ async fn zendesk_refuses_a_stale_or_future_timestamp() -> anyhow::Result<()> {
         None,
     )
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_keys_refuses_until_the_operator_allows_unsigned() -> anyhow::Result<()> {
+    for (source, file) in SAMPLES {
+        let entry = delivery(file)?;
+        let body = fixture_bytes(&entry)?;
+        // Every other source keyed; this one has nothing configured at all.
+        let mut settings = test_keys();
+        settings.remove(source);
+        let rig = Rig::start(settings, verify_at(&entry)).await?;
+        let unsigned = without_auth(source, &entry);
+        expect(
+            &rig,
+            source,
+            "unsigned, nothing configured",
+            &unsigned,
+            &body,
+            401,
+            Some("source_not_configured"),
+        )
+        .await?;
+        // Signing does not help either: there is no key to check it against.
+        let signed = signed_with(source, &entry, &body, SECRET);
+        expect(
+            &rig,
+            source,
+            "signed, nothing configured",
+            &signed,
+            &body,
+            401,
+            Some("source_not_configured"),
+        )
+        .await?;
+        let answer: Value = rig
+            .post(source, &unsigned, body.clone())
+            .await?
+            .json()
+            .await?;
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("[sources.{source}]")) && message.contains("allow_unsigned"),
+            "{source}: the refusal says how to configure the source: {message}"
+        );
+
+        let mut open = test_keys();
+        open.insert(
+            source.to_string(),
+            SourceSettings {
+                allow_unsigned: true,
+                ..Default::default()
+            },
+        );
+        let rig = Rig::start(open, verify_at(&entry)).await?;
+        expect(
+            &rig,
+            source,
+            "unsigned, allow_unsigned",
+            &unsigned,
+            &body,
+            202,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_submit_and_submit_batch_refuse_an_unconfigured_source_too() -> anyhow::Result<()> {
+    // GitHub is configured (and the harness keys ServiceNow and CloudEvents): Jira has nothing.
+    let h = Harness::start(&format!("[sources.github]\nsecret = \"{SECRET}\"\n")).await?;
+    let entry = delivery("jira/issue-resolved.json")?;
+    let body = fixture_bytes(&entry)?;
+    let headers = without_auth("jira", &entry);
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+
+    let status = h
+        .submit("jira", &pairs, body.clone())
+        .await
+        .expect_err("an unconfigured source refuses over gRPC");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert_eq!(
+        status
+            .metadata()
+            .get("herald-error-code")
+            .and_then(|v| v.to_str().ok()),
+        Some("source_not_configured")
+    );
+
+    let item = herald_proto::v1::SubmitRequest {
+        source: "jira".into(),
+        body,
+        headers: headers.into_iter().collect(),
+    };
+    let answer = h
+        .ingest()
+        .await?
+        .submit_batch(futures::stream::iter(vec![item]))
+        .await?
+        .into_inner();
+    assert_eq!((answer.accepted, answer.rejected), (0, 1), "{answer:?}");
+    assert!(
+        format!("{answer:?}").contains("source_not_configured"),
+        "{answer:?}"
+    );
+    assert!(h.stored_events().await?.is_empty(), "nothing published");
+    h.stop().await
 }
