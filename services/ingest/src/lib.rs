@@ -74,7 +74,14 @@ impl Service for Ingest {
         for open in ingestor.open_sources() {
             tracing::warn!(
                 source = open,
-                "source has no secret or token configured: it accepts unsigned deliveries"
+                "allow_unsigned is set and no secret or token is configured: this source accepts deliveries from anyone who can reach it"
+            );
+        }
+        let closed = ingestor.unconfigured_sources();
+        if !closed.is_empty() {
+            tracing::info!(
+                sources = %closed.join(","),
+                "sources without a secret or token refuse every delivery until one is configured ([sources.<name>] secret or token)"
             );
         }
         let state = Arc::new(http::HttpState {

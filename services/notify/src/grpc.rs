@@ -6,7 +6,7 @@ use herald_proto::{
     time::to_timestamp,
     v1::{
         AnnouncementKind, Delivery, DeliveryAttempt, DeliveryStatus, ListDeliveriesRequest,
-        ListDeliveriesResponse, notify_server::Notify,
+        ListDeliveriesResponse, notify_server::Notify as NotifyRpc,
     },
 };
 use herald_runtime::ApiError;
@@ -94,7 +94,7 @@ fn to_proto(row: DeliveryRow, channels: &[ChannelConfig]) -> Delivery {
 }
 
 #[tonic::async_trait]
-impl Notify for NotifyApi {
+impl NotifyRpc for NotifyApi {
     async fn list_deliveries(
         &self,
         request: Request<ListDeliveriesRequest>,

@@ -9,13 +9,9 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
-use crate::send::AttemptOutcome;
+use crate::attempt::AttemptOutcome;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-}
+pub use herald_runtime::store::Error as StoreError;
 
 /// A delivery claimed for an attempt.
 #[derive(Debug, Clone)]

@@ -8,13 +8,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::{score::Scored, value::NoValue};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("stored win {0} cannot be decoded: {1}")]
-    Corrupt(String, prost::DecodeError),
-}
+pub use herald_runtime::store::Error as StoreError;
 
 /// What recording an event did.
 #[derive(Debug)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use herald_notify::{
     Notify,
-    send::AttemptOutcome,
+    attempt::AttemptOutcome,
     store::{Next, Store},
 };
 use herald_proto::v1::Announcement;
