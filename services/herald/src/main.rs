@@ -75,8 +75,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `herald deliveries | head` closes the pipe early; Rust ignores SIGPIPE, so the next `println!`
+/// panics. A closed standard output is the reader saying "enough": end quietly, as `ls | head`
+/// would, with the status a shell gives a process that SIGPIPE ended.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    quiet_on_closed_stdout();
     match dispatch(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
