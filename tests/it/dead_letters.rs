@@ -99,6 +99,24 @@ async fn wait_for_win(address: &[&str]) -> anyhow::Result<Value> {
     .await
 }
 
+/// `herald explain <event>` fails with scoring's NotFound for an event it has never seen: not any
+/// failure (a missing table, a refused connection), that one.
+async fn assert_not_scored(address: &[&str]) -> anyhow::Result<()> {
+    let explain = herald_cli(&[&["explain", EVENT_ID], address].concat()).await?;
+    assert!(
+        !explain.status.success(),
+        "explained before the replay: {}",
+        describe(&explain)
+    );
+    let error = String::from_utf8_lossy(&explain.stderr);
+    assert!(
+        error.contains("NotFound") && error.contains(EVENT_ID) && error.contains("has not seen it"),
+        "explain failed for another reason than NotFound: {}",
+        describe(&explain)
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- distributed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,18 +193,14 @@ async fn distributed(herald: &Herald) -> anyhow::Result<()> {
     let other: Value = serde_json::from_slice(&other_stage.stdout)?;
     assert_eq!(other["dead_letters"], Value::Array(vec![]), "{other}");
 
-    // Nothing was scored: explain knows no such event.
-    let explain = herald_cli(&[&["explain", EVENT_ID], &at_scoring[..]].concat()).await?;
-    assert!(
-        !explain.status.success(),
-        "explained before the replay: {}",
-        describe(&explain)
-    );
-
-    // The fault is fixed; replay everything.
+    // The fault is fixed; before the replay, nothing was scored: explain finds no such event
+    // (asked once the table is back, so the answer is NotFound, not the missing table's error).
     sqlx::query("ALTER TABLE scoring.wins_moved RENAME TO wins")
         .execute(&db)
         .await?;
+    assert_not_scored(&at_scoring).await?;
+
+    // Replay everything.
     let replay = herald_cli(&[&["dlq", "replay"], &at_ingest[..]].concat()).await?;
     assert!(replay.status.success(), "{}", describe(&replay));
     let text = stdout(&replay);
@@ -267,13 +281,6 @@ async fn standalone(herald: &Standalone) -> anyhow::Result<()> {
     let id = entry["id"]
         .as_u64()
         .ok_or_else(|| anyhow::anyhow!("no id: {entry}"))?;
-    let explain = herald_cli(&[&["explain", EVENT_ID], &at[..]].concat()).await?;
-    assert!(
-        !explain.status.success(),
-        "explained before the replay: {}",
-        describe(&explain)
-    );
-
     // An id that is not a dead letter is refused, and the command says so and fails.
     let missing = id + 1000;
     let wrong = herald_cli(&[&["dlq", "replay", &missing.to_string()], &at[..]].concat()).await?;
@@ -284,11 +291,13 @@ async fn standalone(herald: &Standalone) -> anyhow::Result<()> {
         describe(&wrong)
     );
 
-    // Fixed, then replayed by id, as JSON.
+    // Fixed; nothing was scored before the replay (NotFound, asked once the table is back).
     sqlite(&scoring_db, "ALTER TABLE wins_moved RENAME TO wins").await?;
+    assert_not_scored(&at).await?;
+
+    // Replayed by id, as JSON.
     let replay = herald_cli(
         &[
-            &at[..],
             &[
                 "--json",
                 "dlq",
@@ -297,6 +306,7 @@ async fn standalone(herald: &Standalone) -> anyhow::Result<()> {
                 "--stage",
                 "scoring",
             ],
+            &at[..],
         ]
         .concat(),
     )

@@ -132,8 +132,9 @@ async fn scenario(herald: &Herald) -> anyhow::Result<()> {
     assert_eq!(too_big.status, 413);
     assert!(too_big.body.contains("bytes"), "{}", too_big.body);
 
-    // Leave time for any second delivery to show up before counting.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once every stage has acknowledged everything and every delivery is final, nothing more
+    // can be sent: count.
+    herald.wait_settled().await?;
     assert_eq!(
         herald.slack.requests().len(),
         1,
@@ -203,8 +204,27 @@ async fn kill_scenario(herald: &mut Herald) -> anyhow::Result<()> {
     assert_eq!(response.status().as_u16(), 202);
     herald.scoring.kill().await?;
 
-    // Nothing can be announced while scoring is down.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The event is stored and scoring has not finished it: it is still waiting for scoring (not
+    // yet delivered, or delivered and unacknowledged), no win exists, so nothing was announced.
+    let nats = async_nats::connect(herald.nats.url()).await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let mut scoring: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream("HERALD_EVENTS")
+        .await?
+        .get_consumer("scoring")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let info = scoring.info().await?;
+    assert_eq!(
+        info.num_pending + info.num_ack_pending as u64,
+        1,
+        "the event waits for scoring: {info:?}"
+    );
+    assert_eq!(
+        herald_testkit::nats::stream_len(&nats, "HERALD_WINS").await?,
+        0,
+        "no win before the restart"
+    );
     assert!(herald.slack.requests().is_empty());
 
     herald.scoring.restart().await?;
@@ -217,8 +237,9 @@ async fn kill_scenario(herald: &mut Herald) -> anyhow::Result<()> {
     );
     herald.webhook.wait_for(WEBHOOK_PATH, 1, WAIT).await?;
 
-    // Past the ack wait (3 s here), a lost ack would have caused a redelivery: still one each.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Every stage has acknowledged everything (a lost ack would leave a message pending and bring
+    // a redelivery) and every delivery is final: still one each.
+    herald.wait_settled().await?;
     assert_eq!(
         herald.slack.requests().len(),
         1,

@@ -35,7 +35,15 @@ async fn an_event_accepted_just_before_a_kill_is_announced_once_after_the_restar
             202,
             "accepted, so it must not be lost"
         );
+        // Frozen the moment it answered, then killed: the event is stored on the bus but cannot
+        // have gone further, so only the restarted process can announce it.
+        herald.freeze()?;
         herald.process.kill().await?;
+        assert_eq!(
+            herald.webhook.requests().len(),
+            1,
+            "the second event was announced before the kill, so the restart proved nothing"
+        );
 
         herald.process.restart().await?;
         herald.wait_ready().await?;
@@ -46,8 +54,9 @@ async fn an_event_accepted_just_before_a_kill_is_announced_once_after_the_restar
             delivered[1].text()
         );
 
-        // Long enough for any repeat to show: each announcement arrived exactly once.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Once every message is acknowledged and every delivery final, nothing more can come:
+        // each announcement arrived exactly once.
+        herald.wait_settled().await?;
         let all = herald.webhook.requests();
         let mut ids: Vec<String> = all
             .iter()
@@ -71,7 +80,7 @@ async fn an_event_accepted_just_before_a_kill_is_announced_once_after_the_restar
             .json()
             .await?;
         assert_eq!(again["duplicate"], true);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        herald.wait_settled().await?;
         assert_eq!(herald.webhook.requests().len(), 2);
         anyhow::Ok(())
     }
@@ -82,11 +91,11 @@ async fn an_event_accepted_just_before_a_kill_is_announced_once_after_the_restar
     result
 }
 
-/// The P1 fixture moved to the last two hours: resolved in an hour against its four-hour target.
-fn recent_p1() -> anyhow::Result<Vec<u8>> {
+/// The P1 fixture moved to the last two hours: resolved an hour ago, in an hour, against its
+/// four-hour target.
+fn recent_p1(now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Vec<u8>> {
     let mut body: Value =
         serde_json::from_slice(&fixture("servicenow/incident-resolved-p1.json")?)?;
-    let now = chrono::Utc::now();
     let stamp = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
     let opened = now - chrono::Duration::hours(2);
     let record = &mut body["record"];
@@ -97,11 +106,43 @@ fn recent_p1() -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&body)?)
 }
 
+/// The fixture catalog in a time zone where it is midday now (`Etc/GMT±N`), so "the last two
+/// hours" lie in the same day, week and month there whenever the test runs: in the catalog's own
+/// zone, a run in the first hours of a Monday or of the 1st would put the win in the last period.
+fn catalog_at_midday(
+    dir: &std::path::Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<std::path::PathBuf> {
+    use chrono::Timelike;
+    let catalog = std::fs::read_to_string(herald_testkit::fixtures_dir().join("catalog.toml"))?;
+    // Local time = UTC + offset, with offset in -11..=12 hours; the Etc zones' sign is inverted.
+    let offset = 12 - i64::from(now.hour());
+    let zone = match offset {
+        0 => "Etc/GMT".to_string(),
+        east if east > 0 => format!("Etc/GMT-{east}"),
+        west => format!("Etc/GMT+{}", -west),
+    };
+    let original = "timezone = \"Europe/Amsterdam\"";
+    anyhow::ensure!(
+        catalog.contains(original),
+        "the fixture catalog no longer says {original}"
+    );
+    let path = dir.join("catalog-midday.toml");
+    std::fs::write(
+        &path,
+        catalog.replace(original, &format!("timezone = \"{zone}\"")),
+    )?;
+    Ok(path)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_value_and_spotlight_of_the_events_sent() -> anyhow::Result<()> {
-    let mut herald = Standalone::start().await?;
+    let now = chrono::Utc::now();
+    let dir = tempfile::tempdir()?;
+    let catalog = catalog_at_midday(dir.path(), now)?;
+    let mut herald = Standalone::start_with_catalog(&catalog, "").await?;
     let result = async {
-        assert_eq!(herald.post(recent_p1()?).await?.status().as_u16(), 202);
+        assert_eq!(herald.post(recent_p1(now)?).await?.status().as_u16(), 202);
         herald.webhook.wait_for(WEBHOOK_PATH, 1, WAIT).await?;
         let page = herald_testkit::raw_http::get(&format!("{}/", herald.http)).await?;
         assert_eq!(page.status, 200);

@@ -222,6 +222,41 @@ impl Herald {
         }
     }
 
+    /// Waits until everything accepted so far has gone all the way through: scoring, spotlight and
+    /// notify have each acknowledged every message of their stream, and every delivery notify made
+    /// is final (delivered or failed). Once this returns, nothing more will be sent unless
+    /// something new is published.
+    pub async fn wait_settled(&self) -> anyhow::Result<()> {
+        use herald_proto::v1::{
+            DeliveryStatus, ListDeliveriesRequest, notify_client::NotifyClient,
+        };
+        let client = async_nats::connect(self.nats.url()).await?;
+        for (stream, durable) in [
+            ("HERALD_EVENTS", "scoring"),
+            ("HERALD_WINS", "spotlight"),
+            ("HERALD_ANNOUNCEMENTS", "notify"),
+        ] {
+            herald_testkit::nats::wait_until_consumed(&client, stream, durable).await?;
+        }
+        let notify = NotifyClient::connect(self.grpc(3)).await?;
+        herald_testkit::eventually("every delivery final", Duration::from_secs(30), || {
+            let mut notify = notify.clone();
+            async move {
+                let pending = notify
+                    .list_deliveries(ListDeliveriesRequest {
+                        announcement_id: String::new(),
+                        status: DeliveryStatus::Pending as i32,
+                        limit: 0,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                pending.deliveries.is_empty().then_some(())
+            }
+        })
+        .await
+    }
+
     /// Everything the services printed, for a failing test's report.
     pub fn logs(&self) -> String {
         [&self.ingest, &self.scoring, &self.spotlight, &self.notify]

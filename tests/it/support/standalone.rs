@@ -1,7 +1,7 @@
 //! `herald up` as a real process in a temporary data directory, with a webhook receiver as its
 //! one channel.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use herald_testkit::{HttpReceiver, ServiceProcess, free_port};
 
@@ -23,11 +23,19 @@ impl Standalone {
 
     /// The same, with more herald.toml appended (sections the base config does not set).
     pub async fn start_with(extra_toml: &str) -> anyhow::Result<Self> {
+        Self::start_with_catalog(
+            &herald_testkit::fixtures_dir().join("catalog.toml"),
+            extra_toml,
+        )
+        .await
+    }
+
+    /// The same, with another catalog than the fixtures' one.
+    pub async fn start_with_catalog(catalog: &Path, extra_toml: &str) -> anyhow::Result<Self> {
         herald_testkit::init_tracing();
         herald_runtime::install_tls_provider();
         let webhook = HttpReceiver::start().await?;
         let dir = tempfile::tempdir()?;
-        let catalog = herald_testkit::fixtures_dir().join("catalog.toml");
         let config = dir.path().join("herald.toml");
         std::fs::write(
             &config,
@@ -106,4 +114,74 @@ channel = "bi"
             .send()
             .await?)
     }
+
+    /// Freezes the process (SIGSTOP): from here on it does nothing until it is killed.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        let pid = self
+            .process
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("herald up is not running"))?;
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -STOP {pid}: {status}");
+        Ok(())
+    }
+
+    /// Waits until everything accepted so far has gone all the way through: every consumer of the
+    /// embedded bus has taken every message of its stream and acknowledged each, and every
+    /// delivery notify made of them is final (delivered or failed). Once this returns, nothing
+    /// more will be sent unless something new is published.
+    pub async fn wait_settled(&self) -> anyhow::Result<()> {
+        let bus = self.dir.path().join("data").join("bus.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&bus)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let grpc = self.grpc.clone();
+        let settled =
+            herald_testkit::eventually("herald up to settle", Duration::from_secs(60), || {
+                let (pool, grpc) = (pool.clone(), grpc.clone());
+                async move {
+                    // A consumer is behind while its cursor is short of its stream's last message or
+                    // while it holds a message it has not acknowledged.
+                    let behind: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM consumers c
+                     WHERE c.cursor < (SELECT coalesce(max(seq), 0) FROM messages m
+                                       WHERE m.stream = c.stream)
+                        OR EXISTS (SELECT 1 FROM pending p WHERE p.consumer = c.name)",
+                    )
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+                    if behind > 0 {
+                        return None;
+                    }
+                    let deliveries = unfinished_deliveries(&grpc).await.ok()?;
+                    (deliveries == 0).then_some(())
+                }
+            })
+            .await;
+        pool.close().await;
+        settled.map_err(|e| anyhow::anyhow!("{e}\n{}", self.process.output()))
+    }
+}
+
+/// How many of notify's deliveries are not final yet (pending, or being sent).
+async fn unfinished_deliveries(grpc: &str) -> anyhow::Result<usize> {
+    use herald_proto::v1::{DeliveryStatus, ListDeliveriesRequest, notify_client::NotifyClient};
+    let mut notify = NotifyClient::connect(grpc.to_string()).await?;
+    let pending = notify
+        .list_deliveries(ListDeliveriesRequest {
+            announcement_id: String::new(),
+            status: DeliveryStatus::Pending as i32,
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    Ok(pending.deliveries.len())
 }
