@@ -237,7 +237,7 @@ impl Bus for EmbeddedBus {
             .map_err(|e| BusError::Consumer {
                 stream: spec.family.stream_name().to_string(),
                 consumer: spec.durable.clone(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         }
         Ok(())
@@ -247,7 +247,7 @@ impl Bus for EmbeddedBus {
         let Some(family) = StreamFamily::of_subject(&message.subject) else {
             return Err(BusError::Publish {
                 subject: message.subject,
-                message: "no stream captures this subject".into(),
+                source: "no stream captures this subject".into(),
             });
         };
         let size = message.payload.len();
@@ -259,7 +259,7 @@ impl Bus for EmbeddedBus {
         }
         let publish_error = |e: sqlx::Error| BusError::Publish {
             subject: message.subject.clone(),
-            message: e.to_string(),
+            source: e.into(),
         };
         let now = now_ms();
         let headers = message.stored_headers();
@@ -312,7 +312,7 @@ impl Bus for EmbeddedBus {
         if exists.is_none() {
             return Err(BusError::Receive {
                 consumer: consumer.durable.clone(),
-                message: "no such consumer; create it with ensure_topology first".into(),
+                source: "no such consumer; create it with ensure_topology first".into(),
             });
         }
         Ok(Box::new(EmbeddedSubscription {
@@ -331,7 +331,7 @@ impl Bus for EmbeddedBus {
     ) -> Result<Vec<StoredMessage>, BusError> {
         let stored_error = |e: sqlx::Error| BusError::Stored {
             stream: family.stream_name().to_string(),
-            message: e.to_string(),
+            source: e.into(),
         };
         // Pages of rows, filtered here by subject (NATS wildcards have no SQL equivalent), until
         // `limit` matched or the stream ends.
@@ -382,7 +382,7 @@ impl Bus for EmbeddedBus {
         .await
         .map_err(|e| BusError::Stored {
             stream: family.stream_name().to_string(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
         Ok(row.map(|row| {
             let subject = row.get("subject");
@@ -393,7 +393,7 @@ impl Bus for EmbeddedBus {
     async fn delete_stored(&self, family: StreamFamily, sequence: u64) -> Result<bool, BusError> {
         let stored_error = |e: sqlx::Error| BusError::Stored {
             stream: family.stream_name().to_string(),
-            message: e.to_string(),
+            source: e.into(),
         };
         let seq = i64::try_from(sequence).unwrap_or(i64::MAX);
         let mut tx = self.inner.pool.begin().await.map_err(stored_error)?;
@@ -447,7 +447,7 @@ impl EmbeddedSubscription {
         let inner = self.inner.clone();
         let receive_error = |e: sqlx::Error| BusError::Receive {
             consumer: self.consumer.clone(),
-            message: e.to_string(),
+            source: e.into(),
         };
         let now = now_ms();
         let mut tx = inner.pool.begin().await.map_err(receive_error)?;
@@ -460,7 +460,7 @@ impl EmbeddedSubscription {
         .map_err(receive_error)?
         .ok_or_else(|| BusError::Receive {
             consumer: self.consumer.clone(),
-            message: "the consumer was removed".into(),
+            source: "the consumer was removed".into(),
         })?;
         let stream: String = consumer.get("stream");
         let filter: String = consumer.get("filter");
@@ -639,7 +639,7 @@ impl EmbeddedAcker {
             .execute(&self.inner.pool)
             .await
             .map(|_| ())
-            .map_err(|e| BusError::Ack(e.to_string()))
+            .map_err(|e| BusError::Ack(e.into()))
     }
 }
 
@@ -652,7 +652,7 @@ impl Acker for EmbeddedAcker {
             .execute(&self.inner.pool)
             .await
             .map(|_| ())
-            .map_err(|e| BusError::Ack(e.to_string()))
+            .map_err(|e| BusError::Ack(e.into()))
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::{
-    Acker, Bus, BusError, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
-    StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
+    Acker, Bus, BusError, Cause, Headers, IncomingMessage, OutgoingMessage, PublishReceipt,
+    StoredMessage, StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
 /// The oldest nats-server Herald runs on: nak with delay and consumer backoff arrived in 2.7, and
@@ -55,9 +55,9 @@ impl std::fmt::Debug for JetStreamBus {
 impl JetStreamBus {
     /// Connects and checks that the server is recent enough and has JetStream.
     pub async fn connect(options: JetStreamOptions) -> Result<Self, BusError> {
-        let connect_error = |message: String| BusError::Connect {
+        let connect_error = |source: Cause| BusError::Connect {
             url: options.url.clone(),
-            message,
+            source,
         };
         let client = async_nats::ConnectOptions::new()
             .name(&options.client_name)
@@ -66,7 +66,7 @@ impl JetStreamBus {
             .max_reconnects(None)
             .connect(options.url.as_str())
             .await
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| connect_error(e.into()))?;
 
         let info = client.server_info();
         check_version(&info.version)?;
@@ -119,10 +119,10 @@ impl JetStreamBus {
     }
 }
 
-fn stored_error(family: StreamFamily, e: &dyn std::fmt::Display) -> BusError {
+fn stored_error(family: StreamFamily, e: impl Into<Cause>) -> BusError {
     BusError::Stored {
         stream: family.stream_name().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -183,31 +183,34 @@ impl Bus for JetStreamBus {
                 .await
                 .map_err(|e| BusError::Stream {
                     stream: family.stream_name().to_string(),
-                    message: e.to_string(),
+                    source: e.into(),
                 })?;
         }
         for spec in consumers {
             let stream_name = spec.family.stream_name();
-            let consumer_error = |message: String| BusError::Consumer {
+            let consumer_error = |source: Cause| BusError::Consumer {
                 stream: stream_name.to_string(),
                 consumer: spec.durable.clone(),
-                message,
+                source,
             };
             let stream = self
                 .js
                 .get_stream(stream_name)
                 .await
-                .map_err(|e| consumer_error(e.to_string()))?;
+                .map_err(|e| consumer_error(e.into()))?;
             // Creating a durable with an existing name updates its editable settings (ack wait,
             // max ack pending); a change the server cannot apply is reported with what to do.
             stream
                 .create_consumer(Self::consumer_config(spec))
                 .await
                 .map_err(|e| {
-                    consumer_error(format!(
-                        "{e}; if its filter changed, delete it with `nats consumer rm {stream_name} {}` and restart",
-                        spec.durable
-                    ))
+                    consumer_error(
+                        format!(
+                            "{e}; if its filter changed, delete it with `nats consumer rm {stream_name} {}` and restart",
+                            spec.durable
+                        )
+                        .into(),
+                    )
                 })?;
         }
         Ok(())
@@ -218,9 +221,9 @@ impl Bus for JetStreamBus {
         let map = to_header_map(&headers);
         let subject = message.subject;
         let size = message.payload.len();
-        let publish_error = |e: &dyn std::fmt::Display| BusError::Publish {
+        let publish_error = |e: Cause| BusError::Publish {
             subject: subject.clone(),
-            message: e.to_string(),
+            source: e,
         };
         // Two awaits: the first sends (async-nats refuses an oversized message here, before
         // sending), the second waits for JetStream to store the message.
@@ -233,10 +236,10 @@ impl Bus for JetStreamBus {
                     size,
                     limit: self.max_payload(),
                 },
-                _ => publish_error(&e),
+                _ => publish_error(e.into()),
             })?
             .await
-            .map_err(|e| publish_error(&e))?;
+            .map_err(|e| publish_error(e.into()))?;
         Ok(PublishReceipt {
             duplicate: ack.duplicate,
             sequence: ack.sequence,
@@ -244,19 +247,19 @@ impl Bus for JetStreamBus {
     }
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
-        let receive_error = |message: String| BusError::Receive {
+        let receive_error = |source: Cause| BusError::Receive {
             consumer: spec.durable.clone(),
-            message,
+            source,
         };
         let stream = self
             .js
             .get_stream(spec.family.stream_name())
             .await
-            .map_err(|e| receive_error(e.to_string()))?;
+            .map_err(|e| receive_error(e.into()))?;
         let consumer: consumer::PullConsumer = stream
             .get_consumer(&spec.durable)
             .await
-            .map_err(|e| receive_error(e.to_string()))?;
+            .map_err(|e| receive_error(e))?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(100)
@@ -264,7 +267,7 @@ impl Bus for JetStreamBus {
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(|e| receive_error(e.to_string()))?;
+            .map_err(|e| receive_error(e.into()))?;
         Ok(Box::new(JetStreamSubscription {
             consumer: spec.durable.clone(),
             messages,
@@ -282,7 +285,7 @@ impl Bus for JetStreamBus {
             .js
             .get_stream_no_info(family.stream_name())
             .await
-            .map_err(|e| stored_error(family, &e))?;
+            .map_err(|e| stored_error(family, e))?;
         let filter = subject_filter.unwrap_or(family.wildcard());
         let mut found = Vec::new();
         let mut next = after_sequence.saturating_add(1);
@@ -299,7 +302,7 @@ impl Bus for JetStreamBus {
                 Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
                     break;
                 }
-                Err(e) => return Err(stored_error(family, &e)),
+                Err(e) => return Err(stored_error(family, e)),
             }
         }
         Ok(found)
@@ -314,13 +317,13 @@ impl Bus for JetStreamBus {
             .js
             .get_stream_no_info(family.stream_name())
             .await
-            .map_err(|e| stored_error(family, &e))?;
+            .map_err(|e| stored_error(family, e))?;
         match stream.get_raw_message(sequence).await {
             Ok(message) => Ok(Some(stored_message(message))),
             Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
                 Ok(None)
             }
-            Err(e) => Err(stored_error(family, &e)),
+            Err(e) => Err(stored_error(family, e)),
         }
     }
 
@@ -329,7 +332,7 @@ impl Bus for JetStreamBus {
             .js
             .get_stream_no_info(family.stream_name())
             .await
-            .map_err(|e| stored_error(family, &e))?;
+            .map_err(|e| stored_error(family, e))?;
         match stream.delete_message(sequence).await {
             Ok(removed) => Ok(removed),
             Err(e) => match e.kind() {
@@ -340,7 +343,7 @@ impl Bus for JetStreamBus {
                 {
                     Ok(false)
                 }
-                _ => Err(stored_error(family, &e)),
+                _ => Err(stored_error(family, e)),
             },
         }
     }
@@ -385,21 +388,21 @@ struct JetStreamAcker(jetstream::message::Acker);
 #[async_trait]
 impl Acker for JetStreamAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        self.0.ack().await.map_err(|e| BusError::Ack(e.to_string()))
+        self.0.ack().await.map_err(|e| BusError::Ack(e))
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
         self.0
             .ack_with(AckKind::Nak(Some(delay)))
             .await
-            .map_err(|e| BusError::Ack(e.to_string()))
+            .map_err(|e| BusError::Ack(e))
     }
 
     async fn in_progress(&self) -> Result<(), BusError> {
         self.0
             .ack_with(AckKind::Progress)
             .await
-            .map_err(|e| BusError::Ack(e.to_string()))
+            .map_err(|e| BusError::Ack(e))
     }
 }
 
@@ -411,7 +414,7 @@ impl Subscription for JetStreamSubscription {
             Err(e) => {
                 return Some(Err(BusError::Receive {
                     consumer: self.consumer.clone(),
-                    message: e.to_string(),
+                    source: e.into(),
                 }));
             }
         };
@@ -423,7 +426,7 @@ impl Subscription for JetStreamSubscription {
             Err(e) => {
                 return Some(Err(BusError::Receive {
                     consumer: self.consumer.clone(),
-                    message: format!("delivery without JetStream metadata: {e}"),
+                    source: format!("delivery without JetStream metadata: {e}").into(),
                 }));
             }
         };

@@ -26,7 +26,7 @@ pub use bus::{
     Subscription,
 };
 pub use embedded::EmbeddedBus;
-pub use error::BusError;
+pub use error::{BusError, Cause};
 pub use jetstream::{JetStreamBus, JetStreamOptions};
 pub use subjects::StreamFamily;
 pub use topology::ConsumerSpec;

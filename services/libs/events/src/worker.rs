@@ -22,12 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::{
-    Bus, BusError, IncomingMessage, OutgoingMessage, backoff::Backoff, header, subjects,
+    Bus, BusError, Cause, IncomingMessage, OutgoingMessage, backoff::Backoff, header, subjects,
     topology::ConsumerSpec,
 };
-
-/// What made a handler fail, kept whole so logs and dead-letter reasons show the full chain.
-pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a handler did not finish a message.
 #[derive(Debug, thiserror::Error)]

@@ -16,15 +16,31 @@ use crate::config::DatabaseConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database url is not valid: {0}")]
-    Url(String),
-    #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
-    #[error("cannot create schema {schema}: {message}")]
-    Schema { schema: String, message: String },
-    #[error("cannot create the data directory {dir}: {message}")]
-    DataDir { dir: String, message: String },
-    #[error("migrations for {schema} failed: {message}")]
-    Migrate { schema: String, message: String },
+    Url(#[source] sqlx::Error),
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create schema {schema}: {source}")]
+    Schema {
+        schema: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create the data directory {dir}: {source}")]
+    DataDir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("migrations for {schema} failed: {source}")]
+    Migrate {
+        schema: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +110,7 @@ pub async fn connect(config: &DatabaseConfig, schema: &'static str) -> Result<Da
 }
 
 async fn connect_postgres(url: &str, schema: &'static str, max: u32) -> Result<Database, DbError> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| DbError::Url(e.to_string()))?;
+    let options = PgConnectOptions::from_str(url).map_err(DbError::Url)?;
     let target = format!(
         "PostgreSQL at {}:{}/{}",
         options.get_host(),
@@ -103,7 +119,7 @@ async fn connect_postgres(url: &str, schema: &'static str, max: u32) -> Result<D
     );
     let connect_error = |e: sqlx::Error| DbError::Connect {
         target: target.clone(),
-        message: e.to_string(),
+        source: e,
     };
     let mut admin = options.connect().await.map_err(connect_error)?;
     if let Err(e) = admin
@@ -116,7 +132,7 @@ async fn connect_postgres(url: &str, schema: &'static str, max: u32) -> Result<D
         if !e.to_string().contains("already exists") {
             return Err(DbError::Schema {
                 schema: schema.to_string(),
-                message: e.to_string(),
+                source: e,
             });
         }
     }
@@ -151,7 +167,7 @@ async fn connect_sqlite(
 ) -> Result<Database, DbError> {
     std::fs::create_dir_all(dir).map_err(|e| DbError::DataDir {
         dir: dir.display().to_string(),
-        message: e.to_string(),
+        source: e,
     })?;
     let file = dir.join(format!("{schema}.sqlite"));
     let url = format!("sqlite://{}?mode=rwc", file.display());
@@ -174,7 +190,7 @@ async fn connect_sqlite(
         .await
         .map_err(|e| DbError::Connect {
             target: format!("SQLite at {}", file.display()),
-            message: e.to_string(),
+            source: e,
         })?;
     Ok(Database {
         pool,
@@ -194,7 +210,7 @@ pub async fn migrate(
     };
     migrator.run(&db.pool).await.map_err(|e| DbError::Migrate {
         schema: schema.to_string(),
-        message: e.to_string(),
+        source: e,
     })
 }
 
