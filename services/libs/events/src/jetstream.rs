@@ -259,7 +259,7 @@ impl Bus for JetStreamBus {
         let consumer: consumer::PullConsumer = stream
             .get_consumer(&spec.durable)
             .await
-            .map_err(|e| receive_error(e))?;
+            .map_err(&receive_error)?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(100)
@@ -388,21 +388,21 @@ struct JetStreamAcker(jetstream::message::Acker);
 #[async_trait]
 impl Acker for JetStreamAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        self.0.ack().await.map_err(|e| BusError::Ack(e))
+        self.0.ack().await.map_err(BusError::Ack)
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
         self.0
             .ack_with(AckKind::Nak(Some(delay)))
             .await
-            .map_err(|e| BusError::Ack(e))
+            .map_err(BusError::Ack)
     }
 
     async fn in_progress(&self) -> Result<(), BusError> {
         self.0
             .ack_with(AckKind::Progress)
             .await
-            .map_err(|e| BusError::Ack(e))
+            .map_err(BusError::Ack)
     }
 }
 
