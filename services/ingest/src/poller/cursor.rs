@@ -157,7 +157,7 @@ mod tests {
         Ok(())
     }
 
-    /// The store's SQL on SQLite (`herald up`); PostgreSQL runs it in tests/poller.rs.
+    /// The store's SQL on SQLite (`herald up`); PostgreSQL runs it in tests/it/poller.rs.
     #[tokio::test]
     async fn the_store_moves_forward_only_on_sqlite() -> anyhow::Result<()> {
         use herald_runtime::{Secret, config::DatabaseConfig, db};
