@@ -118,6 +118,26 @@ pub struct BusinessService {
     /// Typical restore time in minutes per priority (`p1` … `p5`).
     #[serde(default)]
     pub typical_restore_minutes: Option<TypicalRestore>,
+    /// Share of changes to this service that fail, 0..1, from the organisation's own change
+    /// history. Only with it does a quiet change carry a money figure (labelled `estimate`).
+    #[serde(default)]
+    pub change_failure_rate: Option<f64>,
+    /// What one incident on this service costs on average, in the organisation's currency, from
+    /// its own history. Prices the incidents a closed problem no longer causes.
+    #[serde(default)]
+    pub cost_per_incident: Option<f64>,
+}
+
+impl BusinessService {
+    /// The typical length of an outage of this service in minutes: the typical P1 restore time,
+    /// else the P2 one. A failed change is priced as one such outage.
+    pub fn typical_outage_minutes(&self) -> Option<(u32, f64)> {
+        let typical = self.typical_restore_minutes.as_ref()?;
+        typical
+            .p1
+            .map(|m| (1, m))
+            .or_else(|| typical.p2.map(|m| (2, m)))
+    }
 }
 
 impl BusinessService {

@@ -159,3 +159,42 @@ fn money_reads_like_money() {
     };
     assert_eq!(francs.money(1_000_000.0), "CHF 1,000,000");
 }
+
+#[test]
+fn change_failure_rates_and_incident_costs_are_read_and_checked() {
+    let catalog = fixture_catalog();
+    let portal = catalog.service("svc-shipping-portal").expect("portal");
+    assert_eq!(portal.change_failure_rate, Some(0.12));
+    assert_eq!(portal.cost_per_incident, Some(1800.0));
+    assert_eq!(portal.typical_outage_minutes(), Some((1, 120.0)));
+    let warehouse = catalog.service("svc-warehouse").expect("warehouse");
+    assert_eq!(warehouse.change_failure_rate, None);
+    assert_eq!(warehouse.typical_outage_minutes(), None);
+
+    let service = |extra: &str| {
+        format!(
+            "[[services]]\nid = \"a\"\nname = \"A\"\nusers = 1\nblocked_share = 0.5\nloaded_hourly_rate = 10.0\n{extra}\n"
+        )
+    };
+    for (extra, named) in [
+        ("change_failure_rate = 12.0", "change_failure_rate"),
+        ("cost_per_incident = -5.0", "cost_per_incident"),
+        (
+            "typical_restore_minutes = { p2 = 0 }",
+            "typical_restore_minutes",
+        ),
+    ] {
+        let msg = Catalog::from_toml_str(&service(extra))
+            .expect_err(extra)
+            .to_string();
+        assert!(msg.contains(named), "{extra}: {msg}");
+    }
+    let only_p2 =
+        Catalog::from_toml_str(&service("typical_restore_minutes = { p2 = 90 }")).expect("valid");
+    assert_eq!(
+        only_p2
+            .service("a")
+            .and_then(|s| s.typical_outage_minutes()),
+        Some((2, 90.0))
+    );
+}

@@ -55,6 +55,33 @@ pub(crate) fn check(spec: &CatalogSpec) -> Result<(), CatalogError> {
                 service.id
             ));
         }
+        if let Some(rate) = service.change_failure_rate
+            && !(0.0..=1.0).contains(&rate)
+        {
+            return invalid(format!(
+                "service {}: change_failure_rate {rate} must be a share between 0 and 1 (0.12 for 12 %)",
+                service.id
+            ));
+        }
+        if let Some(cost) = service.cost_per_incident
+            && !(cost.is_finite() && cost >= 0.0)
+        {
+            return invalid(format!(
+                "service {}: cost_per_incident must be zero or more",
+                service.id
+            ));
+        }
+        if let Some(typical) = &service.typical_restore_minutes
+            && [typical.p1, typical.p2, typical.p3, typical.p4, typical.p5]
+                .into_iter()
+                .flatten()
+                .any(|m| !(m.is_finite() && m > 0.0))
+        {
+            return invalid(format!(
+                "service {}: typical_restore_minutes must be more than 0 minutes",
+                service.id
+            ));
+        }
     }
     for person in &spec.people {
         if let Some(team) = &person.team
