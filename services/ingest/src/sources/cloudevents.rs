@@ -193,9 +193,10 @@ fn normalise_envelope(ctx: &Context<'_>, envelope: Envelope) -> Result<Normalise
     if status.is_none() {
         missing.push("status");
     }
+    let work = run_counts(data)?;
     let minutes = data.get("minutes_saved");
-    if minutes.is_none() {
-        missing.push("minutes_saved");
+    if minutes.is_none() && work.is_none() {
+        missing.push("minutes_saved (or runs and minutes_per_run)");
     }
     if !missing.is_empty() {
         return Err(unusable(format!("data is missing {}", missing.join(", "))));
@@ -206,14 +207,18 @@ fn normalise_envelope(ctx: &Context<'_>, envelope: Envelope) -> Result<Normalise
             "data.status {status:?} must be one of succeeded, failed, partial"
         )));
     }
-    let minutes_saved = minutes
-        .and_then(Value::as_i64)
-        .filter(|m| *m >= 0)
-        .ok_or_else(|| {
+    let minutes_saved = match (minutes, work) {
+        (Some(minutes), _) => minutes.as_i64().filter(|m| *m >= 0).ok_or_else(|| {
             unusable("data.minutes_saved must be a whole number of minutes, zero or more")
-        })?;
+        })?,
+        // Whole minutes of a product of two checked, finite, non-negative numbers.
+        (None, Some(work)) => (f64::from(work.runs) * work.minutes_per_run).round() as i64,
+        (None, None) => 0,
+    };
     // A failed run saved nothing, whatever it reports.
-    let minutes_saved = if status == "failed" { 0 } else { minutes_saved };
+    let failed = status == "failed";
+    let minutes_saved = if failed { 0 } else { minutes_saved };
+    let failed_runs = optional_count(data, "failed_runs")?;
 
     let catalog = ctx.catalog;
     let owner = text("owner").and_then(|o| person(catalog, o));
@@ -256,6 +261,9 @@ fn normalise_envelope(ctx: &Context<'_>, envelope: Envelope) -> Result<Normalise
             .map(to_timestamp),
         status: Some(status.to_string()),
         minutes_saved: Some(minutes_saved),
+        runs: work.map(|w| if failed { 0 } else { w.runs }),
+        minutes_per_run: work.map(|w| w.minutes_per_run),
+        failed_runs,
         ..Default::default()
     };
     let id = format!("cloudevents:{}:{}", envelope.source, envelope.id);
@@ -273,10 +281,145 @@ fn normalise_envelope(ctx: &Context<'_>, envelope: Envelope) -> Result<Normalise
     })
 }
 
+/// The successful runs of a report and the manual minutes one run replaces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RunCounts {
+    runs: u32,
+    minutes_per_run: f64,
+}
+
+/// `runs` and `minutes_per_run` when the automation sends them; else `items` with
+/// `manual_minutes_per_item` − `automated_minutes_per_item` (each item a run of the manual task);
+/// else `None`, and scoring counts `minutes_saved` as one run.
+fn run_counts(data: &serde_json::Map<String, Value>) -> Result<Option<RunCounts>, ApiError> {
+    let minutes = |k: &str| -> Result<Option<f64>, ApiError> {
+        match data.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|m| m.is_finite() && *m >= 0.0)
+                .map(Some)
+                .ok_or_else(|| {
+                    unusable(format!(
+                        "data.{k} must be a number of minutes, zero or more"
+                    ))
+                }),
+        }
+    };
+    if let (Some(runs), Some(per_run)) =
+        (optional_count(data, "runs")?, minutes("minutes_per_run")?)
+    {
+        return Ok(Some(RunCounts {
+            runs,
+            minutes_per_run: per_run,
+        }));
+    }
+    let items = optional_count(data, "items")?;
+    let manual = minutes("manual_minutes_per_item")?;
+    let automated = minutes("automated_minutes_per_item")?.unwrap_or(0.0);
+    Ok(match (items, manual) {
+        (Some(items), Some(manual)) => Some(RunCounts {
+            runs: items,
+            minutes_per_run: (manual - automated).max(0.0),
+        }),
+        _ => None,
+    })
+}
+
+fn optional_count(
+    data: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<u32>, ApiError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| unusable(format!("data.{key} must be a whole number, zero or more"))),
+    }
+}
+
 /// An owner or contributor: a catalog person id, or an e-mail address.
 fn person(catalog: &Catalog, value: &str) -> Option<String> {
     catalog
         .person(value)
         .or_else(|| catalog.match_person("cloudevents", value))
         .map(|p| p.id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(data: Value) -> Result<Record, ApiError> {
+        let catalog = Catalog::default();
+        let ctx = Context {
+            catalog: &catalog,
+            received_at: Utc::now(),
+        };
+        let envelope = Envelope {
+            id: "run-1".into(),
+            source: "https://automation.example/runbooks/x".into(),
+            kind: AUTOMATION_RUN.into(),
+            time: None,
+            data,
+        };
+        match normalise_envelope(&ctx, envelope)? {
+            Normalised::Event { event, .. } => Ok(event.record.unwrap_or_default()),
+            _ => panic!("one event"),
+        }
+    }
+
+    #[test]
+    fn runs_and_minutes_per_run_travel_separately() {
+        let r = record(
+            json!({"automation": "Patch", "status": "partial", "runs": 95,
+            "minutes_per_run": 12, "failed_runs": 3}),
+        )
+        .expect("usable");
+        assert_eq!(
+            (r.runs, r.minutes_per_run, r.failed_runs, r.minutes_saved),
+            (Some(95), Some(12.0), Some(3), Some(1140))
+        );
+    }
+
+    #[test]
+    fn items_with_per_item_minutes_are_runs_and_minutes_saved_alone_is_one_run() {
+        let r = record(
+            json!({"automation": "Re-image", "status": "succeeded", "items": 64,
+            "manual_minutes_per_item": 25, "automated_minutes_per_item": 3, "minutes_saved": 1408}),
+        )
+        .expect("usable");
+        assert_eq!(
+            (r.runs, r.minutes_per_run, r.minutes_saved),
+            (Some(64), Some(22.0), Some(1408))
+        );
+        let r =
+            record(json!({"automation": "Reclaim", "status": "succeeded", "minutes_saved": 30}))
+                .expect("usable");
+        assert_eq!(
+            (r.runs, r.minutes_per_run, r.minutes_saved),
+            (None, None, Some(30))
+        );
+    }
+
+    #[test]
+    fn a_failed_run_counts_no_runs_and_bad_counts_are_named() {
+        let r = record(json!({"automation": "Patch", "status": "failed", "runs": 4,
+            "minutes_per_run": 12}))
+        .expect("usable");
+        assert_eq!((r.runs, r.minutes_saved), (Some(0), Some(0)));
+        let err = record(
+            json!({"automation": "Patch", "status": "succeeded", "runs": -1,
+            "minutes_per_run": 12}),
+        )
+        .expect_err("negative runs");
+        assert!(err.message.contains("data.runs"), "{}", err.message);
+        let err = record(json!({"automation": "Patch", "status": "succeeded"}))
+            .expect_err("nothing saved");
+        assert!(err.message.contains("minutes_saved"), "{}", err.message);
+    }
 }

@@ -192,6 +192,8 @@ fn deployment_status(dir: &Directory<'_>, body: &Value) -> Result<Normalised, Ap
         resolved_at: Some(to_timestamp(finished)),
         environment: text(status, &["environment"]).or_else(|| text(deployment, &["environment"])),
         automated: Some(is_bot(dir, creator)),
+        // The deployer's free-form payload may name the change it carries out.
+        linked_change: text(deployment, &["payload", "change"]),
         ..Default::default()
     };
     Ok(Normalised::event(

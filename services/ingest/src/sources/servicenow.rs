@@ -385,9 +385,18 @@ pub fn normalise_row(catalog: &Catalog, body: &Value) -> Result<Normalised, ApiE
             record.incidents_caused = related_count("incidents_caused");
             if kind == EventKind::ChangeFailed {
                 record.postmortem_url = row.str("u_postmortem_url");
+                record.notes = row.str("close_notes");
             }
         }
         EventKind::ProblemClosed => record.linked_incidents = related_count("incident_count"),
+        // A major incident with a postmortem can become a lesson-learned story, which quotes the
+        // closing notes (after scoring leaves out anyone they blame).
+        EventKind::IncidentResolved => {
+            record.postmortem_url = row.str("u_postmortem_url");
+            if record.postmortem_url.is_some() {
+                record.notes = row.str("close_notes");
+            }
+        }
         _ => {}
     }
 
@@ -577,6 +586,46 @@ mod tests {
             }
             other => panic!("expected ignored, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_failed_change_and_a_postmortem_incident_carry_their_closing_notes() {
+        let catalog = Catalog::default();
+        let event = |body: serde_json::Value| match normalise_row(&catalog, &body) {
+            Ok(Normalised::Event { event, .. }) => event.record.unwrap_or_default(),
+            other => panic!("expected an event, got {other:?}"),
+        };
+        let failed = event(
+            serde_json::json!({"table": "change_request", "sys_id": "c1",
+            "sys_mod_count": 2, "record": {"state": "3", "close_code": "unsuccessful",
+            "closed_at": "2025-03-05 10:12:45", "close_notes": "Rolled back.",
+            "u_postmortem_url": "https://wiki.example/pm/1"}}),
+        );
+        assert_eq!(failed.notes.as_deref(), Some("Rolled back."));
+        assert_eq!(
+            failed.postmortem_url.as_deref(),
+            Some("https://wiki.example/pm/1")
+        );
+        let incident = |extra: serde_json::Value| {
+            let mut record = serde_json::json!({"state": "6", "resolved_at": "2025-03-05 10:00:00",
+                "close_notes": "Certificate renewed."});
+            record
+                .as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().cloned().unwrap_or_default());
+            event(
+                serde_json::json!({"table": "incident", "sys_id": "i1", "sys_mod_count": 4,
+                "record": record}),
+            )
+        };
+        let with_postmortem =
+            incident(serde_json::json!({"u_postmortem_url": "https://wiki.example/pm/2"}));
+        assert_eq!(
+            with_postmortem.notes.as_deref(),
+            Some("Certificate renewed.")
+        );
+        // Without a postmortem no story will quote them: the notes stay in the raw payload only.
+        assert_eq!(incident(serde_json::json!({})).notes, None);
     }
 
     #[test]

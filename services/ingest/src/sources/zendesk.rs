@@ -225,6 +225,8 @@ fn satisfaction(
         contributors: assignee.iter().cloned().collect(),
         assignee,
         requester: text(ticket, &["requester_email"]).and_then(|e| dir.person(&e)),
+        // `{{ticket.requester.name}}` where the trigger body has it: only quoted with consent.
+        requester_name: text(ticket, &["requester_name"]),
         opened_at: instant(ticket, &["created_at"])?.map(to_timestamp),
         satisfaction: Some(Satisfaction {
             score,
