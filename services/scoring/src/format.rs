@@ -12,6 +12,11 @@ pub fn count(value: f64) -> String {
     }
 }
 
+/// `19 h`, `23.5 h`: working hours as a quantity (not a span of wall-clock time).
+pub fn hours(value: f64) -> String {
+    format!("{} h", count(value))
+}
+
 /// `45 min`, `2 h 48 min`, `3 days 4 h`.
 pub fn duration(minutes: f64) -> String {
     // Whole minutes are what people read; sub-minute precision would be noise.
@@ -46,5 +51,11 @@ mod tests {
         assert_eq!(count(2040.0), "2,040");
         assert_eq!(count(12.54), "12.5");
         assert_eq!(count(5697.4), "5,697");
+    }
+
+    #[test]
+    fn hours_read_as_a_quantity() {
+        assert_eq!(hours(19.0), "19 h");
+        assert_eq!(hours(1408.0 / 60.0), "23.5 h");
     }
 }

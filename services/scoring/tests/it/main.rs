@@ -5,4 +5,5 @@ mod support;
 
 mod stage;
 mod store_conformance;
+mod value_kinds;
 mod value_models;

@@ -177,7 +177,7 @@ fn outcomes_that_earn_nothing_say_why() {
         ),
         (
             oracle::event("servicenow/incident-reopened.json"),
-            "no value model",
+            "revokes the earlier win",
         ),
         (oracle::backfill_event("INC0047831"), "system account"),
     ];

@@ -68,6 +68,17 @@ pub fn event_from_json(e: &Value) -> ItsmEvent {
             automated: r["automated"].as_bool(),
             status: text(&r["status"]),
             minutes_saved: r["minutes_saved"].as_i64(),
+            acknowledged_at: time(&r["acknowledged_at"]),
+            incidents_caused: num(&r["incidents_caused"]),
+            postmortem_url: text(&r["postmortem_url"]),
+            linked_incidents: num(&r["linked_incidents"]),
+            environment: text(&r["environment"]),
+            satisfaction: r["satisfaction"]
+                .as_object()
+                .map(|s| herald_proto::v1::Satisfaction {
+                    score: s.get("score").and_then(text).unwrap_or_default(),
+                    comment: s.get("comment").and_then(text),
+                }),
             ..Default::default()
         }),
         ..Default::default()
