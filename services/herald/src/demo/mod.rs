@@ -1,20 +1,29 @@
 //! `herald up --demo`: the sample organisation (Larkspur Logistics), console and file channels, a
-//! secret (or token) for every source, and a realistic month of ITSM deliveries replayed through
-//! ingest's own gRPC API, signed like the tools sign them.
+//! secret (or token) for every source, and a realistic month of ITSM deliveries from every tool
+//! replayed through ingest's own gRPC API, each in its tool's payload shape and signed the way that
+//! tool signs.
 //!
 //! The month is generated, not stored: the same seed gives the same records, with times relative to
-//! now so this week's and this month's figures are populated. Record identities are stable, so a
-//! second `--demo` start on the same data directory adds nothing twice.
+//! the month's anchor, the moment of the first `--demo` start on a data directory (kept in
+//! `demo-month.json` there), so this week's and this month's figures are populated. A later start
+//! on the same data directory finds the month loaded and sends nothing again.
 //!
 //! - [`config`]: the demo's herald.toml, with a key for each source;
 //! - [`organisation`]: the sample catalog's people, teams and services, and the generator;
-//! - [`month`]: the month of deliveries;
+//! - [`month`]: the month of deliveries, and ServiceNow's among them;
+//! - [`jira`], [`pages`] (PagerDuty, Opsgenie), [`zendesk`], [`github`], [`automation`]
+//!   (CloudEvents): each other tool's deliveries;
 //! - [`replay`]: signing them and sending them to ingest, and what to say afterwards.
 
+pub mod automation;
 pub mod config;
+pub mod github;
+pub mod jira;
 pub mod month;
 pub mod organisation;
+pub mod pages;
 pub mod replay;
+pub mod zendesk;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::Source;

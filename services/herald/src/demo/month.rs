@@ -1,6 +1,9 @@
-//! A realistic month of ITSM deliveries for the sample organisation: everyday incidents, the
-//! outages that make headlines, a fix that did not hold, requests, changes, a problem closed and
-//! automation runs, with times relative to now so this week's and this month's figures fill.
+//! A realistic month of ITSM deliveries for the sample organisation, from every tool Herald reads:
+//! ServiceNow's everyday incidents, the outages that make headlines, a fix that did not hold,
+//! requests fulfilled on time and late, changes (quiet ones and one that failed) and a problem
+//! closed; Jira Service Management issues, PagerDuty and Opsgenie pages, Zendesk tickets and their
+//! ratings, GitHub pull requests and deployments, and automation runs. Times are relative to the
+//! month's anchor (the first `--demo` start), so this week's and this month's figures fill.
 
 use chrono::{DateTime, Duration, Utc};
 use herald_catalog::{BusinessService, Catalog, Person, Team};
@@ -8,11 +11,14 @@ use herald_proto::v1::Source;
 use serde_json::{Value, json};
 
 use super::{
-    INSTANCE, Submission,
+    INSTANCE, Submission, automation,
+    github::{self, Release},
+    jira,
     organisation::{
         Org, Rng, caller, ci_of, hex_id, person_ref, service_ref, sla, stamp, team_ref, titles,
         user_name,
     },
+    pages, zendesk,
 };
 
 struct IncidentSpec<'a> {
@@ -248,7 +254,7 @@ impl<'c> Incidents<'_, 'c> {
         }
     }
 
-    /// A fix that did not hold: resolved, then reopened by its caller two days later.
+    /// A fix that did not hold: resolved in the afternoon, reopened by its caller the next morning.
     fn reopened(&mut self, service: &BusinessService, now: DateTime<Utc>) {
         let opened = now - Duration::days(12);
         let mut body = self.incident(Outage {
@@ -262,7 +268,7 @@ impl<'c> Incidents<'_, 'c> {
         let Some(record) = body.get_mut("record") else {
             return;
         };
-        let reopened = opened + Duration::days(2);
+        let reopened = opened + Duration::hours(5) + Duration::hours(17) + Duration::minutes(12);
         record["state"] = json!("2");
         record["reopened_time"] = json!(stamp(reopened));
         record["reopen_count"] = json!("1");
@@ -321,41 +327,99 @@ pub fn month(catalog: &Catalog, now: DateTime<Utc>) -> Vec<Submission> {
         mut rng, mut out, ..
     } = incidents;
     out.extend(requests(&mut rng, &org, now));
-    out.extend(changes_and_problem(&org, &services, now));
-    out.extend(automations(&mut rng, now));
+    let releases = releases(now);
+    out.extend(changes_and_problem(&org, &services, &releases, now));
+    out.extend(jira::deliveries(&org, &mut rng, now));
+    out.extend(pages::deliveries(&org, &mut rng, now));
+    out.extend(zendesk::deliveries(&org, &mut rng, now));
+    out.extend(github::deliveries(&org, &mut rng, now, &releases));
+    out.extend(automation::deliveries(&mut rng, now));
+    out.retain(|d| d.at <= now);
     out.sort_by_key(|d| d.at);
     out
 }
 
+/// A requested item: what, when it was opened (days ago), its due date (days after opening) and
+/// how long fulfilling it took (hours).
+struct Item {
+    title: &'static str,
+    days_ago: i64,
+    due_days: i64,
+    hours: i64,
+}
+
+const ITEMS: [Item; 8] = [
+    Item {
+        title: "Standard laptop bundle for a new starter in Finance",
+        days_ago: 27,
+        due_days: 5,
+        hours: 50,
+    },
+    Item {
+        title: "Access to SAP Finance for a new accounts-payable analyst",
+        days_ago: 23,
+        due_days: 3,
+        hours: 30,
+    },
+    Item {
+        title: "Replacement phone for a warehouse shift lead",
+        days_ago: 19,
+        due_days: 2,
+        hours: 70,
+    },
+    Item {
+        title: "Second monitor for a dispatcher",
+        days_ago: 15,
+        due_days: 5,
+        hours: 26,
+    },
+    Item {
+        title: "Standard laptop bundle for a new starter in Customer Service",
+        days_ago: 12,
+        due_days: 5,
+        hours: 140,
+    },
+    Item {
+        title: "VPN token for a new depot manager",
+        days_ago: 8,
+        due_days: 3,
+        hours: 20,
+    },
+    Item {
+        title: "Standard laptop bundle for a new starter at DC Venlo",
+        days_ago: 6,
+        due_days: 5,
+        hours: 45,
+    },
+    Item {
+        title: "Shared drive access for the Tilburg planning team",
+        days_ago: 3,
+        due_days: 2,
+        hours: 9,
+    },
+];
+
+/// Requested items fulfilled by Workplace Technology: most before their due date, two after it.
 fn requests(rng: &mut Rng, org: &Org<'_>, now: DateTime<Utc>) -> Vec<Submission> {
-    let items = [
-        "Standard laptop bundle for a new starter in Finance",
-        "Access to SAP Finance for a new accounts-payable analyst",
-        "Replacement phone for a warehouse shift lead",
-        "Second monitor for a dispatcher",
-        "Standard laptop bundle for a new starter in Customer Service",
-        "VPN token for a new depot manager",
-    ];
     let Some(workplace) = org.team("team-workplace") else {
         return Vec::new();
     };
     let service = org.catalog.service("svc-workplace");
     let members = org.members(&workplace.id);
-    items
+    ITEMS
         .iter()
         .enumerate()
-        .filter_map(|(i, title)| {
-            let opened = now - Duration::days(26 - 4 * i64::try_from(i).unwrap_or(0)) - rng.minutes(0, 300);
-            let closed = opened + rng.minutes(24 * 60, 72 * 60);
+        .filter_map(|(i, item)| {
+            let opened = now - Duration::days(item.days_ago) - rng.minutes(0, 300);
+            let closed = opened + Duration::hours(item.hours) + rng.minutes(0, 50);
             if closed > now {
                 return None;
             }
-            let due = opened + Duration::days(5);
+            let due = opened + Duration::days(item.due_days);
             let by = *rng.pick(&members);
-            let sys_id = hex_id(&format!("demo-ritm-{i}"));
             let record = json!({
                 "number": format!("RITM{:07}", 104_000 + i),
-                "short_description": title,
+                "short_description": item.title,
                 "state": "3",
                 "priority": "4",
                 "opened_at": stamp(opened),
@@ -366,182 +430,156 @@ fn requests(rng: &mut Rng, org: &Org<'_>, now: DateTime<Utc>) -> Vec<Submission>
                 "closed_by": person_ref(by),
                 "closed_at": stamp(closed),
                 "due_date": stamp(due),
+                "made_sla": if closed <= due { "true" } else { "false" },
                 "requested_for": caller(rng),
                 "reassignment_count": "0",
                 "reopen_count": "0",
                 "sys_mod_count": "12",
             });
-            let body = json!({"instance": INSTANCE, "table": "sc_req_item", "sys_id": sys_id, "sys_mod_count": 12, "record": record,
+            let body = json!({"instance": INSTANCE, "table": "sc_req_item", "sys_id": hex_id(&format!("demo-ritm-{i}")), "sys_mod_count": 12, "record": record,
                               "journal": [{"element": "work_notes", "sys_created_by": user_name(by), "sys_created_on": stamp(closed - Duration::hours(1)), "value": "Delivered and set up with the user."}]});
             Some(servicenow(&body, closed))
         })
         .collect()
 }
 
+/// The Shipping Portal's production releases this month, each under its own change.
+fn releases(now: DateTime<Utc>) -> [Release; 2] {
+    let first = now - Duration::days(8) - Duration::hours(2);
+    let second = now - Duration::days(2) - Duration::hours(5);
+    [
+        Release {
+            change: "CHG0032001",
+            version: "2026.4",
+            started: first,
+            finished: first + Duration::minutes(104),
+        },
+        Release {
+            change: "CHG0032007",
+            version: "2026.4.1",
+            started: second,
+            finished: second + Duration::minutes(38),
+        },
+    ]
+}
+
+/// A change to the Shipping Portal that went in quietly: closed successful, no incident caused.
+fn quiet_release(
+    org: &Org<'_>,
+    service: &BusinessService,
+    release: &Release,
+    title: &str,
+    n: usize,
+) -> Option<Submission> {
+    let team = org.team("team-platform")?;
+    let lead = org.catalog.person("p-rahul-iyer")?;
+    let dev = org.catalog.person("p-hana-sato")?;
+    let (start, end) = (release.started, release.finished);
+    let closed = end + Duration::hours(10);
+    let record = json!({
+        "number": release.change, "short_description": title, "state": "3",
+        "priority": "3", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
+        "assignment_group": team_ref(team), "assigned_to": person_ref(lead), "closed_by": person_ref(lead),
+        "opened_at": stamp(start - Duration::days(5)), "work_start": stamp(start), "work_end": stamp(end),
+        "close_code": "successful", "closed_at": stamp(closed), "made_sla": "true",
+        "reassignment_count": "0", "reopen_count": "0", "sys_mod_count": "30",
+    });
+    let body = json!({"instance": INSTANCE, "table": "change_request", "sys_id": hex_id(&format!("demo-chg-{n}")), "sys_mod_count": 30,
+        "record": record, "related": {"incidents_caused": 0},
+        "journal": [{"element": "work_notes", "sys_created_by": user_name(dev), "sys_created_on": stamp(end - Duration::minutes(10)), "value": "Smoke tests green on the new stack."}]});
+    Some(servicenow(&body, closed))
+}
+
+/// A change that failed and was rolled back, with a blameless postmortem. The responders' work
+/// notes name the engineer whose change it was, as real notes do; the story Herald tells must not.
+fn failed_change(
+    org: &Org<'_>,
+    service: &BusinessService,
+    now: DateTime<Utc>,
+) -> Option<Submission> {
+    let person = |id: &str| org.catalog.person(id);
+    let team = org.team("team-network")?;
+    let (implementer, closer) = (person("p-tomas-herrera")?, person("p-grace-kim")?);
+    let (r1, r2) = (person("p-kwame-mensah")?, person("p-ingrid-lindqvist")?);
+    let start = now - Duration::days(15) - Duration::hours(8);
+    let end = start + Duration::minutes(95);
+    let closed = end + Duration::hours(11);
+    let record = json!({
+        "number": "CHG0031988", "short_description": "Apply the quarterly firewall policy bundle to the edge firewalls", "state": "3",
+        "priority": "3", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
+        "assignment_group": team_ref(team), "assigned_to": person_ref(implementer), "closed_by": person_ref(closer),
+        "opened_by": person_ref(implementer),
+        "opened_at": stamp(start - Duration::days(7)), "work_start": stamp(start), "work_end": stamp(end),
+        "close_code": "unsuccessful", "closed_at": stamp(closed),
+        "close_notes": "Bundle applied; remote VPN users could not authenticate because the new rule order shadowed the portal rule. Rolled back, service restored. Postmortem PM-2026-011.",
+        "u_postmortem_url": "https://wiki.larkspur.example/ops/postmortems/PM-2026-011", "made_sla": "true",
+        "reassignment_count": "0", "reopen_count": "0", "sys_mod_count": "27",
+    });
+    let note = |who: &Person, minutes: i64, text: String| json!({"element": "work_notes", "sys_created_by": user_name(who), "sys_created_on": stamp(start + Duration::minutes(minutes)), "value": text});
+    let body = json!({"instance": INSTANCE, "table": "change_request", "sys_id": hex_id("demo-chg-2"), "sys_mod_count": 27,
+    "record": record, "related": {"incidents_caused": 2},
+    "journal": [
+        note(r1, 12, format!("Paged for VPN authentication failures; they started minutes after {} pushed the policy bundle. Bridge opened.", implementer.display_name)),
+        note(implementer, 88, "Rollback of the policy bundle started.".to_string()),
+        note(r2, 97, "Rollback confirmed: portal authentication works again; timeline captured for the postmortem.".to_string()),
+    ]});
+    Some(servicenow(&body, closed))
+}
+
+/// A root cause removed: the recurring scanner disconnects.
+fn problem_closed(
+    org: &Org<'_>,
+    service: &BusinessService,
+    now: DateTime<Utc>,
+) -> Option<Submission> {
+    let team = org.team("team-network")?;
+    let owner = org.catalog.person("p-grace-kim")?;
+    let closed = now - Duration::days(3);
+    let record = json!({
+        "number": "PRB0040201", "short_description": "Recurring RF scanner disconnects during shift change", "state": "107",
+        "priority": "2", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
+        "assignment_group": team_ref(team), "assigned_to": person_ref(owner), "resolved_by": person_ref(owner),
+        "opened_at": stamp(closed - Duration::days(40)), "resolved_at": stamp(closed - Duration::days(10)),
+        "closed_at": stamp(closed), "resolution_code": "fix_applied", "reassignment_count": "1", "reopen_count": "0",
+        "sys_mod_count": "19",
+    });
+    let body = json!({"instance": INSTANCE, "table": "problem", "sys_id": hex_id("demo-prb-1"), "sys_mod_count": 19,
+        "record": record, "related": {"incident_count": 17, "incident_count_since_fix": 0}});
+    Some(servicenow(&body, closed))
+}
+
 fn changes_and_problem(
     org: &Org<'_>,
     services: &[&BusinessService],
+    releases: &[Release; 2],
     now: DateTime<Utc>,
 ) -> Vec<Submission> {
-    let mut out = Vec::new();
     let find = |id: &str| services.iter().copied().find(|s| s.id == id);
-    let person = |id: &str| org.catalog.person(id);
-    // A release that went in quietly.
-    if let (Some(service), Some(team), Some(lead), Some(dev)) = (
-        find("svc-shipping-portal"),
-        org.team("team-platform"),
-        person("p-rahul-iyer"),
-        person("p-hana-sato"),
-    ) {
-        let start = now - Duration::days(8) - Duration::hours(2);
-        let end = start + Duration::minutes(104);
-        let record = json!({
-            "number": "CHG0032001", "short_description": "Shipping Portal release: blue/green cut-over", "state": "3",
-            "priority": "3", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
-            "assignment_group": team_ref(team), "assigned_to": person_ref(lead), "closed_by": person_ref(lead),
-            "opened_at": stamp(start - Duration::days(5)), "work_start": stamp(start), "work_end": stamp(end),
-            "close_code": "successful", "closed_at": stamp(end + Duration::hours(10)), "made_sla": "true",
-            "reassignment_count": "0", "reopen_count": "0", "sys_mod_count": "30",
-        });
-        let body = json!({"instance": INSTANCE, "table": "change_request", "sys_id": hex_id("demo-chg-1"), "sys_mod_count": 30,
-            "record": record, "related": {"incidents_caused": 0},
-            "journal": [{"element": "work_notes", "sys_created_by": user_name(dev), "sys_created_on": stamp(end - Duration::minutes(10)), "value": "Smoke tests green on the new stack."}]});
-        out.push(servicenow(&body, end + Duration::hours(10)));
+    let mut out = Vec::new();
+    if let Some(portal) = find("svc-shipping-portal") {
+        let [first, second] = releases;
+        out.extend(quiet_release(
+            org,
+            portal,
+            first,
+            "Shipping Portal release: blue/green cut-over",
+            1,
+        ));
+        out.extend(quiet_release(
+            org,
+            portal,
+            second,
+            "Shipping Portal patch release: carrier API client upgrade",
+            3,
+        ));
     }
-    // A change that failed, rolled back, with a blameless postmortem; responders wrote the notes.
-    if let (Some(service), Some(team), Some(implementer), Some(closer), Some(r1), Some(r2)) = (
-        find("svc-remote-access"),
-        org.team("team-network"),
-        person("p-tomas-herrera"),
-        person("p-grace-kim"),
-        person("p-kwame-mensah"),
-        person("p-ingrid-lindqvist"),
-    ) {
-        let start = now - Duration::days(15) - Duration::hours(8);
-        let end = start + Duration::minutes(95);
-        let record = json!({
-            "number": "CHG0031988", "short_description": "Apply the quarterly firewall policy bundle to the edge firewalls", "state": "3",
-            "priority": "3", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
-            "assignment_group": team_ref(team), "assigned_to": person_ref(implementer), "closed_by": person_ref(closer),
-            "opened_at": stamp(start - Duration::days(7)), "work_start": stamp(start), "work_end": stamp(end),
-            "close_code": "unsuccessful", "closed_at": stamp(end + Duration::hours(11)),
-            "u_postmortem_url": "https://wiki.larkspur.example/ops/postmortems/PM-2025-011", "made_sla": "true",
-            "reassignment_count": "0", "reopen_count": "0", "sys_mod_count": "27",
-        });
-        let body = json!({"instance": INSTANCE, "table": "change_request", "sys_id": hex_id("demo-chg-2"), "sys_mod_count": 27,
-        "record": record, "related": {"incidents_caused": 2},
-        "journal": [
-            {"element": "work_notes", "sys_created_by": user_name(r1), "sys_created_on": stamp(start + Duration::minutes(12)), "value": "VPN authentication failures from 22:09; bridge opened."},
-            {"element": "work_notes", "sys_created_by": user_name(r2), "sys_created_on": stamp(end), "value": "Rolled back; service restored; timeline captured for the postmortem."}
-        ]});
-        out.push(servicenow(&body, end + Duration::hours(11)));
+    if let Some(vpn) = find("svc-remote-access") {
+        out.extend(failed_change(org, vpn, now));
     }
-    // A root cause removed: the recurring scanner disconnects.
-    if let (Some(service), Some(team), Some(owner)) = (
-        find("svc-warehouse"),
-        org.team("team-network"),
-        person("p-grace-kim"),
-    ) {
-        let closed = now - Duration::days(3);
-        let record = json!({
-            "number": "PRB0040201", "short_description": "Recurring RF scanner disconnects during shift change", "state": "107",
-            "priority": "2", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
-            "assignment_group": team_ref(team), "assigned_to": person_ref(owner), "resolved_by": person_ref(owner),
-            "opened_at": stamp(closed - Duration::days(40)), "resolved_at": stamp(closed - Duration::days(10)),
-            "closed_at": stamp(closed), "resolution_code": "fix_applied", "reassignment_count": "1", "reopen_count": "0",
-            "sys_mod_count": "19",
-        });
-        let body = json!({"instance": INSTANCE, "table": "problem", "sys_id": hex_id("demo-prb-1"), "sys_mod_count": 19,
-            "record": record, "related": {"incident_count": 17, "incident_count_since_fix": 0}});
-        out.push(servicenow(&body, closed));
+    if let Some(warehouse) = find("svc-warehouse") {
+        out.extend(problem_closed(org, warehouse, now));
     }
     out
-}
-
-fn automations(rng: &mut Rng, now: DateTime<Utc>) -> Vec<Submission> {
-    let runs = [
-        (
-            "rf-scanner-reimage",
-            "Zero-touch re-imaging of warehouse RF scanners",
-            "Warehouse Management",
-            "Workplace Technology",
-            "lucia.fernandez@larkspur.example",
-            64,
-            22,
-            "succeeded",
-            20,
-        ),
-        (
-            "new-starter-accounts",
-            "New-starter account provisioning (AD, Microsoft 365, SAP roles)",
-            "Workplace & Collaboration",
-            "Workplace Technology",
-            "lucia.fernandez@larkspur.example",
-            9,
-            38,
-            "succeeded",
-            13,
-        ),
-        (
-            "licence-reclaim",
-            "Reclaim unused Microsoft 365 licences",
-            "Microsoft 365",
-            "Workplace Technology",
-            "daniel.brooks@larkspur.example",
-            0,
-            0,
-            "failed",
-            11,
-        ),
-        (
-            "cert-renewal",
-            "Automatic certificate renewal for the WMS message brokers",
-            "Warehouse Management",
-            "Platform & SRE",
-            "ingrid.lindqvist@larkspur.example",
-            12,
-            45,
-            "succeeded",
-            6,
-        ),
-        (
-            "vpn-profile-push",
-            "VPN profile push to depot laptops",
-            "Remote Access (VPN)",
-            "Network Operations",
-            "grace.kim@larkspur.example",
-            140,
-            12,
-            "succeeded",
-            2,
-        ),
-    ];
-    runs.iter()
-        .map(|&(id, name, service, team, owner, items, minutes_each, status, days_ago)| {
-            let finished = now - Duration::days(days_ago) - rng.minutes(30, 600);
-            let started = finished - rng.minutes(5, 90);
-            let run_id = format!("run-{id}-{}", finished.format("%Y%m%d"));
-            let body = json!({
-                "specversion": "1.0",
-                "type": "dev.herald.automation.run",
-                "source": format!("https://automation.larkspur.example/runbooks/{id}"),
-                "id": run_id,
-                "time": finished.to_rfc3339(),
-                "datacontenttype": "application/json",
-                "data": {
-                    "automation": name, "run_id": run_id, "status": status, "business_service": service,
-                    "team": team, "owner": owner, "items": items, "minutes_saved": items * minutes_each,
-                    "started_at": started.to_rfc3339(), "finished_at": finished.to_rfc3339(),
-                },
-            });
-            Submission {
-                source: Source::Cloudevents,
-                content_type: "application/cloudevents+json",
-                body: body.to_string().into_bytes(),
-                at: finished,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -574,6 +612,17 @@ mod tests {
             .collect();
         for (what, needle) in [
             ("a reopen", "\"reopened_time\":\"2"),
+            (
+                "notes naming who triggered the failure",
+                "after Tomás Herrera pushed",
+            ),
+            ("a late request", "\"made_sla\":\"false\""),
+            ("a bad rating", "\"score\":\"bad\""),
+            (
+                "a deployment linked to a change",
+                "\"change_request\":\"CHG0032001\"",
+            ),
+            ("runs per batch", "\"minutes_per_run\""),
             ("a failed change", "\"close_code\":\"unsuccessful\""),
             ("its postmortem", "u_postmortem_url"),
             ("a problem closed", "\"table\":\"problem\""),
@@ -586,6 +635,11 @@ mod tests {
             );
         }
         let sources: std::collections::HashSet<Source> = a.iter().map(|d| d.source).collect();
-        assert_eq!(sources.len(), 2);
+        for source in Source::ALL {
+            assert!(
+                sources.contains(source),
+                "no {source:?} delivery in the month"
+            );
+        }
     }
 }

@@ -56,6 +56,11 @@ pub fn person_ref(p: &Person) -> Value {
     json!({"value": sys_id, "display_value": p.display_name})
 }
 
+/// A person's identity in a tool (`account(p, "jira", "account_id")`), as the catalog gives it.
+pub fn account(p: &Person, tool: &str, key: &str) -> Option<String> {
+    p.accounts.get(tool).and_then(|a| a.get(key)).cloned()
+}
+
 pub fn user_name(p: &Person) -> String {
     p.accounts
         .get("servicenow")

@@ -1,10 +1,13 @@
 //! Sends the sample month to ingest over gRPC, each submission signed with its source's key in
 //! that tool's own scheme, and says afterwards what a user will (or will not) see.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use herald_catalog::Catalog;
 use herald_ingest::{
@@ -15,6 +18,8 @@ use herald_proto::v1::{
     GetValueSummaryRequest, Period, PeriodKind, Source, SubmitRequest, ingest_client::IngestClient,
     spotlight_client::SpotlightClient,
 };
+
+use serde::{Deserialize, Serialize};
 
 use super::{CATALOG, Submission, month::month};
 
@@ -55,20 +60,31 @@ impl Keys {
 }
 
 /// What the replay did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Replayed {
     pub total: usize,
     /// New events published (outcomes to score).
     pub published: usize,
     /// Accepted before: a restart on the same data directory.
     pub duplicates: usize,
+    /// Accepted but not published: events Herald does not use.
+    pub unused: usize,
+    /// Deliveries per tool, in the order of [`Source::ALL`].
+    pub by_source: Vec<(Source, usize)>,
+    /// The month was loaded by an earlier start on this data directory, so nothing was sent.
+    pub already_loaded: bool,
 }
 
-async fn submit(
-    mut client: IngestClient<tonic::transport::Channel>,
-    keys: &Keys,
-    submission: Submission,
-) -> anyhow::Result<(bool, bool)> {
+/// What ingest answered for one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Published,
+    Duplicate,
+    Unused,
+}
+
+/// The headers `submission`'s tool sends with it, signed with its source's key.
+fn signed_headers(keys: &Keys, submission: &Submission) -> anyhow::Result<HashMap<String, String>> {
     let source = submission.source;
     let mut headers: HashMap<String, String> = sign::headers(
         source,
@@ -80,8 +96,19 @@ async fn submit(
     .map(|(name, value)| (name.to_string(), value))
     .collect();
     headers.insert("content-type".into(), submission.content_type.to_string());
+    Ok(headers)
+}
+
+async fn submit(
+    mut client: IngestClient<tonic::transport::Channel>,
+    keys: &Keys,
+    submission: Submission,
+) -> anyhow::Result<Answer> {
+    let source = submission.source;
+    let headers = signed_headers(keys, &submission)?;
     let response = client
         .submit(SubmitRequest {
+            historical: false,
             source: source.token().to_string(),
             body: submission.body,
             headers,
@@ -89,36 +116,55 @@ async fn submit(
         .await
         .map_err(|s| anyhow::anyhow!("{}: {}", source.token(), s.message()))?
         .into_inner();
-    Ok((
-        response.published && !response.duplicate,
-        response.duplicate,
-    ))
+    Ok(match (response.published, response.duplicate) {
+        (_, true) => Answer::Duplicate,
+        (true, false) => Answer::Published,
+        (false, false) => Answer::Unused,
+    })
 }
 
-/// Sends the month through ingest's gRPC API, eight at a time.
-pub async fn replay(grpc_url: &str, keys: &Keys) -> anyhow::Result<Replayed> {
+fn by_source(submissions: &[Submission]) -> Vec<(Source, usize)> {
+    Source::ALL
+        .iter()
+        .map(|&source| {
+            let count = submissions.iter().filter(|s| s.source == source).count();
+            (source, count)
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect()
+}
+
+/// Sends the month through ingest's gRPC API, eight at a time, unless an earlier start on this
+/// data directory already did. The month is anchored at the first start, so a restart (even days
+/// later) generates the same deliveries with the same identities.
+pub async fn replay(grpc_url: &str, keys: &Keys, data_dir: &Path) -> anyhow::Result<Replayed> {
     let catalog = Catalog::from_toml_str(CATALOG)?;
-    let submissions = month(&catalog, Utc::now());
+    let mut state = State::load_or_start(data_dir)?;
+    let submissions = month(&catalog, state.anchor);
+    let total = submissions.len();
+    let mut replayed = Replayed {
+        total,
+        by_source: by_source(&submissions),
+        ..Replayed::default()
+    };
+    if state.loaded && state.deliveries == total {
+        replayed.already_loaded = true;
+        return Ok(replayed);
+    }
     let client = IngestClient::connect(grpc_url.to_string())
         .await
         .with_context(|| format!("cannot reach ingest at {grpc_url}"))?;
-    let total = submissions.len();
-    let results: Vec<anyhow::Result<(bool, bool)>> = futures::stream::iter(submissions)
+    let results: Vec<anyhow::Result<Answer>> = futures::stream::iter(submissions)
         .map(|s| submit(client.clone(), keys, s))
         .buffered(8)
         .collect()
         .await;
-    let mut replayed = Replayed {
-        total,
-        ..Replayed::default()
-    };
     let mut refused = Vec::new();
     for result in results {
         match result {
-            Ok((published, duplicate)) => {
-                replayed.published += usize::from(published);
-                replayed.duplicates += usize::from(duplicate);
-            }
+            Ok(Answer::Published) => replayed.published += 1,
+            Ok(Answer::Duplicate) => replayed.duplicates += 1,
+            Ok(Answer::Unused) => replayed.unused += 1,
             Err(e) => refused.push(e),
         }
     }
@@ -128,7 +174,54 @@ pub async fn replay(grpc_url: &str, keys: &Keys) -> anyhow::Result<Replayed> {
             refused.len()
         );
     }
+    state.loaded = true;
+    state.deliveries = total;
+    state.save(data_dir)?;
     Ok(replayed)
+}
+
+/// `demo-month.json` in the data directory: when the month is anchored, and whether all of it was
+/// accepted.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    anchor: DateTime<Utc>,
+    deliveries: usize,
+    loaded: bool,
+}
+
+impl State {
+    const FILE: &str = "demo-month.json";
+
+    /// The saved state, or a month anchored now (saved before anything is sent, so a start that
+    /// is interrupted mid-way resumes the same month).
+    fn load_or_start(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(Self::FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not the demo's state; remove it to start the month again",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let state = Self {
+                    anchor: Utc::now(),
+                    deliveries: 0,
+                    loaded: false,
+                };
+                state.save(data_dir)?;
+                Ok(state)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let path = data_dir.join(Self::FILE);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 /// This month's wins so far, as spotlight counts them: `(wins, "EUR 123456")`.
@@ -151,8 +244,14 @@ async fn month_so_far(grpc_url: &str) -> anyhow::Result<(u32, String)> {
 
 /// What to tell the user once the replay is done: true whether this was the first start or a
 /// restart (when everything was already stored, no headline will appear now).
-pub async fn report(grpc_url: &str, replayed: Replayed) -> String {
-    if replayed.total > 0 && replayed.duplicates == replayed.total {
+pub async fn report(grpc_url: &str, replayed: &Replayed) -> String {
+    let tools = replayed
+        .by_source
+        .iter()
+        .map(|(source, count)| format!("{} {count}", source.token()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if replayed.already_loaded || (replayed.total > 0 && replayed.duplicates == replayed.total) {
         let so_far = match month_so_far(grpc_url).await {
             Ok((wins, value)) => format!("; this month so far: {wins} wins worth {value}"),
             Err(e) => {
@@ -161,17 +260,127 @@ pub async fn report(grpc_url: &str, replayed: Replayed) -> String {
             }
         };
         return format!(
-            "demo: already loaded: all {total} deliveries of the sample month were accepted before, \
-             so no new headline wins will appear now{so_far}. See them with \
-             `herald leaderboard --url {grpc_url}` and `herald value --url {grpc_url}`; \
-             every announcement so far is in announcements.jsonl",
+            "demo: already loaded: all {total} deliveries of the sample month ({tools}) were \
+             accepted before, so nothing was sent again and no new headline wins will appear \
+             now{so_far}. See them with `herald leaderboard --url {grpc_url}` and \
+             `herald value --url {grpc_url}`; every announcement so far is in announcements.jsonl",
             total = replayed.total,
         );
     }
+    let unused = match replayed.unused {
+        0 => String::new(),
+        n => format!(", {n} not used"),
+    };
     format!(
-        "demo: sent {} deliveries from the last 30 days, all accepted ({} new outcomes to score, {} \
-         already there); headline wins appear above as they are scored, every announcement in \
-         announcements.jsonl",
+        "demo: sent {} deliveries from the last 30 days ({tools}), all accepted ({} new outcomes \
+         to score, {} already there{unused}); headline wins appear above as they are scored, every \
+         announcement in announcements.jsonl",
         replayed.total, replayed.published, replayed.duplicates
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use herald_ingest::{
+        IngestConfig,
+        sources::{self, Normalised},
+    };
+    use herald_proto::v1::EventKind;
+    use tonic::codegen::http::{HeaderMap, HeaderName, HeaderValue};
+
+    use super::*;
+    use crate::demo::config_loader;
+
+    /// Every delivery of the month, signed as the replay signs it, passes its source's own check
+    /// under the demo's configuration and normalises to an event (none is refused or unused), and
+    /// each tool's deliveries cover the kinds that tool reports.
+    #[test]
+    fn every_delivery_is_accepted_and_each_tool_sends_every_kind_it_reports() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = IngestConfig::load(&config_loader(dir.path()).expect("demo config"))
+            .expect("the demo config loads");
+        let keys = Keys::from_sources(&config.sources);
+        let catalog = Catalog::from_toml_str(CATALOG).expect("catalog");
+        let handlers = sources::handlers(&config.sources);
+        let now = Utc::now();
+        let mut kinds: BTreeMap<Source, BTreeSet<EventKind>> = BTreeMap::new();
+        for submission in month(&catalog, now) {
+            let source = submission.source;
+            let headers: HeaderMap = signed_headers(&keys, &submission)
+                .expect("signed")
+                .into_iter()
+                .map(|(name, value)| {
+                    (
+                        HeaderName::try_from(name).expect("header name"),
+                        HeaderValue::try_from(value).expect("header value"),
+                    )
+                })
+                .collect();
+            let handler = handlers
+                .iter()
+                .find(|h| h.source() == source)
+                .expect("a handler per source");
+            let settings = &config.sources[source.token()];
+            let body = String::from_utf8_lossy(&submission.body).into_owned();
+            handler
+                .verify(&headers, &submission.body, &settings.keys(), now)
+                .unwrap_or_else(|e| panic!("{source:?} refused by verify: {e:?}\n{body}"));
+            let context = sources::Context {
+                catalog: &catalog,
+                received_at: now,
+            };
+            let normalised = handler
+                .normalise(&context, &headers, &submission.body)
+                .unwrap_or_else(|e| panic!("{source:?} refused by normalise: {e:?}\n{body}"));
+            let Normalised::Event { event, .. } = normalised else {
+                panic!("{source:?} delivery accepted but not published:\n{body}");
+            };
+            kinds
+                .entry(source)
+                .or_default()
+                .insert(EventKind::try_from(event.kind).expect("a known kind"));
+        }
+        use EventKind::*;
+        let expected: [(Source, &[EventKind]); 7] = [
+            (
+                Source::Servicenow,
+                &[
+                    IncidentResolved,
+                    IncidentReopened,
+                    ChangeImplemented,
+                    ChangeFailed,
+                    ProblemClosed,
+                    RequestFulfilled,
+                ],
+            ),
+            (Source::Jira, &[IncidentResolved, RequestFulfilled]),
+            (
+                Source::Pagerduty,
+                &[PageTriggered, PageAcknowledged, PageResolved],
+            ),
+            (
+                Source::Opsgenie,
+                &[PageTriggered, PageAcknowledged, PageResolved],
+            ),
+            (
+                Source::Zendesk,
+                &[
+                    IncidentOpened,
+                    RequestOpened,
+                    IncidentResolved,
+                    RequestFulfilled,
+                    SurveySubmitted,
+                ],
+            ),
+            (Source::Github, &[PullRequestMerged, DeploymentSucceeded]),
+            (Source::Cloudevents, &[AutomationRun]),
+        ];
+        for (source, wanted) in expected {
+            let got = kinds.get(&source).cloned().unwrap_or_default();
+            let wanted: BTreeSet<EventKind> = wanted.iter().copied().collect();
+            assert_eq!(got, wanted, "{source:?}");
+        }
+    }
 }

@@ -160,11 +160,12 @@ async fn serve(args: Args, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
     if args.demo {
         let grpc_url = format!("http://{grpc}");
         let stop = shutdown.clone();
+        let demo_dir = data_dir.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                result = demo::replay(&grpc_url, &keys) => match result {
-                    Ok(replayed) => eprintln!("{}", demo::replay::report(&grpc_url, replayed).await),
+                result = demo::replay(&grpc_url, &keys, &demo_dir) => match result {
+                    Ok(replayed) => eprintln!("{}", demo::replay::report(&grpc_url, &replayed).await),
                     Err(e) => eprintln!("demo replay failed: {e:#}"),
                 }
             }
