@@ -193,7 +193,8 @@ fn deployment_status(dir: &Directory<'_>, body: &Value) -> Result<Normalised, Ap
         environment: text(status, &["environment"]).or_else(|| text(deployment, &["environment"])),
         automated: Some(is_bot(dir, creator)),
         // The deployer's free-form payload may name the change it carries out.
-        linked_change: text(deployment, &["payload", "change"]),
+        linked_change: text(deployment, &["payload", "change"])
+            .or_else(|| text(deployment, &["payload", "change_request"])),
         ..Default::default()
     };
     Ok(Normalised::event(
