@@ -166,7 +166,7 @@ fn change_failure_rates_and_incident_costs_are_read_and_checked() {
     let portal = catalog.service("svc-shipping-portal").expect("portal");
     assert_eq!(portal.change_failure_rate, Some(0.12));
     assert_eq!(portal.cost_per_incident, Some(1800.0));
-    assert_eq!(portal.typical_outage_minutes(), Some((1, 120.0)));
+    assert_eq!(portal.typical_outage_minutes(), Some((1, 240.0)));
     let warehouse = catalog.service("svc-warehouse").expect("warehouse");
     assert_eq!(warehouse.change_failure_rate, None);
     assert_eq!(warehouse.typical_outage_minutes(), None);
