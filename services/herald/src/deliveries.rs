@@ -17,6 +17,8 @@ pub enum StatusArg {
     Pending,
     Delivered,
     Failed,
+    /// Never sent: the win was withdrawn first.
+    Withdrawn,
 }
 
 /// Deliveries to channels, newest first: what each carried and every attempt.
@@ -52,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(StatusArg::Pending) => DeliveryStatus::Pending,
         Some(StatusArg::Delivered) => DeliveryStatus::Delivered,
         Some(StatusArg::Failed) => DeliveryStatus::Failed,
+        Some(StatusArg::Withdrawn) => DeliveryStatus::Withdrawn,
     };
     let list = client
         .list_deliveries(ListDeliveriesRequest {
@@ -75,6 +78,7 @@ fn status(d: &Delivery) -> &'static str {
         DeliveryStatus::Pending => "pending",
         DeliveryStatus::Delivered => "delivered",
         DeliveryStatus::Failed => "failed",
+        DeliveryStatus::Withdrawn => "withdrawn",
         DeliveryStatus::Unspecified => "unknown",
     }
 }

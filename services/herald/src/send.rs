@@ -126,6 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut client = IngestClient::new(target.connect().await?);
     let response = client
         .submit(SubmitRequest {
+            historical: false,
             source: args.source.token().to_string(),
             body,
             headers,

@@ -9,7 +9,7 @@ use herald_catalog::Catalog;
 use herald_events::{Bus, BusError, OutgoingMessage, subjects};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Source},
+    v1::{EventKind, ItsmEvent, Origin, Source},
 };
 use herald_runtime::{ApiError, ErrorKind};
 use http::HeaderMap;
@@ -158,12 +158,23 @@ impl Ingestor {
         open
     }
 
-    /// Runs one delivery through verify → normalise → publish.
+    /// Runs one live delivery through verify → normalise → publish.
     pub async fn accept(
         &self,
         source: &str,
         headers: &HeaderMap,
         body: Bytes,
+    ) -> Result<Accepted, ApiError> {
+        self.accept_from(source, headers, body, Origin::Live).await
+    }
+
+    /// The same, for a delivery whose origin the caller knows (`herald backfill` sends history).
+    pub async fn accept_from(
+        &self,
+        source: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        origin: Origin,
     ) -> Result<Accepted, ApiError> {
         let entry = self.entry(source)?;
         entry.keys.require_configured(source)?;
@@ -171,7 +182,7 @@ impl Ingestor {
         entry
             .handler
             .verify(headers, &body, &entry.keys, received_at)?;
-        self.publish_verified(entry, headers, body, received_at)
+        self.publish_verified(entry, headers, body, received_at, origin)
             .await
     }
 
@@ -182,10 +193,11 @@ impl Ingestor {
         source: &str,
         headers: &HeaderMap,
         body: Bytes,
+        origin: Origin,
     ) -> Result<Accepted, ApiError> {
         let entry = self.entry(source)?;
         let received_at = self.now();
-        self.publish_verified(entry, headers, body, received_at)
+        self.publish_verified(entry, headers, body, received_at, origin)
             .await
     }
 
@@ -195,6 +207,7 @@ impl Ingestor {
         headers: &HeaderMap,
         body: Bytes,
         received_at: DateTime<Utc>,
+        origin: Origin,
     ) -> Result<Accepted, ApiError> {
         let ctx = Context {
             catalog: &self.catalog,
@@ -212,14 +225,14 @@ impl Ingestor {
                 let mut results = Vec::with_capacity(items.len());
                 for (item, raw) in items {
                     results.push(
-                        self.publish_one(item, raw, &content_type, received_at)
+                        self.publish_one(item, raw, &content_type, received_at, origin)
                             .await?,
                     );
                 }
                 Ok(Accepted::Batch(results))
             }
             single => {
-                self.publish_one(single, body.to_vec(), &content_type, received_at)
+                self.publish_one(single, body.to_vec(), &content_type, received_at, origin)
                     .await
             }
         }
@@ -231,6 +244,7 @@ impl Ingestor {
         raw: Vec<u8>,
         content_type: &str,
         received_at: DateTime<Utc>,
+        origin: Origin,
     ) -> Result<Accepted, ApiError> {
         let (mut event, ordering_key) = match normalised {
             Normalised::Ignored { id, note } => return Ok(Accepted::Ignored { id, note }),
@@ -247,6 +261,7 @@ impl Ingestor {
             }
         };
         event.received_at = Some(to_timestamp(received_at));
+        event.origin = origin as i32;
         event.raw_content_type = content_type.to_string();
         event.raw_payload = raw;
         let id = event.id.clone();

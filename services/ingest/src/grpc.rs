@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_proto::v1::{
-    SubmitBatchResponse, SubmitError, SubmitRequest, SubmitResponse, SubmitResult,
+    Origin, SubmitBatchResponse, SubmitError, SubmitRequest, SubmitResponse, SubmitResult,
     ingest_server::Ingest, submit_result::Outcome,
 };
 use herald_runtime::{ApiError, ErrorKind};
@@ -84,7 +84,16 @@ impl IngestApi {
         let headers = header_map(&request.headers)?;
         let accepted = self
             .ingestor
-            .accept(&request.source, &headers, Bytes::from(request.body))
+            .accept_from(
+                &request.source,
+                &headers,
+                Bytes::from(request.body),
+                if request.historical {
+                    Origin::Backfill
+                } else {
+                    Origin::Live
+                },
+            )
             .await?;
         Ok(response_of(accepted))
     }

@@ -176,7 +176,7 @@ impl NotifySettings {
                 .find(|k| AnnouncementKind::from_token(k).is_none())
             {
                 return invalid(format!(
-                    "route {}: kind {kind:?} is not one of headline_win, digest, lesson",
+                    "route {}: kind {kind:?} is not one of headline_win, digest, lesson, correction",
                     route.name
                 ));
             }

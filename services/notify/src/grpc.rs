@@ -27,6 +27,7 @@ fn status_of(stored: &str) -> DeliveryStatus {
     match stored {
         "delivered" => DeliveryStatus::Delivered,
         "failed" => DeliveryStatus::Failed,
+        "withdrawn" => DeliveryStatus::Withdrawn,
         _ => DeliveryStatus::Pending,
     }
 }
@@ -106,6 +107,7 @@ impl NotifyRpc for NotifyApi {
                 DeliveryStatus::Pending => &["pending", "sending"],
                 DeliveryStatus::Delivered => &["delivered"],
                 DeliveryStatus::Failed => &["failed"],
+                DeliveryStatus::Withdrawn => &["withdrawn"],
             };
         let limit = match request.limit {
             0 => 50,

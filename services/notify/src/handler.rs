@@ -1,4 +1,5 @@
-//! The notify stage: an announcement in, one delivery per matching route queued.
+//! The notify stage: an announcement in, one delivery per matching route queued; a correction to
+//! every route that carried what it corrects.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use herald_events::{
     IncomingMessage,
     worker::{self, HandleError, Handler},
 };
-use herald_proto::v1::Announcement;
+use herald_proto::v1::{Announcement, AnnouncementKind};
 use tokio::sync::Notify;
 
 use crate::{config::NotifySettings, routing, store::Store};
@@ -24,6 +25,19 @@ impl Handler for NotifyHandler {
         let announcement: Announcement = worker::decode(delivery)?;
         if announcement.id.is_empty() {
             return Err(HandleError::reject("announcement has no id"));
+        }
+        if announcement.kind == AnnouncementKind::Correction as i32 {
+            // A correction goes wherever the original went, whatever the routes say today.
+            let created = self
+                .store
+                .enqueue_correction(&announcement)
+                .await
+                .map_err(HandleError::from)?;
+            tracing::info!(announcement = %announcement.id, corrects = %announcement.corrects, new = created, "corrections queued");
+            if created > 0 {
+                self.wake.notify_one();
+            }
+            return Ok(());
         }
         let routes: Vec<(String, String)> = self
             .settings

@@ -116,6 +116,50 @@ impl Store {
         Ok(created)
     }
 
+    /// Routes a correction to every route that carried the announcement it corrects: a delivery not
+    /// attempted yet is withdrawn instead (nobody saw it, so nothing needs correcting); every other
+    /// one gets the correction, on the same route and channel. Returns how many corrections are new.
+    pub async fn enqueue_correction(&self, correction: &Announcement) -> Result<u64, StoreError> {
+        let now = millis(Utc::now());
+        let payload = correction.encode_to_vec();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = 'withdrawn', next_attempt_at = NULL,
+                    last_error = 'withdrawn before it was sent: the win no longer stands'
+             WHERE announcement_id = $1 AND status = 'pending' AND attempts = 0",
+        )
+        .bind(&correction.corrects)
+        .execute(&mut *tx)
+        .await?;
+        let carried = sqlx::query(
+            "SELECT route, channel FROM deliveries WHERE announcement_id = $1 AND status <> 'withdrawn'",
+        )
+        .bind(&correction.corrects)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut created = 0;
+        for row in carried {
+            let route: String = row.get("route");
+            let channel: String = row.get("channel");
+            created += sqlx::query(
+                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)
+                 ON CONFLICT (announcement_id, route) DO NOTHING",
+            )
+            .bind(delivery_id(&correction.id, &route))
+            .bind(&correction.id)
+            .bind(&route)
+            .bind(&channel)
+            .bind(now)
+            .bind(&payload)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
     /// Claims up to `limit` due deliveries for `lease`: pending ones whose time has come, and ones
     /// whose previous dispatcher vanished mid-attempt. Replicas never claim the same row.
     pub async fn claim_due(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {

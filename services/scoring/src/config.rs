@@ -23,6 +23,12 @@ pub struct ScoringSettings {
     pub max_credited_people: usize,
     /// Share of a win that goes to whoever resolved it; the rest is split among the others.
     pub resolver_share: f64,
+    /// `[scoring.verification]`: hold-back and revocation windows.
+    pub verification: crate::verification::VerificationSettings,
+    /// `[scoring.credit]`: how credit is split, what earns nothing, the daily cap per person.
+    pub credit: crate::credit::CreditRules,
+    /// `[scoring.stories]`: requester praise and lessons learned.
+    pub stories: crate::value::StorySettings,
 }
 
 impl Default for ScoringSettings {
@@ -36,6 +42,9 @@ impl Default for ScoringSettings {
             default_hourly_rate: None,
             max_credited_people: 10,
             resolver_share: 0.5,
+            verification: Default::default(),
+            credit: Default::default(),
+            stories: Default::default(),
         }
     }
 }
@@ -49,6 +58,11 @@ impl ScoringSettings {
         if !(0.0..=1.0).contains(&self.resolver_share) {
             return invalid("resolver_share must be between 0 and 1");
         }
+        self.verification.validate().map_err(ConfigError::Invalid)?;
+        self.credit
+            .validate(self.resolver_share)
+            .map_err(ConfigError::Invalid)?;
+        self.stories.validate().map_err(ConfigError::Invalid)?;
         if self.max_credited_people == 0 {
             return invalid("max_credited_people must be at least 1");
         }

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use herald_catalog::Catalog;
 use herald_proto::v1::{
-    ExplainMatch, ExplainRequest, Explanation, GetWinRequest, Win, scoring_server::Scoring,
+    ExplainMatch, ExplainRequest, Explanation, GetWinRequest, ListWinsRequest, ListWinsResponse,
+    Win, WinStatus, scoring_server::Scoring,
 };
-use herald_runtime::ApiError;
+use herald_runtime::{ApiError, ErrorKind};
 use tonic::{Request, Response, Status};
 
 use crate::{
     explain,
     store::{Store, StoreError},
+    verification,
 };
 
 pub struct ScoringApi {
@@ -104,12 +106,50 @@ impl Scoring for ScoringApi {
     ) -> Result<Response<Explanation>, Status> {
         let id = request.into_inner().id;
         let found = self.find(id.trim()).await?;
-        let text = explain::explain(&found.win, &self.catalog);
+        let ledger = self
+            .store
+            .ledger_of(&found.win.id)
+            .await
+            .map_err(internal)?;
+        let mut text = explain::explain(&found.win, &self.catalog);
+        text.push_str(&verification::describe(&found.win, &ledger));
         Ok(Response::new(Explanation {
             win: Some(found.win),
             text,
             matched: found.matched as i32,
             record_wins: found.record_wins,
         }))
+    }
+
+    async fn list_wins(
+        &self,
+        request: Request<ListWinsRequest>,
+    ) -> Result<Response<ListWinsResponse>, Status> {
+        let request = request.into_inner();
+        let status = match WinStatus::try_from(request.status) {
+            Ok(WinStatus::Unspecified) => None,
+            Ok(status) => Some(status),
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorKind::Malformed,
+                    "unknown_status",
+                    format!(
+                        "status {} is not a win status; use provisional, confirmed or revoked",
+                        request.status
+                    ),
+                )
+                .into());
+            }
+        };
+        let limit = match request.limit {
+            0 => 100,
+            n => i64::from(n.min(1000)),
+        };
+        let (wins, total) = self
+            .store
+            .list_wins(status, limit)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(ListWinsResponse { wins, total }))
     }
 }

@@ -1,21 +1,17 @@
-//! The scoring stage: one event in, at most one win out.
+//! The scoring stage: one event in; at most one win recorded (provisional, or confirmed at once when
+//! its hold-back is zero), and any win the event withdraws.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_catalog::Catalog;
 use herald_events::{
-    Bus, IncomingMessage, OutgoingMessage, subjects,
+    Bus, IncomingMessage,
     worker::{self, HandleError, Handler},
 };
-use herald_proto::v1::{EventKind, ItsmEvent, Win};
-use prost::Message;
+use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
 
-use crate::{
-    config::ScoringSettings,
-    score,
-    store::{Recorded, Store},
-};
+use crate::{config::ScoringSettings, publish, score, store::Store};
 
 pub struct ScoringHandler {
     pub store: Store,
@@ -45,22 +41,32 @@ impl Handler for ScoringHandler {
         }
         let recorded = self
             .store
-            .record(&event, &result)
+            .record_event(
+                &event,
+                &result,
+                &self.settings.verification,
+                chrono::Utc::now(),
+            )
             .await
             .map_err(HandleError::from)?;
-        let win = match recorded {
-            Recorded::New(win) => win,
-            Recorded::Seen(win) => {
-                tracing::debug!(event = %event.id, "event seen before; publishing its win again");
-                win
-            }
-        };
-        if let Some(win) = win {
-            self.publish(&win).await?;
+        if !recorded.new {
+            tracing::debug!(event = %event.id, "event seen before");
+        }
+        if let Some(win) = recorded.win.as_ref().filter(|_| recorded.new) {
             let amount = win.value.as_ref().map(|v| v.amount).unwrap_or(0.0);
-            tracing::info!(event = %event.id, win = %win.id, amount, "win");
-            metrics::counter!("herald_scoring_wins_total", "kind" => subjects_kind(&win))
+            let status = WinStatus::try_from(win.status)
+                .map(|s| s.token())
+                .unwrap_or("unspecified");
+            tracing::info!(event = %event.id, win = %win.id, amount, status, "win");
+            metrics::counter!("herald_scoring_wins_total", "kind" => subjects_kind(win), "status" => status)
                 .increment(1);
+        }
+        if !recorded.publish.is_empty() {
+            publish::wins(self.bus.as_ref(), &recorded.publish).await?;
+            self.store
+                .mark_published(&recorded.publish)
+                .await
+                .map_err(HandleError::from)?;
         }
         Ok(())
     }
@@ -70,16 +76,4 @@ fn subjects_kind(win: &Win) -> &'static str {
     EventKind::try_from(win.kind)
         .map(|k| k.token())
         .unwrap_or("unspecified")
-}
-
-impl ScoringHandler {
-    async fn publish(&self, win: &Win) -> Result<(), HandleError> {
-        let kind = EventKind::try_from(win.kind).unwrap_or(EventKind::Unspecified);
-        let message =
-            OutgoingMessage::new(subjects::win(kind), win.id.clone(), win.encode_to_vec())
-                .with_ordering_key(win.id.clone())
-                .with_trace_context();
-        self.bus.publish(message).await?;
-        Ok(())
-    }
 }

@@ -1,6 +1,7 @@
 //! Herald scoring: turns each event into a win (what happened, for which business service, the
-//! value in business terms with its formula, inputs and label, and the credit for each contributor)
-//! and publishes it on `herald.wins.<kind>`.
+//! value in business terms with its formula, inputs and label, and the credit for each contributor),
+//! holds it until its outcome is verified, and publishes it on `herald.wins.<kind>` once confirmed,
+//! and again if a confirmed win is withdrawn.
 
 pub mod config;
 pub mod credit;
@@ -8,9 +9,11 @@ pub mod explain;
 pub mod format;
 pub mod grpc;
 pub mod handler;
+pub mod publish;
 pub mod score;
 pub mod store;
 pub mod value;
+pub mod verification;
 
 use std::sync::Arc;
 
@@ -72,11 +75,18 @@ impl Service for Scoring {
         });
         let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
         let options = config.scoring.consumer.worker_options("scoring");
+        let confirmer = verification::confirmer::run(
+            store.clone(),
+            deps.bus.clone(),
+            config.scoring.verification.confirm_every,
+            shutdown.clone(),
+        );
         Ok(Component::new()
             .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown),
             )
+            .task("confirmer", confirmer)
             .grpc(ScoringServer::new(grpc::ScoringApi { store, catalog })))
     }
 }

@@ -13,6 +13,10 @@ use crate::{
     value::{self, NoValue},
 };
 
+/// The version of the scoring rules a win was computed with, shown by `herald explain` so a number
+/// can be traced to the rules that made it. Bump it when a formula or a credit rule changes.
+pub const RULES_VERSION: &str = "2026.11-verified";
+
 /// A win and the key of the outcome it credits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
@@ -73,6 +77,11 @@ pub fn score(
         credits,
         headline: valuation.headline,
         priority: record.priority,
+        origin: event.origin,
+        received_at: event.received_at,
+        rules_version: RULES_VERSION.to_string(),
+        // Verification fills in the status and its windows when the win is recorded.
+        ..Default::default()
     };
     Ok(Scored { win, outcome_key })
 }

@@ -1,7 +1,7 @@
 //! The channel-neutral card for a headline win: what every channel renders within its own limits.
 
 use herald_catalog::Catalog;
-use herald_proto::v1::{Card, CreditSubject, CreditedPerson, Link, ValueLine, Win};
+use herald_proto::v1::{Announcement, Card, CreditSubject, CreditedPerson, Link, ValueLine, Win};
 
 pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
     let value = win.value.clone().unwrap_or_default();
@@ -59,5 +59,34 @@ pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
             })
             .collect(),
         business_service: service.map(|s| s.name.clone()),
+    }
+}
+
+/// The correction of a headline whose win was withdrawn: what was announced, why it no longer
+/// stands, and that it counts in no figure. It names nobody: a correction is about the outcome,
+/// and blame has no place in it.
+pub fn correction_card(win: &Win, original: &Announcement, catalog: &Catalog) -> Card {
+    let announced = original.card.clone().unwrap_or_default();
+    let reason = if win.status_reason.is_empty() {
+        "the outcome did not hold".to_string()
+    } else {
+        win.status_reason.clone()
+    };
+    Card {
+        title: format!("Correction: {}", announced.title),
+        summary: format!(
+            "{reason}, so this win no longer stands. It has been taken out of every total and leaderboard; \
+             the earlier announcement of {} should be disregarded.",
+            win.record_number
+        ),
+        value_lines: Vec::new(),
+        people: Vec::new(),
+        teams: Vec::new(),
+        links: announced.links,
+        business_service: win
+            .business_service
+            .as_deref()
+            .and_then(|s| catalog.service(s))
+            .map(|s| s.name.clone()),
     }
 }

@@ -15,6 +15,10 @@ pub struct SpotlightSettings {
     pub headline_min_value: f64,
     /// Seconds between automatic refreshes of the dashboard page.
     pub dashboard_refresh_seconds: u32,
+    /// A win confirmed more than this long after its outcome is history: counted in its period,
+    /// never a live headline (so are backfilled and caught-up outcomes, whatever their age).
+    #[serde(with = "humantime_serde")]
+    pub announce_max_age: std::time::Duration,
     /// `[spotlight.consumer]`: lanes, deliveries before dead-lettering, ack wait.
     pub consumer: herald_events::worker::StageSettings,
 }
@@ -26,6 +30,7 @@ impl Default for SpotlightSettings {
             grpc_addr: ([0, 0, 0, 0], 9092).into(),
             headline_min_value: 1000.0,
             dashboard_refresh_seconds: 30,
+            announce_max_age: std::time::Duration::from_secs(7 * 24 * 60 * 60),
             consumer: Default::default(),
         }
     }

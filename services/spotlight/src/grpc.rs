@@ -1,4 +1,4 @@
-//! `herald.v1.Spotlight`: leaderboards and value summaries.
+//! `herald.v1.Spotlight`: leaderboards, value summaries, and the ledger check.
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use herald_proto::{
     time::opt_from_timestamp,
     v1::{
         GetLeaderboardRequest, GetValueSummaryRequest, LabelTotal, Leaderboard, LeaderboardEntry,
-        PeriodKind as ProtoPeriodKind, Scope, ValueLabel, ValueSummary,
-        spotlight_server::Spotlight,
+        LedgerDifference, PeriodKind as ProtoPeriodKind, RebuildLedgerRequest,
+        RebuildLedgerResponse, Scope, ValueLabel, ValueSummary, spotlight_server::Spotlight,
     },
 };
 use herald_runtime::{ApiError, ErrorKind};
@@ -167,6 +167,40 @@ impl Spotlight for SpotlightApi {
                 .enumerate()
                 .map(|(i, r)| self.entry(Scope::Service, i, r))
                 .collect(),
+        }))
+    }
+
+    async fn rebuild_ledger(
+        &self,
+        request: Request<RebuildLedgerRequest>,
+    ) -> Result<Response<RebuildLedgerResponse>, Status> {
+        let repair = request.into_inner().repair;
+        let report = self
+            .store
+            .rebuild(self.catalog.organisation().tz(), repair)
+            .await
+            .map_err(internal)?;
+        if !report.differences.is_empty() {
+            tracing::warn!(
+                differences = report.differences.len(),
+                repaired = report.repaired,
+                "live figures differ from the ledger"
+            );
+        }
+        Ok(Response::new(RebuildLedgerResponse {
+            entries: report.entries,
+            rows_checked: report.rows_checked,
+            differences: report
+                .differences
+                .into_iter()
+                .map(|d| LedgerDifference {
+                    row: d.row,
+                    field: d.field.to_string(),
+                    live: d.live as f64,
+                    rebuilt: d.rebuilt as f64,
+                })
+                .collect(),
+            repaired: report.repaired,
         }))
     }
 }

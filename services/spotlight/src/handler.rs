@@ -1,8 +1,10 @@
-//! The spotlight stage: count each win into the rollups once, and announce the headline ones.
+//! The spotlight stage: count each confirmed win into the rollups once and announce the headline
+//! ones; take a withdrawn win out of every figure again and correct its announcement.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use herald_catalog::Catalog;
 use herald_events::{
     Bus, IncomingMessage, OutgoingMessage, subjects,
@@ -10,7 +12,7 @@ use herald_events::{
 };
 use herald_proto::{
     time::{opt_from_timestamp, to_timestamp},
-    v1::{Announcement, AnnouncementKind, Win},
+    v1::{Announcement, AnnouncementKind, Origin, Win, WinStatus},
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -30,6 +32,12 @@ pub fn announcement_id(win_id: &str) -> String {
     format!("a-{}", hex::encode(&digest[..8]))
 }
 
+/// The correction of an announcement: deterministic too.
+pub fn correction_id(announcement_id: &str) -> String {
+    let digest = Sha256::digest(format!("correction:{announcement_id}").as_bytes());
+    format!("c-{}", hex::encode(&digest[..8]))
+}
+
 #[async_trait]
 impl Handler for SpotlightHandler {
     async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
@@ -43,24 +51,63 @@ impl Handler for SpotlightHandler {
                 win.id
             )));
         };
+        match WinStatus::try_from(win.status) {
+            Ok(WinStatus::Confirmed | WinStatus::Unspecified) => {
+                self.count(&win, occurred_at).await
+            }
+            Ok(WinStatus::Revoked) => self.revoke(&win, occurred_at).await,
+            Ok(WinStatus::Provisional) => {
+                // Never in public figures: scoring does not publish these; one that arrives anyway
+                // waits for its confirmation.
+                tracing::warn!(win = %win.id, "provisional win on the bus ignored");
+                Ok(())
+            }
+            Err(_) => Err(HandleError::reject(format!(
+                "win {} has a status this spotlight does not know ({}); upgrade spotlight, then replay it",
+                win.id, win.status
+            ))),
+        }
+    }
+}
+
+impl SpotlightHandler {
+    /// History is not news: backfilled or caught-up outcomes, and outcomes confirmed long after
+    /// they happened, count in their period but are never announced as live headlines.
+    fn is_news(&self, win: &Win, occurred_at: DateTime<Utc>) -> bool {
+        let origin = Origin::try_from(win.origin).unwrap_or(Origin::Unspecified);
+        if matches!(origin, Origin::Backfill | Origin::CatchUp) {
+            return false;
+        }
+        let age = Utc::now() - occurred_at;
+        age.to_std()
+            .map(|age| age <= self.settings.announce_max_age)
+            .unwrap_or(true)
+    }
+
+    async fn count(&self, win: &Win, occurred_at: DateTime<Utc>) -> Result<(), HandleError> {
         let value = win.value.clone().unwrap_or_default();
-        let announcement =
-            (value.amount >= self.settings.headline_min_value).then(|| Announcement {
-                id: announcement_id(&win.id),
-                kind: AnnouncementKind::HeadlineWin as i32,
-                created_at: Some(to_timestamp(chrono::Utc::now())),
-                card: Some(card::headline_card(&win, &self.catalog)),
-                win_id: win.id.clone(),
-                event_kind: win.kind,
-                business_service: win.business_service.clone(),
-                team: win.team.clone(),
-                value_amount: value.amount,
-                currency: value.currency.clone(),
-            });
+        let headline = value.amount >= self.settings.headline_min_value;
+        let news = self.is_news(win, occurred_at);
+        if headline && !news {
+            tracing::info!(win = %win.id, "history, not news: counted without a headline");
+        }
+        let announcement = (headline && news).then(|| Announcement {
+            id: announcement_id(&win.id),
+            kind: AnnouncementKind::HeadlineWin as i32,
+            created_at: Some(to_timestamp(Utc::now())),
+            card: Some(card::headline_card(win, &self.catalog)),
+            win_id: win.id.clone(),
+            event_kind: win.kind,
+            business_service: win.business_service.clone(),
+            team: win.team.clone(),
+            value_amount: value.amount,
+            currency: value.currency.clone(),
+            corrects: String::new(),
+        });
         let stored = self
             .store
             .count_win(
-                &win,
+                win,
                 occurred_at,
                 self.catalog.organisation().tz(),
                 announcement.as_ref(),
@@ -68,17 +115,60 @@ impl Handler for SpotlightHandler {
             .await
             .map_err(HandleError::from)?;
         if let Some(announcement) = stored {
-            let message = OutgoingMessage::new(
-                subjects::announcement(AnnouncementKind::HeadlineWin),
-                announcement.id.clone(),
-                announcement.encode_to_vec(),
-            )
-            .with_ordering_key(announcement.id.clone())
-            .with_trace_context();
-            self.bus.publish(message).await?;
+            self.publish(&announcement, AnnouncementKind::HeadlineWin)
+                .await?;
             tracing::info!(win = %win.id, announcement = %announcement.id, "headline announced");
-            metrics::counter!("herald_spotlight_announcements_total").increment(1);
+            metrics::counter!("herald_spotlight_announcements_total", "kind" => "headline_win")
+                .increment(1);
         }
+        Ok(())
+    }
+
+    async fn revoke(&self, win: &Win, occurred_at: DateTime<Utc>) -> Result<(), HandleError> {
+        let catalog = &self.catalog;
+        let correction = self
+            .store
+            .revoke_win(win, occurred_at, catalog.organisation().tz(), |original| {
+                Announcement {
+                    id: correction_id(&original.id),
+                    kind: AnnouncementKind::Correction as i32,
+                    created_at: Some(to_timestamp(Utc::now())),
+                    card: Some(card::correction_card(win, original, catalog)),
+                    win_id: win.id.clone(),
+                    event_kind: win.kind,
+                    business_service: win.business_service.clone(),
+                    team: win.team.clone(),
+                    value_amount: 0.0,
+                    currency: original.currency.clone(),
+                    corrects: original.id.clone(),
+                }
+            })
+            .await
+            .map_err(HandleError::from)?;
+        tracing::info!(win = %win.id, reason = %win.status_reason, "win withdrawn from every figure");
+        if let Some(correction) = correction {
+            self.publish(&correction, AnnouncementKind::Correction)
+                .await?;
+            tracing::info!(win = %win.id, correction = %correction.id, corrects = %correction.corrects, "correction announced");
+            metrics::counter!("herald_spotlight_announcements_total", "kind" => "correction")
+                .increment(1);
+        }
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        announcement: &Announcement,
+        kind: AnnouncementKind,
+    ) -> Result<(), HandleError> {
+        let message = OutgoingMessage::new(
+            subjects::announcement(kind),
+            announcement.id.clone(),
+            announcement.encode_to_vec(),
+        )
+        .with_ordering_key(announcement.id.clone())
+        .with_trace_context();
+        self.bus.publish(message).await?;
         Ok(())
     }
 }

@@ -176,6 +176,8 @@ async fn send_chunk(
     let mut requests = Vec::with_capacity(rows.len());
     for row in rows {
         requests.push(SubmitRequest {
+            // History: counted in its period, never announced as news.
+            historical: true,
             source: args.source.token().to_string(),
             body: row.body.clone(),
             headers: headers(args, &row.body),

@@ -18,6 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use herald_events::backoff::Backoff;
+use herald_proto::v1::Origin;
 use herald_runtime::{ErrorKind, component::Component};
 use http::{HeaderMap, HeaderValue, header};
 use sqlx::AnyPool;
@@ -72,6 +73,8 @@ pub struct Poller {
     api: TableApi,
     cursors: CursorStore,
     ingestor: Arc<Ingestor>,
+    /// Rows changed before this are the catch-up: history, never news.
+    started_at: chrono::DateTime<Utc>,
 }
 
 impl Poller {
@@ -87,6 +90,7 @@ impl Poller {
             api,
             cursors,
             ingestor,
+            started_at: Utc::now(),
         })
     }
 
@@ -252,9 +256,14 @@ impl Poller {
                 last = key;
                 continue;
             };
+            let origin = if key.updated_on < self.started_at {
+                Origin::CatchUp
+            } else {
+                Origin::Live
+            };
             match self
                 .ingestor
-                .accept_pulled("servicenow", &json_headers(), body)
+                .accept_pulled("servicenow", &json_headers(), body, origin)
                 .await
             {
                 Ok(Accepted::Published {

@@ -71,6 +71,7 @@ fn github_ping() -> anyhow::Result<SubmitRequest> {
         format!("sha256={}", sign_hex(SECRET.as_bytes(), &[&body])),
     );
     Ok(SubmitRequest {
+        historical: false,
         source: "github".into(),
         body,
         headers: headers.into_iter().collect(),

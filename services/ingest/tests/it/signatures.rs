@@ -400,6 +400,7 @@ async fn grpc_submit_and_submit_batch_refuse_an_unconfigured_source_too() -> any
     );
 
     let item = herald_proto::v1::SubmitRequest {
+        historical: false,
         source: "jira".into(),
         body,
         headers: headers.into_iter().collect(),

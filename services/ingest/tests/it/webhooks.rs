@@ -163,6 +163,7 @@ async fn grpc_submit_takes_the_same_path() -> anyhow::Result<()> {
     let entry = delivery("cloudevents/automation-run-structured.json")?;
     let mut client = IngestClient::connect(h.grpc.clone()).await?;
     let request = SubmitRequest {
+        historical: false,
         source: "cloudevents".into(),
         body: fixture_bytes(&entry)?,
         headers: fixture_headers(&entry).into_iter().collect(),

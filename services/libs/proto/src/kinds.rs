@@ -4,7 +4,9 @@
 //! and database columns use these tokens rather than the protobuf names, so a rename in the generated
 //! code can never change a subject or a stored value.
 
-use crate::v1::{AnnouncementKind, CreditSubject, EventKind, Source, ValueLabel};
+use crate::v1::{
+    AnnouncementKind, CreditSubject, EventKind, Origin, Source, ValueLabel, WinStatus,
+};
 
 macro_rules! tokens {
     ($ty:ty { $($variant:ident => $token:literal),+ $(,)? }) => {
@@ -72,6 +74,19 @@ tokens!(AnnouncementKind {
     HeadlineWin => "headline_win",
     Digest => "digest",
     Lesson => "lesson",
+    Correction => "correction",
+});
+
+tokens!(WinStatus {
+    Provisional => "provisional",
+    Confirmed => "confirmed",
+    Revoked => "revoked",
+});
+
+tokens!(Origin {
+    Live => "live",
+    Backfill => "backfill",
+    CatchUp => "catch_up",
 });
 
 tokens!(CreditSubject {

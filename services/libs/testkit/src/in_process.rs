@@ -162,6 +162,7 @@ impl InProcess {
         body: impl Into<Vec<u8>>,
     ) -> Result<SubmitResponse, tonic::Status> {
         let request = SubmitRequest {
+            historical: false,
             source: source.to_string(),
             body: body.into(),
             headers: headers

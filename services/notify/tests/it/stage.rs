@@ -56,6 +56,7 @@ fn announcement(id: &str, value: f64) -> Announcement {
         team: Some("team-platform".into()),
         value_amount: value,
         currency: "EUR".into(),
+        corrects: String::new(),
     }
 }
 
@@ -125,6 +126,55 @@ async fn announce(stage: &InProcess, a: &Announcement, msg_id: &str) -> anyhow::
     stage
         .publish("herald.announcements.headline_win", msg_id, a)
         .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_reaches_every_route_that_carried_the_original() -> anyhow::Result<()> {
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    let stage = start(&slack, &hook).await?;
+    let original = announcement("a-7", 216_474.6);
+    announce(&stage, &original, "a-7").await?;
+    delivery_in(&stage, "a-7", "wins-to-slack", DeliveryStatus::Delivered).await?;
+    delivery_in(&stage, "a-7", "wins-to-bi", DeliveryStatus::Delivered).await?;
+
+    // The route to Slack takes headline_win only; the correction goes there all the same.
+    let correction = Announcement {
+        id: "c-7".into(),
+        kind: AnnouncementKind::Correction as i32,
+        corrects: "a-7".into(),
+        value_amount: 0.0,
+        card: Some(Card {
+            title: "Correction: Warehouse Management restored".into(),
+            summary: "INC0048213 was reopened, so this win no longer stands.".into(),
+            ..Default::default()
+        }),
+        ..original.clone()
+    };
+    stage
+        .publish("herald.announcements.correction", "c-7", &correction)
+        .await?;
+    delivery_in(&stage, "c-7", "wins-to-slack", DeliveryStatus::Delivered).await?;
+    delivery_in(&stage, "c-7", "wins-to-bi", DeliveryStatus::Delivered).await?;
+    let slack_msgs = slack.wait_for("/services/T000/B000/XXXX", 2, WAIT).await?;
+    assert!(
+        slack_msgs[1]
+            .text()
+            .contains("Correction: Warehouse Management")
+    );
+    let hooks = hook.wait_for("/herald", 2, WAIT).await?;
+    assert!(
+        hooks[1].text().contains("correction"),
+        "{}",
+        hooks[1].text()
+    );
+    let all = stage.deliveries("c-7", None).await?;
+    assert_eq!(
+        all.deliveries.len(),
+        2,
+        "the routes of the original, and only those"
+    );
+    stage.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

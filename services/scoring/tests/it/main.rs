@@ -7,3 +7,4 @@ mod stage;
 mod store_conformance;
 mod value_kinds;
 mod value_models;
+mod verification;

@@ -24,9 +24,17 @@ impl std::ops::Deref for Stage {
 }
 
 async fn start() -> anyhow::Result<Stage> {
-    let toml = "[catalog]\npath = \"catalog.toml\"\n[scoring.consumer]\nmax_deliveries = 2\n";
+    start_holding("0s").await
+}
+
+/// Scoring whose wins are held `hold_back` before they are confirmed and published.
+async fn start_holding(hold_back: &str) -> anyhow::Result<Stage> {
+    let toml = format!(
+        "[catalog]\npath = \"catalog.toml\"\n[scoring.consumer]\nmax_deliveries = 2\n\
+         [scoring.verification]\nhold_back = \"{hold_back}\"\nrevoke_within = \"72h\"\nconfirm_every = \"100ms\"\n"
+    );
     Ok(Stage(
-        InProcess::start::<herald_scoring::Scoring>(toml, &herald_testkit::fixtures_dir()).await?,
+        InProcess::start::<herald_scoring::Scoring>(&toml, &herald_testkit::fixtures_dir()).await?,
     ))
 }
 
@@ -108,6 +116,50 @@ async fn an_event_becomes_one_win_however_often_it_arrives() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_win_is_published_only_once_its_hold_back_has_passed() -> anyhow::Result<()> {
+    let stage = start_holding("3s").await?;
+    let mut wins = herald_testkit::nats::subscribe(&stage.client, "herald.wins.>").await?;
+    let event = oracle::event("servicenow/incident-resolved-p1.json");
+    let received = std::time::Instant::now();
+    stage.publish(&event, &event.id).await?;
+    let (outcome, win_id) = herald_testkit::eventually("recorded", WAIT, || async {
+        stage.outcome(&event.id).await.ok().flatten()
+    })
+    .await?;
+    assert_eq!(outcome, "win");
+    let mut client = ScoringClient::connect(stage.grpc.clone()).await?;
+    let pending = client
+        .list_wins(herald_proto::v1::ListWinsRequest {
+            status: herald_proto::v1::WinStatus::Provisional as i32,
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    assert_eq!(pending.total, 1, "pending verification");
+    assert_eq!(pending.wins[0].id, win_id.clone().unwrap_or_default());
+    let msg = tokio::time::timeout(WAIT, wins.next())
+        .await?
+        .expect("the win, once confirmed");
+    assert!(
+        received.elapsed() >= Duration::from_secs(3),
+        "published before its hold-back passed"
+    );
+    let win = Win::decode(msg.payload)?;
+    assert_eq!(win.status, herald_proto::v1::WinStatus::Confirmed as i32);
+    let explained = client
+        .explain(ExplainRequest { id: win.id.clone() })
+        .await?
+        .into_inner();
+    assert!(
+        explained.text.contains("Status: confirmed"),
+        "{}",
+        explained.text
+    );
+    assert!(explained.text.contains("credited"), "{}", explained.text);
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_without_value_are_recorded_with_the_reason() -> anyhow::Result<()> {
     let stage = start().await?;
     let event = oracle::event("servicenow/incident-reopened.json");
@@ -127,7 +179,7 @@ async fn events_without_value_are_recorded_with_the_reason() -> anyhow::Result<(
         .expect_err("no win");
     assert_eq!(status.code(), tonic::Code::NotFound);
     assert!(
-        status.message().contains("no value model"),
+        status.message().contains("a reopen undoes an outcome"),
         "{}",
         status.message()
     );

@@ -7,10 +7,19 @@ use herald_scoring::{
     score,
     store::{Recorded, Store},
     value::NoValue,
+    verification::VerificationSettings,
 };
 use herald_testkit::stores::TestStore;
 
 use crate::support::oracle;
+
+fn verification() -> VerificationSettings {
+    VerificationSettings::default()
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
 
 async fn store(backend: Backend) -> anyhow::Result<(TestStore, Store)> {
     let test = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
@@ -23,7 +32,14 @@ async fn an_event_is_recorded_once_with_its_win(backend: Backend) -> anyhow::Res
     let catalog = oracle::catalog();
     let event = oracle::event("servicenow/incident-resolved-p1.json");
     let scored = score::score(&event, &catalog, &ScoringSettings::default());
-    let Recorded::New(Some(win)) = store.record(&event, &scored).await? else {
+    let Recorded {
+        new: true,
+        win: Some(win),
+        ..
+    } = store
+        .record_event(&event, &scored, &verification(), now())
+        .await?
+    else {
         anyhow::bail!("the first recording must create the win");
     };
     assert_eq!(
@@ -31,7 +47,14 @@ async fn an_event_is_recorded_once_with_its_win(backend: Backend) -> anyhow::Res
         Some(&win),
         "the win reads back byte for byte"
     );
-    let Recorded::Seen(Some(again)) = store.record(&event, &scored).await? else {
+    let Recorded {
+        new: false,
+        win: Some(again),
+        ..
+    } = store
+        .record_event(&event, &scored, &verification(), now())
+        .await?
+    else {
         anyhow::bail!("a redelivery must find the event seen, with its win");
     };
     assert_eq!(again, win);
@@ -49,10 +72,24 @@ async fn a_second_event_for_the_same_outcome_adds_no_win(backend: Backend) -> an
     closed.id = "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:25".into();
     let settings = ScoringSettings::default();
     store
-        .record(&resolved, &score::score(&resolved, &catalog, &settings))
+        .record_event(
+            &resolved,
+            &score::score(&resolved, &catalog, &settings),
+            &settings.verification,
+            now(),
+        )
         .await?;
-    let Recorded::New(None) = store
-        .record(&closed, &score::score(&closed, &catalog, &settings))
+    let Recorded {
+        new: true,
+        win: None,
+        ..
+    } = store
+        .record_event(
+            &closed,
+            &score::score(&closed, &catalog, &settings),
+            &settings.verification,
+            now(),
+        )
         .await?
     else {
         anyhow::bail!("the closed push must not create a second win");
@@ -66,7 +103,14 @@ async fn an_event_without_value_keeps_its_reason(backend: Backend) -> anyhow::Re
     let (_db, store) = store(backend).await?;
     let event = oracle::event("servicenow/incident-reopened.json");
     let result = Err(NoValue("no value model for incident_reopened".into()));
-    let Recorded::New(None) = store.record(&event, &result).await? else {
+    let Recorded {
+        new: true,
+        win: None,
+        ..
+    } = store
+        .record_event(&event, &result, &verification(), now())
+        .await?
+    else {
         anyhow::bail!("no win expected");
     };
     let outcome = store.event_outcome(&event.id).await?.expect("recorded");
@@ -87,8 +131,17 @@ async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow:
     let record = event.record.clone().unwrap_or_default().number;
     assert!(store.wins_of_record(&record).await?.is_empty());
     assert!(store.latest_event_of_record(&record).await?.is_none());
-    let Recorded::New(Some(win)) = store
-        .record(&event, &score::score(&event, &catalog, &settings))
+    let Recorded {
+        new: true,
+        win: Some(win),
+        ..
+    } = store
+        .record_event(
+            &event,
+            &score::score(&event, &catalog, &settings),
+            &settings.verification,
+            now(),
+        )
         .await?
     else {
         anyhow::bail!("the first recording must create the win");
@@ -108,9 +161,11 @@ async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow:
     let reopened = oracle::event("servicenow/incident-reopened.json");
     let reopened_record = reopened.record.clone().unwrap_or_default().number;
     store
-        .record(
+        .record_event(
             &reopened,
             &Err(NoValue("no value model for incident_reopened".into())),
+            &verification(),
+            now(),
         )
         .await?;
     let (_, outcome) = store

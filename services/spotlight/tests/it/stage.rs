@@ -6,8 +6,8 @@ use futures::StreamExt;
 use herald_proto::{
     time::to_timestamp,
     v1::{
-        Announcement, Credit, CreditSubject, EventKind, GetLeaderboardRequest, PeriodKind, Scope,
-        Source, Value, ValueLabel, Win,
+        Announcement, AnnouncementKind, Credit, CreditSubject, EventKind, GetLeaderboardRequest,
+        Origin, PeriodKind, RebuildLedgerRequest, Scope, Source, Value, ValueLabel, Win, WinStatus,
     },
 };
 use herald_testkit::{InProcess, in_process::period_at};
@@ -69,6 +69,8 @@ fn p1_win() -> Win {
         ],
         headline: "Warehouse Management restored in 1 h 12 min, 2 h 48 min inside its 4 h target: 2,040 people back at work".into(),
         priority: Some(1),
+        status: WinStatus::Confirmed as i32,
+        ..Default::default()
     }
 }
 
@@ -102,7 +104,8 @@ fn small_win() -> Win {
 
 /// Spotlight in-process with the fixture catalog; ready means its consumer exists.
 async fn start() -> anyhow::Result<InProcess> {
-    let toml = "[catalog]\npath = \"catalog.toml\"\n[spotlight]\nheadline_min_value = 1000\n";
+    // The fixture outcomes are from March 2025: a large announce_max_age keeps them news here.
+    let toml = "[catalog]\npath = \"catalog.toml\"\n[spotlight]\nheadline_min_value = 1000\nannounce_max_age = \"100000d\"\n";
     InProcess::start::<herald_spotlight::Spotlight>(toml, &herald_testkit::fixtures_dir()).await
 }
 
@@ -239,6 +242,116 @@ async fn headline_wins_are_announced_once_and_counted_once() -> anyhow::Result<(
         .expect_err("no scope");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_win_leaves_every_figure_and_its_headline_is_corrected() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let mut announcements =
+        herald_testkit::nats::subscribe(&stage.client, "herald.announcements.>").await?;
+    let week = at("2025-03-11T00:00:00Z");
+    publish(&stage, &small_win(), "w-ritm").await?;
+    all_wins_handled(&stage).await?;
+    let before = (
+        stage.value_summary(PeriodKind::Week, week).await?,
+        stage
+            .leaderboard(Scope::Person, PeriodKind::Week, week, 10)
+            .await?,
+    );
+
+    publish(&stage, &p1_win(), "w-p1").await?;
+    let headline = Announcement::decode(
+        tokio::time::timeout(WAIT, announcements.next())
+            .await?
+            .expect("the headline")
+            .payload,
+    )?;
+    let revoked = Win {
+        status: WinStatus::Revoked as i32,
+        status_reason: "INC0048213 was reopened 2025-03-12 09:00 UTC".into(),
+        ..p1_win()
+    };
+    publish(&stage, &revoked, "w-p1:revoked").await?;
+    let msg = tokio::time::timeout(WAIT, announcements.next())
+        .await?
+        .expect("a correction");
+    assert_eq!(msg.subject.as_str(), "herald.announcements.correction");
+    let correction = Announcement::decode(msg.payload)?;
+    assert_eq!(correction.kind, AnnouncementKind::Correction as i32);
+    assert_eq!(correction.corrects, headline.id);
+    let card = correction.card.expect("card");
+    assert!(card.title.starts_with("Correction: "), "{}", card.title);
+    assert!(card.summary.contains("reopened"), "{}", card.summary);
+    assert!(card.people.is_empty() && card.value_lines.is_empty());
+
+    // The revocation again (a redelivery): nothing more.
+    publish(&stage, &revoked, "w-p1:revoked:again").await?;
+    all_wins_handled(&stage).await?;
+    assert_eq!(stage.stream_len("HERALD_ANNOUNCEMENTS").await?, 2);
+    let after = (
+        stage.value_summary(PeriodKind::Week, week).await?,
+        stage
+            .leaderboard(Scope::Person, PeriodKind::Week, week, 10)
+            .await?,
+    );
+    assert_eq!(
+        after, before,
+        "every figure exactly as before the withdrawn win"
+    );
+    // A late confirmation of the withdrawn win counts nothing.
+    publish(&stage, &p1_win(), "w-p1:late").await?;
+    all_wins_handled(&stage).await?;
+    assert_eq!(stage.value_summary(PeriodKind::Week, week).await?, before.0);
+    let check = stage
+        .spotlight()
+        .await?
+        .rebuild_ledger(RebuildLedgerRequest { repair: false })
+        .await?
+        .into_inner();
+    assert!(check.differences.is_empty(), "{check:?}");
+    assert_eq!(check.entries, 1, "only the small win still counts");
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_counted_but_never_a_headline() -> anyhow::Result<()> {
+    // The default announce_max_age (7 days): March 2025 is history today.
+    let toml = "[catalog]\npath = \"catalog.toml\"\n[spotlight]\nheadline_min_value = 1000\n";
+    let stage =
+        InProcess::start::<herald_spotlight::Spotlight>(toml, &herald_testkit::fixtures_dir())
+            .await?;
+    let now = chrono::Utc::now();
+    let backfilled = Win {
+        id: "w-backfilled".into(),
+        occurred_at: Some(to_timestamp(now)),
+        origin: Origin::Backfill as i32,
+        ..p1_win()
+    };
+    let live = Win {
+        id: "w-live".into(),
+        occurred_at: Some(to_timestamp(now)),
+        origin: Origin::Live as i32,
+        ..p1_win()
+    };
+    publish(&stage, &p1_win(), "w-p1").await?;
+    publish(&stage, &backfilled, "w-backfilled").await?;
+    publish(&stage, &live, "w-live").await?;
+    all_wins_handled(&stage).await?;
+    assert_eq!(
+        stage.stream_len("HERALD_ANNOUNCEMENTS").await?,
+        1,
+        "only the live, recent outcome is news"
+    );
+    let old = stage
+        .value_summary(PeriodKind::Week, at("2025-03-11T00:00:00Z"))
+        .await?;
+    assert_eq!(old.wins, 1, "the old outcome counts in its own week");
+    let this_week = stage.value_summary(PeriodKind::Week, now).await?;
+    assert_eq!(
+        this_week.wins, 2,
+        "the backfilled and the live one count in theirs"
+    );
     stage.stop().await
 }
 

@@ -1,22 +1,35 @@
-//! Scoring's tables (schema `scoring`): events seen, wins and their credits. Unique keys make every
-//! write idempotent, because redelivery happens.
+//! Scoring's tables (schema `scoring`): events seen, wins and their credits, the signals that can
+//! withdraw credit and the ledger of every change. Unique keys make every write idempotent, because
+//! redelivery happens.
 
-use herald_proto::v1::{CreditSubject, EventKind, ItsmEvent, Source, ValueLabel, Win};
+mod verification;
+
+use chrono::{DateTime, Utc};
+use herald_proto::v1::{CreditSubject, EventKind, ItsmEvent, Source, ValueLabel, Win, WinStatus};
 use herald_runtime::db::millis;
 use prost::Message;
 use sqlx::{AnyPool, Row};
 
-use crate::{score::Scored, value::NoValue};
+pub use verification::Lease;
+
+use crate::{
+    score::Scored,
+    value::NoValue,
+    verification::{Signal, VerificationSettings, Windows},
+};
 
 pub use herald_runtime::store::Error as StoreError;
 
 /// What recording an event did.
 #[derive(Debug)]
-pub enum Recorded {
-    /// First time this event was seen; a new win to publish, if it earned one.
-    New(Option<Win>),
-    /// Seen before (a redelivery): the win it produced, to publish again in case that was lost.
-    Seen(Option<Win>),
+pub struct Recorded {
+    /// False when the event had been recorded before (a redelivery).
+    pub new: bool,
+    /// The win this event produced, if any, in its current status.
+    pub win: Option<Win>,
+    /// Wins whose current status must be published now: a win confirmed on arrival, a confirmed
+    /// win this event revoked, or (on a redelivery) one whose publication is still pending.
+    pub publish: Vec<Win>,
 }
 
 /// What scoring made of one event.
@@ -43,11 +56,34 @@ impl Store {
         Self { pool }
     }
 
-    /// Records an event and its scoring result in one transaction.
+    /// Records an event as the stage does: its signal and its win's windows worked out from
+    /// `settings` at `now`, then [`Store::record`].
+    pub async fn record_event(
+        &self,
+        event: &ItsmEvent,
+        result: &Result<Scored, NoValue>,
+        settings: &VerificationSettings,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let kind = result
+            .as_ref()
+            .ok()
+            .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
+        let (signal, windows) = crate::verification::prepare(event, kind, settings, now);
+        self.record(event, result, signal.as_ref(), windows, now)
+            .await
+    }
+
+    /// Records an event, the signal it carries and its scoring result in one transaction: a
+    /// signal withdraws the wins it falls inside the window of, a new win is held, confirmed or
+    /// withdrawn on arrival by signals already seen, and the ledger gets every change.
     pub async fn record(
         &self,
         event: &ItsmEvent,
         result: &Result<Scored, NoValue>,
+        signal: Option<&Signal>,
+        windows: Option<Windows>,
+        now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
         let mut tx = self.pool.begin().await?;
         let record = event.record.clone().unwrap_or_default();
@@ -70,27 +106,43 @@ impl Store {
         .bind(herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis))
         .bind(outcome)
         .bind(note)
-        .bind(millis(chrono::Utc::now()))
+        .bind(millis(now))
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if inserted == 0 {
             tx.rollback().await?;
-            let win = self.event_outcome(&event.id).await?.and_then(|o| o.win);
-            return Ok(Recorded::Seen(win));
+            return self.recorded_before(&event.id).await;
         }
-        let Ok(scored) = result else {
+        let mut publish = Vec::new();
+        if let Some(signal) = signal {
+            publish.extend(verification::apply_signal(&mut tx, signal, now).await?);
+        }
+        let (Ok(scored), Some(windows)) = (result, windows) else {
             tx.commit().await?;
-            return Ok(Recorded::New(None));
+            return Ok(Recorded {
+                new: true,
+                win: None,
+                publish,
+            });
         };
-
-        let win = &scored.win;
+        let mut win = scored.win.clone();
+        let withdrawn_by = verification::signal_against(
+            &mut tx,
+            &win,
+            record.configuration_item.as_deref(),
+            &windows,
+        )
+        .await?;
+        verification::set_initial_status(&mut win, &windows, withdrawn_by.as_ref(), now);
         let value = win.value.clone().unwrap_or_default();
         let created = sqlx::query(
             "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
                                business_service, team, label, amount, currency, hours, headline, payload,
-                               created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                               created_at, status, outcome_at, confirm_at, revocable_until,
+                               configuration_item, status_reason, status_at, publish_pending)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                     $19, $20, $21, $22, $23, $24)
              ON CONFLICT (outcome_key) DO NOTHING",
         )
         .bind(&win.id)
@@ -108,7 +160,15 @@ impl Store {
         .bind(value.hours)
         .bind(&win.headline)
         .bind(win.encode_to_vec())
-        .bind(millis(chrono::Utc::now()))
+        .bind(millis(now))
+        .bind(status_token(win.status))
+        .bind(millis(windows.outcome_at))
+        .bind(millis(windows.confirm_at))
+        .bind(millis(windows.revocable_until))
+        .bind(&record.configuration_item)
+        .bind(&win.status_reason)
+        .bind(millis(now))
+        .bind(i32::from(win.status == WinStatus::Confirmed as i32))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -124,7 +184,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(Recorded::New(None));
+            return Ok(Recorded {
+                new: true,
+                win: None,
+                publish,
+            });
         }
         for credit in &win.credits {
             sqlx::query(
@@ -144,13 +208,40 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        verification::ledger_for_new_win(&mut tx, &win, now).await?;
         sqlx::query("UPDATE events SET win_id = $2 WHERE id = $1")
             .bind(&event.id)
             .bind(&win.id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Recorded::New(Some(win.clone())))
+        if win.status == WinStatus::Confirmed as i32 {
+            publish.push(win.clone());
+        }
+        Ok(Recorded {
+            new: true,
+            win: Some(win),
+            publish,
+        })
+    }
+
+    /// A redelivered event: what it produced, and its win again if that still waits to be
+    /// published (the first delivery may have died between the commit and the publish).
+    async fn recorded_before(&self, event_id: &str) -> Result<Recorded, StoreError> {
+        let win = self.event_outcome(event_id).await?.and_then(|o| o.win);
+        let pending = match &win {
+            Some(win) => sqlx::query("SELECT publish_pending FROM wins WHERE id = $1")
+                .bind(&win.id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some_and(|r| r.get::<i32, _>("publish_pending") == 1),
+            None => false,
+        };
+        Ok(Recorded {
+            new: false,
+            publish: win.clone().filter(|_| pending).into_iter().collect(),
+            win,
+        })
     }
 
     /// A win by id.
@@ -219,6 +310,12 @@ impl Store {
         };
         Ok(self.event_outcome(&id).await?.map(|outcome| (id, outcome)))
     }
+}
+
+fn status_token(status: i32) -> &'static str {
+    WinStatus::try_from(status)
+        .map(|s| s.token())
+        .unwrap_or("confirmed")
 }
 
 fn decode(id: &str, payload: Vec<u8>) -> Result<Win, StoreError> {

@@ -1,0 +1,350 @@
+//! Verified outcomes (GUIDE §5): a win's credit is provisional until its hold-back window has
+//! passed with no reopen, no rollback and no related incident; a signal whose own time falls inside
+//! the revocation window after the outcome withdraws it, whenever and in whatever order it arrives.
+//!
+//! This module holds the rules (which events are signals, which wins a signal withdraws, how long
+//! each kind is held); `store::verification` applies them in the same transaction that records an
+//! event, and `confirmer` confirms what has waited long enough.
+
+pub mod confirmer;
+pub mod settings;
+
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+
+use herald_proto::{
+    time::opt_from_timestamp,
+    v1::{EventKind, ItsmEvent, Origin, Source, Win, WinStatus},
+};
+
+pub use settings::VerificationSettings;
+
+/// Why a signal withdraws credit, in the words `herald explain` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    /// The same ticket or page was reopened: the outcome did not hold.
+    Reopen,
+    /// The same change failed (rolled back).
+    Rollback,
+    /// An incident or page on the same business service or configuration item: a change that
+    /// caused one was not a quiet change.
+    RelatedIncident,
+    /// The record breached its SLA in a later cycle.
+    SlaBreach,
+}
+
+impl SignalKind {
+    pub fn token(self) -> &'static str {
+        match self {
+            SignalKind::Reopen => "reopen",
+            SignalKind::Rollback => "rollback",
+            SignalKind::RelatedIncident => "related_incident",
+            SignalKind::SlaBreach => "sla_breach",
+        }
+    }
+
+    pub fn from_token(token: &str) -> Option<Self> {
+        [
+            SignalKind::Reopen,
+            SignalKind::Rollback,
+            SignalKind::RelatedIncident,
+            SignalKind::SlaBreach,
+        ]
+        .into_iter()
+        .find(|k| k.token() == token)
+    }
+
+    /// The win kinds this signal can withdraw.
+    pub fn withdraws(self) -> &'static [EventKind] {
+        match self {
+            SignalKind::Reopen | SignalKind::SlaBreach => &[
+                EventKind::IncidentResolved,
+                EventKind::RequestFulfilled,
+                EventKind::PageResolved,
+                EventKind::ProblemClosed,
+            ],
+            SignalKind::Rollback | SignalKind::RelatedIncident => &[EventKind::ChangeImplemented],
+        }
+    }
+
+    /// Whether the signal is about the same record (reopen, rollback, breach) or about anything on
+    /// the same service or configuration item (a related incident).
+    pub fn same_record(self) -> bool {
+        !matches!(self, SignalKind::RelatedIncident)
+    }
+}
+
+/// An event that can withdraw credit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub event_id: String,
+    pub kind: SignalKind,
+    pub source: Source,
+    pub record_number: String,
+    /// The signal's own time: when the reopen, the failure or the incident happened.
+    pub at: DateTime<Utc>,
+    pub business_service: Option<String>,
+    pub configuration_item: Option<String>,
+}
+
+impl Signal {
+    /// The reason a withdrawn win carries.
+    pub fn reason(&self) -> String {
+        let when = self.at.format("%Y-%m-%d %H:%M UTC");
+        match self.kind {
+            SignalKind::Reopen => format!("{} was reopened {when}", self.record_number),
+            SignalKind::Rollback => format!("{} failed {when}", self.record_number),
+            SignalKind::RelatedIncident => format!(
+                "{} was raised {when} on the same {}",
+                self.record_number,
+                if self.business_service.is_some() {
+                    "business service"
+                } else {
+                    "configuration item"
+                }
+            ),
+            SignalKind::SlaBreach => {
+                format!("{} breached its SLA (seen {when})", self.record_number)
+            }
+        }
+    }
+}
+
+/// The signal an event carries, if any. An event can be an outcome and a signal at once (a
+/// resolution that reports an SLA breach in an earlier cycle).
+pub fn signal_of(event: &ItsmEvent) -> Option<Signal> {
+    let record = event.record.clone().unwrap_or_default();
+    let kind = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
+    let signal = match kind {
+        EventKind::IncidentReopened | EventKind::RequestReopened | EventKind::PageReopened => {
+            SignalKind::Reopen
+        }
+        EventKind::ChangeFailed => SignalKind::Rollback,
+        EventKind::IncidentOpened | EventKind::PageTriggered
+            if record.business_service.is_some() || record.configuration_item.is_some() =>
+        {
+            SignalKind::RelatedIncident
+        }
+        _ if record.sla_breached == Some(true) => SignalKind::SlaBreach,
+        _ => return None,
+    };
+    let at = opt_from_timestamp(event.occurred_at.as_ref())
+        .or_else(|| opt_from_timestamp(event.received_at.as_ref()))?;
+    Some(Signal {
+        event_id: event.id.clone(),
+        kind: signal,
+        source: Source::try_from(event.source).unwrap_or(Source::Unspecified),
+        record_number: record.number,
+        at,
+        business_service: record.business_service,
+        configuration_item: record.configuration_item,
+    })
+}
+
+/// The time an outcome happened: its resolution, else the event's own time.
+pub fn outcome_at(event: &ItsmEvent) -> Option<DateTime<Utc>> {
+    let record = event.record.as_ref();
+    record
+        .and_then(|r| opt_from_timestamp(r.resolved_at.as_ref()))
+        .or_else(|| opt_from_timestamp(event.occurred_at.as_ref()))
+}
+
+/// What verification needs to record an event: the signal it carries and, for an event that earned
+/// a win, that win's windows.
+pub fn prepare(
+    event: &ItsmEvent,
+    win_kind: Option<EventKind>,
+    settings: &VerificationSettings,
+    now: DateTime<Utc>,
+) -> (Option<Signal>, Option<Windows>) {
+    let windows = win_kind.and_then(|kind| {
+        let outcome_at = outcome_at(event)?;
+        let received_at = opt_from_timestamp(event.received_at.as_ref()).unwrap_or(now);
+        Some(Windows::of(
+            kind,
+            outcome_at,
+            received_at.min(now),
+            settings,
+        ))
+    });
+    (signal_of(event), windows)
+}
+
+/// When a win's hold-back ends and until when it can be revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    pub outcome_at: DateTime<Utc>,
+    pub confirm_at: DateTime<Utc>,
+    pub revocable_until: DateTime<Utc>,
+}
+
+impl Windows {
+    /// The hold-back runs on the wall clock from the later of the outcome and its arrival, so an
+    /// outcome that arrives late is not confirmed on arrival; the revocation window runs from the
+    /// outcome itself (a reopen's own time decides).
+    pub fn of(
+        kind: EventKind,
+        outcome_at: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+        settings: &VerificationSettings,
+    ) -> Self {
+        let window = settings.window(kind);
+        let start = outcome_at.max(received_at);
+        Self {
+            outcome_at,
+            confirm_at: start + window.hold_back,
+            revocable_until: outcome_at + window.revoke_within,
+        }
+    }
+
+    /// Whether a signal at `at` falls inside the window after the outcome.
+    pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        at > self.outcome_at && at <= self.revocable_until
+    }
+}
+
+/// The verification part of `herald explain`: where the win stands, why, and its ledger.
+pub fn describe(win: &Win, ledger: &[(String, DateTime<Utc>, f64, Option<String>)]) -> String {
+    let when = |t: Option<&prost_types::Timestamp>| {
+        opt_from_timestamp(t)
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    let mut out = String::new();
+    let status = match WinStatus::try_from(win.status) {
+        Ok(WinStatus::Provisional) => format!(
+            "provisional: pending verification until {}; a reopen, rollback or related incident before {} withdraws it. Not in any public figure yet.",
+            when(win.confirm_at.as_ref()),
+            when(win.revocable_until.as_ref()),
+        ),
+        Ok(WinStatus::Confirmed) => format!(
+            "confirmed {}: the hold-back passed with no reopen, rollback or related incident (still withdrawn by one before {})",
+            when(win.status_at.as_ref()),
+            when(win.revocable_until.as_ref()),
+        ),
+        Ok(WinStatus::Revoked) => format!(
+            "revoked {}: {}. Nobody keeps credit for it; it counts in no total.",
+            when(win.status_at.as_ref()),
+            win.status_reason
+        ),
+        _ => "confirmed (recorded before verification existed)".to_string(),
+    };
+    let _ = writeln!(out, "Status: {status}");
+    let origin = Origin::try_from(win.origin).unwrap_or(Origin::Unspecified);
+    if matches!(origin, Origin::Backfill | Origin::CatchUp) {
+        let _ = writeln!(
+            out,
+            "History: arrived through {} — counted in its period, never announced as news",
+            if origin == Origin::Backfill {
+                "a backfill"
+            } else {
+                "the poller's catch-up"
+            }
+        );
+    }
+    if !win.rules_version.is_empty() {
+        let _ = writeln!(out, "Rules: {}", win.rules_version);
+    }
+    if !ledger.is_empty() {
+        let _ = writeln!(out, "Ledger:");
+        for (entry, at, amount, reason) in ledger {
+            let _ = writeln!(
+                out,
+                "  {}  {:<9} {:>14.2}{}",
+                at.format("%Y-%m-%d %H:%M:%S"),
+                entry,
+                amount,
+                reason
+                    .as_deref()
+                    .map(|r| format!("  ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use herald_proto::{time::to_timestamp, v1::Record};
+
+    use super::*;
+
+    fn at(hour: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0)
+            .single()
+            .expect("time")
+            + Duration::hours(hour)
+    }
+
+    fn event(kind: EventKind, hour: i64, record: Record) -> ItsmEvent {
+        ItsmEvent {
+            id: format!("e-{}-{hour}", kind.token()),
+            source: Source::Servicenow as i32,
+            kind: kind as i32,
+            occurred_at: Some(to_timestamp(at(hour))),
+            record: Some(record),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reopens_rollbacks_related_incidents_and_breaches_are_signals() {
+        let ticket = Record {
+            number: "INC1".into(),
+            ..Default::default()
+        };
+        let reopen = signal_of(&event(EventKind::IncidentReopened, 5, ticket.clone()));
+        assert_eq!(reopen.map(|s| s.kind), Some(SignalKind::Reopen));
+        let failed = signal_of(&event(EventKind::ChangeFailed, 5, ticket.clone()));
+        assert_eq!(failed.map(|s| s.kind), Some(SignalKind::Rollback));
+        // An incident counts against changes only when it names a service or a CI.
+        assert_eq!(
+            signal_of(&event(EventKind::IncidentOpened, 5, ticket.clone())),
+            None
+        );
+        let on_service = Record {
+            business_service: Some("wms".into()),
+            ..ticket.clone()
+        };
+        let related = signal_of(&event(EventKind::IncidentOpened, 5, on_service));
+        assert_eq!(related.map(|s| s.kind), Some(SignalKind::RelatedIncident));
+        let breached = Record {
+            sla_breached: Some(true),
+            ..ticket.clone()
+        };
+        let breach = signal_of(&event(EventKind::IncidentResolved, 5, breached));
+        assert_eq!(breach.map(|s| s.kind), Some(SignalKind::SlaBreach));
+        assert_eq!(
+            signal_of(&event(EventKind::IncidentResolved, 5, ticket)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_hold_back_starts_at_arrival_when_the_outcome_arrives_late() {
+        let settings = VerificationSettings::default();
+        let on_time = Windows::of(EventKind::IncidentResolved, at(0), at(0), &settings);
+        assert_eq!(on_time.confirm_at, at(72));
+        assert_eq!(on_time.revocable_until, at(72));
+        // Arrived two days late: held 72 h from arrival, revocable 72 h from the outcome.
+        let late = Windows::of(EventKind::IncidentResolved, at(0), at(48), &settings);
+        assert_eq!(late.confirm_at, at(120));
+        assert_eq!(late.revocable_until, at(72));
+        assert!(late.covers(at(24)));
+        assert!(
+            !late.covers(at(0)),
+            "the outcome itself is not a signal against it"
+        );
+        assert!(!late.covers(at(73)));
+    }
+
+    #[test]
+    fn quiet_changes_are_held_a_week_by_default() {
+        let settings = VerificationSettings::default();
+        let change = Windows::of(EventKind::ChangeImplemented, at(0), at(0), &settings);
+        assert_eq!(change.confirm_at, at(7 * 24));
+        assert!(change.covers(at(6 * 24)));
+    }
+}

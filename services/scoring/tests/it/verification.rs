@@ -1,0 +1,318 @@
+//! Verified outcomes in scoring's store, the same cases on PostgreSQL and SQLite: a win stays
+//! provisional through its hold-back, a reopen (or a rollback, or a related incident) inside the
+//! window withdraws it whatever the order of arrival, and due wins are confirmed once, by the one
+//! replica holding the lease.
+
+use chrono::{DateTime, Duration, Utc};
+use herald_proto::{
+    time::{opt_from_timestamp, to_timestamp},
+    v1::{EventKind, ItsmEvent, Value, ValueLabel, Win, WinStatus},
+};
+use herald_runtime::{db::Backend, service::Service};
+use herald_scoring::{
+    Scoring,
+    config::ScoringSettings,
+    score::{self, Scored},
+    store::{Lease, Recorded, Store},
+    verification::VerificationSettings,
+};
+use herald_testkit::stores::TestStore;
+
+use crate::support::oracle;
+
+async fn store(backend: Backend) -> anyhow::Result<(TestStore, Store)> {
+    let test = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+    let store = Store::new(test.db.pool.clone());
+    Ok((test, store))
+}
+
+fn resolved() -> ItsmEvent {
+    oracle::event("servicenow/incident-resolved-p1.json")
+}
+
+fn resolved_at(event: &ItsmEvent) -> DateTime<Utc> {
+    event
+        .record
+        .as_ref()
+        .and_then(|r| opt_from_timestamp(r.resolved_at.as_ref()))
+        .expect("a resolution time")
+}
+
+/// The same ticket reopened `after` its resolution.
+fn reopened(resolved: &ItsmEvent, after: Duration) -> ItsmEvent {
+    ItsmEvent {
+        id: format!("{}:reopened", resolved.id),
+        kind: EventKind::IncidentReopened as i32,
+        occurred_at: Some(to_timestamp(resolved_at(resolved) + after)),
+        ..resolved.clone()
+    }
+}
+
+fn settings(hold_back: &str) -> VerificationSettings {
+    toml::from_str(&format!(
+        "hold_back = \"{hold_back}\"\nrevoke_within = \"72h\"\n"
+    ))
+    .expect("valid settings")
+}
+
+async fn record(
+    store: &Store,
+    event: &ItsmEvent,
+    verification: &VerificationSettings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Recorded> {
+    let result = score::score(event, &oracle::catalog(), &ScoringSettings::default());
+    Ok(store
+        .record_event(event, &result, verification, now)
+        .await?)
+}
+
+fn status(win: &Win) -> WinStatus {
+    WinStatus::try_from(win.status).unwrap_or(WinStatus::Unspecified)
+}
+
+async fn a_reopen_inside_the_window_withdraws_a_provisional_win(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let event = resolved();
+    let now = Utc::now();
+    let held = record(&store, &event, &settings("72h"), now).await?;
+    let win = held.win.expect("a win");
+    assert_eq!(status(&win), WinStatus::Provisional);
+    assert!(
+        held.publish.is_empty(),
+        "a provisional win is never published"
+    );
+
+    let reopen = record(
+        &store,
+        &reopened(&event, Duration::days(1)),
+        &settings("72h"),
+        now,
+    )
+    .await?;
+    assert!(
+        reopen.publish.is_empty(),
+        "it was never public, so nothing to withdraw publicly"
+    );
+    let stored = store.win(&win.id).await?.expect("stored");
+    assert_eq!(status(&stored), WinStatus::Revoked);
+    assert!(
+        stored.status_reason.contains("reopened"),
+        "{}",
+        stored.status_reason
+    );
+    // Its hold-back passing later confirms nothing.
+    assert!(store.confirm_due(now + Duration::days(4)).await?.is_empty());
+    let entries: Vec<String> = store
+        .ledger_of(&win.id)
+        .await?
+        .into_iter()
+        .map(|(entry, ..)| entry)
+        .collect();
+    assert_eq!(entries, ["credited", "revoked"]);
+    Ok(())
+}
+
+async fn a_reopen_that_arrives_first_withdraws_the_win_on_arrival(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let event = resolved();
+    let now = Utc::now();
+    record(
+        &store,
+        &reopened(&event, Duration::hours(30)),
+        &settings("0s"),
+        now,
+    )
+    .await?;
+    let late = record(&store, &event, &settings("0s"), now).await?;
+    let win = late.win.expect("a win");
+    assert_eq!(status(&win), WinStatus::Revoked, "withdrawn on arrival");
+    assert!(late.publish.is_empty(), "never confirmed, never published");
+    Ok(())
+}
+
+async fn with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let event = resolved();
+    let now = Utc::now();
+    let recorded = record(&store, &event, &settings("0s"), now).await?;
+    let win = recorded.win.expect("a win");
+    assert_eq!(status(&win), WinStatus::Confirmed);
+    assert_eq!(recorded.publish.len(), 1, "confirmed at once: published");
+    store.mark_published(&recorded.publish).await?;
+
+    let reopen = record(
+        &store,
+        &reopened(&event, Duration::hours(20)),
+        &settings("0s"),
+        now,
+    )
+    .await?;
+    assert_eq!(
+        reopen.publish.len(),
+        1,
+        "the withdrawal of a public win is published"
+    );
+    assert_eq!(status(&reopen.publish[0]), WinStatus::Revoked);
+    assert_eq!(reopen.publish[0].id, win.id);
+    // A reopen after the window is a new story, not a withdrawal.
+    let (_db2, other) = self::store(backend).await?;
+    let kept = record(&other, &event, &settings("0s"), now).await?;
+    let late = record(
+        &other,
+        &reopened(&event, Duration::hours(80)),
+        &settings("0s"),
+        now,
+    )
+    .await?;
+    assert!(late.publish.is_empty());
+    let stored = other
+        .win(&kept.win.expect("a win").id)
+        .await?
+        .expect("stored");
+    assert_eq!(status(&stored), WinStatus::Confirmed);
+    Ok(())
+}
+
+async fn due_wins_are_confirmed_once_by_the_lease_holder(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let now = Utc::now();
+    let win = record(&store, &resolved(), &settings("72h"), now)
+        .await?
+        .win
+        .expect("a win");
+    let (a, b) = (lease("replica-a"), lease("replica-b"));
+    assert!(store.hold(&a, now).await?);
+    assert!(!store.hold(&b, now).await?, "one replica at a time");
+    assert!(store.hold(&a, now).await?, "the holder renews");
+    assert!(
+        store
+            .confirm_due(now + Duration::hours(71))
+            .await?
+            .is_empty()
+    );
+    let confirmed = store.confirm_due(now + Duration::hours(73)).await?;
+    assert_eq!(
+        confirmed.iter().map(|w| &w.id).collect::<Vec<_>>(),
+        [&win.id]
+    );
+    assert!(
+        store
+            .confirm_due(now + Duration::hours(74))
+            .await?
+            .is_empty(),
+        "once"
+    );
+    let outbox = store.unpublished().await?;
+    assert_eq!(outbox.len(), 1);
+    store.mark_published(&outbox).await?;
+    assert!(store.unpublished().await?.is_empty());
+    // A lease nobody renews passes to another replica.
+    assert!(store.hold(&b, now + Duration::minutes(5)).await?);
+    let (pending, total) = store.list_wins(Some(WinStatus::Provisional), 10).await?;
+    assert!(pending.is_empty() && total == 0);
+    let (confirmed, total) = store.list_wins(Some(WinStatus::Confirmed), 10).await?;
+    assert_eq!((confirmed.len(), total), (1, 1));
+    Ok(())
+}
+
+fn lease(holder: &str) -> Lease {
+    Lease {
+        name: "confirm",
+        holder: holder.into(),
+        ttl: Duration::seconds(60),
+    }
+}
+
+/// A quiet change on the Warehouse Management service, and an incident on it `after` later.
+fn change_and_incident(after: Duration) -> (ItsmEvent, Scored, ItsmEvent) {
+    let incident = resolved();
+    let service = incident
+        .record
+        .as_ref()
+        .and_then(|r| r.business_service.clone())
+        .expect("the fixture names its service");
+    let implemented = resolved_at(&incident) - Duration::days(3);
+    let change = ItsmEvent {
+        id: "servicenow:change_request:test:4".into(),
+        kind: EventKind::ChangeImplemented as i32,
+        occurred_at: Some(to_timestamp(implemented)),
+        record: Some(herald_proto::v1::Record {
+            number: "CHG0099001".into(),
+            business_service: Some(service.clone()),
+            resolved_at: Some(to_timestamp(implemented)),
+            ..Default::default()
+        }),
+        ..incident.clone()
+    };
+    let scored = Scored {
+        outcome_key: "servicenow:CHG0099001:change_implemented".into(),
+        win: Win {
+            id: "w-change".into(),
+            event_id: change.id.clone(),
+            source: change.source,
+            kind: EventKind::ChangeImplemented as i32,
+            occurred_at: change.occurred_at,
+            record_number: "CHG0099001".into(),
+            business_service: Some(service),
+            value: Some(Value {
+                label: ValueLabel::Estimate as i32,
+                amount: 1000.0,
+                ..Default::default()
+            }),
+            headline: "Warehouse Management changed with no disruption".into(),
+            ..Default::default()
+        },
+    };
+    let opened = ItsmEvent {
+        id: "servicenow:incident:related:1".into(),
+        kind: EventKind::IncidentOpened as i32,
+        occurred_at: Some(to_timestamp(implemented + after)),
+        ..incident
+    };
+    (change, scored, opened)
+}
+
+async fn an_incident_on_the_same_service_withdraws_a_quiet_change(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let settings = VerificationSettings::default();
+    for (after, withdrawn) in [(Duration::days(2), true), (Duration::days(8), false)] {
+        let (_db, store) = store(backend).await?;
+        let (change, scored, incident) = change_and_incident(after);
+        let now = Utc::now();
+        store
+            .record_event(&change, &Ok(scored.clone()), &settings, now)
+            .await?;
+        store
+            .record_event(
+                &incident,
+                &Err(herald_scoring::value::NoValue("opened".into())),
+                &settings,
+                now,
+            )
+            .await?;
+        let stored = store.win(&scored.win.id).await?.expect("stored");
+        assert_eq!(
+            status(&stored) == WinStatus::Revoked,
+            withdrawn,
+            "incident {after} after the change: {}",
+            stored.status_reason
+        );
+    }
+    Ok(())
+}
+
+herald_testkit::store_cases!(
+    a_reopen_inside_the_window_withdraws_a_provisional_win,
+    a_reopen_that_arrives_first_withdraws_the_win_on_arrival,
+    with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too,
+    due_wins_are_confirmed_once_by_the_lease_holder,
+    an_incident_on_the_same_service_withdraws_a_quiet_change,
+);

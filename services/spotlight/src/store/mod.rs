@@ -1,0 +1,358 @@
+//! Spotlight's tables (schema `spotlight`): counted wins, rollups, totals, announcements and the
+//! ledger of every win counted and taken out again.
+
+pub mod contributions;
+pub mod rebuild;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use herald_proto::v1::{Announcement, Win};
+use herald_runtime::db::millis;
+use prost::Message;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::periods::Period;
+use contributions::Contributions;
+
+pub use herald_runtime::store::Error as StoreError;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// One ranked row of a rollup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub subject_id: String,
+    pub value: f64,
+    pub hours: f64,
+    pub wins: i64,
+}
+
+/// A period's totals for one value label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelTotals {
+    pub label: String,
+    pub value: f64,
+    pub hours: f64,
+    pub users: f64,
+    pub wins: i64,
+}
+
+impl Store {
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// Counts a win into every rollup once, and keeps its announcement (if it earned one). Returns
+    /// the announcement stored for this win, new or from an earlier delivery, so it can be
+    /// published (again). A win already withdrawn (its revocation arrived first) is not counted.
+    pub async fn count_win(
+        &self,
+        win: &Win,
+        occurred_at: DateTime<Utc>,
+        tz: Tz,
+        announcement: Option<&Announcement>,
+    ) -> Result<Option<Announcement>, StoreError> {
+        let now = chrono::Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = insert_win(&mut tx, win, occurred_at, "counted", now).await?;
+        if inserted {
+            apply(&mut tx, &contributions::of(win, occurred_at, tz), 1).await?;
+            ledger(&mut tx, &win.id, "counted", now).await?;
+            if let Some(announcement) = announcement {
+                sqlx::query(
+                    "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&announcement.id)
+                .bind(&win.id)
+                .bind("headline_win")
+                .bind(announcement.encode_to_vec())
+                .bind(millis(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        if inserted {
+            return Ok(announcement.cloned());
+        }
+        // A redelivery: the announcement decided the first time, if any, is the one to publish.
+        self.announcement_for_win(&win.id).await
+    }
+
+    /// Takes a withdrawn win out of every figure it was counted in (the very same whole-unit rows,
+    /// subtracted) and stores `correction` if the win had been announced. Returns the correction
+    /// to publish: new, or the one stored by an earlier delivery of the same revocation. A win not
+    /// counted yet is remembered as withdrawn, so its confirmation can never count it later.
+    pub async fn revoke_win(
+        &self,
+        win: &Win,
+        occurred_at: DateTime<Utc>,
+        tz: Tz,
+        correction: impl FnOnce(&Announcement) -> Announcement,
+    ) -> Result<Option<Announcement>, StoreError> {
+        let now = chrono::Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT status, payload FROM wins WHERE id = $1")
+            .bind(&win.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let counted = match row {
+            None => {
+                insert_win(&mut tx, win, occurred_at, "revoked", now).await?;
+                ledger(&mut tx, &win.id, "revoked", now).await?;
+                tx.commit().await?;
+                return Ok(None);
+            }
+            Some(row) if row.get::<String, _>("status") == "revoked" => {
+                tx.rollback().await?;
+                return self.correction_for_win(&win.id).await;
+            }
+            Some(row) => Win::decode(row.get::<Vec<u8>, _>("payload").as_slice())
+                .map_err(|e| StoreError::Corrupt(win.id.clone(), e))?,
+        };
+        // Subtract what was added: the win as it was counted, in the periods it was counted in.
+        let counted_at = herald_proto::time::opt_from_timestamp(counted.occurred_at.as_ref())
+            .unwrap_or(occurred_at);
+        apply(&mut tx, &contributions::of(&counted, counted_at, tz), -1).await?;
+        sqlx::query(
+            "UPDATE wins SET status = 'revoked', revoked_at = $2, status_reason = $3 WHERE id = $1",
+        )
+        .bind(&win.id)
+        .bind(millis(now))
+        .bind(&win.status_reason)
+        .execute(&mut *tx)
+        .await?;
+        ledger(&mut tx, &win.id, "revoked", now).await?;
+        let announced = sqlx::query("SELECT payload FROM announcements WHERE win_id = $1")
+            .bind(&win.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let correction = match announced {
+            Some(row) => {
+                let original = Announcement::decode(row.get::<Vec<u8>, _>("payload").as_slice())
+                    .map_err(|e| StoreError::Corrupt(win.id.clone(), e))?;
+                let correction = correction(&original);
+                sqlx::query(
+                    "INSERT INTO announcements (id, win_id, kind, payload, created_at, corrects)
+                     VALUES ($1, NULL, 'correction', $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(&correction.id)
+                .bind(correction.encode_to_vec())
+                .bind(millis(now))
+                .bind(&original.id)
+                .execute(&mut *tx)
+                .await?;
+                Some(correction)
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(correction)
+    }
+
+    /// The correction stored for a win's announcement, if one was made.
+    async fn correction_for_win(&self, win_id: &str) -> Result<Option<Announcement>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.payload FROM announcements c
+             JOIN announcements a ON c.corrects = a.id
+             WHERE a.win_id = $1 AND c.kind = 'correction'",
+        )
+        .bind(win_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let id: String = r.get("id");
+            Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice())
+                .map_err(|e| StoreError::Corrupt(id, e))
+        })
+        .transpose()
+    }
+
+    /// Recomputes every rollup and total from the wins still counted and compares them with the
+    /// live figures; with `repair`, replaces the live figures by the recomputed ones.
+    pub async fn rebuild(&self, tz: Tz, repair: bool) -> Result<rebuild::Report, StoreError> {
+        rebuild::run(&self.pool, tz, repair).await
+    }
+
+    pub async fn announcement_for_win(
+        &self,
+        win_id: &str,
+    ) -> Result<Option<Announcement>, StoreError> {
+        let row = sqlx::query("SELECT id, payload FROM announcements WHERE win_id = $1")
+            .bind(win_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let id: String = r.get("id");
+            Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice())
+                .map_err(|e| StoreError::Corrupt(id, e))
+        })
+        .transpose()
+    }
+
+    /// The top `limit` subjects of `scope` in a period, most value first.
+    pub async fn leaderboard(
+        &self,
+        period: &Period,
+        scope: &str,
+        limit: i64,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject_id, value_cents, hours_milli, wins FROM rollups
+             WHERE period = $1 AND period_start = $2 AND scope = $3 AND wins > 0
+             ORDER BY value_cents DESC, subject_id LIMIT $4",
+        )
+        .bind(period.kind.token())
+        .bind(period.start.to_string())
+        .bind(scope)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Ranked {
+                subject_id: r.get("subject_id"),
+                value: r.get::<i64, _>("value_cents") as f64 / 100.0,
+                hours: r.get::<i64, _>("hours_milli") as f64 / 1000.0,
+                wins: r.get::<i64, _>("wins"),
+            })
+            .collect())
+    }
+
+    /// The most recent wins, newest first.
+    pub async fn latest_wins(&self, limit: i64) -> Result<Vec<Win>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, payload FROM wins WHERE status = 'counted' ORDER BY occurred_at DESC, id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: String = r.get("id");
+                Win::decode(r.get::<Vec<u8>, _>("payload").as_slice())
+                    .map_err(|e| StoreError::Corrupt(id, e))
+            })
+            .collect()
+    }
+
+    pub async fn totals(&self, period: &Period) -> Result<Vec<LabelTotals>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT label, value_cents, hours_milli, people, wins FROM totals
+             WHERE period = $1 AND period_start = $2 AND wins > 0 ORDER BY value_cents DESC",
+        )
+        .bind(period.kind.token())
+        .bind(period.start.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LabelTotals {
+                label: r.get("label"),
+                value: r.get::<i64, _>("value_cents") as f64 / 100.0,
+                hours: r.get::<i64, _>("hours_milli") as f64 / 1000.0,
+                users: r.get::<i64, _>("people") as f64,
+                wins: r.get::<i64, _>("wins"),
+            })
+            .collect())
+    }
+}
+
+async fn insert_win(
+    tx: &mut Transaction<'_, Any>,
+    win: &Win,
+    occurred_at: DateTime<Utc>,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let value = win.value.clone().unwrap_or_default();
+    let inserted = sqlx::query(
+        "INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users, headline,
+                           payload, counted_at, status, revoked_at, status_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&win.id)
+    .bind(herald_proto::v1::EventKind::try_from(win.kind).map(|k| k.token()).unwrap_or("unspecified"))
+    .bind(millis(occurred_at))
+    .bind(&win.business_service)
+    .bind(&win.team)
+    .bind(contributions::label_token(win))
+    .bind(value.amount)
+    .bind(value.hours)
+    .bind(value.users)
+    .bind(&win.headline)
+    .bind(win.encode_to_vec())
+    .bind(millis(now))
+    .bind(status)
+    .bind((status == "revoked").then(|| millis(now)))
+    .bind((status == "revoked").then_some(win.status_reason.as_str()))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+async fn ledger(
+    tx: &mut Transaction<'_, Any>,
+    win_id: &str,
+    entry: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO ledger (win_id, entry, at) VALUES ($1, $2, $3)")
+        .bind(win_id)
+        .bind(entry)
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds (`sign` 1) or subtracts (`sign` -1) a win's contributions.
+async fn apply(
+    tx: &mut Transaction<'_, Any>,
+    contributions: &Contributions,
+    sign: i64,
+) -> Result<(), sqlx::Error> {
+    for (key, amounts) in &contributions.rollups {
+        sqlx::query(
+            "INSERT INTO rollups (period, period_start, scope, subject_id, value_cents, hours_milli, wins)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (period, period_start, scope, subject_id) DO UPDATE SET
+               value_cents = rollups.value_cents + EXCLUDED.value_cents,
+               hours_milli = rollups.hours_milli + EXCLUDED.hours_milli,
+               wins = rollups.wins + EXCLUDED.wins",
+        )
+        .bind(key.period)
+        .bind(&key.period_start)
+        .bind(key.scope)
+        .bind(&key.subject_id)
+        .bind(sign * amounts.value_cents)
+        .bind(sign * amounts.hours_milli)
+        .bind(sign * amounts.wins)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (key, amounts) in &contributions.totals {
+        sqlx::query(
+            "INSERT INTO totals (period, period_start, label, value_cents, hours_milli, people, wins)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (period, period_start, label) DO UPDATE SET
+               value_cents = totals.value_cents + EXCLUDED.value_cents,
+               hours_milli = totals.hours_milli + EXCLUDED.hours_milli,
+               people = totals.people + EXCLUDED.people, wins = totals.wins + EXCLUDED.wins",
+        )
+        .bind(key.period)
+        .bind(&key.period_start)
+        .bind(key.label)
+        .bind(sign * amounts.value_cents)
+        .bind(sign * amounts.hours_milli)
+        .bind(sign * amounts.people)
+        .bind(sign * amounts.wins)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
