@@ -51,6 +51,17 @@ log_level = "warn"
 path = "catalog.toml"
 
 {sources}
+# The demo shows its wins at once instead of holding them 72 hours; a reopen, rollback or related
+# incident inside the usual window still withdraws a win, and its headline is corrected.
+[scoring.verification]
+hold_back = "0s"
+
+[scoring.verification.kinds.change_implemented]
+hold_back = "0s"
+
+[scoring.verification.kinds.problem_closed]
+hold_back = "0s"
+
 [spotlight]
 headline_min_value = 5000
 dashboard_refresh_seconds = 10
@@ -70,7 +81,7 @@ path = {announcements:?}
 [[notify.routes]]
 name = "headlines-to-console"
 channel = "console"
-kinds = ["headline_win"]
+kinds = ["headline_win", "correction"]
 
 [[notify.routes]]
 name = "everything-to-file"
