@@ -72,11 +72,17 @@ secret = "{SECRET}"
 
 [spotlight]
 headline_min_value = 100
+# The fixtures' outcomes are from 2025: they are news here, whatever their age.
+announce_max_age = "100000d"
 {spotlight_addrs}
 [scoring]
 {scoring_addrs}
 [scoring.consumer]
 ack_wait = "3s"
+
+[scoring.verification]
+hold_back = "0s"
+confirm_every = "200ms"
 
 [ingest]
 {ingest_addrs}

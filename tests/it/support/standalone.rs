@@ -47,6 +47,11 @@ path = {catalog:?}
 secret = "{SECRET}"
 [spotlight]
 headline_min_value = 100
+# The fixtures' outcomes are from 2025: they are news here, whatever their age.
+announce_max_age = "100000d"
+[scoring.verification]
+hold_back = "0s"
+confirm_every = "200ms"
 [notify]
 allow_private_networks = true
 retry_base = "200ms"
