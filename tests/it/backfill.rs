@@ -10,7 +10,7 @@ use crate::support::{SECRET, WEBHOOK_SECRET, standalone::Standalone, verify_stan
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn herald_cli(args: &[&str]) -> anyhow::Result<tokio::process::Command> {
+pub(crate) fn herald_cli(args: &[&str]) -> anyhow::Result<tokio::process::Command> {
     let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
     command
         .args(args)
@@ -21,7 +21,7 @@ fn herald_cli(args: &[&str]) -> anyhow::Result<tokio::process::Command> {
     Ok(command)
 }
 
-async fn run(args: &[&str]) -> anyhow::Result<(Value, String)> {
+pub(crate) async fn run(args: &[&str]) -> anyhow::Result<(Value, String)> {
     let output = herald_cli(args)?.output().await?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -46,9 +46,19 @@ fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts a backfill, freezes `herald up` as soon as the first chunk is checkpointed so the run
-/// cannot finish, kills the backfill, and thaws `herald up`.
-async fn interrupted_run(herald: &Standalone, export: &Path) -> anyhow::Result<Value> {
+/// The checkpoint's contents, once it holds at least `rows` rows (it is written aside and renamed,
+/// so a read sees a whole one).
+fn checkpoint_with(path: &Path, rows: u64) -> Option<Value> {
+    let checkpoint: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    (checkpoint["totals"]["rows"].as_u64()? >= rows).then_some(checkpoint)
+}
+
+/// Starts a backfill in chunks of 10 and interrupts it cleanly between two chunks: once two
+/// chunks are checkpointed (so its Ctrl-C handler, installed after the first, is listening),
+/// `herald up` is frozen so no further chunk can be acknowledged, the backfill gets SIGINT, and
+/// `herald up` is thawed. The chunk in flight completes and is checkpointed, and the backfill
+/// stops there, naming the line. Returns that line and the checkpoint left behind.
+async fn interrupted_run(herald: &Standalone, export: &Path) -> anyhow::Result<(u64, Value)> {
     let checkpoint = export.with_file_name("incidents-export.jsonl.herald-backfill");
     let mut child = herald_cli(&[
         "backfill",
@@ -63,22 +73,50 @@ async fn interrupted_run(herald: &Standalone, export: &Path) -> anyhow::Result<V
         &herald.grpc,
     ])?
     .stdout(Stdio::null())
-    .stderr(Stdio::null())
+    .stderr(Stdio::piped())
     .kill_on_drop(true)
     .spawn()?;
     let up = herald
         .process
         .pid()
         .ok_or_else(|| anyhow::anyhow!("herald up is not running"))?;
-    herald_testkit::eventually("a first checkpoint", WAIT, || {
-        let exists = checkpoint.exists();
-        async move { exists.then_some(()) }
-    })
-    .await?;
+    let backfill = child
+        .id()
+        .ok_or_else(|| anyhow::anyhow!("the backfill exited at once"))?;
+    // Polled closely: each chunk takes a few milliseconds, and the whole file is 30 of them.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while checkpoint_with(&checkpoint, 20).is_none() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint of two chunks within {WAIT:?}"
+        );
+        anyhow::ensure!(
+            child.try_wait()?.is_none(),
+            "the backfill ended before it could be interrupted"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     signal(up, "-STOP")?;
-    child.kill().await?;
+    signal(backfill, "-INT")?;
     signal(up, "-CONT")?;
-    Ok(serde_json::from_slice(&std::fs::read(&checkpoint)?)?)
+    let output = tokio::time::timeout(WAIT, child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "an interrupted run exits non-zero: {stderr}"
+    );
+    let line = stderr
+        .split("interrupted at line ")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .ok_or_else(|| anyhow::anyhow!("the backfill does not say where it stopped: {stderr}"))?;
+    let saved: Value = serde_json::from_slice(&std::fs::read(&checkpoint)?)?;
+    Ok((line, saved))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,18 +150,21 @@ async fn the_servicenow_export_backfills_resumes_and_then_is_all_duplicates() ->
         herald.grpc.as_str(),
     ];
 
-    // Interrupted after at least one acknowledged chunk, before the end.
-    let checkpoint = interrupted_run(&herald, &export).await?;
+    // Interrupted between two chunks, after at least three, before the end: the checkpoint is
+    // exactly where the run said it stopped, with every row up to there counted.
+    let (stopped, checkpoint) = interrupted_run(&herald, &export).await?;
     let done = checkpoint["totals"]["rows"].as_u64().unwrap_or_default();
+    assert_eq!(checkpoint["line"].as_u64(), Some(stopped), "{checkpoint}");
+    assert_eq!(done, stopped, "one row a line: {checkpoint}");
     assert!(
-        done >= 10 && done < lines,
-        "interrupted midway: {checkpoint}"
+        done >= 30 && done < lines && done % 10 == 0,
+        "stopped after whole chunks, midway: {checkpoint}"
     );
 
-    // The same command resumes after the last acknowledged chunk.
+    // The same command resumes exactly there.
     let (first, stderr) = run(&base).await?;
     assert!(
-        stderr.contains(&format!("resuming at line {}", done + 1)),
+        stderr.contains(&format!("resuming at line {}", stopped + 1)),
         "{stderr}"
     );
     assert_eq!(first["rows"].as_u64(), Some(lines), "{first}");
@@ -133,11 +174,9 @@ async fn the_servicenow_export_backfills_resumes_and_then_is_all_duplicates() ->
         counts["not_published"].as_u64(),
         "{first}"
     );
-    // Rows of the chunk in flight at the kill may have been stored: they come back as duplicates.
-    let accepted = first["accepted"].as_u64().unwrap_or_default();
-    let duplicates = first["duplicates"].as_u64().unwrap_or_default();
-    assert_eq!(accepted + duplicates, events, "{first}");
-    assert!(duplicates <= 10, "at most one chunk again: {first}");
+    // Stopped between chunks, nothing was in flight: no row is sent twice.
+    assert_eq!(first["accepted"].as_u64(), Some(events), "{first}");
+    assert_eq!(first["duplicates"].as_u64(), Some(0), "{first}");
     assert!(
         !export
             .with_file_name("incidents-export.jsonl.herald-backfill")

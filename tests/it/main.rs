@@ -5,8 +5,10 @@
 mod support;
 
 mod backfill;
+mod backfill_csv;
 mod cli;
 mod dead_letters;
+mod demo;
 mod deploy;
 mod end_to_end;
 mod secrets;

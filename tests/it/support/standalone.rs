@@ -138,42 +138,48 @@ channel = "bi"
     /// delivery notify made of them is final (delivered or failed). Once this returns, nothing
     /// more will be sent unless something new is published.
     pub async fn wait_settled(&self) -> anyhow::Result<()> {
-        let bus = self.dir.path().join("data").join("bus.sqlite");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&bus)
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
-        let grpc = self.grpc.clone();
-        let settled =
-            herald_testkit::eventually("herald up to settle", Duration::from_secs(60), || {
-                let (pool, grpc) = (pool.clone(), grpc.clone());
-                async move {
-                    // A consumer is behind while its cursor is short of its stream's last message or
-                    // while it holds a message it has not acknowledged.
-                    let behind: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM consumers c
-                     WHERE c.cursor < (SELECT coalesce(max(seq), 0) FROM messages m
-                                       WHERE m.stream = c.stream)
-                        OR EXISTS (SELECT 1 FROM pending p WHERE p.consumer = c.name)",
-                    )
-                    .fetch_one(&pool)
-                    .await
-                    .ok()?;
-                    if behind > 0 {
-                        return None;
-                    }
-                    let deliveries = unfinished_deliveries(&grpc).await.ok()?;
-                    (deliveries == 0).then_some(())
-                }
-            })
-            .await;
-        pool.close().await;
-        settled.map_err(|e| anyhow::anyhow!("{e}\n{}", self.process.output()))
+        wait_settled(&self.dir.path().join("data"), &self.grpc)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}\n{}", self.process.output()))
     }
+}
+
+/// [`Standalone::wait_settled`] for any `herald up`: its data directory and gRPC address.
+pub async fn wait_settled(data_dir: &Path, grpc: &str) -> anyhow::Result<()> {
+    let bus = data_dir.join("bus.sqlite");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&bus)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let settled =
+        herald_testkit::eventually("herald up to settle", Duration::from_secs(60), || {
+            let pool = pool.clone();
+            async move {
+                // A consumer is behind while its cursor is short of its stream's last message or
+                // while it holds a message it has not acknowledged.
+                let behind: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM consumers c
+                 WHERE c.cursor < (SELECT coalesce(max(seq), 0) FROM messages m
+                                   WHERE m.stream = c.stream)
+                    OR EXISTS (SELECT 1 FROM pending p WHERE p.consumer = c.name)",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                if behind > 0 {
+                    return None;
+                }
+                let deliveries = unfinished_deliveries(grpc).await.ok()?;
+                (deliveries == 0).then_some(())
+            }
+        })
+        .await;
+    pool.close().await;
+    settled
 }
 
 /// How many of notify's deliveries are not final yet (pending, or being sent).

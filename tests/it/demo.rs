@@ -1,0 +1,189 @@
+//! `herald up --demo` as a real process: its month from every tool is accepted, and a second start
+//! on the same data directory adds nothing (the README's promise): no event, win or announcement on
+//! the bus, no line in announcements.jsonl, the same wins, leaderboards and value.
+
+use std::{path::Path, process::Output, time::Duration};
+
+use herald_testkit::{ServiceProcess, free_port};
+use serde_json::Value;
+
+use crate::support::standalone::wait_settled;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Runs the `herald` command line against `grpc`, with none of the caller's HERALD_* settings.
+async fn herald(args: &[&str]) -> anyhow::Result<Output> {
+    let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
+    command.args(args).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HERALD_") {
+            command.env_remove(name);
+        }
+    }
+    Ok(command.output().await?)
+}
+
+/// The last JSON line a command printed.
+async fn json(args: &[&str]) -> anyhow::Result<Value> {
+    let output = herald(args).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "herald {args:?}: {:?}\n{stdout}\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| anyhow::anyhow!("no JSON from herald {args:?}: {stdout}"))
+}
+
+/// What a user of the demo can see: this month's value, the month's people, teams and services,
+/// every announcement written so far and how many messages each stream of the bus holds.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    value: Value,
+    leaderboards: Vec<Value>,
+    announcements: Vec<String>,
+    streams: Vec<(String, i64)>,
+}
+
+async fn seen(data: &Path, grpc: &str) -> anyhow::Result<Seen> {
+    let value = json(&["--json", "value", "--period", "month", "--url", grpc]).await?;
+    let mut leaderboards = Vec::new();
+    for scope in ["person", "team", "service"] {
+        leaderboards.push(
+            json(&[
+                "--json",
+                "leaderboard",
+                "--period",
+                "month",
+                "--scope",
+                scope,
+                "--url",
+                grpc,
+            ])
+            .await?,
+        );
+    }
+    let announcements = std::fs::read_to_string(data.join("announcements.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data.join("bus.sqlite"))
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let streams = sqlx::query_as::<_, (String, i64)>(
+        "SELECT stream, count(*) FROM messages GROUP BY stream ORDER BY stream",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    Ok(Seen {
+        value,
+        leaderboards,
+        announcements,
+        streams,
+    })
+}
+
+/// Waits for the `n`th line the demo prints about its replay (one per start: the output of every
+/// start is appended to the same log) and returns it.
+async fn replay_line(up: &ServiceProcess, n: usize) -> anyhow::Result<String> {
+    herald_testkit::eventually("the demo's replay summary", WAIT, || {
+        let output = up.output();
+        async move {
+            if output.contains("demo replay failed") {
+                return Some(Err(anyhow::anyhow!("the replay failed:\n{output}")));
+            }
+            output
+                .lines()
+                .filter(|l| l.starts_with("demo: "))
+                .nth(n - 1)
+                .map(|l| Ok(l.to_string()))
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_demo_start_on_the_same_data_directory_adds_nothing() -> anyhow::Result<()> {
+    herald_testkit::init_tracing();
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("herald-data");
+    let grpc = format!("http://127.0.0.1:{}", free_port()?);
+    let args: Vec<String> = [
+        "up",
+        "--demo",
+        "--data-dir",
+        &data.display().to_string(),
+        "--http",
+        &format!("127.0.0.1:{}", free_port()?),
+        "--grpc",
+        grpc.trim_start_matches("http://"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut up = ServiceProcess::spawn("herald", &args, &[]).await?;
+
+    // The first start sends the month from every tool and ingest accepts all of it.
+    let first = replay_line(&up, 1).await?;
+    assert!(first.contains("all accepted"), "{first}");
+    for tool in [
+        "servicenow",
+        "jira",
+        "pagerduty",
+        "opsgenie",
+        "zendesk",
+        "github",
+        "cloudevents",
+    ] {
+        assert!(
+            first.contains(tool),
+            "no {tool} delivery in the month: {first}"
+        );
+    }
+    wait_settled(&data, &grpc)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?;
+    let before = seen(&data, &grpc).await?;
+    assert!(
+        before.value["wins"].as_u64().unwrap_or_default() > 0,
+        "the month earned nothing: {}",
+        before.value
+    );
+    assert!(
+        !before.announcements.is_empty(),
+        "the month announced nothing"
+    );
+
+    // Stopped and started again on the same data directory: it says the month is loaded, and
+    // once everything has settled nothing anyone can see has changed.
+    up.terminate(Duration::from_secs(30)).await?;
+    up.restart().await?;
+    let second = replay_line(&up, 2).await?;
+    assert!(second.contains("already loaded"), "{second}");
+    wait_settled(&data, &grpc)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?;
+    let after = seen(&data, &grpc).await?;
+    assert_eq!(
+        after.announcements.len(),
+        before.announcements.len(),
+        "the restart announced again: {:?}",
+        &after.announcements[before.announcements.len().min(after.announcements.len())..]
+    );
+    assert_eq!(after, before);
+    up.terminate(Duration::from_secs(30)).await?;
+    Ok(())
+}
