@@ -13,3 +13,4 @@ mod deploy;
 mod end_to_end;
 mod secrets;
 mod standalone;
+mod verification;

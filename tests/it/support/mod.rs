@@ -263,6 +263,14 @@ impl Herald {
         .await
     }
 
+    /// Stops every service with SIGTERM.
+    pub async fn terminate_all(&mut self) -> anyhow::Result<()> {
+        for i in 0..4 {
+            self.process(i).terminate(Duration::from_secs(20)).await?;
+        }
+        Ok(())
+    }
+
     /// Everything the services printed, for a failing test's report.
     pub fn logs(&self) -> String {
         [&self.ingest, &self.scoring, &self.spotlight, &self.notify]
