@@ -4,10 +4,16 @@
 //! Matching is exact and case-insensitive against ids, names and aliases; never by substring. A name
 //! that matches nothing is simply unknown: callers must not invent a value then.
 
+mod handle;
 mod model;
 mod validate;
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+pub use handle::{CatalogHandle, Changes, RELOAD_EVERY, Refused, Reload};
 
 pub use model::{
     BusinessService, LessonsPolicy, Organisation, Person, SpotlightPolicy, Team, TypicalRestore,
@@ -58,6 +64,17 @@ pub struct Catalog {
     person_display_names: HashMap<String, usize>,
     person_ids: HashMap<String, usize>,
     system_accounts: HashMap<String, Vec<String>>,
+    /// A short, stable name for this catalog's content (see [`Catalog::version`]).
+    version: String,
+    /// The file it was read from, which a [`CatalogHandle`] watches.
+    source: Option<PathBuf>,
+}
+
+/// The first 12 hex digits of the SHA-256 of a catalog's bytes: equal files, equal versions.
+pub fn version_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    hex::encode(&digest[..6])
 }
 
 fn key(value: &str) -> String {
@@ -66,18 +83,44 @@ fn key(value: &str) -> String {
 
 impl Catalog {
     /// Parses and validates a catalog written in TOML.
+    /// Its version is that of the text.
     pub fn from_toml_str(text: &str) -> Result<Self, CatalogError> {
         let spec: CatalogSpec = toml::from_str(text)?;
-        Self::from_spec(spec)
+        let mut catalog = Self::from_spec(spec)?;
+        catalog.version = version_of(text.as_bytes());
+        Ok(catalog)
     }
 
-    /// Reads, parses and validates a catalog file.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+    /// Reads, parses and validates a catalog file; it remembers the file, so a [`CatalogHandle`]
+    /// can reload it when it changes.
+    pub fn from_file(path: &Path) -> Result<Self, CatalogError> {
+        let bytes = std::fs::read(path).map_err(|source| CatalogError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml_str(&text)
+        Self::from_file_bytes(path, &bytes)
+    }
+
+    /// A catalog from bytes read from `path` (which is only remembered, not read).
+    pub fn from_file_bytes(path: &Path, bytes: &[u8]) -> Result<Self, CatalogError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            CatalogError::Invalid(format!("{} is not UTF-8 text: {e}", path.display()))
+        })?;
+        let mut catalog = Self::from_toml_str(text)?;
+        catalog.source = Some(path.to_path_buf());
+        Ok(catalog)
+    }
+
+    /// A short, stable name for the catalog's content: the first 12 hex digits of the SHA-256 of
+    /// the file (or text) it was read from, so every win can say which catalog valued it. Empty
+    /// for a catalog written inline in herald.toml or built in code.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The file this catalog was read from, if any.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
     }
 
     /// Validates a catalog and builds its indexes.
