@@ -184,51 +184,18 @@ async fn the_servicenow_export_backfills_resumes_and_then_is_all_duplicates() ->
         "the checkpoint is removed once the file is done"
     );
 
-    // Announcements reach the channel: once everything has gone through, each is signed, each
-    // announcement and each win arrived once, each names a ticket of the export, and the ticket
-    // that earns nothing (a system account's auto-closure) is not among them.
+    // History is not news: once everything has gone through, no win of the export was announced
+    // as a headline (anything delivered at all is signed).
     herald.wait_settled().await?;
     let delivered = herald.webhook.requests();
-    assert!(!delivered.is_empty(), "the export announced nothing");
-    let numbers = export_numbers(&export)?;
-    let (mut announcements, mut wins) = (Vec::new(), Vec::new());
     for request in &delivered {
         verify_standard_webhook(request, WEBHOOK_SECRET)?;
         let body = request.json()?;
-        if body["type"] != "herald.announcement.headline_win" {
-            assert!(
-                body["type"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("herald.announcement.")),
-                "{body}"
-            );
-            announcements.push(body["data"]["id"].to_string());
-            continue;
-        }
-        let summary = body["data"]["card"]["summary"].as_str().unwrap_or_default();
-        assert!(
-            numbers.iter().any(|n| summary.starts_with(n.as_str())),
-            "an announcement of no ticket of the export: {body}"
+        assert_ne!(
+            body["type"], "herald.announcement.headline_win",
+            "a backfilled outcome was announced as news: {body}"
         );
-        assert!(
-            !summary.contains("INC0047831"),
-            "a win that earns nothing was announced"
-        );
-        announcements.push(body["data"]["id"].to_string());
-        wins.push(body["data"]["win_id"].to_string());
     }
-    announcements.sort();
-    announcements.dedup();
-    wins.sort();
-    assert!(!wins.is_empty(), "no headline win among the announcements");
-    let headlines = wins.len();
-    wins.dedup();
-    assert_eq!(
-        announcements.len(),
-        delivered.len(),
-        "an announcement was delivered twice"
-    );
-    assert_eq!(wins.len(), headlines, "a win was announced twice");
 
     // The leaderboard has the export's people.
     let board = herald_testkit::eventually("the March leaderboard", WAIT, || {
@@ -266,21 +233,6 @@ async fn the_servicenow_export_backfills_resumes_and_then_is_all_duplicates() ->
     herald.wait_settled().await?;
     assert_eq!(herald.webhook.requests().len(), delivered.len());
     Ok(())
-}
-
-/// The ticket numbers of a ServiceNow export in JSON lines (Herald's row body per line).
-fn export_numbers(export: &Path) -> anyhow::Result<Vec<String>> {
-    std::fs::read_to_string(export)?
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let row: Value = serde_json::from_str(line)?;
-            row["record"]["number"]
-                .as_str()
-                .map(String::from)
-                .ok_or_else(|| anyhow::anyhow!("a row without record.number: {line}"))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
