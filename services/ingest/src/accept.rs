@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use herald_catalog::Catalog;
+use herald_catalog::CatalogHandle;
 use herald_events::{Bus, BusError, OutgoingMessage, subjects};
 use herald_proto::{
     time::to_timestamp,
@@ -63,7 +63,8 @@ struct SourceEntry {
 /// Verifies, normalises and publishes deliveries.
 pub struct Ingestor {
     sources: HashMap<&'static str, SourceEntry>,
-    catalog: Arc<Catalog>,
+    /// Read once per delivery: the catalog file may be reloaded meanwhile.
+    catalog: CatalogHandle,
     bus: Arc<dyn Bus>,
     clock: Clock,
 }
@@ -75,7 +76,7 @@ impl Ingestor {
     pub fn new(
         handlers: Vec<Box<dyn SourceHandler>>,
         keys: impl Fn(Source) -> Keys,
-        catalog: Arc<Catalog>,
+        catalog: impl Into<CatalogHandle>,
         bus: Arc<dyn Bus>,
     ) -> Self {
         let sources = handlers
@@ -93,7 +94,7 @@ impl Ingestor {
             .collect();
         Self {
             sources,
-            catalog,
+            catalog: catalog.into(),
             bus,
             clock: Arc::new(Utc::now),
         }
@@ -209,8 +210,9 @@ impl Ingestor {
         received_at: DateTime<Utc>,
         origin: Origin,
     ) -> Result<Accepted, ApiError> {
+        let catalog = self.catalog.current();
         let ctx = Context {
-            catalog: &self.catalog,
+            catalog: &catalog,
             received_at,
         };
         let content_type = headers

@@ -60,6 +60,7 @@ impl Service for Ingest {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Component> {
         let sources = config.sources.clone();
+        let catalog = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
         let ingestor = Arc::new(accept::Ingestor::new(
             sources::handlers(&config.sources),
             |source: Source| {
@@ -68,7 +69,7 @@ impl Service for Ingest {
                     .map(|s| s.keys())
                     .unwrap_or_default()
             },
-            Arc::new(config.shared.catalog.clone()),
+            catalog.clone(),
             deps.bus.clone(),
         ));
         for open in ingestor.open_sources() {
@@ -97,7 +98,11 @@ impl Service for Ingest {
         let component = Component::new()
             .routes(http::router(state.clone()))
             .grpc(api)
-            .grpc(herald_runtime::dead_letters::server(deps.bus));
+            .grpc(herald_runtime::dead_letters::server(deps.bus))
+            .task(
+                "catalog",
+                catalog.watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
+            );
         poller::attach(
             component,
             config.ingest.servicenow_poll,

@@ -1,26 +1,34 @@
 //! `herald.v1.Scoring`: look up a win and explain its number. A win is found by its id, by the id
 //! of the event it came from, or by the number of the record it is about (a ticket number).
 
-use std::sync::Arc;
+use std::pin::Pin;
 
-use herald_catalog::Catalog;
+use futures::Stream;
+use herald_catalog::{Catalog, CatalogHandle};
 use herald_proto::v1::{
     ExplainMatch, ExplainRequest, Explanation, GetWinRequest, ListWinsRequest, ListWinsResponse,
-    Win, WinStatus, scoring_server::Scoring,
+    RescorePage, RescoreReply, RescoreRequest, Win, WinStatus, rescore_reply::Item,
+    scoring_server::Scoring,
 };
 use herald_runtime::{ApiError, ErrorKind};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    explain,
+    config::ScoringSettings,
+    explain, rescore, score,
     store::{Store, StoreError},
     verification,
 };
 
 pub struct ScoringApi {
     pub store: Store,
-    pub catalog: Arc<Catalog>,
+    /// Read once per call: the catalog file may be reloaded meanwhile.
+    pub catalog: CatalogHandle,
+    /// What `Rescore` replays events with, as the stage scores them.
+    pub settings: ScoringSettings,
 }
+
+type RescoreStream = Pin<Box<dyn Stream<Item = Result<RescoreReply, Status>> + Send>>;
 
 fn internal(e: StoreError) -> Status {
     tracing::error!(error = %e, "scoring query failed");
@@ -111,8 +119,11 @@ impl Scoring for ScoringApi {
             .ledger_of(&found.win.id)
             .await
             .map_err(internal)?;
-        let mut text = explain::explain(&found.win, &self.catalog);
+        let mut text = explain::explain(&found.win, &self.catalog.current());
         text.push_str(&verification::describe(&found.win, &ledger));
+        if !found.win.catalog_version.is_empty() {
+            text.push_str(&format!("Catalog: {}\n", found.win.catalog_version));
+        }
         Ok(Response::new(Explanation {
             win: Some(found.win),
             text,
@@ -151,5 +162,71 @@ impl Scoring for ScoringApi {
             .await
             .map_err(internal)?;
         Ok(Response::new(ListWinsResponse { wins, total }))
+    }
+
+    type RescoreStream = RescoreStream;
+
+    async fn rescore(
+        &self,
+        request: Request<RescoreRequest>,
+    ) -> Result<Response<RescoreStream>, Status> {
+        let request = request.into_inner();
+        if !request.rules_version.is_empty() && request.rules_version != score::RULES_VERSION {
+            return Err(ApiError::new(
+                ErrorKind::Unprocessable,
+                "unknown_rules_version",
+                format!(
+                    "rules {} are not available here; this scoring replays under its own rules, {}",
+                    request.rules_version,
+                    score::RULES_VERSION
+                ),
+            )
+            .into());
+        }
+        let catalog = Catalog::from_toml_str(&request.catalog_toml).map_err(|e| {
+            Status::from(ApiError::new(
+                ErrorKind::Unprocessable,
+                "invalid_catalog",
+                e.to_string(),
+            ))
+        })?;
+        let (store, settings) = (self.store.clone(), self.settings.clone());
+        let current_version = self.catalog.version();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RescoreReply, Status>>(4);
+        tokio::spawn(async move {
+            let mut replay = rescore::Rescore::new(&store, &catalog, &settings);
+            loop {
+                let changes = match replay.next_page().await {
+                    Ok(Some(changes)) if changes.is_empty() => continue,
+                    Ok(Some(changes)) => changes,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(internal(e))).await;
+                        return;
+                    }
+                };
+                let page = RescoreReply {
+                    item: Some(Item::Page(RescorePage { changes })),
+                };
+                // Waiting for room paces the replay to the client; a client gone stops it.
+                if tx.send(Ok(page)).await.is_err() {
+                    return;
+                }
+            }
+            let reply = match replay.finish().await {
+                Ok(mut summary) => {
+                    summary.current_catalog_version = current_version;
+                    Ok(RescoreReply {
+                        item: Some(Item::Summary(summary)),
+                    })
+                }
+                Err(e) => Err(internal(e)),
+            };
+            let _ = tx.send(reply).await;
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|reply| (reply, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

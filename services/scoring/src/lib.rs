@@ -10,6 +10,7 @@ pub mod format;
 pub mod grpc;
 pub mod handler;
 pub mod publish;
+pub mod rescore;
 pub mod score;
 pub mod store;
 pub mod value;
@@ -66,12 +67,19 @@ impl Service for Scoring {
             tracing::warn!("the catalog has no business services: no win will carry a value");
         }
         let store = store::Store::new(deps.db.pool);
-        let catalog = Arc::new(config.shared.catalog.clone());
+        let catalogs = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
+        // The stage and the confirmer value under this snapshot until they read `catalogs` per message.
+        let catalog = catalogs.current();
         let handler = Arc::new(handler::ScoringHandler {
             store: store.clone(),
             bus: deps.bus.clone(),
             catalog: catalog.clone(),
             settings: config.scoring.clone(),
+        });
+        // Each recorded event's bytes are kept for `herald rescore`.
+        let handler = Arc::new(rescore::KeepPayloads {
+            stage: handler,
+            store: store.clone(),
         });
         let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
         let options = config.scoring.consumer.worker_options("scoring");
@@ -83,11 +91,21 @@ impl Service for Scoring {
         );
         Ok(Component::new()
             .task(
+                "catalog",
+                catalogs
+                    .clone()
+                    .watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
+            )
+            .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown),
             )
             .task("confirmer", confirmer)
-            .grpc(ScoringServer::new(grpc::ScoringApi { store, catalog })))
+            .grpc(ScoringServer::new(grpc::ScoringApi {
+                store,
+                catalog: catalogs,
+                settings: config.scoring.clone(),
+            })))
     }
 }
 

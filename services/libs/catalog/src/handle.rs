@@ -171,6 +171,19 @@ impl CatalogHandle {
     }
 }
 
+impl From<Catalog> for CatalogHandle {
+    fn from(catalog: Catalog) -> Self {
+        Self::new(catalog)
+    }
+}
+
+/// A fixed catalog (tests, embedding): it reloads only if it came from a file.
+impl From<Arc<Catalog>> for CatalogHandle {
+    fn from(catalog: Arc<Catalog>) -> Self {
+        Self::new(Arc::unwrap_or_clone(catalog))
+    }
+}
+
 /// A subscription to a handle's reloads and refusals.
 pub struct Changes(watch::Receiver<State>);
 

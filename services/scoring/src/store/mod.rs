@@ -2,6 +2,7 @@
 //! withdraw credit and the ledger of every change. Unique keys make every write idempotent, because
 //! redelivery happens.
 
+pub mod rescore;
 mod verification;
 
 use chrono::{DateTime, Utc};
