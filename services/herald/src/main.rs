@@ -9,11 +9,14 @@ mod dlq;
 mod explain;
 mod format;
 mod leaderboard;
+mod ledger;
 mod period;
+mod rescore;
 mod send;
 mod source;
 mod up;
 mod value;
+mod wins;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +40,9 @@ enum Command {
     Backfill(backfill::Args),
     Send(send::Args),
     Dlq(dlq::DlqArgs),
+    Wins(wins::Args),
+    Ledger(ledger::Args),
+    Rescore(rescore::Args),
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -71,6 +77,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(mut args) => {
             args.json |= json;
             dlq::run(args).await
+        }
+        Command::Wins(mut args) => {
+            args.set_json(json);
+            wins::run(args).await
+        }
+        Command::Ledger(mut args) => {
+            args.set_json(json);
+            ledger::run(args).await
+        }
+        Command::Rescore(mut args) => {
+            args.json |= json;
+            rescore::run(args).await
         }
     }
 }
