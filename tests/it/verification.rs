@@ -11,16 +11,16 @@ use herald_proto::v1::{
 };
 use serde_json::Value;
 
-use crate::support::{
-    Herald, SLACK_PATH, WEBHOOK_PATH, standalone::Standalone,
-};
+use crate::support::{Herald, SLACK_PATH, WEBHOOK_PATH, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
 const RESOLVED: &str = "servicenow/incident-resolved-p1.json";
 const HOLD_BACK: &str = "3s";
 
 fn fixture() -> anyhow::Result<Vec<u8>> {
-    Ok(std::fs::read(herald_testkit::fixtures_dir().join(RESOLVED))?)
+    Ok(std::fs::read(
+        herald_testkit::fixtures_dir().join(RESOLVED),
+    )?)
 }
 
 /// INC0048213 as ServiceNow sends it when the ticket is reopened a day after its resolution.
@@ -99,7 +99,11 @@ async fn withdrawn_past_its_hold_back(grpc: &str) -> anyhow::Result<()> {
         }
     })
     .await?;
-    assert!(revoked.status_reason.contains("reopened"), "{}", revoked.status_reason);
+    assert!(
+        revoked.status_reason.contains("reopened"),
+        "{}",
+        revoked.status_reason
+    );
     let confirm_at = herald_proto::time::opt_from_timestamp(revoked.confirm_at.as_ref())
         .ok_or_else(|| anyhow::anyhow!("no confirm_at"))?;
     let left = (confirm_at - chrono::Utc::now() + chrono::Duration::seconds(1))
@@ -122,12 +126,24 @@ async fn distributed_a_reopen_inside_the_hold_back_is_never_announced() -> anyho
     let mut herald =
         Herald::start_with_env(&[("HERALD_SCORING__VERIFICATION__HOLD_BACK", HOLD_BACK)]).await?;
     let result = async {
-        assert_eq!(herald.post_signed("servicenow", fixture()?).await?.status(), 202);
-        assert_eq!(herald.post_signed("servicenow", reopened()?).await?.status(), 202);
+        assert_eq!(
+            herald.post_signed("servicenow", fixture()?).await?.status(),
+            202
+        );
+        assert_eq!(
+            herald
+                .post_signed("servicenow", reopened()?)
+                .await?
+                .status(),
+            202
+        );
         withdrawn_past_its_hold_back(&herald.grpc(1)).await?;
         herald.wait_settled().await?;
         assert!(herald.slack.requests().is_empty(), "nothing on Slack");
-        assert!(herald.webhook.requests().is_empty(), "nothing on the webhook");
+        assert!(
+            herald.webhook.requests().is_empty(),
+            "nothing on the webhook"
+        );
         nobody_keeps_credit(&herald.grpc(2)).await
     }
     .await;
@@ -142,18 +158,38 @@ async fn distributed_a_reopen_inside_the_hold_back_is_never_announced() -> anyho
 async fn distributed_with_no_hold_back_a_reopen_corrects_every_route() -> anyhow::Result<()> {
     let mut herald = Herald::start().await?;
     let result = async {
-        assert_eq!(herald.post_signed("servicenow", fixture()?).await?.status(), 202);
+        assert_eq!(
+            herald.post_signed("servicenow", fixture()?).await?.status(),
+            202
+        );
         herald.slack.wait_for(SLACK_PATH, 1, WAIT).await?;
         herald.webhook.wait_for(WEBHOOK_PATH, 1, WAIT).await?;
-        assert_eq!(herald.post_signed("servicenow", reopened()?).await?.status(), 202);
+        assert_eq!(
+            herald
+                .post_signed("servicenow", reopened()?)
+                .await?
+                .status(),
+            202
+        );
         let slack = herald.slack.wait_for(SLACK_PATH, 2, WAIT).await?;
         let hooks = herald.webhook.wait_for(WEBHOOK_PATH, 2, WAIT).await?;
-        assert!(slack[1].text().contains("Correction: Warehouse Management"), "{}", slack[1].text());
+        assert!(
+            slack[1].text().contains("Correction: Warehouse Management"),
+            "{}",
+            slack[1].text()
+        );
         assert!(slack[1].text().contains("reopened"), "{}", slack[1].text());
         let correction = hooks[1].json()?;
-        assert_eq!(correction["type"], "herald.announcement.correction", "{correction}");
+        assert_eq!(
+            correction["type"], "herald.announcement.correction",
+            "{correction}"
+        );
         herald.wait_settled().await?;
-        assert_eq!(herald.slack.requests().len(), 2, "the headline, then its correction");
+        assert_eq!(
+            herald.slack.requests().len(),
+            2,
+            "the headline, then its correction"
+        );
         nobody_keeps_credit(&herald.grpc(2)).await
     }
     .await;
@@ -170,7 +206,10 @@ async fn distributed_a_confirmed_win_is_announced_once_after_its_hold_back() -> 
         Herald::start_with_env(&[("HERALD_SCORING__VERIFICATION__HOLD_BACK", HOLD_BACK)]).await?;
     let result = async {
         let posted = Instant::now();
-        assert_eq!(herald.post_signed("servicenow", fixture()?).await?.status(), 202);
+        assert_eq!(
+            herald.post_signed("servicenow", fixture()?).await?.status(),
+            202
+        );
         herald.slack.wait_for(SLACK_PATH, 1, WAIT).await?;
         assert!(
             posted.elapsed() >= Duration::from_secs(3),
@@ -221,7 +260,10 @@ async fn standalone_with_no_hold_back_a_reopen_sends_a_correction() -> anyhow::R
         assert_eq!(herald.post(reopened()?).await?.status(), 202);
         let hooks = herald.webhook.wait_for(WEBHOOK_PATH, 2, WAIT).await?;
         let correction = hooks[1].json()?;
-        assert_eq!(correction["type"], "herald.announcement.correction", "{correction}");
+        assert_eq!(
+            correction["type"], "herald.announcement.correction",
+            "{correction}"
+        );
         herald.wait_settled().await?;
         assert_eq!(herald.webhook.requests().len(), 2);
         nobody_keeps_credit(&herald.grpc).await

@@ -86,6 +86,10 @@ impl Service for Scoring {
         let confirmer = verification::confirmer::run(
             store.clone(),
             deps.bus.clone(),
+            verification::confirmer::Valuer {
+                catalog: catalog.clone(),
+                settings: config.scoring.clone(),
+            },
             config.scoring.verification.confirm_every,
             shutdown.clone(),
         );

@@ -3,7 +3,7 @@
 use herald_catalog::Catalog;
 use herald_proto::{
     time::opt_from_timestamp,
-    v1::{ItsmEvent, Source, Win},
+    v1::{ItsmEvent, LessonStory, Source, Win},
 };
 use sha2::{Digest, Sha256};
 
@@ -79,9 +79,80 @@ pub fn score(
         priority: record.priority,
         origin: event.origin,
         received_at: event.received_at,
+        digest_only: valuation.digest_only,
         rules_version: RULES_VERSION.to_string(),
         // Verification fills in the status and its windows when the win is recorded.
         ..Default::default()
     };
     Ok(Scored { win, outcome_key })
+}
+
+/// Everything scoring makes of one event: at most one win, and the stories and facts beside it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: Result<Scored, NoValue>,
+    /// A blameless lesson (a failed change or a major incident with a postmortem).
+    pub lesson: Option<Scored>,
+    /// A requester's praise, to attach to the rated ticket's win.
+    pub praise: Option<value::Praise>,
+    /// A deployment or merge, counted for delivery metrics.
+    pub delivery: Option<value::DeliveryMetric>,
+}
+
+impl Outcome {
+    /// An event with only a scoring result (nothing beside it).
+    pub fn only(result: Result<Scored, NoValue>) -> Self {
+        Self {
+            result,
+            lesson: None,
+            praise: None,
+            delivery: None,
+        }
+    }
+}
+
+pub fn outcome(event: &ItsmEvent, catalog: &Catalog, settings: &ScoringSettings) -> Outcome {
+    Outcome {
+        result: score(event, catalog, settings),
+        lesson: value::lesson(event, catalog, settings).map(|lesson| lesson_win(event, lesson)),
+        praise: value::praise(event, catalog, settings),
+        delivery: value::delivery_metric(event),
+    }
+}
+
+/// A lesson travels as a win with no value and the story attached, so it shares the wins' stream,
+/// idempotency and explain; spotlight announces it and counts it nowhere.
+fn lesson_win(event: &ItsmEvent, lesson: value::Lesson) -> Scored {
+    let outcome_key = format!("{}:lesson", outcome_key(event));
+    let digest = Sha256::digest(outcome_key.as_bytes());
+    Scored {
+        win: Win {
+            id: format!("l-{}", hex::encode(&digest[..8])),
+            event_id: event.id.clone(),
+            source: event.source,
+            kind: event.kind,
+            occurred_at: event.occurred_at,
+            record_number: lesson.record_number.clone(),
+            record_url: event.record.as_ref().and_then(|r| r.url.clone()),
+            record_title: event.record.as_ref().and_then(|r| r.title.clone()),
+            business_service: event
+                .record
+                .as_ref()
+                .and_then(|r| r.business_service.clone()),
+            team: lesson.team.clone(),
+            credits: lesson.credits,
+            headline: lesson.title.clone(),
+            origin: event.origin,
+            received_at: event.received_at,
+            rules_version: RULES_VERSION.to_string(),
+            lesson: Some(LessonStory {
+                title: lesson.title,
+                story: lesson.story,
+                postmortem_url: lesson.postmortem_url,
+                public: lesson.audience == value::Audience::Public,
+            }),
+            ..Default::default()
+        },
+        outcome_key,
+    }
 }

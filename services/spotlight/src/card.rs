@@ -1,7 +1,9 @@
 //! The channel-neutral card for a headline win: what every channel renders within its own limits.
 
 use herald_catalog::Catalog;
-use herald_proto::v1::{Announcement, Card, CreditSubject, CreditedPerson, Link, ValueLine, Win};
+use herald_proto::v1::{
+    Announcement, Card, CreditSubject, CreditedPerson, LessonStory, Link, ValueLine, Win,
+};
 
 pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
     let value = win.value.clone().unwrap_or_default();
@@ -20,6 +22,9 @@ pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
         && let Some(capability) = &service.capability
     {
         summary.push_str(&format!(" {}: {capability}.", service.name));
+    }
+    if let Some(praise) = &win.praise {
+        summary.push_str(&format!(" “{}” — {}", praise.quote, praise.requester));
     }
     let people = win
         .credits
@@ -83,6 +88,52 @@ pub fn correction_card(win: &Win, original: &Announcement, catalog: &Catalog) ->
         people: Vec::new(),
         teams: Vec::new(),
         links: announced.links,
+        business_service: win
+            .business_service
+            .as_deref()
+            .and_then(|s| catalog.service(s))
+            .map(|s| s.name.clone()),
+    }
+}
+
+/// A lesson learned: the blameless story, who responded and followed up, the postmortem.
+pub fn lesson_card(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> Card {
+    let people = win
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Person as i32)
+        .map(|c| {
+            let name = catalog.public_name(&c.id);
+            CreditedPerson {
+                name: name.name,
+                role: c.role.clone(),
+                anonymised: name.anonymised,
+            }
+        })
+        .collect();
+    let teams = win
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Team as i32)
+        .map(|c| catalog.team_name(&c.id).to_string())
+        .collect();
+    let mut links = vec![Link {
+        title: "Read the postmortem".into(),
+        url: lesson.postmortem_url.clone(),
+    }];
+    if let Some(url) = &win.record_url {
+        links.push(Link {
+            title: format!("Open {}", win.record_number),
+            url: url.clone(),
+        });
+    }
+    Card {
+        title: format!("Lesson learned: {}", lesson.title),
+        summary: lesson.story.clone(),
+        value_lines: Vec::new(),
+        people,
+        teams,
+        links,
         business_service: win
             .business_service
             .as_deref()

@@ -12,7 +12,7 @@ use herald_events::{
 };
 use herald_proto::{
     time::{opt_from_timestamp, to_timestamp},
-    v1::{Announcement, AnnouncementKind, Origin, Win, WinStatus},
+    v1::{Announcement, AnnouncementKind, LessonStory, Origin, Win, WinStatus},
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -51,6 +51,9 @@ impl Handler for SpotlightHandler {
                 win.id
             )));
         };
+        if let Some(lesson) = &win.lesson {
+            return self.lesson(&win, lesson, occurred_at).await;
+        }
         match WinStatus::try_from(win.status) {
             Ok(WinStatus::Confirmed | WinStatus::Unspecified) => {
                 self.count(&win, occurred_at).await
@@ -86,7 +89,8 @@ impl SpotlightHandler {
 
     async fn count(&self, win: &Win, occurred_at: DateTime<Utc>) -> Result<(), HandleError> {
         let value = win.value.clone().unwrap_or_default();
-        let headline = value.amount >= self.settings.headline_min_value;
+        // Requests on time are told in digests, one line per team, never one headline a ticket.
+        let headline = value.amount >= self.settings.headline_min_value && !win.digest_only;
         let news = self.is_news(win, occurred_at);
         if headline && !news {
             tracing::info!(win = %win.id, "history, not news: counted without a headline");
@@ -121,6 +125,42 @@ impl SpotlightHandler {
             metrics::counter!("herald_spotlight_announcements_total", "kind" => "headline_win")
                 .increment(1);
         }
+        Ok(())
+    }
+
+    /// A lesson learned is announced (when its team shares lessons and it is news) and counted
+    /// nowhere: it has no value and changes nobody's totals.
+    async fn lesson(
+        &self,
+        win: &Win,
+        lesson: &LessonStory,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        if !lesson.public || !self.is_news(win, occurred_at) {
+            tracing::info!(win = %win.id, public = lesson.public, "lesson kept out of public announcements");
+            return Ok(());
+        }
+        let announcement = Announcement {
+            id: announcement_id(&win.id),
+            kind: AnnouncementKind::Lesson as i32,
+            created_at: Some(to_timestamp(Utc::now())),
+            card: Some(card::lesson_card(win, lesson, &self.catalog)),
+            win_id: win.id.clone(),
+            event_kind: win.kind,
+            business_service: win.business_service.clone(),
+            team: win.team.clone(),
+            value_amount: 0.0,
+            currency: String::new(),
+            corrects: String::new(),
+        };
+        let stored = self
+            .store
+            .keep_announcement(&announcement, "lesson")
+            .await
+            .map_err(HandleError::from)?;
+        self.publish(&stored, AnnouncementKind::Lesson).await?;
+        tracing::info!(win = %win.id, announcement = %stored.id, "lesson announced");
+        metrics::counter!("herald_spotlight_announcements_total", "kind" => "lesson").increment(1);
         Ok(())
     }
 

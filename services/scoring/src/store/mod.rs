@@ -3,6 +3,7 @@
 //! redelivery happens.
 
 pub mod rescore;
+mod stories;
 mod verification;
 
 use chrono::{DateTime, Utc};
@@ -11,13 +12,40 @@ use herald_runtime::db::millis;
 use prost::Message;
 use sqlx::{AnyPool, Row};
 
-pub use verification::Lease;
+pub use verification::{Lease, ProblemCounts};
 
 use crate::{
-    score::Scored,
+    config::ScoringSettings,
+    score::{Outcome, Scored},
     value::NoValue,
     verification::{Signal, VerificationSettings, Windows},
 };
+
+/// The per-person daily credit cap in force for one outcome: the local day it happened on.
+#[derive(Debug, Clone, Copy)]
+pub struct DailyCap {
+    pub per_person: f64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl DailyCap {
+    /// The cap for the day (in the organisation's time zone) that contains `at`.
+    pub fn on(per_person: f64, at: DateTime<Utc>, tz: chrono_tz::Tz) -> Self {
+        let local = at.with_timezone(&tz).date_naive();
+        let start_of = |day: chrono::NaiveDate| {
+            day.and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(tz).earliest())
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(at)
+        };
+        Self {
+            per_person,
+            start: start_of(local),
+            end: start_of(local + chrono::Days::new(1)),
+        }
+    }
+}
 
 pub use herald_runtime::store::Error as StoreError;
 
@@ -57,8 +85,8 @@ impl Store {
         Self { pool }
     }
 
-    /// Records an event as the stage does: its signal and its win's windows worked out from
-    /// `settings` at `now`, then [`Store::record`].
+    /// Records an event with only a scoring result, as the stage does: its signal and its win's
+    /// windows worked out from `settings` at `now`, then [`Store::record`].
     pub async fn record_event(
         &self,
         event: &ItsmEvent,
@@ -71,7 +99,40 @@ impl Store {
             .ok()
             .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
         let (signal, windows) = crate::verification::prepare(event, kind, settings, now);
-        self.record(event, result, signal.as_ref(), windows, now)
+        self.record(
+            event,
+            &Outcome::only(result.clone()),
+            signal.as_ref(),
+            windows,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// Records everything scoring made of an event, as the stage does.
+    pub async fn record_outcome(
+        &self,
+        event: &ItsmEvent,
+        outcome: &Outcome,
+        settings: &ScoringSettings,
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let kind = outcome
+            .result
+            .as_ref()
+            .ok()
+            .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
+        let (signal, windows) =
+            crate::verification::prepare(event, kind, &settings.verification, now);
+        let cap = match (settings.credit.max_credit_per_person_per_day, windows) {
+            (Some(per_person), Some(windows)) => {
+                Some(DailyCap::on(per_person, windows.outcome_at, tz))
+            }
+            _ => None,
+        };
+        self.record(event, outcome, signal.as_ref(), windows, cap.as_ref(), now)
             .await
     }
 
@@ -81,14 +142,16 @@ impl Store {
     pub async fn record(
         &self,
         event: &ItsmEvent,
-        result: &Result<Scored, NoValue>,
+        outcome: &Outcome,
         signal: Option<&Signal>,
         windows: Option<Windows>,
+        cap: Option<&DailyCap>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
+        let result = &outcome.result;
         let mut tx = self.pool.begin().await?;
         let record = event.record.clone().unwrap_or_default();
-        let (outcome, note) = match result {
+        let (verdict, note) = match result {
             Ok(_) => ("win", None),
             Err(NoValue(reason)) => ("no_value", Some(reason.as_str())),
         };
@@ -105,7 +168,7 @@ impl Store {
         .bind(token_of_kind(event.kind))
         .bind(&record.number)
         .bind(herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis))
-        .bind(outcome)
+        .bind(verdict)
         .bind(note)
         .bind(millis(now))
         .execute(&mut *tx)
@@ -119,6 +182,15 @@ impl Store {
         if let Some(signal) = signal {
             publish.extend(verification::apply_signal(&mut tx, signal, now).await?);
         }
+        if let Some(praise) = &outcome.praise {
+            stories::keep_praise(&mut tx, event, praise, now).await?;
+        }
+        if let Some(metric) = &outcome.delivery {
+            stories::count_delivery(&mut tx, event, metric).await?;
+        }
+        if let Some(lesson) = &outcome.lesson {
+            publish.extend(stories::record_lesson(&mut tx, lesson, now).await?);
+        }
         let (Ok(scored), Some(windows)) = (result, windows) else {
             tx.commit().await?;
             return Ok(Recorded {
@@ -128,6 +200,17 @@ impl Store {
             });
         };
         let mut win = scored.win.clone();
+        win.praise = stories::praise_for(&mut tx, &win).await?;
+        if let Some(cap) = cap {
+            let people: Vec<&str> = win
+                .credits
+                .iter()
+                .filter(|c| c.subject == CreditSubject::Person as i32)
+                .map(|c| c.id.as_str())
+                .collect();
+            let today = stories::credited_between(&mut tx, &people, cap.start, cap.end).await?;
+            win.credits = crate::credit::cap_daily(win.credits, &today, cap.per_person);
+        }
         let withdrawn_by = verification::signal_against(
             &mut tx,
             &win,

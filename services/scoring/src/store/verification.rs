@@ -173,6 +173,84 @@ pub(super) async fn signal_against(
     Ok(first)
 }
 
+/// Related incidents (same business service or configuration item) in the observation window
+/// before a problem was closed and in as long a window after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemCounts {
+    pub before: u32,
+    pub after: u32,
+    pub window_days: u32,
+}
+
+async fn problem_counts(
+    tx: &mut Transaction<'static, Any>,
+    win: &Win,
+    configuration_item: Option<&str>,
+    windows: &Windows,
+) -> Result<ProblemCounts, StoreError> {
+    // The observation window is the problem's revocation window: as long after the fix as the
+    // hold-back waited, whenever the problem arrived.
+    let window = windows.revocable_until - windows.outcome_at;
+    let count = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        sqlx::query(
+            "SELECT COUNT(*) AS n FROM signals WHERE kind = 'related_incident'
+               AND (business_service = $1 OR configuration_item = $2) AND at >= $3 AND at < $4",
+        )
+        .bind(win.business_service.clone())
+        .bind(configuration_item.map(str::to_string))
+        .bind(millis(from))
+        .bind(millis(to))
+    };
+    let before: i64 = count(windows.outcome_at - window, windows.outcome_at)
+        .fetch_one(&mut **tx)
+        .await?
+        .get("n");
+    let after: i64 = count(windows.outcome_at, windows.outcome_at + window)
+        .fetch_one(&mut **tx)
+        .await?
+        .get("n");
+    Ok(ProblemCounts {
+        before: u32::try_from(before).unwrap_or(u32::MAX),
+        after: u32::try_from(after).unwrap_or(u32::MAX),
+        window_days: u32::try_from(window.num_days()).unwrap_or_default(),
+    })
+}
+
+/// A win's value changed (a problem valued at the end of its window): the row's figures follow.
+async fn write_value(tx: &mut Transaction<'static, Any>, win: &Win) -> Result<(), StoreError> {
+    let value = win.value.clone().unwrap_or_default();
+    sqlx::query("UPDATE wins SET amount = $2, hours = $3, headline = $4 WHERE id = $1")
+        .bind(&win.id)
+        .bind(value.amount)
+        .bind(value.hours)
+        .bind(&win.headline)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM credits WHERE win_id = $1")
+        .bind(&win.id)
+        .execute(&mut **tx)
+        .await?;
+    for credit in &win.credits {
+        sqlx::query(
+            "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&win.id)
+        .bind(
+            herald_proto::v1::CreditSubject::try_from(credit.subject)
+                .map(|s| s.token())
+                .unwrap_or("unspecified"),
+        )
+        .bind(&credit.id)
+        .bind(&credit.role)
+        .bind(credit.share)
+        .bind(credit.amount)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// A new win's status: withdrawn by a signal seen earlier, confirmed if its hold-back has already
 /// passed, else provisional.
 pub(super) fn set_initial_status(
@@ -290,6 +368,17 @@ impl Store {
     /// arrived meanwhile (a related incident handled in another lane). Returns the confirmed wins,
     /// to publish.
     pub async fn confirm_due(&self, now: DateTime<Utc>) -> Result<Vec<Win>, StoreError> {
+        self.confirm_due_with(now, &|win, _| Ok(win.clone())).await
+    }
+
+    /// [`Store::confirm_due`], with `revalue` deciding a closed problem's value at the end of its
+    /// observation window from the related incidents seen before and after it (`Err` with the
+    /// reason when it earned nothing: the win is then withdrawn).
+    pub async fn confirm_due_with(
+        &self,
+        now: DateTime<Utc>,
+        revalue: &(dyn Fn(&Win, ProblemCounts) -> Result<Win, String> + Sync),
+    ) -> Result<Vec<Win>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id, payload, outcome_at, confirm_at, revocable_until, configuration_item FROM wins
@@ -314,6 +403,19 @@ impl Store {
                 write_status(&mut tx, &win, false).await?;
                 ledger(&mut tx, &win, "revoked", now, Some(&win.status_reason)).await?;
                 continue;
+            }
+            if win.kind == EventKind::ProblemClosed as i32 {
+                let counts = problem_counts(&mut tx, &win, ci.as_deref(), &windows).await?;
+                match revalue(&win, counts) {
+                    Ok(valued) => win = valued,
+                    Err(reason) => {
+                        revoke(&mut win, &reason, now);
+                        write_status(&mut tx, &win, false).await?;
+                        ledger(&mut tx, &win, "revoked", now, Some(&win.status_reason)).await?;
+                        continue;
+                    }
+                }
+                write_value(&mut tx, &win).await?;
             }
             win.status = WinStatus::Confirmed as i32;
             win.status_at = Some(to_timestamp(now));

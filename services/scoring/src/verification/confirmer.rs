@@ -8,12 +8,67 @@ use chrono::Utc;
 use herald_events::Bus;
 use tokio_util::sync::CancellationToken;
 
+use herald_catalog::Catalog;
+use herald_proto::v1::{EventKind, ItsmEvent, Record, Win};
+
 use crate::{
+    config::ScoringSettings,
     publish,
-    store::{Lease, Store},
+    store::{Lease, ProblemCounts, Store},
+    value,
 };
 
-pub async fn run(store: Store, bus: Arc<dyn Bus>, every: Duration, shutdown: CancellationToken) {
+/// What the confirmer needs to value a closed problem when its observation window ends.
+#[derive(Clone)]
+pub struct Valuer {
+    pub catalog: Arc<Catalog>,
+    pub settings: ScoringSettings,
+}
+
+impl Valuer {
+    /// The problem's value from the related incidents before and after it, with the credit split
+    /// as it was and scaled to the new amount; `Err` with the reason when the drop earned nothing.
+    pub fn problem(&self, win: &Win, counts: ProblemCounts) -> Result<Win, String> {
+        let event = ItsmEvent {
+            id: win.event_id.clone(),
+            source: win.source,
+            kind: EventKind::ProblemClosed as i32,
+            occurred_at: win.occurred_at,
+            record: Some(Record {
+                number: win.record_number.clone(),
+                title: win.record_title.clone(),
+                business_service: win.business_service.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let valuation = value::problem_eliminated(
+            &event,
+            &self.catalog,
+            &self.settings,
+            counts.before,
+            counts.after,
+            counts.window_days,
+        )
+        .map_err(|reason| reason.0)?;
+        let mut valued = win.clone();
+        let amount = valuation.value.amount;
+        valued.value = Some(valuation.value);
+        valued.headline = valuation.headline;
+        for credit in &mut valued.credits {
+            credit.amount = amount * credit.share;
+        }
+        Ok(valued)
+    }
+}
+
+pub async fn run(
+    store: Store,
+    bus: Arc<dyn Bus>,
+    valuer: Valuer,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let lease = Lease {
         name: "confirm",
         holder: uuid::Uuid::new_v4().to_string(),
@@ -28,7 +83,7 @@ pub async fn run(store: Store, bus: Arc<dyn Bus>, every: Duration, shutdown: Can
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match pass(&store, bus.as_ref(), &lease).await {
+        match pass(&store, bus.as_ref(), &valuer, &lease).await {
             Ok(0) => {}
             Ok(published) => tracing::info!(published, "confirmed wins published"),
             Err(e) => tracing::warn!(error = %e, "confirming due wins failed; will try again"),
@@ -38,12 +93,18 @@ pub async fn run(store: Store, bus: Arc<dyn Bus>, every: Duration, shutdown: Can
 }
 
 /// One pass: confirm everything due, then empty the outbox. Returns how many wins were published.
-pub async fn pass(store: &Store, bus: &dyn Bus, lease: &Lease) -> anyhow::Result<usize> {
+pub async fn pass(
+    store: &Store,
+    bus: &dyn Bus,
+    valuer: &Valuer,
+    lease: &Lease,
+) -> anyhow::Result<usize> {
     if !store.hold(lease, Utc::now()).await? {
         return Ok(0);
     }
+    let revalue = |win: &Win, counts: ProblemCounts| valuer.problem(win, counts);
     loop {
-        let confirmed = store.confirm_due(Utc::now()).await?;
+        let confirmed = store.confirm_due_with(Utc::now(), &revalue).await?;
         if !confirmed.is_empty() {
             tracing::debug!(confirmed = confirmed.len(), "hold-back passed");
         }

@@ -5,6 +5,7 @@ mod support;
 
 mod stage;
 mod store_conformance;
+mod stories;
 mod value_kinds;
 mod value_models;
 mod verification;

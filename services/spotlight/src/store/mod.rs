@@ -154,6 +154,30 @@ impl Store {
         Ok(correction)
     }
 
+    /// Stores an announcement that belongs to no counted win (a lesson) once; returns the one
+    /// stored, new or from an earlier delivery, to publish.
+    pub async fn keep_announcement(
+        &self,
+        announcement: &Announcement,
+        kind: &str,
+    ) -> Result<Announcement, StoreError> {
+        sqlx::query(
+            "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&announcement.id)
+        .bind(&announcement.win_id)
+        .bind(kind)
+        .bind(announcement.encode_to_vec())
+        .bind(millis(chrono::Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .announcement_for_win(&announcement.win_id)
+            .await?
+            .unwrap_or_else(|| announcement.clone()))
+    }
+
     /// The correction stored for a win's announcement, if one was made.
     async fn correction_for_win(&self, win_id: &str) -> Result<Option<Announcement>, StoreError> {
         let row = sqlx::query(

@@ -1,0 +1,185 @@
+//! Beside the wins: requesters' praise (attached to the rated ticket's win, whichever arrives
+//! first), lessons learned (published at once: a failure is a fact, not an outcome to verify), the
+//! deployments and merges counted for delivery metrics, and the daily credit cap's running totals.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use herald_proto::v1::{ItsmEvent, RequesterPraise, Source, Win, WinStatus};
+use herald_runtime::db::millis;
+use prost::Message;
+use sqlx::{Any, Row, Transaction};
+
+use super::{StoreError, decode, status_token, token_of_kind};
+use crate::{
+    score::Scored,
+    value::{DeliveryKind, DeliveryMetric, Praise},
+};
+
+fn source_token(source: i32) -> &'static str {
+    Source::try_from(source)
+        .map(|s| s.token())
+        .unwrap_or("unspecified")
+}
+
+/// Keeps a requester's praise and attaches it to the newest standing win of the rated ticket.
+pub(super) async fn keep_praise(
+    tx: &mut Transaction<'static, Any>,
+    event: &ItsmEvent,
+    praise: &Praise,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO praise (event_id, source, record_number, quote, requester, score, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(praise.source.token())
+    .bind(&praise.record_number)
+    .bind(&praise.quote)
+    .bind(&praise.requester)
+    .bind(&praise.score)
+    .bind(millis(now))
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query(
+        "SELECT id, payload FROM wins WHERE source = $1 AND record_number = $2 AND status <> 'revoked'
+           AND id NOT LIKE 'l-%'
+         ORDER BY outcome_at DESC LIMIT 1",
+    )
+    .bind(praise.source.token())
+    .bind(&praise.record_number)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = row {
+        let id: String = row.get("id");
+        let mut win = decode(&id, row.get::<Vec<u8>, _>("payload"))?;
+        win.praise = Some(requester_praise(praise));
+        // A provisional win carries the quote when it is published; a confirmed one shows it in
+        // `herald explain` and the digests.
+        sqlx::query("UPDATE wins SET payload = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(win.encode_to_vec())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn requester_praise(praise: &Praise) -> RequesterPraise {
+    RequesterPraise {
+        quote: praise.quote.clone(),
+        requester: praise.requester.clone(),
+        score: praise.score.clone(),
+    }
+}
+
+/// Praise that arrived before the win it rates.
+pub(super) async fn praise_for(
+    tx: &mut Transaction<'static, Any>,
+    win: &Win,
+) -> Result<Option<RequesterPraise>, StoreError> {
+    let row = sqlx::query(
+        "SELECT quote, requester, score FROM praise WHERE source = $1 AND record_number = $2
+         ORDER BY at DESC LIMIT 1",
+    )
+    .bind(source_token(win.source))
+    .bind(&win.record_number)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| RequesterPraise {
+        quote: r.get("quote"),
+        requester: r.get("requester"),
+        score: r.get("score"),
+    }))
+}
+
+/// Records a lesson, confirmed at once; returns it when new, to publish.
+pub(super) async fn record_lesson(
+    tx: &mut Transaction<'static, Any>,
+    lesson: &Scored,
+    now: DateTime<Utc>,
+) -> Result<Option<Win>, StoreError> {
+    let mut win = lesson.win.clone();
+    win.status = WinStatus::Confirmed as i32;
+    win.status_at = Some(herald_proto::time::to_timestamp(now));
+    let occurred = herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis);
+    let created = sqlx::query(
+        "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
+                           business_service, team, label, amount, currency, hours, headline, payload,
+                           created_at, status, outcome_at, confirm_at, revocable_until, status_at,
+                           publish_pending)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'unspecified', 0, '', 0, $10, $11, $12, $13, $7,
+                 $12, $7, $12, 1)
+         ON CONFLICT (outcome_key) DO NOTHING",
+    )
+    .bind(&win.id)
+    .bind(&lesson.outcome_key)
+    .bind(&win.event_id)
+    .bind(source_token(win.source))
+    .bind(token_of_kind(win.kind))
+    .bind(&win.record_number)
+    .bind(occurred)
+    .bind(&win.business_service)
+    .bind(&win.team)
+    .bind(&win.headline)
+    .bind(win.encode_to_vec())
+    .bind(millis(now))
+    .bind(status_token(win.status))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((created == 1).then_some(win))
+}
+
+pub(super) async fn count_delivery(
+    tx: &mut Transaction<'static, Any>,
+    event: &ItsmEvent,
+    metric: &DeliveryMetric,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO delivery_metrics (event_id, kind, service, repository, at, environment, production,
+                                       linked_change, automated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(match metric.kind {
+        DeliveryKind::Deployment => "deployment",
+        DeliveryKind::Merge => "merge",
+    })
+    .bind(&metric.service)
+    .bind(&metric.repository)
+    .bind(millis(metric.at))
+    .bind(&metric.environment)
+    .bind(i32::from(metric.production))
+    .bind(&metric.linked_change)
+    .bind(i32::from(metric.automated))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What each of `people` has been credited for outcomes on the day `[start, end)`, in wins still
+/// standing, for the daily cap.
+pub(super) async fn credited_between(
+    tx: &mut Transaction<'static, Any>,
+    people: &[&str],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<HashMap<String, f64>, StoreError> {
+    let mut totals = HashMap::new();
+    for person in people {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(c.amount), 0.0) AS total FROM credits c JOIN wins w ON w.id = c.win_id
+             WHERE c.subject = 'person' AND c.subject_id = $1 AND w.status <> 'revoked'
+               AND w.outcome_at >= $2 AND w.outcome_at < $3",
+        )
+        .bind(*person)
+        .bind(millis(start))
+        .bind(millis(end))
+        .fetch_one(&mut **tx)
+        .await?;
+        totals.insert((*person).to_string(), row.get::<f64, _>("total"));
+    }
+    Ok(totals)
+}
