@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use herald_proto::v1::{
-    EventKind, RescoreChange, RescoreEffect, RescoreRequest, RescoreSummary, ValueLabel,
-    WinStatus, rescore_reply::Item, scoring_client::ScoringClient,
+    EventKind, RescoreChange, RescoreEffect, RescoreRequest, RescoreSummary, ValueLabel, WinStatus,
+    rescore_reply::Item, scoring_client::ScoringClient,
 };
 use serde_json::json;
 
@@ -239,10 +239,7 @@ fn print_text(changes: &[RescoreChange], summary: &RescoreSummary, limit: usize)
             }
         }
         if changes.len() > limit {
-            println!(
-                "… and {} more (--limit to see them)",
-                changes.len() - limit
-            );
+            println!("… and {} more (--limit to see them)", changes.len() - limit);
         }
     }
     println!(

@@ -149,10 +149,12 @@ fn status_line(win: &Win) -> String {
             Some(at) => format!("pending verification: confirms {at} unless withdrawn first"),
             None => "pending verification".to_string(),
         },
-        WinStatus::Confirmed | WinStatus::Unspecified => match time(opt_from_timestamp(win.status_at.as_ref())) {
-            Some(at) => format!("confirmed {at}"),
-            None => "confirmed".to_string(),
-        },
+        WinStatus::Confirmed | WinStatus::Unspecified => {
+            match time(opt_from_timestamp(win.status_at.as_ref())) {
+                Some(at) => format!("confirmed {at}"),
+                None => "confirmed".to_string(),
+            }
+        }
         WinStatus::Revoked => {
             let why = if win.status_reason.is_empty() {
                 "no reason recorded"

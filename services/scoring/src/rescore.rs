@@ -147,7 +147,12 @@ impl<'a> Rescore<'a> {
                 self.summary.wins_compared += 1;
                 self.summary.disappearing += 1;
                 self.add(old, counts(old), true);
-                Ok(Some(change(old, None, RescoreEffect::Disappears, no_value.0)))
+                Ok(Some(change(
+                    old,
+                    None,
+                    RescoreEffect::Disappears,
+                    no_value.0,
+                )))
             }
             (None, Ok(scored)) => {
                 // An outcome another event already credited is not a new win.
