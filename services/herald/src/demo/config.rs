@@ -81,7 +81,7 @@ path = {announcements:?}
 [[notify.routes]]
 name = "headlines-to-console"
 channel = "console"
-kinds = ["headline_win", "correction"]
+kinds = ["headline_win", "correction", "lesson"]
 
 [[notify.routes]]
 name = "everything-to-file"
