@@ -11,6 +11,7 @@ mod dead_letters;
 mod demo;
 mod deploy;
 mod end_to_end;
+mod ledger;
 mod secrets;
 mod standalone;
 mod verification;
