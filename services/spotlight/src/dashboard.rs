@@ -3,11 +3,11 @@
 //! Server-rendered and self-refreshing, so it can sit on a wall screen; `/api/dashboard` serves the
 //! same figures as JSON.
 
-use std::{fmt::Write, sync::Arc};
+use std::fmt::Write;
 
 use axum::{Json, Router, extract::State, response::Html, routing::get};
 use chrono::Utc;
-use herald_catalog::{Catalog, Organisation};
+use herald_catalog::{CatalogHandle, Organisation};
 use herald_proto::v1::{CreditSubject, ValueLabel};
 use serde::Serialize;
 
@@ -22,7 +22,8 @@ const LATEST: i64 = 10;
 #[derive(Clone)]
 pub struct DashboardState {
     pub store: Store,
-    pub catalog: Arc<Catalog>,
+    /// Read per request: the catalog file may be reloaded meanwhile.
+    pub catalog: CatalogHandle,
     /// Seconds between automatic refreshes of the page.
     pub refresh_seconds: u32,
 }
@@ -87,11 +88,11 @@ async fn period_view(store: &Store, period: &Period) -> Result<PeriodView, Store
 }
 
 pub async fn view(state: &DashboardState) -> Result<DashboardView, StoreError> {
-    let tz = state.catalog.organisation().tz();
+    let catalog = state.catalog.current();
+    let tz = catalog.organisation().tz();
     let now = Utc::now();
     let week = Period::containing(PeriodKind::Week, now, tz);
     let month = Period::containing(PeriodKind::Month, now, tz);
-    let catalog = &state.catalog;
     let person = |r: Ranked| Entry {
         name: catalog.public_name(&r.subject_id).name,
         value: r.value,
@@ -173,7 +174,7 @@ async fn page(
     let view = view(&state).await.map_err(unavailable)?;
     Ok(Html(render(
         &view,
-        state.catalog.organisation(),
+        state.catalog.current().organisation(),
         state.refresh_seconds,
     )))
 }

@@ -1,8 +1,6 @@
 //! `herald.v1.Spotlight`: leaderboards, value summaries, and the ledger check.
 
-use std::sync::Arc;
-
-use herald_catalog::Catalog;
+use herald_catalog::CatalogHandle;
 use herald_proto::{
     time::opt_from_timestamp,
     v1::{
@@ -21,7 +19,8 @@ use crate::{
 
 pub struct SpotlightApi {
     pub store: Store,
-    pub catalog: Arc<Catalog>,
+    /// Read per call: the catalog file may be reloaded meanwhile.
+    pub catalog: CatalogHandle,
 }
 
 fn invalid(message: &str) -> Status {
@@ -54,14 +53,14 @@ impl SpotlightApi {
         Ok(Period::containing(
             kind,
             at,
-            self.catalog.organisation().tz(),
+            self.catalog.current().organisation().tz(),
         ))
     }
 
     fn entry(&self, scope: Scope, rank: usize, row: Ranked) -> LeaderboardEntry {
         let (id, display_name, anonymised) = match scope {
             Scope::Person => {
-                let name = self.catalog.public_name(&row.subject_id);
+                let name = self.catalog.current().public_name(&row.subject_id);
                 // Someone who opted out is shown by team only, and their id is withheld too.
                 let id = if name.anonymised {
                     String::new()
@@ -72,12 +71,18 @@ impl SpotlightApi {
             }
             Scope::Team => (
                 row.subject_id.clone(),
-                self.catalog.team_name(&row.subject_id).to_string(),
+                self.catalog
+                    .current()
+                    .team_name(&row.subject_id)
+                    .to_string(),
                 false,
             ),
             _ => (
                 row.subject_id.clone(),
-                self.catalog.service_name(&row.subject_id).to_string(),
+                self.catalog
+                    .current()
+                    .service_name(&row.subject_id)
+                    .to_string(),
                 false,
             ),
         };
@@ -126,7 +131,7 @@ impl Spotlight for SpotlightApi {
             period_start: period.start.to_string(),
             period_end: period.end.to_string(),
             scope: scope as i32,
-            currency: self.catalog.organisation().currency.clone(),
+            currency: self.catalog.current().organisation().currency.clone(),
             entries: rows
                 .into_iter()
                 .enumerate()
@@ -149,7 +154,7 @@ impl Spotlight for SpotlightApi {
         Ok(Response::new(ValueSummary {
             period_start: period.start.to_string(),
             period_end: period.end.to_string(),
-            currency: self.catalog.organisation().currency.clone(),
+            currency: self.catalog.current().organisation().currency.clone(),
             total_value: totals.iter().map(|t| t.value).sum(),
             hours_given_back: totals.iter().map(|t| t.hours).sum(),
             users_unblocked: totals.iter().map(|t| t.users).sum(),
@@ -177,7 +182,7 @@ impl Spotlight for SpotlightApi {
         let repair = request.into_inner().repair;
         let report = self
             .store
-            .rebuild(self.catalog.organisation().tz(), repair)
+            .rebuild(self.catalog.current().organisation().tz(), repair)
             .await
             .map_err(internal)?;
         if !report.differences.is_empty() {

@@ -63,7 +63,9 @@ impl Service for Spotlight {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Component> {
         let store = store::Store::new(deps.db.pool);
-        let catalog = Arc::new(config.shared.catalog.clone());
+        let catalogs = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
+        // The stage values under this snapshot until it reads `catalogs` per message.
+        let catalog = catalogs.current();
         let handler = Arc::new(handler::SpotlightHandler {
             store: store.clone(),
             bus: deps.bus.clone(),
@@ -77,16 +79,25 @@ impl Service for Spotlight {
         let options = config.spotlight.consumer.worker_options("spotlight");
         let dashboard = dashboard::router(dashboard::DashboardState {
             store: store.clone(),
-            catalog: catalog.clone(),
+            catalog: catalogs.clone(),
             refresh_seconds: config.spotlight.dashboard_refresh_seconds,
         });
         Ok(Component::new()
+            .task(
+                "catalog",
+                catalogs
+                    .clone()
+                    .watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
+            )
             .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown),
             )
             .routes(dashboard)
-            .grpc(SpotlightServer::new(grpc::SpotlightApi { store, catalog })))
+            .grpc(SpotlightServer::new(grpc::SpotlightApi {
+                store,
+                catalog: catalogs,
+            })))
     }
 }
 
