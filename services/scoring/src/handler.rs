@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use herald_catalog::Catalog;
+use herald_catalog::CatalogHandle;
 use herald_events::{
     Bus, IncomingMessage,
     worker::{self, HandleError, Handler},
@@ -16,7 +16,7 @@ use crate::{config::ScoringSettings, publish, score, store::Store};
 pub struct ScoringHandler {
     pub store: Store,
     pub bus: Arc<dyn Bus>,
-    pub catalog: Arc<Catalog>,
+    pub catalog: CatalogHandle,
     pub settings: ScoringSettings,
 }
 
@@ -35,16 +35,26 @@ impl Handler for ScoringHandler {
                 event.id, event.kind
             )));
         }
-        let result = score::score(&event, &self.catalog, &self.settings);
-        if let Err(reason) = &result {
+        // One catalog for the whole message, even if a reload lands meanwhile.
+        let catalog = self.catalog.current();
+        let mut outcome = score::outcome(&event, &catalog, &self.settings);
+        if let Err(reason) = &outcome.result {
             tracing::info!(event = %event.id, reason = %reason.0, "no win");
+        }
+        let version = catalog.version().to_string();
+        if let Ok(scored) = outcome.result.as_mut() {
+            scored.win.catalog_version = version.clone();
+        }
+        if let Some(lesson) = outcome.lesson.as_mut() {
+            lesson.win.catalog_version = version;
         }
         let recorded = self
             .store
-            .record_event(
+            .record_outcome(
                 &event,
-                &result,
-                &self.settings.verification,
+                &outcome,
+                &self.settings,
+                catalog.organisation().tz(),
                 chrono::Utc::now(),
             )
             .await

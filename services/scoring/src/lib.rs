@@ -68,12 +68,10 @@ impl Service for Scoring {
         }
         let store = store::Store::new(deps.db.pool);
         let catalogs = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
-        // The stage and the confirmer value under this snapshot until they read `catalogs` per message.
-        let catalog = catalogs.current();
         let handler = Arc::new(handler::ScoringHandler {
             store: store.clone(),
             bus: deps.bus.clone(),
-            catalog: catalog.clone(),
+            catalog: catalogs.clone(),
             settings: config.scoring.clone(),
         });
         // Each recorded event's bytes are kept for `herald rescore`.
@@ -87,7 +85,7 @@ impl Service for Scoring {
             store.clone(),
             deps.bus.clone(),
             verification::confirmer::Valuer {
-                catalog: catalog.clone(),
+                catalog: catalogs.clone(),
                 settings: config.scoring.clone(),
             },
             config.scoring.verification.confirm_every,

@@ -262,9 +262,14 @@ pub(super) fn set_initial_status(
     win.confirm_at = Some(to_timestamp(windows.confirm_at));
     win.revocable_until = Some(to_timestamp(windows.revocable_until));
     win.status_at = Some(to_timestamp(now));
+    // A closed problem is valued only when its window has been observed, by the confirmer, so it
+    // is never confirmed on arrival, even with no hold-back.
+    let valued_later = win.kind == EventKind::ProblemClosed as i32;
     match withdrawn_by {
         Some(signal) => revoke(win, &signal.reason(), now),
-        None if windows.confirm_at <= now => win.status = WinStatus::Confirmed as i32,
+        None if windows.confirm_at <= now && !valued_later => {
+            win.status = WinStatus::Confirmed as i32
+        }
         None => win.status = WinStatus::Provisional as i32,
     }
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use herald_events::Bus;
 use tokio_util::sync::CancellationToken;
 
-use herald_catalog::Catalog;
+use herald_catalog::CatalogHandle;
 use herald_proto::v1::{EventKind, ItsmEvent, Record, Win};
 
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
 /// What the confirmer needs to value a closed problem when its observation window ends.
 #[derive(Clone)]
 pub struct Valuer {
-    pub catalog: Arc<Catalog>,
+    pub catalog: CatalogHandle,
     pub settings: ScoringSettings,
 }
 
@@ -44,7 +44,7 @@ impl Valuer {
         };
         let valuation = value::problem_eliminated(
             &event,
-            &self.catalog,
+            &self.catalog.current(),
             &self.settings,
             counts.before,
             counts.after,

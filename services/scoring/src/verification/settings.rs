@@ -23,7 +23,8 @@ pub struct VerificationSettings {
     /// How often due wins are confirmed (by one replica at a time).
     #[serde(with = "humantime_serde")]
     pub confirm_every: Duration,
-    /// Per kind (`change_implemented`, `problem_closed`, …): its own windows.
+    /// Per kind (`change_implemented`, `problem_closed`, …): its own windows. Changes (a week) and
+    /// problems (a month) have longer built-in windows than the general ones.
     pub kinds: BTreeMap<String, KindWindow>,
 }
 
@@ -46,25 +47,28 @@ pub struct Window {
 
 impl Default for VerificationSettings {
     fn default() -> Self {
-        let week = KindWindow {
-            hold_back: Some(Duration::from_secs(7 * DAY)),
-            revoke_within: Some(Duration::from_secs(7 * DAY)),
-        };
-        let month = KindWindow {
-            hold_back: Some(Duration::from_secs(30 * DAY)),
-            revoke_within: Some(Duration::from_secs(30 * DAY)),
-        };
         Self {
             hold_back: Duration::from_secs(72 * HOUR),
             revoke_within: Duration::from_secs(72 * HOUR),
             confirm_every: Duration::from_secs(5),
-            // A quiet change is one with no related incident for a week; a problem is judged on the
-            // incidents of the month after it was closed.
-            kinds: BTreeMap::from([
-                ("change_implemented".to_string(), week),
-                ("problem_closed".to_string(), month),
-            ]),
+            kinds: BTreeMap::new(),
         }
+    }
+}
+
+/// Kinds whose outcome takes longer to judge than a reopen, whatever the general windows say: a
+/// quiet change is one with no related incident for a week, and a problem is judged on the
+/// incidents of the month after it was closed. A `[scoring.verification.kinds.<kind>]` entry
+/// overrides these field by field.
+fn built_in(kind: EventKind) -> Option<(Duration, Duration)> {
+    match kind {
+        EventKind::ChangeImplemented => {
+            Some((Duration::from_secs(7 * DAY), Duration::from_secs(7 * DAY)))
+        }
+        EventKind::ProblemClosed => {
+            Some((Duration::from_secs(30 * DAY), Duration::from_secs(30 * DAY)))
+        }
+        _ => None,
     }
 }
 
@@ -75,9 +79,14 @@ fn chrono(d: Duration) -> chrono::Duration {
 impl VerificationSettings {
     pub fn window(&self, kind: EventKind) -> Window {
         let own = self.kinds.get(kind.token());
-        let hold_back = own.and_then(|k| k.hold_back).unwrap_or(self.hold_back);
+        let built_in = built_in(kind);
+        let hold_back = own
+            .and_then(|k| k.hold_back)
+            .or(built_in.map(|(hold, _)| hold))
+            .unwrap_or(self.hold_back);
         let revoke_within = own
             .and_then(|k| k.revoke_within)
+            .or(built_in.map(|(_, revoke)| revoke))
             .unwrap_or(self.revoke_within)
             .max(hold_back);
         Window {
@@ -125,14 +134,17 @@ mod tests {
 
     #[test]
     fn a_kind_inherits_what_it_does_not_set() {
-        let settings: VerificationSettings = toml::from_str(
-            "hold_back = \"0s\"\n[kinds.change_implemented]\nrevoke_within = \"7d\"\n",
-        )
-        .expect("valid");
+        let settings: VerificationSettings =
+            toml::from_str("hold_back = \"0s\"\n[kinds.change_implemented]\nhold_back = \"0s\"\n")
+                .expect("valid");
         assert!(settings.validate().is_ok());
+        // Its own hold-back, and the built-in week for related incidents.
         let change = settings.window(EventKind::ChangeImplemented);
         assert_eq!(change.hold_back, chrono::Duration::zero());
         assert_eq!(change.revoke_within, chrono::Duration::days(7));
+        // A problem keeps its built-in month, whatever the general hold-back.
+        let problem = settings.window(EventKind::ProblemClosed);
+        assert_eq!(problem.hold_back, chrono::Duration::days(30));
         // The demo's window of 0 still lets a reopen the next day withdraw the win.
         let incident = settings.window(EventKind::IncidentResolved);
         assert_eq!(incident.hold_back, chrono::Duration::zero());

@@ -160,6 +160,27 @@ async fn a_win_is_published_only_once_its_hold_back_has_passed() -> anyhow::Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_change_with_a_postmortem_is_published_as_a_lesson() -> anyhow::Result<()> {
+    let stage = start().await?;
+    let mut wins = herald_testkit::nats::subscribe(&stage.client, "herald.wins.>").await?;
+    let event = oracle::event("servicenow/change-failed.json");
+    stage.publish(&event, &event.id).await?;
+    let msg = tokio::time::timeout(WAIT, wins.next())
+        .await?
+        .expect("the lesson");
+    assert_eq!(msg.subject.as_str(), "herald.wins.change_failed");
+    let lesson = Win::decode(msg.payload)?;
+    let story = lesson.lesson.clone().expect("a lesson story");
+    assert!(story.postmortem_url.contains("PM-2025-006"));
+    assert!(!story.story.contains("Herrera"), "{}", story.story);
+    assert!(
+        !lesson.catalog_version.is_empty(),
+        "the catalog it was told under"
+    );
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_without_value_are_recorded_with_the_reason() -> anyhow::Result<()> {
     let stage = start().await?;
     let event = oracle::event("servicenow/incident-reopened.json");
