@@ -134,6 +134,22 @@ async fn wins_rescore_and_ledger_check_against_herald_up() -> anyhow::Result<()>
         describe(&refused)
     );
 
+    // A catalog scoring would refuse is refused here too, with the catalog's own message.
+    let broken = herald_up.dir.path().join("broken-catalog.toml");
+    std::fs::write(
+        &broken,
+        doubled_catalog()?.replace("loaded_hourly_rate = 76.0", "loaded_hourly_rate = -1.0"),
+    )?;
+    let broken = broken.display().to_string();
+    let refused = herald(&["rescore", "--catalog", &broken, "--dry-run", "--url", &url]).await?;
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("InvalidArgument") && message.contains("loaded_hourly_rate"),
+        "{}",
+        describe(&refused)
+    );
+
     let dry_run = herald(&[
         "rescore",
         "--catalog",

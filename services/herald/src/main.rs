@@ -151,11 +151,16 @@ mod tests {
             &["leaderboard", "--period", "decade"],
             &["value", "--period", "year"],
             &["deliveries", "--status", "lost"],
+            &["wins", "list", "--status", "lost"],
+            &["ledger", "check"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }
         assert!(parse(&["dlq", "list", "--stage", "notify"]).is_ok());
         assert!(parse(&["send", "opsgenie", "f.json", "--token", "t"]).is_ok());
+        assert!(parse(&["wins", "list", "--status", "revoked", "--limit", "5"]).is_ok());
+        assert!(parse(&["ledger", "rebuild", "--check"]).is_ok());
+        assert!(parse(&["rescore", "--catalog", "c.toml", "--dry-run", "--json"]).is_ok());
     }
 
     #[test]
