@@ -98,11 +98,11 @@ impl Store {
             .as_ref()
             .ok()
             .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
-        let (signal, windows) = crate::verification::prepare(event, kind, settings, now);
+        let (signals, windows) = crate::verification::prepare(event, kind, settings, now);
         self.record(
             event,
             &Outcome::only(result.clone()),
-            signal.as_ref(),
+            &signals,
             windows,
             None,
             now,
@@ -124,7 +124,7 @@ impl Store {
             .as_ref()
             .ok()
             .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
-        let (signal, windows) =
+        let (signals, windows) =
             crate::verification::prepare(event, kind, &settings.verification, now);
         let cap = match (settings.credit.max_credit_per_person_per_day, windows) {
             (Some(per_person), Some(windows)) => {
@@ -132,7 +132,7 @@ impl Store {
             }
             _ => None,
         };
-        self.record(event, outcome, signal.as_ref(), windows, cap.as_ref(), now)
+        self.record(event, outcome, &signals, windows, cap.as_ref(), now)
             .await
     }
 
@@ -143,7 +143,7 @@ impl Store {
         &self,
         event: &ItsmEvent,
         outcome: &Outcome,
-        signal: Option<&Signal>,
+        signals: &[Signal],
         windows: Option<Windows>,
         cap: Option<&DailyCap>,
         now: DateTime<Utc>,
@@ -179,7 +179,7 @@ impl Store {
             return self.recorded_before(&event.id).await;
         }
         let mut publish = Vec::new();
-        if let Some(signal) = signal {
+        for signal in signals {
             publish.extend(verification::apply_signal(&mut tx, signal, now).await?);
         }
         if let Some(praise) = &outcome.praise {

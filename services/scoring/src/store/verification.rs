@@ -193,7 +193,9 @@ async fn problem_counts(
     let window = windows.revocable_until - windows.outcome_at;
     let count = |from: DateTime<Utc>, to: DateTime<Utc>| {
         sqlx::query(
-            "SELECT COUNT(*) AS n FROM signals WHERE kind = 'related_incident'
+            // One incident may be seen opened and resolved: count it once.
+            "SELECT COUNT(DISTINCT source || ':' || record_number) AS n FROM signals
+             WHERE kind = 'related_incident'
                AND (business_service = $1 OR configuration_item = $2) AND at >= $3 AND at < $4",
         )
         .bind(win.business_service.clone())

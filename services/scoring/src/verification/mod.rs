@@ -110,35 +110,55 @@ impl Signal {
     }
 }
 
-/// The signal an event carries, if any. An event can be an outcome and a signal at once (a
-/// resolution that reports an SLA breach in an earlier cycle).
-pub fn signal_of(event: &ItsmEvent) -> Option<Signal> {
+/// The signals an event carries. An event can carry two: a resolved incident on a service is
+/// also a related incident (as of when it was opened) for any change on that service, and it may
+/// report an SLA breach that withdraws an earlier cycle's win.
+pub fn signals_of(event: &ItsmEvent) -> Vec<Signal> {
     let record = event.record.clone().unwrap_or_default();
     let kind = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
-    let signal = match kind {
-        EventKind::IncidentReopened | EventKind::RequestReopened | EventKind::PageReopened => {
-            SignalKind::Reopen
-        }
-        EventKind::ChangeFailed => SignalKind::Rollback,
-        EventKind::IncidentOpened | EventKind::PageTriggered
-            if record.business_service.is_some() || record.configuration_item.is_some() =>
-        {
-            SignalKind::RelatedIncident
-        }
-        _ if record.sla_breached == Some(true) => SignalKind::SlaBreach,
-        _ => return None,
+    let Some(at) = opt_from_timestamp(event.occurred_at.as_ref())
+        .or_else(|| opt_from_timestamp(event.received_at.as_ref()))
+    else {
+        return Vec::new();
     };
-    let at = opt_from_timestamp(event.occurred_at.as_ref())
-        .or_else(|| opt_from_timestamp(event.received_at.as_ref()))?;
-    Some(Signal {
-        event_id: event.id.clone(),
-        kind: signal,
+    let on_something = record.business_service.is_some() || record.configuration_item.is_some();
+    let signal = |id: String, kind: SignalKind, at: DateTime<Utc>| Signal {
+        event_id: id,
+        kind,
         source: Source::try_from(event.source).unwrap_or(Source::Unspecified),
-        record_number: record.number,
+        record_number: record.number.clone(),
         at,
-        business_service: record.business_service,
-        configuration_item: record.configuration_item,
-    })
+        business_service: record.business_service.clone(),
+        configuration_item: record.configuration_item.clone(),
+    };
+    let mut signals = Vec::new();
+    match kind {
+        EventKind::IncidentReopened | EventKind::RequestReopened | EventKind::PageReopened => {
+            signals.push(signal(event.id.clone(), SignalKind::Reopen, at));
+        }
+        EventKind::ChangeFailed => signals.push(signal(event.id.clone(), SignalKind::Rollback, at)),
+        EventKind::IncidentOpened | EventKind::PageTriggered if on_something => {
+            signals.push(signal(event.id.clone(), SignalKind::RelatedIncident, at));
+        }
+        // Tools often send only the resolution: the incident still happened, when it was opened.
+        EventKind::IncidentResolved | EventKind::PageResolved if on_something => {
+            let opened = opt_from_timestamp(record.opened_at.as_ref()).unwrap_or(at);
+            signals.push(signal(
+                format!("{}#opened", event.id),
+                SignalKind::RelatedIncident,
+                opened,
+            ));
+        }
+        _ => {}
+    }
+    if record.sla_breached == Some(true) {
+        signals.push(signal(
+            format!("{}#breach", event.id),
+            SignalKind::SlaBreach,
+            at,
+        ));
+    }
+    signals
 }
 
 /// The time an outcome happened: its resolution, else the event's own time.
@@ -156,7 +176,7 @@ pub fn prepare(
     win_kind: Option<EventKind>,
     settings: &VerificationSettings,
     now: DateTime<Utc>,
-) -> (Option<Signal>, Option<Windows>) {
+) -> (Vec<Signal>, Option<Windows>) {
     let windows = win_kind.and_then(|kind| {
         let outcome_at = outcome_at(event)?;
         let received_at = opt_from_timestamp(event.received_at.as_ref()).unwrap_or(now);
@@ -167,7 +187,7 @@ pub fn prepare(
             settings,
         ))
     });
-    (signal_of(event), windows)
+    (signals_of(event), windows)
 }
 
 /// When a win's hold-back ends and until when it can be revoked.
@@ -291,34 +311,48 @@ mod tests {
 
     #[test]
     fn reopens_rollbacks_related_incidents_and_breaches_are_signals() {
+        let kinds = |kind: EventKind, record: &Record| -> Vec<SignalKind> {
+            signals_of(&event(kind, 5, record.clone()))
+                .into_iter()
+                .map(|s| s.kind)
+                .collect()
+        };
         let ticket = Record {
             number: "INC1".into(),
             ..Default::default()
         };
-        let reopen = signal_of(&event(EventKind::IncidentReopened, 5, ticket.clone()));
-        assert_eq!(reopen.map(|s| s.kind), Some(SignalKind::Reopen));
-        let failed = signal_of(&event(EventKind::ChangeFailed, 5, ticket.clone()));
-        assert_eq!(failed.map(|s| s.kind), Some(SignalKind::Rollback));
-        // An incident counts against changes only when it names a service or a CI.
         assert_eq!(
-            signal_of(&event(EventKind::IncidentOpened, 5, ticket.clone())),
-            None
+            kinds(EventKind::IncidentReopened, &ticket),
+            [SignalKind::Reopen]
         );
+        assert_eq!(
+            kinds(EventKind::ChangeFailed, &ticket),
+            [SignalKind::Rollback]
+        );
+        // An incident counts against changes only when it names a service or a CI.
+        assert!(kinds(EventKind::IncidentOpened, &ticket).is_empty());
+        assert!(kinds(EventKind::IncidentResolved, &ticket).is_empty());
         let on_service = Record {
             business_service: Some("wms".into()),
+            opened_at: Some(to_timestamp(at(1))),
             ..ticket.clone()
         };
-        let related = signal_of(&event(EventKind::IncidentOpened, 5, on_service));
-        assert_eq!(related.map(|s| s.kind), Some(SignalKind::RelatedIncident));
+        assert_eq!(
+            kinds(EventKind::IncidentOpened, &on_service),
+            [SignalKind::RelatedIncident]
+        );
+        // A resolution alone still tells that an incident happened, as of its opening.
+        let resolved = signals_of(&event(EventKind::IncidentResolved, 5, on_service.clone()));
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].kind, SignalKind::RelatedIncident);
+        assert_eq!(resolved[0].at, at(1));
         let breached = Record {
             sla_breached: Some(true),
-            ..ticket.clone()
+            ..on_service
         };
-        let breach = signal_of(&event(EventKind::IncidentResolved, 5, breached));
-        assert_eq!(breach.map(|s| s.kind), Some(SignalKind::SlaBreach));
         assert_eq!(
-            signal_of(&event(EventKind::IncidentResolved, 5, ticket)),
-            None
+            kinds(EventKind::IncidentResolved, &breached),
+            [SignalKind::RelatedIncident, SignalKind::SlaBreach]
         );
     }
 
