@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_catalog::Catalog;
+use herald_catalog::CatalogHandle;
 use herald_events::{
     Bus, IncomingMessage, OutgoingMessage, subjects,
     worker::{self, HandleError, Handler},
@@ -22,7 +22,8 @@ use crate::{card, config::SpotlightSettings, store::Store};
 pub struct SpotlightHandler {
     pub store: Store,
     pub bus: Arc<dyn Bus>,
-    pub catalog: Arc<Catalog>,
+    /// Read once per message: a reload takes effect from the next one.
+    pub catalog: CatalogHandle,
     pub settings: SpotlightSettings,
 }
 
@@ -99,7 +100,7 @@ impl SpotlightHandler {
             id: announcement_id(&win.id),
             kind: AnnouncementKind::HeadlineWin as i32,
             created_at: Some(to_timestamp(Utc::now())),
-            card: Some(card::headline_card(win, &self.catalog)),
+            card: Some(card::headline_card(win, &self.catalog.current())),
             win_id: win.id.clone(),
             event_kind: win.kind,
             business_service: win.business_service.clone(),
@@ -113,7 +114,7 @@ impl SpotlightHandler {
             .count_win(
                 win,
                 occurred_at,
-                self.catalog.organisation().tz(),
+                self.catalog.current().organisation().tz(),
                 announcement.as_ref(),
             )
             .await
@@ -144,7 +145,7 @@ impl SpotlightHandler {
             id: announcement_id(&win.id),
             kind: AnnouncementKind::Lesson as i32,
             created_at: Some(to_timestamp(Utc::now())),
-            card: Some(card::lesson_card(win, lesson, &self.catalog)),
+            card: Some(card::lesson_card(win, lesson, &self.catalog.current())),
             win_id: win.id.clone(),
             event_kind: win.kind,
             business_service: win.business_service.clone(),
@@ -165,7 +166,8 @@ impl SpotlightHandler {
     }
 
     async fn revoke(&self, win: &Win, occurred_at: DateTime<Utc>) -> Result<(), HandleError> {
-        let catalog = &self.catalog;
+        let current = self.catalog.current();
+        let catalog = current.as_ref();
         let correction = self
             .store
             .revoke_win(win, occurred_at, catalog.organisation().tz(), |original| {

@@ -64,12 +64,10 @@ impl Service for Spotlight {
     ) -> anyhow::Result<Component> {
         let store = store::Store::new(deps.db.pool);
         let catalogs = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
-        // The stage values under this snapshot until it reads `catalogs` per message.
-        let catalog = catalogs.current();
         let handler = Arc::new(handler::SpotlightHandler {
             store: store.clone(),
             bus: deps.bus.clone(),
-            catalog: catalog.clone(),
+            catalog: catalogs.clone(),
             settings: config.spotlight.clone(),
         });
         let consumer = config
