@@ -103,6 +103,7 @@ fn run_event(
         content_type: "application/cloudevents+json",
         body: body.to_string().into_bytes(),
         at: finished,
+        wait_for: None,
     }
 }
 
@@ -118,7 +119,8 @@ pub fn deliveries(rng: &mut Rng, now: DateTime<Utc>) -> Vec<Submission> {
         (1, 14, false, 10),
         (2, 310, false, 6),
         (4, 140, false, 4),
-        (0, 71, false, 3),
+        // A scanner firmware roll-out: every RF scanner re-imaged without a visit.
+        (0, 380, false, 3),
         (1, 6, false, 1),
         (3, 4, false, 0),
     ];

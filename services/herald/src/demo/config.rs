@@ -55,6 +55,7 @@ path = "catalog.toml"
 # incident inside the usual window still withdraws a win, and its headline is corrected.
 [scoring.verification]
 hold_back = "0s"
+confirm_every = "500ms"
 
 [scoring.verification.kinds.change_implemented]
 hold_back = "0s"

@@ -131,6 +131,7 @@ fn pull_request_merged(pull: &Pull<'_>) -> Submission {
         content_type: "application/json",
         body: body.to_string().into_bytes(),
         at: pull.merged,
+        wait_for: None,
     }
 }
 
@@ -193,6 +194,7 @@ fn deployment_succeeded(release: &Release, creator: &str) -> Submission {
         content_type: "application/json",
         body: body.to_string().into_bytes(),
         at: release.finished,
+        wait_for: None,
     }
 }
 

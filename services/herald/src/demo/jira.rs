@@ -170,6 +170,7 @@ fn issue_resolved(issue: &Issue<'_>, rng: &mut Rng) -> Option<Submission> {
         content_type: "application/json",
         body: body.to_string().into_bytes(),
         at: issue.resolved,
+        wait_for: None,
     })
 }
 

@@ -44,4 +44,8 @@ pub struct Submission {
     pub body: Vec<u8>,
     /// When the outcome happened; submissions are replayed in this order.
     pub at: DateTime<Utc>,
+    /// Sent only once the win of this record has been confirmed and its headline announced (or
+    /// withdrawn): a reopen the next morning must find yesterday's headline out, as it would live,
+    /// however fast the month is replayed.
+    pub wait_for: Option<String>,
 }

@@ -27,6 +27,8 @@ struct IncidentSpec<'a> {
     team: &'a Team,
     priority: u32,
     title: String,
+    /// The configuration item the incident names.
+    ci: String,
     opened: DateTime<Utc>,
     resolved: DateTime<Utc>,
     assignee: &'a Person,
@@ -68,7 +70,7 @@ fn incident_body(spec: &IncidentSpec<'_>, rng: &mut Rng) -> Value {
         "caller_id": caller(rng),
         "opened_at": stamp(spec.opened),
         "business_service": service_ref(spec.service),
-        "cmdb_ci": ci_of(spec.service),
+        "cmdb_ci": spec.ci,
         "assignment_group": team_ref(spec.team),
         "assigned_to": if spec.automated { json!("") } else { person_ref(spec.assignee) },
         "resolved_by": resolver,
@@ -93,6 +95,7 @@ fn servicenow(body: &Value, at: DateTime<Utc>) -> Submission {
         content_type: "application/json",
         body: body.to_string().into_bytes(),
         at,
+        wait_for: None,
     }
 }
 
@@ -102,9 +105,25 @@ struct Outage<'a> {
     priority: u32,
     /// A headline outage's title; everyday incidents pick one of the service's.
     title: Option<&'a str>,
+    /// The configuration item, when it is not the service's main one.
+    ci: Option<&'a str>,
     opened: DateTime<Utc>,
     restore: Duration,
     automated: bool,
+}
+
+/// A stretch of time in which a service has no incident at all (none open during it): the week
+/// after a quiet change, the days since a problem's fix.
+struct Quiet<'a> {
+    service: &'a str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+impl Quiet<'_> {
+    fn overlaps(&self, service: &str, opened: DateTime<Utc>, resolved: DateTime<Utc>) -> bool {
+        self.service == service && opened < self.to && resolved > self.from
+    }
 }
 
 /// Generates incidents one after the other: numbers them and collects their deliveries.
@@ -144,6 +163,9 @@ impl<'c> Incidents<'_, 'c> {
             team,
             priority: outage.priority,
             title,
+            ci: outage
+                .ci
+                .map_or_else(|| ci_of(outage.service), str::to_string),
             opened: outage.opened,
             resolved: outage.opened + outage.restore,
             assignee,
@@ -172,8 +194,9 @@ impl<'c> Incidents<'_, 'c> {
         chosen
     }
 
-    /// Everyday incidents: three or four a day over the month, nearly all inside their SLA.
-    fn everyday(&mut self, services: &[&BusinessService], now: DateTime<Utc>) {
+    /// Everyday incidents: three or four a day over the month, nearly all inside their SLA, none
+    /// on a service while it is `quiet`.
+    fn everyday(&mut self, services: &[&BusinessService], quiet: &[Quiet<'_>], now: DateTime<Utc>) {
         for day in (0..30).rev() {
             for _ in 0..(3 + self.rng.below(2)) {
                 let service = *self.rng.pick(services);
@@ -187,10 +210,17 @@ impl<'c> Incidents<'_, 'c> {
                     continue;
                 }
                 let automated = self.rng.below(25) == 0;
+                if quiet
+                    .iter()
+                    .any(|q| q.overlaps(&service.id, opened, opened + restore))
+                {
+                    continue;
+                }
                 self.incident(Outage {
                     service,
                     priority,
                     title: None,
+                    ci: None,
                     opened,
                     restore,
                     automated,
@@ -246,6 +276,8 @@ impl<'c> Incidents<'_, 'c> {
                     service: by_id(service),
                     priority,
                     title: Some(title),
+                    // The scanners' outage is on their gateway, the problem's configuration item.
+                    ci: (service == "svc-warehouse").then_some(RF_GATEWAY),
                     opened,
                     restore,
                     automated: false,
@@ -254,21 +286,47 @@ impl<'c> Incidents<'_, 'c> {
         }
     }
 
-    /// A fix that did not hold: resolved in the afternoon, reopened by its caller the next morning.
+    /// The RF scanners dropping their sessions at shift change, again and again, until the problem
+    /// behind it was fixed: incidents on the scanners' gateway in the month before the fix.
+    fn scanner_disconnects(&mut self, warehouse: &BusinessService, now: DateTime<Utc>) {
+        for (days, hours, minutes) in [
+            (27, 6, 95),
+            (22, 14, 140),
+            (17, 6, 70),
+            (13, 22, 180),
+            (8, 6, 110),
+        ] {
+            self.incident(Outage {
+                service: warehouse,
+                priority: 3,
+                title: Some("RF scanners drop their session at shift change"),
+                ci: Some(RF_GATEWAY),
+                opened: now - Duration::days(days) - Duration::hours(hours),
+                restore: Duration::minutes(minutes),
+                automated: false,
+            });
+        }
+    }
+
+    /// A fix that did not hold: an outage restored in the afternoon, announced, and reopened by
+    /// its caller the next morning, inside the window: the headline is corrected.
     fn reopened(&mut self, service: &BusinessService, now: DateTime<Utc>) {
-        let opened = now - Duration::days(12);
+        let opened = now - Duration::days(4) - Duration::hours(9);
+        let restore = Duration::hours(3);
         let mut body = self.incident(Outage {
             service,
-            priority: 3,
-            title: Some("Shared mailbox stops syncing for the finance team"),
+            priority: 2,
+            title: Some("Payment run stops after the first company code in SAP Finance"),
+            ci: None,
             opened,
-            restore: Duration::hours(5),
+            restore,
             automated: false,
         });
         let Some(record) = body.get_mut("record") else {
             return;
         };
-        let reopened = opened + Duration::hours(5) + Duration::hours(17) + Duration::minutes(12);
+        let number = record["number"].as_str().unwrap_or_default().to_string();
+        let reopened = opened + restore + Duration::hours(17) + Duration::minutes(12);
         record["state"] = json!("2");
         record["reopened_time"] = json!(stamp(reopened));
         record["reopen_count"] = json!("1");
@@ -276,9 +334,15 @@ impl<'c> Incidents<'_, 'c> {
         record["resolved_by"] = json!("");
         body["sys_mod_count"] = json!(14);
         body["previous"] = json!({"state": "6"});
-        self.out.push(servicenow(&body, reopened));
+        let mut reopen = servicenow(&body, reopened);
+        reopen.wait_for = Some(number);
+        self.out.push(reopen);
     }
 }
+
+/// The RF scanners' gateway: the configuration item of the scanner incidents and of the problem
+/// that removed their cause.
+const RF_GATEWAY: &str = "wms-rf-gateway";
 
 /// A month of deliveries ending at `now`, in the order they happened.
 pub fn month(catalog: &Catalog, now: DateTime<Utc>) -> Vec<Submission> {
@@ -319,15 +383,31 @@ pub fn month(catalog: &Catalog, now: DateTime<Utc>) -> Vec<Submission> {
         out: Vec::new(),
         n: 0,
     };
-    incidents.everyday(&services, now);
+    let releases = releases(now);
+    let quiet = [
+        // Nothing goes wrong on the Shipping Portal in the week after its first release (a quiet
+        // change); the page the morning after the second release is what withdraws that one.
+        Quiet {
+            service: "svc-shipping-portal",
+            from: releases[0].started,
+            to: now - Duration::hours(18),
+        },
+        // The scanners' problem fixed: no warehouse incident since.
+        Quiet {
+            service: "svc-warehouse",
+            from: problem_fixed(now),
+            to: now,
+        },
+    ];
+    incidents.everyday(&services, &quiet, now);
     incidents.headlines(by_id, now);
-    incidents.reopened(by_id("svc-workplace"), now);
+    incidents.scanner_disconnects(by_id("svc-warehouse"), now);
+    incidents.reopened(by_id("svc-erp-finance"), now);
 
     let Incidents {
         mut rng, mut out, ..
     } = incidents;
     out.extend(requests(&mut rng, &org, now));
-    let releases = releases(now);
     out.extend(changes_and_problem(&org, &services, &releases, now));
     out.extend(jira::deliveries(&org, &mut rng, now));
     out.extend(pages::deliveries(&org, &mut rng, now));
@@ -501,7 +581,7 @@ fn failed_change(
     let team = org.team("team-network")?;
     let (implementer, closer) = (person("p-tomas-herrera")?, person("p-grace-kim")?);
     let (r1, r2) = (person("p-kwame-mensah")?, person("p-ingrid-lindqvist")?);
-    let start = now - Duration::days(15) - Duration::hours(8);
+    let start = failed_change_started(now);
     let end = start + Duration::minutes(95);
     let closed = end + Duration::hours(11);
     let record = json!({
@@ -526,7 +606,18 @@ fn failed_change(
     Some(servicenow(&body, closed))
 }
 
-/// A root cause removed: the recurring scanner disconnects.
+/// When the firewall change that failed started: this week, so its lesson is news.
+fn failed_change_started(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::days(5) - Duration::hours(8)
+}
+
+/// When the fix for the scanner disconnects went in: the warehouse has had no incident since.
+fn problem_fixed(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::days(6)
+}
+
+/// A root cause removed: the recurring scanner disconnects, fixed on the scanners' gateway six
+/// days ago and closed once the fix had held for a few days.
 fn problem_closed(
     org: &Org<'_>,
     service: &BusinessService,
@@ -534,17 +625,18 @@ fn problem_closed(
 ) -> Option<Submission> {
     let team = org.team("team-network")?;
     let owner = org.catalog.person("p-grace-kim")?;
-    let closed = now - Duration::days(3);
+    let fixed = problem_fixed(now);
+    let closed = now - Duration::days(2);
     let record = json!({
         "number": "PRB0040201", "short_description": "Recurring RF scanner disconnects during shift change", "state": "107",
-        "priority": "2", "business_service": service_ref(service), "cmdb_ci": ci_of(service),
+        "priority": "2", "business_service": service_ref(service), "cmdb_ci": RF_GATEWAY,
         "assignment_group": team_ref(team), "assigned_to": person_ref(owner), "resolved_by": person_ref(owner),
-        "opened_at": stamp(closed - Duration::days(40)), "resolved_at": stamp(closed - Duration::days(10)),
+        "opened_at": stamp(now - Duration::days(24)), "resolved_at": stamp(fixed),
         "closed_at": stamp(closed), "resolution_code": "fix_applied", "reassignment_count": "1", "reopen_count": "0",
         "sys_mod_count": "19",
     });
     let body = json!({"instance": INSTANCE, "table": "problem", "sys_id": hex_id("demo-prb-1"), "sys_mod_count": 19,
-        "record": record, "related": {"incident_count": 17, "incident_count_since_fix": 0}});
+        "record": record, "related": {"incident_count": 6, "incident_count_since_fix": 0}});
     Some(servicenow(&body, closed))
 }
 

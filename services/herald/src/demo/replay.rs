@@ -15,8 +15,9 @@ use herald_ingest::{
     sign::{self, Credential},
 };
 use herald_proto::v1::{
-    GetValueSummaryRequest, Period, PeriodKind, Source, SubmitRequest, ingest_client::IngestClient,
-    spotlight_client::SpotlightClient,
+    ExplainRequest, GetValueSummaryRequest, ListDeliveriesRequest, Period, PeriodKind, Source,
+    SubmitRequest, WinStatus, ingest_client::IngestClient, notify_client::NotifyClient,
+    scoring_client::ScoringClient, spotlight_client::SpotlightClient,
 };
 
 use serde::{Deserialize, Serialize};
@@ -154,11 +155,18 @@ pub async fn replay(grpc_url: &str, keys: &Keys, data_dir: &Path) -> anyhow::Res
     let client = IngestClient::connect(grpc_url.to_string())
         .await
         .with_context(|| format!("cannot reach ingest at {grpc_url}"))?;
-    let results: Vec<anyhow::Result<Answer>> = futures::stream::iter(submissions)
-        .map(|s| submit(client.clone(), keys, s))
-        .buffered(8)
-        .collect()
-        .await;
+    // Sent in order, eight at a time; a delivery that must find an earlier headline out (a reopen
+    // the next morning) waits for it, as it would have live.
+    let mut results: Vec<anyhow::Result<Answer>> = Vec::with_capacity(total);
+    let mut batch = Vec::new();
+    for submission in submissions {
+        if let Some(record) = &submission.wait_for {
+            results.extend(send_all(&client, keys, std::mem::take(&mut batch)).await);
+            wait_for_headline(grpc_url, record).await;
+        }
+        batch.push(submission);
+    }
+    results.extend(send_all(&client, keys, batch).await);
     let mut refused = Vec::new();
     for result in results {
         match result {
@@ -178,6 +186,78 @@ pub async fn replay(grpc_url: &str, keys: &Keys, data_dir: &Path) -> anyhow::Res
     state.deliveries = total;
     state.save(data_dir)?;
     Ok(replayed)
+}
+
+async fn send_all(
+    client: &IngestClient<tonic::transport::Channel>,
+    keys: &Keys,
+    submissions: Vec<Submission>,
+) -> Vec<anyhow::Result<Answer>> {
+    futures::stream::iter(submissions)
+        .map(|s| submit(client.clone(), keys, s))
+        .buffered(8)
+        .collect()
+        .await
+}
+
+/// How long the replay waits for a headline before sending what follows it anyway.
+const HEADLINE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until `record`'s win has been confirmed and its headline handed to the channels, or
+/// withdrawn already (a restart resending the month); gives up after [`HEADLINE_WAIT`].
+async fn wait_for_headline(grpc_url: &str, record: &str) {
+    let deadline = tokio::time::Instant::now() + HEADLINE_WAIT;
+    loop {
+        match headline_out(grpc_url, record).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, record, "waiting for the headline"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                record,
+                "no headline for {record} after {HEADLINE_WAIT:?}; sending the rest of the month"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether `record`'s win is past its headline: announced (notify holds a delivery of it), or
+/// withdrawn.
+async fn headline_out(grpc_url: &str, record: &str) -> anyhow::Result<bool> {
+    let mut scoring = ScoringClient::connect(grpc_url.to_string()).await?;
+    let win = match scoring
+        .explain(ExplainRequest {
+            id: record.to_string(),
+        })
+        .await
+    {
+        Ok(explanation) => explanation.into_inner().win,
+        Err(status) if status.code() == tonic::Code::NotFound => None,
+        Err(status) => anyhow::bail!("{}", status.message()),
+    };
+    let Some(win) = win else {
+        return Ok(false);
+    };
+    match WinStatus::try_from(win.status) {
+        Ok(WinStatus::Revoked) => Ok(true),
+        Ok(WinStatus::Confirmed) => {
+            let mut notify = NotifyClient::connect(grpc_url.to_string()).await?;
+            let deliveries = notify
+                .list_deliveries(ListDeliveriesRequest {
+                    announcement_id: herald_spotlight::handler::announcement_id(&win.id),
+                    status: 0,
+                    limit: 0,
+                })
+                .await?
+                .into_inner()
+                .deliveries;
+            Ok(!deliveries.is_empty())
+        }
+        _ => Ok(false),
+    }
 }
 
 /// `demo-month.json` in the data directory: when the month is anchored, and whether all of it was

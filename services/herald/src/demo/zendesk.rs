@@ -90,6 +90,7 @@ fn ticket_event(ticket: &Ticket<'_>, agent_id: &str, solved: bool) -> Submission
         content_type: "application/json",
         body: body.to_string().into_bytes(),
         at,
+        wait_for: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn rating(ticket: &Ticket<'_>, at: DateTime<Utc>) -> Option<Submission> {
         content_type: "application/json",
         body: body.to_string().into_bytes(),
         at,
+        wait_for: None,
     })
 }
 
@@ -171,7 +173,7 @@ struct TicketSpec {
     rating: Option<(&'static str, &'static str)>,
 }
 
-const TICKETS: [TicketSpec; 7] = [
+const TICKETS: [TicketSpec; 8] = [
     TicketSpec {
         subject: "VPN asks for MFA again every few minutes on depot laptops (Eindhoven)",
         kind: "INCIDENT",
@@ -251,9 +253,22 @@ const TICKETS: [TicketSpec; 7] = [
         minutes_to_solve: 130,
         rating: None,
     },
+    TicketSpec {
+        subject: "Driver app: route sync fails for every truck of the Venlo depot",
+        kind: "INCIDENT",
+        priority: "HIGH",
+        tags: &["fleet-routing-api", "driver_app"],
+        agent: "p-sofia-rossi",
+        days_ago: 5,
+        minutes_to_solve: 52,
+        rating: Some((
+            "good",
+            "All 40 trucks had their routes again before the second wave left. Great job, thank you!",
+        )),
+    },
 ];
 
-/// Tickets raised and solved by the service desk through the month; three of them rated the
+/// Tickets raised and solved by the service desk through the month; four of them rated the
 /// morning after they were solved.
 pub fn deliveries(org: &Org<'_>, rng: &mut Rng, now: DateTime<Utc>) -> Vec<Submission> {
     let mut out = Vec::new();
