@@ -6,7 +6,9 @@ use std::{path::Path, process::Stdio, time::Duration};
 
 use serde_json::Value;
 
-use crate::support::{SECRET, WEBHOOK_SECRET, standalone::Standalone, verify_standard_webhook};
+use crate::support::{
+    SECRET, WEBHOOK_PATH, WEBHOOK_SECRET, standalone::Standalone, verify_standard_webhook,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -232,6 +234,25 @@ async fn the_servicenow_export_backfills_resumes_and_then_is_all_duplicates() ->
     // ... and announces nothing again.
     herald.wait_settled().await?;
     assert_eq!(herald.webhook.requests().len(), delivered.len());
+
+    // The same kind of outcome, of the same month, arriving live is news: only the backfill's
+    // origin kept the export quiet.
+    let live =
+        std::fs::read(herald_testkit::fixtures_dir().join("servicenow/incident-resolved-p1.json"))?;
+    assert_eq!(herald.post(live).await?.status().as_u16(), 202);
+    let requests = herald
+        .webhook
+        .wait_for(WEBHOOK_PATH, delivered.len() + 1, WAIT)
+        .await?;
+    let headline = requests
+        .last()
+        .map(|r| r.json())
+        .transpose()?
+        .unwrap_or_default();
+    assert_eq!(
+        headline["type"], "herald.announcement.headline_win",
+        "{headline}"
+    );
     Ok(())
 }
 

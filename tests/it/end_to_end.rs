@@ -199,7 +199,7 @@ async fn kill_scenario(herald: &mut Herald) -> anyhow::Result<()> {
         .args(["-STOP", &pid.to_string()])
         .status()?;
     let response = herald
-        .post_fixture("servicenow/ritm-fulfilled.json")
+        .post_signed("servicenow", export_row(HEADLINE_INCIDENT)?)
         .await?;
     assert_eq!(response.status().as_u16(), 202);
     herald.scoring.kill().await?;
@@ -231,7 +231,7 @@ async fn kill_scenario(herald: &mut Herald) -> anyhow::Result<()> {
     herald.wait_ready(1).await?;
     let slack = herald.slack.wait_for(SLACK_PATH, 1, WAIT).await?;
     assert!(
-        slack[0].text().contains("Standard laptop bundle"),
+        slack[0].text().contains(HEADLINE_INCIDENT),
         "{}",
         slack[0].text()
     );

@@ -28,7 +28,9 @@ async fn an_event_accepted_just_before_a_kill_is_announced_once_after_the_restar
         assert!(delivered[0].text().contains("Warehouse Management"));
 
         let second = herald
-            .post(fixture("servicenow/ritm-fulfilled.json")?)
+            .post(crate::support::export_row(
+                crate::support::HEADLINE_INCIDENT,
+            )?)
             .await?;
         assert_eq!(
             second.status().as_u16(),
@@ -49,7 +51,9 @@ async fn an_event_accepted_just_before_a_kill_is_announced_once_after_the_restar
         herald.wait_ready().await?;
         let delivered = herald.webhook.wait_for(WEBHOOK_PATH, 2, WAIT).await?;
         assert!(
-            delivered[1].text().contains("Standard laptop bundle"),
+            delivered[1]
+                .text()
+                .contains(crate::support::HEADLINE_INCIDENT),
             "{}",
             delivered[1].text()
         );

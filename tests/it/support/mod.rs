@@ -319,6 +319,22 @@ impl Herald {
     }
 }
 
+/// One row of the ServiceNow export fixture, by ticket number, as ServiceNow would push it.
+pub fn export_row(number: &str) -> anyhow::Result<Vec<u8>> {
+    let export = std::fs::read_to_string(
+        herald_testkit::fixtures_dir().join("servicenow/incidents-export.jsonl"),
+    )?;
+    export
+        .lines()
+        .find(|line| line.contains(&format!("\"number\":\"{number}\"")))
+        .map(|line| line.as_bytes().to_vec())
+        .ok_or_else(|| anyhow::anyhow!("{number} is not in the export fixture"))
+}
+
+/// A P2 incident on Warehouse Management resolved inside its SLA: a headline win (requests on
+/// time never are: they are told in digests).
+pub const HEADLINE_INCIDENT: &str = "INC0047951";
+
 /// `sha256=<Base64 HMAC-SHA256>` under the test secret.
 pub fn sign(body: &[u8]) -> String {
     use base64::Engine;
