@@ -9,6 +9,7 @@ mod backfill_csv;
 mod cli;
 mod dead_letters;
 mod demo;
+mod demo_kinds;
 mod deploy;
 mod end_to_end;
 mod ledger;
