@@ -4,11 +4,14 @@
 use std::fmt::Write;
 
 use herald_catalog::Catalog;
-use herald_proto::v1::{CreditSubject, EventKind, Source, ValueLabel, Win};
+use herald_proto::v1::{CreditSubject, EventKind, LessonStory, Source, ValueLabel, Win};
 
 use crate::format;
 
 pub fn explain(win: &Win, catalog: &Catalog) -> String {
+    if let Some(lesson) = &win.lesson {
+        return explain_lesson(win, lesson, catalog);
+    }
     let mut out = String::new();
     let value = win.value.clone().unwrap_or_default();
     let label = ValueLabel::try_from(value.label).unwrap_or(ValueLabel::Unspecified);
@@ -60,6 +63,47 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
             organisation.money(credit.amount),
             credit.role
         );
+    }
+    if let Some(praise) = &win.praise {
+        let _ = writeln!(
+            out,
+            "Requester's voice: “{}” — {} (rated {})",
+            praise.quote, praise.requester, praise.score
+        );
+    }
+    let _ = writeln!(out, "Event: {}", win.event_id);
+    out
+}
+
+/// A lesson learned has no number: its story, who is thanked, and the postmortem.
+fn explain_lesson(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Lesson learned from {} (no value: a story, counted nowhere)",
+        win.record_number
+    );
+    let _ = writeln!(out, "{}", lesson.title);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", lesson.story);
+    let _ = writeln!(out, "Postmortem: {}", lesson.postmortem_url);
+    let _ = writeln!(
+        out,
+        "Shared: {}",
+        if lesson.public {
+            "with everyone (the team shares its lessons)"
+        } else {
+            "with the team only (its lessons policy)"
+        }
+    );
+    let _ = writeln!(out, "Thanked:");
+    for credit in &win.credits {
+        let name = if credit.subject == CreditSubject::Team as i32 {
+            catalog.team_name(&credit.id).to_string()
+        } else {
+            catalog.public_name(&credit.id).name
+        };
+        let _ = writeln!(out, "  {name} ({})", credit.role);
     }
     let _ = writeln!(out, "Event: {}", win.event_id);
     out

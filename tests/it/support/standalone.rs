@@ -174,12 +174,38 @@ pub async fn wait_settled(data_dir: &Path, grpc: &str) -> anyhow::Result<()> {
                     return None;
                 }
                 let deliveries = unfinished_deliveries(grpc).await.ok()?;
-                (deliveries == 0).then_some(())
+                // A win whose hold-back has passed is confirmed on the confirmer's next pass,
+                // which then publishes it: not settled until none is due.
+                let due = due_wins(grpc).await.ok()?;
+                (deliveries == 0 && due == 0).then_some(())
             }
         })
         .await;
     pool.close().await;
     settled
+}
+
+/// How many provisional wins have reached their confirmation time (or have nothing scheduled)
+/// and are not confirmed yet; also any confirmed or withdrawn win still waiting to be published is
+/// caught by the bus check, once the confirmer has published it.
+async fn due_wins(grpc: &str) -> anyhow::Result<usize> {
+    use herald_proto::v1::{ListWinsRequest, WinStatus, scoring_client::ScoringClient};
+    let mut scoring = ScoringClient::connect(grpc.to_string()).await?;
+    let pending = scoring
+        .list_wins(ListWinsRequest {
+            status: WinStatus::Provisional as i32,
+            limit: 1000,
+        })
+        .await?
+        .into_inner();
+    let now = chrono::Utc::now();
+    Ok(pending
+        .wins
+        .iter()
+        .filter(|w| {
+            herald_proto::time::opt_from_timestamp(w.confirm_at.as_ref()).is_none_or(|at| at <= now)
+        })
+        .count())
 }
 
 /// How many of notify's deliveries are not final yet (pending, or being sent).

@@ -193,10 +193,14 @@ async fn problem_counts(
     let window = windows.revocable_until - windows.outcome_at;
     let count = |from: DateTime<Utc>, to: DateTime<Utc>| {
         sqlx::query(
-            // One incident may be seen opened and resolved: count it once.
+            // One incident may be seen opened and resolved: count it once. Related means the same
+            // configuration item when the problem names one (the narrower, more defensible
+            // count), else the same business service.
             "SELECT COUNT(DISTINCT source || ':' || record_number) AS n FROM signals
              WHERE kind = 'related_incident'
-               AND (business_service = $1 OR configuration_item = $2) AND at >= $3 AND at < $4",
+               AND (($2 IS NOT NULL AND configuration_item = $2)
+                    OR ($2 IS NULL AND business_service = $1))
+               AND at >= $3 AND at < $4",
         )
         .bind(win.business_service.clone())
         .bind(configuration_item.map(str::to_string))

@@ -237,6 +237,10 @@ pub fn describe(win: &Win, ledger: &[(String, DateTime<Utc>, f64, Option<String>
             when(win.confirm_at.as_ref()),
             when(win.revocable_until.as_ref()),
         ),
+        Ok(WinStatus::Confirmed) if win.lesson.is_some() => format!(
+            "told {}: a lesson is a fact, not an outcome to verify",
+            when(win.status_at.as_ref())
+        ),
         Ok(WinStatus::Confirmed) => format!(
             "confirmed {}: the hold-back passed with no reopen, rollback or related incident (still withdrawn by one before {})",
             when(win.status_at.as_ref()),
