@@ -107,3 +107,52 @@ async fn a_submit_batch_call_over_10000_items_is_refused() -> anyhow::Result<()>
     );
     h.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_historical_submit_is_marked_as_backfill_and_a_webhook_as_live() -> anyhow::Result<()> {
+    let h = Harness::start(&format!("[sources.github]\nsecret = \"{SECRET}\"\n")).await?;
+    let entry = delivery("servicenow/incident-resolved-p1.json")?;
+    let body = fixture_bytes(&entry)?;
+    let signature = format!("sha256={}", sign_base64(SECRET.as_bytes(), &body));
+    let history = SubmitRequest {
+        historical: true,
+        source: "servicenow".into(),
+        body: body.clone(),
+        headers: [("x-herald-signature".to_string(), signature.clone())]
+            .into_iter()
+            .collect(),
+    };
+    h.ingest()
+        .await?
+        .submit_batch(futures::stream::iter(vec![history]))
+        .await?;
+    let other = delivery("servicenow/ritm-fulfilled.json")?;
+    let live = fixture_bytes(&other)?;
+    let response = h
+        .client
+        .post(h.events_url("servicenow"))
+        .header("content-type", "application/json")
+        .header(
+            "x-herald-signature",
+            format!("sha256={}", sign_base64(SECRET.as_bytes(), &live)),
+        )
+        .body(live)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 202);
+    let origins: BTreeMap<String, i32> = h
+        .stored_events()
+        .await?
+        .into_iter()
+        .map(|(_, e)| (e.record.unwrap_or_default().number, e.origin))
+        .collect();
+    assert_eq!(
+        origins.get("INC0048213"),
+        Some(&(herald_proto::v1::Origin::Backfill as i32))
+    );
+    assert_eq!(
+        origins.get("RITM0102934"),
+        Some(&(herald_proto::v1::Origin::Live as i32))
+    );
+    h.stop().await
+}

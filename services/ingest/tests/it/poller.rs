@@ -430,6 +430,15 @@ async fn polls_pages_and_resumes_from_its_cursor_after_a_restart() -> anyhow::Re
         "a handled row was published again"
     );
     assert_eq!(rows_counted(&h, "published").await?, expected.len() as f64);
+    // Rows that changed before the poller first started are its catch-up: history, never news.
+    for (_, event) in h.stored_events().await? {
+        assert_eq!(
+            event.origin,
+            herald_proto::v1::Origin::CatchUp as i32,
+            "{} is history",
+            event.id
+        );
+    }
     assert_eq!(
         rows_counted(&h, "ignored").await?,
         1.0,
