@@ -9,6 +9,7 @@
 //! is ever dropped.
 
 use std::{
+    collections::HashMap,
     hash::{DefaultHasher, Hash, Hasher},
     sync::Arc,
     time::{Duration, Instant},
@@ -35,6 +36,10 @@ pub enum HandleError {
     /// The message can never be processed as it is (undecodable, invalid): dead-letter it now.
     #[error(transparent)]
     Reject(Cause),
+    /// Something the stage depends on is down (database or bus unreachable): nothing is wrong with
+    /// the message, so waiting for the dependency does not consume its delivery budget.
+    #[error(transparent)]
+    Unavailable(Cause),
 }
 
 impl HandleError {
@@ -46,9 +51,15 @@ impl HandleError {
         HandleError::Reject(cause.into())
     }
 
+    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+        HandleError::Unavailable(cause.into())
+    }
+
     /// The error and every cause under it, on one line.
     pub fn reason(&self) -> String {
-        let (HandleError::Retry(cause) | HandleError::Reject(cause)) = self;
+        let (HandleError::Retry(cause)
+        | HandleError::Reject(cause)
+        | HandleError::Unavailable(cause)) = self;
         let mut text = cause.to_string();
         let mut source = cause.source();
         while let Some(next) = source {
@@ -120,6 +131,7 @@ pub async fn run(
             options: options.clone(),
             ack_wait: spec.ack_wait,
             stopping: stopping.clone(),
+            waited: std::sync::Mutex::default(),
         };
         lanes.spawn(run_lane(lane, rx, ctx));
     }
@@ -202,6 +214,33 @@ struct LaneContext {
     options: Arc<WorkerOptions>,
     ack_wait: Duration,
     stopping: CancellationToken,
+    /// Deliveries of each message spent waiting for an unavailable dependency, which do not count
+    /// toward its dead-letter limit. Kept per lane (a message always returns to the same lane) and
+    /// in memory: after a restart a message may spend at most one more budget.
+    waited: std::sync::Mutex<HashMap<String, u32>>,
+}
+
+impl LaneContext {
+    fn waited(&self, msg_id: Option<&str>) -> u32 {
+        msg_id
+            .and_then(|id| self.waited.lock().ok()?.get(id).copied())
+            .unwrap_or(0)
+    }
+
+    fn wait_once_more(&self, msg_id: Option<&str>) -> u32 {
+        let (Some(id), Ok(mut waited)) = (msg_id, self.waited.lock()) else {
+            return 1;
+        };
+        let count = waited.entry(id.to_string()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    fn forget(&self, msg_id: Option<&str>) {
+        if let (Some(id), Ok(mut waited)) = (msg_id, self.waited.lock()) {
+            waited.remove(id);
+        }
+    }
 }
 
 async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: LaneContext) {
@@ -229,18 +268,26 @@ async fn process(ctx: &LaneContext, delivery: IncomingMessage) {
     crate::trace::set_parent_from(&span, &delivery.headers);
     async {
         let max = ctx.options.max_deliveries;
-        if delivery.delivered > max {
+        let msg_id = delivery.msg_id().map(str::to_string);
+        let msg_id = msg_id.as_deref();
+        // Deliveries spent waiting for a dependency are not the message's fault.
+        let attempts = delivery.delivered.saturating_sub(ctx.waited(msg_id));
+        if attempts > max {
             let reason = format!(
                 "delivered {} times without finishing (the process stopped or timed out while handling it)",
                 delivery.delivered
             );
             dead_letter(ctx, &delivery, &reason).await;
+            ctx.forget(msg_id);
             return;
         }
         let started = Instant::now();
         let outcome = with_progress(&delivery, ctx.ack_wait, ctx.handler.handle(&delivery)).await;
         metrics::histogram!("herald_message_duration_seconds", "stage" => stage.to_string())
             .record(started.elapsed().as_secs_f64());
+        if !matches!(outcome, Err(HandleError::Unavailable(_))) {
+            ctx.forget(msg_id);
+        }
         match outcome {
             Ok(()) => {
                 count(stage, "ok");
@@ -249,9 +296,19 @@ async fn process(ctx: &LaneContext, delivery: IncomingMessage) {
                     warn!(error = %e, "ack failed; the message will be redelivered and skipped");
                 }
             }
-            Err(e @ HandleError::Retry(_)) if delivery.delivered < max => {
+            Err(e @ HandleError::Unavailable(_)) => {
+                let waits = ctx.wait_once_more(msg_id);
+                let delay = ctx.options.backoff.delay(waits);
+                warn!(reason = %e.reason(), retry_in_ms = delay.as_millis() as u64, waits,
+                    "a dependency is unavailable; waiting without using up the message's deliveries");
+                count(stage, "unavailable");
+                if let Err(e) = delivery.nak(delay).await {
+                    warn!(error = %e, "nak failed; the message will return after the ack wait");
+                }
+            }
+            Err(e @ HandleError::Retry(_)) if attempts < max => {
                 let reason = e.reason();
-                let delay = ctx.options.backoff.delay(delivery.delivered);
+                let delay = ctx.options.backoff.delay(attempts);
                 warn!(%reason, retry_in_ms = delay.as_millis() as u64, "handling failed; will retry");
                 count(stage, "retry");
                 if let Err(e) = delivery.nak(delay).await {
@@ -259,7 +316,7 @@ async fn process(ctx: &LaneContext, delivery: IncomingMessage) {
                 }
             }
             Err(e @ HandleError::Retry(_)) => {
-                let reason = format!("{} (gave up after {} attempts)", e.reason(), delivery.delivered);
+                let reason = format!("{} (gave up after {attempts} attempts)", e.reason());
                 dead_letter(ctx, &delivery, &reason).await;
             }
             Err(e @ HandleError::Reject(_)) => dead_letter(ctx, &delivery, &e.reason()).await,
@@ -357,10 +414,14 @@ pub fn decode<M: Message + Default>(delivery: &IncomingMessage) -> Result<M, Han
     })
 }
 
-/// Whether a bus error is worth retrying (all of them are: the bus comes back).
+/// A bus that cannot be reached or written to is a dependency down, not a bad message.
 impl From<BusError> for HandleError {
     fn from(e: BusError) -> Self {
-        HandleError::retry(e)
+        match e {
+            // What the stage made of this message will never fit: that is the message's problem.
+            BusError::TooLarge { .. } => HandleError::reject(e),
+            _ => HandleError::unavailable(e),
+        }
     }
 }
 

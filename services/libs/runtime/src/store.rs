@@ -1,6 +1,7 @@
 //! The one error a service's store returns, and what it means for a message being handled: a
-//! database that is down comes back (retry), a stored row that cannot be decoded never will
-//! (dead-letter the message now rather than burn its delivery budget on it).
+//! database that is down comes back (wait for it, without using up the message's deliveries), a
+//! stored row that cannot be decoded never will (dead-letter the message now), anything else is
+//! retried within the message's delivery budget.
 
 use herald_events::worker::HandleError;
 
@@ -41,13 +42,34 @@ pub fn is_permanent(e: &sqlx::Error) -> bool {
     )
 }
 
+/// sqlx errors that say the database cannot be reached or is not serving right now (rather than
+/// anything about the statement or the data): waiting for it is not the message's fault.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // 08: connection exception; 53: insufficient resources; 57P01-57P03: the server is
+        // shutting down or not accepting connections yet.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P0")
+        }),
+        _ => false,
+    }
+}
+
 impl From<Error> for HandleError {
     fn from(e: Error) -> Self {
         if e.is_permanent() {
-            HandleError::reject(e)
-        } else {
-            HandleError::retry(e)
+            return HandleError::reject(e);
         }
+        if matches!(&e, Error::Db(db) if is_unavailable(db)) {
+            return HandleError::unavailable(e);
+        }
+        HandleError::retry(e)
     }
 }
 
@@ -70,7 +92,12 @@ mod tests {
         assert!(matches!(HandleError::from(decode), HandleError::Reject(_)));
         let outage = Error::Db(sqlx::Error::PoolTimedOut);
         let handled = HandleError::from(outage);
-        assert!(matches!(handled, HandleError::Retry(_)));
+        assert!(
+            matches!(handled, HandleError::Unavailable(_)),
+            "a database down is no fault of the message"
+        );
+        let missing = Error::Db(sqlx::Error::RowNotFound);
+        assert!(matches!(HandleError::from(missing), HandleError::Retry(_)));
         // The cause travels with the error instead of being flattened into a string.
         assert!(std::error::Error::source(&handled).is_some());
     }

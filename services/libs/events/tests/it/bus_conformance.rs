@@ -285,6 +285,61 @@ async fn failing_messages_are_dead_lettered_with_their_reason(
     Ok(())
 }
 
+async fn waiting_for_a_dependency_uses_up_no_deliveries(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("scoring");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.publish(OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "u-1",
+        "fine",
+    ))
+    .await?;
+    // The database is down for six deliveries (twice the limit of three), then back.
+    let handler = Arc::new(Scripted {
+        seen: Mutex::default(),
+        answer: Box::new(|d| {
+            if d.delivered <= 6 {
+                Err(HandleError::unavailable("pool timed out"))
+            } else {
+                Ok(())
+            }
+        }),
+        delay: Duration::ZERO,
+    });
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        bus.clone(),
+        spec.clone(),
+        handler.clone(),
+        fast_worker("scoring", 3),
+        shutdown.clone(),
+    ));
+    herald_testkit::eventually("handled once the dependency is back", WAIT, || async {
+        (handler.seen.lock().ok()?.len() >= 7).then_some(())
+    })
+    .await?;
+    // A message that then fails for a reason of its own still has its whole budget.
+    shutdown.cancel();
+    task.await?;
+    let attempts: Vec<u32> = handler
+        .seen
+        .lock()
+        .expect("ok")
+        .iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(attempts, (1..=7).collect::<Vec<u32>>());
+    let dead = bus
+        .list_stored(StreamFamily::DeadLetters, None, 0, 10)
+        .await?;
+    assert!(
+        dead.is_empty(),
+        "nothing dead-lettered: {} letters",
+        dead.len()
+    );
+    Ok(())
+}
+
 async fn rejected_messages_are_dead_lettered_at_once(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
     let spec = events_consumer("scoring");
     bus.ensure_topology(std::slice::from_ref(&spec)).await?;
@@ -573,6 +628,7 @@ mod jetstream {
     jetstream_case!(topology_is_idempotent_and_updatable);
     jetstream_case!(oversized_messages_are_refused_with_the_limit);
     jetstream_case!(failing_messages_are_dead_lettered_with_their_reason);
+    jetstream_case!(waiting_for_a_dependency_uses_up_no_deliveries);
     jetstream_case!(rejected_messages_are_dead_lettered_at_once);
     jetstream_case!(same_key_messages_are_handled_in_order);
     jetstream_case!(nothing_is_lost_across_a_worker_restart);
@@ -618,6 +674,7 @@ mod embedded {
     embedded_case!(topology_is_idempotent_and_updatable);
     embedded_case!(oversized_messages_are_refused_with_the_limit);
     embedded_case!(failing_messages_are_dead_lettered_with_their_reason);
+    embedded_case!(waiting_for_a_dependency_uses_up_no_deliveries);
     embedded_case!(rejected_messages_are_dead_lettered_at_once);
     embedded_case!(same_key_messages_are_handled_in_order);
     embedded_case!(nothing_is_lost_across_a_worker_restart);
