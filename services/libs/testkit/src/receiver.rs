@@ -21,6 +21,8 @@ use axum::{
 pub struct ReceivedRequest {
     pub method: String,
     pub path: String,
+    /// The query string, without the `?` (a Google Chat webhook carries key, token and requestId).
+    pub query: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub received_at: std::time::Instant,
@@ -36,6 +38,13 @@ impl ReceivedRequest {
 
     pub fn json(&self) -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    /// The value of `name` in the query string, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_deref()?.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     pub fn text(&self) -> String {
@@ -66,6 +75,12 @@ impl Reply {
     /// Answers only after `delay`.
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Answers with `body`.
+    pub fn with_body(mut self, body: &str) -> Self {
+        self.body = body.to_string();
         self
     }
 
@@ -167,6 +182,7 @@ async fn record(
     let request = ReceivedRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
         headers: headers
             .iter()
             .map(|(k, v)| {
