@@ -7,10 +7,18 @@ use herald_runtime::{ConfigLoader, Secret, SharedConfig, config::ConfigError};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// A Slack incoming webhook: Block Kit.
     Slack,
+    /// A Microsoft Teams Workflows webhook: an Adaptive Card.
+    Teams,
+    /// A Discord webhook: an embed, mentions switched off.
+    Discord,
+    /// A Mattermost incoming webhook: Markdown text.
+    Mattermost,
+    /// A Google Chat space webhook: a cardsV2 card (the URL carries its key and token).
+    GoogleChat,
     /// Any HTTP endpoint: JSON signed with the Standard Webhooks scheme.
     Webhook,
     /// The process's standard output: readable text, coloured on a terminal.
@@ -19,13 +27,30 @@ pub enum ChannelKind {
     File,
 }
 
+impl ChannelKind {
+    /// The word used in the configuration.
+    pub fn token(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Teams => "teams",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Mattermost => "mattermost",
+            ChannelKind::GoogleChat => "google_chat",
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Console => "console",
+            ChannelKind::File => "file",
+        }
+    }
+}
+
 /// Where announcements can go.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub name: String,
     pub kind: ChannelKind,
-    /// For `slack` and `webhook`. A secret: a Slack webhook URL lets anyone who has it post.
+    /// For `slack`, `teams`, `discord`, `mattermost`, `google_chat` and `webhook`. A secret: a
+    /// webhook URL lets anyone who has it post.
     #[serde(default)]
     pub url: Option<Secret>,
     /// For `file`: where the JSON lines go.
@@ -34,7 +59,8 @@ pub struct ChannelConfig {
     /// Standard Webhooks signing secret (`whsec_<base64>`, or any string used as raw bytes).
     #[serde(default)]
     pub secret: Option<Secret>,
-    /// Least time between two messages to this channel (Slack allows about one a second).
+    /// Least time between two messages to this channel. Defaults: Slack 1 s, Teams 250 ms (a
+    /// Workflows webhook takes about 4 a second), Discord 1 s, Google Chat 1 s, others none.
     #[serde(default, with = "humantime_serde")]
     pub min_interval: Option<Duration>,
 }
@@ -42,9 +68,28 @@ pub struct ChannelConfig {
 impl ChannelConfig {
     pub fn min_interval(&self) -> Duration {
         self.min_interval.unwrap_or(match self.kind {
-            ChannelKind::Slack => Duration::from_secs(1),
-            ChannelKind::Webhook | ChannelKind::Console | ChannelKind::File => Duration::ZERO,
+            ChannelKind::Slack | ChannelKind::Discord | ChannelKind::GoogleChat => {
+                Duration::from_secs(1)
+            }
+            ChannelKind::Teams => Duration::from_millis(250),
+            ChannelKind::Mattermost
+            | ChannelKind::Webhook
+            | ChannelKind::Console
+            | ChannelKind::File => Duration::ZERO,
         })
+    }
+
+    /// Whether this channel posts to a URL (and so needs one).
+    pub fn is_http(&self) -> bool {
+        match self.kind {
+            ChannelKind::Slack
+            | ChannelKind::Teams
+            | ChannelKind::Discord
+            | ChannelKind::Mattermost
+            | ChannelKind::GoogleChat
+            | ChannelKind::Webhook => true,
+            ChannelKind::Console | ChannelKind::File => false,
+        }
     }
 }
 
@@ -126,7 +171,7 @@ impl NotifySettings {
                 return invalid(format!("channel name {:?} is used twice", channel.name));
             }
             match channel.kind {
-                ChannelKind::Slack | ChannelKind::Webhook => {
+                _ if channel.is_http() => {
                     match channel.url.as_ref().map(|u| url::Url::parse(u.expose())) {
                         Some(Ok(url))
                             if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
@@ -139,8 +184,9 @@ impl NotifySettings {
                         }
                         None => {
                             return invalid(format!(
-                                "channel {}: a {:?} channel needs a url",
-                                channel.name, channel.kind
+                                "channel {}: a {} channel needs a url",
+                                channel.name,
+                                channel.kind.token()
                             ));
                         }
                     }
@@ -151,7 +197,7 @@ impl NotifySettings {
                         channel.name
                     ));
                 }
-                ChannelKind::File | ChannelKind::Console => {}
+                _ => {}
             }
             if let Some(secret) = &channel.secret
                 && let Err(e) = crate::signing::key_bytes(secret.expose())
@@ -238,6 +284,48 @@ mod tests {
             .expect("valid");
         assert!(!format!("{ok:?}").contains("SECRET"));
         assert_eq!(ok.notify.channels[0].min_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn chat_channels_take_a_secret_url_and_their_own_pace() {
+        for (kind, pace) in [
+            ("teams", Duration::from_millis(250)),
+            ("discord", Duration::from_secs(1)),
+            ("mattermost", Duration::ZERO),
+            ("google_chat", Duration::from_secs(1)),
+        ] {
+            let ok = load(&format!(
+                "[[notify.channels]]\nname = \"c\"\nkind = \"{kind}\"\n\
+                 url = \"https://chat.example/v1/spaces/AAA/messages?key=KEY&token=TOKEN\"\n"
+            ))
+            .expect(kind);
+            assert_eq!(ok.notify.channels[0].min_interval(), pace, "{kind}");
+            let shown = format!("{ok:?}");
+            assert!(
+                !shown.contains("TOKEN") && !shown.contains("KEY"),
+                "{shown}"
+            );
+            let err = load(&format!(
+                "[[notify.channels]]\nname = \"wins-{kind}\"\nkind = \"{kind}\"\n"
+            ))
+            .expect_err("no url");
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!(
+                    "channel wins-{kind}: a {kind} channel needs a url"
+                )),
+                "{err}"
+            );
+            let err = load(&format!(
+                "[[notify.channels]]\nname = \"wins-{kind}\"\nkind = \"{kind}\"\nurl = \"mailto:x@y\"\n"
+            ))
+            .expect_err("not http");
+            assert!(err.to_string().contains("channel wins-"), "{err}");
+        }
+        let err =
+            load("[[notify.channels]]\nname = \"c\"\nkind = \"msteams\"\nurl = \"https://x\"\n")
+                .expect_err("unknown kind");
+        assert!(err.to_string().contains("msteams"), "{err}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Sender {
         match channel.kind {
             ChannelKind::Console => return local::to_console(announcement),
             ChannelKind::File => return local::to_file(channel, announcement).await,
-            ChannelKind::Slack | ChannelKind::Webhook => {}
+            _ => {}
         }
         let Some(url) = &channel.url else {
             return AttemptOutcome::Failed {
@@ -67,7 +67,7 @@ impl Sender {
                 error: "channel has no url".into(),
             };
         };
-        let url = match url::Url::parse(url.expose()) {
+        let mut url = match url::Url::parse(url.expose()) {
             Ok(url) => url,
             Err(e) => {
                 return AttemptOutcome::Failed {
@@ -82,10 +82,23 @@ impl Sender {
                 error,
             };
         }
+        // Kept before the URL changes, to scrub its secret parts from any answer we record.
+        let secrets = secret_parts(&url);
         let now = Utc::now();
+        let card = announcement.card.clone().unwrap_or_default();
         let body = match channel.kind {
-            ChannelKind::Slack => {
-                render::slack::render(&announcement.card.clone().unwrap_or_default())
+            ChannelKind::Slack => render::slack::render(&card),
+            ChannelKind::Teams => render::teams::render(&card),
+            ChannelKind::Discord => render::discord::render(&card),
+            ChannelKind::Mattermost => render::mattermost::render(&card),
+            ChannelKind::GoogleChat => {
+                // Chat returns the message already created for a request id it has seen, so a
+                // retry after a lost answer posts nothing twice.
+                if !url.query_pairs().any(|(k, _)| k == "requestId") {
+                    url.query_pairs_mut()
+                        .append_pair("requestId", &announcement.id);
+                }
+                render::google_chat::render(&card)
             }
             ChannelKind::Webhook | ChannelKind::Console | ChannelKind::File => {
                 render::webhook::render(announcement, now)
@@ -156,7 +169,7 @@ impl Sender {
         if response.status().is_success() {
             return AttemptOutcome::Delivered { status };
         }
-        let text = response.text().await.unwrap_or_default();
+        let text = scrub(&response.text().await.unwrap_or_default(), &secrets);
         let error = format!("HTTP {status}: {}", render::truncate(text.trim(), 200));
         match status {
             429 | 500..=599 | 408 => AttemptOutcome::Retry {
@@ -170,6 +183,39 @@ impl Sender {
             },
         }
     }
+}
+
+/// The parts of a channel URL that can carry its credential (what [`egress::redacted`] leaves
+/// out): query values, user and password, and path segments after the first that look like an id
+/// or token rather than a word such as `messages` (digits, capitals or punctuation in them).
+fn secret_parts(url: &url::Url) -> Vec<String> {
+    let token_like = |s: &&str| {
+        s.len() >= 6
+            && s.chars()
+                .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || !c.is_alphanumeric())
+    };
+    let mut parts: Vec<String> = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .skip(1)
+        .filter(token_like)
+        .map(str::to_string)
+        .collect();
+    parts.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+    parts.push(url.username().to_string());
+    parts.extend(url.password().map(str::to_string));
+    parts.retain(|p| p.len() >= 4);
+    // Longest first, so a part containing another is removed whole.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    parts
+}
+
+/// A receiver's answer without the channel's secrets, should it echo the URL back.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "…")
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -186,6 +232,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_echoing_the_url_loses_its_secrets() {
+        let url = url::Url::parse(
+            "https://chat.googleapis.com/v1/spaces/AAAA1234/messages?key=KEYKEY&token=TOKEN42",
+        )
+        .expect("url");
+        let secrets = secret_parts(&url);
+        let text = scrub(&format!("bad request for {url}"), &secrets);
+        for secret in ["AAAA1234", "KEYKEY", "TOKEN42"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("chat.googleapis.com/v1/spaces"), "{text}");
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

@@ -1,5 +1,6 @@
 //! Notify's integration tests, one binary: the store on both backends, and the stage in-process
 //! against a real nats-server, PostgreSQL and HTTP receivers.
 
+mod channels;
 mod stage;
 mod store_conformance;
