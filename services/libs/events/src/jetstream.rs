@@ -102,6 +102,51 @@ impl JetStreamBus {
         }
     }
 
+    /// Creates a stream only when it is missing and updates it only when it differs, retrying a
+    /// few times: when every service starts at once against an empty server they race to create
+    /// the same streams, and concurrent conflicting writes have crashed nats-server 2.9.
+    async fn ensure_stream(&self, family: StreamFamily) -> Result<(), BusError> {
+        let wanted = self.stream_config(family);
+        let stream_error = |source: Cause| BusError::Stream {
+            stream: family.stream_name().to_string(),
+            source,
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = match self.js.get_stream(family.stream_name()).await {
+                Ok(mut stream) => match stream.info().await {
+                    Ok(info) if stream_matches(&info.config, &wanted) => return Ok(()),
+                    Ok(_) => self
+                        .js
+                        .update_stream(wanted.clone())
+                        .await
+                        .map(|_| ())
+                        .map_err(Cause::from),
+                    Err(e) => Err(Cause::from(e)),
+                },
+                // Missing: create it. If another service created it meanwhile, the next round
+                // finds it and compares.
+                Err(_) => self
+                    .js
+                    .create_stream(wanted.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(Cause::from),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 => {
+                    let wait = Duration::from_millis(50 * u64::from(attempt))
+                        + Duration::from_millis(rand::random_range(0..100));
+                    tracing::debug!(stream = family.stream_name(), error = %e, attempt, "stream not ready yet; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(stream_error(e)),
+            }
+        }
+    }
+
     fn consumer_config(spec: &ConsumerSpec) -> consumer::pull::Config {
         consumer::pull::Config {
             durable_name: Some(spec.durable.clone()),
@@ -117,6 +162,26 @@ impl JetStreamBus {
             ..Default::default()
         }
     }
+}
+
+/// The settings Herald sets on a stream, compared with what the server has.
+fn stream_matches(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects == wanted.subjects
+        && current.storage == wanted.storage
+        && current.retention == wanted.retention
+        && current.max_age == wanted.max_age
+        && current.duplicate_window == wanted.duplicate_window
+        && current.num_replicas == wanted.num_replicas
+}
+
+/// The settings Herald sets on a durable consumer, compared with what the server has.
+fn consumer_matches(current: &consumer::Config, wanted: &consumer::pull::Config) -> bool {
+    current.durable_name == wanted.durable_name
+        && current.filter_subject == wanted.filter_subject
+        && current.ack_policy == wanted.ack_policy
+        && current.ack_wait == wanted.ack_wait
+        && current.max_deliver == wanted.max_deliver
+        && current.max_ack_pending == wanted.max_ack_pending
 }
 
 fn stored_error(family: StreamFamily, e: impl Into<Cause>) -> BusError {
@@ -177,14 +242,7 @@ fn from_header_map(map: Option<&async_nats::HeaderMap>) -> Headers {
 impl Bus for JetStreamBus {
     async fn ensure_topology(&self, consumers: &[ConsumerSpec]) -> Result<(), BusError> {
         for family in StreamFamily::ALL {
-            let config = self.stream_config(family);
-            self.js
-                .create_or_update_stream(config)
-                .await
-                .map_err(|e| BusError::Stream {
-                    stream: family.stream_name().to_string(),
-                    source: e.into(),
-                })?;
+            self.ensure_stream(family).await?;
         }
         for spec in consumers {
             let stream_name = spec.family.stream_name();
@@ -198,6 +256,14 @@ impl Bus for JetStreamBus {
                 .get_stream(stream_name)
                 .await
                 .map_err(|e| consumer_error(e.into()))?;
+            let wanted = Self::consumer_config(spec);
+            // Services starting together would all write the same consumer; only write it when
+            // it is missing or differs, so the usual start reads and writes nothing.
+            if let Ok(info) = stream.consumer_info(&spec.durable).await
+                && consumer_matches(&info.config, &wanted)
+            {
+                continue;
+            }
             // Creating a durable with an existing name updates its editable settings (ack wait,
             // max ack pending); a change the server cannot apply is reported with what to do.
             stream

@@ -2,4 +2,5 @@
 //! (JetStream on a real nats-server, and the embedded bus), and trace context in message headers.
 
 mod bus_conformance;
+mod topology;
 mod trace_context;
