@@ -40,3 +40,26 @@ ensure_servers() {
     }
   fi
 }
+
+# The e-mail tests run a real SMTP server: Python 3 with aiosmtpd (the test kit's SMTP sink).
+# Installs aiosmtpd with pip when Python is there without it; otherwise says how to get it.
+ensure_smtp_sink() {
+  local python="${HERALD_PYTHON:-python3}"
+  if ! command -v "$python" >/dev/null 2>&1; then
+    install_packages python3 python3-pip || {
+      echo "Python 3 is required for the SMTP sink in the e-mail tests: install python3 and run '$python -m pip install aiosmtpd', or set HERALD_PYTHON" >&2
+      exit 1
+    }
+  fi
+  if ! "$python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    say "installing aiosmtpd (the SMTP sink for the e-mail tests)"
+    "$python" -m pip install --quiet --user aiosmtpd 2>/dev/null ||
+      "$python" -m pip install --quiet aiosmtpd 2>/dev/null ||
+      "$python" -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null ||
+      install_packages python3-aiosmtpd || true
+    "$python" -c 'import aiosmtpd' >/dev/null 2>&1 || {
+      echo "aiosmtpd is required for the e-mail tests: run '$python -m pip install aiosmtpd' (or apt-get install python3-aiosmtpd), or set HERALD_PYTHON to a Python that has it" >&2
+      exit 1
+    }
+  fi
+}

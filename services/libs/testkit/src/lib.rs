@@ -1,6 +1,7 @@
 //! Real components for Herald's tests: a `nats-server` with JetStream on a free port with a temporary
 //! store, a PostgreSQL database per test (on `DATABASE_URL`, or on a throwaway cluster started here),
-//! HTTP receivers standing in for Slack, Teams and webhooks, and service binaries run as processes.
+//! HTTP receivers standing in for Slack, Teams and webhooks, an SMTP sink standing in for a mail
+//! relay, and service binaries run as processes.
 //!
 //! Nothing is mocked. When a server cannot be found, the error says how to get it; tests fail rather
 //! than skip.
@@ -12,6 +13,7 @@ pub mod postgres;
 pub mod process;
 pub mod raw_http;
 pub mod receiver;
+pub mod smtp_sink;
 pub mod stores;
 pub mod wait;
 
@@ -20,6 +22,7 @@ pub use nats::NatsServer;
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, binary};
 pub use receiver::{HttpReceiver, ReceivedRequest, Reply};
+pub use smtp_sink::{SmtpExchange, SmtpSink};
 pub use wait::eventually;
 
 use std::net::TcpListener;
