@@ -19,12 +19,37 @@ pub enum ChannelKind {
     Mattermost,
     /// A Google Chat space webhook: a cardsV2 card (the URL carries its key and token).
     GoogleChat,
+    /// E-mail through an SMTP relay: text and HTML.
+    Email,
     /// Any HTTP endpoint: JSON signed with the Standard Webhooks scheme.
     Webhook,
     /// The process's standard output: readable text, coloured on a terminal.
     Console,
     /// A file of JSON lines, one announcement per line.
     File,
+}
+
+/// How an `email` channel talks to its relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No encryption: only for a relay on the same host or network.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        }
+    }
 }
 
 impl ChannelKind {
@@ -36,6 +61,7 @@ impl ChannelKind {
             ChannelKind::Discord => "discord",
             ChannelKind::Mattermost => "mattermost",
             ChannelKind::GoogleChat => "google_chat",
+            ChannelKind::Email => "email",
             ChannelKind::Webhook => "webhook",
             ChannelKind::Console => "console",
             ChannelKind::File => "file",
@@ -59,6 +85,27 @@ pub struct ChannelConfig {
     /// Standard Webhooks signing secret (`whsec_<base64>`, or any string used as raw bytes).
     #[serde(default)]
     pub secret: Option<Secret>,
+    /// For `email`: the SMTP relay's host name or address.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// For `email`: the relay's port (587 for STARTTLS, 465 for implicit TLS, 25 for none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// For `email`: how the connection to the relay is protected.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// For `email`: the SMTP user, when the relay asks for one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// For `email`: the SMTP password, a secret.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// For `email`: the sender, `Herald <herald@example.com>`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// For `email`: who receives the announcements (lists or people).
+    #[serde(default)]
+    pub to: Vec<String>,
     /// Least time between two messages to this channel. Defaults: Slack 1 s, Teams 250 ms (a
     /// Workflows webhook takes about 4 a second), Discord 1 s, Google Chat 1 s, others none.
     #[serde(default, with = "humantime_serde")]
@@ -73,6 +120,7 @@ impl ChannelConfig {
             }
             ChannelKind::Teams => Duration::from_millis(250),
             ChannelKind::Mattermost
+            | ChannelKind::Email
             | ChannelKind::Webhook
             | ChannelKind::Console
             | ChannelKind::File => Duration::ZERO,
@@ -88,8 +136,35 @@ impl ChannelConfig {
             | ChannelKind::Mattermost
             | ChannelKind::GoogleChat
             | ChannelKind::Webhook => true,
-            ChannelKind::Console | ChannelKind::File => false,
+            ChannelKind::Email | ChannelKind::Console | ChannelKind::File => false,
         }
+    }
+}
+
+impl ChannelConfig {
+    /// What an `email` channel needs: a relay, a sender and recipients that are addresses, and a
+    /// password only with a user name.
+    fn check_email(&self) -> Result<(), String> {
+        if self.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
+            return Err("an email channel needs a host (the SMTP relay)".into());
+        }
+        let from = self
+            .from
+            .as_deref()
+            .ok_or("an email channel needs from (the sender's address)")?;
+        from.parse::<lettre::message::Mailbox>()
+            .map_err(|e| format!("from {from:?} is not an e-mail address: {e}"))?;
+        if self.to.is_empty() {
+            return Err("an email channel needs to = [...] (at least one recipient)".into());
+        }
+        for to in &self.to {
+            to.parse::<lettre::message::Mailbox>()
+                .map_err(|e| format!("to {to:?} is not an e-mail address: {e}"))?;
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("a password needs a username".into());
+        }
+        Ok(())
     }
 }
 
@@ -189,6 +264,11 @@ impl NotifySettings {
                                 channel.kind.token()
                             ));
                         }
+                    }
+                }
+                ChannelKind::Email => {
+                    if let Err(e) = channel.check_email() {
+                        return invalid(format!("channel {}: {e}", channel.name));
                     }
                 }
                 ChannelKind::File if channel.path.is_none() => {
@@ -326,6 +406,49 @@ mod tests {
             load("[[notify.channels]]\nname = \"c\"\nkind = \"msteams\"\nurl = \"https://x\"\n")
                 .expect_err("unknown kind");
         assert!(err.to_string().contains("msteams"), "{err}");
+    }
+
+    #[test]
+    fn an_email_channel_needs_a_relay_a_sender_and_recipients() {
+        let base = "[[notify.channels]]\nname = \"mail\"\nkind = \"email\"\n";
+        let ok = load(&format!(
+            "{base}host = \"smtp.example.com\"\nfrom = \"Herald <herald@example.com>\"\n\
+             to = [\"it@example.com\"]\nusername = \"herald\"\npassword = \"SMTP-SECRET\"\n"
+        ))
+        .expect("valid");
+        let channel = &ok.notify.channels[0];
+        assert_eq!(channel.tls, SmtpTls::Starttls);
+        assert_eq!(channel.tls.default_port(), 587);
+        assert!(!format!("{ok:?}").contains("SMTP-SECRET"));
+        for (extra, expected) in [
+            ("", "needs a host"),
+            ("host = \"h\"\n", "needs from"),
+            (
+                "host = \"h\"\nfrom = \"nope\"\n",
+                "from \"nope\" is not an e-mail address",
+            ),
+            ("host = \"h\"\nfrom = \"a@b.c\"\n", "needs to = [...]"),
+            (
+                "host = \"h\"\nfrom = \"a@b.c\"\nto = [\"x\"]\n",
+                "to \"x\" is not",
+            ),
+            (
+                "host = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\npassword = \"p\"\n",
+                "needs a username",
+            ),
+            (
+                "host = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\ntls = \"ssl\"\n",
+                "ssl",
+            ),
+        ] {
+            let err = load(&format!("{base}{extra}"))
+                .expect_err(expected)
+                .to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+            if !expected.contains("ssl") {
+                assert!(err.contains("channel mail"), "{err}");
+            }
+        }
     }
 
     #[test]

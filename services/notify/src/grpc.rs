@@ -42,6 +42,7 @@ fn outcome(channel: Option<&ChannelConfig>, attempt: &AttemptRow) -> String {
     }
     match channel.map(|c| (c.kind, c.path.as_deref())) {
         Some((ChannelKind::Console, _)) => "written to the console".to_string(),
+        Some((ChannelKind::Email, _)) => "accepted by the SMTP relay".to_string(),
         Some((ChannelKind::File, Some(path))) => format!("appended to {}", path.display()),
         Some((ChannelKind::File, None)) => "appended to the file".to_string(),
         // A channel removed from the configuration since: it succeeded without an HTTP exchange.

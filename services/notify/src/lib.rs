@@ -9,6 +9,7 @@ pub mod egress;
 pub mod grpc;
 pub mod handler;
 pub mod local;
+pub mod mail;
 pub mod render;
 pub mod routing;
 pub mod send;

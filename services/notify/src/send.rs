@@ -8,12 +8,13 @@ use herald_proto::v1::Announcement;
 use crate::{
     attempt::AttemptOutcome,
     config::{ChannelConfig, ChannelKind},
-    egress, local, render, signing,
+    egress, local, mail, render, signing,
 };
 
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
+    timeout: Duration,
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -34,6 +35,7 @@ impl Sender {
         Ok(Self {
             client: egress::client(allow_private, timeout)?,
             allow_private,
+            timeout,
         })
     }
 
@@ -59,6 +61,9 @@ impl Sender {
         match channel.kind {
             ChannelKind::Console => return local::to_console(announcement),
             ChannelKind::File => return local::to_file(channel, announcement).await,
+            ChannelKind::Email => {
+                return mail::send(channel, announcement, self.allow_private, self.timeout).await;
+            }
             _ => {}
         }
         let Some(url) = &channel.url else {
@@ -100,9 +105,11 @@ impl Sender {
                 }
                 render::google_chat::render(&card)
             }
-            ChannelKind::Webhook | ChannelKind::Console | ChannelKind::File => {
-                render::webhook::render(announcement, now)
-            }
+            // Email, the console and files returned above.
+            ChannelKind::Webhook
+            | ChannelKind::Email
+            | ChannelKind::Console
+            | ChannelKind::File => render::webhook::render(announcement, now),
         };
         let body = match serde_json::to_vec(&body) {
             Ok(body) => body,

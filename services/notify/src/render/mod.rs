@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod discord;
+pub mod email;
 pub mod google_chat;
 pub mod mattermost;
 pub mod slack;

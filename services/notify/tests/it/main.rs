@@ -2,5 +2,6 @@
 //! against a real nats-server, PostgreSQL and HTTP receivers.
 
 mod channels;
+mod email;
 mod stage;
 mod store_conformance;

@@ -1,0 +1,254 @@
+//! E-mail against a real SMTP server (the test kit's aiosmtpd sink): multipart/alternative with
+//! text before HTML, `Auto-Submitted`, a Message-ID stable per announcement, every recipient; 451
+//! retried and 550 final; a relay on a private address refused unless allowed.
+
+use std::time::Duration;
+
+use base64::Engine;
+use herald_proto::{
+    time::to_timestamp,
+    v1::{
+        Announcement, AnnouncementKind, Card, CreditedPerson, DeliveryStatus, EventKind, Link,
+        ValueLabel, ValueLine,
+    },
+};
+use herald_testkit::{InProcess, SmtpSink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn announcement(id: &str) -> Announcement {
+    Announcement {
+        id: id.into(),
+        kind: AnnouncementKind::HeadlineWin as i32,
+        created_at: Some(to_timestamp(chrono::Utc::now())),
+        card: Some(Card {
+            title: "Warehouse Management restored <fast> & well".into(),
+            summary: "RF scanners cannot confirm picks.".into(),
+            value_lines: vec![ValueLine {
+                label: ValueLabel::Avoided as i32,
+                text: "216,475 EUR of lost work avoided".into(),
+                formula: "people x share x hours x rate".into(),
+            }],
+            people: vec![CreditedPerson {
+                name: "Ingrid Lindqvist".into(),
+                role: "resolved it".into(),
+                anonymised: false,
+            }],
+            teams: vec!["Platform SRE".into()],
+            links: vec![Link {
+                title: "Open INC0048213".into(),
+                url: "https://larkspur.service-now.com/incident.do".into(),
+            }],
+            business_service: None,
+        }),
+        win_id: format!("w-{id}"),
+        event_kind: EventKind::IncidentResolved as i32,
+        business_service: Some("svc-warehouse".into()),
+        team: Some("team-platform".into()),
+        value_amount: 216_474.6,
+        currency: "EUR".into(),
+        corrects: String::new(),
+    }
+}
+
+fn channel(name: &str, sink: &SmtpSink) -> String {
+    format!(
+        "[[notify.channels]]\nname = \"{name}\"\nkind = \"email\"\nhost = \"127.0.0.1\"\n\
+         port = {}\ntls = \"none\"\nfrom = \"Herald <herald@larkspur.example>\"\n\
+         to = [\"it-wins@larkspur.example\", \"Ana Cruz <ana@larkspur.example>\"]\n\
+         [[notify.routes]]\nname = \"to-{name}\"\nchannel = \"{name}\"\n",
+        sink.port()
+    )
+}
+
+fn settings(allow_private: bool) -> String {
+    format!(
+        "[notify]\nallow_private_networks = {allow_private}\nretry_base = \"100ms\"\n\
+         retry_max = \"1s\"\nmax_attempts = 3\npoll_interval = \"100ms\"\nrequest_timeout = \"5s\"\n"
+    )
+}
+
+/// The decoded body of the part whose Content-Type starts with `content_type`, and where it starts.
+fn part(message: &str, content_type: &str) -> Option<(usize, String)> {
+    let at = message.find(&format!("Content-Type: {content_type}"))?;
+    let rest = &message[at..];
+    let body_start = rest.find("\r\n\r\n")? + 4;
+    let headers = &rest[..body_start];
+    let body = &rest[body_start..];
+    let body = &body[..body.find("\r\n--").unwrap_or(body.len())];
+    let decoded = if headers.contains("Content-Transfer-Encoding: base64") {
+        let joined: String = body.split_whitespace().collect();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(joined)
+                .ok()?,
+        )
+        .ok()?
+    } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+        let unwrapped = body.replace("=\r\n", "");
+        let bytes = unwrapped.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'='
+                && let Some(Ok(b)) = unwrapped
+                    .get(i + 1..i + 3)
+                    .map(|hex| u8::from_str_radix(hex, 16))
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8(out).ok()?
+    } else {
+        body.to_string()
+    };
+    Some((at, decoded))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_is_mailed_as_text_then_html_to_every_recipient() -> anyhow::Result<()> {
+    let sink = SmtpSink::start().await?;
+    let toml = format!("{}{}", settings(true), channel("mail", &sink));
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let a = announcement("a-mail-1");
+    stage
+        .publish("herald.announcements.headline_win", &a.id, &a)
+        .await?;
+    let exchanges = sink.wait_for(1, WAIT).await?;
+    let exchange = &exchanges[0];
+    assert_eq!(exchange.from, "herald@larkspur.example");
+    let mut to = exchange.to.clone();
+    to.sort();
+    assert_eq!(to, vec!["ana@larkspur.example", "it-wins@larkspur.example"]);
+    let message = exchange.message.clone().expect("accepted");
+    assert!(
+        message.contains("Auto-Submitted: auto-generated"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Message-ID: <a-mail-1.herald@larkspur.example>"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Content-Type: multipart/alternative"),
+        "{message}"
+    );
+    let (text_at, text) = part(&message, "text/plain").expect("a text part");
+    let (html_at, html) = part(&message, "text/html").expect("an HTML part");
+    assert!(text_at < html_at, "text comes before HTML");
+    for body in [&text, &html] {
+        for expected in [
+            "216,475 EUR of lost work avoided",
+            "cost that did not have to be paid",
+            "people x share x hours x rate",
+            "Ingrid Lindqvist",
+            "Platform SRE",
+            "https://larkspur.service-now.com/incident.do",
+        ] {
+            assert!(body.contains(expected), "{expected} missing from {body}");
+        }
+    }
+    assert!(text.contains("restored <fast> & well"), "{text}");
+    assert!(html.contains("restored &lt;fast&gt; &amp; well"), "{html}");
+    let delivered = herald_testkit::eventually("delivered", WAIT, || async {
+        let list = stage
+            .deliveries(&a.id, Some(DeliveryStatus::Delivered))
+            .await
+            .ok()?;
+        list.deliveries.into_iter().next()
+    })
+    .await?;
+    assert_eq!(delivered.attempt_log.len(), 1);
+    assert_eq!(
+        delivered.attempt_log[0].outcome,
+        "accepted by the SMTP relay"
+    );
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_451_is_retried_and_550_is_final() -> anyhow::Result<()> {
+    let busy = SmtpSink::with_replies(&["451 4.3.0 Try again later"]).await?;
+    let refusing = SmtpSink::with_replies(&["550 5.1.1 Mailbox unavailable"]).await?;
+    let toml = format!(
+        "{}{}{}",
+        settings(true),
+        channel("busy", &busy),
+        channel("refusing", &refusing)
+    );
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let a = announcement("a-mail-2");
+    stage
+        .publish("herald.announcements.headline_win", &a.id, &a)
+        .await?;
+    let delivered = herald_testkit::eventually("the 451 retried and delivered", WAIT, || async {
+        let list = stage
+            .deliveries(&a.id, Some(DeliveryStatus::Delivered))
+            .await
+            .ok()?;
+        list.deliveries.into_iter().find(|d| d.route == "to-busy")
+    })
+    .await?;
+    assert_eq!(delivered.attempt_log.len(), 2, "{delivered:?}");
+    assert!(
+        delivered.attempt_log[0].error.contains("451"),
+        "{}",
+        delivered.attempt_log[0].error
+    );
+    let busy_seen = busy.wait_for(2, WAIT).await?;
+    assert!(busy_seen[0].reply.starts_with("451") && busy_seen[1].reply.starts_with("250"));
+    // The Message-ID is the same on the retry, so a relay or reader can tell it is one message.
+    assert!(
+        busy_seen[1]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("Message-ID: <a-mail-2.herald@larkspur.example>"))
+    );
+
+    let failed = herald_testkit::eventually("the 550 final", WAIT, || async {
+        let list = stage
+            .deliveries(&a.id, Some(DeliveryStatus::Failed))
+            .await
+            .ok()?;
+        list.deliveries
+            .into_iter()
+            .find(|d| d.route == "to-refusing")
+    })
+    .await?;
+    assert_eq!(failed.attempts, 1, "a 550 is not retried");
+    assert!(failed.next_attempt_at.is_none(), "{failed:?}");
+    assert!(failed.last_error.contains("550"), "{}", failed.last_error);
+    assert_eq!(refusing.exchanges().len(), 1);
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_on_a_private_address_is_refused_unless_allowed() -> anyhow::Result<()> {
+    let sink = SmtpSink::start().await?;
+    let toml = format!("{}{}", settings(false), channel("mail", &sink));
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let a = announcement("a-mail-3");
+    stage
+        .publish("herald.announcements.headline_win", &a.id, &a)
+        .await?;
+    let failed = herald_testkit::eventually("refused", WAIT, || async {
+        let list = stage
+            .deliveries(&a.id, Some(DeliveryStatus::Failed))
+            .await
+            .ok()?;
+        list.deliveries.into_iter().next()
+    })
+    .await?;
+    assert_eq!(failed.attempts, 1);
+    assert!(
+        failed.last_error.contains("private or reserved"),
+        "{}",
+        failed.last_error
+    );
+    assert!(sink.exchanges().is_empty(), "nothing reached the relay");
+    stage.stop().await
+}
