@@ -14,6 +14,17 @@ use herald_proto::v1::Source;
 
 use crate::demo;
 
+/// A window in the words a reader uses: "72 h", "7 days".
+fn human(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 7 * 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// How a source's deliveries are checked, as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
@@ -61,6 +72,9 @@ pub struct Banner {
     pub demo: bool,
     /// Every registered source and how it is checked, in ingest's order.
     pub sources: Vec<(Source, Check)>,
+    /// How long a win is held before it counts, and how long a reopen still withdraws it.
+    pub hold_back: std::time::Duration,
+    pub revoke_within: std::time::Duration,
 }
 
 impl Banner {
@@ -85,6 +99,35 @@ impl Banner {
             config: config.map(Path::to_path_buf),
             demo,
             sources,
+            hold_back: std::time::Duration::ZERO,
+            revoke_within: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The verification windows in force, for the line that says when wins appear.
+    pub fn with_verification(
+        mut self,
+        hold_back: std::time::Duration,
+        revoke_within: std::time::Duration,
+    ) -> Self {
+        self.hold_back = hold_back;
+        self.revoke_within = revoke_within;
+        self
+    }
+
+    /// When a win appears: a newcomer who sends an event and sees nothing should know why.
+    fn verification_line(&self, grpc: SocketAddr) -> String {
+        let revoke = human(self.revoke_within);
+        if self.hold_back.is_zero() {
+            format!(
+                "\x20 wins       confirmed at once (hold_back 0); a reopen within {revoke} still withdraws one and corrects its announcement\n"
+            )
+        } else {
+            format!(
+                "\x20 wins       held {} before they count or are announced, so a reopen can withdraw them ([scoring.verification] hold_back);\n\
+                 \x20            `herald wins pending --url http://{grpc}` lists those waiting\n",
+                human(self.hold_back)
+            )
         }
     }
 
@@ -110,6 +153,7 @@ impl Banner {
              \x20 gRPC       {grpc}   (every API: herald leaderboard --url http://{grpc}, or HERALD_URL=http://{grpc})\n\
              \x20 health     http://{http}/readyz · metrics http://{http}/metrics\n"
         );
+        out.push_str(&self.verification_line(grpc));
         out.push_str(&self.keys_advice());
         out.push_str(&self.send_advice());
         out
@@ -177,6 +221,25 @@ mod tests {
             false,
             settings,
         )
+    }
+
+    #[test]
+    fn the_banner_says_when_wins_appear() {
+        let hour = std::time::Duration::from_secs(3600);
+        let held = banner(&BTreeMap::new(), true)
+            .with_verification(72 * hour, 72 * hour)
+            .render();
+        assert!(held.contains("held 72 h before they count"), "{held}");
+        assert!(
+            held.contains("herald wins pending --url http://127.0.0.1:9090"),
+            "{held}"
+        );
+        let at_once = banner(&BTreeMap::new(), true)
+            .with_verification(std::time::Duration::ZERO, 72 * hour)
+            .render();
+        assert!(at_once.contains("confirmed at once"), "{at_once}");
+        assert!(at_once.contains("a reopen within 72 h"), "{at_once}");
+        assert_eq!(human(7 * 24 * hour), "7 days");
     }
 
     #[test]

@@ -142,12 +142,18 @@ async fn serve(args: Args, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
     let mut boot = Boot::start("herald", listeners, &shutdown);
     // The demo signs each source's deliveries with that source's key, as the tools would.
     let keys = demo::replay::Keys::from_sources(&configs.ingest.sources);
+    let verification = &configs.scoring.scoring.verification;
+    let incident_window = verification.window(herald_proto::v1::EventKind::IncidentResolved);
     let banner = banner::Banner::new(
         &data_dir,
         (http, grpc),
         args.config.as_deref(),
         args.demo,
         &configs.ingest.sources,
+    )
+    .with_verification(
+        incident_window.hold_back.to_std().unwrap_or_default(),
+        incident_window.revoke_within.to_std().unwrap_or_default(),
     );
     let components = vec![
         component::<Ingest>(configs.ingest, &bus, &mut boot, &shutdown).await?,
