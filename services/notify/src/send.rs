@@ -1,6 +1,10 @@
 //! One delivery attempt to one channel, and what its answer means for retrying.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use herald_proto::v1::Announcement;
@@ -15,6 +19,20 @@ pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
     timeout: Duration,
+    /// Channels whose receiver said its rate-limit bucket is empty, and when it refills (Discord's
+    /// `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset-After`).
+    refill: Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+/// When a receiver's rate-limit headers say the next message must wait: the bucket is empty
+/// (`X-RateLimit-Remaining: 0`) and refills after `X-RateLimit-Reset-After` seconds.
+pub fn bucket_refill(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-ratelimit-remaining")?.trim() != "0" {
+        return None;
+    }
+    let seconds: f64 = header("x-ratelimit-reset-after")?.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -36,6 +54,7 @@ impl Sender {
             client: egress::client(allow_private, timeout)?,
             allow_private,
             timeout,
+            refill: Mutex::default(),
         })
     }
 
@@ -147,6 +166,17 @@ impl Sender {
                 }
             }
         }
+        // The receiver said its bucket is empty: wait for the refill, but never longer than one
+        // request may take, so the delivery's lease holds (a longer wait ends in a 429 and its
+        // Retry-After instead).
+        let refill = self
+            .refill
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&channel.name);
+        if let Some(at) = refill {
+            tokio::time::sleep_until(at.min(tokio::time::Instant::now() + self.timeout)).await;
+        }
         let response = match request.body(body).send().await {
             Ok(response) => response,
             Err(e) => {
@@ -168,6 +198,12 @@ impl Sender {
             }
         };
         let status = response.status().as_u16();
+        if let Some(wait) = bucket_refill(response.headers()) {
+            self.refill
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(channel.name.clone(), tokio::time::Instant::now() + wait);
+        }
         let after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -252,6 +288,17 @@ mod tests {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("chat.googleapis.com/v1/spaces"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_bucket_says_when_it_refills() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-ratelimit-reset-after", "1.5".parse().expect("value"));
+        assert_eq!(bucket_refill(&headers), None, "no remaining count");
+        headers.insert("x-ratelimit-remaining", "3".parse().expect("value"));
+        assert_eq!(bucket_refill(&headers), None, "tokens left");
+        headers.insert("x-ratelimit-remaining", "0".parse().expect("value"));
+        assert_eq!(bucket_refill(&headers), Some(Duration::from_millis(1500)));
     }
 
     #[test]

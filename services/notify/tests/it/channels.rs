@@ -546,3 +546,35 @@ async fn a_channel_url_token_never_shows_in_an_attempt_error() -> anyhow::Result
     }
     stage.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_is_paced_by_its_rate_limit_headers() -> anyhow::Result<()> {
+    let receiver = HttpReceiver::start().await?;
+    // The first answer says the bucket is empty for 1.5 s; the channel's own pace is 10 ms.
+    receiver.script([Reply::status(204)
+        .with_header("x-ratelimit-limit", "5")
+        .with_header("x-ratelimit-remaining", "0")
+        .with_header("x-ratelimit-reset-after", "1.5")]);
+    let toml = format!(
+        "[notify]\nallow_private_networks = true\npoll_interval = \"100ms\"\n\
+         request_timeout = \"3s\"\n\
+         [[notify.channels]]\nname = \"discord\"\nkind = \"discord\"\nurl = \"{}\"\n\
+         min_interval = \"10ms\"\n\
+         [[notify.routes]]\nname = \"to-discord\"\nchannel = \"discord\"\n",
+        receiver.url(DISCORD)
+    );
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    for id in ["a-rate-1", "a-rate-2"] {
+        let a = announcement(id, card());
+        stage
+            .publish("herald.announcements.headline_win", id, &a)
+            .await?;
+    }
+    let got = receiver.wait_for(DISCORD, 2, WAIT).await?;
+    let gap = got[1].received_at - got[0].received_at;
+    assert!(
+        gap >= Duration::from_millis(1400),
+        "the second message did not wait for the bucket to refill: {gap:?}"
+    );
+    stage.stop().await
+}
