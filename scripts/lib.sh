@@ -41,10 +41,17 @@ ensure_servers() {
   fi
 }
 
-# The e-mail tests run a real SMTP server: Python 3 with aiosmtpd (the test kit's SMTP sink).
-# Installs aiosmtpd with pip when Python is there without it; otherwise says how to get it.
+# The e-mail tests run a real SMTP server: Python 3 with aiosmtpd (the test kit's SMTP sink), and
+# openssl to make the certificates of its TLS variants. Installs what is missing when it can
+# (apt-get, pip); otherwise says how to get it.
 ensure_smtp_sink() {
   local python="${HERALD_PYTHON:-python3}"
+  if ! command -v openssl >/dev/null 2>&1; then
+    install_packages openssl || {
+      echo "openssl is required for the e-mail tests' TLS relay: install it (apt-get install openssl)" >&2
+      exit 1
+    }
+  fi
   if ! command -v "$python" >/dev/null 2>&1; then
     install_packages python3 python3-pip || {
       echo "Python 3 is required for the SMTP sink in the e-mail tests: install python3 and run '$python -m pip install aiosmtpd', or set HERALD_PYTHON" >&2

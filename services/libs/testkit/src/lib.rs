@@ -22,7 +22,7 @@ pub use nats::NatsServer;
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, binary};
 pub use receiver::{HttpReceiver, ReceivedRequest, Reply};
-pub use smtp_sink::{SmtpExchange, SmtpSink};
+pub use smtp_sink::{SinkTls, SmtpExchange, SmtpSink};
 pub use wait::eventually;
 
 use std::net::TcpListener;

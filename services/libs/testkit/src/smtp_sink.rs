@@ -15,6 +15,89 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SCRIPT: &str = include_str!("smtp_sink.py");
 
+/// How the sink protects its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+/// A CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`sink.pem`, `sink.key`), made with
+/// the `openssl` command.
+async fn make_certificates(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::write(
+        dir.join("sink.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Herald test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "sink.key",
+            "-out",
+            "sink.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "sink.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "sink.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "sink.ext",
+        ],
+    ];
+    for args in steps {
+        let output = tokio::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .await
+            .context("the TLS SMTP sink needs the openssl command (apt-get install openssl)")?;
+        if !output.status.success() {
+            bail!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// One DATA answered by the sink.
 #[derive(Debug, Clone)]
 pub struct SmtpExchange {
@@ -49,6 +132,21 @@ impl SmtpSink {
     /// Starts a sink that answers the first messages' DATA with `replies` (e.g. `"451 4.3.0 try
     /// again later"`), then accepts.
     pub async fn with_replies(replies: &[&str]) -> anyhow::Result<Self> {
+        Self::launch(replies, SinkTls::None).await
+    }
+
+    /// Starts a sink that speaks TLS (`starttls`: required before MAIL; `implicit`: from the
+    /// first byte) with a certificate for 127.0.0.1 signed by a CA made for it: see [`Self::ca`].
+    pub async fn with_tls(tls: SinkTls) -> anyhow::Result<Self> {
+        Self::launch(&[], tls).await
+    }
+
+    /// The PEM file of the CA that signed the sink's certificate (with TLS).
+    pub fn ca(&self) -> PathBuf {
+        self._dir.path().join("ca.pem")
+    }
+
+    async fn launch(replies: &[&str], tls: SinkTls) -> anyhow::Result<Self> {
         let python = std::env::var("HERALD_PYTHON").unwrap_or_else(|_| "python3".into());
         let check = tokio::process::Command::new(&python)
             .args(["-c", "import aiosmtpd"])
@@ -61,7 +159,20 @@ impl SmtpSink {
             );
         }
         let dir = tempfile::tempdir()?;
-        let mut child = tokio::process::Command::new(&python)
+        let mut command = tokio::process::Command::new(&python);
+        let mode = match tls {
+            SinkTls::None => "none",
+            SinkTls::Starttls => "starttls",
+            SinkTls::Implicit => "implicit",
+        };
+        if tls != SinkTls::None {
+            make_certificates(dir.path()).await?;
+            command
+                .env("HERALD_SINK_CERT", dir.path().join("sink.pem"))
+                .env("HERALD_SINK_KEY", dir.path().join("sink.key"));
+        }
+        let mut child = command
+            .env("HERALD_SINK_TLS", mode)
             .arg("-c")
             .arg(SCRIPT)
             .arg(dir.path())
