@@ -94,6 +94,10 @@ pub struct ChannelConfig {
     /// For `email`: how the connection to the relay is protected.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// For `email`: a PEM file with the CA that signed the relay's certificate, when that is not
+    /// a public CA (an internal relay).
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
     /// For `email`: the SMTP user, when the relay asks for one.
     #[serde(default)]
     pub username: Option<String>,

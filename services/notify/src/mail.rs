@@ -15,7 +15,7 @@ use lettre::{
     },
     transport::smtp::{
         authentication::Credentials,
-        client::{Tls, TlsParameters},
+        client::{Certificate, Tls, TlsParameters},
     },
 };
 
@@ -88,6 +88,20 @@ pub fn build(channel: &ChannelConfig, announcement: &Announcement) -> Result<Mes
         .map_err(|e| format!("cannot build the message: {e}"))
 }
 
+/// TLS towards `host`: public CAs, plus the channel's own CA when it names one.
+fn tls_parameters(host: &str, ca: Option<&std::path::Path>) -> Result<TlsParameters, String> {
+    let Some(ca) = ca else {
+        return TlsParameters::new_rustls(host.to_string()).map_err(|e| e.to_string());
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+    let certificate = Certificate::from_pem(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate: {e}", ca.display()))?;
+    TlsParameters::builder(host.to_string())
+        .add_root_certificate(certificate)
+        .build_rustls()
+        .map_err(|e| e.to_string())
+}
+
 /// The relay's address, checked: the first address its name resolves to that is allowed.
 async fn relay_address(host: &str, port: u16, allow_private: bool) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
@@ -135,7 +149,7 @@ pub async fn send(
         SmtpTls::None => Tls::None,
         SmtpTls::Starttls | SmtpTls::Implicit => {
             herald_runtime::install_tls_provider();
-            match TlsParameters::new_rustls(host.to_string()) {
+            match tls_parameters(host, channel.ca.as_deref()) {
                 Ok(parameters) if channel.tls == SmtpTls::Starttls => Tls::Required(parameters),
                 Ok(parameters) => Tls::Wrapper(parameters),
                 Err(e) => return failed(format!("TLS for {host}: {e}")),
@@ -182,8 +196,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // lettre repeats its cause in its own message: add only what is new.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

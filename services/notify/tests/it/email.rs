@@ -12,7 +12,7 @@ use herald_proto::{
         ValueLabel, ValueLine,
     },
 };
-use herald_testkit::{InProcess, SmtpSink};
+use herald_testkit::{InProcess, SinkTls, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -250,5 +250,83 @@ async fn a_relay_on_a_private_address_is_refused_unless_allowed() -> anyhow::Res
         failed.last_error
     );
     assert!(sink.exchanges().is_empty(), "nothing reached the relay");
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls_and_implicit_tls_to_a_relay_with_its_own_ca() -> anyhow::Result<()>
+{
+    let starttls = SmtpSink::with_tls(SinkTls::Starttls).await?;
+    let implicit = SmtpSink::with_tls(SinkTls::Implicit).await?;
+    let mut toml = settings(true);
+    for (name, sink, tls) in [
+        ("starttls", &starttls, "starttls"),
+        ("implicit", &implicit, "implicit"),
+    ] {
+        toml.push_str(&format!(
+            "[[notify.channels]]\nname = \"{name}\"\nkind = \"email\"\nhost = \"127.0.0.1\"\n\
+             port = {}\ntls = \"{tls}\"\nca = {:?}\nfrom = \"herald@larkspur.example\"\n\
+             to = [\"it-wins@larkspur.example\"]\n\
+             [[notify.routes]]\nname = \"to-{name}\"\nchannel = \"{name}\"\n",
+            sink.port(),
+            sink.ca().display().to_string(),
+        ));
+    }
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let a = announcement("a-mail-tls");
+    stage
+        .publish("herald.announcements.headline_win", &a.id, &a)
+        .await?;
+    // The STARTTLS sink refuses MAIL before STARTTLS, and the implicit one speaks only TLS: a
+    // message there went over TLS, verified against the channel's CA.
+    for sink in [&starttls, &implicit] {
+        let got = sink.wait_for(1, WAIT).await?;
+        assert!(got[0].reply.starts_with("250"), "{:?}", got[0]);
+        assert!(
+            got[0]
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("Message-ID: <a-mail-tls.herald@larkspur.example>"))
+        );
+    }
+    herald_testkit::eventually("both delivered", WAIT, || async {
+        let list = stage
+            .deliveries(&a.id, Some(DeliveryStatus::Delivered))
+            .await
+            .ok()?;
+        (list.deliveries.len() == 2).then_some(())
+    })
+    .await?;
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_certificate_is_not_trusted_gets_nothing() -> anyhow::Result<()> {
+    let sink = SmtpSink::with_tls(SinkTls::Implicit).await?;
+    let toml = format!(
+        "{}[[notify.channels]]\nname = \"mail\"\nkind = \"email\"\nhost = \"127.0.0.1\"\n\
+         port = {}\ntls = \"implicit\"\nfrom = \"herald@larkspur.example\"\n\
+         to = [\"it-wins@larkspur.example\"]\n\
+         [[notify.routes]]\nname = \"to-mail\"\nchannel = \"mail\"\n",
+        settings(true),
+        sink.port()
+    );
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let a = announcement("a-mail-untrusted");
+    stage
+        .publish("herald.announcements.headline_win", &a.id, &a)
+        .await?;
+    let delivery = herald_testkit::eventually("attempted", WAIT, || async {
+        let list = stage.deliveries(&a.id, None).await.ok()?;
+        list.deliveries.into_iter().find(|d| d.attempts >= 1)
+    })
+    .await?;
+    assert_ne!(delivery.status, DeliveryStatus::Delivered as i32);
+    assert!(
+        delivery.last_error.contains("invalid peer certificate"),
+        "{}",
+        delivery.last_error
+    );
+    assert!(sink.exchanges().is_empty());
     stage.stop().await
 }
