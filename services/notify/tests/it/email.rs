@@ -330,3 +330,52 @@ async fn a_relay_whose_certificate_is_not_trusted_gets_nothing() -> anyhow::Resu
     assert!(sink.exchanges().is_empty());
     stage.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ticket_data_adds_no_header_recipient_or_markup_to_a_mail() -> anyhow::Result<()> {
+    let sink = SmtpSink::start().await?;
+    let toml = format!("{}{}", settings(true), channel("mail", &sink));
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let mut a = announcement("a-mail-hostile");
+    let hostile = "Restored\r\nBcc: victim@evil.example\r\n\r\n<script>alert(1)</script> \
+                   <a href=\"http://evil\">x</a> [x](http://evil)";
+    if let Some(card) = a.card.as_mut() {
+        card.title = hostile.into();
+        card.summary = hostile.into();
+        card.people[0].name = hostile.into();
+        card.links.push(Link {
+            title: hostile.into(),
+            url: "javascript:alert(1)".into(),
+        });
+    }
+    stage
+        .publish("herald.announcements.headline_win", &a.id, &a)
+        .await?;
+    let got = sink.wait_for(1, WAIT).await?;
+    let mut to = got[0].to.clone();
+    to.sort();
+    assert_eq!(
+        to,
+        vec!["ana@larkspur.example", "it-wins@larkspur.example"],
+        "a recipient came from ticket data"
+    );
+    let message = got[0].message.clone().expect("accepted");
+    let headers = &message[..message.find("\r\n\r\n").expect("headers end")];
+    assert!(
+        !headers.to_lowercase().contains("\r\nbcc:"),
+        "a header came from ticket data: {headers}"
+    );
+    let (_, html) = part(&message, "text/html").expect("an HTML part");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    for live in ["<script>", "<a href=\"http://evil\"", "javascript:"] {
+        assert!(!html.contains(live), "{live} live in {html}");
+    }
+    // The only link is Herald's own, to the record.
+    for (i, _) in html.match_indices("<a ") {
+        assert!(
+            html[i..].starts_with("<a href=\"https://larkspur.service-now.com/"),
+            "{html}"
+        );
+    }
+    stage.stop().await
+}
