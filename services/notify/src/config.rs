@@ -53,6 +53,19 @@ impl SmtpTls {
 }
 
 impl ChannelKind {
+    /// Whether the receiver recognises a repeated send of the same delivery (a webhook's
+    /// `webhook-id`, Google Chat's request id, the local channels), so an interrupted attempt may
+    /// be sent again without a visible duplicate.
+    pub fn recognises_repeats(self) -> bool {
+        matches!(
+            self,
+            ChannelKind::Webhook
+                | ChannelKind::GoogleChat
+                | ChannelKind::Console
+                | ChannelKind::File
+        )
+    }
+
     /// The word used in the configuration.
     pub fn token(self) -> &'static str {
         match self {

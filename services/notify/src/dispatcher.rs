@@ -51,11 +51,60 @@ impl Dispatcher {
         }
     }
 
+    /// An attempt whose dispatcher died mid-send may or may not have reached the channel. Where the
+    /// receiver recognises a repeat (a webhook's `webhook-id`, Google Chat's request id, a local
+    /// channel) it is sent again under the same id; where a repeat would be a second post that
+    /// everyone sees (Slack, Teams, Discord, Mattermost, e-mail) a possible miss that an operator
+    /// can see and replay is better than a duplicate (ADR 0001): it is marked failed, saying why.
+    /// Either way the interrupted attempt is logged.
+    async fn settle_interrupted(&self, claimed: &Claimed) {
+        let resend = self
+            .settings
+            .channel(&claimed.channel)
+            .is_some_and(|c| c.kind.recognises_repeats());
+        let (outcome, next) = if resend {
+            (
+                AttemptOutcome::Retry {
+                    status: None,
+                    error: "interrupted: the process stopped during this attempt; sent again under the same id, which the receiver recognises".into(),
+                    after: None,
+                },
+                Next::RetryAt(Utc::now()),
+            )
+        } else {
+            (
+                AttemptOutcome::Failed {
+                    status: None,
+                    error: "interrupted: the process stopped during this attempt, which may or may not have been posted; not sent again to avoid a duplicate post (replay it if it never arrived)".into(),
+                },
+                Next::Failed,
+            )
+        };
+        tracing::warn!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, resend, "an attempt was interrupted by a stop");
+        if let Err(e) = self
+            .store
+            .finish_attempt(claimed, &outcome, Duration::ZERO, next)
+            .await
+        {
+            tracing::error!(delivery = %claimed.id, error = %e, "cannot record the interrupted attempt");
+        }
+    }
+
     /// Runs until `shutdown`; an attempt under way is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut last_sent: HashMap<String, tokio::time::Instant> = HashMap::new();
         let lease = self.settings.request_timeout * 2 + Duration::from_secs(5);
         while !shutdown.is_cancelled() {
+            match self.store.take_interrupted(lease).await {
+                Ok(interrupted) => {
+                    for claimed in interrupted {
+                        self.settle_interrupted(&claimed).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read interrupted deliveries; will try again")
+                }
+            }
             match self.store.claim_due(BATCH, lease).await {
                 Ok(claimed) if !claimed.is_empty() => {
                     self.send_batch(claimed, &mut last_sent).await;

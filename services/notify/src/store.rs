@@ -160,8 +160,25 @@ impl Store {
         Ok(created)
     }
 
-    /// Claims up to `limit` due deliveries for `lease`: pending ones whose time has come, and ones
-    /// whose previous dispatcher vanished mid-attempt. Replicas never claim the same row.
+    /// Takes the deliveries whose dispatcher vanished mid-attempt (still `sending`, lease run out),
+    /// leasing them to the caller for `lease` without counting a new attempt: the caller decides
+    /// whether the channel may be sent to again and logs the interrupted attempt.
+    pub async fn take_interrupted(&self, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+        let now = Utc::now();
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1
+             WHERE status = 'sending' AND lease_until < $2
+             RETURNING id, announcement_id, route, channel, attempts, payload",
+        )
+        .bind(millis(now) + duration_ms(lease))
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(claimed_of).collect())
+    }
+
+    /// Claims up to `limit` due pending deliveries for `lease`. Replicas never claim the same row;
+    /// an attempt whose dispatcher vanished is [`Store::take_interrupted`]'s, not this.
     pub async fn claim_due(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
         let now = Utc::now();
         // PostgreSQL replicas skip rows another one has locked; SQLite has a single writer.
@@ -173,8 +190,7 @@ impl Store {
             "UPDATE deliveries
              SET status = 'sending', attempts = attempts + 1, lease_until = $2
              WHERE id IN (SELECT id FROM deliveries
-                          WHERE (status = 'pending' AND next_attempt_at <= $3)
-                             OR (status = 'sending' AND lease_until < $3)
+                          WHERE status = 'pending' AND next_attempt_at <= $3
                           ORDER BY next_attempt_at
                           LIMIT $1
                           {lock})
@@ -186,17 +202,7 @@ impl Store {
             .bind(millis(now))
             .fetch_all(&self.pool)
             .await?;
-        let mut claimed: Vec<Claimed> = rows
-            .into_iter()
-            .map(|r| Claimed {
-                id: r.get("id"),
-                announcement_id: r.get("announcement_id"),
-                route: r.get("route"),
-                channel: r.get("channel"),
-                attempt: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(0),
-                announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
-            })
-            .collect();
+        let mut claimed: Vec<Claimed> = rows.into_iter().map(claimed_of).collect();
         // RETURNING gives no order; keep announcements in the order they came.
         claimed.sort_by(|a, b| {
             a.announcement_id
@@ -337,5 +343,16 @@ impl Store {
             }
         }
         Ok(deliveries)
+    }
+}
+
+fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
+    Claimed {
+        id: r.get("id"),
+        announcement_id: r.get("announcement_id"),
+        route: r.get("route"),
+        channel: r.get("channel"),
+        attempt: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(0),
+        announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
     }
 }

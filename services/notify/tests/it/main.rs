@@ -3,5 +3,6 @@
 
 mod channels;
 mod email;
+mod interrupted;
 mod stage;
 mod store_conformance;

@@ -123,10 +123,25 @@ async fn a_vanished_dispatcher_gives_its_deliveries_back_after_the_lease(
         )
         .await?;
     assert_eq!(store.claim_due(10, Duration::ZERO).await?.len(), 1);
+    // The lease runs out (a time-based contract: nothing signals it).
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let reclaimed = store.claim_due(10, Duration::from_secs(60)).await?;
-    assert_eq!(reclaimed.len(), 1, "an expired lease is claimed again");
-    assert_eq!(reclaimed[0].attempt, 2);
+    assert!(
+        store
+            .claim_due(10, Duration::from_secs(60))
+            .await?
+            .is_empty(),
+        "an interrupted attempt is not simply claimed again: the dispatcher decides per channel"
+    );
+    let interrupted = store.take_interrupted(Duration::from_secs(60)).await?;
+    assert_eq!(interrupted.len(), 1, "an expired lease is handed back");
+    assert_eq!(interrupted[0].attempt, 1, "the attempt that was cut short");
+    assert!(
+        store
+            .take_interrupted(Duration::from_secs(60))
+            .await?
+            .is_empty(),
+        "leased to one dispatcher at a time"
+    );
     assert!(store.next_due().await?.is_some());
     Ok(())
 }
