@@ -2,7 +2,7 @@
 
 use std::{collections::HashSet, net::SocketAddr, time::Duration};
 
-use herald_proto::v1::AnnouncementKind;
+use herald_proto::v1::{AnnouncementKind, ValueLabel};
 use herald_runtime::{ConfigLoader, Secret, SharedConfig, config::ConfigError};
 use serde::Deserialize;
 
@@ -185,13 +185,38 @@ impl ChannelConfig {
     }
 }
 
-/// Which announcements go to which channel.
+/// A route's quiet hours, on its time zone's wall clock; `from` after `to` spans midnight.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// `"18:00"`: nothing is sent from then…
+    pub from: String,
+    /// `"08:00"`: …until then; what arrived meanwhile is held, never dropped.
+    pub to: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Which announcements go to which channels. Routes are read in order; a matching route with
+/// `continue = false` ends the walk, so the routes below it see nothing of that announcement.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
-    pub channel: String,
-    /// Announcement kinds (`headline_win`, `digest`, `lesson`); all when empty.
+    /// The channel this route sends to (or several, with `channels`).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Channels this route sends to, each getting its own delivery.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Whether the routes after this one are still tried when it matches. Defaults to `true`, so
+    /// every matching route gets a delivery (as before routes had an order); `false` makes the
+    /// first matching route the last.
+    #[serde(rename = "continue", default = "yes")]
+    pub continue_: bool,
+    /// Announcement kinds (`headline_win`, `correction`, `digest`, `lesson`); all when empty.
     #[serde(default)]
     pub kinds: Vec<String>,
     /// Only announcements worth at least this much.
@@ -203,6 +228,36 @@ pub struct RouteConfig {
     /// Only these teams (catalog ids); all when empty.
     #[serde(default)]
     pub teams: Vec<String>,
+    /// Only announcements whose business service has one of these capabilities in the catalog;
+    /// all when empty.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Only announcements with a value line of one of these labels (`cash`, `capacity`,
+    /// `avoided`, `estimate`); all when empty.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Nothing is sent in these hours; deliveries wait for the end of them.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// Days this route sends on (`mon` … `sun`); every day when empty.
+    #[serde(default)]
+    pub business_days: Vec<String>,
+    /// The IANA time zone quiet hours and business days are read in (`Europe/Oslo`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+impl RouteConfig {
+    /// The channels this route sends to: `channel`, then `channels`, each once.
+    pub fn channel_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for name in self.channel.iter().chain(&self.channels) {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        names
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,10 +362,17 @@ impl NotifySettings {
             if !routes.insert(route.name.as_str()) {
                 return invalid(format!("route name {:?} is used twice", route.name));
             }
-            if self.channel(&route.channel).is_none() {
+            let channels = route.channel_names();
+            if channels.is_empty() {
                 return invalid(format!(
-                    "route {} sends to channel {:?}, which is not one of the [[notify.channels]]",
-                    route.name, route.channel
+                    "route {} names no channel: give channel = \"…\" or channels = [\"…\"]",
+                    route.name
+                ));
+            }
+            if let Some(unknown) = channels.iter().find(|c| self.channel(c).is_none()) {
+                return invalid(format!(
+                    "route {} sends to channel {unknown:?}, which is not one of the [[notify.channels]]",
+                    route.name
                 ));
             }
             if let Some(kind) = route
@@ -322,6 +384,19 @@ impl NotifySettings {
                     "route {}: kind {kind:?} is not one of headline_win, digest, lesson, correction",
                     route.name
                 ));
+            }
+            if let Some(label) = route
+                .labels
+                .iter()
+                .find(|l| ValueLabel::from_token(l).is_none())
+            {
+                return invalid(format!(
+                    "route {}: label {label:?} is not one of cash, capacity, avoided, estimate",
+                    route.name
+                ));
+            }
+            if let Err(e) = crate::schedule::Window::of_route(route) {
+                return invalid(format!("route {}: {e}", route.name));
             }
         }
         if self.max_attempts == 0 {
@@ -341,10 +416,25 @@ impl NotifyConfig {
     pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
         let notify: NotifySettings = loader.section("notify")?;
         notify.validate()?;
-        Ok(Self {
-            shared: loader.shared()?,
-            notify,
-        })
+        let shared = loader.shared()?;
+        // A capability no catalog service has is a typo, when there is a catalog to ask.
+        if !shared.catalog.is_empty() {
+            for route in &notify.routes {
+                if let Some(unknown) = route.capabilities.iter().find(|c| {
+                    !shared
+                        .catalog
+                        .services()
+                        .iter()
+                        .any(|s| s.capability.as_deref() == Some(c.as_str()))
+                }) {
+                    return Err(ConfigError::Invalid(format!(
+                        "[notify] route {}: capability {unknown:?} is not the capability of any catalog service",
+                        route.name
+                    )));
+                }
+            }
+        }
+        Ok(Self { shared, notify })
     }
 }
 
@@ -370,6 +460,81 @@ mod tests {
         )
         .expect_err("bad kind");
         assert!(err.to_string().contains("headline"), "{err}");
+    }
+
+    const TWO_CHANNELS: &str = "[[notify.channels]]\nname = \"a\"\nkind = \"console\"\n\
+         [[notify.channels]]\nname = \"b\"\nkind = \"console\"\n";
+
+    #[test]
+    fn routes_take_one_or_several_channels_and_continue_by_default() {
+        let ok = load(&format!(
+            "{TWO_CHANNELS}[[notify.routes]]\nname = \"one\"\nchannel = \"a\"\n\
+             [[notify.routes]]\nname = \"both\"\nchannels = [\"a\", \"b\"]\ncontinue = false\n"
+        ))
+        .expect("valid");
+        let routes = &ok.notify.routes;
+        assert_eq!(routes[0].channel_names(), ["a"]);
+        assert!(
+            routes[0].continue_,
+            "continue defaults to true: every matching route"
+        );
+        assert_eq!(routes[1].channel_names(), ["a", "b"]);
+        assert!(!routes[1].continue_);
+        for (route, expected) in [
+            ("channels = [\"a\", \"slakc\"]", "channel \"slakc\""),
+            ("", "names no channel"),
+            ("channel = \"a\"\nlabels = [\"avoid\"]", "label \"avoid\""),
+            (
+                "channel = \"a\"\nkinds = [\"headline\"]",
+                "kind \"headline\"",
+            ),
+            (
+                "channel = \"a\"\nquiet_hours = { from = \"18:00\", to = \"08:00\" }\ntimezone = \"Europe/Olso\"",
+                "timezone \"Europe/Olso\"",
+            ),
+            (
+                "channel = \"a\"\nquiet_hours = { from = \"18:00\", to = \"08:00\" }",
+                "need a timezone",
+            ),
+            (
+                "channel = \"a\"\nquiet_hours = { from = \"6pm\", to = \"08:00\" }\ntimezone = \"UTC\"",
+                "\"6pm\"",
+            ),
+            (
+                "channel = \"a\"\nbusiness_days = [\"mon\", \"fry\"]\ntimezone = \"UTC\"",
+                "\"fry\"",
+            ),
+        ] {
+            let err = load(&format!(
+                "{TWO_CHANNELS}[[notify.routes]]\nname = \"r\"\n{route}\n"
+            ))
+            .expect_err(expected)
+            .to_string();
+            assert!(
+                err.contains(expected) && err.contains("route r"),
+                "{expected}: {err}"
+            );
+        }
+        load(&format!(
+            "{TWO_CHANNELS}[[notify.routes]]\nname = \"r\"\nchannel = \"a\"\n\
+             quiet_hours = {{ from = \"18:00\", to = \"08:00\" }}\n\
+             business_days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\ntimezone = \"Europe/Oslo\"\n"
+        ))
+        .expect("quiet hours");
+    }
+
+    #[test]
+    fn a_capability_must_be_in_the_catalog() {
+        let catalog = "[[catalog.services]]\nid = \"svc-wms\"\nname = \"WMS\"\ncapability = \"logistics\"\n\
+                       users = 10\nblocked_share = 0.5\nloaded_hourly_rate = 50.0\n";
+        let route = |cap: &str| {
+            format!(
+                "{catalog}{TWO_CHANNELS}[[notify.routes]]\nname = \"r\"\nchannel = \"a\"\ncapabilities = [\"{cap}\"]\n"
+            )
+        };
+        load(&route("logistics")).expect("known capability");
+        let err = load(&route("logstics")).expect_err("typo").to_string();
+        assert!(err.contains("capability \"logstics\""), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod local;
 pub mod mail;
 pub mod render;
 pub mod routing;
+pub mod schedule;
 pub mod send;
 pub mod signing;
 pub mod store;
@@ -75,11 +76,13 @@ impl Service for Notify {
         )?;
         let store = store::Store::new(deps.db);
         let wake = Arc::new(tokio::sync::Notify::new());
-        let handler = Arc::new(handler::NotifyHandler {
-            store: store.clone(),
-            settings: config.notify.clone(),
-            wake: wake.clone(),
-        });
+        let catalog = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
+        let handler = Arc::new(handler::NotifyHandler::new(
+            store.clone(),
+            config.notify.clone(),
+            catalog.clone(),
+            wake.clone(),
+        ));
         let consumer = config.notify.consumer.consumer(ConsumerSpec::notify());
         let options = config.notify.consumer.worker_options("notify");
         let dispatcher = dispatcher::Dispatcher {
@@ -89,6 +92,10 @@ impl Service for Notify {
             wake,
         };
         Ok(Component::new()
+            .task(
+                "catalog",
+                catalog.watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
+            )
             .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown.clone()),

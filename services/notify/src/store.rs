@@ -67,10 +67,19 @@ pub struct Store {
     backend: Backend,
 }
 
-/// Stable per (announcement, route): the `webhook-id` receivers de-duplicate on.
-pub fn delivery_id(announcement_id: &str, route: &str) -> String {
-    let digest = Sha256::digest(format!("{announcement_id}\n{route}").as_bytes());
+/// Stable per (announcement, route, channel): the `webhook-id` receivers de-duplicate on.
+pub fn delivery_id(announcement_id: &str, route: &str, channel: &str) -> String {
+    let digest = Sha256::digest(format!("{announcement_id}\n{route}\n{channel}").as_bytes());
     format!("d-{}", hex::encode(&digest[..10]))
+}
+
+/// A delivery to create: on `route` to `channel`, first tried at `not_before` (now, or later when
+/// the route's quiet hours hold it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub route: String,
+    pub channel: String,
+    pub not_before: DateTime<Utc>,
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -85,27 +94,47 @@ impl Store {
         }
     }
 
-    /// Creates the deliveries of an announcement, one per route; repeats change nothing. Returns how
-    /// many are new.
+    /// Creates the deliveries of an announcement, one per (route, channel), due at once; repeats
+    /// change nothing. Returns how many are new.
     pub async fn enqueue(
         &self,
         announcement: &Announcement,
         routes: &[(String, String)],
     ) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let planned: Vec<Planned> = routes
+            .iter()
+            .map(|(route, channel)| Planned {
+                route: route.clone(),
+                channel: channel.clone(),
+                not_before: now,
+            })
+            .collect();
+        self.enqueue_planned(announcement, &planned).await
+    }
+
+    /// Creates the deliveries of an announcement, one per (route, channel), each first due at its
+    /// `not_before`; repeats change nothing. Returns how many are new.
+    pub async fn enqueue_planned(
+        &self,
+        announcement: &Announcement,
+        planned: &[Planned],
+    ) -> Result<u64, StoreError> {
         let payload = announcement.encode_to_vec();
         let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         let mut created = 0;
-        for (route, channel) in routes {
+        for p in planned {
             created += sqlx::query(
                 "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)
-                 ON CONFLICT (announcement_id, route) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)
+                 ON CONFLICT (announcement_id, route, channel) DO NOTHING",
             )
-            .bind(delivery_id(&announcement.id, route))
+            .bind(delivery_id(&announcement.id, &p.route, &p.channel))
             .bind(&announcement.id)
-            .bind(route)
-            .bind(channel)
+            .bind(&p.route)
+            .bind(&p.channel)
+            .bind(millis(p.not_before).max(now))
             .bind(now)
             .bind(&payload)
             .execute(&mut *tx)
@@ -118,8 +147,20 @@ impl Store {
 
     /// Routes a correction to every route that carried the announcement it corrects: a delivery not
     /// attempted yet is withdrawn instead (nobody saw it, so nothing needs correcting); every other
-    /// one gets the correction, on the same route and channel. Returns how many corrections are new.
+    /// one gets the correction, on the same route and channel, due at once. Returns how many
+    /// corrections are new.
     pub async fn enqueue_correction(&self, correction: &Announcement) -> Result<u64, StoreError> {
+        self.enqueue_correction_held(correction, |_| Utc::now())
+            .await
+    }
+
+    /// As [`Store::enqueue_correction`], each correction first due at `not_before(route)`: the
+    /// route's own sending window.
+    pub async fn enqueue_correction_held(
+        &self,
+        correction: &Announcement,
+        not_before: impl Fn(&str) -> DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
         let payload = correction.encode_to_vec();
         let mut tx = self.pool.begin().await?;
@@ -143,13 +184,14 @@ impl Store {
             let channel: String = row.get("channel");
             created += sqlx::query(
                 "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)
-                 ON CONFLICT (announcement_id, route) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)
+                 ON CONFLICT (announcement_id, route, channel) DO NOTHING",
             )
-            .bind(delivery_id(&correction.id, &route))
+            .bind(delivery_id(&correction.id, &route, &channel))
             .bind(&correction.id)
             .bind(&route)
             .bind(&channel)
+            .bind(millis(not_before(&route)).max(now))
             .bind(now)
             .bind(&payload)
             .execute(&mut *tx)

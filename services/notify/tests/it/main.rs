@@ -4,5 +4,6 @@
 mod channels;
 mod email;
 mod interrupted;
+mod routes;
 mod stage;
 mod store_conformance;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use herald_notify::{
     Notify,
     attempt::AttemptOutcome,
-    store::{Next, Store},
+    store::{Next, Planned, Store},
 };
 use herald_proto::v1::Announcement;
 use herald_runtime::{db::Backend, service::Service};
@@ -146,8 +146,79 @@ async fn a_vanished_dispatcher_gives_its_deliveries_back_after_the_lease(
     Ok(())
 }
 
+async fn one_delivery_per_route_and_channel_each_due_when_planned(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::hours(3);
+    let planned = |route: &str, channel: &str, not_before| Planned {
+        route: route.into(),
+        channel: channel.into(),
+        not_before,
+    };
+    let plan = [
+        planned("wins", "slack", now),
+        planned("wins", "teams", now),
+        planned("quiet", "slack", later),
+    ];
+    let a = Announcement {
+        id: "a-1".into(),
+        ..Default::default()
+    };
+    assert_eq!(store.enqueue_planned(&a, &plan).await?, 3);
+    assert_eq!(
+        store.enqueue_planned(&a, &plan).await?,
+        0,
+        "repeats add nothing"
+    );
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    let mut due: Vec<(String, String)> = claimed
+        .iter()
+        .map(|c| (c.route.clone(), c.channel.clone()))
+        .collect();
+    due.sort();
+    assert_eq!(
+        due,
+        [
+            ("wins".to_string(), "slack".to_string()),
+            ("wins".to_string(), "teams".to_string())
+        ],
+        "the held delivery is not due"
+    );
+    assert_ne!(claimed[0].id, claimed[1].id);
+    let held = store.list(None, &["pending"], 10).await?;
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].next_attempt_at.map(|t| t.timestamp_millis()),
+        Some(later.timestamp_millis())
+    );
+    // A correction follows the route's own window.
+    let correction = Announcement {
+        id: "c-1".into(),
+        corrects: "a-1".into(),
+        ..Default::default()
+    };
+    store
+        .enqueue_correction_held(
+            &correction,
+            |route| if route == "wins" { later } else { now },
+        )
+        .await?;
+    let corrections = store.list(Some("c-1"), &[], 10).await?;
+    assert_eq!(corrections.len(), 2, "one per channel that carried a-1");
+    assert!(
+        corrections
+            .iter()
+            .all(|d| d.next_attempt_at.map(|t| t.timestamp_millis())
+                == Some(later.timestamp_millis()))
+    );
+    Ok(())
+}
+
 herald_testkit::store_cases!(
     deliveries_are_created_once_per_route,
+    one_delivery_per_route_and_channel_each_due_when_planned,
     a_claimed_delivery_is_leased_and_retried_when_due,
     a_vanished_dispatcher_gives_its_deliveries_back_after_the_lease,
 );
