@@ -1,6 +1,6 @@
 //! Herald notify: routes announcements to channels, renders the card for each channel within its
 //! limits, delivers with retries and pacing, logs every attempt, and never creates two deliveries
-//! of one announcement for one route.
+//! of one announcement for one route and channel.
 
 pub mod attempt;
 pub mod config;
