@@ -216,8 +216,68 @@ async fn one_delivery_per_route_and_channel_each_due_when_planned(
     Ok(())
 }
 
+/// A database made before routes had several channels keeps its deliveries and their attempts when
+/// the unique key becomes (announcement, route, channel).
+async fn the_per_channel_key_keeps_existing_deliveries(backend: Backend) -> anyhow::Result<()> {
+    use prost::Message;
+    let dir = tempfile::tempdir()?;
+    let sub = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(sub)
+            .join("0001_deliveries.sql"),
+        dir.path().join("0001_deliveries.sql"),
+    )?;
+    let first: &'static sqlx::migrate::Migrator =
+        Box::leak(Box::new(sqlx::migrate::Migrator::new(dir.path()).await?));
+    let only_first = herald_runtime::db::Migrations {
+        postgres: first,
+        sqlite: first,
+    };
+    let test = TestStore::on(backend, Notify::NAME, &only_first).await?;
+    let a = Announcement {
+        id: "a-1".into(),
+        ..Default::default()
+    };
+    sqlx::query(
+        "INSERT INTO deliveries (id, announcement_id, route, channel, status, attempts, created_at, payload)
+         VALUES ('d-old', 'a-1', 'wins', 'slack', 'delivered', 1, 0, $1)",
+    )
+    .bind(a.encode_to_vec())
+    .execute(&test.db.pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, attempt, at, http_status, duration_ms)
+         VALUES ('d-old', 1, 0, 200, 5)",
+    )
+    .execute(&test.db.pool)
+    .await?;
+    herald_runtime::db::migrate(&test.db, Notify::NAME, &Notify::migrations()).await?;
+    let store = Store::new(test.db.clone());
+    let kept = store.list(None, &[], 10).await?;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].id.as_str(), kept[0].status.as_str()),
+        ("d-old", "delivered")
+    );
+    assert_eq!(kept[0].attempt_log.len(), 1, "the attempt log is kept");
+    assert_eq!(kept[0].attempt_log[0].http_status, Some(200));
+    // The same announcement and route on the old channel adds nothing; on another channel, one.
+    let routes = [
+        ("wins".to_string(), "slack".to_string()),
+        ("wins".to_string(), "teams".to_string()),
+    ];
+    assert_eq!(store.enqueue(&a, &routes).await?, 1);
+    Ok(())
+}
+
 herald_testkit::store_cases!(
     deliveries_are_created_once_per_route,
+    the_per_channel_key_keeps_existing_deliveries,
     one_delivery_per_route_and_channel_each_due_when_planned,
     a_claimed_delivery_is_leased_and_retried_when_due,
     a_vanished_dispatcher_gives_its_deliveries_back_after_the_lease,
