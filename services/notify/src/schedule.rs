@@ -18,9 +18,10 @@ pub struct Window {
     pub tz: Tz,
 }
 
-/// `"18:00"` as a time of day.
+/// `"18:00"` (or `"18:00:30"`) as a time of day.
 pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(text, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
         .map_err(|_| format!("{text:?} is not a time of day like \"18:00\""))
 }
 
@@ -189,6 +190,12 @@ mod tests {
         // Exactly at the end of quiet hours it may send; exactly at the start it may not.
         assert!(w.allows(utc("2026-12-02T07:00:00Z")));
         assert!(!w.allows(utc("2026-12-02T17:00:00Z")));
+        // Seconds may be given too.
+        let precise = window(Some(("18:00", "08:00:30")), &[], "UTC");
+        assert_eq!(
+            precise.next_open(utc("2026-12-02T08:00:00Z")),
+            utc("2026-12-02T08:00:30Z")
+        );
     }
 
     #[test]

@@ -222,6 +222,54 @@ async fn a_win_in_quiet_hours_is_held_until_they_end() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_win_is_sent_when_quiet_hours_end() -> anyhow::Result<()> {
+    let a = HttpReceiver::start().await?;
+    let b = HttpReceiver::start().await?;
+    let now = Utc::now();
+    // Quiet from an hour ago until three seconds from now, to the second.
+    let end = (now + chrono::Duration::seconds(3))
+        .with_nanosecond(0)
+        .expect("a whole second");
+    let from = now - chrono::Duration::hours(1);
+    let routes = format!(
+        "[[notify.routes]]\nname = \"quiet\"\nchannel = \"a\"\n\
+         quiet_hours = {{ from = \"{}\", to = \"{}\" }}\ntimezone = \"UTC\"\n",
+        from.format("%H:%M:%S"),
+        end.format("%H:%M:%S"),
+    );
+    let stage = start(&a, &b, &routes).await?;
+    announce(&stage, &announcement("dawn", 50_000.0, ValueLabel::Avoided)).await?;
+    let held = herald_testkit::eventually("a held delivery", WAIT, || async {
+        let list = stage
+            .deliveries("dawn", Some(DeliveryStatus::Pending))
+            .await
+            .ok()?;
+        list.deliveries.into_iter().next()
+    })
+    .await?;
+    assert_eq!(
+        held.next_attempt_at.map(|t| t.seconds),
+        Some(end.timestamp())
+    );
+    let got = a.wait_for("/a", 1, WAIT).await?;
+    assert_eq!(got.len(), 1);
+    let sent = delivered(&stage, "dawn", 1).await?;
+    assert_eq!(sent, pairs(&[("quiet", "a")]));
+    let list = stage.deliveries("dawn", None).await?;
+    let log = &list.deliveries[0].attempt_log;
+    assert_eq!(log.len(), 1, "one attempt, made once the window opened");
+    assert!(
+        log[0]
+            .at
+            .as_ref()
+            .is_some_and(|at| at.seconds >= end.timestamp()),
+        "attempted at {:?}, before the window opened at {end}",
+        log[0].at
+    );
+    stage.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_win_outside_quiet_hours_is_sent_at_once() -> anyhow::Result<()> {
     let a = HttpReceiver::start().await?;
     let b = HttpReceiver::start().await?;
