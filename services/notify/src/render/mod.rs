@@ -145,6 +145,24 @@ pub fn escape_markdown(text: &str, dialect: Markdown) -> String {
     out
 }
 
+/// The first message built under `caps` (most generous first) whose JSON is at most `max_bytes`,
+/// else the one built under the last, smallest caps: channels with a size limit shrink their text
+/// until the message fits instead of failing the send.
+pub fn largest_that_fits<C>(
+    caps: impl IntoIterator<Item = C>,
+    max_bytes: usize,
+    build: impl Fn(C) -> serde_json::Value,
+) -> serde_json::Value {
+    let mut message = serde_json::Value::Null;
+    for cap in caps {
+        message = build(cap);
+        if serde_json::to_vec(&message).map_or(usize::MAX, |b| b.len()) <= max_bytes {
+            break;
+        }
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

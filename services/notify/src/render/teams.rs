@@ -163,14 +163,7 @@ fn card_with(card: &Card, caps: Caps) -> Value {
 }
 
 pub fn render(card: &Card) -> Value {
-    let mut message = Value::Null;
-    for caps in CAPS {
-        message = card_with(card, caps);
-        if serde_json::to_vec(&message).map_or(usize::MAX, |b| b.len()) <= MAX_BYTES {
-            break;
-        }
-    }
-    message
+    super::largest_that_fits(CAPS, MAX_BYTES, |caps| card_with(card, caps))
 }
 
 #[cfg(test)]
