@@ -8,22 +8,10 @@ use std::{collections::BTreeMap, path::Path, process::Output, time::Duration};
 
 use serde_json::Value;
 
+use crate::support::herald_cli as herald;
 use crate::support::{SECRET, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Runs the `herald` command line to completion, with none of the caller's HERALD_* settings.
-async fn herald(args: &[&str]) -> anyhow::Result<Output> {
-    let program = herald_testkit::binary("herald")?;
-    let mut command = tokio::process::Command::new(program);
-    command.args(args).env("NO_COLOR", "1");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HERALD_") {
-            command.env_remove(name);
-        }
-    }
-    Ok(command.output().await?)
-}
 
 fn describe(output: &Output) -> String {
     format!(

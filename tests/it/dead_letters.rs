@@ -9,25 +9,13 @@ use futures::StreamExt;
 
 use serde_json::Value;
 
+use crate::support::herald_cli;
 use crate::support::{Herald, SLACK_PATH, sign, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
 const FIXTURE: &str = "servicenow/incident-resolved-p1.json";
 const EVENT_ID: &str = "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:23";
 const RECORD: &str = "INC0048213";
-
-/// Runs the `herald` command line to completion, with none of the caller's HERALD_* addresses.
-async fn herald_cli(args: &[&str]) -> anyhow::Result<Output> {
-    let program = herald_testkit::binary("herald")?;
-    Ok(tokio::process::Command::new(program)
-        .args(args)
-        .env_remove("HERALD_URL")
-        .env_remove("HERALD_INGEST_URL")
-        .env_remove("HERALD_SCORING_URL")
-        .env("NO_COLOR", "1")
-        .output()
-        .await?)
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -2,26 +2,15 @@
 //! on the same data directory adds nothing (the README's promise): no event, win or announcement on
 //! the bus, no line in announcements.jsonl, the same wins, leaderboards and value.
 
-use std::{path::Path, process::Output, time::Duration};
+use std::{path::Path, time::Duration};
 
-use herald_testkit::{ServiceProcess, free_port};
+use herald_testkit::ServiceProcess;
 use serde_json::Value;
 
-use crate::support::standalone::wait_settled;
+use crate::support::herald_cli as herald;
+use crate::support::standalone::{start_demo, wait_settled};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-/// Runs the `herald` command line against `grpc`, with none of the caller's HERALD_* settings.
-async fn herald(args: &[&str]) -> anyhow::Result<Output> {
-    let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
-    command.args(args).env("NO_COLOR", "1");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HERALD_") {
-            command.env_remove(name);
-        }
-    }
-    Ok(command.output().await?)
-}
 
 /// The last JSON line a command printed.
 async fn json(args: &[&str]) -> anyhow::Result<Value> {
@@ -120,21 +109,7 @@ async fn a_second_demo_start_on_the_same_data_directory_adds_nothing() -> anyhow
     herald_testkit::init_tracing();
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("herald-data");
-    let grpc = format!("http://127.0.0.1:{}", free_port()?);
-    let args: Vec<String> = [
-        "up",
-        "--demo",
-        "--data-dir",
-        &data.display().to_string(),
-        "--http",
-        &format!("127.0.0.1:{}", free_port()?),
-        "--grpc",
-        grpc.trim_start_matches("http://"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut up = ServiceProcess::spawn("herald", &args, &[]).await?;
+    let (mut up, grpc) = start_demo(&data).await?;
 
     // The first start sends the month from every tool and ingest accepts all of it.
     let first = replay_line(&up, 1).await?;

@@ -7,27 +7,16 @@
 
 use std::{process::Output, time::Duration};
 
-use herald_testkit::{ServiceProcess, free_port};
+use herald_testkit::ServiceProcess;
 use serde_json::Value;
 
-use crate::support::standalone::wait_settled;
+use crate::support::herald_cli as herald;
+use crate::support::standalone::{start_demo, wait_settled};
 
 const WAIT: Duration = Duration::from_secs(120);
 
 /// The failed change's implementer: named in the responders' notes, never in the lesson.
 const IMPLEMENTER: [&str; 3] = ["Tomás Herrera", "tomas.herrera", "Herrera"];
-
-/// Runs the `herald` command line against `grpc`, with none of the caller's HERALD_* settings.
-async fn herald(args: &[&str]) -> anyhow::Result<Output> {
-    let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
-    command.args(args).env("NO_COLOR", "1");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HERALD_") {
-            command.env_remove(name);
-        }
-    }
-    Ok(command.output().await?)
-}
 
 fn describe(args: &[&str], output: &Output) -> String {
     format!(
@@ -138,21 +127,7 @@ async fn herald_explain_shows_every_kind_of_demo_win_with_its_formula_inputs_and
     herald_testkit::init_tracing();
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("herald-data");
-    let grpc = format!("http://127.0.0.1:{}", free_port()?);
-    let args: Vec<String> = [
-        "up",
-        "--demo",
-        "--data-dir",
-        &data.display().to_string(),
-        "--http",
-        &format!("127.0.0.1:{}", free_port()?),
-        "--grpc",
-        grpc.trim_start_matches("http://"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut up = ServiceProcess::spawn("herald", &args, &[]).await?;
+    let (mut up, grpc) = start_demo(&data).await?;
 
     let replayed = console_line(&up, "demo: ").await?;
     assert!(replayed.contains("all accepted"), "{replayed}");

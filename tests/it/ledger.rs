@@ -8,23 +8,11 @@ use std::{process::Output, time::Duration};
 use herald_proto::v1::{ExplainRequest, scoring_client::ScoringClient};
 use serde_json::Value;
 
+use crate::support::herald_cli as herald;
 use crate::support::standalone::Standalone;
 
 const WAIT: Duration = Duration::from_secs(60);
 const RECORD: &str = "INC0048213";
-
-/// Runs the `herald` command line to completion, with none of the caller's HERALD_* settings.
-async fn herald(args: &[&str]) -> anyhow::Result<Output> {
-    let program = herald_testkit::binary("herald")?;
-    let mut command = tokio::process::Command::new(program);
-    command.args(args).env("NO_COLOR", "1");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HERALD_") {
-            command.env_remove(name);
-        }
-    }
-    Ok(command.output().await?)
-}
 
 fn describe(output: &Output) -> String {
     format!(

@@ -319,6 +319,19 @@ impl Herald {
     }
 }
 
+/// Runs the `herald` command line with none of the caller's `HERALD_*` settings (each test names
+/// the address it means), colour off.
+pub async fn herald_cli(args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
+    command.args(args).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HERALD_") {
+            command.env_remove(name);
+        }
+    }
+    Ok(command.output().await?)
+}
+
 /// One row of the ServiceNow export fixture, by ticket number, as ServiceNow would push it.
 pub fn export_row(number: &str) -> anyhow::Result<Vec<u8>> {
     let export = std::fs::read_to_string(

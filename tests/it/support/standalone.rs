@@ -144,6 +144,26 @@ channel = "bi"
     }
 }
 
+/// `herald up --demo` as a process on free ports with its data in `data`; returns the process and
+/// its gRPC URL.
+pub async fn start_demo(data: &Path) -> anyhow::Result<(ServiceProcess, String)> {
+    let grpc = format!("http://127.0.0.1:{}", free_port()?);
+    let args: Vec<String> = [
+        "up",
+        "--demo",
+        "--data-dir",
+        &data.display().to_string(),
+        "--http",
+        &format!("127.0.0.1:{}", free_port()?),
+        "--grpc",
+        grpc.trim_start_matches("http://"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Ok((ServiceProcess::spawn("herald", &args, &[]).await?, grpc))
+}
+
 /// [`Standalone::wait_settled`] for any `herald up`: its data directory and gRPC address.
 pub async fn wait_settled(data_dir: &Path, grpc: &str) -> anyhow::Result<()> {
     let bus = data_dir.join("bus.sqlite");
