@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use herald_catalog::Catalog;
-use herald_proto::v1::{CreditSubject, EventKind, LessonStory, Source, ValueLabel, Win};
+use herald_proto::v1::{Credit, CreditSubject, EventKind, LessonStory, Source, ValueLabel, Win};
 
 use crate::format;
 
@@ -50,11 +50,7 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
     }
     let _ = writeln!(out, "Credit:");
     for credit in &win.credits {
-        let name = if credit.subject == CreditSubject::Team as i32 {
-            catalog.team_name(&credit.id).to_string()
-        } else {
-            catalog.public_name(&credit.id).name
-        };
+        let name = credited_name(credit, catalog);
         let _ = writeln!(
             out,
             "  {:<34} {:>5.0}%  {}  ({})",
@@ -73,6 +69,15 @@ pub fn explain(win: &Win, catalog: &Catalog) -> String {
     }
     let _ = writeln!(out, "Event: {}", win.event_id);
     out
+}
+
+/// A credited team's name, or a person's public name ("a member of <team>" when they opted out).
+fn credited_name(credit: &Credit, catalog: &Catalog) -> String {
+    if credit.subject == CreditSubject::Team as i32 {
+        catalog.team_name(&credit.id).to_string()
+    } else {
+        catalog.public_name(&credit.id).name
+    }
 }
 
 /// A lesson learned has no number: its story, who is thanked, and the postmortem.
@@ -98,11 +103,7 @@ fn explain_lesson(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> String 
     );
     let _ = writeln!(out, "Thanked:");
     for credit in &win.credits {
-        let name = if credit.subject == CreditSubject::Team as i32 {
-            catalog.team_name(&credit.id).to_string()
-        } else {
-            catalog.public_name(&credit.id).name
-        };
+        let name = credited_name(credit, catalog);
         let _ = writeln!(out, "  {name} ({})", credit.role);
     }
     let _ = writeln!(out, "Event: {}", win.event_id);

@@ -26,25 +26,7 @@ pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
     if let Some(praise) = &win.praise {
         summary.push_str(&format!(" “{}” — {}", praise.quote, praise.requester));
     }
-    let people = win
-        .credits
-        .iter()
-        .filter(|c| c.subject == CreditSubject::Person as i32)
-        .map(|c| {
-            let name = catalog.public_name(&c.id);
-            CreditedPerson {
-                name: name.name,
-                role: c.role.clone(),
-                anonymised: name.anonymised,
-            }
-        })
-        .collect();
-    let teams = win
-        .credits
-        .iter()
-        .filter(|c| c.subject == CreditSubject::Team as i32)
-        .map(|c| catalog.team_name(&c.id).to_string())
-        .collect();
+    let (people, teams) = credited(win, catalog);
     Card {
         title: win.headline.clone(),
         summary,
@@ -65,6 +47,39 @@ pub fn headline_card(win: &Win, catalog: &Catalog) -> Card {
             .collect(),
         business_service: service.map(|s| s.name.clone()),
     }
+}
+
+/// The people credited (by public name: "a member of <team>" for those who opted out) and the
+/// teams, as every card shows them.
+fn credited(win: &Win, catalog: &Catalog) -> (Vec<CreditedPerson>, Vec<String>) {
+    let people = win
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Person as i32)
+        .map(|c| {
+            let name = catalog.public_name(&c.id);
+            CreditedPerson {
+                name: name.name,
+                role: c.role.clone(),
+                anonymised: name.anonymised,
+            }
+        })
+        .collect();
+    let teams = win
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Team as i32)
+        .map(|c| catalog.team_name(&c.id).to_string())
+        .collect();
+    (people, teams)
+}
+
+/// The business service's display name, when the win names one the catalog knows.
+fn service_name(win: &Win, catalog: &Catalog) -> Option<String> {
+    win.business_service
+        .as_deref()
+        .and_then(|s| catalog.service(s))
+        .map(|s| s.name.clone())
 }
 
 /// The correction of a headline whose win was withdrawn: what was announced, why it no longer
@@ -88,35 +103,13 @@ pub fn correction_card(win: &Win, original: &Announcement, catalog: &Catalog) ->
         people: Vec::new(),
         teams: Vec::new(),
         links: announced.links,
-        business_service: win
-            .business_service
-            .as_deref()
-            .and_then(|s| catalog.service(s))
-            .map(|s| s.name.clone()),
+        business_service: service_name(win, catalog),
     }
 }
 
 /// A lesson learned: the blameless story, who responded and followed up, the postmortem.
 pub fn lesson_card(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> Card {
-    let people = win
-        .credits
-        .iter()
-        .filter(|c| c.subject == CreditSubject::Person as i32)
-        .map(|c| {
-            let name = catalog.public_name(&c.id);
-            CreditedPerson {
-                name: name.name,
-                role: c.role.clone(),
-                anonymised: name.anonymised,
-            }
-        })
-        .collect();
-    let teams = win
-        .credits
-        .iter()
-        .filter(|c| c.subject == CreditSubject::Team as i32)
-        .map(|c| catalog.team_name(&c.id).to_string())
-        .collect();
+    let (people, teams) = credited(win, catalog);
     let mut links = vec![Link {
         title: "Read the postmortem".into(),
         url: lesson.postmortem_url.clone(),
@@ -134,10 +127,6 @@ pub fn lesson_card(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> Card {
         people,
         teams,
         links,
-        business_service: win
-            .business_service
-            .as_deref()
-            .and_then(|s| catalog.service(s))
-            .map(|s| s.name.clone()),
+        business_service: service_name(win, catalog),
     }
 }

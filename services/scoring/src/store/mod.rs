@@ -274,24 +274,7 @@ impl Store {
                 publish,
             });
         }
-        for credit in &win.credits {
-            sqlx::query(
-                "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(&win.id)
-            .bind(
-                CreditSubject::try_from(credit.subject)
-                    .map(|s| s.token())
-                    .unwrap_or("unspecified"),
-            )
-            .bind(&credit.id)
-            .bind(&credit.role)
-            .bind(credit.share)
-            .bind(credit.amount)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_credits(&mut tx, &win).await?;
         verification::ledger_for_new_win(&mut tx, &win, now).await?;
         sqlx::query("UPDATE events SET win_id = $2 WHERE id = $1")
             .bind(&event.id)
@@ -394,6 +377,32 @@ impl Store {
         };
         Ok(self.event_outcome(&id).await?.map(|outcome| (id, outcome)))
     }
+}
+
+/// Who got which share of a win: one row per team or person.
+async fn insert_credits(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    win: &Win,
+) -> Result<(), StoreError> {
+    for credit in &win.credits {
+        sqlx::query(
+            "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&win.id)
+        .bind(
+            CreditSubject::try_from(credit.subject)
+                .map(|s| s.token())
+                .unwrap_or("unspecified"),
+        )
+        .bind(&credit.id)
+        .bind(&credit.role)
+        .bind(credit.share)
+        .bind(credit.amount)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 fn status_token(status: i32) -> &'static str {

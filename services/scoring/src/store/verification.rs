@@ -236,25 +236,7 @@ async fn write_value(tx: &mut Transaction<'static, Any>, win: &Win) -> Result<()
         .bind(&win.id)
         .execute(&mut **tx)
         .await?;
-    for credit in &win.credits {
-        sqlx::query(
-            "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&win.id)
-        .bind(
-            herald_proto::v1::CreditSubject::try_from(credit.subject)
-                .map(|s| s.token())
-                .unwrap_or("unspecified"),
-        )
-        .bind(&credit.id)
-        .bind(&credit.role)
-        .bind(credit.share)
-        .bind(credit.amount)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+    super::insert_credits(tx, win).await
 }
 
 /// A new win's status: withdrawn by a signal seen earlier, confirmed if its hold-back has already
