@@ -70,3 +70,25 @@ ensure_smtp_sink() {
     }
   fi
 }
+
+# Headless Chromium for the dashboard's browser test (screenshots at wall-screen sizes).
+ensure_chromium() {
+  if [ -n "${HERALD_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then
+    return 0
+  fi
+  install_packages chromium || {
+    echo "Chromium is required for the dashboard's browser test: install it (apt-get install chromium) or set HERALD_CHROMIUM to a Chrome or Chromium binary" >&2
+    exit 1
+  }
+}
+
+# pdftotext (poppler-utils) reads the monthly report's PDF back in its test.
+ensure_pdftotext() {
+  if command -v pdftotext >/dev/null 2>&1; then
+    return 0
+  fi
+  install_packages poppler-utils || {
+    echo "pdftotext is required for the monthly report's PDF test: install poppler-utils (apt-get install poppler-utils)" >&2
+    exit 1
+  }
+}

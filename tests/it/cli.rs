@@ -9,18 +9,9 @@ use std::{collections::BTreeMap, path::Path, process::Output, time::Duration};
 use serde_json::Value;
 
 use crate::support::herald_cli as herald;
-use crate::support::{SECRET, standalone::Standalone};
+use crate::support::{SECRET, describe, standalone::Standalone};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The last line of stdout that is JSON.
 fn json_line(output: &Output) -> anyhow::Result<Value> {

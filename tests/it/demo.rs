@@ -8,7 +8,7 @@ use herald_testkit::ServiceProcess;
 use serde_json::Value;
 
 use crate::support::herald_cli as herald;
-use crate::support::standalone::{start_demo, wait_settled};
+use crate::support::standalone::{start_demo, start_demo_with_env, wait_settled};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -104,6 +104,79 @@ async fn replay_line(up: &ServiceProcess, n: usize) -> anyhow::Result<String> {
     .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?
 }
 
+/// Over the demo's quarter: the public list of people stops at the top ten and carries no money;
+/// one person's own position agrees with it; the spread counts every person of the catalog.
+async fn recognition_is_private_where_it_matters(grpc: &str) -> anyhow::Result<()> {
+    let board = json(&[
+        "--json",
+        "leaderboard",
+        "--period",
+        "quarter",
+        "--scope",
+        "person",
+        "--limit",
+        "50",
+        "--url",
+        grpc,
+    ])
+    .await?;
+    let entries = board["entries"].as_array().cloned().unwrap_or_default();
+    assert!(
+        (1..=10).contains(&entries.len()),
+        "the top ten at most, of the demo's thirteen people: {board}"
+    );
+    assert!(
+        entries.iter().all(|e| e["value"].is_null()),
+        "no money per person: {board}"
+    );
+    let first = &entries[0];
+    let id = first["id"].as_str().unwrap_or_default();
+    let me = json(&[
+        "--json",
+        "leaderboard",
+        "--period",
+        "quarter",
+        "--me",
+        id,
+        "--url",
+        grpc,
+    ])
+    .await?;
+    assert_eq!(me["credited"], true, "{me}");
+    assert_eq!(me["rank"], 1, "{me}");
+    assert_eq!(me["wins"], first["wins"], "{me} against {first}");
+    assert!(
+        me["of"].as_u64().unwrap_or_default() >= entries.len() as u64,
+        "{me}"
+    );
+    let spread = json(&[
+        "--json",
+        "recognition",
+        "--period",
+        "quarter",
+        "--url",
+        grpc,
+    ])
+    .await?;
+    let teams = spread["teams"].as_array().cloned().unwrap_or_default();
+    assert_eq!(teams.len(), 6, "{spread}");
+    let people: u64 = teams
+        .iter()
+        .map(|t| t["people"].as_u64().unwrap_or_default())
+        .sum();
+    let recognised: u64 = teams
+        .iter()
+        .map(|t| t["recognised"].as_u64().unwrap_or_default())
+        .sum();
+    assert_eq!(people, 13, "{spread}");
+    assert_eq!(
+        recognised,
+        me["of"].as_u64().unwrap_or_default(),
+        "everyone credited is counted once in their team: {spread}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_demo_start_on_the_same_data_directory_adds_nothing() -> anyhow::Result<()> {
     herald_testkit::init_tracing();
@@ -132,6 +205,7 @@ async fn a_second_demo_start_on_the_same_data_directory_adds_nothing() -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?;
     let before = seen(&data, &grpc).await?;
+    recognition_is_private_where_it_matters(&grpc).await?;
     assert!(
         before.value["wins"].as_u64().unwrap_or_default() > 0,
         "the month earned nothing: {}",
@@ -159,6 +233,60 @@ async fn a_second_demo_start_on_the_same_data_directory_adds_nothing() -> anyhow
         &after.announcements[before.announcements.len().min(after.announcements.len())..]
     );
     assert_eq!(after, before);
+    up.terminate(Duration::from_secs(30)).await?;
+    Ok(())
+}
+
+/// The README's promise: two lines put the demo's announcements in Teams and in mailboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lines_send_the_demo_to_teams_and_an_smtp_relay() -> anyhow::Result<()> {
+    herald_runtime::install_tls_provider();
+    let teams = herald_testkit::HttpReceiver::start().await?;
+    let sink = herald_testkit::SmtpSink::start().await?;
+    let teams_path = "/workflows/8d2c/triggers/manual/paths/invoke";
+    let teams_url = format!(
+        "{}?api-version=1&sig=TEAMS-SIGNATURE-SECRET",
+        teams.url(teams_path)
+    );
+    let smtp = format!(
+        "smtp+plain://127.0.0.1:{}?from=herald@larkspur.example&to=it-wins@larkspur.example",
+        sink.port()
+    );
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let (mut up, _grpc) = start_demo_with_env(
+        &data,
+        &[
+            ("HERALD_DEMO_TEAMS_URL", &teams_url),
+            ("HERALD_DEMO_SMTP", &smtp),
+        ],
+    )
+    .await?;
+    let cards = teams
+        .wait_for(teams_path, 1, WAIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?;
+    let card = cards[0].json()?;
+    assert_eq!(card["type"], "message", "{card}");
+    assert_eq!(
+        card["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let mails = sink
+        .wait_for(1, WAIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?;
+    assert_eq!(mails[0].to, vec!["it-wins@larkspur.example"]);
+    let output = up.output();
+    assert!(
+        output.contains("teams (teams) → http://127.0.0.1:"),
+        "the banner names the Teams channel: {output}"
+    );
+    assert!(output.contains("email (email) → it-wins@larkspur.example via 127.0.0.1"));
+    assert!(
+        !output.contains("TEAMS-SIGNATURE-SECRET"),
+        "the Teams URL's signature is a secret"
+    );
     up.terminate(Duration::from_secs(30)).await?;
     Ok(())
 }

@@ -214,6 +214,158 @@ fn kubernetes_manifests_probe_health_and_run_unprivileged() {
     }
 }
 
+/// The Deployment names of the base manifests.
+fn deployments() -> Vec<String> {
+    ["ingest", "scoring", "spotlight", "notify"]
+        .iter()
+        .flat_map(|service| {
+            YamlLoader::load_from_str(&read(&format!("deploy/k8s/{service}.yaml"))).expect("YAML")
+        })
+        .filter(|d| text(&d["kind"]) == "Deployment")
+        .map(|d| text(&d["metadata"]["name"]))
+        .collect()
+}
+
+#[test]
+fn keda_scales_each_consumer_service_on_its_own_consumer_lag() {
+    use herald_events::{ConsumerSpec, StreamFamily};
+    let docs = YamlLoader::load_from_str(&read("deploy/k8s/scaling/keda.yaml")).expect("KEDA YAML");
+    let deployments = deployments();
+    let expected = [
+        (
+            "herald-scoring",
+            StreamFamily::Events,
+            ConsumerSpec::scoring(),
+        ),
+        (
+            "herald-spotlight",
+            StreamFamily::Wins,
+            ConsumerSpec::spotlight(),
+        ),
+        (
+            "herald-notify",
+            StreamFamily::Announcements,
+            ConsumerSpec::notify(),
+        ),
+    ];
+    assert_eq!(
+        docs.len(),
+        expected.len(),
+        "one ScaledObject per consumer service"
+    );
+    for (target, family, consumer) in expected {
+        let scaled = docs
+            .iter()
+            .find(|d| text(&d["spec"]["scaleTargetRef"]["name"]) == target)
+            .unwrap_or_else(|| panic!("no ScaledObject for {target}"));
+        assert_eq!(text(&scaled["apiVersion"]), "keda.sh/v1alpha1");
+        assert_eq!(text(&scaled["kind"]), "ScaledObject");
+        assert!(
+            deployments.contains(&target.to_string()),
+            "{target} is deployed"
+        );
+        assert!(
+            scaled["spec"]["minReplicaCount"]
+                .as_i64()
+                .unwrap_or_default()
+                >= 1,
+            "{target} keeps a replica for its scheduled work"
+        );
+        assert!(
+            scaled["spec"]["maxReplicaCount"]
+                .as_i64()
+                .unwrap_or_default()
+                > scaled["spec"]["minReplicaCount"]
+                    .as_i64()
+                    .unwrap_or_default()
+        );
+        let trigger = &scaled["spec"]["triggers"][0];
+        assert_eq!(text(&trigger["type"]), "nats-jetstream");
+        let metadata = &trigger["metadata"];
+        assert_eq!(text(&metadata["stream"]), family.stream_name(), "{target}");
+        assert_eq!(text(&metadata["consumer"]), consumer.durable, "{target}");
+        assert!(text(&metadata["natsServerMonitoringEndpoint"]).ends_with(":8222"));
+        assert!(text(&metadata["lagThreshold"]).parse::<u64>().is_ok());
+    }
+}
+
+#[test]
+fn the_migration_job_runs_herald_migrate_with_the_services_configuration() {
+    let job = &YamlLoader::load_from_str(&read("deploy/k8s/migrate-job.yaml")).expect("YAML")[0];
+    assert_eq!(text(&job["kind"]), "Job");
+    let spec = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["securityContext"]["runAsNonRoot"].as_bool(),
+        Some(true)
+    );
+    let container = &spec["containers"][0];
+    assert_eq!(text(&container["args"][0]), "migrate");
+    let image = text(&container["image"]);
+    assert!(
+        image.contains("/herald:") && !image.ends_with(":latest"),
+        "{image}"
+    );
+    assert_eq!(
+        text(&container["envFrom"][0]["secretRef"]["name"]),
+        "herald-secrets",
+        "the services' secrets"
+    );
+    assert_eq!(
+        text(&container["env"][0]["value"]),
+        "/etc/herald/herald.toml"
+    );
+    assert!(!text(&container["resources"]["limits"]["memory"]).is_empty());
+    assert_eq!(
+        container["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+    let kustomization = read("deploy/kustomization.yaml");
+    assert!(
+        kustomization.contains("k8s/migrate-job.yaml"),
+        "{kustomization}"
+    );
+}
+
+#[test]
+fn postgres_and_nats_are_replicated_three_times_with_pinned_images() {
+    let cnpg = &YamlLoader::load_from_str(&read("deploy/k8s/postgres/cnpg-cluster.yaml"))
+        .expect("CloudNativePG YAML")[0];
+    assert_eq!(text(&cnpg["apiVersion"]), "postgresql.cnpg.io/v1");
+    assert_eq!(text(&cnpg["kind"]), "Cluster");
+    assert!(cnpg["spec"]["instances"].as_i64().unwrap_or_default() >= 3);
+    assert_eq!(
+        text(&cnpg["spec"]["bootstrap"]["initdb"]["database"]),
+        "herald"
+    );
+    let image = text(&cnpg["spec"]["imageName"]);
+    assert!(
+        image.contains(':') && !image.ends_with(":latest"),
+        "{image}"
+    );
+    assert!(!text(&cnpg["spec"]["resources"]["limits"]["memory"]).is_empty());
+
+    let nats = &YamlLoader::load_from_str(&read("deploy/helm/nats-values.yaml"))
+        .expect("NATS values YAML")[0];
+    assert_eq!(nats["config"]["cluster"]["enabled"].as_bool(), Some(true));
+    assert_eq!(nats["config"]["cluster"]["replicas"].as_i64(), Some(3));
+    assert_eq!(nats["config"]["jetstream"]["enabled"].as_bool(), Some(true));
+    assert_eq!(
+        nats["config"]["jetstream"]["fileStore"]["pvc"]["enabled"].as_bool(),
+        Some(true),
+        "JetStream on persistent volumes"
+    );
+    assert!(
+        nats["config"]["merge"]["max_payload"]
+            .as_i64()
+            .unwrap_or_default()
+            >= 8 * 1024 * 1024,
+        "Herald's 8 MB messages fit"
+    );
+    assert_eq!(nats["config"]["monitor"]["port"].as_i64(), Some(8222));
+    let tag = text(&nats["container"]["image"]["tag"]);
+    assert!(!tag.is_empty() && tag != "latest", "{tag}");
+}
+
 #[test]
 // figment's test helper fixes the closure's error type.
 #[allow(clippy::result_large_err)]
@@ -232,6 +384,8 @@ fn the_example_configuration_loads_in_every_service() {
                 "BI_WEBHOOK_SECRET",
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             ),
+            ("HERALD_READ_TOKEN", "read-token-for-the-test"),
+            ("HERALD_ADMIN_TOKEN", "admin-token-for-the-test"),
         ] {
             jail.set_env(name, value);
         }
@@ -244,6 +398,17 @@ fn the_example_configuration_loads_in_every_service() {
             "the catalog path resolves next to the file"
         );
         assert_eq!(ingest.sources["servicenow"].keys().secrets.len(), 1);
+        // Listening on every address as deployed, the doors are locked.
+        let auth = herald_runtime::Auth::from_config(
+            &ingest.shared.auth,
+            ([0, 0, 0, 0], 8080).into(),
+            ([0, 0, 0, 0], 9090).into(),
+        )
+        .map_err(|e| e.to_string())?;
+        assert!(
+            auth.enforced(),
+            "the deployed configuration requires tokens"
+        );
         herald_scoring::ScoringConfig::load(&loader).map_err(|e| e.to_string())?;
         herald_spotlight::SpotlightConfig::load(&loader).map_err(|e| e.to_string())?;
         let notify = herald_notify::NotifyConfig::load(&loader).map_err(|e| e.to_string())?;
@@ -256,7 +421,9 @@ fn the_example_configuration_loads_in_every_service() {
 #[allow(clippy::result_large_err)]
 fn a_missing_secret_is_reported_by_name() {
     let config = root().join("deploy/herald.toml");
-    figment::Jail::expect_with(|_jail| {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("HERALD_READ_TOKEN", "read-token-for-the-test");
+        jail.set_env("HERALD_ADMIN_TOKEN", "admin-token-for-the-test");
         let loader =
             herald_runtime::ConfigLoader::load(Some(&config)).map_err(|e| e.to_string())?;
         let error = herald_ingest::IngestConfig::load(&loader).expect_err("secrets unset");

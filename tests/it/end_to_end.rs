@@ -146,7 +146,7 @@ async fn scenario(herald: &Herald) -> anyhow::Result<()> {
         "the webhook got more than one message"
     );
 
-    // GetLeaderboard over gRPC: the resolver, with half of the value.
+    // GetLeaderboard over gRPC: the resolver, with half of the hours given back.
     let mut spotlight = SpotlightClient::connect(herald.grpc(2)).await?;
     let at =
         chrono::DateTime::parse_from_rfc3339("2025-03-11T08:04:37Z")?.with_timezone(&chrono::Utc);
@@ -167,11 +167,12 @@ async fn scenario(herald: &Herald) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("empty leaderboard"))?;
     assert_eq!(first.id, "p-ingrid-lindqvist");
     assert_eq!(first.display_name, "Ingrid Lindqvist");
-    // 2,040 people × 2.7925 h saved × €38, half to the resolver.
+    // People are shown by what they did: money per person is withheld unless configured.
+    assert!(first.value_withheld && first.value == 0.0, "{first:?}");
+    // 2,040 people × 2.7925 h saved, half to the resolver.
     assert!(
-        (first.value - 216_474.6 / 2.0).abs() < 0.01,
-        "{}",
-        first.value
+        (first.hours - 2040.0 * 2.7925 / 2.0).abs() < 0.01,
+        "{first:?}"
     );
     assert_eq!(first.wins, 1);
     Ok(())

@@ -4,15 +4,23 @@
 
 mod support;
 
+mod auth;
 mod backfill;
 mod backfill_csv;
+mod bench;
 mod cli;
+mod dashboard_browser;
 mod dead_letters;
+mod deliveries_cli;
 mod demo;
 mod demo_kinds;
 mod deploy;
+mod digests;
 mod end_to_end;
+mod faults;
 mod ledger;
+mod migrate;
+mod notify_replicas;
 mod secrets;
 mod standalone;
 mod verification;

@@ -4,7 +4,57 @@
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use tonic::transport::Channel;
+use tonic::{
+    metadata::AsciiMetadataValue, service::interceptor::InterceptedService, transport::Channel,
+};
+
+/// A connection that sends `$HERALD_TOKEN` with every call.
+pub type Connection = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>` to each call when a token is set.
+#[derive(Clone)]
+pub struct Bearer(Option<AsciiMetadataValue>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Bearer([redacted])"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl Bearer {
+    /// The token in `HERALD_TOKEN`, if set and not empty.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("HERALD_TOKEN") {
+            Ok(token) if !token.trim().is_empty() => Self::token(token.trim()),
+            _ => Ok(Self(None)),
+        }
+    }
+
+    pub fn token(token: &str) -> anyhow::Result<Self> {
+        let value = format!("Bearer {token}")
+            .parse::<AsciiMetadataValue>()
+            .map_err(|_| anyhow::anyhow!("HERALD_TOKEN holds characters a header cannot carry"))?;
+        Ok(Self(Some(value)))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// What `herald up` serves every API on by default.
 pub const UP_URL: &str = "http://127.0.0.1:9090";
@@ -37,6 +87,62 @@ impl Api {
         }
     }
 }
+
+/// The address flags of a command that talks to one API: `--url` / `HERALD_URL` (every API at one
+/// address, as `herald up` serves them) and the service's own flag and variable with its default
+/// port. Flattened into each command's arguments; global, so they may follow a subcommand.
+macro_rules! address_args {
+    ($name:ident, $api:expr, $field:ident, $env:literal, $default:literal, $doc:literal) => {
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// One gRPC address for every API (what `herald up` serves); overrides the service's own.
+            #[arg(long, env = "HERALD_URL", global = true)]
+            pub url: Option<String>,
+            #[doc = $doc]
+            #[arg(long, env = $env, default_value = $default, global = true)]
+            pub $field: String,
+        }
+
+        impl $name {
+            pub fn target(&self) -> Target {
+                Target::new($api, self.url.clone(), self.$field.clone())
+            }
+        }
+    };
+}
+
+address_args!(
+    IngestAddress,
+    Api::Ingest,
+    ingest,
+    "HERALD_INGEST_URL",
+    "http://127.0.0.1:9090",
+    "Ingest's gRPC address (it also serves herald.v1.DeadLetters)."
+);
+address_args!(
+    ScoringAddress,
+    Api::Scoring,
+    scoring,
+    "HERALD_SCORING_URL",
+    "http://127.0.0.1:9091",
+    "Scoring's gRPC address."
+);
+address_args!(
+    SpotlightAddress,
+    Api::Spotlight,
+    spotlight,
+    "HERALD_SPOTLIGHT_URL",
+    "http://127.0.0.1:9092",
+    "Spotlight's gRPC address."
+);
+address_args!(
+    NotifyAddress,
+    Api::Notify,
+    notify,
+    "HERALD_NOTIFY_URL",
+    "http://127.0.0.1:9093",
+    "Notify's gRPC address."
+);
 
 /// The address a command talks to: `--url` (or `HERALD_URL`) when given, else the service's own.
 #[derive(Debug, Clone)]
@@ -77,8 +183,10 @@ impl Target {
         )
     }
 
-    /// Connects, or explains which address failed, why, and how to point elsewhere.
-    pub async fn connect(&self) -> anyhow::Result<Channel> {
+    /// Connects, or explains which address failed, why, and how to point elsewhere. Every call
+    /// carries `$HERALD_TOKEN` when it is set.
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
+        let bearer = Bearer::from_env()?;
         let url = self.url();
         let endpoint =
             tonic::transport::Endpoint::from_shared(url.to_string()).with_context(|| {
@@ -88,7 +196,14 @@ impl Target {
                     self.api.name()
                 )
             })?;
-        endpoint.connect().await.map_err(|e| {
+        let endpoint = if url.starts_with("https://") {
+            endpoint
+                .tls_config(tls_for_cli()?)
+                .with_context(|| format!("cannot set up TLS for {url}"))?
+        } else {
+            endpoint
+        };
+        let channel = endpoint.connect().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot reach {} at {url} ({}): {}; {}",
                 self.api.name(),
@@ -96,7 +211,26 @@ impl Target {
                 causes(&e),
                 self.hint()
             )
-        })
+        })?;
+        Ok(InterceptedService::new(channel, bearer))
+    }
+}
+
+/// TLS for an `https://` address: the system's trusted roots, and the certificate authority in
+/// `HERALD_CA_FILE` (PEM) when Herald's certificate is signed by a private one.
+fn tls_for_cli() -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+    let config = tonic::transport::ClientTlsConfig::new().with_native_roots();
+    match std::env::var_os("HERALD_CA_FILE") {
+        Some(path) => {
+            let pem = std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read HERALD_CA_FILE {}",
+                    std::path::Path::new(&path).display()
+                )
+            })?;
+            Ok(config.ca_certificate(tonic::transport::Certificate::from_pem(pem)))
+        }
+        None => Ok(config),
     }
 }
 
@@ -123,6 +257,14 @@ pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// A gRPC error as the CLI shows it: the server's message (which says what to fix) and the code.
 pub fn status_error(api: Api, status: tonic::Status) -> anyhow::Error {
+    if status.code() == tonic::Code::Unauthenticated && std::env::var_os("HERALD_TOKEN").is_none() {
+        return anyhow::anyhow!(
+            "{} answered {:?}: {} (set HERALD_TOKEN to a read token, or an admin token for this call)",
+            api.name(),
+            status.code(),
+            status.message()
+        );
+    }
     anyhow::anyhow!(
         "{} answered {:?}: {}",
         api.name(),

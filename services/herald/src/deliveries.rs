@@ -1,16 +1,17 @@
-//! `herald deliveries`: what was delivered to which channel, newest first, with every attempt.
+//! `herald deliveries [list]`: what was delivered to which channel, newest first, with every
+//! attempt; `herald deliveries replay <id>`: send one again.
 #![allow(clippy::print_stdout)] // printing is this module's job
 
 use herald_proto::{
     time::opt_from_timestamp,
     v1::{
         Delivery, DeliveryAttempt, DeliveryStatus, ListDeliveriesRequest, ListDeliveriesResponse,
-        notify_client::NotifyClient,
+        ReplayDeliveryRequest, notify_client::NotifyClient,
     },
 };
 use serde_json::json;
 
-use crate::client::{Api, Target, status_error};
+use crate::client::{Api, NotifyAddress, status_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusArg {
@@ -21,34 +22,62 @@ pub enum StatusArg {
     Withdrawn,
 }
 
-/// Deliveries to channels, newest first: what each carried and every attempt.
+/// Deliveries to channels, newest first: what each carried and every attempt (`list`, the
+/// default); `replay <id>` sends one again.
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<DeliveriesCommand>,
     /// Only the deliveries of this announcement.
-    #[arg(long)]
+    #[arg(long, global = true)]
     announcement: Option<String>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     status: Option<StatusArg>,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, global = true)]
     limit: u32,
     /// Print JSON instead of a list.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --notify.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Notify's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_NOTIFY_URL",
-        default_value = "http://127.0.0.1:9093"
-    )]
-    notify: String,
+    #[command(flatten)]
+    address: NotifyAddress,
+}
+
+#[derive(clap::Subcommand)]
+enum DeliveriesCommand {
+    /// Deliveries, newest first, with every attempt (the default).
+    List,
+    /// Puts a delivered, failed or withdrawn delivery back in the queue, due at once with a fresh
+    /// attempt budget (its attempt log is kept). A webhook receiver sees the same webhook-id again;
+    /// a chat channel gets the message again.
+    Replay {
+        /// The delivery's id (`d-…`), as `herald deliveries list` shows it.
+        id: String,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let target = Target::new(Api::Notify, args.url, args.notify);
+    let target = args.address.target();
     let mut client = NotifyClient::new(target.connect().await?);
+    if let Some(DeliveriesCommand::Replay { id }) = &args.command {
+        let delivery = client
+            .replay_delivery(ReplayDeliveryRequest { id: id.clone() })
+            .await
+            .map_err(|s| status_error(Api::Notify, s))?
+            .into_inner();
+        if args.json {
+            println!("{}", json!(delivery_json(&delivery)));
+        } else {
+            println!(
+                "replayed {} ({} → {}, route {}): queued again, due now",
+                delivery.id, delivery.announcement_kind, delivery.channel, delivery.route
+            );
+            println!(
+                "    follow it with: herald deliveries --announcement {}",
+                delivery.announcement_id
+            );
+        }
+        return Ok(());
+    }
     let status = match args.status {
         None => DeliveryStatus::Unspecified,
         Some(StatusArg::Pending) => DeliveryStatus::Pending,
@@ -96,22 +125,22 @@ fn outcome(a: &DeliveryAttempt) -> String {
     }
 }
 
+fn delivery_json(d: &Delivery) -> serde_json::Value {
+    json!({
+        "id": d.id, "announcement_id": d.announcement_id, "announcement_kind": d.announcement_kind,
+        "headline": d.headline, "route": d.route, "channel": d.channel, "status": status(d),
+        "attempts": d.attempts, "last_error": d.last_error,
+        "merged_into": (!d.merged_into.is_empty()).then_some(&d.merged_into),
+        "attempt_log": d.attempt_log.iter().map(|a| json!({
+            "attempt": a.attempt, "http_status": (a.http_status > 0).then_some(a.http_status),
+            "outcome": outcome(a), "answer": (!a.answer.is_empty()).then_some(&a.answer),
+            "duration_ms": a.duration_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn print_json(list: &ListDeliveriesResponse) {
-    let rows: Vec<_> = list
-        .deliveries
-        .iter()
-        .map(|d| {
-            json!({
-                "id": d.id, "announcement_id": d.announcement_id, "announcement_kind": d.announcement_kind,
-                "headline": d.headline, "route": d.route, "channel": d.channel, "status": status(d),
-                "attempts": d.attempts, "last_error": d.last_error,
-                "attempt_log": d.attempt_log.iter().map(|a| json!({
-                    "attempt": a.attempt, "http_status": (a.http_status > 0).then_some(a.http_status),
-                    "outcome": outcome(a), "duration_ms": a.duration_ms,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let rows: Vec<_> = list.deliveries.iter().map(delivery_json).collect();
     println!("{}", json!(rows));
 }
 
@@ -136,8 +165,21 @@ fn print_text(list: &ListDeliveriesResponse) {
             d.route,
         );
         println!("    {}  announcement {}", d.id, d.announcement_id);
+        if !d.merged_into.is_empty() {
+            println!("    sent in the summary carried by {}", d.merged_into);
+        }
         for a in &d.attempt_log {
-            println!("    #{} {} ms  {}", a.attempt, a.duration_ms, outcome(a));
+            let answer = if a.answer.is_empty() || a.answer == outcome(a) {
+                String::new()
+            } else {
+                format!("  ({})", a.answer)
+            };
+            println!(
+                "    #{} {} ms  {}{answer}",
+                a.attempt,
+                a.duration_ms,
+                outcome(a)
+            );
         }
     }
 }

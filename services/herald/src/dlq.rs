@@ -13,7 +13,7 @@ use herald_proto::{
 };
 use serde_json::json;
 
-use crate::client::{Api, Target};
+use crate::client::{Api, IngestAddress};
 
 /// Dead letters: messages a stage gave up on. List them; replay them once the fault is fixed.
 #[derive(Args)]
@@ -23,17 +23,8 @@ pub struct DlqArgs {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --ingest.
-    #[arg(long, global = true, env = "HERALD_URL")]
-    url: Option<String>,
-    /// The gRPC address serving herald.v1.DeadLetters: ingest's.
-    #[arg(
-        long,
-        global = true,
-        env = "HERALD_INGEST_URL",
-        default_value = "http://127.0.0.1:9090"
-    )]
-    ingest: String,
+    #[command(flatten)]
+    address: IngestAddress,
 }
 
 /// The stages that dead-letter messages.
@@ -84,7 +75,7 @@ fn status_error(e: tonic::Status) -> anyhow::Error {
 
 /// Runs `herald dlq …` against the DeadLetters API.
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
-    let target = Target::new(Api::Ingest, args.url, args.ingest);
+    let target = args.address.target();
     let mut client = DeadLettersClient::new(target.connect().await?);
     let json = args.json;
     match args.command {

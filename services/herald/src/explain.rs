@@ -7,7 +7,7 @@ use herald_proto::{
 };
 use serde_json::json;
 
-use crate::client::{Api, Target, status_error};
+use crate::client::{Api, ScoringAddress, status_error};
 
 /// How a win's number was computed: formula, inputs with their sources, label and credit.
 #[derive(clap::Args)]
@@ -18,20 +18,12 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --scoring.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Scoring's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_SCORING_URL",
-        default_value = "http://127.0.0.1:9091"
-    )]
-    scoring: String,
+    #[command(flatten)]
+    address: ScoringAddress,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let target = Target::new(Api::Scoring, args.url, args.scoring);
+    let target = args.address.target();
     let mut client = ScoringClient::new(target.connect().await?);
     let explanation = client
         .explain(ExplainRequest {

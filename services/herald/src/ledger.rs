@@ -9,7 +9,7 @@ use herald_proto::v1::{
 };
 use serde_json::json;
 
-use crate::client::{Api, Target, status_error};
+use crate::client::{Api, SpotlightAddress, status_error};
 
 /// Spotlight's ledger: every credit, confirmation and revocation its figures come from.
 #[derive(clap::Args)]
@@ -34,16 +34,8 @@ struct RebuildArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --spotlight.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Spotlight's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_SPOTLIGHT_URL",
-        default_value = "http://127.0.0.1:9092"
-    )]
-    spotlight: String,
+    #[command(flatten)]
+    address: SpotlightAddress,
 }
 
 impl Args {
@@ -57,7 +49,7 @@ impl Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Command::Rebuild(args) = args.command;
-    let target = Target::new(Api::Spotlight, args.url, args.spotlight);
+    let target = args.address.target();
     let mut client = SpotlightClient::new(target.connect().await?);
     let report = client
         .rebuild_ledger(RebuildLedgerRequest {

@@ -10,9 +10,13 @@ mod explain;
 mod format;
 mod leaderboard;
 mod ledger;
+mod migrate;
 mod period;
+mod recognition;
+mod report;
 mod rescore;
 mod send;
+mod send_test;
 mod source;
 mod up;
 mod value;
@@ -34,15 +38,19 @@ struct Cli {
 enum Command {
     Up(up::Args),
     Leaderboard(leaderboard::Args),
+    Recognition(recognition::Args),
     Value(value::Args),
     Explain(explain::Args),
     Deliveries(deliveries::Args),
+    SendTest(send_test::Args),
     Backfill(backfill::Args),
     Send(send::Args),
     Dlq(dlq::DlqArgs),
     Wins(wins::Args),
     Ledger(ledger::Args),
     Rescore(rescore::Args),
+    Report(report::Args),
+    Migrate(migrate::Args),
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -53,6 +61,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Leaderboard(mut args) => {
             args.json |= json;
             leaderboard::run(args).await
+        }
+        Command::Recognition(mut args) => {
+            args.json |= json;
+            recognition::run(args).await
         }
         Command::Value(mut args) => {
             args.json |= json;
@@ -66,6 +78,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             args.json |= json;
             deliveries::run(args).await
         }
+        Command::SendTest(mut args) => {
+            args.json |= json;
+            send_test::run(args).await
+        }
+        Command::Report(args) => report::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
         Command::Backfill(mut args) => {
             args.json |= json;
             backfill::run(args).await

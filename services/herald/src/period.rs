@@ -1,4 +1,5 @@
-//! Periods as the spotlight commands take them: `--period week|month` and `--at <day>`. A leaf.
+//! Periods as the spotlight commands take them: `--period week|month|quarter|season` and
+//! `--at <day>`. A leaf.
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,6 +12,9 @@ use herald_proto::{
 pub enum PeriodArg {
     Week,
     Month,
+    Quarter,
+    /// `[spotlight.recognition] season_months` long (six unless configured).
+    Season,
 }
 
 /// The period of `kind` holding `at` (today when absent).
@@ -19,6 +23,8 @@ pub fn period(kind: PeriodArg, at: Option<&str>) -> anyhow::Result<Period> {
     let kind = match kind {
         PeriodArg::Week => PeriodKind::Week,
         PeriodArg::Month => PeriodKind::Month,
+        PeriodArg::Quarter => PeriodKind::Quarter,
+        PeriodArg::Season => PeriodKind::Season,
     };
     Ok(Period {
         kind: kind as i32,

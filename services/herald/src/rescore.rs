@@ -12,7 +12,7 @@ use herald_proto::v1::{
 };
 use serde_json::json;
 
-use crate::client::{Api, Target, status_error};
+use crate::client::{Api, ScoringAddress, status_error};
 
 /// Replay the stored events under another catalog and show which wins and totals would change.
 ///
@@ -37,16 +37,8 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --scoring.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Scoring's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_SCORING_URL",
-        default_value = "http://127.0.0.1:9091"
-    )]
-    scoring: String,
+    #[command(flatten)]
+    address: ScoringAddress,
 }
 
 /// Exit status when the command is used for something it does not do.
@@ -64,7 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let catalog_toml = std::fs::read_to_string(&args.catalog)
         .with_context(|| format!("cannot read the catalog {}", args.catalog.display()))?;
-    let target = Target::new(Api::Scoring, args.url, args.scoring);
+    let target = args.address.target();
     let mut client = ScoringClient::new(target.connect().await?);
     let mut stream = client
         .rescore(RescoreRequest {

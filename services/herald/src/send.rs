@@ -9,10 +9,7 @@ use herald_ingest::sign::{self, Credential};
 use herald_proto::v1::{Source, SubmitRequest, SubmitResponse, ingest_client::IngestClient};
 use serde_json::json;
 
-use crate::{
-    client::{Api, Target},
-    source::SourceArg,
-};
+use crate::{client::IngestAddress, source::SourceArg};
 
 /// Sends a delivery (a file, byte for byte) to ingest, signed and headed as the source's tool does.
 /// Exits non-zero when ingest does not accept it.
@@ -52,16 +49,8 @@ pub struct Args {
     /// Print JSON instead of a line.
     #[arg(long)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --ingest.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Ingest's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_INGEST_URL",
-        default_value = "http://127.0.0.1:9090"
-    )]
-    ingest: String,
+    #[command(flatten)]
+    address: IngestAddress,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -122,7 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.source.token()
         );
     }
-    let target = Target::new(Api::Ingest, args.url.clone(), args.ingest.clone());
+    let target = args.address.target();
     let mut client = IngestClient::new(target.connect().await?);
     let response = client
         .submit(SubmitRequest {

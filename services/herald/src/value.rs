@@ -7,7 +7,7 @@ use herald_proto::v1::{
 use serde_json::json;
 
 use crate::{
-    client::{Api, Target, status_error},
+    client::{Api, SpotlightAddress, status_error},
     format::money,
     period::{PeriodArg, period},
 };
@@ -23,20 +23,12 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --spotlight.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Spotlight's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_SPOTLIGHT_URL",
-        default_value = "http://127.0.0.1:9092"
-    )]
-    spotlight: String,
+    #[command(flatten)]
+    address: SpotlightAddress,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let target = Target::new(Api::Spotlight, args.url, args.spotlight);
+    let target = args.address.target();
     let mut client = SpotlightClient::new(target.connect().await?);
     let summary = client
         .get_value_summary(GetValueSummaryRequest {

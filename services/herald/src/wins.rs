@@ -11,7 +11,7 @@ use herald_proto::{
 };
 use serde_json::json;
 
-use crate::client::{Api, Target, status_error};
+use crate::client::{Api, ScoringAddress, status_error};
 
 /// Wins by verification status: pending verification, confirmed or revoked.
 #[derive(clap::Args)]
@@ -55,16 +55,8 @@ struct Options {
     /// Print JSON instead of a list.
     #[arg(long)]
     json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --scoring.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Scoring's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_SCORING_URL",
-        default_value = "http://127.0.0.1:9091"
-    )]
-    scoring: String,
+    #[command(flatten)]
+    address: ScoringAddress,
 }
 
 impl Args {
@@ -88,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(StatusArg::Confirmed) => WinStatus::Confirmed,
         Some(StatusArg::Revoked) => WinStatus::Revoked,
     };
-    let target = Target::new(Api::Scoring, options.url, options.scoring);
+    let target = options.address.target();
     let mut client = ScoringClient::new(target.connect().await?);
     let list = client
         .list_wins(ListWinsRequest {

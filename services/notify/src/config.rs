@@ -120,13 +120,21 @@ pub struct ChannelConfig {
     /// For `email`: the sender, `Herald <herald@example.com>`.
     #[serde(default)]
     pub from: Option<String>,
-    /// For `email`: who receives the announcements (lists or people).
+    /// For `email`: who receives the announcements: addresses (a list's or a person's), or the
+    /// catalog's people as `person:<id>` and a team's members as `team:<id>`, read from the
+    /// catalog at each send.
     #[serde(default)]
     pub to: Vec<String>,
     /// Least time between two messages to this channel. Defaults: Slack 1 s, Teams 250 ms (a
     /// Workflows webhook takes about 4 a second), Discord 1 s, Google Chat 1 s, others none.
     #[serde(default, with = "humantime_serde")]
     pub min_interval: Option<Duration>,
+    /// When more wins than this wait for the channel at once, the biggest `burst − 1` go out on
+    /// their own and the rest in one merged summary, rather than a queue that drains for minutes.
+    /// Defaults: 3 for chat channels and e-mail; 0 (never merge) for webhooks, the console and
+    /// files, whose readers want each announcement.
+    #[serde(default)]
+    pub burst: Option<usize>,
 }
 
 impl ChannelConfig {
@@ -141,6 +149,19 @@ impl ChannelConfig {
             | ChannelKind::Webhook
             | ChannelKind::Console
             | ChannelKind::File => Duration::ZERO,
+        })
+    }
+
+    /// How many waiting wins are sent one by one before the rest are merged; 0: never merge.
+    pub fn burst(&self) -> usize {
+        self.burst.unwrap_or(match self.kind {
+            ChannelKind::Slack
+            | ChannelKind::Teams
+            | ChannelKind::Discord
+            | ChannelKind::Mattermost
+            | ChannelKind::GoogleChat
+            | ChannelKind::Email => 3,
+            ChannelKind::Webhook | ChannelKind::Console | ChannelKind::File => 0,
         })
     }
 
@@ -175,13 +196,49 @@ impl ChannelConfig {
             return Err("an email channel needs to = [...] (at least one recipient)".into());
         }
         for to in &self.to {
-            to.parse::<lettre::message::Mailbox>()
-                .map_err(|e| format!("to {to:?} is not an e-mail address: {e}"))?;
+            match Recipient::parse(to) {
+                Ok(_) => {}
+                Err(e) => return Err(format!("to {to:?}: {e}")),
+            }
         }
         if self.password.is_some() && self.username.is_none() {
             return Err("a password needs a username".into());
         }
         Ok(())
+    }
+}
+
+/// One entry of an e-mail channel's `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recipient {
+    Address(lettre::message::Mailbox),
+    /// A catalog person, by id: their e-mail address.
+    Person(String),
+    /// A catalog team, by id: every member with an e-mail address.
+    Team(String),
+    /// `lead`: the lead of the announcement's team (the only recipient of a private prompt).
+    Lead,
+}
+
+impl Recipient {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "lead" {
+            return Ok(Recipient::Lead);
+        }
+        if let Some(id) = text.strip_prefix("person:") {
+            return Ok(Recipient::Person(id.trim().to_string()));
+        }
+        if let Some(id) = text.strip_prefix("team:") {
+            return Ok(Recipient::Team(id.trim().to_string()));
+        }
+        text.parse::<lettre::message::Mailbox>()
+            .map(Recipient::Address)
+            .map_err(|e| {
+                format!(
+                    "not an e-mail address ({e}), nor person:<id>, team:<id> or lead from the catalog"
+                )
+            })
     }
 }
 
@@ -236,6 +293,10 @@ pub struct RouteConfig {
     /// `avoided`, `estimate`); all when empty.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Only digests of these `[[spotlight.digests]]` schedules (by name); every digest when empty.
+    /// Other kinds are not affected.
+    #[serde(default)]
+    pub digests: Vec<String>,
     /// Nothing is sent in these hours; deliveries wait for the end of them.
     #[serde(default)]
     pub quiet_hours: Option<QuietHours>,
@@ -285,6 +346,12 @@ pub struct NotifySettings {
     /// Allow destinations on loopback and private networks. Off by default so a configured URL
     /// cannot reach internal services; tests and single-host setups turn it on.
     pub allow_private_networks: bool,
+    /// Where people reach this notify's HTTP listener (`https://herald.example.com`): digest
+    /// e-mails carry an unsubscribe link (and one-click `List-Unsubscribe`) under it.
+    pub public_url: Option<String>,
+    /// The key unsubscribe links are signed with, so nobody can unsubscribe someone else; needed
+    /// with `public_url`.
+    pub unsubscribe_secret: Option<Secret>,
 }
 
 impl Default for NotifySettings {
@@ -301,6 +368,8 @@ impl Default for NotifySettings {
             retry_max: Duration::from_secs(600),
             poll_interval: Duration::from_secs(1),
             allow_private_networks: false,
+            public_url: None,
+            unsubscribe_secret: None,
         }
     }
 }
@@ -381,9 +450,24 @@ impl NotifySettings {
                 .find(|k| AnnouncementKind::from_token(k).is_none())
             {
                 return invalid(format!(
-                    "route {}: kind {kind:?} is not one of headline_win, digest, lesson, correction",
+                    "route {}: kind {kind:?} is not one of headline_win, digest, lesson, correction, prompt",
                     route.name
                 ));
+            }
+            // A prompt names people nobody recognised lately: for their lead's eyes only.
+            if route.kinds.iter().any(|k| k == "prompt") {
+                let private = |c: &&str| {
+                    self.channel(c).is_some_and(|c| {
+                        c.kind == ChannelKind::Email && c.to.iter().any(|t| t.trim() == "lead")
+                    })
+                };
+                if let Some(open) = channels.iter().find(|c| !private(c)) {
+                    return invalid(format!(
+                        "route {} carries prompts (private notes to team leads) to channel {open:?}: \
+                         prompts go only to e-mail channels whose `to` has \"lead\"",
+                        route.name
+                    ));
+                }
             }
             if let Some(label) = route
                 .labels
@@ -398,6 +482,23 @@ impl NotifySettings {
             if let Err(e) = crate::schedule::Window::of_route(route) {
                 return invalid(format!("route {}: {e}", route.name));
             }
+        }
+        match (&self.public_url, &self.unsubscribe_secret) {
+            (Some(url), _)
+                if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) =>
+            {
+                return invalid(format!("public_url {url:?} must be an http(s) URL"));
+            }
+            (Some(_), None) => {
+                return invalid(
+                    "public_url needs unsubscribe_secret (a long random string) to sign unsubscribe links"
+                        .into(),
+                );
+            }
+            (Some(_), Some(secret)) if secret.expose().len() < 16 => {
+                return invalid("unsubscribe_secret must be at least 16 characters".into());
+            }
+            _ => {}
         }
         if self.max_attempts == 0 {
             return invalid("max_attempts must be at least 1".into());
@@ -591,6 +692,30 @@ mod tests {
     }
 
     #[test]
+    fn prompts_go_only_by_e_mail_to_the_lead() {
+        let mail = "[[notify.channels]]\nname = \"mail\"\nkind = \"email\"\nhost = \"smtp.example.com\"\n\
+                    from = \"herald@example.com\"\nto = [\"lead\"]\n\
+                    [[notify.channels]]\nname = \"list\"\nkind = \"email\"\nhost = \"smtp.example.com\"\n\
+                    from = \"herald@example.com\"\nto = [\"it@example.com\"]\n\
+                    [[notify.channels]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/X\"\n";
+        load(&format!(
+            "{mail}[[notify.routes]]\nname = \"leads\"\nkinds = [\"prompt\"]\nchannel = \"mail\"\n"
+        ))
+        .expect("e-mail to the lead");
+        for channel in ["chat", "list"] {
+            let err = load(&format!(
+                "{mail}[[notify.routes]]\nname = \"leads\"\nkinds = [\"prompt\"]\nchannel = \"{channel}\"\n"
+            ))
+            .expect_err(channel)
+            .to_string();
+            assert!(
+                err.contains("prompts go only to e-mail channels whose `to` has \"lead\""),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn an_email_channel_needs_a_relay_a_sender_and_recipients() {
         let base = "[[notify.channels]]\nname = \"mail\"\nkind = \"email\"\n";
         let ok = load(&format!(
@@ -612,7 +737,7 @@ mod tests {
             ("host = \"h\"\nfrom = \"a@b.c\"\n", "needs to = [...]"),
             (
                 "host = \"h\"\nfrom = \"a@b.c\"\nto = [\"x\"]\n",
-                "to \"x\" is not",
+                "to \"x\": not an e-mail address",
             ),
             (
                 "host = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\npassword = \"p\"\n",

@@ -1,27 +1,32 @@
-//! Sends due deliveries: per channel in order and paced to the channel's rate, channels in
-//! parallel; retries with exponential backoff and jitter (or when the receiver says, via
+//! Sends due deliveries: per channel in order and paced to the channel's rate (a pace shared by
+//! every replica), a burst merged into one summary, channels in parallel; retries with exponential backoff and jitter (or when the receiver says, via
 //! Retry-After); every attempt logged.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use futures::future::join_all;
+use futures::{StreamExt, future::join_all};
 use herald_events::backoff::Backoff;
+use herald_proto::v1::AnnouncementKind;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     attempt::AttemptOutcome,
-    config::NotifySettings,
+    config::{ChannelConfig, NotifySettings},
+    merge::{self, Send},
     send::Sender,
-    store::{Claimed, Next, Store},
+    store::{Claimed, Finished, Next, Store},
 };
 
-const BATCH: i64 = 50;
+const BATCH: i64 = 128;
+
+/// Requests in flight at once to one channel that is neither paced nor merged.
+const UNPACED_IN_FLIGHT: usize = 32;
 
 pub struct Dispatcher {
     pub store: Store,
-    pub sender: Sender,
+    pub sender: Arc<Sender>,
     pub settings: NotifySettings,
     /// Woken when new deliveries are queued, so they go out at once.
     pub wake: Arc<Notify>,
@@ -92,8 +97,7 @@ impl Dispatcher {
 
     /// Runs until `shutdown`; an attempt under way is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut last_sent: HashMap<String, tokio::time::Instant> = HashMap::new();
-        let lease = self.settings.request_timeout * 2 + Duration::from_secs(5);
+        let lease = self.lease();
         while !shutdown.is_cancelled() {
             match self.store.take_interrupted(lease).await {
                 Ok(interrupted) => {
@@ -107,7 +111,7 @@ impl Dispatcher {
             }
             match self.store.claim_due(BATCH, lease).await {
                 Ok(claimed) if !claimed.is_empty() => {
-                    self.send_batch(claimed, &mut last_sent).await;
+                    self.send_batch(claimed).await;
                     continue;
                 }
                 Ok(_) => {}
@@ -127,91 +131,257 @@ impl Dispatcher {
         tracing::info!("dispatcher stopped");
     }
 
-    async fn send_batch(
-        &self,
-        claimed: Vec<Claimed>,
-        last_sent: &mut HashMap<String, tokio::time::Instant>,
-    ) {
+    /// How long a claim holds: one attempt's timeout twice over, and some.
+    fn lease(&self) -> Duration {
+        self.settings.request_timeout * 2 + Duration::from_secs(5)
+    }
+
+    async fn send_batch(&self, claimed: Vec<Claimed>) {
         let mut by_channel: HashMap<String, Vec<Claimed>> = HashMap::new();
         for c in claimed {
             by_channel.entry(c.channel.clone()).or_default().push(c);
         }
-        let runs = by_channel.into_iter().map(|(channel, deliveries)| {
-            let previous = last_sent.get(&channel).copied();
-            async move {
-                let sent = self.send_channel(&channel, deliveries, previous).await;
-                (channel, sent)
+        let claimed_at = tokio::time::Instant::now();
+        join_all(
+            by_channel
+                .into_iter()
+                .map(|(channel, deliveries)| self.send_channel(channel, deliveries, claimed_at)),
+        )
+        .await;
+    }
+
+    /// Waits for this channel's next sending slot, shared with every other replica. `false` when
+    /// the slot comes too late for the claim to still hold when the attempt ends.
+    async fn wait_for_slot(
+        &self,
+        channel: &ChannelConfig,
+        claimed_at: tokio::time::Instant,
+    ) -> bool {
+        let interval = channel.min_interval();
+        if interval.is_zero() {
+            return true;
+        }
+        let wait = match self.store.reserve_slot(&channel.name, interval).await {
+            Ok(slot) => (slot - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            Err(e) => {
+                // Without the shared slot, keep this replica's own pace.
+                tracing::warn!(channel = %channel.name, error = %e, "cannot reserve a sending slot; pacing locally");
+                interval
             }
-        });
-        for (channel, sent) in join_all(runs).await {
-            if let Some(at) = sent {
-                last_sent.insert(channel, at);
+        };
+        let latest = claimed_at + self.lease() - self.settings.request_timeout;
+        let at = tokio::time::Instant::now() + wait;
+        if at > latest {
+            return false;
+        }
+        tokio::time::sleep_until(at).await;
+        true
+    }
+
+    /// Sends one channel's deliveries in order, paced, with a burst merged.
+    async fn send_channel(
+        &self,
+        channel_name: String,
+        deliveries: Vec<Claimed>,
+        claimed_at: tokio::time::Instant,
+    ) {
+        let Some(channel) = self.settings.channel(&channel_name) else {
+            for claimed in deliveries {
+                let outcome = AttemptOutcome::Failed {
+                    status: None,
+                    error: format!("channel {channel_name} is no longer configured"),
+                };
+                self.finish(&claimed, &channel_name, &outcome, Duration::ZERO)
+                    .await;
+            }
+            return;
+        };
+        let burst = channel.burst();
+        let mut waiting = self.readable(deliveries, &channel_name).await;
+        if channel.min_interval().is_zero() && burst == 0 {
+            self.send_unpaced(channel, &channel_name, waiting).await;
+            return;
+        }
+        // Wins of this burst already sent on their own.
+        let mut alone = 0;
+        while !waiting.is_empty() {
+            if !self.wait_for_slot(channel, claimed_at).await {
+                // The channel's pace will not reach these before their claim runs out: back to
+                // the queue, untried, for the next round.
+                tracing::info!(channel = %channel_name, deliveries = waiting.len(), "channel pace reached; the rest wait for the next round");
+                if let Err(e) = self.store.release(&waiting).await {
+                    tracing::warn!(channel = %channel_name, error = %e, "cannot release deliveries; they are retried when their claim runs out");
+                }
+                return;
+            }
+            if burst > 0 {
+                // What arrived for this channel while it waited joins the burst.
+                match self
+                    .store
+                    .claim_due_on(&channel_name, BATCH, self.lease())
+                    .await
+                {
+                    Ok(more) => waiting.extend(self.readable(more, &channel_name).await),
+                    Err(e) => {
+                        tracing::warn!(channel = %channel_name, error = %e, "cannot gather more deliveries; sending what is claimed")
+                    }
+                }
+            }
+            let mut sends = merge::plan(std::mem::take(&mut waiting), burst, alone).into_iter();
+            let Some(send) = sends.next() else { break };
+            // The rest are planned again at the next slot, with whatever arrives meanwhile.
+            waiting = sends.flat_map(Send::into_deliveries).collect();
+            match send {
+                Send::One(claimed) => {
+                    let Some(announcement) = &claimed.announcement else {
+                        continue;
+                    };
+                    if announcement.kind == AnnouncementKind::HeadlineWin as i32 {
+                        alone += 1;
+                    }
+                    let (outcome, duration) =
+                        self.sender.send(channel, &claimed.id, announcement).await;
+                    self.finish(&claimed, &channel_name, &outcome, duration)
+                        .await;
+                }
+                Send::Merged {
+                    carrier,
+                    others,
+                    summary,
+                } => {
+                    let (outcome, duration) =
+                        self.sender.send(channel, &carrier.id, &summary).await;
+                    let next = self.next(carrier.try_number, &outcome);
+                    self.log(&carrier, &channel_name, &outcome, &next);
+                    tracing::info!(delivery = %carrier.id, channel = %channel_name, merged = others.len() + 1, "a burst of wins went out as one summary");
+                    metrics::counter!("herald_notify_merged_total", "channel" => channel_name.clone())
+                        .increment(others.len() as u64 + 1);
+                    if let Err(e) = self
+                        .store
+                        .finish_merged(&carrier, &others, &outcome, duration, next)
+                        .await
+                    {
+                        tracing::error!(delivery = %carrier.id, error = %e, "cannot record the attempt");
+                    }
+                }
             }
         }
     }
 
-    /// Sends one channel's deliveries in order, paced; returns when the last was sent.
-    async fn send_channel(
+    /// Sends to a channel with neither a pace nor merging (webhooks, the console, files) many at
+    /// once, then logs every attempt in one transaction: one at a time, a delivery's round trip
+    /// and its commit capped a channel near a hundred a second. Corrections go after the rest of
+    /// the batch has been sent, so a receiver never reads a correction before what it corrects.
+    async fn send_unpaced(
         &self,
+        channel: &ChannelConfig,
         channel_name: &str,
-        deliveries: Vec<Claimed>,
-        mut previous: Option<tokio::time::Instant>,
-    ) -> Option<tokio::time::Instant> {
-        let channel = self.settings.channel(channel_name);
-        for claimed in deliveries {
-            let (outcome, duration) = match (channel, &claimed.announcement) {
-                (None, _) => (
-                    AttemptOutcome::Failed {
-                        status: None,
-                        error: format!("channel {channel_name} is no longer configured"),
-                    },
-                    Duration::ZERO,
-                ),
-                (Some(_), None) => (
-                    AttemptOutcome::Failed {
-                        status: None,
-                        error: "the stored announcement cannot be decoded".into(),
-                    },
-                    Duration::ZERO,
-                ),
-                (Some(channel), Some(announcement)) => {
-                    if let Some(previous) = previous {
-                        tokio::time::sleep_until(previous + channel.min_interval()).await;
+        waiting: Vec<Claimed>,
+    ) {
+        let (corrections, firsts): (Vec<Claimed>, Vec<Claimed>) =
+            waiting.into_iter().partition(|c| {
+                c.announcement
+                    .as_ref()
+                    .is_some_and(|a| a.kind == AnnouncementKind::Correction as i32)
+            });
+        for wave in [firsts, corrections] {
+            let sent: Vec<(Claimed, AttemptOutcome, Duration)> = futures::stream::iter(wave)
+                .map(|claimed| async move {
+                    let (outcome, duration) = match &claimed.announcement {
+                        Some(announcement) => {
+                            self.sender.send(channel, &claimed.id, announcement).await
+                        }
+                        // `readable` let only decodable announcements through.
+                        None => (
+                            AttemptOutcome::Failed {
+                                status: None,
+                                error: "the stored announcement cannot be decoded".into(),
+                            },
+                            Duration::ZERO,
+                        ),
+                    };
+                    (claimed, outcome, duration)
+                })
+                .buffer_unordered(UNPACED_IN_FLIGHT)
+                .collect()
+                .await;
+            let finished: Vec<Finished<'_>> = sent
+                .iter()
+                .map(|(claimed, outcome, duration)| {
+                    let next = self.next(claimed.try_number, outcome);
+                    self.log(claimed, channel_name, outcome, &next);
+                    Finished {
+                        claimed,
+                        outcome,
+                        duration: *duration,
+                        next,
                     }
-                    let result = self.sender.send(channel, &claimed.id, announcement).await;
-                    previous = Some(tokio::time::Instant::now());
-                    result
-                }
-            };
-            let next = self.next(claimed.attempt, &outcome);
-            match &next {
-                Next::Delivered => {
-                    tracing::info!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, "delivered")
-                }
-                Next::RetryAt(at) => {
-                    tracing::warn!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, error = outcome.error().unwrap_or(""), retry_at = %at, "delivery failed; will retry")
-                }
-                Next::Failed => {
-                    tracing::error!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, error = outcome.error().unwrap_or(""), "delivery failed for good")
-                }
-            }
-            let result = match next {
-                Next::Delivered => "delivered",
-                Next::RetryAt(_) => "retry",
-                Next::Failed => "failed",
-            };
-            metrics::counter!("herald_notify_attempts_total", "channel" => channel_name.to_string(), "result" => result)
-                .increment(1);
-            if let Err(e) = self
-                .store
-                .finish_attempt(&claimed, &outcome, duration, next)
-                .await
-            {
-                // The lease runs out and the delivery is tried again: at worst a repeat the
-                // receiver can recognise by its webhook-id.
-                tracing::error!(delivery = %claimed.id, error = %e, "cannot record the attempt");
+                })
+                .collect();
+            if let Err(e) = self.store.finish_attempts(&finished).await {
+                // The leases run out and the deliveries are tried again: at worst a repeat the
+                // receiver recognises by its webhook-id.
+                tracing::error!(channel = %channel_name, deliveries = finished.len(), error = %e, "cannot record the attempts");
             }
         }
-        previous
+    }
+
+    /// The claimed deliveries whose stored announcement can be read; each one that cannot is
+    /// failed for good, saying so, rather than left claimed until its lease runs out.
+    async fn readable(&self, deliveries: Vec<Claimed>, channel: &str) -> Vec<Claimed> {
+        let (readable, unreadable): (Vec<Claimed>, Vec<Claimed>) = deliveries
+            .into_iter()
+            .partition(|c| c.announcement.is_some());
+        for claimed in unreadable {
+            let outcome = AttemptOutcome::Failed {
+                status: None,
+                error: "the stored announcement cannot be decoded".into(),
+            };
+            self.finish(&claimed, channel, &outcome, Duration::ZERO)
+                .await;
+        }
+        readable
+    }
+
+    fn log(&self, claimed: &Claimed, channel: &str, outcome: &AttemptOutcome, next: &Next) {
+        match next {
+            Next::Delivered => {
+                tracing::info!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, "delivered")
+            }
+            Next::RetryAt(at) => {
+                tracing::warn!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, error = outcome.error().unwrap_or(""), retry_at = %at, "delivery failed; will retry")
+            }
+            Next::Failed => {
+                tracing::error!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, error = outcome.error().unwrap_or(""), "delivery failed for good")
+            }
+        }
+        let result = match next {
+            Next::Delivered => "delivered",
+            Next::RetryAt(_) => "retry",
+            Next::Failed => "failed",
+        };
+        metrics::counter!("herald_notify_attempts_total", "channel" => channel.to_string(), "result" => result)
+            .increment(1);
+    }
+
+    /// Logs an attempt and moves its delivery on.
+    async fn finish(
+        &self,
+        claimed: &Claimed,
+        channel: &str,
+        outcome: &AttemptOutcome,
+        duration: Duration,
+    ) {
+        let next = self.next(claimed.try_number, outcome);
+        self.log(claimed, channel, outcome, &next);
+        if let Err(e) = self
+            .store
+            .finish_attempt(claimed, outcome, duration, next)
+            .await
+        {
+            // The lease runs out and the delivery is tried again: at worst a repeat the
+            // receiver can recognise by its webhook-id.
+            tracing::error!(delivery = %claimed.id, error = %e, "cannot record the attempt");
+        }
     }
 }

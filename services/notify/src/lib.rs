@@ -10,12 +10,14 @@ pub mod grpc;
 pub mod handler;
 pub mod local;
 pub mod mail;
+pub mod merge;
 pub mod render;
 pub mod routing;
 pub mod schedule;
 pub mod send;
 pub mod signing;
 pub mod store;
+pub mod unsubscribe;
 
 use std::sync::Arc;
 
@@ -70,13 +72,21 @@ impl Service for Notify {
                 "no [[notify.routes]] configured: announcements will not be delivered anywhere"
             );
         }
-        let sender = send::Sender::new(
-            config.notify.allow_private_networks,
-            config.notify.request_timeout,
-        )?;
         let store = store::Store::new(deps.db);
         let wake = Arc::new(tokio::sync::Notify::new());
         let catalog = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
+        let unsubscribe = unsubscribe::Links::of(&config.notify);
+        let sender = Arc::new(
+            send::Sender::new(
+                config.notify.allow_private_networks,
+                config.notify.request_timeout,
+            )?
+            .with_addressing(mail::Addressing {
+                catalog: catalog.clone(),
+                store: store.clone(),
+                links: unsubscribe.clone(),
+            }),
+        );
         let handler = Arc::new(handler::NotifyHandler::new(
             store.clone(),
             config.notify.clone(),
@@ -87,9 +97,9 @@ impl Service for Notify {
         let options = config.notify.consumer.worker_options("notify");
         let dispatcher = dispatcher::Dispatcher {
             store: store.clone(),
-            sender,
+            sender: sender.clone(),
             settings: config.notify.clone(),
-            wake,
+            wake: wake.clone(),
         };
         Ok(Component::new()
             .task(
@@ -101,9 +111,12 @@ impl Service for Notify {
                 worker::run(deps.bus, consumer, handler, options, shutdown.clone()),
             )
             .task("dispatcher", dispatcher.run(shutdown))
+            .routes(unsubscribe::router(store.clone(), unsubscribe))
             .grpc(NotifyServer::new(grpc::NotifyApi {
                 store,
                 channels: config.notify.channels.clone(),
+                sender,
+                wake,
             })))
     }
 }

@@ -14,7 +14,7 @@ pub fn to_console(announcement: &Announcement) -> AttemptOutcome {
     let text = render::console::render(&announcement.card.clone().unwrap_or_default(), colour);
     let mut out = stdout.lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => AttemptOutcome::Delivered { status: 0 },
+        Ok(()) => AttemptOutcome::written(),
         Err(e) => AttemptOutcome::Retry {
             status: None,
             error: format!("cannot write to the console: {e}"),
@@ -46,7 +46,7 @@ pub async fn to_file(channel: &ChannelConfig, announcement: &Announcement) -> At
         file.flush().await
     };
     match write.await {
-        Ok(()) => AttemptOutcome::Delivered { status: 0 },
+        Ok(()) => AttemptOutcome::written(),
         Err(e) => AttemptOutcome::Retry {
             status: None,
             error: format!("cannot append to {}: {e}", path.display()),

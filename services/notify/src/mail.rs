@@ -6,7 +6,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use herald_proto::v1::Announcement;
+use herald_catalog::{Catalog, CatalogHandle};
+use herald_proto::v1::{Announcement, AnnouncementKind};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{
@@ -19,10 +20,14 @@ use lettre::{
     },
 };
 
+use sha2::Digest;
+
 use crate::{
     attempt::AttemptOutcome,
-    config::{ChannelConfig, SmtpTls},
+    config::{ChannelConfig, Recipient, SmtpTls},
     egress, render,
+    store::Store,
+    unsubscribe::Links,
 };
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies, no auto-forward loops.
@@ -41,6 +46,114 @@ impl Header for AutoSubmitted {
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), "auto-generated".into())
     }
+}
+
+/// `List-Unsubscribe: <https://…>` (RFC 2369), on digests only.
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim_matches(['<', '>']).to_string()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): a mail client may unsubscribe
+/// with one POST to the link, without opening a page.
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".into())
+    }
+}
+
+/// Who a channel's mail goes to, read from the catalog at each send, and for a digest how each
+/// recipient leaves it.
+#[derive(Clone)]
+pub struct Addressing {
+    pub catalog: CatalogHandle,
+    pub store: Store,
+    pub links: Option<Links>,
+}
+
+/// A channel's recipients for `announcement`, each once (by address, case-insensitively), and the
+/// catalog entries that gave nobody. A prompt is private: only the `lead` entry counts.
+pub fn recipients(
+    channel: &ChannelConfig,
+    catalog: &Catalog,
+    announcement: &Announcement,
+) -> (Vec<Mailbox>, Vec<String>) {
+    let private = announcement.kind == AnnouncementKind::Prompt as i32;
+    let mut out: Vec<Mailbox> = Vec::new();
+    let mut unresolved = Vec::new();
+    let add = |mailbox: Mailbox, out: &mut Vec<Mailbox>| {
+        if !out
+            .iter()
+            .any(|m| AsRef::<str>::as_ref(&m.email).eq_ignore_ascii_case(mailbox.email.as_ref()))
+        {
+            out.push(mailbox);
+        }
+    };
+    let person_mailbox = |p: &herald_catalog::Person| {
+        let email = p.email.as_deref()?;
+        let address = email.parse().ok()?;
+        Some(Mailbox::new(Some(p.display_name.clone()), address))
+    };
+    for entry in &channel.to {
+        match Recipient::parse(entry) {
+            Ok(Recipient::Lead) => match announcement
+                .team
+                .as_deref()
+                .and_then(|team| catalog.team(team))
+                .and_then(|team| team.lead.as_deref())
+                .and_then(|lead| catalog.person(lead))
+                .and_then(person_mailbox)
+            {
+                Some(mailbox) => add(mailbox, &mut out),
+                None => unresolved.push(entry.clone()),
+            },
+            Ok(_) if private => {}
+            Ok(Recipient::Address(mailbox)) => add(mailbox, &mut out),
+            Ok(Recipient::Person(id)) => match catalog.person(&id).and_then(person_mailbox) {
+                Some(mailbox) => add(mailbox, &mut out),
+                None => unresolved.push(entry.clone()),
+            },
+            Ok(Recipient::Team(id)) => {
+                let members: Vec<Mailbox> = catalog
+                    .people()
+                    .iter()
+                    .filter(|p| p.team.as_deref() == Some(id.as_str()))
+                    .filter_map(person_mailbox)
+                    .collect();
+                if members.is_empty() {
+                    unresolved.push(entry.clone());
+                }
+                for mailbox in members {
+                    add(mailbox, &mut out);
+                }
+            }
+            Err(_) => unresolved.push(entry.clone()),
+        }
+    }
+    (out, unresolved)
 }
 
 fn failed(error: String) -> AttemptOutcome {
@@ -66,22 +179,42 @@ pub fn message_id(announcement_id: &str, from: &Mailbox) -> String {
     format!("<{local}.herald@{}>", from.email.domain())
 }
 
-/// The message for `channel`: multipart/alternative, text then HTML.
-pub fn build(channel: &ChannelConfig, announcement: &Announcement) -> Result<Message, String> {
+/// The message for `channel` to `to`: multipart/alternative, text then HTML. A digest for one
+/// recipient carries that recipient's unsubscribe link, in its body and as one-click
+/// `List-Unsubscribe`, and a Message-ID of its own.
+pub fn build(
+    channel: &ChannelConfig,
+    announcement: &Announcement,
+    to: &[Mailbox],
+    unsubscribe: Option<&str>,
+) -> Result<Message, String> {
     let from: Mailbox = channel
         .from
         .as_deref()
         .ok_or("the channel has no sender")?
         .parse()
         .map_err(|e| format!("sender: {e}"))?;
-    let email = render::email::render(&announcement.card.clone().unwrap_or_default());
+    let mut email = render::email::render(&announcement.card.clone().unwrap_or_default());
+    let id = match (unsubscribe, to) {
+        (Some(_), [one]) => {
+            let digest = sha2::Sha256::digest(one.email.to_string().to_lowercase().as_bytes());
+            format!("{}.{}", announcement.id, hex::encode(&digest[..6]))
+        }
+        _ => announcement.id.clone(),
+    };
     let mut builder = Message::builder()
-        .message_id(Some(message_id(&announcement.id, &from)))
+        .message_id(Some(message_id(&id, &from)))
         .from(from)
-        .subject(email.subject)
+        .subject(email.subject.clone())
         .header(AutoSubmitted);
-    for to in &channel.to {
-        builder = builder.to(to.parse().map_err(|e| format!("recipient {to}: {e}"))?);
+    if let Some(url) = unsubscribe {
+        email = email.with_unsubscribe(url);
+        builder = builder
+            .header(ListUnsubscribe(url.to_string()))
+            .header(ListUnsubscribePost);
+    }
+    for mailbox in to {
+        builder = builder.to(mailbox.clone());
     }
     builder
         .multipart(MultiPart::alternative_plain_html(email.text, email.html))
@@ -119,9 +252,77 @@ async fn relay_address(host: &str, port: u16, allow_private: bool) -> Result<Soc
         })
 }
 
-pub async fn send(
+/// Mails `announcement` to the channel's recipients: one message to all of them, or for a digest
+/// one message each (with its own unsubscribe link when links are configured), skipping those who
+/// unsubscribed.
+pub async fn deliver(
     channel: &ChannelConfig,
     announcement: &Announcement,
+    addressing: Option<&Addressing>,
+    allow_private: bool,
+    timeout: Duration,
+) -> AttemptOutcome {
+    let catalog = addressing.map(|a| a.catalog.current()).unwrap_or_default();
+    let (to, unresolved) = recipients(channel, &catalog, announcement);
+    if !unresolved.is_empty() {
+        tracing::warn!(channel = %channel.name, entries = ?unresolved, "e-mail recipients not in the catalog (or without an e-mail address) are left out");
+    }
+    if to.is_empty() {
+        return failed(format!(
+            "no recipient: {} gave no e-mail address",
+            unresolved.join(", ")
+        ));
+    }
+    let is_digest = announcement.kind == AnnouncementKind::Digest as i32;
+    let Some(addressing) = addressing.filter(|_| is_digest) else {
+        return send(channel, announcement, &to, None, allow_private, timeout).await;
+    };
+    let addresses: Vec<String> = to.iter().map(|m| m.email.to_string()).collect();
+    let optouts = match addressing.store.digest_optouts(&addresses).await {
+        Ok(optouts) => optouts,
+        Err(e) => {
+            return AttemptOutcome::Retry {
+                status: None,
+                error: format!("cannot read who unsubscribed from digests: {e}"),
+                after: None,
+            };
+        }
+    };
+    let mut sent = 0;
+    for mailbox in &to {
+        let address = mailbox.email.to_string().to_lowercase();
+        if optouts.contains(&address) {
+            continue;
+        }
+        let link = addressing.links.as_ref().map(|l| l.url_for(&address));
+        let outcome = send(
+            channel,
+            announcement,
+            std::slice::from_ref(mailbox),
+            link.as_deref(),
+            allow_private,
+            timeout,
+        )
+        .await;
+        if !matches!(outcome, AttemptOutcome::Delivered { .. }) {
+            return outcome;
+        }
+        sent += 1;
+    }
+    AttemptOutcome::Delivered {
+        status: 0,
+        answer: format!(
+            "mailed to {sent} recipient(s); {} unsubscribed from digests",
+            to.len() - sent
+        ),
+    }
+}
+
+async fn send(
+    channel: &ChannelConfig,
+    announcement: &Announcement,
+    to: &[Mailbox],
+    unsubscribe: Option<&str>,
     allow_private: bool,
     timeout: Duration,
 ) -> AttemptOutcome {
@@ -129,7 +330,7 @@ pub async fn send(
         return failed("the channel has no SMTP host".into());
     };
     let port = channel.port.unwrap_or(channel.tls.default_port());
-    let message = match build(channel, announcement) {
+    let message = match build(channel, announcement, to, unsubscribe) {
         Ok(message) => message,
         Err(error) => return failed(error),
     };
@@ -169,7 +370,17 @@ pub async fn send(
     }
     let relay = format!("smtp://{host}:{port}");
     match transport.build().send(message).await {
-        Ok(_) => AttemptOutcome::Delivered { status: 0 },
+        Ok(response) => AttemptOutcome::Delivered {
+            status: 0,
+            answer: render::truncate(
+                &format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                ),
+                crate::send::ANSWER_CHARS,
+            ),
+        },
         Err(e) => {
             let code = e.status().map(u16::from);
             let error = format!("{relay}: {}", render::truncate(&error_chain(&e), 300));

@@ -28,7 +28,14 @@ pub fn matches(route: &RouteConfig, announcement: &Announcement, catalog: &Catal
             .filter_map(|l| ValueLabel::try_from(l.label).ok())
             .map(|l| l.token())
     };
-    (route.kinds.is_empty() || route.kinds.iter().any(|k| k == kind))
+    // A private prompt takes only a route that names it; every other kind, any route without
+    // a kind list too.
+    let kinds_match = if kind == AnnouncementKind::Prompt.token() {
+        route.kinds.iter().any(|k| k == kind)
+    } else {
+        route.kinds.is_empty() || route.kinds.iter().any(|k| k == kind)
+    };
+    kinds_match
         && announcement.value_amount >= route.min_value
         && any_or(
             &route.business_services,
@@ -37,6 +44,9 @@ pub fn matches(route: &RouteConfig, announcement: &Announcement, catalog: &Catal
         && any_or(&route.teams, announcement.team.as_deref())
         && any_or(&route.capabilities, capability)
         && (route.labels.is_empty() || labels().any(|l| route.labels.iter().any(|x| x == l)))
+        && (route.digests.is_empty()
+            || kind != AnnouncementKind::Digest.token()
+            || route.digests.contains(&announcement.digest))
 }
 
 /// The routes `announcement` takes, in order: each matching route, up to and including the first
@@ -76,6 +86,7 @@ mod tests {
             teams: vec![],
             capabilities: vec![],
             labels: vec![],
+            digests: vec![],
             quiet_hours: None,
             business_days: vec![],
             timezone: None,
@@ -146,6 +157,43 @@ mod tests {
         r.capabilities = vec!["logistics".into()];
         assert!(!matches(&r, &fleet, &c));
         assert!(!matches(&r, &a, &Catalog::default()));
+    }
+
+    #[test]
+    fn a_route_takes_the_digests_scheduled_for_it() {
+        let c = catalog();
+        let digest = |name: &str| Announcement {
+            kind: AnnouncementKind::Digest as i32,
+            digest: name.into(),
+            ..win()
+        };
+        let mut oslo = route("oslo", &[], 0.0, &[]);
+        oslo.digests = vec!["weekly-oslo".into()];
+        assert!(matches(&oslo, &digest("weekly-oslo"), &c));
+        assert!(!matches(&oslo, &digest("weekly-new-york"), &c));
+        assert!(matches(&oslo, &win(), &c), "other kinds are not affected");
+        assert!(matches(
+            &route("all", &[], 0.0, &[]),
+            &digest("weekly-new-york"),
+            &c
+        ));
+    }
+
+    #[test]
+    fn a_private_prompt_takes_only_a_route_that_names_it() {
+        let c = catalog();
+        let prompt = Announcement {
+            kind: AnnouncementKind::Prompt as i32,
+            ..win()
+        };
+        assert!(!matches(&route("everything", &[], 0.0, &[]), &prompt, &c));
+        assert!(!matches(
+            &route("wins", &["headline_win"], 0.0, &[]),
+            &prompt,
+            &c
+        ));
+        assert!(matches(&route("leads", &["prompt"], 0.0, &[]), &prompt, &c));
+        assert!(!matches(&route("leads", &["prompt"], 0.0, &[]), &win(), &c));
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::{
     egress, local, mail, render, signing,
 };
 
+/// How much of a receiver's answer an attempt keeps.
+pub const ANSWER_CHARS: usize = 200;
+
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
@@ -22,6 +25,9 @@ pub struct Sender {
     /// Channels whose receiver said its rate-limit bucket is empty, and when it refills (Discord's
     /// `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset-After`).
     refill: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// E-mail recipients from the catalog and digest opt-outs; without it, only the addresses
+    /// written in a channel's `to`.
+    addressing: Option<mail::Addressing>,
 }
 
 /// When a receiver's rate-limit headers say the next message must wait: the bucket is empty
@@ -55,7 +61,14 @@ impl Sender {
             allow_private,
             timeout,
             refill: Mutex::default(),
+            addressing: None,
         })
+    }
+
+    /// Reads e-mail recipients from the catalog and honours digest opt-outs.
+    pub fn with_addressing(mut self, addressing: mail::Addressing) -> Self {
+        self.addressing = Some(addressing);
+        self
     }
 
     /// Sends `announcement` to `channel`; `delivery_id` is the stable `webhook-id`, the same on
@@ -81,7 +94,14 @@ impl Sender {
             ChannelKind::Console => return local::to_console(announcement),
             ChannelKind::File => return local::to_file(channel, announcement).await,
             ChannelKind::Email => {
-                return mail::send(channel, announcement, self.allow_private, self.timeout).await;
+                return mail::deliver(
+                    channel,
+                    announcement,
+                    self.addressing.as_ref(),
+                    self.allow_private,
+                    self.timeout,
+                )
+                .await;
             }
             _ => {}
         }
@@ -209,11 +229,17 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after);
-        if response.status().is_success() {
-            return AttemptOutcome::Delivered { status };
+        let text = scrub(&answer_head(response).await, &secrets);
+        if (200..300).contains(&status) {
+            return AttemptOutcome::Delivered {
+                status,
+                answer: render::truncate(text.trim(), ANSWER_CHARS),
+            };
         }
-        let text = scrub(&response.text().await.unwrap_or_default(), &secrets);
-        let error = format!("HTTP {status}: {}", render::truncate(text.trim(), 200));
+        let error = format!(
+            "HTTP {status}: {}",
+            render::truncate(text.trim(), ANSWER_CHARS)
+        );
         match status {
             429 | 500..=599 | 408 => AttemptOutcome::Retry {
                 status: Some(status),
@@ -226,6 +252,21 @@ impl Sender {
             },
         }
     }
+}
+
+/// The first few KiB of an answer: enough for an excerpt, and a receiver that answers with
+/// megabytes costs nothing more.
+async fn answer_head(mut response: reqwest::Response) -> String {
+    const HEAD: usize = 4096;
+    let mut bytes = Vec::new();
+    while bytes.len() < HEAD {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(HEAD);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The parts of a channel URL that can carry its credential (what [`egress::redacted`] leaves

@@ -20,8 +20,11 @@ pub struct Claimed {
     pub announcement_id: String,
     pub route: String,
     pub channel: String,
-    /// This attempt's number, from 1.
+    /// This attempt's number in the delivery's log, from 1.
     pub attempt: u32,
+    /// This attempt's number since the delivery was last replayed, from 1: what the attempt
+    /// budget and the backoff count.
+    pub try_number: u32,
     /// `None` when the stored announcement cannot be decoded.
     pub announcement: Option<Announcement>,
 }
@@ -39,6 +42,8 @@ pub struct DeliveryRow {
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The delivery whose merged summary carried this one, when a burst was merged.
+    pub merged_into: Option<String>,
     pub attempt_log: Vec<AttemptRow>,
     /// What was delivered, read from the stored announcement; `None` when it cannot be decoded.
     pub announcement: Option<Announcement>,
@@ -51,6 +56,30 @@ pub struct AttemptRow {
     pub http_status: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: i64,
+    /// The receiver's answer to an attempt that went through, cut short.
+    pub answer: Option<String>,
+}
+
+/// Why a delivery cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no delivery {0}")]
+    NotFound(String),
+    #[error(
+        "delivery {id} is {status}: only a delivered, failed or withdrawn delivery can be replayed"
+    )]
+    NotFinished { id: String, status: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One attempt that has ended, and what comes after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    pub claimed: &'a Claimed,
+    pub outcome: &'a AttemptOutcome,
+    pub duration: Duration,
+    pub next: Next,
 }
 
 /// What to do after an attempt.
@@ -210,7 +239,7 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_until = $1
              WHERE status = 'sending' AND lease_until < $2
-             RETURNING id, announcement_id, route, channel, attempts, payload",
+             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload",
         )
         .bind(millis(now) + duration_ms(lease))
         .bind(millis(now))
@@ -222,28 +251,55 @@ impl Store {
     /// Claims up to `limit` due pending deliveries for `lease`. Replicas never claim the same row;
     /// an attempt whose dispatcher vanished is [`Store::take_interrupted`]'s, not this.
     pub async fn claim_due(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+        self.claim(None, limit, lease).await
+    }
+
+    /// Claims up to `limit` due pending deliveries to `channel`: what arrived for it while its
+    /// dispatcher waited for the channel's next slot.
+    pub async fn claim_due_on(
+        &self,
+        channel: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim(Some(channel), limit, lease).await
+    }
+
+    async fn claim(
+        &self,
+        channel: Option<&str>,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let now = Utc::now();
         // PostgreSQL replicas skip rows another one has locked; SQLite has a single writer.
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let only = if channel.is_some() {
+            "AND channel = $4"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE deliveries
              SET status = 'sending', attempts = attempts + 1, lease_until = $2
              WHERE id IN (SELECT id FROM deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= $3
+                          WHERE status = 'pending' AND next_attempt_at <= $3 {only}
                           ORDER BY next_attempt_at
                           LIMIT $1
                           {lock})
-             RETURNING id, announcement_id, route, channel, attempts, payload"
+             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit)
             .bind(millis(now) + duration_ms(lease))
-            .bind(millis(now))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(millis(now));
+        if let Some(channel) = channel {
+            query = query.bind(channel.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let mut claimed: Vec<Claimed> = rows.into_iter().map(claimed_of).collect();
         // RETURNING gives no order; keep announcements in the order they came.
         claimed.sort_by(|a, b| {
@@ -262,39 +318,255 @@ impl Store {
         duration: Duration,
         next: Next,
     ) -> Result<(), StoreError> {
+        self.finish_attempts(&[Finished {
+            claimed,
+            outcome,
+            duration,
+            next,
+        }])
+        .await
+    }
+
+    /// Logs attempts and moves their deliveries on, all in one transaction: one multi-row insert
+    /// into the attempt log, one update for every delivery that went through, and one per delivery
+    /// that goes on to a retry or fails (rare, and each with its own error).
+    pub async fn finish_attempts(&self, finished: &[Finished<'_>]) -> Result<(), StoreError> {
+        if finished.is_empty() {
+            return Ok(());
+        }
         let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&claimed.id)
-        .bind(i64::from(claimed.attempt))
-        .bind(now)
-        .bind(outcome.status().map(i64::from))
-        .bind(outcome.error())
-        .bind(duration_ms(duration))
-        .execute(&mut *tx)
-        .await?;
+        // 7 values a row; 100 rows stay far below either database's parameter limit.
+        for chunk in finished.chunks(100) {
+            let sql = format!(
+                "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
+                 VALUES {} ON CONFLICT DO NOTHING",
+                herald_runtime::store::numbered_rows(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for f in chunk {
+                query = query
+                    .bind(&f.claimed.id)
+                    .bind(i64::from(f.claimed.attempt))
+                    .bind(now)
+                    .bind(f.outcome.status().map(i64::from))
+                    .bind(f.outcome.error())
+                    .bind(duration_ms(f.duration))
+                    .bind(f.outcome.answer());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let (delivered, others): (Vec<&Finished<'_>>, Vec<&Finished<'_>>) =
+            finished.iter().partition(|f| f.next == Next::Delivered);
+        for chunk in delivered.chunks(500) {
+            let places: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL, lease_until = NULL,
+                        last_error = NULL, delivered_at = $1
+                 WHERE id IN ({})",
+                places.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for f in chunk {
+                query = query.bind(&f.claimed.id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for f in others {
+            let (status, next_at) = match f.next {
+                Next::RetryAt(at) => ("pending", Some(millis(at))),
+                Next::Delivered | Next::Failed => ("failed", None),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = $2, next_attempt_at = $3, lease_until = NULL,
+                        last_error = $4
+                 WHERE id = $1",
+            )
+            .bind(&f.claimed.id)
+            .bind(status)
+            .bind(next_at)
+            .bind(f.outcome.error())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Logs the attempt that sent a merged summary on every delivery it carried, in one
+    /// transaction: the carrier's own log says what was sent; each other one's says which
+    /// delivery carried it, and a delivered one remembers it in `merged_into`.
+    pub async fn finish_merged(
+        &self,
+        carrier: &Claimed,
+        merged: &[Claimed],
+        outcome: &AttemptOutcome,
+        duration: Duration,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        let now = millis(Utc::now());
         let (status, next_at, delivered_at) = match next {
             Next::Delivered => ("delivered", None, Some(now)),
             Next::RetryAt(at) => ("pending", Some(millis(at)), None),
             Next::Failed => ("failed", None, None),
         };
-        sqlx::query(
-            "UPDATE deliveries SET status = $2, next_attempt_at = $3, lease_until = NULL,
-                    last_error = $4, delivered_at = COALESCE($5, delivered_at)
-             WHERE id = $1",
-        )
-        .bind(&claimed.id)
-        .bind(status)
-        .bind(next_at)
-        .bind(outcome.error())
-        .bind(delivered_at)
-        .execute(&mut *tx)
-        .await?;
+        let note = format!("merged into the summary sent as {}", carrier.id);
+        let mut tx = self.pool.begin().await?;
+        for (claimed, carried_by) in std::iter::once((carrier, None))
+            .chain(merged.iter().map(|m| (m, Some(carrier.id.as_str()))))
+        {
+            let answer = match carried_by {
+                None => outcome.answer().map(str::to_string),
+                Some(_) => Some(note.clone()),
+            };
+            sqlx::query(
+                "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(&claimed.id)
+            .bind(i64::from(claimed.attempt))
+            .bind(now)
+            .bind(outcome.status().map(i64::from))
+            .bind(outcome.error())
+            .bind(duration_ms(duration))
+            .bind(answer)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = $2, next_attempt_at = $3, lease_until = NULL,
+                        last_error = $4, delivered_at = COALESCE($5, delivered_at),
+                        merged_into = CASE WHEN $2 = 'delivered' THEN $6 ELSE NULL END
+                 WHERE id = $1",
+            )
+            .bind(&claimed.id)
+            .bind(status)
+            .bind(next_at)
+            .bind(outcome.error())
+            .bind(delivered_at)
+            .bind(carried_by)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Gives claimed deliveries back, untried: pending again, due at once, the claim's attempt
+    /// not counted.
+    pub async fn release(&self, claimed: &[Claimed]) -> Result<(), StoreError> {
+        for chunk in claimed.chunks(500) {
+            let places: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL
+                 WHERE status = 'sending' AND id IN ({})",
+                places.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for c in chunk {
+                query = query.bind(&c.id);
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Reserves the next sending slot of `channel`, `interval` after the one before it whichever
+    /// replica took that: returns when this message may be sent (now, or later when the channel's
+    /// pace says so).
+    pub async fn reserve_slot(
+        &self,
+        channel: &str,
+        interval: Duration,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let now = millis(Utc::now());
+        let step = duration_ms(interval);
+        let row = sqlx::query(
+            "INSERT INTO channel_pace (channel, next_slot) VALUES ($1, $2)
+             ON CONFLICT (channel) DO UPDATE SET next_slot =
+                 CASE WHEN channel_pace.next_slot > $3 THEN channel_pace.next_slot ELSE $3 END + $4
+             RETURNING next_slot",
+        )
+        .bind(channel)
+        .bind(now + step)
+        .bind(now)
+        .bind(step)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(from_millis(row.get::<i64, _>("next_slot") - step))
+    }
+
+    /// Puts a finished delivery back in the queue, due at once and with a fresh attempt budget;
+    /// its attempt log is kept. Returns it as listed.
+    pub async fn replay(&self, id: &str) -> Result<DeliveryRow, ReplayError> {
+        let now = millis(Utc::now());
+        let replayed = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, lease_until = NULL,
+                    attempt_base = attempts, merged_into = NULL, last_error = NULL
+             WHERE id = $1 AND status IN ('delivered', 'failed', 'withdrawn')",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from)?
+        .rows_affected();
+        if replayed == 0 {
+            let row = sqlx::query("SELECT status FROM deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from)?;
+            return Err(match row {
+                None => ReplayError::NotFound(id.to_string()),
+                Some(row) => ReplayError::NotFinished {
+                    id: id.to_string(),
+                    status: row.get("status"),
+                },
+            });
+        }
+        self.get(id)
+            .await?
+            .ok_or_else(|| ReplayError::NotFound(id.to_string()))
+    }
+
+    /// One delivery, with its attempts.
+    pub async fn get(&self, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
+        Ok(self.list_where(Some(id), None, &[], 1).await?.pop())
+    }
+
+    /// Records that `address` wants no more digests.
+    pub async fn opt_out_of_digests(&self, address: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO digest_optouts (address, at) VALUES ($1, $2) ON CONFLICT (address) DO NOTHING",
+        )
+        .bind(address.trim().to_lowercase())
+        .bind(millis(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Of `addresses`, those that unsubscribed from digests (lower-cased).
+    pub async fn digest_optouts(
+        &self,
+        addresses: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in addresses.chunks(500) {
+            let places: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT address FROM digest_optouts WHERE address IN ({})",
+                places.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                query = query.bind(a.trim().to_lowercase());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.insert(row.get::<String, _>("address"));
+            }
+        }
+        Ok(out)
     }
 
     /// When the next pending delivery falls due, if any.
@@ -315,9 +587,24 @@ impl Store {
         statuses: &[&'static str],
         limit: i64,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
+        self.list_where(None, announcement_id, statuses, limit)
+            .await
+    }
+
+    async fn list_where(
+        &self,
+        id: Option<&str>,
+        announcement_id: Option<&str>,
+        statuses: &[&'static str],
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
         // The filter is built from fixed words only; every value is a bound parameter.
         let mut filter = vec!["1 = 1".to_string()];
         let mut next = 2;
+        if id.is_some() {
+            filter.push(format!("id = ${next}"));
+            next += 1;
+        }
         if announcement_id.is_some() {
             filter.push(format!("announcement_id = ${next}"));
             next += 1;
@@ -334,6 +621,9 @@ impl Store {
         );
         let bind_all = |sql: String| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit);
+            if let Some(id) = id {
+                query = query.bind(id.to_string());
+            }
             if let Some(a) = announcement_id {
                 query = query.bind(a.to_string());
             }
@@ -342,12 +632,20 @@ impl Store {
             }
             query
         };
+        // One snapshot for both reads, so a delivery and its attempt log agree even while an
+        // attempt is being recorded.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows = bind_all(format!(
             "SELECT id, announcement_id, route, channel, status, attempts, last_error, created_at,
-                    delivered_at, next_attempt_at, payload
+                    delivered_at, next_attempt_at, merged_into, payload
              FROM deliveries WHERE id IN ({chosen}) ORDER BY created_at DESC, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         let mut deliveries: Vec<DeliveryRow> = rows
             .into_iter()
@@ -362,16 +660,18 @@ impl Store {
                 created_at: from_millis(r.get("created_at")),
                 delivered_at: r.get::<Option<i64>, _>("delivered_at").map(from_millis),
                 next_attempt_at: r.get::<Option<i64>, _>("next_attempt_at").map(from_millis),
+                merged_into: r.get("merged_into"),
                 attempt_log: Vec::new(),
                 announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
             })
             .collect();
         let attempts = bind_all(format!(
-            "SELECT delivery_id, attempt, at, http_status, error, duration_ms FROM attempts
+            "SELECT delivery_id, attempt, at, http_status, error, duration_ms, answer FROM attempts
              WHERE delivery_id IN ({chosen}) ORDER BY delivery_id, attempt"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         for row in attempts {
             let id: String = row.get("delivery_id");
             if let Some(d) = deliveries.iter_mut().find(|d| d.id == id) {
@@ -381,6 +681,7 @@ impl Store {
                     http_status: row.get("http_status"),
                     error: row.get("error"),
                     duration_ms: row.get("duration_ms"),
+                    answer: row.get("answer"),
                 });
             }
         }
@@ -389,12 +690,15 @@ impl Store {
 }
 
 fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
+    let attempts: i64 = r.get("attempts");
+    let base: i64 = r.get("attempt_base");
     Claimed {
+        try_number: u32::try_from(attempts - base).unwrap_or(0),
         id: r.get("id"),
         announcement_id: r.get("announcement_id"),
         route: r.get("route"),
         channel: r.get("channel"),
-        attempt: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(0),
+        attempt: u32::try_from(attempts).unwrap_or(0),
         announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
     }
 }

@@ -29,6 +29,8 @@ pub struct ScoringSettings {
     pub credit: crate::credit::CreditRules,
     /// `[scoring.stories]`: requester praise and lessons learned.
     pub stories: crate::value::StorySettings,
+    /// `[[scoring.plan]]`: the 90-day plan, three to five KPIs with baseline, goal and dates.
+    pub plan: Vec<crate::report::plan::PlanGoal>,
 }
 
 impl Default for ScoringSettings {
@@ -45,6 +47,7 @@ impl Default for ScoringSettings {
             verification: Default::default(),
             credit: Default::default(),
             stories: Default::default(),
+            plan: Vec::new(),
         }
     }
 }
@@ -57,6 +60,9 @@ impl ScoringSettings {
         }
         if !(0.0..=1.0).contains(&self.resolver_share) {
             return invalid("resolver_share must be between 0 and 1");
+        }
+        if let Err(e) = crate::report::plan::validate(&self.plan) {
+            return Err(ConfigError::Invalid(format!("[[scoring.plan]] {e}")));
         }
         self.verification.validate().map_err(ConfigError::Invalid)?;
         self.credit

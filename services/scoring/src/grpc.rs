@@ -7,15 +7,15 @@ use futures::Stream;
 use herald_catalog::{Catalog, CatalogHandle};
 use herald_proto::v1::{
     ExplainMatch, ExplainRequest, Explanation, GetWinRequest, ListWinsRequest, ListWinsResponse,
-    RescorePage, RescoreReply, RescoreRequest, Win, WinStatus, rescore_reply::Item,
-    scoring_server::Scoring,
+    MonthlyReportDocument, MonthlyReportRequest, RescorePage, RescoreReply, RescoreRequest, Win,
+    WinStatus, rescore_reply::Item, scoring_server::Scoring,
 };
 use herald_runtime::{ApiError, ErrorKind};
 use tonic::{Request, Response, Status};
 
 use crate::{
     config::ScoringSettings,
-    explain, rescore, score,
+    explain, report, rescore, score,
     store::{Store, StoreError},
     verification,
 };
@@ -228,5 +228,62 @@ impl Scoring for ScoringApi {
             rx.recv().await.map(|reply| (reply, rx))
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_monthly_report(
+        &self,
+        request: Request<MonthlyReportRequest>,
+    ) -> Result<Response<MonthlyReportDocument>, Status> {
+        let request = request.into_inner();
+        let bad = |message: String| {
+            Status::from(ApiError::new(
+                ErrorKind::Malformed,
+                "bad_report_request",
+                message,
+            ))
+        };
+        let first = report::parse_month(&request.month).map_err(|e| bad(e.to_string()))?;
+        let format = match request.format.trim() {
+            "" | "html" => "html",
+            "md" | "markdown" => "md",
+            "pdf" => "pdf",
+            other => {
+                return Err(bad(format!("format {other:?} is not one of html, md, pdf")));
+            }
+        };
+        let catalog = self.catalog.current();
+        let built = report::build(&self.store, &catalog, &self.settings, first)
+            .await
+            .map_err(|e| match e {
+                report::ReportError::BadMonth(m) => {
+                    bad(format!("{m:?} is not a month like 2026-10"))
+                }
+                report::ReportError::Store(e) => internal(e),
+            })?;
+        let (content, content_type) = match format {
+            "md" => (
+                report::render::markdown(&built).into_bytes(),
+                "text/markdown; charset=utf-8",
+            ),
+            "pdf" => (
+                report::pdf::bytes(&built).map_err(|e| {
+                    tracing::error!(error = %e, "the PDF report could not be written");
+                    Status::from(ApiError::internal(
+                        "the PDF could not be written; see the scoring logs",
+                    ))
+                })?,
+                "application/pdf",
+            ),
+            _ => (
+                report::render::html(&built).into_bytes(),
+                "text/html; charset=utf-8",
+            ),
+        };
+        Ok(Response::new(MonthlyReportDocument {
+            content,
+            content_type: content_type.to_string(),
+            file_name: format!("it-value-report-{}.{format}", first.format("%Y-%m")),
+            pitch: built.pitch,
+        }))
     }
 }

@@ -10,6 +10,7 @@ pub mod format;
 pub mod grpc;
 pub mod handler;
 pub mod publish;
+pub mod report;
 pub mod rescore;
 pub mod score;
 pub mod store;
@@ -74,11 +75,6 @@ impl Service for Scoring {
             catalog: catalogs.clone(),
             settings: config.scoring.clone(),
         });
-        // Each recorded event's bytes are kept for `herald rescore`.
-        let handler = Arc::new(rescore::KeepPayloads {
-            stage: handler,
-            store: store.clone(),
-        });
         let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
         let options = config.scoring.consumer.worker_options("scoring");
         let confirmer = verification::confirmer::run(
@@ -103,6 +99,11 @@ impl Service for Scoring {
                 worker::run(deps.bus, consumer, handler, options, shutdown),
             )
             .task("confirmer", confirmer)
+            .routes(report::web::router(report::web::PlanState {
+                store: store.clone(),
+                catalog: catalogs.clone(),
+                settings: config.scoring.clone(),
+            }))
             .grpc(ScoringServer::new(grpc::ScoringApi {
                 store,
                 catalog: catalogs,

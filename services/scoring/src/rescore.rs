@@ -3,20 +3,15 @@
 //! written; the catalog in force changes only when its file is replaced (see
 //! `herald_catalog::CatalogHandle`).
 //!
-//! Replaying needs the events themselves: [`KeepPayloads`] stores each event's bytes beside its row
-//! once the stage has recorded it.
+//! Replaying needs the events themselves: the stage stores each event's bytes in its row, in the
+//! transaction that records it.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use herald_catalog::Catalog;
-use herald_events::{
-    IncomingMessage,
-    worker::{self, HandleError, Handler},
-};
 use herald_proto::v1::{
-    EventKind, ItsmEvent, RescoreChange, RescoreEffect, RescoreSummary, RescoreTotal, ValueLabel,
-    Win, WinStatus,
+    EventKind, RescoreChange, RescoreEffect, RescoreSummary, RescoreTotal, ValueLabel, Win,
+    WinStatus,
 };
 
 use crate::{
@@ -30,26 +25,6 @@ pub const PAGE: i64 = 500;
 
 /// Amounts closer than this (a hundredth of the currency) are the same amount.
 const SAME_AMOUNT: f64 = 0.005;
-
-/// The scoring stage, then the event's payload kept beside its row for later replays. The payload
-/// is written after the stage recorded the event and before the message is acknowledged, so a crash
-/// in between is repaired by the redelivery.
-pub struct KeepPayloads {
-    pub stage: Arc<dyn Handler>,
-    pub store: Store,
-}
-
-#[async_trait]
-impl Handler for KeepPayloads {
-    async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
-        self.stage.handle(delivery).await?;
-        let event: ItsmEvent = worker::decode(delivery)?;
-        self.store
-            .keep_payload(&event.id, &delivery.payload)
-            .await
-            .map_err(HandleError::from)
-    }
-}
 
 /// Replays stored events under one catalog and accumulates what changes.
 pub struct Rescore<'a> {

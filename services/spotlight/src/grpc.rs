@@ -4,15 +4,17 @@ use herald_catalog::CatalogHandle;
 use herald_proto::{
     time::opt_from_timestamp,
     v1::{
-        GetLeaderboardRequest, GetValueSummaryRequest, LabelTotal, Leaderboard, LeaderboardEntry,
-        LedgerDifference, PeriodKind as ProtoPeriodKind, RebuildLedgerRequest,
-        RebuildLedgerResponse, Scope, ValueLabel, ValueSummary, spotlight_server::Spotlight,
+        GetLeaderboardRequest, GetMyPositionRequest, GetRecognitionSpreadRequest,
+        GetValueSummaryRequest, LabelTotal, Leaderboard, LeaderboardEntry, LedgerDifference,
+        MyPosition, PeriodKind as ProtoPeriodKind, RebuildLedgerRequest, RebuildLedgerResponse,
+        RecognitionSpread, Scope, ValueLabel, ValueSummary, spotlight_server::Spotlight,
     },
 };
 use herald_runtime::{ApiError, ErrorKind};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    config::RecognitionSettings,
     periods::{Period, PeriodKind},
     store::{Ranked, Store},
 };
@@ -21,6 +23,7 @@ pub struct SpotlightApi {
     pub store: Store,
     /// Read per call: the catalog file may be reloaded meanwhile.
     pub catalog: CatalogHandle,
+    pub recognition: RecognitionSettings,
 }
 
 fn invalid(message: &str) -> Status {
@@ -39,9 +42,13 @@ impl SpotlightApi {
             match ProtoPeriodKind::try_from(period.kind).unwrap_or(ProtoPeriodKind::Unspecified) {
                 ProtoPeriodKind::Week => PeriodKind::Week,
                 ProtoPeriodKind::Month => PeriodKind::Month,
+                ProtoPeriodKind::Quarter => PeriodKind::Quarter,
+                ProtoPeriodKind::Season => PeriodKind::Season {
+                    months: self.recognition.season_months,
+                },
                 ProtoPeriodKind::Unspecified => {
                     return Err(invalid(
-                        "period.kind must be PERIOD_KIND_WEEK or PERIOD_KIND_MONTH",
+                        "period.kind must be PERIOD_KIND_WEEK, _MONTH, _QUARTER or _SEASON",
                     ));
                 }
             };
@@ -86,11 +93,13 @@ impl SpotlightApi {
                 false,
             ),
         };
+        let value_withheld = scope == Scope::Person && !self.recognition.people_money;
         LeaderboardEntry {
             rank: u32::try_from(rank + 1).unwrap_or(u32::MAX),
             id,
             display_name,
-            value: row.value,
+            value: if value_withheld { 0.0 } else { row.value },
+            value_withheld,
             hours: row.hours,
             wins: u32::try_from(row.wins).unwrap_or(u32::MAX),
             anonymised,
@@ -122,9 +131,20 @@ impl Spotlight for SpotlightApi {
             0 => 10,
             n => n.min(100),
         };
+        // Public leaderboards of people stop at the top few: nobody is shown at the bottom.
+        let limit = if scope == Scope::Person {
+            limit.min(self.recognition.public_top_people)
+        } else {
+            limit
+        };
+        let by = if scope == Scope::Person {
+            self.recognition.people_rank_by()
+        } else {
+            crate::store::rankings::RankBy::Value
+        };
         let rows = self
             .store
-            .leaderboard(&period, token, i64::from(limit))
+            .ranking(&period, token, by, i64::from(limit))
             .await
             .map_err(internal)?;
         Ok(Response::new(Leaderboard {
@@ -173,6 +193,76 @@ impl Spotlight for SpotlightApi {
                 .map(|(i, r)| self.entry(Scope::Service, i, r))
                 .collect(),
         }))
+    }
+
+    async fn get_my_position(
+        &self,
+        request: Request<GetMyPositionRequest>,
+    ) -> Result<Response<MyPosition>, Status> {
+        let request = request.into_inner();
+        let period = self.period(request.period)?;
+        let catalog = self.catalog.current();
+        let person = catalog
+            .person(&request.person_id)
+            .ok_or_else(|| {
+                Status::not_found(format!("no person {:?} in the catalog", request.person_id))
+            })?
+            .clone();
+        let position = self
+            .store
+            .position(
+                &period,
+                "person",
+                self.recognition.people_rank_by(),
+                &person.id,
+            )
+            .await
+            .map_err(internal)?;
+        let in_spotlight = match &position {
+            Some(_) => {
+                crate::selection::spotlight(&self.store, &catalog, &self.recognition, &period)
+                    .await
+                    .map_err(internal)?
+                    .iter()
+                    .any(|p| p.figures.subject_id == person.id)
+            }
+            None => false,
+        };
+        let mut answer = MyPosition {
+            period_start: period.start.to_string(),
+            period_end: period.end.to_string(),
+            display_name: person.display_name.clone(),
+            currency: catalog.organisation().currency.clone(),
+            in_spotlight,
+            ..Default::default()
+        };
+        if let Some(p) = position {
+            answer.credited = true;
+            answer.rank = u32::try_from(p.rank).unwrap_or(u32::MAX);
+            answer.of = u32::try_from(p.of).unwrap_or(u32::MAX);
+            answer.wins = u32::try_from(p.figures.wins).unwrap_or(u32::MAX);
+            answer.hours = p.figures.hours;
+            answer.value = p.figures.value;
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn get_recognition_spread(
+        &self,
+        request: Request<GetRecognitionSpreadRequest>,
+    ) -> Result<Response<RecognitionSpread>, Status> {
+        let period = self.period(request.into_inner().period)?;
+        let catalog = self.catalog.current();
+        let spread = crate::recognition::spread(
+            &self.store,
+            &catalog,
+            &period,
+            self.recognition.unrecognised_weeks,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(internal)?;
+        Ok(Response::new(spread))
     }
 
     async fn rebuild_ledger(

@@ -16,6 +16,7 @@ use herald_proto::{
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::{card, config::SpotlightSettings, store::Store};
 
@@ -41,6 +42,30 @@ pub fn correction_id(announcement_id: &str) -> String {
 
 #[async_trait]
 impl Handler for SpotlightHandler {
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// Runs of confirmed wins are counted in one transaction each; anything else (a lesson, a
+    /// withdrawal, a message that does not decode) is handled alone, in its place, so the order
+    /// of a win's confirmation and withdrawal is kept.
+    async fn handle_batch(&self, batch: &[IncomingMessage]) -> Vec<Result<(), HandleError>> {
+        let mut out: Vec<Result<(), HandleError>> = Vec::with_capacity(batch.len());
+        let mut run: Vec<(usize, Win, DateTime<Utc>)> = Vec::new();
+        for (i, delivery) in batch.iter().enumerate() {
+            match countable(delivery) {
+                Some((win, occurred_at)) => run.push((i, win, occurred_at)),
+                None => {
+                    self.count_run(std::mem::take(&mut run), batch, &mut out)
+                        .await;
+                    out.push(self.handle(delivery).await);
+                }
+            }
+        }
+        self.count_run(run, batch, &mut out).await;
+        out
+    }
+
     async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
         let win: Win = worker::decode(delivery)?;
         if win.id.is_empty() {
@@ -74,7 +99,89 @@ impl Handler for SpotlightHandler {
     }
 }
 
+/// A confirmed win to count (not a lesson, not a withdrawal), as the batch path takes it.
+fn countable(delivery: &IncomingMessage) -> Option<(Win, DateTime<Utc>)> {
+    let win: Win = Win::decode(delivery.payload.as_ref()).ok()?;
+    let occurred_at = opt_from_timestamp(win.occurred_at.as_ref())?;
+    let confirmed = matches!(
+        WinStatus::try_from(win.status),
+        Ok(WinStatus::Confirmed | WinStatus::Unspecified)
+    );
+    (confirmed && !win.id.is_empty() && win.lesson.is_none()).then_some((win, occurred_at))
+}
+
 impl SpotlightHandler {
+    /// Counts a run of confirmed wins in one transaction and publishes their announcements, each
+    /// under its own message's trace; pushes one outcome per win onto `out`.
+    async fn count_run(
+        &self,
+        run: Vec<(usize, Win, DateTime<Utc>)>,
+        batch: &[IncomingMessage],
+        out: &mut Vec<Result<(), HandleError>>,
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let tz = self.catalog.current().organisation().tz();
+        let items: Vec<(Win, DateTime<Utc>, Option<Announcement>)> = run
+            .iter()
+            .map(|(_, win, at)| (win.clone(), *at, self.headline(win, *at)))
+            .collect();
+        let stored = match self.store.count_wins(&items, tz).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                let failed = HandleError::from(e);
+                out.extend(run.iter().map(|_| Err(failed.for_each_message())));
+                return;
+            }
+        };
+        for ((i, win, _), announcement) in run.iter().zip(stored) {
+            let Some(announcement) = announcement else {
+                out.push(Ok(()));
+                continue;
+            };
+            let span = tracing::info_span!("announce", win = %win.id);
+            if let Some(delivery) = batch.get(*i) {
+                herald_events::trace::set_parent_from(&span, &delivery.headers);
+            }
+            let published = self
+                .publish(&announcement, AnnouncementKind::HeadlineWin)
+                .instrument(span)
+                .await;
+            if published.is_ok() {
+                tracing::info!(win = %win.id, announcement = %announcement.id, "headline announced");
+                metrics::counter!("herald_spotlight_announcements_total", "kind" => "headline_win")
+                    .increment(1);
+            }
+            out.push(published);
+        }
+    }
+
+    /// The headline announcement `win` earns, if it is worth one and is news.
+    fn headline(&self, win: &Win, occurred_at: DateTime<Utc>) -> Option<Announcement> {
+        let value = win.value.clone().unwrap_or_default();
+        // Requests on time are told in digests, one line per team, never one headline a ticket.
+        let headline = value.amount >= self.settings.headline_min_value && !win.digest_only;
+        let news = self.is_news(win, occurred_at);
+        if headline && !news {
+            tracing::info!(win = %win.id, "history, not news: counted without a headline");
+        }
+        (headline && news).then(|| Announcement {
+            id: announcement_id(&win.id),
+            kind: AnnouncementKind::HeadlineWin as i32,
+            created_at: Some(to_timestamp(Utc::now())),
+            card: Some(card::headline_card(win, &self.catalog.current())),
+            win_id: win.id.clone(),
+            event_kind: win.kind,
+            business_service: win.business_service.clone(),
+            team: win.team.clone(),
+            value_amount: value.amount,
+            currency: value.currency.clone(),
+            corrects: String::new(),
+            digest: String::new(),
+        })
+    }
+
     /// History is not news: backfilled or caught-up outcomes, and outcomes confirmed long after
     /// they happened, count in their period but are never announced as live headlines.
     fn is_news(&self, win: &Win, occurred_at: DateTime<Utc>) -> bool {
@@ -89,26 +196,7 @@ impl SpotlightHandler {
     }
 
     async fn count(&self, win: &Win, occurred_at: DateTime<Utc>) -> Result<(), HandleError> {
-        let value = win.value.clone().unwrap_or_default();
-        // Requests on time are told in digests, one line per team, never one headline a ticket.
-        let headline = value.amount >= self.settings.headline_min_value && !win.digest_only;
-        let news = self.is_news(win, occurred_at);
-        if headline && !news {
-            tracing::info!(win = %win.id, "history, not news: counted without a headline");
-        }
-        let announcement = (headline && news).then(|| Announcement {
-            id: announcement_id(&win.id),
-            kind: AnnouncementKind::HeadlineWin as i32,
-            created_at: Some(to_timestamp(Utc::now())),
-            card: Some(card::headline_card(win, &self.catalog.current())),
-            win_id: win.id.clone(),
-            event_kind: win.kind,
-            business_service: win.business_service.clone(),
-            team: win.team.clone(),
-            value_amount: value.amount,
-            currency: value.currency.clone(),
-            corrects: String::new(),
-        });
+        let announcement = self.headline(win, occurred_at);
         let stored = self
             .store
             .count_win(
@@ -153,6 +241,7 @@ impl SpotlightHandler {
             value_amount: 0.0,
             currency: String::new(),
             corrects: String::new(),
+            digest: String::new(),
         };
         let stored = self
             .store
@@ -183,6 +272,7 @@ impl SpotlightHandler {
                     value_amount: 0.0,
                     currency: original.currency.clone(),
                     corrects: original.id.clone(),
+                    digest: String::new(),
                 }
             })
             .await

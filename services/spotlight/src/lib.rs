@@ -4,9 +4,12 @@
 pub mod card;
 pub mod config;
 pub mod dashboard;
+pub mod digest;
 pub mod grpc;
 pub mod handler;
 pub mod periods;
+pub mod recognition;
+pub mod selection;
 pub mod store;
 
 use std::sync::Arc;
@@ -75,10 +78,26 @@ impl Service for Spotlight {
             .consumer
             .consumer(ConsumerSpec::spotlight());
         let options = config.spotlight.consumer.worker_options("spotlight");
+        let digests = digest::Digests {
+            store: store.clone(),
+            bus: deps.bus.clone(),
+            catalog: catalogs.clone(),
+            settings: config.spotlight.clone(),
+            owner: format!(
+                "{}-{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            ),
+        };
         let dashboard = dashboard::router(dashboard::DashboardState {
             store: store.clone(),
             catalog: catalogs.clone(),
             refresh_seconds: config.spotlight.dashboard_refresh_seconds,
+            recognition: config.spotlight.recognition.clone(),
+            charts: dashboard::ChartLinks {
+                plan: Some(config.spotlight.plan_chart_url.clone()).filter(|u| !u.is_empty()),
+                mttr: Some(config.spotlight.mttr_chart_url.clone()).filter(|u| !u.is_empty()),
+            },
         });
         Ok(Component::new()
             .task(
@@ -87,6 +106,7 @@ impl Service for Spotlight {
                     .clone()
                     .watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
             )
+            .task("digests", digests.run(shutdown.clone()))
             .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown),
@@ -95,6 +115,7 @@ impl Service for Spotlight {
             .grpc(SpotlightServer::new(grpc::SpotlightApi {
                 store,
                 catalog: catalogs,
+                recognition: config.spotlight.recognition.clone(),
             })))
     }
 }

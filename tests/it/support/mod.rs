@@ -139,6 +139,10 @@ impl Herald {
 
     /// Starts the four services with extra environment (`HERALD_…` overrides of the configuration).
     pub async fn start_with_env(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        retry_on_port_clash(|| Self::try_start_with_env(extra_env)).await
+    }
+
+    async fn try_start_with_env(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         herald_testkit::init_tracing();
         herald_runtime::install_tls_provider();
         let nats = NatsServer::start().await?;
@@ -322,6 +326,14 @@ impl Herald {
 /// Runs the `herald` command line with none of the caller's `HERALD_*` settings (each test names
 /// the address it means), colour off.
 pub async fn herald_cli(args: &[&str]) -> anyhow::Result<std::process::Output> {
+    herald_cli_with(args, &[]).await
+}
+
+/// The same, with `envs` set (a token, a certificate authority).
+pub async fn herald_cli_with(
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> anyhow::Result<std::process::Output> {
     let mut command = tokio::process::Command::new(herald_testkit::binary("herald")?);
     command.args(args).env("NO_COLOR", "1");
     for (name, _) in std::env::vars() {
@@ -329,7 +341,49 @@ pub async fn herald_cli(args: &[&str]) -> anyhow::Result<std::process::Output> {
             command.env_remove(name);
         }
     }
+    command.envs(envs.iter().copied());
     Ok(command.output().await?)
+}
+
+/// Runs one of Herald's measuring tools (`herald-bench`, `herald-faults`) with `args`, its results
+/// written to a temporary directory; what it printed and the JSON it wrote (an error, with its
+/// output, when it wrote none). The services it starts are built before it runs, so their build is
+/// not in its timings.
+pub async fn run_tool(
+    name: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> anyhow::Result<(std::process::Output, serde_json::Value)> {
+    let tool = herald_testkit::binary(name)?;
+    herald_testkit::binary("herald")?;
+    let out = tempfile::tempdir()?;
+    let run = tokio::time::timeout(
+        timeout,
+        tokio::process::Command::new(&tool)
+            .args(args)
+            .arg("--out")
+            .arg(out.path())
+            .env("RUST_LIB_BACKTRACE", "0")
+            .output(),
+    )
+    .await??;
+    let json = std::fs::read_dir(out.path())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .ok_or_else(|| anyhow::anyhow!("{name} wrote no JSON: {}", describe(&run)))?;
+    let report = serde_json::from_slice(&std::fs::read(&json)?)?;
+    Ok((run, report))
+}
+
+/// A finished command as a failed assertion shows it: exit code, stdout, stderr.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// One row of the ServiceNow export fixture, by ticket number, as ServiceNow would push it.
@@ -393,4 +447,78 @@ pub fn verify_standard_webhook(
     let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>()?;
     anyhow::ensure!(age.abs() < 300, "webhook-timestamp is {age}s off");
     Ok(())
+}
+
+/// Runs `start` again (up to three times in all) when what it started could not listen because
+/// another test took the port between `free_port` and the bind: a test's own ports are chosen
+/// anew each time.
+pub async fn retry_on_port_clash<T, F, Fut>(mut start: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match start().await {
+            Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                eprintln!("a port was taken by another test; starting again on new ports");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One more replica of a service as a process, with `config`, on ports of its own (set through
+/// `HERALD_<SERVICE>__HTTP_ADDR` and `__GRPC_ADDR`); returns once `/readyz` answers, with its HTTP
+/// port.
+pub async fn spawn_replica(
+    binary: &str,
+    section: &str,
+    config: &std::path::Path,
+) -> anyhow::Result<(ServiceProcess, u16)> {
+    retry_on_port_clash(|| try_spawn_replica(binary, section, config)).await
+}
+
+async fn try_spawn_replica(
+    binary: &str,
+    section: &str,
+    config: &std::path::Path,
+) -> anyhow::Result<(ServiceProcess, u16)> {
+    let (http, grpc) = (free_port()?, free_port()?);
+    let upper = section.to_uppercase();
+    let env = vec![
+        ("RUST_LOG".to_string(), "info,sqlx=warn".to_string()),
+        (
+            format!("HERALD_{upper}__HTTP_ADDR"),
+            format!("127.0.0.1:{http}"),
+        ),
+        (
+            format!("HERALD_{upper}__GRPC_ADDR"),
+            format!("127.0.0.1:{grpc}"),
+        ),
+    ];
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let process = ServiceProcess::spawn(binary, &args, &env).await?;
+    wait_ready_on(http, &process).await?;
+    Ok((process, http))
+}
+
+/// Waits for `/readyz` on `http`; fails with what `process` printed.
+pub async fn wait_ready_on(http: u16, process: &ServiceProcess) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    herald_testkit::eventually(
+        &format!("{} ready", process.name()),
+        Duration::from_secs(30),
+        || async {
+            let r = client
+                .get(format!("http://127.0.0.1:{http}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", process.output()))
 }

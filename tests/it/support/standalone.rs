@@ -32,6 +32,10 @@ impl Standalone {
 
     /// The same, with another catalog than the fixtures' one.
     pub async fn start_with_catalog(catalog: &Path, extra_toml: &str) -> anyhow::Result<Self> {
+        super::retry_on_port_clash(|| Self::try_start_with_catalog(catalog, extra_toml)).await
+    }
+
+    async fn try_start_with_catalog(catalog: &Path, extra_toml: &str) -> anyhow::Result<Self> {
         herald_testkit::init_tracing();
         herald_runtime::install_tls_provider();
         let webhook = HttpReceiver::start().await?;
@@ -147,21 +151,47 @@ channel = "bi"
 /// `herald up --demo` as a process on free ports with its data in `data`; returns the process and
 /// its gRPC URL.
 pub async fn start_demo(data: &Path) -> anyhow::Result<(ServiceProcess, String)> {
+    start_demo_with_env(data, &[]).await
+}
+
+/// [`start_demo`] with extra environment (`HERALD_DEMO_TEAMS_URL`, `HERALD_DEMO_SMTP`, …).
+pub async fn start_demo_with_env(
+    data: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(ServiceProcess, String)> {
+    let (process, grpc, _http) = start_demo_serving(data, env).await?;
+    Ok((process, grpc))
+}
+
+/// [`start_demo_with_env`], also returning the HTTP address (the dashboard's).
+pub async fn start_demo_serving(
+    data: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(ServiceProcess, String, String)> {
     let grpc = format!("http://127.0.0.1:{}", free_port()?);
+    let http = format!("127.0.0.1:{}", free_port()?);
     let args: Vec<String> = [
         "up",
         "--demo",
         "--data-dir",
         &data.display().to_string(),
         "--http",
-        &format!("127.0.0.1:{}", free_port()?),
+        &http,
         "--grpc",
         grpc.trim_start_matches("http://"),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    Ok((ServiceProcess::spawn("herald", &args, &[]).await?, grpc))
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Ok((
+        ServiceProcess::spawn("herald", &args, &env).await?,
+        grpc,
+        format!("http://{http}"),
+    ))
 }
 
 /// [`Standalone::wait_settled`] for any `herald up`: its data directory and gRPC address.

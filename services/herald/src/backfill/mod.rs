@@ -27,7 +27,7 @@ use self::{
     reader::{Row, open},
     summary::{Totals, tally},
 };
-use crate::client::{Api, Target};
+use crate::client::IngestAddress;
 
 /// How the rows of the file are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,16 +95,8 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// One gRPC address for every API (what `herald up` serves); overrides --ingest.
-    #[arg(long, env = "HERALD_URL")]
-    url: Option<String>,
-    /// Ingest's gRPC address.
-    #[arg(
-        long,
-        env = "HERALD_INGEST_URL",
-        default_value = "http://127.0.0.1:9090"
-    )]
-    ingest: String,
+    #[command(flatten)]
+    address: IngestAddress,
 }
 
 /// What is saved after every acknowledged chunk.
@@ -168,7 +160,7 @@ fn headers(args: &Args, body: &[u8]) -> HashMap<String, String> {
 /// Sends one chunk, retrying while ingest cannot store events; answers only once every row of the
 /// chunk has an outcome.
 async fn send_chunk(
-    client: &mut IngestClient<tonic::transport::Channel>,
+    client: &mut IngestClient<crate::client::Connection>,
     args: &Args,
     rows: &[Row],
     totals: &mut Totals,
@@ -338,7 +330,7 @@ async fn backfill(args: &Args) -> anyhow::Result<Totals> {
     let (mut reader, csv_header) = open(args, resume.as_ref())?;
     let mut totals = resume.map(|c| c.totals).unwrap_or_default();
     let start_rows = totals.rows;
-    let target = Target::new(Api::Ingest, args.url.clone(), args.ingest.clone());
+    let target = args.address.target();
     let mut client =
         IngestClient::new(target.connect().await?).max_decoding_message_size(64 * 1024 * 1024);
     let size = std::fs::metadata(&args.file)?.len();

@@ -16,6 +16,7 @@
 //! - [`replay`]: signing them and sending them to ingest, and what to say afterwards.
 
 pub mod automation;
+pub mod channels;
 pub mod config;
 pub mod github;
 pub mod jira;
@@ -28,6 +29,7 @@ pub mod zendesk;
 use chrono::{DateTime, Utc};
 use herald_proto::v1::Source;
 
+pub use channels::DemoChannels;
 pub use config::{SECRET, TOKEN, config_loader};
 pub use replay::replay;
 

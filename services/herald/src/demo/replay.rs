@@ -379,8 +379,10 @@ mod tests {
     #[test]
     fn every_delivery_is_accepted_and_each_tool_sends_every_kind_it_reports() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = IngestConfig::load(&config_loader(dir.path()).expect("demo config"))
-            .expect("the demo config loads");
+        let config = IngestConfig::load(
+            &config_loader(dir.path(), &Default::default()).expect("demo config"),
+        )
+        .expect("the demo config loads");
         let keys = Keys::from_sources(&config.sources);
         let catalog = Catalog::from_toml_str(CATALOG).expect("catalog");
         let handlers = sources::handlers(&config.sources);

@@ -10,6 +10,10 @@ use std::{
 };
 
 use herald_ingest::{config::SourceSettings, sign, sources};
+use herald_notify::{
+    config::{ChannelConfig, ChannelKind},
+    egress::redacted,
+};
 use herald_proto::v1::Source;
 
 use crate::demo;
@@ -75,6 +79,8 @@ pub struct Banner {
     /// How long a win is held before it counts, and how long a reopen still withdraws it.
     pub hold_back: std::time::Duration,
     pub revoke_within: std::time::Duration,
+    /// Where announcements go: each channel's name, kind and destination (without secrets).
+    pub channels: Vec<String>,
 }
 
 impl Banner {
@@ -101,7 +107,39 @@ impl Banner {
             sources,
             hold_back: std::time::Duration::ZERO,
             revoke_within: std::time::Duration::ZERO,
+            channels: Vec::new(),
         }
+    }
+
+    /// The configured channels, each said with its destination redacted (a webhook URL is a
+    /// credential).
+    pub fn with_channels(mut self, channels: &[ChannelConfig]) -> Self {
+        self.channels = channels
+            .iter()
+            .map(|c| {
+                let to = match c.kind {
+                    ChannelKind::Console => "this terminal".to_string(),
+                    ChannelKind::File => c
+                        .path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    ChannelKind::Email => format!(
+                        "{} via {}",
+                        c.to.join(", "),
+                        c.host.as_deref().unwrap_or("?")
+                    ),
+                    _ => c
+                        .url
+                        .as_ref()
+                        .and_then(|u| url::Url::parse(u.expose()).ok())
+                        .map(|u| redacted(&u))
+                        .unwrap_or_default(),
+                };
+                format!("{} ({}) → {to}", c.name, c.kind.token())
+            })
+            .collect();
+        self
     }
 
     /// The verification windows in force, for the line that says when wins appear.
@@ -153,6 +191,13 @@ impl Banner {
              \x20 gRPC       {grpc}   (every API: herald leaderboard --url http://{grpc}, or HERALD_URL=http://{grpc})\n\
              \x20 health     http://{http}/readyz · metrics http://{http}/metrics\n"
         );
+        if !self.channels.is_empty() {
+            let _ = writeln!(
+                out,
+                "\x20 announces  {}",
+                self.channels.join("\n             ")
+            );
+        }
         out.push_str(&self.verification_line(grpc));
         out.push_str(&self.keys_advice());
         out.push_str(&self.send_advice());
@@ -281,7 +326,7 @@ mod tests {
     #[test]
     fn with_the_demo_every_source_has_a_key_and_no_advice_is_needed() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let loader = demo::config_loader(dir.path()).expect("demo config");
+        let loader = demo::config_loader(dir.path(), &Default::default()).expect("demo config");
         let config = herald_ingest::IngestConfig::load(&loader).expect("loads");
         let banner = Banner {
             demo: true,

@@ -45,6 +45,25 @@ pub struct Args {
     /// month of ITSM events (once: a restart on the same --data-dir adds nothing).
     #[arg(long)]
     demo: bool,
+    /// With --demo: also announce headlines to this Microsoft Teams Workflows webhook. Prefer the
+    /// environment variable: a URL on the command line is visible to everyone on the machine.
+    #[arg(
+        long,
+        env = "HERALD_DEMO_TEAMS_URL",
+        hide_env_values = true,
+        requires = "demo"
+    )]
+    teams_url: Option<String>,
+    /// With --demo: also mail headlines through this relay:
+    /// smtp://[user:password@]host[:port]?from=herald@example.com&to=it-wins@example.com
+    /// (smtps:// for TLS from the first byte, smtp+plain:// for a local relay without TLS).
+    #[arg(
+        long,
+        env = "HERALD_DEMO_SMTP",
+        hide_env_values = true,
+        requires = "demo"
+    )]
+    smtp: Option<String>,
     /// HTTP listener: webhooks, dashboard, health, metrics.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
@@ -110,7 +129,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let data_dir = args.data_dir.canonicalize()?;
     let loader = match (&args.config, args.demo) {
-        (None, true) => demo::config_loader(&data_dir)?,
+        (None, true) => demo::config_loader(
+            &data_dir,
+            &demo::DemoChannels {
+                teams_url: args.teams_url.clone(),
+                smtp: args.smtp.clone(),
+            },
+        )?,
+        (Some(_), true) if args.teams_url.is_some() || args.smtp.is_some() => {
+            anyhow::bail!(
+                "--teams-url and --smtp add channels to the demo's configuration; with --config, configure them in that file"
+            )
+        }
         (path, _) => ConfigLoader::load(path.as_deref())?,
     };
     let configs = Configs::load(&loader, &data_dir)?;
@@ -124,7 +154,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args, data_dir: PathBuf, configs: Configs) -> anyhow::Result<()> {
-    let listeners = Listeners::bind(args.http, args.grpc).await?;
+    let listeners = Listeners::bind(args.http, args.grpc).await?.with_tls(
+        herald_runtime::tls::Tls::from_config(&configs.ingest.shared.tls)?,
+    );
     let http = listeners.http_addr()?;
     let grpc = listeners.grpc_addr()?;
     let shutdown = shutdown::on_signals();
@@ -139,7 +171,13 @@ async fn serve(args: Args, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
     .concat();
     bus.ensure_topology(&consumers).await?;
 
-    let mut boot = Boot::start("herald", listeners, &shutdown);
+    let auth = herald_runtime::Auth::from_config(&configs.ingest.shared.auth, http, grpc)?;
+    if args.demo && auth.enforced() {
+        anyhow::bail!(
+            "--demo replays its month through the API without a token; run the demo without [auth] tokens (herald up serves on 127.0.0.1 only)"
+        );
+    }
+    let mut boot = Boot::start("herald", listeners, auth, &shutdown);
     // The demo signs each source's deliveries with that source's key, as the tools would.
     let keys = demo::replay::Keys::from_sources(&configs.ingest.sources);
     let verification = &configs.scoring.scoring.verification;
@@ -154,7 +192,8 @@ async fn serve(args: Args, data_dir: PathBuf, configs: Configs) -> anyhow::Resul
     .with_verification(
         incident_window.hold_back.to_std().unwrap_or_default(),
         incident_window.revoke_within.to_std().unwrap_or_default(),
-    );
+    )
+    .with_channels(&configs.notify.notify.channels);
     let components = vec![
         component::<Ingest>(configs.ingest, &bus, &mut boot, &shutdown).await?,
         component::<Scoring>(configs.scoring, &bus, &mut boot, &shutdown).await?,

@@ -5,6 +5,7 @@
 //! that matches nothing is simply unknown: callers must not invent a value then.
 
 mod handle;
+mod locale;
 mod model;
 mod validate;
 
@@ -14,6 +15,8 @@ use std::{
 };
 
 pub use handle::{CatalogHandle, Changes, RELOAD_EVERY, Refused, Reload};
+
+pub use locale::{Locale, UnsupportedLocale};
 
 pub use model::{
     BusinessService, LessonsPolicy, Organisation, Person, SpotlightPolicy, Team, TypicalRestore,

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use crate::locale::Locale;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Organisation {
@@ -15,6 +17,15 @@ pub struct Organisation {
     /// IANA zone; weeks and months are cut in it.
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// BCP 47 tag of the locale amounts, numbers and dates are written in:
+    /// `locale = "nb-NO"` under `[organisation]` gives `11 780 kr` and `30.11.2026`. Defaults to
+    /// `"en-GB"`, which writes exactly what Herald wrote before locales existed (`€216,475`).
+    /// Case does not matter and `_` may stand for `-` (`"nb_no"`). Only the tags in
+    /// [`Locale::ALL`] are accepted (en-GB, en-US, en-IE, de-DE, de-AT, de-CH, fr-FR, nl-NL,
+    /// nb-NO, sv-SE, da-DK, fi-FI, es-ES, it-IT, pl-PL); any other is refused when the catalog
+    /// loads, naming them, rather than silently shown in English.
+    #[serde(default = "default_locale")]
+    pub locale: String,
 }
 
 impl Default for Organisation {
@@ -23,6 +34,7 @@ impl Default for Organisation {
             name: default_org_name(),
             currency: default_currency(),
             timezone: default_timezone(),
+            locale: default_locale(),
         }
     }
 }
@@ -39,24 +51,51 @@ fn default_timezone() -> String {
     "UTC".to_string()
 }
 
+fn default_locale() -> String {
+    Locale::default().tag().to_string()
+}
+
 impl Organisation {
     /// The organisation's time zone. Validated when the catalog loads, so this cannot fail afterwards.
     pub fn tz(&self) -> chrono_tz::Tz {
         self.timezone.parse().unwrap_or(chrono_tz::UTC)
     }
 
-    /// An amount in the organisation's currency as people read it: `€216,475` from 100 up (whole
-    /// units), `€84.50` below.
-    pub fn money(&self, amount: f64) -> String {
-        let prefix = self.currency_prefix();
-        if amount.abs() >= 100.0 {
-            format!("{prefix}{}", thousands(amount.round()))
-        } else {
-            format!("{prefix}{amount:.2}")
-        }
+    /// The organisation's locale. Validated when the catalog loads, so the fallback to en-GB only
+    /// applies to an `Organisation` built in code with an unsupported tag.
+    pub fn locale(&self) -> Locale {
+        Locale::parse(&self.locale).unwrap_or_default()
     }
 
-    /// The currency symbol for amounts in text, or the code followed by a space.
+    /// An amount in the organisation's currency as its people read it: whole units from 100 up,
+    /// two decimals below. `€216,475` and `€84.50` in en-GB (the default), `11.780 €` and
+    /// `84,50 €` in de-DE, `11 780 kr` in nb-NO (no-break spaces); negative amounts start with
+    /// `-` (`-€1,234`).
+    pub fn money(&self, amount: f64) -> String {
+        self.locale().money(&self.currency, amount)
+    }
+
+    /// A number with `decimals` digits after the locale's decimal separator, digits grouped:
+    /// `1,234.5` in en-GB, `1.234,5` in de-DE.
+    pub fn number(&self, value: f64, decimals: usize) -> String {
+        self.locale().number(value, decimals)
+    }
+
+    /// A day as the organisation's locale writes it: `30 Nov 2026` (en-GB), `Nov 30, 2026`
+    /// (en-US), `30.11.2026` (de-DE), `2026-11-30` (sv-SE).
+    pub fn date(&self, date: chrono::NaiveDate) -> String {
+        self.locale().date(date)
+    }
+
+    /// A month and year in the locale's language, for report titles: `November 2026` (en-GB),
+    /// `november 2026` (nb-NO), `marraskuu 2026` (fi-FI).
+    pub fn month_name(&self, year: i32, month: u32) -> String {
+        self.locale().month_name(year, month)
+    }
+
+    /// The currency symbol for amounts in text, or the code followed by a space, always English
+    /// style whatever the locale: kept for callers that build their own strings; prefer
+    /// [`Organisation::money`], which follows the locale.
     pub fn currency_prefix(&self) -> String {
         match self.currency.as_str() {
             "EUR" => "€".to_string(),
@@ -166,6 +205,9 @@ pub struct Team {
     pub lessons: LessonsPolicy,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The person (catalog id) nudged when a member has gone unrecognised.
+    #[serde(default)]
+    pub lead: Option<String>,
 }
 
 impl Team {
@@ -194,6 +236,10 @@ pub struct Person {
     pub email: Option<String>,
     #[serde(default)]
     pub team: Option<String>,
+    /// What the person does ("service desk", "network engineer"): recognition spread is shown per
+    /// role as well as per team.
+    #[serde(default)]
+    pub role: Option<String>,
     #[serde(default)]
     pub spotlight: SpotlightPolicy,
     /// Per source, the values that identify the person there (`sys_id`, `user_name`, `login`, …).

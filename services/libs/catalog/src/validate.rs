@@ -21,6 +21,11 @@ pub(crate) fn check(spec: &CatalogSpec) -> Result<(), CatalogError> {
         ));
     }
 
+    // Refused rather than shown in English: an organisation that set a locale expects to see it.
+    if let Err(unsupported) = crate::Locale::parse(&spec.organisation.locale) {
+        return invalid(format!("organisation.{unsupported}"));
+    }
+
     unique_ids("service", spec.services.iter().map(|s| s.id.as_str()))?;
     unique_ids("team", spec.teams.iter().map(|t| t.id.as_str()))?;
     unique_ids("person", spec.people.iter().map(|p| p.id.as_str()))?;
@@ -90,6 +95,16 @@ pub(crate) fn check(spec: &CatalogSpec) -> Result<(), CatalogError> {
             return invalid(format!(
                 "person {}: team {team:?} is not one of the [[teams]] ids",
                 person.id
+            ));
+        }
+    }
+    for team in &spec.teams {
+        if let Some(lead) = &team.lead
+            && !spec.people.iter().any(|p| &p.id == lead)
+        {
+            return invalid(format!(
+                "team {}: lead {lead:?} is not one of the [[people]] ids",
+                team.id
             ));
         }
     }

@@ -8,6 +8,7 @@
 //!   after the ack wait, or after a nak's delay.
 //! - Every change is a committed transaction (WAL, `synchronous = FULL`) before the call returns, so
 //!   a killed process resumes exactly where it stopped: unacknowledged messages come back.
+//!   Publishes and acknowledgements from the whole process share commits ([`crate::group_commit`]).
 //! - One process owns a data directory at a time (`bus.lock`).
 
 use std::{
@@ -28,6 +29,7 @@ use sqlx::{
 };
 use tokio::sync::Notify;
 
+use crate::group_commit::{Write, Writer, Written};
 use crate::{
     Acker, Bus, BusError, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
     StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
@@ -72,6 +74,8 @@ const SCHEMA: &[&str] = &[
 
 struct Inner {
     pool: SqlitePool,
+    /// Publishes and acknowledgements, committed in groups.
+    writer: Writer,
     settings: StreamSettings,
     /// Woken on every publish and nak, so waiting subscriptions look at once.
     activity: Notify,
@@ -164,6 +168,7 @@ impl EmbeddedBus {
         }
         let bus = Self {
             inner: Arc::new(Inner {
+                writer: Writer::start(pool.clone()),
                 pool,
                 settings,
                 activity: Notify::new(),
@@ -257,49 +262,34 @@ impl Bus for EmbeddedBus {
                 limit: MAX_PAYLOAD,
             });
         }
-        let publish_error = |e: sqlx::Error| BusError::Publish {
-            subject: message.subject.clone(),
-            source: e.into(),
-        };
         let now = now_ms();
-        let headers = message.stored_headers();
-        let mut tx = self.inner.pool.begin().await.map_err(publish_error)?;
-        let window_start = now - ms(self.inner.settings.duplicate_window);
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM messages WHERE stream = $1 AND msg_id = $2 AND published_at >= $3 ORDER BY seq LIMIT 1",
-        )
-        .bind(family.stream_name())
-        .bind(&message.msg_id)
-        .bind(window_start)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(publish_error)?;
-        if let Some(seq) = existing {
-            tx.rollback().await.map_err(publish_error)?;
-            return Ok(PublishReceipt {
-                duplicate: true,
-                sequence: u64::try_from(seq).unwrap_or(0),
+        let written = self
+            .inner
+            .writer
+            .submit(Write::Publish {
+                stream: family.stream_name(),
+                subject: message.subject.clone(),
+                msg_id: message.msg_id.clone(),
+                headers: encode_headers(&message.stored_headers()),
+                payload: message.payload.clone(),
+                published_at: now,
+                window_start: now - ms(self.inner.settings.duplicate_window),
+            })
+            .await
+            .map_err(|e| BusError::Publish {
+                subject: message.subject.clone(),
+                source: e.into(),
+            })?;
+        let Written::Published(receipt) = written else {
+            return Err(BusError::Publish {
+                subject: message.subject,
+                source: "the bus answered a publish with something else".into(),
             });
+        };
+        if !receipt.duplicate {
+            self.inner.activity.notify_waiters();
         }
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (stream, subject, msg_id, payload, headers, published_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-        )
-        .bind(family.stream_name())
-        .bind(&message.subject)
-        .bind(&message.msg_id)
-        .bind(message.payload.as_ref())
-        .bind(encode_headers(&headers))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(publish_error)?;
-        tx.commit().await.map_err(publish_error)?;
-        self.inner.activity.notify_waiters();
-        Ok(PublishReceipt {
-            duplicate: false,
-            sequence: u64::try_from(seq).unwrap_or(0),
-        })
+        Ok(receipt)
     }
 
     async fn subscribe(&self, consumer: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
@@ -632,11 +622,13 @@ struct EmbeddedAcker {
 
 impl EmbeddedAcker {
     async fn set_visible(&self, at: i64) -> Result<(), BusError> {
-        sqlx::query("UPDATE pending SET visible_at = $3 WHERE consumer = $1 AND seq = $2")
-            .bind(&self.consumer)
-            .bind(self.seq)
-            .bind(at)
-            .execute(&self.inner.pool)
+        self.inner
+            .writer
+            .submit(Write::SetVisible {
+                consumer: self.consumer.clone(),
+                seq: self.seq,
+                at,
+            })
             .await
             .map(|_| ())
             .map_err(|e| BusError::Ack(e.into()))
@@ -646,10 +638,12 @@ impl EmbeddedAcker {
 #[async_trait]
 impl Acker for EmbeddedAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        sqlx::query("DELETE FROM pending WHERE consumer = $1 AND seq = $2")
-            .bind(&self.consumer)
-            .bind(self.seq)
-            .execute(&self.inner.pool)
+        self.inner
+            .writer
+            .submit(Write::Ack {
+                consumer: self.consumer.clone(),
+                seq: self.seq,
+            })
             .await
             .map(|_| ())
             .map_err(|e| BusError::Ack(e.into()))

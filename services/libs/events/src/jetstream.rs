@@ -23,6 +23,8 @@ pub struct JetStreamOptions {
     pub client_name: String,
     pub streams: StreamSettings,
     pub connect_timeout: Duration,
+    /// How long to wait, once connected, for the server's JetStream API to answer.
+    pub ready_timeout: Duration,
 }
 
 impl JetStreamOptions {
@@ -32,9 +34,66 @@ impl JetStreamOptions {
             client_name: client_name.into(),
             streams: StreamSettings::default(),
             connect_timeout: Duration::from_secs(5),
+            ready_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// The servers of `url`: one address, or a cluster's addresses separated by commas (the client also
+/// learns the others from the first it reaches).
+fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>().map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{u:?}: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// Asks the server for its JetStream account until it answers or `ready_timeout` passes.
+///
+/// A server that has only just started (or restarted with a large store) accepts connections a
+/// while before its JetStream API answers; on a busy machine that first answer can take seconds.
+/// Waiting here keeps a service that starts beside its server from failing its first start. A
+/// server without JetStream says so at once ("no responders" or an error answer), and that is not
+/// waited on.
+async fn probe_jetstream(
+    client: &async_nats::Client,
+    ready_timeout: Duration,
+) -> Result<(), BusError> {
+    // A raw API request: the typed account query does not parse 2.9's answer.
+    let deadline = tokio::time::Instant::now() + ready_timeout;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let request = async_nats::Request::new().timeout(Some(JETSTREAM_PROBE_TIMEOUT));
+        match client.send_request("$JS.API.INFO", request).await {
+            Ok(reply) => {
+                let text = String::from_utf8_lossy(&reply.payload);
+                if text.contains("\"error\"") {
+                    return Err(BusError::JetStreamUnavailable(text.into_owned()));
+                }
+                return Ok(());
+            }
+            Err(e)
+                if e.kind() == async_nats::client::RequestErrorKind::TimedOut
+                    && tokio::time::Instant::now() + JETSTREAM_PROBE_TIMEOUT <= deadline =>
+            {
+                tracing::warn!(
+                    attempt,
+                    "the JetStream API has not answered yet; asking again"
+                );
+            }
+            Err(e) => return Err(BusError::JetStreamUnavailable(e.to_string())),
+        }
+    }
+}
+
+/// How long one JetStream readiness question may take before it is asked again.
+const JETSTREAM_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connected JetStream bus.
 #[derive(Clone)]
@@ -64,21 +123,13 @@ impl JetStreamBus {
             .connection_timeout(options.connect_timeout)
             // After the first connection, reconnect for ever: a NATS restart must not kill services.
             .max_reconnects(None)
-            .connect(options.url.as_str())
+            .connect(servers(&options.url).map_err(|e| connect_error(e.into()))?)
             .await
             .map_err(|e| connect_error(e.into()))?;
 
         let info = client.server_info();
         check_version(&info.version)?;
-        // A raw API request: the typed account query does not parse 2.9's answer.
-        let reply = client
-            .request("$JS.API.INFO", bytes::Bytes::new())
-            .await
-            .map_err(|e| BusError::JetStreamUnavailable(e.to_string()))?;
-        let text = String::from_utf8_lossy(&reply.payload);
-        if text.contains("\"error\"") {
-            return Err(BusError::JetStreamUnavailable(text.into_owned()));
-        }
+        probe_jetstream(&client, options.ready_timeout).await?;
         let js = jetstream::new(client.clone());
         Ok(Self {
             client,

@@ -55,6 +55,16 @@ impl HandleError {
         HandleError::Unavailable(cause.into())
     }
 
+    /// The same kind of error with the same reason: for answering each message of a batch that
+    /// failed as a whole.
+    pub fn for_each_message(&self) -> Self {
+        match self {
+            HandleError::Retry(_) => HandleError::retry(self.reason()),
+            HandleError::Reject(_) => HandleError::reject(self.reason()),
+            HandleError::Unavailable(_) => HandleError::unavailable(self.reason()),
+        }
+    }
+
     /// The error and every cause under it, on one line.
     pub fn reason(&self) -> String {
         let (HandleError::Retry(cause)
@@ -79,7 +89,26 @@ impl HandleError {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError>;
+
+    /// Whether [`Handler::handle_batch`] does better than one message at a time; a lane then
+    /// hands it every message it has waiting (in order) instead of one.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Handles `batch` in its order, answering for each message. A stage writing a batch in one
+    /// transaction must keep the order of messages that share an ordering key.
+    async fn handle_batch(&self, batch: &[IncomingMessage]) -> Vec<Result<(), HandleError>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            out.push(self.handle(delivery).await);
+        }
+        out
+    }
 }
+
+/// Messages a lane hands a batching handler at most.
+const BATCH_MAX: usize = 64;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -122,8 +151,10 @@ pub async fn run(
     let mut senders = Vec::with_capacity(lanes_count);
     let mut lanes = tokio::task::JoinSet::new();
     for lane in 0..lanes_count {
-        // A small buffer: enough to keep a lane busy, small enough that little is held at shutdown.
-        let (tx, rx) = mpsc::channel::<IncomingMessage>(4);
+        // A small buffer: enough to keep a lane busy (a batching handler takes all of it at once),
+        // small enough that little is held at shutdown.
+        let capacity = if handler.batches() { BATCH_MAX } else { 4 };
+        let (tx, rx) = mpsc::channel::<IncomingMessage>(capacity);
         senders.push(tx);
         let ctx = LaneContext {
             bus: bus.clone(),
@@ -244,6 +275,7 @@ impl LaneContext {
 }
 
 async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: LaneContext) {
+    let batches = ctx.handler.batches();
     while let Some(delivery) = rx.recv().await {
         if ctx.stopping.is_cancelled() {
             // Not started: hand it back so another replica (or the next start) takes it promptly.
@@ -252,8 +284,78 @@ async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: Lan
             }
             continue;
         }
-        process(&ctx, delivery).await;
+        if !batches {
+            process(&ctx, delivery).await;
+            continue;
+        }
+        // Whatever else is already waiting goes with it; nothing waits for more to arrive.
+        let mut batch = vec![delivery];
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == 1 {
+            if let Some(one) = batch.pop() {
+                process(&ctx, one).await;
+            }
+        } else {
+            process_batch(&ctx, batch).await;
+        }
     }
+}
+
+/// Several messages through [`Handler::handle_batch`], each then finished as [`process`] would:
+/// dead-lettered first when it already used up its deliveries, acked, naked or dead-lettered
+/// after by its own outcome.
+async fn process_batch(ctx: &LaneContext, batch: Vec<IncomingMessage>) {
+    let stage = ctx.options.stage.as_str();
+    let span = tracing::info_span!("consume_batch", stage, messages = batch.len());
+    async {
+        let mut runnable = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            let msg_id = delivery.msg_id().map(str::to_string);
+            if let Some(reason) = used_up(ctx, &delivery, msg_id.as_deref()) {
+                dead_letter(ctx, &delivery, &reason).await;
+                ctx.forget(msg_id.as_deref());
+            } else {
+                runnable.push(delivery);
+            }
+        }
+        if runnable.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let outcomes =
+            with_progress_all(&runnable, ctx.ack_wait, ctx.handler.handle_batch(&runnable)).await;
+        let each = started.elapsed().as_secs_f64() / runnable.len() as f64;
+        let mut outcomes = outcomes.into_iter();
+        for delivery in runnable {
+            metrics::histogram!("herald_message_duration_seconds", "stage" => stage.to_string())
+                .record(each);
+            let outcome = outcomes.next().unwrap_or_else(|| {
+                Err(HandleError::retry(
+                    "the stage answered for fewer messages than it was given",
+                ))
+            });
+            finish(ctx, &delivery, outcome).await;
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Why a message is dead-lettered without running it again, if it is: delivered more often than
+/// allowed (not counting deliveries spent waiting for a dependency) without ever finishing.
+fn used_up(ctx: &LaneContext, delivery: &IncomingMessage, msg_id: Option<&str>) -> Option<String> {
+    let attempts = delivery.delivered.saturating_sub(ctx.waited(msg_id));
+    (attempts > ctx.options.max_deliveries).then(|| {
+        format!(
+            "delivered {} times without finishing (the process stopped or timed out while handling it)",
+            delivery.delivered
+        )
+    })
 }
 
 async fn process(ctx: &LaneContext, delivery: IncomingMessage) {
@@ -267,68 +369,79 @@ async fn process(ctx: &LaneContext, delivery: IncomingMessage) {
     );
     crate::trace::set_parent_from(&span, &delivery.headers);
     async {
-        let max = ctx.options.max_deliveries;
         let msg_id = delivery.msg_id().map(str::to_string);
-        let msg_id = msg_id.as_deref();
-        // Deliveries spent waiting for a dependency are not the message's fault.
-        let attempts = delivery.delivered.saturating_sub(ctx.waited(msg_id));
-        if attempts > max {
-            let reason = format!(
-                "delivered {} times without finishing (the process stopped or timed out while handling it)",
-                delivery.delivered
-            );
+        if let Some(reason) = used_up(ctx, &delivery, msg_id.as_deref()) {
             dead_letter(ctx, &delivery, &reason).await;
-            ctx.forget(msg_id);
+            ctx.forget(msg_id.as_deref());
             return;
         }
         let started = Instant::now();
         let outcome = with_progress(&delivery, ctx.ack_wait, ctx.handler.handle(&delivery)).await;
         metrics::histogram!("herald_message_duration_seconds", "stage" => stage.to_string())
             .record(started.elapsed().as_secs_f64());
-        if !matches!(outcome, Err(HandleError::Unavailable(_))) {
-            ctx.forget(msg_id);
-        }
-        match outcome {
-            Ok(()) => {
-                count(stage, "ok");
-                if let Err(e) = delivery.ack().await {
-                    // The work is done and idempotent: a redelivery will find it done.
-                    warn!(error = %e, "ack failed; the message will be redelivered and skipped");
-                }
-            }
-            Err(e @ HandleError::Unavailable(_)) => {
-                let waits = ctx.wait_once_more(msg_id);
-                let delay = ctx.options.backoff.delay(waits);
-                warn!(reason = %e.reason(), retry_in_ms = delay.as_millis() as u64, waits,
-                    "a dependency is unavailable; waiting without using up the message's deliveries");
-                count(stage, "unavailable");
-                if let Err(e) = delivery.nak(delay).await {
-                    warn!(error = %e, "nak failed; the message will return after the ack wait");
-                }
-            }
-            Err(e @ HandleError::Retry(_)) if attempts < max => {
-                let reason = e.reason();
-                let delay = ctx.options.backoff.delay(attempts);
-                warn!(%reason, retry_in_ms = delay.as_millis() as u64, "handling failed; will retry");
-                count(stage, "retry");
-                if let Err(e) = delivery.nak(delay).await {
-                    warn!(error = %e, "nak failed; the message will return after the ack wait");
-                }
-            }
-            Err(e @ HandleError::Retry(_)) => {
-                let reason = format!("{} (gave up after {attempts} attempts)", e.reason());
-                dead_letter(ctx, &delivery, &reason).await;
-            }
-            Err(e @ HandleError::Reject(_)) => dead_letter(ctx, &delivery, &e.reason()).await,
-        }
+        finish(ctx, &delivery, outcome).await;
     }
     .instrument(span)
     .await;
 }
 
+/// Acks, naks or dead-letters a message by its handler's outcome.
+async fn finish(ctx: &LaneContext, delivery: &IncomingMessage, outcome: Result<(), HandleError>) {
+    let stage = ctx.options.stage.as_str();
+    let max = ctx.options.max_deliveries;
+    let msg_id = delivery.msg_id().map(str::to_string);
+    let msg_id = msg_id.as_deref();
+    // Deliveries spent waiting for a dependency are not the message's fault.
+    let attempts = delivery.delivered.saturating_sub(ctx.waited(msg_id));
+    if !matches!(outcome, Err(HandleError::Unavailable(_))) {
+        ctx.forget(msg_id);
+    }
+    match outcome {
+        Ok(()) => {
+            count(stage, "ok");
+            if let Err(e) = delivery.ack().await {
+                // The work is done and idempotent: a redelivery will find it done.
+                warn!(error = %e, "ack failed; the message will be redelivered and skipped");
+            }
+        }
+        Err(e @ HandleError::Unavailable(_)) => {
+            let waits = ctx.wait_once_more(msg_id);
+            let delay = ctx.options.backoff.delay(waits);
+            warn!(reason = %e.reason(), retry_in_ms = delay.as_millis() as u64, waits,
+                "a dependency is unavailable; waiting without using up the message's deliveries");
+            count(stage, "unavailable");
+            if let Err(e) = delivery.nak(delay).await {
+                warn!(error = %e, "nak failed; the message will return after the ack wait");
+            }
+        }
+        Err(e @ HandleError::Retry(_)) if attempts < max => {
+            let reason = e.reason();
+            let delay = ctx.options.backoff.delay(attempts);
+            warn!(%reason, retry_in_ms = delay.as_millis() as u64, "handling failed; will retry");
+            count(stage, "retry");
+            if let Err(e) = delivery.nak(delay).await {
+                warn!(error = %e, "nak failed; the message will return after the ack wait");
+            }
+        }
+        Err(e @ HandleError::Retry(_)) => {
+            let reason = format!("{} (gave up after {attempts} attempts)", e.reason());
+            dead_letter(ctx, delivery, &reason).await;
+        }
+        Err(e @ HandleError::Reject(_)) => dead_letter(ctx, delivery, &e.reason()).await,
+    }
+}
+
 /// Runs the handler while telling the bus every third of the ack wait that work is in progress, so
 /// a slow but healthy handler is not mistaken for a dead one.
 async fn with_progress<F>(delivery: &IncomingMessage, ack_wait: Duration, work: F) -> F::Output
+where
+    F: std::future::Future,
+{
+    with_progress_all(std::slice::from_ref(delivery), ack_wait, work).await
+}
+
+/// [`with_progress`] for a batch: every message in it is kept in progress while the work runs.
+async fn with_progress_all<F>(batch: &[IncomingMessage], ack_wait: Duration, work: F) -> F::Output
 where
     F: std::future::Future,
 {
@@ -339,8 +452,10 @@ where
         tokio::select! {
             output = &mut work => return output,
             _ = ticker.tick() => {
-                if let Err(e) = delivery.in_progress().await {
-                    debug!(error = %e, "progress signal failed");
+                for delivery in batch {
+                    if let Err(e) = delivery.in_progress().await {
+                        debug!(error = %e, "progress signal failed");
+                    }
                 }
             }
         }

@@ -75,6 +75,7 @@ tokens!(AnnouncementKind {
     Digest => "digest",
     Lesson => "lesson",
     Correction => "correction",
+    Prompt => "prompt",
 });
 
 tokens!(WinStatus {

@@ -23,14 +23,21 @@ pub struct Boot {
     routes: Arc<RwLock<axum::Router>>,
     http: JoinHandle<std::io::Result<()>>,
     grpc_listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::Tls>,
+    auth: crate::Auth,
     buses: Vec<Arc<dyn Bus>>,
     databases: Vec<Database>,
 }
 
 impl Boot {
     /// Starts serving `/healthz`, `/readyz` and `/metrics` at once; other routes answer 503 until
-    /// [`Boot::serve`] installs them.
-    pub fn start(name: &'static str, listeners: Listeners, shutdown: &CancellationToken) -> Self {
+    /// [`Boot::serve`] installs them. Every route and gRPC call is checked against `auth`.
+    pub fn start(
+        name: &'static str,
+        listeners: Listeners,
+        auth: crate::Auth,
+        shutdown: &CancellationToken,
+    ) -> Self {
         let readiness = Readiness::new(name);
         if let (Ok(http), Ok(grpc)) = (listeners.http_addr(), listeners.grpc_addr()) {
             tracing::info!(service = name, %http, %grpc, "listening");
@@ -50,8 +57,15 @@ impl Boot {
                 router.oneshot(request).await
             }
         });
-        let app = axum::Router::new().fallback_service(service);
-        let http = tokio::spawn(startup::serve_http(listeners.http, app, shutdown.clone()));
+        let app = axum::Router::new().fallback_service(service).layer(
+            axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http_middleware),
+        );
+        let http = tokio::spawn(startup::serve_http(
+            listeners.http,
+            listeners.tls.clone(),
+            app,
+            shutdown.clone(),
+        ));
         Self {
             name,
             readiness,
@@ -59,6 +73,8 @@ impl Boot {
             routes,
             http,
             grpc_listener: listeners.grpc,
+            tls: listeners.tls,
+            auth,
             buses: Vec::new(),
             databases: Vec::new(),
         }
@@ -123,6 +139,8 @@ impl Boot {
             self.grpc_listener,
             grpc.routes(),
             names,
+            self.auth.clone(),
+            self.tls.clone(),
             self.shutdown.clone(),
         ));
         self.readiness.started();

@@ -20,6 +20,7 @@ use crate::Secret;
 
 /// Top-level sections Herald knows; anything else in the file is most likely a typo.
 const KNOWN_SECTIONS: &[&str] = &[
+    "auth",
     "nats",
     "database",
     "telemetry",
@@ -30,6 +31,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "spotlight",
     "notify",
     "standalone",
+    "tls",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,8 @@ impl ConfigLoader {
             nats: self.section("nats")?,
             database: self.section("database")?,
             telemetry: self.section("telemetry")?,
+            auth: self.section("auth")?,
+            tls: self.section("tls")?,
             catalog: self.catalog()?,
         })
     }
@@ -196,6 +200,8 @@ pub struct SharedConfig {
     pub nats: NatsConfig,
     pub database: DatabaseConfig,
     pub telemetry: TelemetryConfig,
+    pub auth: crate::auth::AuthConfig,
+    pub tls: crate::tls::TlsConfig,
     pub catalog: Catalog,
 }
 

@@ -5,11 +5,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::{service::Routes, transport::Server};
 
 /// Serves several gRPC APIs (already merged into `routes`) with health reporting each of `names`
-/// as serving, and reflection, until `shutdown`.
+/// as serving, and reflection, each call checked against `auth`, until `shutdown`.
 pub async fn serve_routes(
     listener: TcpListener,
     routes: Routes,
     names: Vec<&'static str>,
+    auth: crate::Auth,
+    tls: Option<crate::tls::Tls>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -27,7 +29,12 @@ pub async fn serve_routes(
         Err(e) => tracing::error!(error = %e, "reflection descriptor rejected"),
     }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = &tls {
+        server = server.tls_config(tls.grpc())?;
+    }
+    server
+        .layer(auth.grpc_layer())
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await

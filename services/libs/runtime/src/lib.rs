@@ -1,5 +1,6 @@
 //! What every Herald service shares at run time.
 //!
+//! - [`auth`]: bearer tokens with read and admin scopes on gRPC and the figures' HTTP pages.
 //! - [`config`]: one `herald.toml` read by every service, with `HERALD_…` environment overrides.
 //! - [`secret`]: values that never appear in logs or `Debug` output.
 //! - [`telemetry`]: structured logs and optional OpenTelemetry export.
@@ -10,8 +11,10 @@
 //! - [`db`]: a PostgreSQL pool confined to the service's own schema.
 //! - [`store`]: the error every store returns, and whether a message should be retried for it.
 //! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
+//! - [`tls`]: rustls on both listeners when a certificate is configured.
 //! - [`dead_letters`]: `herald.v1.DeadLetters`, listing and replaying dead letters on any bus.
 
+pub mod auth;
 pub mod boot;
 pub mod component;
 pub mod config;
@@ -27,7 +30,9 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
+pub use auth::Auth;
 pub use config::{ConfigLoader, SharedConfig};
 pub use error::{ApiError, ErrorKind};
 pub use health::{Readiness, ReadinessCheck};

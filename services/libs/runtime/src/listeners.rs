@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-/// An HTTP listener (webhooks, health, metrics, dashboard) and a gRPC listener.
+/// An HTTP listener (webhooks, health, metrics, dashboard) and a gRPC listener, and the TLS both
+/// speak when a certificate is configured.
 #[derive(Debug)]
 pub struct Listeners {
     pub http: TcpListener,
     pub grpc: TcpListener,
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Listeners {
@@ -22,7 +24,14 @@ impl Listeners {
         Ok(Self {
             http: bind(http).await?,
             grpc: bind(grpc).await?,
+            tls: None,
         })
+    }
+
+    /// Both listeners speak TLS with this certificate (plain when `None`).
+    pub fn with_tls(mut self, tls: Option<crate::tls::Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Both on 127.0.0.1 with ports the system picks.

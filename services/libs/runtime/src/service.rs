@@ -44,7 +44,12 @@ pub async fn run<S: Service>(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut boot = Boot::start(S::NAME, listeners, &shutdown);
+    let auth = crate::Auth::from_config(
+        &S::shared(&config).auth,
+        listeners.http_addr()?,
+        listeners.grpc_addr()?,
+    )?;
+    let mut boot = Boot::start(S::NAME, listeners, auth, &shutdown);
     let consumers = S::consumers(&config);
     let Some(deps) = boot
         .connect(S::shared(&config), &consumers, S::NAME, &S::migrations())
@@ -76,7 +81,9 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
         tracing::info!(config = %file.display(), "configuration loaded");
     }
     let (http, grpc) = S::addrs(&config);
-    let listeners = Listeners::bind(http, grpc).await?;
+    let listeners = Listeners::bind(http, grpc)
+        .await?
+        .with_tls(crate::tls::Tls::from_config(&S::shared(&config).tls)?);
     let result = run::<S>(config, listeners, shutdown::on_signals()).await;
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "{binary} failed");

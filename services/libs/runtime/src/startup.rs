@@ -98,13 +98,26 @@ pub async fn connect_database(
 /// Serves an axum router on `listener` until `shutdown`, letting in-flight requests finish.
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::Tls>,
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    match tls {
+        Some(tls) => {
+            let service = router
+                .layer(axum::middleware::from_fn(
+                    crate::tls::tls_peer_as_socket_addr,
+                ))
+                .into_make_service_with_connect_info::<crate::tls::TlsPeer>();
+            axum::serve(tls.http_listener(listener), service)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        None => {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    }
 }

@@ -30,6 +30,54 @@ impl Error {
     }
 }
 
+/// `($1, $2, …), ($n+1, …), …`: numbered placeholders for a multi-row `VALUES` of `rows` rows of
+/// `columns` values, the form both PostgreSQL and SQLite accept through the `Any` driver (sqlx's
+/// `QueryBuilder` writes `?`, which PostgreSQL refuses).
+pub fn numbered_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({row})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows of `id` and `payload` (a stored protobuf message) decoded in order; a row that cannot be
+/// decoded is [`Error::Corrupt`] with its id.
+pub fn decode_rows<T: prost::Message + Default>(
+    rows: Vec<sqlx::any::AnyRow>,
+) -> Result<Vec<T>, Error> {
+    use sqlx::Row;
+    rows.into_iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            let payload: Vec<u8> = r.try_get("payload")?;
+            T::decode(payload.as_slice()).map_err(|e| Error::Corrupt(id, e))
+        })
+        .collect()
+}
+
+/// Runs `sql`, which selects `id` and `payload` with `$1` and `$2` the start (inclusive) and end
+/// (exclusive) of a time range, and decodes each row's payload: the one shape of every "what
+/// happened between" read.
+pub async fn payloads_between<T: prost::Message + Default>(
+    pool: &sqlx::AnyPool,
+    sql: &'static str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<T>, Error> {
+    let rows = sqlx::query(sql)
+        .bind(crate::db::millis(from))
+        .bind(crate::db::millis(to))
+        .fetch_all(pool)
+        .await?;
+    decode_rows(rows)
+}
+
 /// sqlx errors about the shape of stored data rather than the database's availability.
 pub fn is_permanent(e: &sqlx::Error) -> bool {
     matches!(
@@ -76,6 +124,12 @@ impl From<Error> for HandleError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_rows_count_on_across_rows() {
+        assert_eq!(numbered_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(numbered_rows(0, 3), "");
+    }
 
     #[test]
     fn undecodable_rows_are_rejected_and_outages_retried() {

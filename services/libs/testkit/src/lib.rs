@@ -18,7 +18,7 @@ pub mod stores;
 pub mod wait;
 
 pub use in_process::InProcess;
-pub use nats::NatsServer;
+pub use nats::{NatsCluster, NatsServer};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, binary};
 pub use receiver::{HttpReceiver, ReceivedRequest, Reply};
@@ -43,6 +43,28 @@ pub fn fixtures_dir() -> std::path::PathBuf {
 /// A port nobody listens on right now. Another process may take it before we do; callers that
 /// start servers retry on a bind failure.
 pub fn free_port() -> std::io::Result<u16> {
+    // Below the kernel's ephemeral range (32768 and up on Linux): a port the kernel hands out for
+    // port 0 is also what it gives the next outgoing connection of any test, which may take it
+    // before the service under test binds it. A pseudo-random start per process and call keeps
+    // concurrent test processes apart; the bind checks the port is free now.
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    let seed = u64::from(std::process::id())
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(nanos)
+        .wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919));
+    for i in 0..SPAN {
+        let port = u16::try_from(LOW + (seed.wrapping_add(i * 104_729)) % SPAN).unwrap_or(0);
+        if port != 0 && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -55,4 +77,11 @@ pub fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// Prometheus Alertmanager, for the benchmark's side-by-side run: `$HERALD_ALERTMANAGER`, or
+/// `alertmanager` / Debian's `prometheus-alertmanager` on PATH.
+pub fn alertmanager() -> Option<std::path::PathBuf> {
+    locate::find_program("alertmanager", "HERALD_ALERTMANAGER", &[])
+        .or_else(|| locate::find_program("prometheus-alertmanager", "HERALD_ALERTMANAGER", &[]))
 }

@@ -68,18 +68,7 @@ impl NatsServer {
         let config_path = self.dir.path().join("nats.conf");
         std::fs::write(&config_path, self.config())?;
         let log_path = self.dir.path().join("nats.log");
-        let child = tokio::process::Command::new(&self.program)
-            .arg("-c")
-            .arg(&config_path)
-            .arg("-l")
-            .arg(&log_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("could not run {}", self.program.display()))?;
-        self.child = Some(child);
+        self.child = Some(run_server(&self.program, &config_path, &log_path)?);
         match wait_for_info(self.port, Duration::from_secs(10)).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -113,6 +102,25 @@ impl NatsServer {
 }
 
 /// The server is up once it sends its INFO line on a new connection.
+/// Starts `program` on `config`, logging to `log`; killed when dropped.
+fn run_server(
+    program: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> anyhow::Result<Child> {
+    tokio::process::Command::new(program)
+        .arg("-c")
+        .arg(config)
+        .arg("-l")
+        .arg(log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("could not run {}", program.display()))
+}
+
 async fn wait_for_info(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -232,4 +240,118 @@ pub async fn wait_until_consumed(
         );
     }
     Ok(())
+}
+
+/// A JetStream cluster of nats-servers on this machine, each with its own port and store, joined
+/// by routes: for replicated (R3) streams and for losing a node mid-stream.
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+    program: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+struct ClusterNode {
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes and waits until each answers.
+    pub async fn start(size: usize) -> anyhow::Result<Self> {
+        let program = find_program(
+            "nats-server",
+            "HERALD_NATS_SERVER",
+            &["/usr/sbin", "/usr/local/bin"],
+        )
+        .context(INSTALL_HINT)?;
+        let dir = tempfile::Builder::new()
+            .prefix("herald-nats-cluster-")
+            .tempdir()?;
+        let ports: Vec<(u16, u16)> = (0..size)
+            .map(|_| Ok((crate::free_port()?, crate::free_port()?)))
+            .collect::<std::io::Result<_>>()?;
+        let routes = ports
+            .iter()
+            .map(|(_, route)| format!("\"nats-route://127.0.0.1:{route}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut nodes = Vec::new();
+        for (i, (port, route)) in ports.iter().enumerate() {
+            let store = dir.path().join(format!("n{i}"));
+            let config = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\nmax_payload: 8MB\n\
+                     jetstream {{\n  store_dir: {store:?}\n}}\n\
+                     cluster {{\n  name: herald-test\n  listen: 127.0.0.1:{route}\n  routes: [{routes}]\n}}\n"
+                ),
+            )?;
+            nodes.push(ClusterNode {
+                child: None,
+                port: *port,
+                config,
+                log: dir.path().join(format!("n{i}.log")),
+            });
+        }
+        let mut cluster = Self {
+            nodes,
+            program,
+            _dir: dir,
+        };
+        for i in 0..size {
+            cluster.spawn(i)?;
+        }
+        for i in 0..size {
+            cluster.wait(i).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[i];
+        node.child = Some(run_server(&self.program, &node.config, &node.log)?);
+        Ok(())
+    }
+
+    async fn wait(&self, i: usize) -> anyhow::Result<()> {
+        let node = &self.nodes[i];
+        wait_for_info(node.port, Duration::from_secs(15))
+            .await
+            .with_context(|| {
+                format!(
+                    "cluster node n{i} did not come up:\n{}",
+                    std::fs::read_to_string(&node.log).unwrap_or_default()
+                )
+            })
+    }
+
+    /// The client URL of node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// Every node's URL, comma-separated, as `[nats] url` takes a cluster.
+    pub fn urls(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// SIGKILL of node `i`: its clients move to the others.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts node `i` again on its store; it catches up from the others.
+    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i).await;
+        self.spawn(i)?;
+        self.wait(i).await
+    }
 }

@@ -6,7 +6,7 @@
 //! process exits.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
     time::Duration,
@@ -33,7 +33,12 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database named `herald_t_<random>`.
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = admin_url().await?;
+        Self::create_on(&admin_url().await?).await
+    }
+
+    /// The same, on the server at `admin_url` (a cluster the caller controls, e.g. to stop it).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let admin_url = admin_url.to_string();
         let name = format!("herald_t_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await
@@ -132,6 +137,8 @@ async fn admin_url() -> anyhow::Result<String> {
 /// A PostgreSQL cluster in a temporary directory, for as long as this process lives.
 pub struct ThrowawayCluster {
     url: String,
+    /// While this file exists the watchdog keeps the server stopped (see [`ThrowawayCluster::stop`]).
+    stopped_marker: PathBuf,
     // Kept so the watchdog is not reaped early; it stops the server when this process exits.
     _watchdog: std::process::Child,
 }
@@ -216,6 +223,7 @@ impl ThrowawayCluster {
                 Ok(()) => {
                     return Ok(Self {
                         url,
+                        stopped_marker: dir.join("stopped"),
                         _watchdog: watchdog,
                     });
                 }
@@ -232,6 +240,26 @@ impl ThrowawayCluster {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Stops the server (a fast shutdown: connections are cut) until [`ThrowawayCluster::start_again`],
+    /// as an outage would; returns once it no longer accepts connections.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        std::fs::write(&self.stopped_marker, b"")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while wait_until_accepting(&self.url, Duration::from_millis(200)).is_ok() {
+            if std::time::Instant::now() > deadline {
+                bail!("postgres at {} did not stop", self.url);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Starts the server stopped by [`ThrowawayCluster::stop`] again, on the same port and data.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        std::fs::remove_file(&self.stopped_marker)?;
+        wait_until_accepting(&self.url, Duration::from_secs(30))
     }
 }
 
@@ -282,12 +310,25 @@ fn spawn_watchdog(
         .map(|s| quote(s))
         .collect::<Vec<_>>()
         .join(" ");
+    // The server runs while this process lives; a `stopped` file in its directory stops it (fast
+    // shutdown) until the file is removed, for outage tests.
     let script = format!(
-        "{command} >{log} 2>&1 & pg=$!\n\
-         while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done\n\
+        "{command} >>{log} 2>&1 & pg=$!\n\
+         held=\n\
+         while kill -0 {parent} 2>/dev/null; do\n\
+           if [ -e {stopped} ]; then\n\
+             if [ -z \"$held\" ]; then kill -INT $pg; wait $pg; held=1; fi\n\
+           elif [ -n \"$held\" ]; then\n\
+             {command} >>{log} 2>&1 & pg=$!; held=\n\
+           elif ! kill -0 $pg 2>/dev/null; then\n\
+             break\n\
+           fi\n\
+           sleep 0.2\n\
+         done\n\
          kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
         log = quote(&log.display().to_string()),
         dir = quote(&dir.display().to_string()),
+        stopped = quote(&dir.join("stopped").display().to_string()),
         parent = std::process::id(),
     );
     use std::os::unix::process::CommandExt;

@@ -18,12 +18,19 @@ use anyhow::{Context, bail};
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Mutex<Option<Result<(), String>>>> = OnceLock::new();
     let exe = std::env::current_exe()?;
-    // Test binaries live in target/<profile>/deps; the service binaries in target/<profile>.
-    let profile_dir = exe
+    // Test binaries live in target/<profile>/deps; the service binaries (and a tool such as the
+    // benchmark that starts them) in target/<profile>.
+    let parent = exe
         .parent()
-        .and_then(|deps| deps.parent())
-        .context("cannot tell the target directory from the test binary's path")?
-        .to_path_buf();
+        .context("cannot tell the target directory from the binary's path")?;
+    let profile_dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent
+            .parent()
+            .context("cannot tell the target directory from the test binary's path")?
+    } else {
+        parent
+    }
+    .to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let path = profile_dir.join(name);
     if is_fresh(&path) {
@@ -36,6 +43,14 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         cargo
             .current_dir(crate::repo_root())
             .args(["build", "--quiet", "--workspace", "--bins"]);
+        // Called from a process cargo did not start (the benchmark, the fault suite), rustup's
+        // `rustc` would pick its toolchain from each dependency's directory, and some pin one of
+        // their own: keep the toolchain this cargo belongs to.
+        if std::env::var_os("RUSTUP_TOOLCHAIN").is_none()
+            && let Some(toolchain) = toolchain_of(Path::new(env!("CARGO")))
+        {
+            cargo.env("RUSTUP_TOOLCHAIN", toolchain);
+        }
         if release {
             cargo.arg("--release");
         }
@@ -56,6 +71,13 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The rustup toolchain a tool belongs to, from its path (`…/toolchains/<name>/bin/cargo`).
+fn toolchain_of(tool: &Path) -> Option<String> {
+    let mut parts = tool.components().map(|c| c.as_os_str().to_string_lossy());
+    parts.find(|p| p == "toolchains")?;
+    parts.next().map(|name| name.into_owned())
+}
+
 /// Whether `binary` exists and is newer than every source file it could be built from.
 fn is_fresh(binary: &Path) -> bool {
     let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
@@ -65,6 +87,7 @@ fn is_fresh(binary: &Path) -> bool {
     let mut pending = vec![
         root.join("services"),
         root.join("proto"),
+        root.join("bench"),
         root.join("Cargo.toml"),
         root.join("Cargo.lock"),
     ];
@@ -103,6 +126,16 @@ impl ServiceProcess {
         envs: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let program = binary(binary_name)?;
+        Self::spawn_program(binary_name, program, args, envs).await
+    }
+
+    /// Starts another program (a tool to compare Herald with) the same way, named `binary_name`.
+    pub async fn spawn_program(
+        binary_name: &str,
+        program: PathBuf,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let log_dir = tempfile::Builder::new()
             .prefix(&format!("{binary_name}-"))
             .tempdir()?;

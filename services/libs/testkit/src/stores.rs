@@ -9,6 +9,8 @@ use herald_runtime::{
 /// A migrated database that lives as long as this value.
 pub struct TestStore {
     pub db: Database,
+    config: DatabaseConfig,
+    schema: &'static str,
     _postgres: Option<crate::TestDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -25,6 +27,8 @@ impl TestStore {
         db::migrate(&db, schema, migrations).await?;
         Ok(Self {
             db,
+            config,
+            schema,
             _postgres: Some(database),
             _dir: None,
         })
@@ -41,9 +45,18 @@ impl TestStore {
         db::migrate(&db, schema, migrations).await?;
         Ok(Self {
             db,
+            config,
+            schema,
             _postgres: None,
             _dir: Some(dir),
         })
+    }
+
+    /// A new connection pool on the same database, as a restarted (or upgraded) process opens it.
+    /// SQLite connections that read the schema before a migration may keep the old one until their
+    /// next transaction, so an upgrade is tested the way it happens: by a new process.
+    pub async fn reopen(&self) -> anyhow::Result<Database> {
+        Ok(db::connect(&self.config, self.schema).await?)
     }
 
     pub async fn on(

@@ -15,7 +15,9 @@ pub fn render(card: &Card, colour: bool) -> String {
     };
     let mut out = format!("\n{bold}★ {}{reset}\n", card.title);
     if !card.summary.is_empty() {
-        out.push_str(&format!("  {}\n", card.summary));
+        for line in card.summary.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
     }
     for line in &card.value_lines {
         let label = ValueLabel::try_from(line.label).unwrap_or(ValueLabel::Unspecified);

@@ -55,7 +55,10 @@ pub fn render(card: &Card) -> Email {
     );
     if !summary.is_empty() {
         text.push_str(&format!("{summary}\n\n"));
-        html.push_str(&format!("<p>{}</p>\n", escape_html(&summary)));
+        html.push_str(&format!(
+            "<p>{}</p>\n",
+            escape_html(&summary).replace('\n', "<br>\n")
+        ));
     }
     for line in card.value_lines.iter().take(20) {
         let label = ValueLabel::try_from(line.label).unwrap_or(ValueLabel::Unspecified);
@@ -121,6 +124,24 @@ pub fn render(card: &Card) -> Email {
         subject,
         text,
         html,
+    }
+}
+
+impl Email {
+    /// The digest's way out for its recipient, at the foot of both parts.
+    pub fn with_unsubscribe(mut self, url: &str) -> Self {
+        self.text.push_str(&format!(
+            "\nYou receive this digest from Herald. Unsubscribe: {url}\n"
+        ));
+        let footer = format!(
+            "<p style=\"color: #666; font-size: small\">You receive this digest from Herald. <a href=\"{}\">Unsubscribe</a></p>\n</body></html>\n",
+            escape_html(url)
+        );
+        if let Some(end) = self.html.rfind("</body></html>") {
+            self.html.truncate(end);
+        }
+        self.html.push_str(&footer);
+        self
     }
 }
 

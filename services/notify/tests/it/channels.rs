@@ -39,6 +39,7 @@ fn announcement(id: &str, card: Card) -> Announcement {
         value_amount: 216_474.6,
         currency: "EUR".into(),
         corrects: String::new(),
+        digest: String::new(),
     }
 }
 

@@ -48,6 +48,7 @@ fn announcement(id: &str) -> Announcement {
         value_amount: 216_474.6,
         currency: "EUR".into(),
         corrects: String::new(),
+        digest: String::new(),
     }
 }
 
@@ -379,5 +380,211 @@ async fn hostile_ticket_data_adds_no_header_recipient_or_markup_to_a_mail() -> a
             "{html}"
         );
     }
+    stage.stop().await
+}
+
+/// Notify mailing to a catalog team, a catalog person and a list, with unsubscribe links.
+async fn start_with_catalog_recipients(sink: &SmtpSink) -> anyhow::Result<InProcess> {
+    let catalog = herald_testkit::fixtures_dir().join("catalog.toml");
+    let toml = format!(
+        "[catalog]\npath = {catalog:?}\n{}public_url = \"https://herald.larkspur.example/\"\n\
+         unsubscribe_secret = \"a-long-random-unsubscribe-key\"\n\
+         [[notify.channels]]\nname = \"mail\"\nkind = \"email\"\nhost = \"127.0.0.1\"\n\
+         port = {}\ntls = \"none\"\nfrom = \"Herald <herald@larkspur.example>\"\n\
+         to = [\"team:team-service-desk\", \"person:p-tomas-herrera\", \"it-wins@larkspur.example\"]\n\
+         [[notify.routes]]\nname = \"to-mail\"\nchannel = \"mail\"\n",
+        settings(true),
+        sink.port(),
+        catalog = catalog.display().to_string(),
+    );
+    InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await
+}
+
+fn digest(id: &str) -> Announcement {
+    let mut a = announcement(id);
+    a.kind = AnnouncementKind::Digest as i32;
+    if let Some(card) = a.card.as_mut() {
+        card.title = "Your week in IT: 12 wins, 340 hours given back".into();
+    }
+    a
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message
+        .split("\r\n\r\n")
+        .next()?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_come_from_the_catalog_and_a_digest_can_be_left_in_one_click()
+-> anyhow::Result<()> {
+    let sink = SmtpSink::start().await?;
+    let stage = start_with_catalog_recipients(&sink).await?;
+    let everyone = [
+        "amara.okafor@larkspur.example",
+        "it-wins@larkspur.example",
+        "sofia.rossi@larkspur.example",
+        "tomas.herrera@larkspur.example",
+    ];
+
+    // A win: one message to the team's members, the person and the list; no unsubscribe.
+    let win = announcement("a-catalog-1");
+    stage
+        .publish("herald.announcements.headline_win", &win.id, &win)
+        .await?;
+    let first = sink.wait_for(1, WAIT).await?;
+    let mut to = first[0].to.clone();
+    to.sort();
+    assert_eq!(to, everyone);
+    let message = first[0].message.clone().expect("accepted");
+    assert!(header(&message, "List-Unsubscribe").is_none(), "{message}");
+
+    // A digest: one message each, each with its own one-click unsubscribe link.
+    let week = digest("digest-week-1");
+    stage
+        .publish("herald.announcements.digest", &week.id, &week)
+        .await?;
+    let exchanges = sink.wait_for(5, WAIT).await?;
+    let digests = &exchanges[1..];
+    let mut to: Vec<String> = digests.iter().flat_map(|e| e.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, everyone, "one message per recipient");
+    let sofia = digests
+        .iter()
+        .find(|e| e.to == ["sofia.rossi@larkspur.example"])
+        .and_then(|e| e.message.clone())
+        .expect("Sofia's digest");
+    let link = header(&sofia, "List-Unsubscribe")
+        .and_then(|v| v.strip_prefix('<')?.strip_suffix('>'))
+        .expect("List-Unsubscribe")
+        .to_string();
+    assert_eq!(
+        header(&sofia, "List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(
+        link.starts_with("https://herald.larkspur.example/unsubscribe?"),
+        "{link}"
+    );
+    let (_, text) = part(&sofia, "text/plain").expect("text part");
+    assert!(text.contains(&link), "the link is in the body too: {text}");
+    let ids: std::collections::HashSet<_> = digests
+        .iter()
+        .filter_map(|e| e.message.as_deref().and_then(|m| header(m, "Message-ID")))
+        .collect();
+    assert_eq!(
+        ids.len(),
+        4,
+        "each recipient's digest has its own Message-ID"
+    );
+
+    // The link on this notify: opening it changes nothing, a forged one is refused, the one-click
+    // POST records the opt-out.
+    let query = link.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let local = format!("{}/unsubscribe?{query}", stage.http);
+    let client = reqwest::Client::new();
+    let page = client.get(&local).send().await?;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await?.contains("sofia.rossi@larkspur.example"));
+    let forged = local.replace("&s=", "&s=0");
+    let refused = client
+        .post(&forged)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 400);
+    let done = client
+        .post(&local)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(done.status(), 200);
+
+    // The next digest goes to everyone but Sofia; a win still reaches her.
+    let next = digest("digest-week-2");
+    stage
+        .publish("herald.announcements.digest", &next.id, &next)
+        .await?;
+    let delivered = herald_testkit::eventually("second digest delivered", WAIT, || async {
+        let list = stage
+            .deliveries(&next.id, Some(DeliveryStatus::Delivered))
+            .await
+            .ok()?;
+        list.deliveries.into_iter().next()
+    })
+    .await?;
+    assert!(
+        delivered.attempt_log[0]
+            .answer
+            .contains("mailed to 3 recipient(s); 1 unsubscribed"),
+        "{:?}",
+        delivered.attempt_log
+    );
+    let all = sink.exchanges();
+    let second: Vec<String> = all[5..].iter().flat_map(|e| e.to.clone()).collect();
+    assert_eq!(second.len(), 3, "{second:?}");
+    assert!(!second.iter().any(|t| t.starts_with("sofia")), "{second:?}");
+    stage.stop().await
+}
+
+/// A prompt names people nobody recognised lately: it reaches their team's lead and nobody else,
+/// even when the route's channel also lists a team and a mailing list, and routes that do not ask
+/// for prompts never carry one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_reaches_the_teams_lead_and_nobody_else() -> anyhow::Result<()> {
+    let sink = SmtpSink::start().await?;
+    let catalog = herald_testkit::fixtures_dir().join("catalog.toml");
+    let mail = |name: &str, to: &str| {
+        format!(
+            "[[notify.channels]]\nname = \"{name}\"\nkind = \"email\"\nhost = \"127.0.0.1\"\n\
+             port = {}\ntls = \"none\"\nfrom = \"Herald <herald@larkspur.example>\"\nto = {to}\n",
+            sink.port()
+        )
+    };
+    let toml = format!(
+        "[catalog]\npath = {catalog:?}\n{}{}{}\
+         [[notify.routes]]\nname = \"leads\"\nkinds = [\"prompt\"]\nchannel = \"leads\"\n\
+         [[notify.routes]]\nname = \"everything\"\nchannel = \"list\"\n",
+        settings(true),
+        mail(
+            "leads",
+            "[\"lead\", \"team:team-service-desk\", \"it-wins@larkspur.example\"]"
+        ),
+        mail("list", "[\"it-wins@larkspur.example\"]"),
+        catalog = catalog.display().to_string(),
+    );
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    let mut prompt = announcement("p-desk-1");
+    prompt.kind = AnnouncementKind::Prompt as i32;
+    prompt.team = Some("team-service-desk".into());
+    if let Some(card) = prompt.card.as_mut() {
+        card.title = "1 person in Service Desk has had no recognised win for 4 weeks".into();
+        card.summary = "Amara Okafor".into();
+    }
+    stage
+        .publish("herald.announcements.prompt", &prompt.id, &prompt)
+        .await?;
+    let exchanges = sink.wait_for(1, WAIT).await?;
+    assert_eq!(
+        exchanges[0].to,
+        ["sofia.rossi@larkspur.example"],
+        "the lead only"
+    );
+    // A win published after it goes through the kind-less route: by then the prompt would have
+    // been delivered there too, had that route taken it.
+    let win = announcement("a-after-prompt");
+    stage
+        .publish("herald.announcements.headline_win", &win.id, &win)
+        .await?;
+    let exchanges = sink.wait_for(2, WAIT).await?;
+    assert_eq!(exchanges[1].to, ["it-wins@larkspur.example"]);
+    let deliveries = stage.deliveries(&prompt.id, None).await?.deliveries;
+    let routes: Vec<&str> = deliveries.iter().map(|d| d.route.as_str()).collect();
+    assert_eq!(routes, ["leads"], "one delivery, on the route that asked");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.exchanges().len(), 2, "nothing else was mailed");
     stage.stop().await
 }

@@ -4,6 +4,7 @@
 mod channels;
 mod email;
 mod interrupted;
+mod operations;
 mod routes;
 mod stage;
 mod store_conformance;

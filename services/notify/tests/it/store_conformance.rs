@@ -80,7 +80,10 @@ async fn a_claimed_delivery_is_leased_and_retried_when_due(backend: Backend) -> 
             Next::RetryAt(past),
         )
         .await?;
-    let delivered = AttemptOutcome::Delivered { status: 200 };
+    let delivered = AttemptOutcome::Delivered {
+        status: 200,
+        answer: "ok".into(),
+    };
     store
         .finish_attempt(
             &claimed[1],
@@ -256,8 +259,11 @@ async fn the_per_channel_key_keeps_existing_deliveries(backend: Backend) -> anyh
     )
     .execute(&test.db.pool)
     .await?;
-    herald_runtime::db::migrate(&test.db, Notify::NAME, &Notify::migrations()).await?;
-    let store = Store::new(test.db.clone());
+    // The upgrade is a new process opening the old database.
+    test.db.pool.close().await;
+    let upgraded = test.reopen().await?;
+    herald_runtime::db::migrate(&upgraded, Notify::NAME, &Notify::migrations()).await?;
+    let store = Store::new(upgraded);
     let kept = store.list(None, &[], 10).await?;
     assert_eq!(kept.len(), 1);
     assert_eq!(
@@ -275,7 +281,140 @@ async fn the_per_channel_key_keeps_existing_deliveries(backend: Backend) -> anyh
     Ok(())
 }
 
+/// Two replicas reserving slots of one channel get slots an interval apart, whoever asks.
+async fn sending_slots_are_spaced_across_replicas(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let other = store.clone();
+    let interval = Duration::from_millis(400);
+    let mut slots = Vec::new();
+    for s in [&store, &other, &store, &other] {
+        slots.push(s.reserve_slot("slack", interval).await?);
+    }
+    for pair in slots.windows(2) {
+        let gap = (pair[1] - pair[0]).num_milliseconds();
+        assert_eq!(gap, 400, "{slots:?}");
+    }
+    let elsewhere = store.reserve_slot("teams", interval).await?;
+    assert!(elsewhere < slots[1], "each channel has its own pace");
+    Ok(())
+}
+
+/// A finished delivery replays with a fresh budget and its log kept; a pending one does not; a
+/// claim given back is untried.
+async fn replay_and_release(backend: Backend) -> anyhow::Result<()> {
+    use herald_notify::store::ReplayError;
+    let (_db, store) = store(backend).await?;
+    let a = Announcement {
+        id: "a-1".into(),
+        ..Default::default()
+    };
+    store.enqueue(&a, &routes()).await?;
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    let failed = AttemptOutcome::Failed {
+        status: Some(400),
+        error: "HTTP 400".into(),
+    };
+    store
+        .finish_attempt(&claimed[0], &failed, Duration::ZERO, Next::Failed)
+        .await?;
+    store.release(&claimed[1..]).await?;
+    assert!(matches!(
+        store.replay(&claimed[1].id).await,
+        Err(ReplayError::NotFinished { .. })
+    ));
+    assert!(matches!(
+        store.replay("d-none").await,
+        Err(ReplayError::NotFound(_))
+    ));
+    let replayed = store.replay(&claimed[0].id).await?;
+    assert_eq!(replayed.status, "pending");
+    assert_eq!(replayed.attempt_log.len(), 1, "the log is kept");
+    let again = store.claim_due(10, Duration::from_secs(60)).await?;
+    assert_eq!(again.len(), 2, "the replayed and the released");
+    for c in &again {
+        if c.id == claimed[0].id {
+            assert_eq!(
+                (c.attempt, c.try_number),
+                (2, 1),
+                "fresh budget, log goes on"
+            );
+        } else {
+            assert_eq!(
+                (c.attempt, c.try_number),
+                (1, 1),
+                "a release is not an attempt"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A merged summary's attempt is logged on every delivery it carried, in one go.
+async fn a_merged_send_is_logged_on_every_delivery(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    for id in ["a-1", "a-2", "a-3"] {
+        let a = Announcement {
+            id: id.into(),
+            ..Default::default()
+        };
+        store
+            .enqueue(&a, &[("wins".to_string(), "slack".to_string())])
+            .await?;
+    }
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    let delivered = AttemptOutcome::Delivered {
+        status: 200,
+        answer: "ok".into(),
+    };
+    store
+        .finish_merged(
+            &claimed[0],
+            &claimed[1..],
+            &delivered,
+            Duration::from_millis(3),
+            Next::Delivered,
+        )
+        .await?;
+    let listed = store.list(None, &[], 10).await?;
+    assert!(listed.iter().all(|d| d.status == "delivered"));
+    for d in &listed {
+        if d.id == claimed[0].id {
+            assert_eq!(d.merged_into, None);
+            assert_eq!(d.attempt_log[0].answer.as_deref(), Some("ok"));
+        } else {
+            assert_eq!(d.merged_into.as_deref(), Some(claimed[0].id.as_str()));
+            assert!(
+                d.attempt_log[0]
+                    .answer
+                    .as_deref()
+                    .is_some_and(|a| a.contains(&claimed[0].id))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opt-outs are per mailbox, however it is spelt.
+async fn digest_opt_outs_are_per_mailbox(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    store.opt_out_of_digests("Ingrid@Larkspur.example").await?;
+    store.opt_out_of_digests("ingrid@larkspur.example").await?;
+    let out = store
+        .digest_optouts(&[
+            "INGRID@larkspur.example".into(),
+            "jonas@larkspur.example".into(),
+        ])
+        .await?;
+    assert_eq!(out.len(), 1);
+    assert!(out.contains("ingrid@larkspur.example"));
+    Ok(())
+}
+
 herald_testkit::store_cases!(
+    sending_slots_are_spaced_across_replicas,
+    replay_and_release,
+    a_merged_send_is_logged_on_every_delivery,
+    digest_opt_outs_are_per_mailbox,
     deliveries_are_created_once_per_route,
     the_per_channel_key_keeps_existing_deliveries,
     one_delivery_per_route_and_channel_each_due_when_planned,

@@ -2,6 +2,7 @@
 //! withdraw credit and the ledger of every change. Unique keys make every write idempotent, because
 //! redelivery happens.
 
+pub mod report;
 pub mod rescore;
 mod stories;
 mod verification;
@@ -119,21 +120,55 @@ impl Store {
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
-        let kind = outcome
-            .result
-            .as_ref()
-            .ok()
-            .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
-        let (signals, windows) =
-            crate::verification::prepare(event, kind, &settings.verification, now);
-        let cap = match (settings.credit.max_credit_per_person_per_day, windows) {
-            (Some(per_person), Some(windows)) => {
-                Some(DailyCap::on(per_person, windows.outcome_at, tz))
-            }
-            _ => None,
-        };
-        self.record(event, outcome, &signals, windows, cap.as_ref(), now)
-            .await
+        let mut recorded = self
+            .record_outcomes(&[(event, outcome)], settings, tz, now)
+            .await?;
+        recorded
+            .pop()
+            .ok_or_else(|| StoreError::Db(sqlx::Error::Protocol("no outcome was recorded".into())))
+    }
+
+    /// Records what scoring made of each event of a batch, in order and in one transaction: one
+    /// commit for the batch instead of one per event. Events later in the batch see what earlier
+    /// ones wrote (a signal, a win), exactly as they would one transaction at a time.
+    pub async fn record_outcomes(
+        &self,
+        batch: &[(&ItsmEvent, &Outcome)],
+        settings: &ScoringSettings,
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut recorded = Vec::with_capacity(batch.len());
+        for (event, outcome) in batch {
+            let kind = outcome
+                .result
+                .as_ref()
+                .ok()
+                .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
+            let (signals, windows) =
+                crate::verification::prepare(event, kind, &settings.verification, now);
+            let cap = match (settings.credit.max_credit_per_person_per_day, windows) {
+                (Some(per_person), Some(windows)) => {
+                    Some(DailyCap::on(per_person, windows.outcome_at, tz))
+                }
+                _ => None,
+            };
+            recorded.push(
+                record_in(
+                    &mut tx,
+                    event,
+                    outcome,
+                    &signals,
+                    windows,
+                    cap.as_ref(),
+                    now,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     /// Records an event, the signal it carries and its scoring result in one transaction: a
@@ -148,167 +183,10 @@ impl Store {
         cap: Option<&DailyCap>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
-        let result = &outcome.result;
         let mut tx = self.pool.begin().await?;
-        let record = event.record.clone().unwrap_or_default();
-        let (verdict, note) = match result {
-            Ok(_) => ("win", None),
-            Err(NoValue(reason)) => ("no_value", Some(reason.as_str())),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(
-            Source::try_from(event.source)
-                .map(|s| s.token())
-                .unwrap_or("unspecified"),
-        )
-        .bind(token_of_kind(event.kind))
-        .bind(&record.number)
-        .bind(herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis))
-        .bind(verdict)
-        .bind(note)
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return self.recorded_before(&event.id).await;
-        }
-        let mut publish = Vec::new();
-        for signal in signals {
-            publish.extend(verification::apply_signal(&mut tx, signal, now).await?);
-        }
-        if let Some(praise) = &outcome.praise {
-            stories::keep_praise(&mut tx, event, praise, now).await?;
-        }
-        if let Some(metric) = &outcome.delivery {
-            stories::count_delivery(&mut tx, event, metric).await?;
-        }
-        if let Some(lesson) = &outcome.lesson {
-            publish.extend(stories::record_lesson(&mut tx, lesson, now).await?);
-        }
-        let (Ok(scored), Some(windows)) = (result, windows) else {
-            tx.commit().await?;
-            return Ok(Recorded {
-                new: true,
-                win: None,
-                publish,
-            });
-        };
-        let mut win = scored.win.clone();
-        win.praise = stories::praise_for(&mut tx, &win).await?;
-        if let Some(cap) = cap {
-            let people: Vec<&str> = win
-                .credits
-                .iter()
-                .filter(|c| c.subject == CreditSubject::Person as i32)
-                .map(|c| c.id.as_str())
-                .collect();
-            let today = stories::credited_between(&mut tx, &people, cap.start, cap.end).await?;
-            win.credits = crate::credit::cap_daily(win.credits, &today, cap.per_person);
-        }
-        let withdrawn_by = verification::signal_against(
-            &mut tx,
-            &win,
-            record.configuration_item.as_deref(),
-            &windows,
-        )
-        .await?;
-        verification::set_initial_status(&mut win, &windows, withdrawn_by.as_ref(), now);
-        let value = win.value.clone().unwrap_or_default();
-        let created = sqlx::query(
-            "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
-                               business_service, team, label, amount, currency, hours, headline, payload,
-                               created_at, status, outcome_at, confirm_at, revocable_until,
-                               configuration_item, status_reason, status_at, publish_pending)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                     $19, $20, $21, $22, $23, $24)
-             ON CONFLICT (outcome_key) DO NOTHING",
-        )
-        .bind(&win.id)
-        .bind(&scored.outcome_key)
-        .bind(&win.event_id)
-        .bind(Source::try_from(win.source).map(|s| s.token()).unwrap_or("unspecified"))
-        .bind(token_of_kind(win.kind))
-        .bind(&win.record_number)
-        .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
-        .bind(&win.business_service)
-        .bind(&win.team)
-        .bind(ValueLabel::try_from(value.label).map(|l| l.token()).unwrap_or("unspecified"))
-        .bind(value.amount)
-        .bind(&value.currency)
-        .bind(value.hours)
-        .bind(&win.headline)
-        .bind(win.encode_to_vec())
-        .bind(millis(now))
-        .bind(status_token(win.status))
-        .bind(millis(windows.outcome_at))
-        .bind(millis(windows.confirm_at))
-        .bind(millis(windows.revocable_until))
-        .bind(&record.configuration_item)
-        .bind(&win.status_reason)
-        .bind(millis(now))
-        .bind(i32::from(win.status == WinStatus::Confirmed as i32))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if created == 0 {
-            // Another event (the "closed" push after the "resolved" one) already credited this outcome.
-            sqlx::query(
-                "UPDATE events SET outcome = 'same_outcome', win_id = (SELECT id FROM wins WHERE outcome_key = $2),
-                        note = 'this outcome was already credited by an earlier event'
-                 WHERE id = $1",
-            )
-            .bind(&event.id)
-            .bind(&scored.outcome_key)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(Recorded {
-                new: true,
-                win: None,
-                publish,
-            });
-        }
-        insert_credits(&mut tx, &win).await?;
-        verification::ledger_for_new_win(&mut tx, &win, now).await?;
-        sqlx::query("UPDATE events SET win_id = $2 WHERE id = $1")
-            .bind(&event.id)
-            .bind(&win.id)
-            .execute(&mut *tx)
-            .await?;
+        let recorded = record_in(&mut tx, event, outcome, signals, windows, cap, now).await?;
         tx.commit().await?;
-        if win.status == WinStatus::Confirmed as i32 {
-            publish.push(win.clone());
-        }
-        Ok(Recorded {
-            new: true,
-            win: Some(win),
-            publish,
-        })
-    }
-
-    /// A redelivered event: what it produced, and its win again if that still waits to be
-    /// published (the first delivery may have died between the commit and the publish).
-    async fn recorded_before(&self, event_id: &str) -> Result<Recorded, StoreError> {
-        let win = self.event_outcome(event_id).await?.and_then(|o| o.win);
-        let pending = match &win {
-            Some(win) => sqlx::query("SELECT publish_pending FROM wins WHERE id = $1")
-                .bind(&win.id)
-                .fetch_optional(&self.pool)
-                .await?
-                .is_some_and(|r| r.get::<i32, _>("publish_pending") == 1),
-            None => false,
-        };
-        Ok(Recorded {
-            new: false,
-            publish: win.clone().filter(|_| pending).into_iter().collect(),
-            win,
-        })
+        Ok(recorded)
     }
 
     /// A win by id.
@@ -324,24 +202,8 @@ impl Store {
     /// What became of an event: its outcome, the reason, and the win when it produced one.
     /// `None` when scoring never saw the event.
     pub async fn event_outcome(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
-        let row = sqlx::query(
-            "SELECT e.outcome, e.note, w.id AS win_id, w.payload
-             FROM events e LEFT JOIN wins w ON w.id = e.win_id AND e.outcome = 'win'
-             WHERE e.id = $1",
-        )
-        .bind(event_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let win = match row.get::<Option<Vec<u8>>, _>("payload") {
-            Some(payload) => Some(decode(&row.get::<String, _>("win_id"), payload)?),
-            None => None,
-        };
-        Ok(Some(EventOutcome {
-            outcome: row.get("outcome"),
-            note: row.get("note"),
-            win,
-        }))
+        let mut conn = self.pool.acquire().await?;
+        event_outcome_on(&mut conn, event_id).await
     }
 
     /// The wins of a record (a ticket number such as `INC0050105`, a Jira key, a PR), newest
@@ -377,6 +239,199 @@ impl Store {
         };
         Ok(self.event_outcome(&id).await?.map(|outcome| (id, outcome)))
     }
+}
+
+/// [`Store::record`] inside a transaction the caller commits.
+async fn record_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    event: &ItsmEvent,
+    outcome: &Outcome,
+    signals: &[Signal],
+    windows: Option<Windows>,
+    cap: Option<&DailyCap>,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    let result = &outcome.result;
+    let record = event.record.clone().unwrap_or_default();
+    let (verdict, note) = match result {
+        Ok(_) => ("win", None),
+        Err(NoValue(reason)) => ("no_value", Some(reason.as_str())),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(
+        Source::try_from(event.source)
+            .map(|s| s.token())
+            .unwrap_or("unspecified"),
+    )
+    .bind(token_of_kind(event.kind))
+    .bind(&record.number)
+    .bind(herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis))
+    .bind(verdict)
+    .bind(note)
+    .bind(millis(now))
+    // Kept for `herald rescore`, which replays events under another catalog.
+    .bind(event.encode_to_vec())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return recorded_before(tx, &event.id).await;
+    }
+    let mut publish = Vec::new();
+    for signal in signals {
+        publish.extend(verification::apply_signal(tx, signal, now).await?);
+    }
+    if let Some(praise) = &outcome.praise {
+        stories::keep_praise(tx, event, praise, now).await?;
+    }
+    if let Some(metric) = &outcome.delivery {
+        stories::count_delivery(tx, event, metric).await?;
+    }
+    if let Some(lesson) = &outcome.lesson {
+        publish.extend(stories::record_lesson(tx, lesson, now).await?);
+    }
+    let (Ok(scored), Some(windows)) = (result, windows) else {
+        return Ok(Recorded {
+            new: true,
+            win: None,
+            publish,
+        });
+    };
+    let mut win = scored.win.clone();
+    win.praise = stories::praise_for(tx, &win).await?;
+    if let Some(cap) = cap {
+        let people: Vec<&str> = win
+            .credits
+            .iter()
+            .filter(|c| c.subject == CreditSubject::Person as i32)
+            .map(|c| c.id.as_str())
+            .collect();
+        let today = stories::credited_between(tx, &people, cap.start, cap.end).await?;
+        win.credits = crate::credit::cap_daily(win.credits, &today, cap.per_person);
+    }
+    let withdrawn_by =
+        verification::signal_against(tx, &win, record.configuration_item.as_deref(), &windows)
+            .await?;
+    verification::set_initial_status(&mut win, &windows, withdrawn_by.as_ref(), now);
+    let value = win.value.clone().unwrap_or_default();
+    let created = sqlx::query(
+        "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
+                           business_service, team, label, amount, currency, hours, headline, payload,
+                           created_at, status, outcome_at, confirm_at, revocable_until,
+                           configuration_item, status_reason, status_at, publish_pending)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                 $19, $20, $21, $22, $23, $24)
+         ON CONFLICT (outcome_key) DO NOTHING",
+    )
+    .bind(&win.id)
+    .bind(&scored.outcome_key)
+    .bind(&win.event_id)
+    .bind(Source::try_from(win.source).map(|s| s.token()).unwrap_or("unspecified"))
+    .bind(token_of_kind(win.kind))
+    .bind(&win.record_number)
+    .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
+    .bind(&win.business_service)
+    .bind(&win.team)
+    .bind(ValueLabel::try_from(value.label).map(|l| l.token()).unwrap_or("unspecified"))
+    .bind(value.amount)
+    .bind(&value.currency)
+    .bind(value.hours)
+    .bind(&win.headline)
+    .bind(win.encode_to_vec())
+    .bind(millis(now))
+    .bind(status_token(win.status))
+    .bind(millis(windows.outcome_at))
+    .bind(millis(windows.confirm_at))
+    .bind(millis(windows.revocable_until))
+    .bind(&record.configuration_item)
+    .bind(&win.status_reason)
+    .bind(millis(now))
+    .bind(i32::from(win.status == WinStatus::Confirmed as i32))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if created == 0 {
+        // Another event (the "closed" push after the "resolved" one) already credited this outcome.
+        sqlx::query(
+            "UPDATE events SET outcome = 'same_outcome', win_id = (SELECT id FROM wins WHERE outcome_key = $2),
+                    note = 'this outcome was already credited by an earlier event'
+             WHERE id = $1",
+        )
+        .bind(&event.id)
+        .bind(&scored.outcome_key)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(Recorded {
+            new: true,
+            win: None,
+            publish,
+        });
+    }
+    insert_credits(tx, &win).await?;
+    verification::ledger_for_new_win(tx, &win, now).await?;
+    sqlx::query("UPDATE events SET win_id = $2 WHERE id = $1")
+        .bind(&event.id)
+        .bind(&win.id)
+        .execute(&mut **tx)
+        .await?;
+    if win.status == WinStatus::Confirmed as i32 {
+        publish.push(win.clone());
+    }
+    Ok(Recorded {
+        new: true,
+        win: Some(win),
+        publish,
+    })
+}
+
+/// A redelivered event: what it produced, and its win again if that still waits to be published
+/// (the first delivery may have died between the commit and the publish).
+async fn recorded_before(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    event_id: &str,
+) -> Result<Recorded, StoreError> {
+    let win = event_outcome_on(tx, event_id).await?.and_then(|o| o.win);
+    let pending = match &win {
+        Some(win) => sqlx::query("SELECT publish_pending FROM wins WHERE id = $1")
+            .bind(&win.id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some_and(|r| r.get::<i32, _>("publish_pending") == 1),
+        None => false,
+    };
+    Ok(Recorded {
+        new: false,
+        publish: win.clone().filter(|_| pending).into_iter().collect(),
+        win,
+    })
+}
+
+async fn event_outcome_on(
+    conn: &mut sqlx::AnyConnection,
+    event_id: &str,
+) -> Result<Option<EventOutcome>, StoreError> {
+    let row = sqlx::query(
+        "SELECT e.outcome, e.note, w.id AS win_id, w.payload
+         FROM events e LEFT JOIN wins w ON w.id = e.win_id AND e.outcome = 'win'
+         WHERE e.id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let win = match row.get::<Option<Vec<u8>>, _>("payload") {
+        Some(payload) => Some(decode(&row.get::<String, _>("win_id"), payload)?),
+        None => None,
+    };
+    Ok(Some(EventOutcome {
+        outcome: row.get("outcome"),
+        note: row.get("note"),
+        win,
+    }))
 }
 
 /// Who got which share of a win: one row per team or person.

@@ -19,17 +19,6 @@ pub struct StoredEvent {
 }
 
 impl Store {
-    /// Keeps the encoded event beside its row, once the row exists: the worker calls it after the
-    /// event was recorded (a redelivery fills in what a crash in between left empty).
-    pub async fn keep_payload(&self, event_id: &str, payload: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("UPDATE events SET payload = $2 WHERE id = $1 AND payload IS NULL")
-            .bind(event_id)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The kept payload of an event, when scoring has one.
     pub async fn event_payload(&self, event_id: &str) -> Result<Option<ItsmEvent>, StoreError> {
         let row = sqlx::query("SELECT payload FROM events WHERE id = $1")

@@ -20,7 +20,7 @@ mod change;
 mod delivery;
 mod lesson;
 mod outage;
-mod praise;
+pub mod praise;
 mod problem;
 mod request;
 mod toil;

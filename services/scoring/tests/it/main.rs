@@ -3,6 +3,7 @@
 
 mod support;
 
+mod report;
 mod rescore;
 mod stage;
 mod store_conformance;

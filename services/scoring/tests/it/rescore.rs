@@ -13,7 +13,6 @@ use herald_scoring::{
     verification::VerificationSettings,
 };
 use herald_testkit::stores::TestStore;
-use prost::Message;
 
 use crate::support::oracle;
 
@@ -44,8 +43,8 @@ fn with_warehouse_rate(rate: f64) -> Catalog {
     Catalog::from_toml_str(&changed).expect("a valid catalog")
 }
 
-/// Records an event as the stage does, and keeps its payload as the worker does afterwards.
-async fn record(store: &Store, event: &ItsmEvent, keep: bool) -> anyhow::Result<Recorded> {
+/// Records an event as the stage does (its payload with it).
+async fn record(store: &Store, event: &ItsmEvent) -> anyhow::Result<Recorded> {
     let settings = ScoringSettings::default();
     let result = score::score(event, &oracle::catalog(), &settings);
     let recorded = store
@@ -56,11 +55,6 @@ async fn record(store: &Store, event: &ItsmEvent, keep: bool) -> anyhow::Result<
             chrono::Utc::now(),
         )
         .await?;
-    if keep {
-        store
-            .keep_payload(&event.id, &event.encode_to_vec())
-            .await?;
-    }
     Ok(recorded)
 }
 
@@ -78,9 +72,9 @@ async fn rescore(
 }
 
 async fn an_events_payload_is_kept_once_and_read_back(backend: Backend) -> anyhow::Result<()> {
-    let (_db, store) = store(backend).await?;
+    let (db, store) = store(backend).await?;
     let incident = oracle::event("servicenow/incident-resolved-p1.json");
-    let Recorded { win: Some(win), .. } = record(&store, &incident, true).await? else {
+    let Recorded { win: Some(win), .. } = record(&store, &incident).await? else {
         anyhow::bail!("the incident must earn a win");
     };
     assert_eq!(
@@ -90,9 +84,7 @@ async fn an_events_payload_is_kept_once_and_read_back(backend: Backend) -> anyho
     // A redelivery keeps the first payload.
     let mut changed = incident.clone();
     changed.record.get_or_insert_default().title = Some("another title".into());
-    store
-        .keep_payload(&incident.id, &changed.encode_to_vec())
-        .await?;
+    record(&store, &changed).await?;
     assert_eq!(
         store.event_payload(&incident.id).await?,
         Some(incident.clone())
@@ -100,7 +92,11 @@ async fn an_events_payload_is_kept_once_and_read_back(backend: Backend) -> anyho
 
     // An event recorded before payloads were kept is counted, and never replayed.
     let request = oracle::event("servicenow/ritm-fulfilled.json");
-    record(&store, &request, false).await?;
+    record(&store, &request).await?;
+    sqlx::query("UPDATE events SET payload = NULL WHERE id = $1")
+        .bind(&request.id)
+        .execute(&db.db.pool)
+        .await?;
     assert_eq!(store.event_payload(&request.id).await?, None);
     assert_eq!(store.events_without_payload().await?, 1);
 
@@ -118,7 +114,7 @@ async fn a_rescore_shows_the_changed_win_and_totals_and_writes_nothing(
 ) -> anyhow::Result<()> {
     let (_db, store) = store(backend).await?;
     let incident = oracle::event("servicenow/incident-resolved-p1.json");
-    let Recorded { win: Some(win), .. } = record(&store, &incident, true).await? else {
+    let Recorded { win: Some(win), .. } = record(&store, &incident).await? else {
         anyhow::bail!("the incident must earn a win");
     };
     let old = win.value.clone().expect("a value").amount;

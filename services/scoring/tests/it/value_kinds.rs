@@ -166,7 +166,7 @@ fn a_page_is_an_outage_shortened_against_the_typical_restore_time() {
     assert!(
         v.value
             .summary
-            .starts_with("NOK 93,000 of lost work avoided"),
+            .starts_with("NOK\u{a0}93,000 of lost work avoided"),
         "{}",
         v.value.summary
     );
@@ -355,9 +355,9 @@ fn a_closed_problem_is_provisional_then_valued_by_the_drop_in_incidents() {
     assert_eq!(v.value.label, ValueLabel::Avoided as i32);
     close(v.value.amount, 35_000.0);
     assert!(
-        v.value
-            .summary
-            .starts_with("NOK 35,000 of incident cost avoided: 7 fewer incidents × NOK 5,000"),
+        v.value.summary.starts_with(
+            "NOK\u{a0}35,000 of incident cost avoided: 7 fewer incidents × NOK\u{a0}5,000"
+        ),
         "{}",
         v.value.summary
     );
@@ -442,7 +442,7 @@ fn toil_automated_shows_its_runs_and_minutes_per_run() {
     close(v.value.hours, 19.0);
     assert_eq!(
         v.value.summary,
-        "NOK 11,780 of manual work released: 95 runs × 12 min = 19 h × NOK 620/h"
+        "NOK\u{a0}11,780 of manual work released: 95 runs × 12 min = 19 h × NOK\u{a0}620/h"
     );
 
     // Failed runs count for nothing: a partial report is valued on its successful runs only.
@@ -466,7 +466,7 @@ fn toil_automated_shows_its_runs_and_minutes_per_run() {
     assert!(
         v.value
             .summary
-            .ends_with("1 run × 1 h 30 min = 1.5 h × NOK 620/h"),
+            .ends_with("1 run × 1 h 30 min = 1.5 h × NOK\u{a0}620/h"),
         "{}",
         v.value.summary
     );

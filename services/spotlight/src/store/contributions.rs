@@ -67,7 +67,7 @@ pub fn label_token(win: &Win) -> &'static str {
 pub fn of(win: &Win, occurred_at: DateTime<Utc>, tz: Tz) -> Contributions {
     let value = win.value.clone().unwrap_or_default();
     let mut out = Contributions::default();
-    for kind in PeriodKind::ALL {
+    for kind in PeriodKind::ROLLED_UP {
         let period = Period::containing(kind, occurred_at, tz);
         let key = |scope: &'static str, subject: &str| RollupKey {
             period: kind.token(),

@@ -2,6 +2,9 @@
 //! ledger of every win counted and taken out again.
 
 pub mod contributions;
+pub mod digests;
+pub mod figures;
+pub mod rankings;
 pub mod rebuild;
 
 use chrono::{DateTime, Utc};
@@ -55,32 +58,59 @@ impl Store {
         tz: Tz,
         announcement: Option<&Announcement>,
     ) -> Result<Option<Announcement>, StoreError> {
+        let mut stored = self
+            .count_wins(&[(win.clone(), occurred_at, announcement.cloned())], tz)
+            .await?;
+        Ok(stored.pop().flatten())
+    }
+
+    /// [`Store::count_win`] for several wins in one transaction: their rollup and totals rows
+    /// merged into one write per table. Answers in the order given; a win given twice is counted
+    /// once (the second finds the first).
+    pub async fn count_wins(
+        &self,
+        wins: &[(Win, DateTime<Utc>, Option<Announcement>)],
+        tz: Tz,
+    ) -> Result<Vec<Option<Announcement>>, StoreError> {
         let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
-        let inserted = insert_win(&mut tx, win, occurred_at, "counted", now).await?;
-        if inserted {
-            apply(&mut tx, &contributions::of(win, occurred_at, tz), 1).await?;
-            ledger(&mut tx, &win.id, "counted", now).await?;
-            if let Some(announcement) = announcement {
-                sqlx::query(
-                    "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&announcement.id)
-                .bind(&win.id)
-                .bind("headline_win")
-                .bind(announcement.encode_to_vec())
-                .bind(millis(now))
-                .execute(&mut *tx)
-                .await?;
+        let mut merged = Contributions::default();
+        let mut inserted = Vec::with_capacity(wins.len());
+        for (win, occurred_at, announcement) in wins {
+            let new = insert_win(&mut tx, win, *occurred_at, "counted", now).await?;
+            if new {
+                let c = contributions::of(win, *occurred_at, tz);
+                merged.rollups.extend(c.rollups);
+                merged.totals.extend(c.totals);
+                ledger(&mut tx, &win.id, "counted", now).await?;
+                if let Some(announcement) = announcement {
+                    sqlx::query(
+                        "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&announcement.id)
+                    .bind(&win.id)
+                    .bind("headline_win")
+                    .bind(announcement.encode_to_vec())
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
+            inserted.push(new);
         }
+        apply(&mut tx, &merged, 1).await?;
         tx.commit().await?;
-        if inserted {
-            return Ok(announcement.cloned());
+        let mut out = Vec::with_capacity(wins.len());
+        for ((win, _, announcement), new) in wins.iter().zip(inserted) {
+            out.push(if new {
+                announcement.clone()
+            } else {
+                // A redelivery: the announcement decided the first time, if any, is the one.
+                self.announcement_for_win(&win.id).await?
+            });
         }
-        // A redelivery: the announcement decided the first time, if any, is the one to publish.
-        self.announcement_for_win(&win.id).await
+        Ok(out)
     }
 
     /// Takes a withdrawn win out of every figure it was counted in (the very same whole-unit rows,
@@ -218,35 +248,6 @@ impl Store {
         .transpose()
     }
 
-    /// The top `limit` subjects of `scope` in a period, most value first.
-    pub async fn leaderboard(
-        &self,
-        period: &Period,
-        scope: &str,
-        limit: i64,
-    ) -> Result<Vec<Ranked>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT subject_id, value_cents, hours_milli, wins FROM rollups
-             WHERE period = $1 AND period_start = $2 AND scope = $3 AND wins > 0
-             ORDER BY value_cents DESC, subject_id LIMIT $4",
-        )
-        .bind(period.kind.token())
-        .bind(period.start.to_string())
-        .bind(scope)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Ranked {
-                subject_id: r.get("subject_id"),
-                value: r.get::<i64, _>("value_cents") as f64 / 100.0,
-                hours: r.get::<i64, _>("hours_milli") as f64 / 1000.0,
-                wins: r.get::<i64, _>("wins"),
-            })
-            .collect())
-    }
-
     /// The most recent wins, newest first.
     pub async fn latest_wins(&self, limit: i64) -> Result<Vec<Win>, StoreError> {
         let rows =
@@ -254,22 +255,22 @@ impl Store {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.into_iter()
-            .map(|r| {
-                let id: String = r.get("id");
-                Win::decode(r.get::<Vec<u8>, _>("payload").as_slice())
-                    .map_err(|e| StoreError::Corrupt(id, e))
-            })
-            .collect()
+        herald_runtime::store::decode_rows(rows)
     }
 
     pub async fn totals(&self, period: &Period) -> Result<Vec<LabelTotals>, StoreError> {
+        // A quarter or a season is the sum of its months.
         let rows = sqlx::query(
-            "SELECT label, value_cents, hours_milli, people, wins FROM totals
-             WHERE period = $1 AND period_start = $2 AND wins > 0 ORDER BY value_cents DESC",
+            "SELECT label, CAST(SUM(value_cents) AS BIGINT) AS value_cents,
+                    CAST(SUM(hours_milli) AS BIGINT) AS hours_milli,
+                    CAST(SUM(people) AS BIGINT) AS people, CAST(SUM(wins) AS BIGINT) AS wins
+             FROM totals
+             WHERE period = $1 AND period_start >= $2 AND period_start < $3
+             GROUP BY label HAVING SUM(wins) > 0 ORDER BY value_cents DESC",
         )
-        .bind(period.kind.token())
+        .bind(period.kind.rolled_up_as().token())
         .bind(period.start.to_string())
+        .bind(period.end.to_string())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -334,49 +335,74 @@ async fn ledger(
     Ok(())
 }
 
-/// Adds (`sign` 1) or subtracts (`sign` -1) a win's contributions.
+/// Rows per statement: seven parameters each stays far below either backend's limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Adds (`sign` 1) or subtracts (`sign` -1) contributions: each table in as few multi-row upserts
+/// as fit, with the rows in key order. Every writer locks the rows it shares with another (the
+/// same team, service or label in the same week) in the same order, so concurrent writers wait for
+/// each other but never deadlock, and a batch costs one statement per table instead of one per row.
 async fn apply(
     tx: &mut Transaction<'_, Any>,
     contributions: &Contributions,
     sign: i64,
 ) -> Result<(), sqlx::Error> {
+    use std::collections::BTreeMap;
+    let mut rollups: BTreeMap<&contributions::RollupKey, contributions::Amounts> = BTreeMap::new();
     for (key, amounts) in &contributions.rollups {
-        sqlx::query(
+        rollups.entry(key).or_default().add(*amounts, sign);
+    }
+    let mut totals: BTreeMap<&contributions::TotalKey, contributions::Amounts> = BTreeMap::new();
+    for (key, amounts) in &contributions.totals {
+        totals.entry(key).or_default().add(*amounts, sign);
+    }
+    let rollups: Vec<_> = rollups.into_iter().collect();
+    for chunk in rollups.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO rollups (period, period_start, scope, subject_id, value_cents, hours_milli, wins)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             VALUES {}
              ON CONFLICT (period, period_start, scope, subject_id) DO UPDATE SET
                value_cents = rollups.value_cents + EXCLUDED.value_cents,
                hours_milli = rollups.hours_milli + EXCLUDED.hours_milli,
                wins = rollups.wins + EXCLUDED.wins",
-        )
-        .bind(key.period)
-        .bind(&key.period_start)
-        .bind(key.scope)
-        .bind(&key.subject_id)
-        .bind(sign * amounts.value_cents)
-        .bind(sign * amounts.hours_milli)
-        .bind(sign * amounts.wins)
-        .execute(&mut **tx)
-        .await?;
+            herald_runtime::store::numbered_rows(chunk.len(), 7)
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (key, amounts) in chunk {
+            insert = insert
+                .bind(key.period)
+                .bind(key.period_start.clone())
+                .bind(key.scope)
+                .bind(key.subject_id.clone())
+                .bind(amounts.value_cents)
+                .bind(amounts.hours_milli)
+                .bind(amounts.wins);
+        }
+        insert.execute(&mut **tx).await?;
     }
-    for (key, amounts) in &contributions.totals {
-        sqlx::query(
+    let totals: Vec<_> = totals.into_iter().collect();
+    for chunk in totals.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO totals (period, period_start, label, value_cents, hours_milli, people, wins)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             VALUES {}
              ON CONFLICT (period, period_start, label) DO UPDATE SET
                value_cents = totals.value_cents + EXCLUDED.value_cents,
                hours_milli = totals.hours_milli + EXCLUDED.hours_milli,
                people = totals.people + EXCLUDED.people, wins = totals.wins + EXCLUDED.wins",
-        )
-        .bind(key.period)
-        .bind(&key.period_start)
-        .bind(key.label)
-        .bind(sign * amounts.value_cents)
-        .bind(sign * amounts.hours_milli)
-        .bind(sign * amounts.people)
-        .bind(sign * amounts.wins)
-        .execute(&mut **tx)
-        .await?;
+            herald_runtime::store::numbered_rows(chunk.len(), 7)
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (key, amounts) in chunk {
+            insert = insert
+                .bind(key.period)
+                .bind(key.period_start.clone())
+                .bind(key.label)
+                .bind(amounts.value_cents)
+                .bind(amounts.hours_milli)
+                .bind(amounts.people)
+                .bind(amounts.wins);
+        }
+        insert.execute(&mut **tx).await?;
     }
     Ok(())
 }

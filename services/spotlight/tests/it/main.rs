@@ -2,5 +2,6 @@
 //! against a real nats-server and PostgreSQL.
 
 mod ledger_properties;
+mod recognition;
 mod stage;
 mod store_conformance;

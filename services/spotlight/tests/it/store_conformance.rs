@@ -114,4 +114,99 @@ async fn a_win_is_counted_once_however_often_it_arrives(backend: Backend) -> any
     Ok(())
 }
 
-herald_testkit::store_cases!(a_win_is_counted_once_however_often_it_arrives);
+/// A digest is claimed by one owner; another takes it over only when the lease ran out before it
+/// was published; once published (or found empty) nobody claims it again.
+async fn a_digest_is_claimed_once(backend: Backend) -> anyhow::Result<()> {
+    use herald_spotlight::store::digests::Claim;
+    use std::time::Duration;
+    let test = TestStore::on(backend, Spotlight::NAME, &Spotlight::migrations()).await?;
+    let store = Store::new(test.db.pool.clone());
+    let long = Duration::from_secs(60);
+    assert_eq!(
+        store
+            .claim_digest("d-1", "weekly", "2026-11-23", "a", long)
+            .await?,
+        Claim::Ours
+    );
+    assert_eq!(
+        store
+            .claim_digest("d-1", "weekly", "2026-11-23", "b", long)
+            .await?,
+        Claim::Held,
+        "a running lease is respected"
+    );
+    assert_eq!(
+        store
+            .claim_digest("d-2", "weekly", "2026-11-30", "a", Duration::ZERO)
+            .await?,
+        Claim::Ours
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        store
+            .claim_digest("d-2", "weekly", "2026-11-30", "b", long)
+            .await?,
+        Claim::Ours,
+        "a claimer that died loses its lease"
+    );
+    store
+        .digest_published("d-1", &Announcement::default())
+        .await?;
+    store.digest_empty("d-2").await?;
+    for id in ["d-1", "d-2"] {
+        assert_eq!(
+            store
+                .claim_digest(id, "weekly", "x", "c", Duration::ZERO)
+                .await?,
+            Claim::Published
+        );
+    }
+    Ok(())
+}
+
+herald_testkit::store_cases!(
+    a_win_is_counted_once_however_often_it_arrives,
+    a_digest_is_claimed_once
+);
+
+/// Wins counted at once by many writers, crediting the same people in opposite orders, all count:
+/// every writer takes the shared rows in the same order, so none waits for another in a cycle
+/// (PostgreSQL would otherwise abort one as a deadlock, and the stage would retry it, a second
+/// later, over and over).
+async fn concurrent_wins_on_the_same_rows_never_deadlock(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let tz = chrono_tz::Europe::Amsterdam;
+    let when = at("2025-03-11T08:04:37Z");
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        writers.spawn(async move {
+            for n in 0..15 {
+                let mut w = win(&format!("w-{writer}-{n}"), 10.0, "p-a");
+                let mut second = w.credits[1].clone();
+                second.id = "p-b".into();
+                // Half the writers credit p-a first, half p-b first.
+                if writer % 2 == 0 {
+                    w.credits.push(second);
+                } else {
+                    w.credits.insert(0, second);
+                }
+                store.count_win(&w, when, tz, None).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
+    let week = Period::containing(PeriodKind::Week, when, tz);
+    let people = store.leaderboard(&week, "person", 10).await?;
+    let wins: Vec<(&str, i64)> = people
+        .iter()
+        .map(|r| (r.subject_id.as_str(), r.wins))
+        .collect();
+    assert_eq!(wins, vec![("p-a", 120), ("p-b", 120)]);
+    Ok(())
+}
+
+herald_testkit::store_cases!(concurrent_wins_on_the_same_rows_never_deadlock);

@@ -92,6 +92,58 @@ async fn duplicate_publishes_are_dropped(bus: Arc<dyn Bus>) -> anyhow::Result<()
     Ok(())
 }
 
+/// Many publishers at once, each message id published twice concurrently, then every message
+/// acknowledged at once: each id is stored once (the second is a duplicate even when both share a
+/// commit), each delivered once, and none comes back after its ack.
+async fn concurrent_publishes_and_acks_each_count_once(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
+    let spec = events_consumer("crowd");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    let mut publishers = tokio::task::JoinSet::new();
+    for task in 0..32 {
+        let bus = bus.clone();
+        publishers.spawn(async move {
+            let mut fresh = 0;
+            // Tasks 2k and 2k+1 publish the same ten ids.
+            for i in 0..10 {
+                let id = format!("c-{}-{i}", task / 2);
+                let receipt = bus
+                    .publish(OutgoingMessage::new(
+                        "herald.events.servicenow.incident_resolved",
+                        id.clone(),
+                        id,
+                    ))
+                    .await?;
+                fresh += u32::from(!receipt.duplicate);
+            }
+            anyhow::Ok(fresh)
+        });
+    }
+    let mut fresh = 0;
+    while let Some(done) = publishers.join_next().await {
+        fresh += done??;
+    }
+    assert_eq!(fresh, 160, "each of the 160 ids stored once");
+    let mut sub = bus.subscribe(&spec).await?;
+    let mut seen = std::collections::HashSet::new();
+    let mut acks = tokio::task::JoinSet::new();
+    for _ in 0..160 {
+        let d = next(&mut sub).await?;
+        assert!(
+            seen.insert(d.msg_id().unwrap_or_default().to_string()),
+            "delivered twice"
+        );
+        acks.spawn(async move { d.ack().await });
+    }
+    while let Some(done) = acks.join_next().await {
+        done??;
+    }
+    assert!(
+        nothing_within(&mut sub, Duration::from_secs(3)).await,
+        "an acknowledged message came back"
+    );
+    Ok(())
+}
+
 async fn deliveries_keep_subject_order(bus: Arc<dyn Bus>) -> anyhow::Result<()> {
     let spec = events_consumer("order");
     bus.ensure_topology(std::slice::from_ref(&spec)).await?;
@@ -622,6 +674,7 @@ macro_rules! jetstream_case {
 mod jetstream {
     use super::*;
     jetstream_case!(duplicate_publishes_are_dropped);
+    jetstream_case!(concurrent_publishes_and_acks_each_count_once);
     jetstream_case!(deliveries_keep_subject_order);
     jetstream_case!(nak_redelivers_with_a_higher_count);
     jetstream_case!(unacked_deliveries_return_after_ack_wait);
@@ -668,6 +721,7 @@ macro_rules! embedded_case {
 mod embedded {
     use super::*;
     embedded_case!(duplicate_publishes_are_dropped);
+    embedded_case!(concurrent_publishes_and_acks_each_count_once);
     embedded_case!(deliveries_keep_subject_order);
     embedded_case!(nak_redelivers_with_a_higher_count);
     embedded_case!(unacked_deliveries_return_after_ack_wait);

@@ -1,0 +1,563 @@
+//! `herald-bench` (run it with `scripts/bench`): in one run on one machine, the machine's limits
+//! (JetStream publish with pipelined acks, a bare HTTP server behind the same driver), then for
+//! each run mode — the four services distributed, and `herald up` — ingest's 202s per second and
+//! the event-to-delivery pipeline at saturation (events spread like a real organisation's, and the
+//! worst case where every win credits the same service, team and person), latency percentiles at
+//! fixed rates, duplicates, CPU and memory. Prints a table, writes it as JSON and Markdown.
+#![allow(clippy::print_stdout)] // printing the figures is this program's job
+
+use herald_bench::{events, load, raw, rss, sink, targets};
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use serde::Serialize;
+
+use events::{Generator, Spread};
+use load::{Request, Sent, drive, percentile_ms};
+use sink::Sink;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Distributed,
+    Standalone,
+    /// Prometheus Alertmanager, the tool an IT department might use instead, for comparison.
+    Alertmanager,
+}
+
+/// Herald's benchmark: the machine's limits, ingest, and the pipeline in both run modes.
+#[derive(Parser)]
+struct Args {
+    /// Events per saturation run.
+    #[arg(long, default_value_t = 20_000)]
+    events: u64,
+    /// Fixed rates (events per second) for the latency runs.
+    #[arg(long, value_delimiter = ',', default_value = "50,200,1000")]
+    rates: Vec<f64>,
+    /// Seconds each fixed rate is held.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Keep-alive connections the driver uses.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Which run modes to measure (default: distributed and standalone, and Alertmanager beside
+    /// them when it is installed).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    modes: Option<Vec<Mode>>,
+    /// A short run to check the benchmark itself: 1,000 events, 50 and 200 events/s for 5 s.
+    #[arg(long)]
+    quick: bool,
+    /// How long to wait for the last deliveries of a run.
+    #[arg(long, default_value_t = 600)]
+    drain_seconds: u64,
+    /// Where the JSON and Markdown results go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct Limits {
+    jetstream_256b_per_s: f64,
+    jetstream_7kb_per_s: f64,
+    jetstream_7kb_16_in_flight_per_s: f64,
+    bare_http_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Saturation {
+    spread: String,
+    sent: u64,
+    accepted: u64,
+    /// Answered with an error status, or not answered at all.
+    refused: u64,
+    errors: u64,
+    accepted_per_s: f64,
+    delivered: u64,
+    delivered_per_s: f64,
+    /// Seconds from the last POST to the last delivery.
+    last_delivery_after_last_post_s: f64,
+    /// CPU seconds per wall second of Herald's own processes while posting (1.0 = one core).
+    cpu_cores_while_posting: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Fixed {
+    rate: f64,
+    sent: u64,
+    accepted: u64,
+    delivered: u64,
+    p50_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ModeReport {
+    mode: String,
+    idle_rss_mib: Vec<(String, f64)>,
+    peak_rss_mib: Vec<(String, f64)>,
+    saturation: Vec<Saturation>,
+    fixed: Vec<Fixed>,
+    duplicates: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    started: String,
+    machine: String,
+    connections: usize,
+    limits: Limits,
+    modes: Vec<ModeReport>,
+}
+
+/// Hands out event indices, so every event of the run has its own record number.
+struct Events {
+    next: u64,
+}
+
+impl Events {
+    /// `count` events: signed ServiceNow webhooks for Herald, or alerts for Alertmanager.
+    fn requests(
+        &mut self,
+        generator: &Generator,
+        count: u64,
+        alerts: bool,
+    ) -> anyhow::Result<(u64, Arc<Vec<Request>>)> {
+        let first = self.next;
+        let mut out = Vec::with_capacity(count as usize);
+        for i in first..first + count {
+            if alerts {
+                out.push((generator.alert(i)?, Vec::new()));
+            } else {
+                let (body, signature) = generator.event(i)?;
+                out.push((body, vec![("x-herald-signature", signature)]));
+            }
+        }
+        self.next += count;
+        Ok((first, Arc::new(out)))
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
+        });
+    format!("{cores} cores{memory}")
+}
+
+/// Waits until every accepted event of `sent` arrived at the sink, or `timeout` passed.
+async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
+    let range = sent.first..sent.first + sent.sent_at.len() as u64;
+    let deadline = Instant::now() + timeout;
+    let mut last = 0;
+    loop {
+        let arrived = sink.arrived(range.clone());
+        if arrived >= sent.accepted || Instant::now() > deadline {
+            return arrived;
+        }
+        if arrived != last {
+            last = arrived;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn cpu_of(pids: &[(String, u32)]) -> f64 {
+    pids.iter()
+        .filter_map(|(_, pid)| rss::cpu_seconds(*pid))
+        .sum()
+}
+
+async fn saturation(
+    target: &targets::Target,
+    sink: &Sink,
+    events: &mut Events,
+    spread: Spread,
+    args: &Args,
+) -> anyhow::Result<Saturation> {
+    let generator = Generator::new(spread)?;
+    let (first, requests) = events.requests(&generator, args.events, target.alerts)?;
+    let pids = target.pids();
+    let cpu_before = cpu_of(&pids);
+    let sent = drive(&target.ingest_url, first, requests, args.connections, None).await?;
+    let cpu = (cpu_of(&pids) - cpu_before) / sent.elapsed.as_secs_f64().max(1e-9);
+    let delivered = drained(sink, &sent, Duration::from_secs(args.drain_seconds)).await;
+    let range = first..first + sent.sent_at.len() as u64;
+    let last_arrival = range
+        .clone()
+        .filter_map(|i| sink.arrival(i))
+        .max()
+        .unwrap_or(sent.started);
+    let pipeline = last_arrival.saturating_duration_since(sent.started);
+    Ok(Saturation {
+        spread: match spread {
+            Spread::Organisation => "organisation".into(),
+            Spread::WorstCase => "worst case".into(),
+        },
+        sent: sent.sent_at.len() as u64,
+        accepted: sent.accepted,
+        refused: sent.refused,
+        errors: sent.errors,
+        accepted_per_s: sent.accepted_per_second(),
+        delivered,
+        delivered_per_s: delivered as f64 / pipeline.as_secs_f64().max(1e-9),
+        last_delivery_after_last_post_s: last_arrival
+            .saturating_duration_since(sent.last_sent())
+            .as_secs_f64(),
+        cpu_cores_while_posting: cpu,
+    })
+}
+
+async fn fixed(
+    target: &targets::Target,
+    sink: &Sink,
+    events: &mut Events,
+    rate: f64,
+    args: &Args,
+) -> anyhow::Result<Fixed> {
+    let generator = Generator::new(Spread::Organisation)?;
+    let count = (rate * args.seconds as f64).round() as u64;
+    let (first, requests) = events.requests(&generator, count, target.alerts)?;
+    let sent = drive(
+        &target.ingest_url,
+        first,
+        requests,
+        args.connections,
+        Some(rate),
+    )
+    .await?;
+    let delivered = drained(sink, &sent, Duration::from_secs(args.drain_seconds)).await;
+    let mut latencies: Vec<Duration> = sent
+        .sent_at
+        .iter()
+        .enumerate()
+        .filter_map(|(i, at)| {
+            Some(
+                sink.arrival(first + i as u64)?
+                    .saturating_duration_since(*at),
+            )
+        })
+        .collect();
+    latencies.sort();
+    Ok(Fixed {
+        rate,
+        sent: count,
+        accepted: sent.accepted,
+        delivered,
+        p50_ms: percentile_ms(&latencies, 50.0),
+        p95_ms: percentile_ms(&latencies, 95.0),
+        p99_ms: percentile_ms(&latencies, 99.0),
+    })
+}
+
+async fn measure(
+    mode: Mode,
+    sink: &Sink,
+    events: &mut Events,
+    args: &Args,
+) -> anyhow::Result<ModeReport> {
+    let webhook = sink.url("/hooks/herald");
+    let target = match mode {
+        Mode::Distributed => targets::distributed(&webhook).await?,
+        Mode::Standalone => targets::standalone(&webhook).await?,
+        Mode::Alertmanager => targets::alertmanager(&webhook).await?,
+    };
+    println!("{}: started", target.name);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss_mib = target
+        .pids()
+        .into_iter()
+        .filter_map(|(name, pid)| Some((name, rss::rss_mib(pid)?)))
+        .collect();
+    // A warm-up, so the first figures are not a cold start's.
+    let (first, warm) =
+        events.requests(&Generator::new(Spread::Organisation)?, 50, target.alerts)?;
+    let sent = drive(&target.ingest_url, first, warm, args.connections, None).await?;
+    if drained(sink, &sent, Duration::from_secs(60)).await < sent.accepted || sent.accepted == 0 {
+        let logs = target.logs();
+        target.stop().await;
+        anyhow::bail!(
+            "the warm-up's 50 events were not all delivered ({} accepted)\n{logs}",
+            sent.accepted
+        );
+    }
+    let sampler = rss::PeakSampler::start(target.pids());
+    let duplicates_before = sink.duplicates();
+    let mut report = ModeReport {
+        mode: target.name.to_string(),
+        idle_rss_mib,
+        peak_rss_mib: Vec::new(),
+        saturation: Vec::new(),
+        fixed: Vec::new(),
+        duplicates: 0,
+    };
+    // Alertmanager keeps no rollups: its worst case is its organisation case.
+    let spreads: &[Spread] = if target.alerts {
+        &[Spread::Organisation]
+    } else {
+        &[Spread::Organisation, Spread::WorstCase]
+    };
+    for &spread in spreads {
+        let s = saturation(&target, sink, events, spread, args).await?;
+        println!(
+            "{}: saturation ({}): {:.0} accepted/s, {:.0} delivered/s, {}/{} delivered, last {:.1} s after the last POST",
+            target.name,
+            s.spread,
+            s.accepted_per_s,
+            s.delivered_per_s,
+            s.delivered,
+            s.accepted,
+            s.last_delivery_after_last_post_s
+        );
+        if s.delivered < s.accepted {
+            println!(
+                "{}: not every accepted event was delivered; the services' last lines:\n{}",
+                target.name,
+                target.logs()
+            );
+        }
+        report.saturation.push(s);
+    }
+    for rate in &args.rates {
+        let f = fixed(&target, sink, events, *rate, args).await?;
+        println!(
+            "{}: {} events/s: {}/{} delivered, p50 {:.1} ms, p99 {:.1} ms",
+            target.name,
+            f.rate,
+            f.delivered,
+            f.sent,
+            f.p50_ms.unwrap_or(f64::NAN),
+            f.p99_ms.unwrap_or(f64::NAN)
+        );
+        report.fixed.push(f);
+    }
+    let mut peaks: Vec<(String, f64)> = sampler.finish().into_iter().collect();
+    peaks.sort_by(|a, b| a.0.cmp(&b.0));
+    report.peak_rss_mib = peaks;
+    report.duplicates = sink.duplicates() - duplicates_before;
+    target.stop().await;
+    Ok(report)
+}
+
+/// The headline figures of every mode in one table, each beside Alertmanager's when it ran.
+fn side_by_side(report: &Report) -> String {
+    let baseline = report.modes.iter().find(|m| m.mode == "Alertmanager");
+    let cell = |value: Option<f64>, base: Option<f64>, unit: &str| match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{v:.0}{unit} ({:.2}×)", v / b),
+        (Some(v), _) => format!("{v:.0}{unit}"),
+        (None, _) => "–".into(),
+    };
+    type Figure = fn(&ModeReport) -> Option<f64>;
+    let rows: [(&str, Figure, &str); 5] = [
+        (
+            "delivered/s at saturation",
+            |m| m.saturation.first().map(|s| s.delivered_per_s),
+            "",
+        ),
+        (
+            "accepted/s at saturation",
+            |m| m.saturation.first().map(|s| s.accepted_per_s),
+            "",
+        ),
+        (
+            "last delivery after the last POST",
+            |m| {
+                m.saturation
+                    .first()
+                    .map(|s| s.last_delivery_after_last_post_s * 1000.0)
+            },
+            " ms",
+        ),
+        (
+            "p50 at 200 events/s",
+            |m| {
+                m.fixed
+                    .iter()
+                    .find(|f| f.rate == 200.0)
+                    .and_then(|f| f.p50_ms)
+            },
+            " ms",
+        ),
+        (
+            "p99 at 200 events/s",
+            |m| {
+                m.fixed
+                    .iter()
+                    .find(|f| f.rate == 200.0)
+                    .and_then(|f| f.p99_ms)
+            },
+            " ms",
+        ),
+    ];
+    let mut out = String::from("| side by side |");
+    for m in &report.modes {
+        out.push_str(&format!(" {} |", m.mode));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(report.modes.len()));
+    out.push('\n');
+    for (label, figure, unit) in rows {
+        out.push_str(&format!("| {label} |"));
+        for m in &report.modes {
+            let base = baseline.filter(|b| b.mode != m.mode).and_then(figure);
+            out.push_str(&format!(" {} |", cell(figure(m), base, unit)));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "\nRatios are against Alertmanager in the same run (for times, below 1× is faster).\n\n",
+    );
+    out
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.1}"))
+}
+
+fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let l = &report.limits;
+    out.push_str(&format!(
+        "Run {} on {} ({} connections).\n\n| the machine's limits | per second |\n|---|---|\n\
+         | JetStream publish, acks pipelined, 256 B | {:.0} |\n| JetStream publish, acks pipelined, 7 KB | {:.0} |\n\
+         | JetStream publish, 16 in flight, 7 KB | {:.0} |\n| bare HTTP 200, same driver, 6 KB bodies | {:.0} |\n\n",
+        report.started,
+        report.machine,
+        report.connections,
+        l.jetstream_256b_per_s,
+        l.jetstream_7kb_per_s,
+        l.jetstream_7kb_16_in_flight_per_s,
+        l.bare_http_per_s
+    ));
+    out.push_str(&side_by_side(report));
+    for m in &report.modes {
+        out.push_str(&format!(
+            "**{}**\n\n| saturation | sent | accepted/s | delivered | delivered/s | last delivery after last POST | CPU cores while posting |\n|---|---|---|---|---|---|---|\n",
+            m.mode
+        ));
+        for s in &m.saturation {
+            out.push_str(&format!(
+                "| {} | {}{} | {:.0} ({:.2}× bare HTTP) | {} | {:.0} | {:.1} s | {:.2} |\n",
+                s.spread,
+                s.sent,
+                if s.refused + s.errors > 0 {
+                    format!(" ({} refused, {} unanswered)", s.refused, s.errors)
+                } else {
+                    String::new()
+                },
+                s.accepted_per_s,
+                s.accepted_per_s / l.bare_http_per_s.max(1e-9),
+                s.delivered,
+                s.delivered_per_s,
+                s.last_delivery_after_last_post_s,
+                s.cpu_cores_while_posting
+            ));
+        }
+        out.push_str(
+            "\n| fixed rate | delivered / sent | p50 | p95 | p99 |\n|---|---|---|---|---|\n",
+        );
+        for f in &m.fixed {
+            out.push_str(&format!(
+                "| {}/s | {} / {} ({} accepted) | {} ms | {} ms | {} ms |\n",
+                f.rate,
+                f.delivered,
+                f.sent,
+                f.accepted,
+                opt(f.p50_ms),
+                opt(f.p95_ms),
+                opt(f.p99_ms)
+            ));
+        }
+        let rss = |list: &[(String, f64)]| {
+            list.iter()
+                .map(|(n, v)| format!("{n} {v:.0} MiB"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "\nDuplicates: {}. RSS idle: {}. RSS peak under load: {}.\n\n",
+            m.duplicates,
+            rss(&m.idle_rss_mib),
+            rss(&m.peak_rss_mib)
+        ));
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.events = 1_000;
+        args.rates = vec![50.0, 200.0];
+        args.seconds = 5;
+    }
+    herald_runtime::install_tls_provider();
+    let started = chrono::Utc::now();
+    let sink = Sink::start().await?;
+
+    println!("the machine's limits");
+    let count = args.events.max(1_000);
+    let limits = Limits {
+        jetstream_256b_per_s: raw::jetstream_publish(count, 256, 1024).await?,
+        jetstream_7kb_per_s: raw::jetstream_publish(count, 7 * 1024, 1024).await?,
+        jetstream_7kb_16_in_flight_per_s: raw::jetstream_publish(count, 7 * 1024, 16).await?,
+        bare_http_per_s: {
+            let generator = Generator::new(Spread::Organisation)?;
+            let mut bare = Events { next: 0 };
+            let (_, requests) = bare.requests(&generator, count, false)?;
+            drive(&sink.url("/bare"), 0, requests, args.connections, None)
+                .await?
+                .accepted_per_second()
+        },
+    };
+    println!("{limits:?}");
+
+    let mut events = Events { next: 0 };
+    let mut modes = Vec::new();
+    let chosen = match &args.modes {
+        Some(modes) => modes.clone(),
+        None if herald_testkit::alertmanager().is_some() => {
+            vec![Mode::Distributed, Mode::Standalone, Mode::Alertmanager]
+        }
+        None => {
+            println!(
+                "Alertmanager is not installed, so there is no side-by-side run \
+                 (apt-get install prometheus-alertmanager, or set HERALD_ALERTMANAGER)"
+            );
+            vec![Mode::Distributed, Mode::Standalone]
+        }
+    };
+    for mode in &chosen {
+        modes.push(measure(*mode, &sink, &mut events, &args).await?);
+    }
+    let report = Report {
+        started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        machine: machine(),
+        connections: args.connections,
+        limits,
+        modes,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let stamp = started.format("%Y%m%dT%H%M%SZ");
+    let json = args.out.join(format!("bench-{stamp}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)?;
+    let md = markdown(&report);
+    let md_path = args.out.join(format!("bench-{stamp}.md"));
+    std::fs::write(&md_path, &md)?;
+    println!("\n{md}");
+    println!("written: {} and {}", json.display(), md_path.display());
+    Ok(())
+}

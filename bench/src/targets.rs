@@ -1,0 +1,321 @@
+//! The Herald under test, started the way an operator runs it: `herald up` on its embedded
+//! defaults, or the four services on a throwaway nats-server and PostgreSQL. Both announce every
+//! win (no headline threshold) to one signed webhook, the sink, with the hold-back window at 0.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_testkit::{NatsCluster, NatsServer, ServiceProcess, TestDatabase, free_port};
+
+use crate::events::SECRET;
+
+/// The configuration both modes share; `addrs` gives each service's listener lines (none for
+/// `herald up`, which takes its two listeners on the command line).
+fn config(webhook: &str, addrs: &dyn Fn(&str) -> String) -> String {
+    let catalog = herald_testkit::repo_root().join("deploy/catalog.toml");
+    format!(
+        r#"
+[catalog]
+path = {catalog:?}
+
+[sources.servicenow]
+secret = "{SECRET}"
+
+[ingest]
+{ingest}
+[scoring]
+{scoring}
+[scoring.verification]
+hold_back = "0s"
+
+[spotlight]
+headline_min_value = 0
+digests = []
+{spotlight}
+[notify]
+allow_private_networks = true
+{notify}
+[[notify.channels]]
+name = "sink"
+kind = "webhook"
+url = "{webhook}"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+[[notify.routes]]
+name = "wins-to-sink"
+channel = "sink"
+kinds = ["headline_win"]
+"#,
+        catalog = catalog.display().to_string(),
+        ingest = addrs("ingest"),
+        scoring = addrs("scoring"),
+        spotlight = addrs("spotlight"),
+        notify = addrs("notify"),
+    )
+}
+
+/// A running Herald (or the tool it is compared with): where events go, and its processes by name.
+pub struct Target {
+    pub name: &'static str,
+    pub ingest_url: String,
+    /// Whether it takes Alertmanager's alerts rather than ServiceNow's webhooks.
+    pub alerts: bool,
+    pub processes: Vec<ServiceProcess>,
+    /// The nats-server of a distributed run.
+    pub nats: Option<NatsServer>,
+    /// Or the cluster of a distributed run on replicated streams.
+    pub cluster: Option<NatsCluster>,
+    _db: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
+}
+
+impl Target {
+    /// Process names and pids, for memory and CPU sampling.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.processes
+            .iter()
+            .filter_map(|p| Some((p.name().to_string(), p.pid()?)))
+            .collect()
+    }
+
+    /// The process named `name` (`herald-scoring`, `herald`, …).
+    pub fn process(&mut self, name: &str) -> Option<&mut ServiceProcess> {
+        self.processes.iter_mut().find(|p| p.name() == name)
+    }
+
+    /// Starts one more process of a distributed service (`scoring`, `notify`, …) on the same
+    /// configuration with listeners of its own: a replica sharing the stage's work.
+    pub async fn add_replica(&mut self, service: &str) -> anyhow::Result<()> {
+        let config = self._dir.path().join("herald.toml");
+        anyhow::ensure!(config.is_file(), "only a distributed run has replicas");
+        let (http, grpc) = (free_port()?, free_port()?);
+        let upper = service.to_uppercase();
+        let mut envs = env();
+        envs.push((
+            format!("HERALD_{upper}__HTTP_ADDR"),
+            format!("127.0.0.1:{http}"),
+        ));
+        envs.push((
+            format!("HERALD_{upper}__GRPC_ADDR"),
+            format!("127.0.0.1:{grpc}"),
+        ));
+        let args = vec!["--config".to_string(), config.display().to_string()];
+        let process = ServiceProcess::spawn(&format!("herald-{service}"), &args, &envs).await?;
+        wait_ready(http, &process).await?;
+        self.processes.push(process);
+        Ok(())
+    }
+
+    pub async fn stop(mut self) {
+        for process in &mut self.processes {
+            let _ = process.terminate(Duration::from_secs(20)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.processes
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name(), tail(&p.output(), 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+async fn wait_ready(http: u16, process: &ServiceProcess) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{http}/readyz");
+    herald_testkit::eventually(
+        &format!("{} ready", process.name()),
+        Duration::from_secs(60),
+        || {
+            let url = url.clone();
+            async move {
+                (herald_testkit::raw_http::get_status(&url).await.ok()? == 200).then_some(())
+            }
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&process.output(), 40)))
+}
+
+fn env() -> Vec<(String, String)> {
+    vec![
+        ("RUST_LOG".into(), "warn".into()),
+        ("RUST_LIB_BACKTRACE".into(), "0".into()),
+    ]
+}
+
+/// `herald up` in a temporary data directory.
+pub async fn standalone(webhook: &str) -> anyhow::Result<Target> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("herald.toml");
+    std::fs::write(&config, self::config(webhook, &|_| String::new()))?;
+    let (http, grpc) = (free_port()?, free_port()?);
+    let args: Vec<String> = [
+        "up".to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        dir.path().join("data").display().to_string(),
+        "--http".into(),
+        format!("127.0.0.1:{http}"),
+        "--grpc".into(),
+        format!("127.0.0.1:{grpc}"),
+    ]
+    .into();
+    let process = ServiceProcess::spawn("herald", &args, &env()).await?;
+    wait_ready(http, &process).await?;
+    Ok(Target {
+        name: "herald up",
+        ingest_url: format!("http://127.0.0.1:{http}/v1/events/servicenow"),
+        alerts: false,
+        processes: vec![process],
+        nats: None,
+        cluster: None,
+        _db: None,
+        _dir: dir,
+    })
+}
+
+/// The four services, each its own process, on a fresh nats-server and PostgreSQL database.
+pub async fn distributed(webhook: &str) -> anyhow::Result<Target> {
+    let db = TestDatabase::create()
+        .await
+        .context("the distributed run needs PostgreSQL: run it through scripts/bench")?;
+    distributed_on(webhook, db).await
+}
+
+/// Where a distributed run's streams live.
+pub struct Nats {
+    single: Option<NatsServer>,
+    cluster: Option<NatsCluster>,
+}
+
+impl Nats {
+    pub async fn single() -> anyhow::Result<Self> {
+        Ok(Self {
+            single: Some(NatsServer::start().await?),
+            cluster: None,
+        })
+    }
+
+    /// A three-node JetStream cluster with every stream replicated three times.
+    pub async fn cluster() -> anyhow::Result<Self> {
+        Ok(Self {
+            single: None,
+            cluster: Some(NatsCluster::start(3).await?),
+        })
+    }
+
+    /// `[nats]` for herald.toml.
+    fn toml(&self) -> String {
+        match (&self.single, &self.cluster) {
+            (_, Some(cluster)) => format!(
+                "[nats]\nurl = \"{}\"\n[nats.streams]\nreplicas = 3\n",
+                cluster.urls()
+            ),
+            (Some(single), None) => format!("[nats]\nurl = \"{}\"\n", single.url()),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// The same, on a database the caller made (in a PostgreSQL it controls).
+pub async fn distributed_on(webhook: &str, db: TestDatabase) -> anyhow::Result<Target> {
+    distributed_with(webhook, db, Nats::single().await?).await
+}
+
+/// The same, on the given NATS.
+pub async fn distributed_with(
+    webhook: &str,
+    db: TestDatabase,
+    nats: Nats,
+) -> anyhow::Result<Target> {
+    let dir = tempfile::tempdir()?;
+    let services = ["ingest", "scoring", "spotlight", "notify"];
+    let mut ports = std::collections::HashMap::new();
+    for service in services {
+        ports.insert(service, (free_port()?, free_port()?));
+    }
+    let addrs = |service: &str| {
+        ports.get(service).map_or_else(String::new, |(http, grpc)| {
+            format!("http_addr = \"127.0.0.1:{http}\"\ngrpc_addr = \"127.0.0.1:{grpc}\"\n")
+        })
+    };
+    let toml = format!(
+        "{}[database]\nurl = \"{}\"\n{}",
+        nats.toml(),
+        db.url(),
+        config(webhook, &addrs)
+    );
+    let config = dir.path().join("herald.toml");
+    std::fs::write(&config, &toml)?;
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let mut processes = Vec::new();
+    for service in services {
+        let process = ServiceProcess::spawn(&format!("herald-{service}"), &args, &env()).await?;
+        wait_ready(ports[service].0, &process).await?;
+        processes.push(process);
+    }
+    Ok(Target {
+        name: "distributed",
+        alerts: false,
+        ingest_url: format!(
+            "http://127.0.0.1:{}/v1/events/servicenow",
+            ports["ingest"].0
+        ),
+        processes,
+        nats: nats.single,
+        cluster: nats.cluster,
+        _db: Some(db),
+        _dir: dir,
+    })
+}
+
+/// Prometheus Alertmanager as the issue measured it: one notification per alert (each alert its own
+/// group, sent at once), to the same sink, in memory, no cluster.
+pub async fn alertmanager(webhook: &str) -> anyhow::Result<Target> {
+    let program = herald_testkit::alertmanager().context(
+        "Alertmanager is not installed: apt-get install prometheus-alertmanager, or set HERALD_ALERTMANAGER",
+    )?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: sink\n  group_by: [number]\n  group_wait: 0s\n  group_interval: 1m\n  repeat_interval: 24h\n\
+             receivers:\n  - name: sink\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: false\n"
+        ),
+    )?;
+    let port = free_port()?;
+    let args: Vec<String> = vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.path={}", dir.path().join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        // No gossip: one instance, as the comparison runs it.
+        "--cluster.listen-address=".into(),
+        "--log.level=warn".into(),
+    ];
+    let process = ServiceProcess::spawn_program("alertmanager", program, &args, &[]).await?;
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    herald_testkit::eventually("alertmanager ready", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move { (herald_testkit::raw_http::get_status(&url).await.ok()? == 200).then_some(()) }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&process.output(), 40)))?;
+    Ok(Target {
+        name: "Alertmanager",
+        ingest_url: format!("http://127.0.0.1:{port}/api/v2/alerts"),
+        alerts: true,
+        processes: vec![process],
+        nats: None,
+        cluster: None,
+        _db: None,
+        _dir: dir,
+    })
+}

@@ -1,0 +1,169 @@
+//! Group commit for the embedded bus. Every publish and acknowledgement of the process waits in one
+//! queue; a single task takes whatever has gathered, applies it in one transaction (one fsync) and
+//! only then answers each caller. A write that arrives alone is committed at once, as before; under
+//! load, the writes that arrived during one commit share the next. Nothing is confirmed before it
+//! is on disk.
+
+use bytes::Bytes;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::PublishReceipt;
+
+/// Writes per transaction at most, so one commit never holds the file for long.
+const MAX_GROUP: usize = 512;
+
+/// One write to the bus.
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// Stores a message unless one with its id is in the stream since `window_start` (ms).
+    Publish {
+        stream: &'static str,
+        subject: String,
+        msg_id: String,
+        payload: Bytes,
+        headers: String,
+        published_at: i64,
+        window_start: i64,
+    },
+    /// The consumer is done with the message.
+    Ack { consumer: String, seq: i64 },
+    /// The message becomes deliverable again at `at` (ms): a nak, or work still in progress.
+    SetVisible { consumer: String, seq: i64, at: i64 },
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Written {
+    Published(PublishReceipt),
+    Done,
+}
+
+type Reply = oneshot::Sender<Result<Written, String>>;
+
+/// The queue in front of the committing task; the task ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<(Write, Reply)>,
+}
+
+impl Writer {
+    pub(crate) fn start(pool: SqlitePool) -> Self {
+        let (queue, mut waiting) = mpsc::channel::<(Write, Reply)>(4 * MAX_GROUP);
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match waiting.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                commit(&pool, group).await;
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues `write` and waits until it is committed (or failed).
+    pub(crate) async fn submit(&self, write: Write) -> Result<Written, String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((write, reply))
+            .await
+            .map_err(|_| "the embedded bus is shutting down".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the embedded bus stopped before committing".to_string())?
+    }
+}
+
+async fn apply(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<Written, sqlx::Error> {
+    match write {
+        Write::Publish {
+            stream,
+            subject,
+            msg_id,
+            payload,
+            headers,
+            published_at,
+            window_start,
+        } => {
+            // Earlier writes of the same group are visible here: a duplicate inside one group is
+            // found like any other.
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT seq FROM messages WHERE stream = $1 AND msg_id = $2 AND published_at >= $3 ORDER BY seq LIMIT 1",
+            )
+            .bind(*stream)
+            .bind(msg_id)
+            .bind(window_start)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(seq) = existing {
+                return Ok(Written::Published(PublishReceipt {
+                    duplicate: true,
+                    sequence: u64::try_from(seq).unwrap_or(0),
+                }));
+            }
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (stream, subject, msg_id, payload, headers, published_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+            )
+            .bind(*stream)
+            .bind(subject)
+            .bind(msg_id)
+            .bind(payload.as_ref())
+            .bind(headers)
+            .bind(published_at)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(Written::Published(PublishReceipt {
+                duplicate: false,
+                sequence: u64::try_from(seq).unwrap_or(0),
+            }))
+        }
+        Write::Ack { consumer, seq } => {
+            sqlx::query("DELETE FROM pending WHERE consumer = $1 AND seq = $2")
+                .bind(consumer)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Written::Done)
+        }
+        Write::SetVisible { consumer, seq, at } => {
+            sqlx::query("UPDATE pending SET visible_at = $3 WHERE consumer = $1 AND seq = $2")
+                .bind(consumer)
+                .bind(seq)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Written::Done)
+        }
+    }
+}
+
+/// Applies a group in one transaction and answers each write once it is committed. A write that
+/// fails alone gets its error and the others still commit; if the commit fails, every write of the
+/// group gets that error and none is confirmed.
+async fn commit(pool: &SqlitePool, group: Vec<(Write, Reply)>) {
+    let fail_all = |group: Vec<(Write, Reply)>, error: String| {
+        for (_, reply) in group {
+            let _ = reply.send(Err(error.clone()));
+        }
+    };
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(group, format!("cannot begin a transaction: {e}")),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for (write, _) in &group {
+        results.push(apply(&mut tx, write).await.map_err(|e| e.to_string()));
+    }
+    if let Err(e) = tx.commit().await {
+        return fail_all(group, format!("commit failed: {e}"));
+    }
+    metrics::histogram!("herald_embedded_bus_group_size").record(group.len() as f64);
+    for ((_, reply), result) in group.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}

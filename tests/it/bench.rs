@@ -1,0 +1,68 @@
+//! The benchmark itself, on a small load: it runs from a clean checkout against both run modes,
+//! every accepted event reaches the sink exactly once, and it writes its figures as JSON and
+//! Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
+//! measure how busy the machine is.)
+
+use std::time::Duration;
+
+use crate::support::{describe, run_tool};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow::Result<()> {
+    let (run, report) = run_tool(
+        "herald-bench",
+        &[
+            "--modes",
+            "distributed,standalone",
+            "--events",
+            "300",
+            "--rates",
+            "50",
+            "--seconds",
+            "2",
+            "--drain-seconds",
+            "120",
+        ],
+        Duration::from_secs(600),
+    )
+    .await?;
+    anyhow::ensure!(
+        run.status.success(),
+        "herald-bench failed: {}",
+        describe(&run)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let modes = report["modes"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = modes.iter().filter_map(|m| m["mode"].as_str()).collect();
+    assert_eq!(names, ["distributed", "herald up"], "{report}");
+    for mode in &modes {
+        assert_eq!(mode["duplicates"], 0, "{mode}");
+        for run in mode["saturation"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(mode["fixed"].as_array().into_iter().flatten())
+        {
+            let accepted = run["accepted"].as_u64().unwrap_or_default();
+            assert!(accepted > 0, "nothing accepted: {run}");
+            assert_eq!(run["delivered"].as_u64(), Some(accepted), "{run}");
+        }
+        let saturation = mode["saturation"].as_array().cloned().unwrap_or_default();
+        assert_eq!(saturation.len(), 2, "organisation and worst case: {mode}");
+        assert!(
+            saturation
+                .iter()
+                .all(|s| s["delivered_per_s"].as_f64().unwrap_or_default() > 0.0),
+            "{mode}"
+        );
+    }
+    assert!(
+        report["limits"]["jetstream_7kb_per_s"]
+            .as_f64()
+            .unwrap_or_default()
+            > 0.0,
+        "{report}"
+    );
+    assert!(stdout.contains("| saturation |"), "the table: {stdout}");
+    Ok(())
+}
