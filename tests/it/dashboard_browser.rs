@@ -208,7 +208,8 @@ async fn herald_report_writes_the_demo_months_report_in_every_format() -> anyhow
     })
     .await?;
     wait_settled(&data, &grpc).await?;
-    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    // The month holding the middle of the demo's 30 days, so it is full on the first of a month.
+    let month = crate::support::standalone::demo_day()[..7].to_string();
     for format in ["pdf", "md", "html"] {
         let out = dir.path().join(format!("report.{format}"));
         let run = crate::support::herald_cli(&[

@@ -8,7 +8,7 @@ use herald_testkit::ServiceProcess;
 use serde_json::Value;
 
 use crate::support::herald_cli as herald;
-use crate::support::standalone::{start_demo, start_demo_with_env, wait_settled};
+use crate::support::standalone::{demo_day, start_demo, start_demo_with_env, wait_settled};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -29,7 +29,7 @@ async fn json(args: &[&str]) -> anyhow::Result<Value> {
         .ok_or_else(|| anyhow::anyhow!("no JSON from herald {args:?}: {stdout}"))
 }
 
-/// What a user of the demo can see: this month's value, the month's people, teams and services,
+/// What a user of the demo can see: the demo month's value, its people, teams and services,
 /// every announcement written so far and how many messages each stream of the bus holds.
 #[derive(Debug, PartialEq)]
 struct Seen {
@@ -40,7 +40,11 @@ struct Seen {
 }
 
 async fn seen(data: &Path, grpc: &str) -> anyhow::Result<Seen> {
-    let value = json(&["--json", "value", "--period", "month", "--url", grpc]).await?;
+    let day = demo_day();
+    let value = json(&[
+        "--json", "value", "--period", "month", "--at", &day, "--url", grpc,
+    ])
+    .await?;
     let mut leaderboards = Vec::new();
     for scope in ["person", "team", "service"] {
         leaderboards.push(
@@ -49,6 +53,8 @@ async fn seen(data: &Path, grpc: &str) -> anyhow::Result<Seen> {
                 "leaderboard",
                 "--period",
                 "month",
+                "--at",
+                &day,
                 "--scope",
                 scope,
                 "--url",
@@ -107,11 +113,14 @@ async fn replay_line(up: &ServiceProcess, n: usize) -> anyhow::Result<String> {
 /// Over the demo's quarter: the public list of people stops at the top ten and carries no money;
 /// one person's own position agrees with it; the spread counts every person of the catalog.
 async fn recognition_is_private_where_it_matters(grpc: &str) -> anyhow::Result<()> {
+    let day = demo_day();
     let board = json(&[
         "--json",
         "leaderboard",
         "--period",
         "quarter",
+        "--at",
+        &day,
         "--scope",
         "person",
         "--limit",
@@ -136,6 +145,8 @@ async fn recognition_is_private_where_it_matters(grpc: &str) -> anyhow::Result<(
         "leaderboard",
         "--period",
         "quarter",
+        "--at",
+        &day,
         "--me",
         id,
         "--url",
@@ -154,6 +165,8 @@ async fn recognition_is_private_where_it_matters(grpc: &str) -> anyhow::Result<(
         "recognition",
         "--period",
         "quarter",
+        "--at",
+        &day,
         "--url",
         grpc,
     ])

@@ -272,3 +272,11 @@ async fn unfinished_deliveries(grpc: &str) -> anyhow::Result<usize> {
         .into_inner();
     Ok(pending.deliveries.len())
 }
+
+/// A day in the middle of the demo's 30 days (`--at` for the CLI's periods): its month and
+/// quarter hold demo wins whatever today's date, the first of a month included.
+pub fn demo_day() -> String {
+    (chrono::Utc::now() - chrono::Duration::days(15))
+        .format("%Y-%m-%d")
+        .to_string()
+}

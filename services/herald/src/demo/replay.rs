@@ -74,6 +74,8 @@ pub struct Replayed {
     pub by_source: Vec<(Source, usize)>,
     /// The month was loaded by an earlier start on this data directory, so nothing was sent.
     pub already_loaded: bool,
+    /// When the sample's 30 days end (the first start on this data directory).
+    pub anchor: Option<DateTime<Utc>>,
 }
 
 /// What ingest answered for one delivery.
@@ -146,6 +148,7 @@ pub async fn replay(grpc_url: &str, keys: &Keys, data_dir: &Path) -> anyhow::Res
     let mut replayed = Replayed {
         total,
         by_source: by_source(&submissions),
+        anchor: Some(state.anchor),
         ..Replayed::default()
     };
     if state.loaded && state.deliveries == total {
@@ -304,22 +307,26 @@ impl State {
     }
 }
 
-/// This month's wins so far, as spotlight counts them: `(wins, "EUR 123456")`.
-async fn month_so_far(grpc_url: &str) -> anyhow::Result<(u32, String)> {
+/// The month holding the middle of the sample's 30 days: the one it fills most, so a restart on
+/// the first of a month still points at a month with wins in it.
+fn sample_month(anchor: DateTime<Utc>) -> DateTime<Utc> {
+    anchor - chrono::Duration::days(15)
+}
+
+/// The wins of the month holding `at` and the working hours they gave back, as spotlight counts
+/// them (money is per label, so `herald value` shows it, not this one line).
+async fn month_value(grpc_url: &str, at: DateTime<Utc>) -> anyhow::Result<(u32, f64)> {
     let mut client = SpotlightClient::connect(grpc_url.to_string()).await?;
     let summary = client
         .get_value_summary(GetValueSummaryRequest {
             period: Some(Period {
                 kind: PeriodKind::Month as i32,
-                at: None,
+                at: Some(herald_proto::time::to_timestamp(at)),
             }),
         })
         .await?
         .into_inner();
-    Ok((
-        summary.wins,
-        format!("{} {:.0}", summary.currency, summary.total_value),
-    ))
+    Ok((summary.wins, summary.hours_given_back))
 }
 
 /// What to tell the user once the replay is done: true whether this was the first start or a
@@ -332,8 +339,12 @@ pub async fn report(grpc_url: &str, replayed: &Replayed) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     if replayed.already_loaded || (replayed.total > 0 && replayed.duplicates == replayed.total) {
-        let so_far = match month_so_far(grpc_url).await {
-            Ok((wins, value)) => format!("; this month so far: {wins} wins worth {value}"),
+        let at = sample_month(replayed.anchor.unwrap_or_else(Utc::now));
+        let so_far = match month_value(grpc_url, at).await {
+            Ok((wins, hours)) => format!(
+                "; {}: {wins} wins, {hours:.0} working hours given back",
+                at.format("%B %Y")
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read this month's value from spotlight");
                 String::new()
