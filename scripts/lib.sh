@@ -92,3 +92,19 @@ ensure_pdftotext() {
     exit 1
   }
 }
+
+# kubernetes-validate checks deploy/k8s against the Kubernetes API's schemas in the deploy tests.
+ensure_kubernetes_validate() {
+  local python="${HERALD_PYTHON:-python3}"
+  if "$python" -c 'import kubernetes_validate' >/dev/null 2>&1; then
+    return 0
+  fi
+  say "installing kubernetes-validate (the deploy tests check the manifests against the API schemas)"
+  "$python" -m pip install --quiet --user kubernetes-validate 2>/dev/null ||
+    "$python" -m pip install --quiet kubernetes-validate 2>/dev/null ||
+    "$python" -m pip install --quiet --break-system-packages kubernetes-validate 2>/dev/null || true
+  "$python" -c 'import kubernetes_validate' >/dev/null 2>&1 || {
+    echo "kubernetes-validate is required for the deploy tests: run '$python -m pip install kubernetes-validate', or set HERALD_PYTHON to a Python that has it" >&2
+    exit 1
+  }
+}

@@ -449,3 +449,147 @@ fn the_readme_shows_the_example_configuration_as_it_is() {
         "README's herald.toml differs from deploy/herald.toml"
     );
 }
+
+/// The observability profile: a collector passing traces to a trace viewer, Prometheus scraping
+/// every service where compose serves it (with the read token /metrics asks for), and Grafana
+/// provisioned with Herald's dashboard; none of it starts without the profile.
+#[test]
+fn compose_has_an_observability_profile_wired_to_every_service() {
+    let docs = YamlLoader::load_from_str(&read("docker-compose.yml")).expect("valid YAML");
+    let compose = merged(&docs[0]);
+    let services = &compose["services"];
+    for name in ["otel-collector", "jaeger", "prometheus", "grafana"] {
+        let service = &services[name];
+        assert!(!service.is_badvalue(), "{name} is defined");
+        assert_eq!(text(&service["profiles"]), "observability", "{name}");
+        let image = text(&service["image"]);
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "{name} pins its image: {image}"
+        );
+    }
+    // Traces are exported only when asked for, so a plain `docker compose up` logs no failed export.
+    let env = &services["ingest"]["environment"];
+    assert_eq!(
+        text(&env["HERALD_TELEMETRY__OTLP_ENDPOINT"]),
+        "${HERALD_OTLP_ENDPOINT:-}"
+    );
+    let collector = YamlLoader::load_from_str(&read("deploy/otel-collector.yaml"))
+        .expect("valid collector YAML");
+    let pipeline = &collector[0]["service"]["pipelines"]["traces"];
+    assert!(text(&pipeline["exporters"]).contains("otlp/jaeger"));
+    assert_eq!(
+        text(&collector[0]["exporters"]["otlp/jaeger"]["endpoint"]),
+        "jaeger:4317"
+    );
+
+    // Prometheus scrapes each service's HTTP port as deploy/herald.toml sets it, with the token
+    // compose gives the services.
+    let prometheus =
+        YamlLoader::load_from_str(&read("deploy/prometheus.yml")).expect("valid Prometheus YAML");
+    let job = &prometheus[0]["scrape_configs"][0];
+    assert_eq!(
+        text(&job["authorization"]["credentials"]),
+        text(&env["HERALD_READ_TOKEN"])
+    );
+    let targets = text(&job["static_configs"]);
+    let config: toml::Table = toml::from_str(&read("deploy/herald.toml")).expect("valid TOML");
+    for service in ["ingest", "scoring", "spotlight", "notify"] {
+        let addr = config[service]["http_addr"].as_str().unwrap_or_default();
+        let port = addr.rsplit(':').next().unwrap_or_default();
+        assert!(
+            targets.contains(&format!("{service}:{port}")),
+            "Prometheus scrapes {service}:{port}: {targets}"
+        );
+    }
+
+    // Grafana: the provisioned datasource and the dashboard mounted where the provider looks.
+    let grafana = text(&services["grafana"]["volumes"]);
+    assert!(grafana.contains("./deploy/grafana/herald.json:/var/lib/grafana/dashboards/"));
+    let provider =
+        YamlLoader::load_from_str(&read("deploy/grafana/provisioning/dashboards/herald.yaml"))
+            .expect("valid provider YAML");
+    assert_eq!(
+        text(&provider[0]["providers"][0]["options"]["path"]),
+        "/var/lib/grafana/dashboards"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/herald.json")).expect("valid dashboard JSON");
+    let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+    let graphs: Vec<_> = panels.iter().filter(|p| p["type"] != "row").collect();
+    assert!(graphs.len() >= 8, "{} panels", graphs.len());
+    for panel in graphs {
+        let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+        assert!(!targets.is_empty(), "{} queries something", panel["title"]);
+        assert!(
+            targets
+                .iter()
+                .all(|t| t["expr"].as_str().is_some_and(|e| e.contains("herald_"))),
+            "{}",
+            panel["title"]
+        );
+        assert_eq!(panel["datasource"]["uid"], "${datasource}");
+    }
+}
+
+/// The Kubernetes manifests against the API's own schemas (kubernetes-validate, strict: an
+/// unknown field fails too). The custom resources (KEDA, CloudNativePG) have no schema there and
+/// are checked by the tests above. The validator is shown to refuse a broken Deployment first.
+#[test]
+fn kubernetes_manifests_pass_the_api_schemas() {
+    let python = std::env::var("HERALD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let validate = |files: &[PathBuf]| {
+        std::process::Command::new(&python)
+            .args(["-m", "kubernetes_validate", "--strict", "--no-warn"])
+            .args(files)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
+    };
+    let probe = validate(&[]);
+    assert!(
+        !String::from_utf8_lossy(&probe.stderr).contains("No module named"),
+        "kubernetes-validate is needed: `{python} -m pip install kubernetes-validate` (scripts/test installs it)"
+    );
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let broken = dir.path().join("broken.yaml");
+    let deployment = read("deploy/k8s/ingest.yaml");
+    let first = deployment
+        .split("\n---")
+        .find(|d| d.contains("kind: Deployment"))
+        .expect("a Deployment in ingest.yaml");
+    std::fs::write(&broken, first.replacen("spec:", "spec:\n  replicass: 2", 1))
+        .expect("a temporary file");
+    let refused = validate(&[broken]);
+    assert!(
+        !refused.status.success(),
+        "a Deployment with an unknown field is refused: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/k8s"))
+        .expect("deploy/k8s")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    manifests.sort();
+    assert!(manifests.len() >= 6, "{manifests:?}");
+    let run = validate(&manifests);
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for kind in [
+        "deployment/herald-ingest",
+        "job/herald-migrate",
+        "service/herald-notify",
+    ] {
+        assert!(
+            out.contains(&format!("passed for resource {kind}")),
+            "{out}"
+        );
+    }
+}

@@ -21,6 +21,7 @@ mod faults;
 mod ledger;
 mod migrate;
 mod notify_replicas;
+mod observability;
 mod secrets;
 mod standalone;
 mod verification;

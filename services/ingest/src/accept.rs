@@ -20,6 +20,40 @@ use crate::{
     verify::Keys,
 };
 
+/// `herald_ingest_events_total{source, outcome}`: every event of a delivery by what it became
+/// (published, duplicate, ignored), or the delivery by why it was refused.
+fn count_events(source: &str, result: &Result<Accepted, ApiError>) {
+    fn each(source: &str, accepted: &Accepted) {
+        let outcome = match accepted {
+            Accepted::Published {
+                duplicate: false, ..
+            } => "published",
+            Accepted::Published {
+                duplicate: true, ..
+            } => "duplicate",
+            Accepted::Ignored { .. } => "ignored",
+            Accepted::Batch(items) => {
+                items.iter().for_each(|item| each(source, item));
+                return;
+            }
+        };
+        metrics::counter!("herald_ingest_events_total", "source" => source.to_string(), "outcome" => outcome)
+            .increment(1);
+    }
+    match result {
+        Ok(accepted) => each(source, accepted),
+        Err(e) => {
+            let outcome = match e.kind {
+                ErrorKind::Unauthenticated => "unauthenticated",
+                ErrorKind::Unavailable | ErrorKind::Internal => "unavailable",
+                _ => "refused",
+            };
+            metrics::counter!("herald_ingest_events_total", "source" => source.to_string(), "outcome" => outcome)
+                .increment(1);
+        }
+    }
+}
+
 /// What an accepted delivery became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -178,13 +212,18 @@ impl Ingestor {
         origin: Origin,
     ) -> Result<Accepted, ApiError> {
         let entry = self.entry(source)?;
-        entry.keys.require_configured(source)?;
-        let received_at = self.now();
-        entry
-            .handler
-            .verify(headers, &body, &entry.keys, received_at)?;
-        self.publish_verified(entry, headers, body, received_at, origin)
-            .await
+        let result = async {
+            entry.keys.require_configured(source)?;
+            let received_at = self.now();
+            entry
+                .handler
+                .verify(headers, &body, &entry.keys, received_at)?;
+            self.publish_verified(entry, headers, body, received_at, origin)
+                .await
+        }
+        .await;
+        count_events(source, &result);
+        result
     }
 
     /// Runs a body Herald fetched itself (the ServiceNow poller) through normalise → publish: there
@@ -198,8 +237,11 @@ impl Ingestor {
     ) -> Result<Accepted, ApiError> {
         let entry = self.entry(source)?;
         let received_at = self.now();
-        self.publish_verified(entry, headers, body, received_at, origin)
-            .await
+        let result = self
+            .publish_verified(entry, headers, body, received_at, origin)
+            .await;
+        count_events(source, &result);
+        result
     }
 
     async fn publish_verified(

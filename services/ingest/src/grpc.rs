@@ -1,6 +1,7 @@
 //! `herald.v1.Ingest`: the webhook path over gRPC.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use herald_proto::v1::{
@@ -97,22 +98,11 @@ impl IngestApi {
             .await?;
         Ok(response_of(accepted))
     }
-}
 
-#[tonic::async_trait]
-impl Ingest for IngestApi {
-    async fn submit(
+    async fn submit_stream(
         &self,
-        request: Request<SubmitRequest>,
-    ) -> Result<Response<SubmitResponse>, Status> {
-        Ok(Response::new(self.submit_one(request.into_inner()).await?))
-    }
-
-    async fn submit_batch(
-        &self,
-        request: Request<Streaming<SubmitRequest>>,
+        mut stream: Streaming<SubmitRequest>,
     ) -> Result<Response<SubmitBatchResponse>, Status> {
-        let mut stream = request.into_inner();
         let mut answer = SubmitBatchResponse::default();
         while let Some(item) = stream.message().await? {
             if answer.results.len() >= MAX_BATCH_ITEMS {
@@ -149,4 +139,43 @@ impl Ingest for IngestApi {
         }
         Ok(Response::new(answer))
     }
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestApi {
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<SubmitResponse>, Status> {
+        let span = call_span("ingest.submit", &request);
+        Ok(Response::new(
+            self.submit_one(request.into_inner())
+                .instrument(span)
+                .await?,
+        ))
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<Streaming<SubmitRequest>>,
+    ) -> Result<Response<SubmitBatchResponse>, Status> {
+        let span = call_span("ingest.submit_batch", &request);
+        self.submit_stream(request.into_inner())
+            .instrument(span)
+            .await
+    }
+}
+
+/// A span for a gRPC call, a child of the trace its caller sent in the metadata (W3C
+/// `traceparent`), if any.
+fn call_span<T>(name: &'static str, request: &Request<T>) -> tracing::Span {
+    let span = tracing::info_span!("grpc", otel.name = name);
+    let metadata = request.metadata().clone().into_headers();
+    herald_events::trace::set_parent_from_pairs(
+        &span,
+        metadata
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
+    span
 }

@@ -49,6 +49,12 @@ async fn receive(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let span = tracing::info_span!("ingest.receive", source = %source);
+    herald_events::trace::set_parent_from_pairs(
+        &span,
+        headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
     let result = async { receive_inner(&state, &source, &headers, body).await }
         .instrument(span)
         .await;

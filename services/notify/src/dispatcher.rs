@@ -10,6 +10,7 @@ use herald_events::backoff::Backoff;
 use herald_proto::v1::AnnouncementKind;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     attempt::AttemptOutcome,
@@ -239,8 +240,11 @@ impl Dispatcher {
                     if announcement.kind == AnnouncementKind::HeadlineWin as i32 {
                         alone += 1;
                     }
-                    let (outcome, duration) =
-                        self.sender.send(channel, &claimed.id, announcement).await;
+                    let (outcome, duration) = self
+                        .sender
+                        .send(channel, &claimed.id, announcement)
+                        .instrument(attempt_span(&claimed, &channel_name))
+                        .await;
                     self.finish(&claimed, &channel_name, &outcome, duration)
                         .await;
                 }
@@ -249,10 +253,13 @@ impl Dispatcher {
                     others,
                     summary,
                 } => {
-                    let (outcome, duration) =
-                        self.sender.send(channel, &carrier.id, &summary).await;
+                    let (outcome, duration) = self
+                        .sender
+                        .send(channel, &carrier.id, &summary)
+                        .instrument(attempt_span(&carrier, &channel_name))
+                        .await;
                     let next = self.next(carrier.try_number, &outcome);
-                    self.log(&carrier, &channel_name, &outcome, &next);
+                    self.log(&carrier, &channel_name, &outcome, &next, duration);
                     tracing::info!(delivery = %carrier.id, channel = %channel_name, merged = others.len() + 1, "a burst of wins went out as one summary");
                     metrics::counter!("herald_notify_merged_total", "channel" => channel_name.clone())
                         .increment(others.len() as u64 + 1);
@@ -289,7 +296,10 @@ impl Dispatcher {
                 .map(|claimed| async move {
                     let (outcome, duration) = match &claimed.announcement {
                         Some(announcement) => {
-                            self.sender.send(channel, &claimed.id, announcement).await
+                            self.sender
+                                .send(channel, &claimed.id, announcement)
+                                .instrument(attempt_span(&claimed, channel_name))
+                                .await
                         }
                         // `readable` let only decodable announcements through.
                         None => (
@@ -309,7 +319,7 @@ impl Dispatcher {
                 .iter()
                 .map(|(claimed, outcome, duration)| {
                     let next = self.next(claimed.try_number, outcome);
-                    self.log(claimed, channel_name, outcome, &next);
+                    self.log(claimed, channel_name, outcome, &next, *duration);
                     Finished {
                         claimed,
                         outcome,
@@ -343,7 +353,14 @@ impl Dispatcher {
         readable
     }
 
-    fn log(&self, claimed: &Claimed, channel: &str, outcome: &AttemptOutcome, next: &Next) {
+    fn log(
+        &self,
+        claimed: &Claimed,
+        channel: &str,
+        outcome: &AttemptOutcome,
+        next: &Next,
+        duration: Duration,
+    ) {
         match next {
             Next::Delivered => {
                 tracing::info!(delivery = %claimed.id, route = %claimed.route, attempt = claimed.attempt, "delivered")
@@ -362,6 +379,31 @@ impl Dispatcher {
         };
         metrics::counter!("herald_notify_attempts_total", "channel" => channel.to_string(), "result" => result)
             .increment(1);
+        metrics::histogram!("herald_notify_attempt_duration_seconds", "channel" => channel.to_string())
+            .record(duration.as_secs_f64());
+        if matches!(next, Next::Delivered | Next::Failed) {
+            let status = if matches!(next, Next::Delivered) {
+                "delivered"
+            } else {
+                "failed"
+            };
+            metrics::counter!("herald_notify_deliveries_total", "channel" => channel.to_string(), "status" => status)
+                .increment(1);
+        }
+        // From the announcement's making to the channel's answer: what a reader waits.
+        if matches!(next, Next::Delivered)
+            && let Some(made) = claimed
+                .announcement
+                .as_ref()
+                .and_then(|a| a.created_at.as_ref())
+                .and_then(|t| {
+                    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                })
+        {
+            let waited = (chrono::Utc::now() - made).to_std().unwrap_or_default();
+            metrics::histogram!("herald_notify_announcement_to_delivery_seconds", "channel" => channel.to_string())
+                .record(waited.as_secs_f64());
+        }
     }
 
     /// Logs an attempt and moves its delivery on.
@@ -373,7 +415,7 @@ impl Dispatcher {
         duration: Duration,
     ) {
         let next = self.next(claimed.try_number, outcome);
-        self.log(claimed, channel, outcome, &next);
+        self.log(claimed, channel, outcome, &next, duration);
         if let Err(e) = self
             .store
             .finish_attempt(claimed, outcome, duration, next)
@@ -384,4 +426,25 @@ impl Dispatcher {
             tracing::error!(delivery = %claimed.id, error = %e, "cannot record the attempt");
         }
     }
+}
+
+/// The span of one attempt, a child of the trace the delivery was queued in: the end of the trace
+/// that began at the webhook.
+fn attempt_span(claimed: &Claimed, channel: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "notify.deliver",
+        delivery = %claimed.id,
+        channel,
+        attempt = claimed.attempt
+    );
+    if let Some(traceparent) = &claimed.traceparent {
+        herald_events::trace::set_parent_from(
+            &span,
+            &vec![(
+                herald_events::header::TRACEPARENT.to_string(),
+                traceparent.clone(),
+            )],
+        );
+    }
+    span
 }

@@ -115,6 +115,7 @@ mod tests {
             channel: "c".into(),
             attempt: 1,
             try_number: 1,
+            traceparent: None,
             announcement: Some(Announcement {
                 id: format!("a-{n}"),
                 kind: kind as i32,

@@ -27,6 +27,8 @@ pub struct Claimed {
     pub try_number: u32,
     /// `None` when the stored announcement cannot be decoded.
     pub announcement: Option<Announcement>,
+    /// The trace the delivery was queued in, carried on by its attempts.
+    pub traceparent: Option<String>,
 }
 
 /// A delivery as `ListDeliveries` shows it.
@@ -150,13 +152,14 @@ impl Store {
         planned: &[Planned],
     ) -> Result<u64, StoreError> {
         let payload = announcement.encode_to_vec();
+        let traceparent = herald_events::trace::current_traceparent();
         let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         let mut created = 0;
         for p in planned {
             created += sqlx::query(
-                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)
+                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload, traceparent)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)
                  ON CONFLICT (announcement_id, route, channel) DO NOTHING",
             )
             .bind(delivery_id(&announcement.id, &p.route, &p.channel))
@@ -166,6 +169,7 @@ impl Store {
             .bind(millis(p.not_before).max(now))
             .bind(now)
             .bind(&payload)
+            .bind(&traceparent)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -192,6 +196,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
         let payload = correction.encode_to_vec();
+        let traceparent = herald_events::trace::current_traceparent();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE deliveries SET status = 'withdrawn', next_attempt_at = NULL,
@@ -212,8 +217,8 @@ impl Store {
             let route: String = row.get("route");
             let channel: String = row.get("channel");
             created += sqlx::query(
-                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)
+                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload, traceparent)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)
                  ON CONFLICT (announcement_id, route, channel) DO NOTHING",
             )
             .bind(delivery_id(&correction.id, &route, &channel))
@@ -223,6 +228,7 @@ impl Store {
             .bind(millis(not_before(&route)).max(now))
             .bind(now)
             .bind(&payload)
+            .bind(&traceparent)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -239,7 +245,7 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_until = $1
              WHERE status = 'sending' AND lease_until < $2
-             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload",
+             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload, traceparent",
         )
         .bind(millis(now) + duration_ms(lease))
         .bind(millis(now))
@@ -290,7 +296,7 @@ impl Store {
                           ORDER BY next_attempt_at
                           LIMIT $1
                           {lock})
-             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload"
+             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload, traceparent"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit)
@@ -700,5 +706,6 @@ fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
         channel: r.get("channel"),
         attempt: u32::try_from(attempts).unwrap_or(0),
         announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
+        traceparent: r.try_get::<Option<String>, _>("traceparent").ok().flatten(),
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use herald_catalog::{Catalog, CatalogHandle};
 use herald_events::{
-    Bus, IncomingMessage,
+    Bus, Headers, IncomingMessage,
     worker::{self, HandleError, Handler},
 };
 use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
@@ -29,6 +29,8 @@ pub struct ScoringHandler {
 struct Prepared {
     event: ItsmEvent,
     outcome: Outcome,
+    /// The event message's headers: its trace context goes on with the wins it releases.
+    headers: Headers,
 }
 
 impl ScoringHandler {
@@ -61,7 +63,11 @@ impl ScoringHandler {
         if let Some(lesson) = outcome.lesson.as_mut() {
             lesson.win.catalog_version = version;
         }
-        Ok(Prepared { event, outcome })
+        Ok(Prepared {
+            event,
+            outcome,
+            headers: delivery.headers.clone(),
+        })
     }
 
     /// Records prepared events in one transaction, then publishes every win they release at once.
@@ -79,12 +85,18 @@ impl ScoringHandler {
             .await
             .map_err(HandleError::from)?;
         let mut publish = Vec::new();
+        let mut parents = Vec::new();
         for (p, recorded) in prepared.iter().zip(recorded) {
             note(&p.event, &recorded);
+            parents.extend(std::iter::repeat_n(&p.headers, recorded.publish.len()));
             publish.extend(recorded.publish);
         }
         if !publish.is_empty() {
-            publish::wins(self.bus.as_ref(), &publish).await?;
+            publish::traced_wins(
+                self.bus.as_ref(),
+                publish.iter().zip(parents.into_iter().map(Some)),
+            )
+            .await?;
             self.store
                 .mark_published(&publish)
                 .await

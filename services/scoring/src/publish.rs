@@ -2,7 +2,7 @@
 //! withdrawal under `<win id>:revoked`, so JetStream drops a repeat of either but never confuses
 //! the two.
 
-use herald_events::{Bus, BusError, OutgoingMessage, subjects};
+use herald_events::{Bus, BusError, Headers, OutgoingMessage, subjects, trace};
 use herald_proto::v1::{EventKind, Win, WinStatus};
 use prost::Message;
 
@@ -16,12 +16,27 @@ pub fn message_id(win: &Win) -> String {
 
 /// Publishes every win, all in flight at once, and waits until the bus stored each.
 pub async fn wins(bus: &dyn Bus, wins: &[Win]) -> Result<(), BusError> {
-    let sends = wins.iter().map(|win| {
+    traced_wins(bus, wins.iter().map(|win| (win, None))).await
+}
+
+/// The same, each win carrying on the trace of the event that released it (that event's message
+/// headers), so one trace runs from the webhook to the delivery even when a lane records many
+/// events in one batch.
+pub async fn traced_wins<'a>(
+    bus: &dyn Bus,
+    wins: impl IntoIterator<Item = (&'a Win, Option<&'a Headers>)>,
+) -> Result<(), BusError> {
+    let sends = wins.into_iter().map(|(win, parent)| {
         let kind = EventKind::try_from(win.kind).unwrap_or(EventKind::Unspecified);
-        let message =
+        let span = tracing::info_span!("score.publish", win = %win.id);
+        if let Some(parent) = parent {
+            trace::set_parent_from(&span, parent);
+        }
+        let message = span.in_scope(|| {
             OutgoingMessage::new(subjects::win(kind), message_id(win), win.encode_to_vec())
                 .with_ordering_key(win.id.clone())
-                .with_trace_context();
+                .with_trace_context()
+        });
         bus.publish(message)
     });
     for result in futures::future::join_all(sends).await {

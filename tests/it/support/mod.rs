@@ -286,6 +286,15 @@ impl Herald {
 
     /// POSTs a fixture file with the headers the oracle lists.
     pub async fn post_fixture(&self, file: &str) -> anyhow::Result<reqwest::Response> {
+        self.post_fixture_with(file, &[]).await
+    }
+
+    /// The same, with `extra` headers (a `traceparent`, say).
+    pub async fn post_fixture_with(
+        &self,
+        file: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<reqwest::Response> {
         let oracle: serde_json::Value = serde_json::from_slice(&std::fs::read(
             herald_testkit::fixtures_dir().join("expected.json"),
         )?)?;
@@ -302,6 +311,9 @@ impl Herald {
             .body(body);
         for (k, v) in entry["headers"].as_object().into_iter().flatten() {
             request = request.header(k.as_str(), v.as_str().unwrap_or_default());
+        }
+        for (k, v) in extra {
+            request = request.header(*k, *v);
         }
         Ok(request.send().await?)
     }

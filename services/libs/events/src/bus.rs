@@ -172,6 +172,15 @@ impl StoredMessage {
     }
 }
 
+/// How far a durable consumer is behind, as an operator scales on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Stored and not yet delivered to any replica.
+    pub pending: u64,
+    /// Delivered and not yet acknowledged (in hand, or waiting for redelivery).
+    pub ack_pending: u64,
+}
+
 /// A stream of deliveries from one durable consumer.
 #[async_trait]
 pub trait Subscription: Send {
@@ -221,6 +230,9 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether the bus is reachable and its streams exist.
     async fn check_ready(&self) -> Result<(), BusError>;
+
+    /// How far `consumer` is behind.
+    async fn backlog(&self, consumer: &ConsumerSpec) -> Result<Backlog, BusError>;
 
     /// The largest payload the bus accepts, in bytes.
     fn max_payload(&self) -> usize;

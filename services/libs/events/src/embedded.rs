@@ -31,8 +31,8 @@ use tokio::sync::Notify;
 
 use crate::group_commit::{Write, Writer, Written};
 use crate::{
-    Acker, Bus, BusError, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
-    StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
+    Acker, Backlog, Bus, BusError, Headers, IncomingMessage, OutgoingMessage, PublishReceipt,
+    StoredMessage, StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
 
 /// Largest message, as configured for the NATS servers Herald ships with.
@@ -411,6 +411,25 @@ impl Bus for EmbeddedBus {
             .await
             .map(|_| ())
             .map_err(db_error("checking"))
+    }
+
+    async fn backlog(&self, consumer: &ConsumerSpec) -> Result<Backlog, BusError> {
+        // Counted over the whole stream past the cursor: Herald's consumers each take their whole
+        // stream, and a NATS wildcard has no SQL form, so a narrower filter would be counted high.
+        let row = sqlx::query(
+            "SELECT
+               (SELECT count(*) FROM messages m WHERE m.stream = c.stream AND m.seq > c.cursor),
+               (SELECT count(*) FROM pending p WHERE p.consumer = c.name)
+             FROM consumers c WHERE c.name = $1",
+        )
+        .bind(&consumer.durable)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(db_error("reading a consumer's backlog"))?;
+        Ok(row.map_or_else(Backlog::default, |row| Backlog {
+            pending: u64::try_from(row.get::<i64, _>(0)).unwrap_or_default(),
+            ack_pending: u64::try_from(row.get::<i64, _>(1)).unwrap_or_default(),
+        }))
     }
 
     fn max_payload(&self) -> usize {

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::{
-    Acker, Bus, BusError, Cause, Headers, IncomingMessage, OutgoingMessage, PublishReceipt,
-    StoredMessage, StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
+    Acker, Backlog, Bus, BusError, Cause, Headers, IncomingMessage, OutgoingMessage,
+    PublishReceipt, StoredMessage, StreamFamily, Subscription, topology::ConsumerSpec,
+    topology::StreamSettings,
 };
 
 /// The oldest nats-server Herald runs on: nak with delay and consumer backoff arrived in 2.7, and
@@ -481,6 +482,28 @@ impl Bus for JetStreamBus {
                 })?;
         }
         Ok(())
+    }
+
+    async fn backlog(&self, consumer: &ConsumerSpec) -> Result<Backlog, BusError> {
+        let stream_name = consumer.family.stream_name();
+        let consumer_error = |source: Cause| BusError::Consumer {
+            stream: stream_name.to_string(),
+            consumer: consumer.durable.clone(),
+            source,
+        };
+        let stream = self
+            .js
+            .get_stream_no_info(stream_name)
+            .await
+            .map_err(|e| consumer_error(e.into()))?;
+        let info = stream
+            .consumer_info(&consumer.durable)
+            .await
+            .map_err(|e| consumer_error(e.into()))?;
+        Ok(Backlog {
+            pending: info.num_pending,
+            ack_pending: u64::try_from(info.num_ack_pending).unwrap_or_default(),
+        })
     }
 
     fn max_payload(&self) -> usize {

@@ -23,7 +23,7 @@ pub mod trace;
 pub mod worker;
 
 pub use bus::{
-    Acker, Bus, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
+    Acker, Backlog, Bus, Headers, IncomingMessage, OutgoingMessage, PublishReceipt, StoredMessage,
     Subscription,
 };
 pub use embedded::EmbeddedBus;

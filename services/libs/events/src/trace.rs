@@ -36,6 +36,14 @@ pub fn inject_current(headers: &mut Headers) {
     });
 }
 
+/// The current span's `traceparent`, when there is a trace to carry on (tracing export is on): for
+/// work stored now and done later, outside any message.
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = Headers::new();
+    inject_current(&mut headers);
+    header(&headers, crate::header::TRACEPARENT).map(str::to_string)
+}
+
 /// Makes `span` a child of the trace context carried in `headers`, when there is one.
 pub fn set_parent_from(span: &tracing::Span, headers: &Headers) {
     let cx = opentelemetry::global::get_text_map_propagator(|propagator| {
@@ -44,6 +52,26 @@ pub fn set_parent_from(span: &tracing::Span, headers: &Headers) {
     // Failing here only loses the link to the parent trace; the work itself goes on.
     if let Err(error) = span.set_parent(cx) {
         tracing::debug!(%error, "could not attach the message's trace context");
+    }
+}
+
+/// Makes `span` a child of the trace context among `pairs` (an HTTP request's headers, a gRPC
+/// call's metadata), when there is one: a tool or caller that traces gets Herald's spans in its
+/// trace.
+pub fn set_parent_from_pairs<'a>(
+    span: &tracing::Span,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    let headers: Headers = pairs
+        .into_iter()
+        .filter(|(k, _)| {
+            k.eq_ignore_ascii_case(crate::header::TRACEPARENT)
+                || k.eq_ignore_ascii_case("tracestate")
+        })
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if !headers.is_empty() {
+        set_parent_from(span, &headers);
     }
 }
 

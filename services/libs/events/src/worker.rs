@@ -168,6 +168,12 @@ pub async fn run(
     }
 
     info!(stage = %options.stage, consumer = %spec.durable, lanes = lanes_count, "worker started");
+    let backlog = tokio::spawn(report_backlog(
+        bus.clone(),
+        spec.clone(),
+        options.stage.clone(),
+        shutdown.clone(),
+    ));
     let retry = Backoff {
         base: Duration::from_millis(250),
         max: Duration::from_secs(10),
@@ -216,6 +222,7 @@ pub async fn run(
     }
 
     // Shutdown: stop taking new work, let each lane finish the message in hand, nak the rest.
+    backlog.abort();
     drop(senders);
     stopping.cancel();
     let drain = async { while lanes.join_next().await.is_some() {} };
@@ -230,6 +237,37 @@ pub async fn run(
         warn!(stage = %options.stage, error = %e, "flush at shutdown failed; unacked messages will be redelivered");
     }
     info!(stage = %options.stage, "worker stopped");
+}
+
+/// How often the consumer's backlog gauges are read from the bus.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `herald_consumer_pending` and `herald_consumer_ack_pending` for this stage current, so
+/// an operator (or an autoscaler reading `/metrics`) sees the lag without asking NATS.
+async fn report_backlog(
+    bus: Arc<dyn Bus>,
+    spec: ConsumerSpec,
+    stage: String,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(BACKLOG_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match bus.backlog(&spec).await {
+            Ok(backlog) => {
+                // Gauges are f64; a backlog beyond 2^53 messages is not a concern.
+                metrics::gauge!("herald_consumer_pending", "stage" => stage.clone(), "consumer" => spec.durable.clone())
+                    .set(backlog.pending as f64);
+                metrics::gauge!("herald_consumer_ack_pending", "stage" => stage.clone(), "consumer" => spec.durable.clone())
+                    .set(backlog.ack_pending as f64);
+            }
+            Err(e) => debug!(stage = %stage, error = %e, "cannot read the consumer's backlog"),
+        }
+    }
 }
 
 fn lane_of(key: &str, lanes: usize) -> usize {

@@ -248,7 +248,8 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `info,herald_notify=debug`. `RUST_LOG` wins when set.
     pub log_level: String,
-    /// OTLP/gRPC collector endpoint, e.g. `http://otel-collector:4317`. No export when absent.
+    /// OTLP/gRPC collector endpoint, e.g. `http://otel-collector:4317`. No export when absent or
+    /// empty (so `HERALD_TELEMETRY__OTLP_ENDPOINT=` turns it off).
     pub otlp_endpoint: Option<String>,
 }
 

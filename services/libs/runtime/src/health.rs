@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// One dependency a service needs to be ready.
 #[async_trait]
@@ -92,12 +92,29 @@ impl Readiness {
     }
 }
 
+/// Bucket bounds of every `*_seconds` histogram: a millisecond to five minutes.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 /// The process-wide Prometheus recorder (one per process, shared by services running together).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Durations as histograms with fixed buckets, so a dashboard can add replicas up and
+            // take quantiles across them (summaries cannot be added up).
+            let builder = PrometheusBuilder::new();
+            let builder = match builder
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            {
+                Ok(builder) => builder,
+                Err(e) => {
+                    tracing::warn!(error = %e, "duration buckets refused; durations are summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; ours then renders nothing, which
             // the metrics test would catch.

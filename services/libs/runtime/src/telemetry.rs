@@ -54,7 +54,11 @@ pub fn init(
         message: e.to_string(),
     })?;
 
-    let provider = match &config.otlp_endpoint {
+    let endpoint = config
+        .otlp_endpoint
+        .as_ref()
+        .filter(|e| !e.trim().is_empty());
+    let provider = match endpoint {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()

@@ -9,6 +9,7 @@
 pub mod in_process;
 mod locate;
 pub mod nats;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod raw_http;
@@ -19,6 +20,7 @@ pub mod wait;
 
 pub use in_process::InProcess;
 pub use nats::{NatsCluster, NatsServer};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, binary};
 pub use receiver::{HttpReceiver, ReceivedRequest, Reply};
