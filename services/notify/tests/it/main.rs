@@ -5,6 +5,7 @@ mod channels;
 mod email;
 mod interrupted;
 mod operations;
+mod render_fuzz;
 mod routes;
 mod stage;
 mod store_conformance;
