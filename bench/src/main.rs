@@ -6,7 +6,7 @@
 //! fixed rates, duplicates, CPU and memory. Prints a table, writes it as JSON and Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
-use herald_bench::{events, load, raw, rss, sink, targets};
+use herald_bench::{events, load, queries, raw, rss, sink, targets};
 
 use std::{
     path::PathBuf,
@@ -54,6 +54,16 @@ struct Args {
     /// How long to wait for the last deliveries of a run.
     #[arg(long, default_value_t = 600)]
     drain_seconds: u64,
+    /// Wins stored for the query timings (leaderboards, value summary, dashboard), one run each;
+    /// empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    query_wins: Vec<u64>,
+    /// How many times each query is timed.
+    #[arg(long, default_value_t = 200)]
+    query_samples: usize,
+    /// Only the query timings: no limits, no pipeline runs.
+    #[arg(long)]
+    queries_only: bool,
     /// Where the JSON and Markdown results go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -110,8 +120,9 @@ struct Report {
     started: String,
     machine: String,
     connections: usize,
-    limits: Limits,
+    limits: Option<Limits>,
     modes: Vec<ModeReport>,
+    queries: Vec<queries::QueryReport>,
 }
 
 /// Hands out event indices, so every event of the run has its own record number.
@@ -427,21 +438,25 @@ fn opt(v: Option<f64>) -> String {
 }
 
 fn markdown(report: &Report) -> String {
-    let mut out = String::new();
-    let l = &report.limits;
-    out.push_str(&format!(
-        "Run {} on {} ({} connections).\n\n| the machine's limits | per second |\n|---|---|\n\
-         | JetStream publish, acks pipelined, 256 B | {:.0} |\n| JetStream publish, acks pipelined, 7 KB | {:.0} |\n\
-         | JetStream publish, 16 in flight, 7 KB | {:.0} |\n| bare HTTP 200, same driver, 6 KB bodies | {:.0} |\n\n",
-        report.started,
-        report.machine,
-        report.connections,
-        l.jetstream_256b_per_s,
-        l.jetstream_7kb_per_s,
-        l.jetstream_7kb_16_in_flight_per_s,
-        l.bare_http_per_s
-    ));
-    out.push_str(&side_by_side(report));
+    let mut out = format!(
+        "Run {} on {} ({} connections).\n\n",
+        report.started, report.machine, report.connections
+    );
+    if let Some(l) = &report.limits {
+        out.push_str(&format!(
+            "| the machine's limits | per second |\n|---|---|\n\
+             | JetStream publish, acks pipelined, 256 B | {:.0} |\n| JetStream publish, acks pipelined, 7 KB | {:.0} |\n\
+             | JetStream publish, 16 in flight, 7 KB | {:.0} |\n| bare HTTP 200, same driver, 6 KB bodies | {:.0} |\n\n",
+            l.jetstream_256b_per_s,
+            l.jetstream_7kb_per_s,
+            l.jetstream_7kb_16_in_flight_per_s,
+            l.bare_http_per_s
+        ));
+    }
+    if !report.modes.is_empty() {
+        out.push_str(&side_by_side(report));
+    }
+    let bare_http = report.limits.as_ref().map_or(0.0, |l| l.bare_http_per_s);
     for m in &report.modes {
         out.push_str(&format!(
             "**{}**\n\n| saturation | sent | accepted/s | delivered | delivered/s | last delivery after last POST | CPU cores while posting |\n|---|---|---|---|---|---|---|\n",
@@ -458,7 +473,7 @@ fn markdown(report: &Report) -> String {
                     String::new()
                 },
                 s.accepted_per_s,
-                s.accepted_per_s / l.bare_http_per_s.max(1e-9),
+                s.accepted_per_s / bare_http.max(1e-9),
                 s.delivered,
                 s.delivered_per_s,
                 s.last_delivery_after_last_post_s,
@@ -493,6 +508,41 @@ fn markdown(report: &Report) -> String {
             rss(&m.peak_rss_mib)
         ));
     }
+    out.push_str(&query_table(&report.queries));
+    out
+}
+
+/// The query timings, one column per number of wins stored.
+fn query_table(runs: &[queries::QueryReport]) -> String {
+    let Some(first) = runs.first() else {
+        return String::new();
+    };
+    let mut out = String::from("| query (p50 / p99) |");
+    for run in runs {
+        out.push_str(&format!(" {} wins stored |", run.wins));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(runs.len()));
+    out.push('\n');
+    for (i, time) in first.times.iter().enumerate() {
+        out.push_str(&format!("| {} |", time.query));
+        for run in runs {
+            match run.times.get(i) {
+                Some(t) => out.push_str(&format!(" {:.1} / {:.1} ms |", t.p50_ms, t.p99_ms)),
+                None => out.push_str(" – |"),
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nEach query asked {} times in a row after 5 to warm up; the wins were generated in the \
+         database ({}).\n\n",
+        first.samples,
+        runs.iter()
+            .map(|r| format!("{} in {:.0} s", r.wins, r.seed_seconds))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     out
 }
 
@@ -503,25 +553,31 @@ async fn main() -> anyhow::Result<()> {
         args.events = 1_000;
         args.rates = vec![50.0, 200.0];
         args.seconds = 5;
+        args.query_wins = vec![100_000];
+        args.query_samples = 50;
     }
     herald_runtime::install_tls_provider();
     let started = chrono::Utc::now();
     let sink = Sink::start().await?;
 
-    println!("the machine's limits");
     let count = args.events.max(1_000);
-    let limits = Limits {
-        jetstream_256b_per_s: raw::jetstream_publish(count, 256, 1024).await?,
-        jetstream_7kb_per_s: raw::jetstream_publish(count, 7 * 1024, 1024).await?,
-        jetstream_7kb_16_in_flight_per_s: raw::jetstream_publish(count, 7 * 1024, 16).await?,
-        bare_http_per_s: {
-            let generator = Generator::new(Spread::Organisation)?;
-            let mut bare = Events { next: 0 };
-            let (_, requests) = bare.requests(&generator, count, false)?;
-            drive(&sink.url("/bare"), 0, requests, args.connections, None)
-                .await?
-                .accepted_per_second()
-        },
+    let limits = if args.queries_only {
+        None
+    } else {
+        println!("the machine's limits");
+        Some(Limits {
+            jetstream_256b_per_s: raw::jetstream_publish(count, 256, 1024).await?,
+            jetstream_7kb_per_s: raw::jetstream_publish(count, 7 * 1024, 1024).await?,
+            jetstream_7kb_16_in_flight_per_s: raw::jetstream_publish(count, 7 * 1024, 16).await?,
+            bare_http_per_s: {
+                let generator = Generator::new(Spread::Organisation)?;
+                let mut bare = Events { next: 0 };
+                let (_, requests) = bare.requests(&generator, count, false)?;
+                drive(&sink.url("/bare"), 0, requests, args.connections, None)
+                    .await?
+                    .accepted_per_second()
+            },
+        })
     };
     println!("{limits:?}");
 
@@ -540,8 +596,15 @@ async fn main() -> anyhow::Result<()> {
             vec![Mode::Distributed, Mode::Standalone]
         }
     };
-    for mode in &chosen {
-        modes.push(measure(*mode, &sink, &mut events, &args).await?);
+    if !args.queries_only {
+        for mode in &chosen {
+            modes.push(measure(*mode, &sink, &mut events, &args).await?);
+        }
+    }
+    let mut query_runs = Vec::new();
+    for wins in &args.query_wins {
+        println!("queries with {wins} wins stored");
+        query_runs.push(queries::measure(*wins, args.query_samples).await?);
     }
     let report = Report {
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -549,6 +612,7 @@ async fn main() -> anyhow::Result<()> {
         connections: args.connections,
         limits,
         modes,
+        queries: query_runs,
     };
     std::fs::create_dir_all(&args.out)?;
     let stamp = started.format("%Y%m%dT%H%M%SZ");

@@ -94,7 +94,15 @@ impl Sink {
                 seen: seen.clone(),
                 hang_until: hang_until.clone(),
             });
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move {
+            axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
+                    let _ = s.set_nodelay(true);
+                }),
+                app,
+            )
+            .await
+        });
         Ok(Self {
             seen,
             hang_until,

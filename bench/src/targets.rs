@@ -11,7 +11,7 @@ use crate::events::SECRET;
 
 /// The configuration both modes share; `addrs` gives each service's listener lines (none for
 /// `herald up`, which takes its two listeners on the command line).
-fn config(webhook: &str, addrs: &dyn Fn(&str) -> String) -> String {
+pub(crate) fn config(webhook: &str, addrs: &dyn Fn(&str) -> String) -> String {
     let catalog = herald_testkit::repo_root().join("deploy/catalog.toml");
     format!(
         r#"
@@ -126,7 +126,7 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-async fn wait_ready(http: u16, process: &ServiceProcess) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(http: u16, process: &ServiceProcess) -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{http}/readyz");
     herald_testkit::eventually(
         &format!("{} ready", process.name()),
@@ -142,7 +142,7 @@ async fn wait_ready(http: u16, process: &ServiceProcess) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&process.output(), 40)))
 }
 
-fn env() -> Vec<(String, String)> {
+pub(crate) fn env() -> Vec<(String, String)> {
     vec![
         ("RUST_LOG".into(), "warn".into()),
         ("RUST_LIB_BACKTRACE".into(), "0".into()),

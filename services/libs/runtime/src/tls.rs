@@ -134,7 +134,8 @@ impl axum::serve::Listener for TlsListener {
         loop {
             tokio::select! {
                 accepted = self.tcp.accept() => match accepted {
-                    Ok((stream, addr)) => {
+                    Ok((mut stream, addr)) => {
+                        crate::startup::no_delay(&mut stream);
                         let acceptor = self.acceptor.clone();
                         self.handshakes.spawn(async move {
                             (tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await, addr)

@@ -111,7 +111,13 @@ impl HttpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
+                    let _ = s.set_nodelay(true);
+                }),
+                app,
+            )
+            .await;
         });
         Ok(Self {
             addr,
