@@ -534,6 +534,14 @@ fn query_table(runs: &[queries::QueryReport]) -> String {
         }
         out.push('\n');
     }
+    out.push_str("| dashboard figures made (once for every screen, every few seconds at most) |");
+    for run in runs {
+        out.push_str(&format!(
+            " {:.1} ms ({} times) |",
+            run.dashboard_build_mean_ms, run.dashboard_builds
+        ));
+    }
+    out.push('\n');
     out.push_str(&format!(
         "\nEach query asked {} times in a row after 5 to warm up; the wins were generated in the \
          database ({}).\n\n",

@@ -37,6 +37,10 @@ pub struct QueryReport {
     pub seed_seconds: f64,
     pub samples: usize,
     pub times: Vec<QueryTime>,
+    /// How often spotlight made the dashboard's figures while the dashboard was asked (it serves
+    /// one view to every screen for a few seconds), and how long that took on average.
+    pub dashboard_builds: u64,
+    pub dashboard_build_mean_ms: f64,
 }
 
 /// Seeds `wins` wins into a fresh spotlight database and times each query `samples` times.
@@ -163,6 +167,24 @@ pub async fn measure(wins: u64, samples: usize) -> anyhow::Result<QueryReport> {
         })
         .await?,
     );
+    let metrics = web
+        .get(format!("http://127.0.0.1:{http}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let figure = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    let builds = figure("herald_spotlight_dashboard_build_seconds_count");
+    let build_mean_ms =
+        1000.0 * figure("herald_spotlight_dashboard_build_seconds_sum") / builds.max(1.0);
+    println!(
+        "  the dashboard's figures were made {builds} times, {build_mean_ms:.1} ms each on average"
+    );
     drop(client);
     drop(spotlight);
     Ok(QueryReport {
@@ -170,6 +192,9 @@ pub async fn measure(wins: u64, samples: usize) -> anyhow::Result<QueryReport> {
         seed_seconds,
         samples,
         times,
+        // A count read back from Prometheus text: whole, and far below 2^53.
+        dashboard_builds: builds as u64,
+        dashboard_build_mean_ms: build_mean_ms,
     })
 }
 

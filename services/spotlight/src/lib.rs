@@ -98,6 +98,7 @@ impl Service for Spotlight {
                 plan: Some(config.spotlight.plan_chart_url.clone()).filter(|u| !u.is_empty()),
                 mttr: Some(config.spotlight.mttr_chart_url.clone()).filter(|u| !u.is_empty()),
             },
+            cache: dashboard::ViewCache::default(),
         });
         Ok(Component::new()
             .task(

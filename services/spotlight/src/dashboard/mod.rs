@@ -7,9 +7,12 @@
 //!
 //! Server-rendered; a few lines of script swap in fresh figures without reloading the page.
 
+mod cache;
 mod chart;
 mod page;
 mod win_page;
+
+pub use cache::ViewCache;
 
 use axum::{
     Json, Router,
@@ -45,6 +48,8 @@ pub struct DashboardState {
     pub refresh_seconds: u32,
     pub recognition: crate::config::RecognitionSettings,
     pub charts: ChartLinks,
+    /// The figures, made once for every screen that asks within a few seconds.
+    pub cache: ViewCache,
 }
 
 /// Charts scoring draws from what only it reads (events), shown on the dashboard as images.
@@ -392,13 +397,18 @@ fn win_view(w: &Win, catalog: &Catalog) -> WinView {
 async fn json(
     State(state): State<DashboardState>,
 ) -> Result<Json<DashboardView>, herald_runtime::ApiError> {
-    view(&state).await.map(Json).map_err(unavailable)
+    state
+        .cache
+        .get(&state)
+        .await
+        .map(|view| Json(view.as_ref().clone()))
+        .map_err(unavailable)
 }
 
 async fn page_handler(
     State(state): State<DashboardState>,
 ) -> Result<Html<String>, herald_runtime::ApiError> {
-    let view = view(&state).await.map_err(unavailable)?;
+    let view = state.cache.get(&state).await.map_err(unavailable)?;
     Ok(Html(render(
         &view,
         state.catalog.current().organisation(),

@@ -15,6 +15,11 @@ use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Long enough for the dashboard's kept view to age and be made again, with room for a slow run.
+fn cache_refresh_wait() -> Duration {
+    WAIT + herald_spotlight::dashboard::ViewCache::FRESH_FOR * 4
+}
+
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s)
         .expect("time")
@@ -369,10 +374,19 @@ async fn the_dashboard_shows_this_weeks_value_and_spotlight() -> anyhow::Result<
     small.occurred_at = Some(now);
     publish(&stage, &big, "w-p1").await?;
     publish(&stage, &small, "w-ritm").await?;
+    // The figures are made once for every screen and kept a few seconds: wait for a view made
+    // after both wins were counted, in every stretch.
     let url = format!("{}/", stage.http);
-    let page = herald_testkit::eventually("both wins on the dashboard", WAIT, || {
-        let url = url.clone();
+    let api = format!("{}/api/dashboard", stage.http);
+    let wait = cache_refresh_wait();
+    let page = herald_testkit::eventually("both wins on the dashboard", wait, || {
+        let (url, api) = (url.clone(), api.clone());
         async move {
+            let json = herald_testkit::raw_http::get(&api).await.ok()?;
+            let json: serde_json::Value = serde_json::from_str(&json.body).ok()?;
+            if json["last_7_days"]["wins"] != 2 || json["month"]["wins"] != 2 {
+                return None;
+            }
             let page = herald_testkit::raw_http::get(&url).await.ok()?;
             (page.status == 200 && page.body.contains("2 verified wins")).then_some(page.body)
         }
