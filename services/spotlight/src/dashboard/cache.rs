@@ -17,9 +17,12 @@ use tokio::sync::Mutex;
 use super::{DashboardState, DashboardView, view};
 use crate::store::StoreError;
 
+/// A view and when it was made.
+type Made = (Instant, Arc<DashboardView>);
+
 #[derive(Clone, Default)]
 pub struct ViewCache {
-    current: Arc<Mutex<Option<(Instant, Arc<DashboardView>)>>>,
+    current: Arc<Mutex<Option<Made>>>,
     refreshing: Arc<AtomicBool>,
 }
 
