@@ -1,6 +1,6 @@
 //! The benchmark itself, on a small load: it runs from a clean checkout against both run modes,
-//! every accepted event reaches the sink exactly once, and it writes its figures as JSON and
-//! Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
+//! every accepted event reaches the sink exactly once, the query timings read the wins they
+//! stored, and it writes its figures as JSON and Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
 //! measure how busy the machine is.)
 
 use std::time::Duration;
@@ -22,6 +22,10 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             "2",
             "--drain-seconds",
             "120",
+            "--query-wins",
+            "20000",
+            "--query-samples",
+            "20",
         ],
         Duration::from_secs(600),
     )
@@ -64,5 +68,22 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         "{report}"
     );
     assert!(stdout.contains("| saturation |"), "the table: {stdout}");
+    // The query timings read what was stored: every query found something.
+    let queries = report["queries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(queries.len(), 1, "{report}");
+    assert_eq!(queries[0]["wins"], 20_000);
+    let times = queries[0]["times"].as_array().cloned().unwrap_or_default();
+    assert!(times.len() >= 12, "{times:?}");
+    assert!(
+        times
+            .iter()
+            .all(|t| t["found"].as_u64().unwrap_or_default() > 0 && t["p99_ms"].as_f64().is_some()),
+        "{times:?}"
+    );
+    assert!(queries[0]["dashboard_builds"].as_u64().unwrap_or_default() >= 1);
+    assert!(
+        stdout.contains("| query (p50 / p99) |"),
+        "the query table: {stdout}"
+    );
     Ok(())
 }
