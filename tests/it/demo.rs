@@ -235,6 +235,13 @@ async fn a_second_demo_start_on_the_same_data_directory_adds_nothing() -> anyhow
     up.restart().await?;
     let second = replay_line(&up, 2).await?;
     assert!(second.contains("already loaded"), "{second}");
+    // It tells the sample's month as the month's value summary counts it (the middle of the
+    // sample's 30 days, so on the first of a month it is the month before, not an empty one).
+    assert!(
+        second.contains(&format!(": {} wins, ", before.value["wins"])),
+        "{second} against {}",
+        before.value
+    );
     wait_settled(&data, &grpc)
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", up.output()))?;

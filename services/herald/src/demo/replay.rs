@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use futures::StreamExt;
 use herald_catalog::Catalog;
 use herald_ingest::{
@@ -341,10 +341,21 @@ pub async fn report(grpc_url: &str, replayed: &Replayed) -> String {
     if replayed.already_loaded || (replayed.total > 0 && replayed.duplicates == replayed.total) {
         let at = sample_month(replayed.anchor.unwrap_or_else(Utc::now));
         let so_far = match month_value(grpc_url, at).await {
-            Ok((wins, hours)) => format!(
-                "; {}: {wins} wins, {hours:.0} working hours given back",
-                at.format("%B %Y")
-            ),
+            // In the demo organisation's locale; its catalog is built in, so it always parses.
+            Ok((wins, hours)) => match Catalog::from_toml_str(CATALOG) {
+                Ok(catalog) => {
+                    let organisation = catalog.organisation();
+                    format!(
+                        "; {}: {wins} wins, {} working hours given back",
+                        organisation.month_name(at.year(), at.month()),
+                        organisation.number(hours, 0)
+                    )
+                }
+                Err(_) => format!(
+                    "; {}: {wins} wins, {hours:.0} working hours given back",
+                    at.format("%B %Y")
+                ),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read this month's value from spotlight");
                 String::new()
