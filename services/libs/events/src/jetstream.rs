@@ -12,6 +12,15 @@ use crate::{
     topology::StreamSettings,
 };
 
+/// An error about `spec`'s consumer, naming its stream and durable name.
+fn consumer_error(spec: &ConsumerSpec) -> impl Fn(Cause) -> BusError + '_ {
+    move |source| BusError::Consumer {
+        stream: spec.family.stream_name().to_string(),
+        consumer: spec.durable.clone(),
+        source,
+    }
+}
+
 /// The oldest nats-server Herald runs on: nak with delay and consumer backoff arrived in 2.7, and
 /// 2.9 is what Debian ships.
 const MIN_SERVER: (u64, u64) = (2, 9);
@@ -298,11 +307,7 @@ impl Bus for JetStreamBus {
         }
         for spec in consumers {
             let stream_name = spec.family.stream_name();
-            let consumer_error = |source: Cause| BusError::Consumer {
-                stream: stream_name.to_string(),
-                consumer: spec.durable.clone(),
-                source,
-            };
+            let consumer_error = consumer_error(spec);
             let stream = self
                 .js
                 .get_stream(stream_name)
@@ -486,11 +491,7 @@ impl Bus for JetStreamBus {
 
     async fn backlog(&self, consumer: &ConsumerSpec) -> Result<Backlog, BusError> {
         let stream_name = consumer.family.stream_name();
-        let consumer_error = |source: Cause| BusError::Consumer {
-            stream: stream_name.to_string(),
-            consumer: consumer.durable.clone(),
-            source,
-        };
+        let consumer_error = consumer_error(consumer);
         let stream = self
             .js
             .get_stream_no_info(stream_name)

@@ -179,7 +179,7 @@ fn str_of<'a>(value: &'a Value, what: &str) -> &'a str {
 }
 
 /// Every string in a payload, wherever it sits.
-fn strings(value: &Value, out: &mut Vec<String>) {
+pub fn strings(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.push(s.clone()),
         Value::Array(items) => items.iter().for_each(|v| strings(v, out)),

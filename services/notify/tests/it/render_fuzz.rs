@@ -8,6 +8,8 @@ use herald_proto::v1::{Card, CreditedPerson, Link, ValueLabel, ValueLine};
 use proptest::prelude::*;
 use serde_json::Value;
 
+use crate::channels::strings;
+
 /// Herald's own link to the record: the only link any payload may carry.
 const RECORD: &str = "https://larkspur.service-now.com/nav_to.do?uri=incident.do?sys_id=1";
 
@@ -92,15 +94,6 @@ prop_compose! {
             ],
             business_service: service,
         }
-    }
-}
-
-fn strings(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-        _ => {}
     }
 }
 
