@@ -1,11 +1,16 @@
 //! Sends due deliveries: per channel in order and paced to the channel's rate (a pace shared by
-//! every replica), a burst merged into one summary, channels in parallel; retries with exponential backoff and jitter (or when the receiver says, via
-//! Retry-After); every attempt logged.
+//! every replica), a burst merged into one summary, each channel in a task of its own so a slow
+//! channel holds up nobody else; retries with exponential backoff and jitter (or when the
+//! receiver says, via Retry-After); every attempt logged.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use chrono::Utc;
-use futures::{StreamExt, future::join_all};
+use futures::StreamExt;
 use herald_events::backoff::Backoff;
 use herald_proto::v1::AnnouncementKind;
 use tokio::sync::Notify;
@@ -96,37 +101,76 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown`; an attempt under way is finished first.
+    /// Runs until `shutdown`; attempts under way are finished first. Each channel's deliveries
+    /// go out in a task of their own, so a channel that is slow or hangs holds up only itself:
+    /// while its task runs, claims leave that channel's deliveries for later.
     pub async fn run(self, shutdown: CancellationToken) {
-        let lease = self.lease();
+        let this = Arc::new(self);
+        let lease = this.lease();
+        let busy: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+        // Woken when a channel's task ends, so what waited for that channel is claimed at once.
+        let freed = Arc::new(Notify::new());
+        let mut sending = tokio::task::JoinSet::new();
         while !shutdown.is_cancelled() {
-            match self.store.take_interrupted(lease).await {
+            while let Some(ended) = sending.try_join_next() {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "a channel's sending task failed");
+                }
+            }
+            match this.store.take_interrupted(lease).await {
                 Ok(interrupted) => {
                     for claimed in interrupted {
-                        self.settle_interrupted(&claimed).await;
+                        this.settle_interrupted(&claimed).await;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read interrupted deliveries; will try again")
                 }
             }
-            match self.store.claim_due(BATCH, lease).await {
+            let busy_now: Vec<String> = busy_channels(&busy);
+            match this.store.claim_due_except(&busy_now, BATCH, lease).await {
                 Ok(claimed) if !claimed.is_empty() => {
-                    self.send_batch(claimed).await;
+                    let claimed_at = tokio::time::Instant::now();
+                    for (channel, deliveries) in by_channel(claimed) {
+                        if let Ok(mut busy) = busy.lock() {
+                            busy.insert(channel.clone());
+                        }
+                        let (this, busy, freed) = (this.clone(), busy.clone(), freed.clone());
+                        sending.spawn(async move {
+                            this.send_channel(channel.clone(), deliveries, claimed_at)
+                                .await;
+                            if let Ok(mut busy) = busy.lock() {
+                                busy.remove(&channel);
+                            }
+                            freed.notify_one();
+                        });
+                    }
                     continue;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read due deliveries; will try again"),
             }
-            let wait = match self.store.next_due().await {
-                Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-                _ => self.settings.poll_interval,
+            // While a channel is busy, its own due deliveries would make the next due time "now":
+            // wait for a wake, a channel coming free or the poll interval instead.
+            let wait = if busy_now.is_empty() {
+                match this.store.next_due().await {
+                    Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                    _ => this.settings.poll_interval,
+                }
+            } else {
+                this.settings.poll_interval
             }
-            .clamp(Duration::from_millis(10), self.settings.poll_interval);
+            .clamp(Duration::from_millis(10), this.settings.poll_interval);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = this.wake.notified() => {}
+                _ = freed.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        while let Some(ended) = sending.join_next().await {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "a channel's sending task failed");
             }
         }
         tracing::info!("dispatcher stopped");
@@ -135,20 +179,6 @@ impl Dispatcher {
     /// How long a claim holds: one attempt's timeout twice over, and some.
     fn lease(&self) -> Duration {
         self.settings.request_timeout * 2 + Duration::from_secs(5)
-    }
-
-    async fn send_batch(&self, claimed: Vec<Claimed>) {
-        let mut by_channel: HashMap<String, Vec<Claimed>> = HashMap::new();
-        for c in claimed {
-            by_channel.entry(c.channel.clone()).or_default().push(c);
-        }
-        let claimed_at = tokio::time::Instant::now();
-        join_all(
-            by_channel
-                .into_iter()
-                .map(|(channel, deliveries)| self.send_channel(channel, deliveries, claimed_at)),
-        )
-        .await;
     }
 
     /// Waits for this channel's next sending slot, shared with every other replica. `false` when
@@ -447,4 +477,20 @@ fn attempt_span(claimed: &Claimed, channel: &str) -> tracing::Span {
         );
     }
     span
+}
+
+/// The channels this replica is sending to now.
+fn busy_channels(busy: &std::sync::Mutex<HashSet<String>>) -> Vec<String> {
+    busy.lock()
+        .map(|busy| busy.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Claimed deliveries per channel, each channel's in the order they were claimed.
+fn by_channel(claimed: Vec<Claimed>) -> HashMap<String, Vec<Claimed>> {
+    let mut by_channel: HashMap<String, Vec<Claimed>> = HashMap::new();
+    for c in claimed {
+        by_channel.entry(c.channel.clone()).or_default().push(c);
+    }
+    by_channel
 }

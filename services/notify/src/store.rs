@@ -257,7 +257,18 @@ impl Store {
     /// Claims up to `limit` due pending deliveries for `lease`. Replicas never claim the same row;
     /// an attempt whose dispatcher vanished is [`Store::take_interrupted`]'s, not this.
     pub async fn claim_due(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        self.claim(None, limit, lease).await
+        self.claim(Channels::All, limit, lease).await
+    }
+
+    /// The same, leaving out the deliveries to `busy` channels: this replica is still sending to
+    /// them, and what waits for them is claimed when they are free.
+    pub async fn claim_due_except(
+        &self,
+        busy: &[String],
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim(Channels::Except(busy), limit, lease).await
     }
 
     /// Claims up to `limit` due pending deliveries to `channel`: what arrived for it while its
@@ -268,12 +279,12 @@ impl Store {
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim(Some(channel), limit, lease).await
+        self.claim(Channels::Only(channel), limit, lease).await
     }
 
     async fn claim(
         &self,
-        channel: Option<&str>,
+        channels: Channels<'_>,
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
@@ -283,10 +294,17 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let only = if channel.is_some() {
-            "AND channel = $4"
-        } else {
-            ""
+        let only = match channels {
+            Channels::All => String::new(),
+            Channels::Only(_) => "AND channel = $4".to_string(),
+            Channels::Except([]) => String::new(),
+            Channels::Except(busy) => format!(
+                "AND channel NOT IN ({})",
+                (4..4 + busy.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         let sql = format!(
             "UPDATE deliveries
@@ -302,8 +320,14 @@ impl Store {
             .bind(limit)
             .bind(millis(now) + duration_ms(lease))
             .bind(millis(now));
-        if let Some(channel) = channel {
-            query = query.bind(channel.to_string());
+        match channels {
+            Channels::All => {}
+            Channels::Only(channel) => query = query.bind(channel.to_string()),
+            Channels::Except(busy) => {
+                for channel in busy {
+                    query = query.bind(channel.clone());
+                }
+            }
         }
         let rows = query.fetch_all(&self.pool).await?;
         let mut claimed: Vec<Claimed> = rows.into_iter().map(claimed_of).collect();
@@ -693,6 +717,14 @@ impl Store {
         }
         Ok(deliveries)
     }
+}
+
+/// Which channels' deliveries a claim takes.
+#[derive(Clone, Copy)]
+enum Channels<'a> {
+    All,
+    Only(&'a str),
+    Except(&'a [String]),
 }
 
 fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {

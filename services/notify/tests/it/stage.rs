@@ -401,3 +401,66 @@ async fn a_receiver_that_does_not_answer_in_time_is_tried_again() -> anyhow::Res
     assert_eq!(delivered.attempt_log[1].http_status, 200);
     stage.stop().await
 }
+
+/// A channel that hangs holds up only itself: while the webhook takes its time over the first
+/// announcement, the next one reaches Slack at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_channel_does_not_hold_up_the_others() -> anyhow::Result<()> {
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    let hang = Duration::from_secs(12);
+    hook.script([Reply::status(200).after(hang)]);
+    let toml = format!(
+        r#"
+[notify]
+allow_private_networks = true
+poll_interval = "100ms"
+request_timeout = "30s"
+
+[[notify.channels]]
+name = "slack-wins"
+kind = "slack"
+url = "{slack}"
+min_interval = "10ms"
+
+[[notify.channels]]
+name = "bi-hook"
+kind = "webhook"
+url = "{hook}"
+secret = "{WEBHOOK_SECRET}"
+
+[[notify.routes]]
+name = "wins-to-slack"
+channel = "slack-wins"
+
+[[notify.routes]]
+name = "wins-to-bi"
+channel = "bi-hook"
+"#,
+        slack = slack.url("/services/T000/B000/XXXX"),
+        hook = hook.url("/herald"),
+    );
+    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    announce(&stage, &announcement("a-slow", 5000.0), "a-slow").await?;
+    slack.wait_for("/services/T000/B000/XXXX", 1, WAIT).await?;
+    hook.wait_for("/herald", 1, WAIT).await?;
+    // The webhook now holds a-slow's request; a-next goes to both channels.
+    announce(&stage, &announcement("a-next", 6000.0), "a-next").await?;
+    slack
+        .wait_for("/services/T000/B000/XXXX", 2, hang / 2)
+        .await?;
+    let answered = stage
+        .deliveries("a-slow", Some(DeliveryStatus::Delivered))
+        .await?
+        .deliveries
+        .into_iter()
+        .any(|d| d.route == "wins-to-bi");
+    assert!(
+        !answered,
+        "Slack had to wait for the hanging webhook to answer"
+    );
+    // The webhook still gets both, in order, once it answers.
+    delivery_in(&stage, "a-slow", "wins-to-bi", DeliveryStatus::Delivered).await?;
+    delivery_in(&stage, "a-next", "wins-to-bi", DeliveryStatus::Delivered).await?;
+    stage.stop().await
+}
