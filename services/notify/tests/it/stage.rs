@@ -63,6 +63,15 @@ fn announcement(id: &str, value: f64) -> Announcement {
 
 /// Notify in-process, with a Slack channel and a signed webhook pointing at the receivers.
 async fn start(slack: &HttpReceiver, hook: &HttpReceiver) -> anyhow::Result<InProcess> {
+    start_with_timeout(slack, hook, "1s").await
+}
+
+/// The same, waiting `request_timeout` for an answer.
+async fn start_with_timeout(
+    slack: &HttpReceiver,
+    hook: &HttpReceiver,
+    request_timeout: &str,
+) -> anyhow::Result<InProcess> {
     let toml = format!(
         r#"
 [notify]
@@ -71,7 +80,7 @@ retry_base = "100ms"
 retry_max = "2s"
 max_attempts = 4
 poll_interval = "100ms"
-request_timeout = "1s"
+request_timeout = "{request_timeout}"
 
 [[notify.channels]]
 name = "slack-wins"
@@ -410,37 +419,8 @@ async fn a_hanging_channel_does_not_hold_up_the_others() -> anyhow::Result<()> {
     let hook = HttpReceiver::start().await?;
     let hang = Duration::from_secs(12);
     hook.script([Reply::status(200).after(hang)]);
-    let toml = format!(
-        r#"
-[notify]
-allow_private_networks = true
-poll_interval = "100ms"
-request_timeout = "30s"
-
-[[notify.channels]]
-name = "slack-wins"
-kind = "slack"
-url = "{slack}"
-min_interval = "10ms"
-
-[[notify.channels]]
-name = "bi-hook"
-kind = "webhook"
-url = "{hook}"
-secret = "{WEBHOOK_SECRET}"
-
-[[notify.routes]]
-name = "wins-to-slack"
-channel = "slack-wins"
-
-[[notify.routes]]
-name = "wins-to-bi"
-channel = "bi-hook"
-"#,
-        slack = slack.url("/services/T000/B000/XXXX"),
-        hook = hook.url("/herald"),
-    );
-    let stage = InProcess::start::<herald_notify::Notify>(&toml, std::path::Path::new(".")).await?;
+    // Long enough that the webhook's hang is a wait, not a timeout.
+    let stage = start_with_timeout(&slack, &hook, "30s").await?;
     announce(&stage, &announcement("a-slow", 5000.0), "a-slow").await?;
     slack.wait_for("/services/T000/B000/XXXX", 1, WAIT).await?;
     hook.wait_for("/herald", 1, WAIT).await?;
