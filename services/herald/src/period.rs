@@ -17,6 +17,23 @@ pub enum PeriodArg {
     Season,
 }
 
+/// `--period` (a month unless given) and `--at`, for the commands that read one period's figures.
+#[derive(clap::Args)]
+pub struct PeriodChoice {
+    #[arg(long, value_enum, default_value = "month")]
+    period: PeriodArg,
+    /// A day inside the period (YYYY-MM-DD or RFC 3339); today when absent.
+    #[arg(long)]
+    at: Option<String>,
+}
+
+impl PeriodChoice {
+    /// The chosen period, as the spotlight API takes it.
+    pub fn period(&self) -> anyhow::Result<Period> {
+        period(self.period, self.at.as_deref())
+    }
+}
+
 /// The period of `kind` holding `at` (today when absent).
 pub fn period(kind: PeriodArg, at: Option<&str>) -> anyhow::Result<Period> {
     let at = at.map(parse_at).transpose()?.map(to_timestamp);

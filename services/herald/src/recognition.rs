@@ -9,18 +9,15 @@ use serde_json::json;
 
 use crate::{
     client::{Api, SpotlightAddress, status_error},
-    period::{PeriodArg, period},
+    period::PeriodChoice,
 };
 
 /// Per team and role: how many people were credited in the period; per team, who has had no
 /// credited win for `[spotlight.recognition] unrecognised_weeks` weeks.
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum, default_value = "month")]
-    period: PeriodArg,
-    /// A day inside the period (YYYY-MM-DD or RFC 3339); today when absent.
-    #[arg(long)]
-    at: Option<String>,
+    #[command(flatten)]
+    period: PeriodChoice,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -33,7 +30,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut client = SpotlightClient::new(target.connect().await?);
     let spread = client
         .get_recognition_spread(GetRecognitionSpreadRequest {
-            period: Some(period(args.period, args.at.as_deref())?),
+            period: Some(args.period.period()?),
         })
         .await
         .map_err(|s| status_error(Api::Spotlight, s))?

@@ -9,17 +9,14 @@ use serde_json::json;
 use crate::{
     client::{Api, SpotlightAddress, status_error},
     format::money,
-    period::{PeriodArg, period},
+    period::PeriodChoice,
 };
 
 /// The value delivered in a week or month, by label.
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum, default_value = "month")]
-    period: PeriodArg,
-    /// A day inside the period (YYYY-MM-DD or RFC 3339); today when absent.
-    #[arg(long)]
-    at: Option<String>,
+    #[command(flatten)]
+    period: PeriodChoice,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -32,7 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut client = SpotlightClient::new(target.connect().await?);
     let summary = client
         .get_value_summary(GetValueSummaryRequest {
-            period: Some(period(args.period, args.at.as_deref())?),
+            period: Some(args.period.period()?),
         })
         .await
         .map_err(|s| status_error(Api::Spotlight, s))?
