@@ -155,18 +155,7 @@ pub async fn standalone(webhook: &str) -> anyhow::Result<Target> {
     let config = dir.path().join("herald.toml");
     std::fs::write(&config, self::config(webhook, &|_| String::new()))?;
     let (http, grpc) = (free_port()?, free_port()?);
-    let args: Vec<String> = [
-        "up".to_string(),
-        "--config".into(),
-        config.display().to_string(),
-        "--data-dir".into(),
-        dir.path().join("data").display().to_string(),
-        "--http".into(),
-        format!("127.0.0.1:{http}"),
-        "--grpc".into(),
-        format!("127.0.0.1:{grpc}"),
-    ]
-    .into();
+    let args = herald_testkit::herald_up_args(&config, &dir.path().join("data"), http, grpc);
     let process = ServiceProcess::spawn("herald", &args, &env()).await?;
     wait_ready(http, &process).await?;
     Ok(Target {

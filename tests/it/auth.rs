@@ -193,18 +193,7 @@ async fn with_a_certificate_both_listeners_speak_tls_only() -> anyhow::Result<()
         format!("[tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n"),
     )?;
     let (http, grpc) = (herald_testkit::free_port()?, herald_testkit::free_port()?);
-    let args: Vec<String> = [
-        "up".to_string(),
-        "--config".into(),
-        config.display().to_string(),
-        "--data-dir".into(),
-        dir.path().join("data").display().to_string(),
-        "--http".into(),
-        format!("127.0.0.1:{http}"),
-        "--grpc".into(),
-        format!("127.0.0.1:{grpc}"),
-    ]
-    .into();
+    let args = herald_testkit::herald_up_args(&config, &dir.path().join("data"), http, grpc);
     let mut herald = herald_testkit::ServiceProcess::spawn("herald", &args, &[]).await?;
     let result = check_tls(http, grpc, &cert).await;
     if result.is_err() {

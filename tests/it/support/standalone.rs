@@ -75,20 +75,8 @@ channel = "bi"
             ),
         )?;
         let (http_port, grpc_port) = (free_port()?, free_port()?);
-        let args: Vec<String> = [
-            "up",
-            "--config",
-            &config.display().to_string(),
-            "--data-dir",
-            &dir.path().join("data").display().to_string(),
-            "--http",
-            &format!("127.0.0.1:{http_port}"),
-            "--grpc",
-            &format!("127.0.0.1:{grpc_port}"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args =
+            herald_testkit::herald_up_args(&config, &dir.path().join("data"), http_port, grpc_port);
         let env = vec![("RUST_LIB_BACKTRACE".to_string(), "0".to_string())];
         let process = ServiceProcess::spawn("herald", &args, &env).await?;
         let standalone = Self {

@@ -236,6 +236,24 @@ impl InProcess {
 
     /// Notify's deliveries of `announcement` (every announcement when empty) in `status` (any
     /// when `None`), with their attempt logs.
+    /// Waits up to `wait` until `announcement` has a delivery in `status`, and returns the first.
+    pub async fn first_delivery(
+        &self,
+        announcement: &str,
+        status: herald_proto::v1::DeliveryStatus,
+        wait: Duration,
+    ) -> anyhow::Result<herald_proto::v1::Delivery> {
+        crate::eventually(
+            &format!("a delivery of {announcement} {status:?}"),
+            wait,
+            || async {
+                let list = self.deliveries(announcement, Some(status)).await.ok()?;
+                list.deliveries.into_iter().next()
+            },
+        )
+        .await
+    }
+
     pub async fn deliveries(
         &self,
         announcement: &str,

@@ -22,7 +22,7 @@ pub use in_process::InProcess;
 pub use nats::{NatsCluster, NatsServer};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use postgres::TestDatabase;
-pub use process::{ServiceProcess, binary};
+pub use process::{ServiceProcess, binary, herald_up_args};
 pub use receiver::{HttpReceiver, ReceivedRequest, Reply};
 pub use smtp_sink::{SinkTls, SmtpExchange, SmtpSink};
 pub use wait::eventually;

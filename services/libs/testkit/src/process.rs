@@ -223,3 +223,19 @@ impl ServiceProcess {
         &self.name
     }
 }
+
+/// The arguments of `herald up` with `config`, in `data_dir`, listening on 127.0.0.1 at `http` and
+/// `grpc`.
+pub fn herald_up_args(config: &Path, data_dir: &Path, http: u16, grpc: u16) -> Vec<String> {
+    vec![
+        "up".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--http".into(),
+        format!("127.0.0.1:{http}"),
+        "--grpc".into(),
+        format!("127.0.0.1:{grpc}"),
+    ]
+}

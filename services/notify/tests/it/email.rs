@@ -155,14 +155,9 @@ async fn an_announcement_is_mailed_as_text_then_html_to_every_recipient() -> any
     }
     assert!(text.contains("restored <fast> & well"), "{text}");
     assert!(html.contains("restored &lt;fast&gt; &amp; well"), "{html}");
-    let delivered = herald_testkit::eventually("delivered", WAIT, || async {
-        let list = stage
-            .deliveries(&a.id, Some(DeliveryStatus::Delivered))
-            .await
-            .ok()?;
-        list.deliveries.into_iter().next()
-    })
-    .await?;
+    let delivered = stage
+        .first_delivery(&a.id, DeliveryStatus::Delivered, WAIT)
+        .await?;
     assert_eq!(delivered.attempt_log.len(), 1);
     assert_eq!(
         delivered.attempt_log[0].outcome,
@@ -236,14 +231,9 @@ async fn a_relay_on_a_private_address_is_refused_unless_allowed() -> anyhow::Res
     stage
         .publish("herald.announcements.headline_win", &a.id, &a)
         .await?;
-    let failed = herald_testkit::eventually("refused", WAIT, || async {
-        let list = stage
-            .deliveries(&a.id, Some(DeliveryStatus::Failed))
-            .await
-            .ok()?;
-        list.deliveries.into_iter().next()
-    })
-    .await?;
+    let failed = stage
+        .first_delivery(&a.id, DeliveryStatus::Failed, WAIT)
+        .await?;
     assert_eq!(failed.attempts, 1);
     assert!(
         failed.last_error.contains("private or reserved"),
@@ -508,14 +498,9 @@ async fn recipients_come_from_the_catalog_and_a_digest_can_be_left_in_one_click(
     stage
         .publish("herald.announcements.digest", &next.id, &next)
         .await?;
-    let delivered = herald_testkit::eventually("second digest delivered", WAIT, || async {
-        let list = stage
-            .deliveries(&next.id, Some(DeliveryStatus::Delivered))
-            .await
-            .ok()?;
-        list.deliveries.into_iter().next()
-    })
-    .await?;
+    let delivered = stage
+        .first_delivery(&next.id, DeliveryStatus::Delivered, WAIT)
+        .await?;
     assert!(
         delivered.attempt_log[0]
             .answer

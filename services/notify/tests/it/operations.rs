@@ -172,14 +172,9 @@ async fn a_delivery_is_replayed_on_request_with_a_fresh_budget() -> anyhow::Resu
     stage
         .publish("herald.announcements.headline_win", &a.id, &a)
         .await?;
-    let failed = herald_testkit::eventually("failed delivery", WAIT, || async {
-        let list = stage
-            .deliveries(&a.id, Some(DeliveryStatus::Failed))
-            .await
-            .ok()?;
-        list.deliveries.into_iter().next()
-    })
-    .await?;
+    let failed = stage
+        .first_delivery(&a.id, DeliveryStatus::Failed, WAIT)
+        .await?;
     assert_eq!(failed.attempts, 1);
     assert!(
         failed.last_error.contains("schema"),

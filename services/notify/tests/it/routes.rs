@@ -193,14 +193,9 @@ async fn a_win_in_quiet_hours_is_held_until_they_end() -> anyhow::Result<()> {
         &announcement("night", 50_000.0, ValueLabel::Avoided),
     )
     .await?;
-    let held = herald_testkit::eventually("a held delivery", WAIT, || async {
-        let list = stage
-            .deliveries("night", Some(DeliveryStatus::Pending))
-            .await
-            .ok()?;
-        list.deliveries.into_iter().next()
-    })
-    .await?;
+    let held = stage
+        .first_delivery("night", DeliveryStatus::Pending, WAIT)
+        .await?;
     let window_start = end
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
@@ -239,14 +234,9 @@ async fn a_held_win_is_sent_when_quiet_hours_end() -> anyhow::Result<()> {
     );
     let stage = start(&a, &b, &routes).await?;
     announce(&stage, &announcement("dawn", 50_000.0, ValueLabel::Avoided)).await?;
-    let held = herald_testkit::eventually("a held delivery", WAIT, || async {
-        let list = stage
-            .deliveries("dawn", Some(DeliveryStatus::Pending))
-            .await
-            .ok()?;
-        list.deliveries.into_iter().next()
-    })
-    .await?;
+    let held = stage
+        .first_delivery("dawn", DeliveryStatus::Pending, WAIT)
+        .await?;
     assert_eq!(
         held.next_attempt_at.map(|t| t.seconds),
         Some(end.timestamp())
