@@ -2,14 +2,14 @@
 //! withdraw credit and the ledger of every change. Unique keys make every write idempotent, because
 //! redelivery happens.
 
+mod batch;
 pub mod report;
 pub mod rescore;
 mod stories;
 mod verification;
 
 use chrono::{DateTime, Utc};
-use herald_proto::v1::{CreditSubject, EventKind, ItsmEvent, Source, ValueLabel, Win, WinStatus};
-use herald_runtime::db::millis;
+use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
 use prost::Message;
 use sqlx::{AnyPool, Row};
 
@@ -138,35 +138,33 @@ impl Store {
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
     ) -> Result<Vec<Recorded>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut recorded = Vec::with_capacity(batch.len());
-        for (event, outcome) in batch {
-            let kind = outcome
-                .result
-                .as_ref()
-                .ok()
-                .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
-            let (signals, windows) =
-                crate::verification::prepare(event, kind, &settings.verification, now);
-            let cap = match (settings.credit.max_credit_per_person_per_day, windows) {
-                (Some(per_person), Some(windows)) => {
-                    Some(DailyCap::on(per_person, windows.outcome_at, tz))
-                }
-                _ => None,
-            };
-            recorded.push(
-                record_in(
-                    &mut tx,
+        let items: Vec<batch::Item<'_>> = batch
+            .iter()
+            .map(|(event, outcome)| {
+                let kind = outcome
+                    .result
+                    .as_ref()
+                    .ok()
+                    .map(|s| EventKind::try_from(s.win.kind).unwrap_or(EventKind::Unspecified));
+                let (signals, windows) =
+                    crate::verification::prepare(event, kind, &settings.verification, now);
+                let cap = match (settings.credit.max_credit_per_person_per_day, windows) {
+                    (Some(per_person), Some(windows)) => {
+                        Some(DailyCap::on(per_person, windows.outcome_at, tz))
+                    }
+                    _ => None,
+                };
+                batch::Item {
                     event,
                     outcome,
-                    &signals,
+                    signals,
                     windows,
-                    cap.as_ref(),
-                    now,
-                )
-                .await?,
-            );
-        }
+                    cap,
+                }
+            })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        let recorded = batch::record(&mut tx, &items, now).await?;
         tx.commit().await?;
         Ok(recorded)
     }
@@ -183,8 +181,18 @@ impl Store {
         cap: Option<&DailyCap>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
+        let item = batch::Item {
+            event,
+            outcome,
+            signals: signals.to_vec(),
+            windows,
+            cap: cap.copied(),
+        };
         let mut tx = self.pool.begin().await?;
-        let recorded = record_in(&mut tx, event, outcome, signals, windows, cap, now).await?;
+        let recorded = batch::record(&mut tx, std::slice::from_ref(&item), now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Db(sqlx::Error::Protocol("no event was recorded".into())))?;
         tx.commit().await?;
         Ok(recorded)
     }
@@ -241,153 +249,6 @@ impl Store {
     }
 }
 
-/// [`Store::record`] inside a transaction the caller commits.
-async fn record_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    event: &ItsmEvent,
-    outcome: &Outcome,
-    signals: &[Signal],
-    windows: Option<Windows>,
-    cap: Option<&DailyCap>,
-    now: DateTime<Utc>,
-) -> Result<Recorded, StoreError> {
-    let result = &outcome.result;
-    let record = event.record.clone().unwrap_or_default();
-    let (verdict, note) = match result {
-        Ok(_) => ("win", None),
-        Err(NoValue(reason)) => ("no_value", Some(reason.as_str())),
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(
-        Source::try_from(event.source)
-            .map(|s| s.token())
-            .unwrap_or("unspecified"),
-    )
-    .bind(token_of_kind(event.kind))
-    .bind(&record.number)
-    .bind(herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis))
-    .bind(verdict)
-    .bind(note)
-    .bind(millis(now))
-    // Kept for `herald rescore`, which replays events under another catalog.
-    .bind(event.encode_to_vec())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return recorded_before(tx, &event.id).await;
-    }
-    let mut publish = Vec::new();
-    for signal in signals {
-        publish.extend(verification::apply_signal(tx, signal, now).await?);
-    }
-    if let Some(praise) = &outcome.praise {
-        stories::keep_praise(tx, event, praise, now).await?;
-    }
-    if let Some(metric) = &outcome.delivery {
-        stories::count_delivery(tx, event, metric).await?;
-    }
-    if let Some(lesson) = &outcome.lesson {
-        publish.extend(stories::record_lesson(tx, lesson, now).await?);
-    }
-    let (Ok(scored), Some(windows)) = (result, windows) else {
-        return Ok(Recorded {
-            new: true,
-            win: None,
-            publish,
-        });
-    };
-    let mut win = scored.win.clone();
-    win.praise = stories::praise_for(tx, &win).await?;
-    if let Some(cap) = cap {
-        let people: Vec<&str> = win
-            .credits
-            .iter()
-            .filter(|c| c.subject == CreditSubject::Person as i32)
-            .map(|c| c.id.as_str())
-            .collect();
-        let today = stories::credited_between(tx, &people, cap.start, cap.end).await?;
-        win.credits = crate::credit::cap_daily(win.credits, &today, cap.per_person);
-    }
-    let withdrawn_by =
-        verification::signal_against(tx, &win, record.configuration_item.as_deref(), &windows)
-            .await?;
-    verification::set_initial_status(&mut win, &windows, withdrawn_by.as_ref(), now);
-    let value = win.value.clone().unwrap_or_default();
-    let created = sqlx::query(
-        "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
-                           business_service, team, label, amount, currency, hours, headline, payload,
-                           created_at, status, outcome_at, confirm_at, revocable_until,
-                           configuration_item, status_reason, status_at, publish_pending)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                 $19, $20, $21, $22, $23, $24)
-         ON CONFLICT (outcome_key) DO NOTHING",
-    )
-    .bind(&win.id)
-    .bind(&scored.outcome_key)
-    .bind(&win.event_id)
-    .bind(Source::try_from(win.source).map(|s| s.token()).unwrap_or("unspecified"))
-    .bind(token_of_kind(win.kind))
-    .bind(&win.record_number)
-    .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
-    .bind(&win.business_service)
-    .bind(&win.team)
-    .bind(ValueLabel::try_from(value.label).map(|l| l.token()).unwrap_or("unspecified"))
-    .bind(value.amount)
-    .bind(&value.currency)
-    .bind(value.hours)
-    .bind(&win.headline)
-    .bind(win.encode_to_vec())
-    .bind(millis(now))
-    .bind(status_token(win.status))
-    .bind(millis(windows.outcome_at))
-    .bind(millis(windows.confirm_at))
-    .bind(millis(windows.revocable_until))
-    .bind(&record.configuration_item)
-    .bind(&win.status_reason)
-    .bind(millis(now))
-    .bind(i32::from(win.status == WinStatus::Confirmed as i32))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if created == 0 {
-        // Another event (the "closed" push after the "resolved" one) already credited this outcome.
-        sqlx::query(
-            "UPDATE events SET outcome = 'same_outcome', win_id = (SELECT id FROM wins WHERE outcome_key = $2),
-                    note = 'this outcome was already credited by an earlier event'
-             WHERE id = $1",
-        )
-        .bind(&event.id)
-        .bind(&scored.outcome_key)
-        .execute(&mut **tx)
-        .await?;
-        return Ok(Recorded {
-            new: true,
-            win: None,
-            publish,
-        });
-    }
-    insert_credits(tx, &win).await?;
-    verification::ledger_for_new_win(tx, &win, now).await?;
-    sqlx::query("UPDATE events SET win_id = $2 WHERE id = $1")
-        .bind(&event.id)
-        .bind(&win.id)
-        .execute(&mut **tx)
-        .await?;
-    if win.status == WinStatus::Confirmed as i32 {
-        publish.push(win.clone());
-    }
-    Ok(Recorded {
-        new: true,
-        win: Some(win),
-        publish,
-    })
-}
-
 /// A redelivered event: what it produced, and its win again if that still waits to be published
 /// (the first delivery may have died between the commit and the publish).
 async fn recorded_before(
@@ -432,32 +293,6 @@ async fn event_outcome_on(
         note: row.get("note"),
         win,
     }))
-}
-
-/// Who got which share of a win: one row per team or person.
-async fn insert_credits(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    win: &Win,
-) -> Result<(), StoreError> {
-    for credit in &win.credits {
-        sqlx::query(
-            "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&win.id)
-        .bind(
-            CreditSubject::try_from(credit.subject)
-                .map(|s| s.token())
-                .unwrap_or("unspecified"),
-        )
-        .bind(&credit.id)
-        .bind(&credit.role)
-        .bind(credit.share)
-        .bind(credit.amount)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 fn status_token(status: i32) -> &'static str {

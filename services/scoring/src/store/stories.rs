@@ -2,8 +2,6 @@
 //! first), lessons learned (published at once: a failure is a fact, not an outcome to verify), the
 //! deployments and merges counted for delivery metrics, and the daily credit cap's running totals.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{ItsmEvent, RequesterPraise, Source, Win, WinStatus};
 use herald_runtime::db::millis;
@@ -74,26 +72,6 @@ fn requester_praise(praise: &Praise) -> RequesterPraise {
     }
 }
 
-/// Praise that arrived before the win it rates.
-pub(super) async fn praise_for(
-    tx: &mut Transaction<'static, Any>,
-    win: &Win,
-) -> Result<Option<RequesterPraise>, StoreError> {
-    let row = sqlx::query(
-        "SELECT quote, requester, score FROM praise WHERE source = $1 AND record_number = $2
-         ORDER BY at DESC LIMIT 1",
-    )
-    .bind(source_token(win.source))
-    .bind(&win.record_number)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|r| RequesterPraise {
-        quote: r.get("quote"),
-        requester: r.get("requester"),
-        score: r.get("score"),
-    }))
-}
-
 /// Records a lesson, confirmed at once; returns it when new, to publish.
 pub(super) async fn record_lesson(
     tx: &mut Transaction<'static, Any>,
@@ -157,29 +135,4 @@ pub(super) async fn count_delivery(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// What each of `people` has been credited for outcomes on the day `[start, end)`, in wins still
-/// standing, for the daily cap.
-pub(super) async fn credited_between(
-    tx: &mut Transaction<'static, Any>,
-    people: &[&str],
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Result<HashMap<String, f64>, StoreError> {
-    let mut totals = HashMap::new();
-    for person in people {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(c.amount), 0.0) AS total FROM credits c JOIN wins w ON w.id = c.win_id
-             WHERE c.subject = 'person' AND c.subject_id = $1 AND w.status <> 'revoked'
-               AND w.outcome_at >= $2 AND w.outcome_at < $3",
-        )
-        .bind(*person)
-        .bind(millis(start))
-        .bind(millis(end))
-        .fetch_one(&mut **tx)
-        .await?;
-        totals.insert((*person).to_string(), row.get::<f64, _>("total"));
-    }
-    Ok(totals)
 }

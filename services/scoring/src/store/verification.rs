@@ -4,174 +4,27 @@
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, Source, Win, WinStatus},
+    v1::{EventKind, Win, WinStatus},
 };
-use herald_runtime::db::{from_millis, millis};
+use herald_runtime::{
+    db::{from_millis, millis},
+    store::numbered_rows,
+};
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError, decode, status_token};
-use crate::verification::{Signal, SignalKind, Windows};
+use super::{
+    Store, StoreError,
+    batch::{Candidate, signals_against},
+    decode, status_token,
+};
+use crate::verification::{Signal, Windows};
 
 /// Rows a pass confirms or publishes at most, so one pass never holds a transaction for long.
 const BATCH: i64 = 500;
 
-/// `$first, $first+1, …` for an `IN (…)` list of `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Stores a signal and withdraws every win it falls inside the window of. Returns the withdrawn
-/// wins that had been confirmed (their withdrawal must be published; a provisional one was never
-/// public).
-pub(super) async fn apply_signal(
-    tx: &mut Transaction<'static, Any>,
-    signal: &Signal,
-    now: DateTime<Utc>,
-) -> Result<Vec<Win>, StoreError> {
-    sqlx::query(
-        "INSERT INTO signals (event_id, source, kind, record_number, at, business_service, configuration_item)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&signal.event_id)
-    .bind(signal.source.token())
-    .bind(signal.kind.token())
-    .bind(&signal.record_number)
-    .bind(millis(signal.at))
-    .bind(&signal.business_service)
-    .bind(&signal.configuration_item)
-    .execute(&mut **tx)
-    .await?;
-
-    let kinds: Vec<&str> = signal.kind.withdraws().iter().map(|k| k.token()).collect();
-    let rows = if signal.kind.same_record() {
-        let sql = format!(
-            "SELECT id, payload FROM wins
-             WHERE source = $1 AND record_number = $2 AND status <> 'revoked'
-               AND outcome_at < $3 AND revocable_until >= $3 AND kind IN ({})",
-            placeholders(4, kinds.len())
-        );
-        // Only placeholders are spliced in (`$4, $5, …`); every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(signal.source.token())
-            .bind(&signal.record_number)
-            .bind(millis(signal.at));
-        for kind in &kinds {
-            query = query.bind(*kind);
-        }
-        query.fetch_all(&mut **tx).await?
-    } else {
-        let sql = format!(
-            "SELECT id, payload FROM wins
-             WHERE status <> 'revoked' AND outcome_at < $1 AND revocable_until >= $1
-               AND (business_service = $2 OR configuration_item = $3) AND kind IN ({})",
-            placeholders(4, kinds.len())
-        );
-        // Only placeholders are spliced in (`$4, $5, …`); every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(millis(signal.at))
-            .bind(&signal.business_service)
-            .bind(&signal.configuration_item);
-        for kind in &kinds {
-            query = query.bind(*kind);
-        }
-        query.fetch_all(&mut **tx).await?
-    };
-    let mut published = Vec::new();
-    for row in rows {
-        let id: String = row.get("id");
-        let mut win = decode(&id, row.get::<Vec<u8>, _>("payload"))?;
-        let was_public = win.status != WinStatus::Provisional as i32;
-        revoke(&mut win, &signal.reason(), now);
-        write_status(tx, &win, was_public).await?;
-        ledger(tx, &win, "revoked", now, Some(&win.status_reason)).await?;
-        if was_public {
-            published.push(win);
-        }
-    }
-    Ok(published)
-}
-
-/// A signal already seen that withdraws `win` (it arrived before the outcome did).
-pub(super) async fn signal_against(
-    tx: &mut Transaction<'static, Any>,
-    win: &Win,
-    configuration_item: Option<&str>,
-    windows: &Windows,
-) -> Result<Option<Signal>, StoreError> {
-    let kind = EventKind::try_from(win.kind).unwrap_or(EventKind::Unspecified);
-    let applicable: Vec<SignalKind> = [
-        SignalKind::Reopen,
-        SignalKind::Rollback,
-        SignalKind::RelatedIncident,
-        SignalKind::SlaBreach,
-    ]
-    .into_iter()
-    .filter(|s| s.withdraws().contains(&kind))
-    .collect();
-    let same: Vec<&str> = applicable
-        .iter()
-        .filter(|s| s.same_record())
-        .map(|s| s.token())
-        .collect();
-    let related = applicable.iter().any(|s| !s.same_record());
-    let source = Source::try_from(win.source)
-        .map(|s| s.token())
-        .unwrap_or("unspecified");
-    let mut found = Vec::new();
-    if !same.is_empty() {
-        let sql = format!(
-            "SELECT event_id, kind, record_number, at, business_service, configuration_item FROM signals
-             WHERE source = $1 AND record_number = $2 AND at > $3 AND at <= $4 AND kind IN ({})
-             ORDER BY at LIMIT 1",
-            placeholders(5, same.len())
-        );
-        // Only placeholders are spliced in (`$4, $5, …`); every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(source)
-            .bind(&win.record_number)
-            .bind(millis(windows.outcome_at))
-            .bind(millis(windows.revocable_until));
-        for kind in &same {
-            query = query.bind(*kind);
-        }
-        found.extend(query.fetch_all(&mut **tx).await?);
-    }
-    if related && (win.business_service.is_some() || configuration_item.is_some()) {
-        found.extend(
-            sqlx::query(
-                "SELECT event_id, kind, record_number, at, business_service, configuration_item FROM signals
-                 WHERE kind = 'related_incident' AND at > $1 AND at <= $2
-                   AND (business_service = $3 OR configuration_item = $4)
-                 ORDER BY at LIMIT 1",
-            )
-            .bind(millis(windows.outcome_at))
-            .bind(millis(windows.revocable_until))
-            .bind(&win.business_service)
-            .bind(configuration_item)
-            .fetch_all(&mut **tx)
-            .await?,
-        );
-    }
-    let first = found
-        .into_iter()
-        .filter_map(|row| {
-            Some(Signal {
-                event_id: row.get("event_id"),
-                kind: SignalKind::from_token(&row.get::<String, _>("kind"))?,
-                source: Source::try_from(win.source).unwrap_or(Source::Unspecified),
-                record_number: row.get("record_number"),
-                at: from_millis(row.get::<i64, _>("at")),
-                business_service: row.get("business_service"),
-                configuration_item: row.get("configuration_item"),
-            })
-        })
-        .min_by_key(|s| s.at);
-    Ok(first)
-}
+/// Wins one outbox update clears at most.
+const MARK_CHUNK: usize = 500;
 
 /// Related incidents (same business service or configuration item) in the observation window
 /// before a problem was closed and in as long a window after.
@@ -236,7 +89,7 @@ async fn write_value(tx: &mut Transaction<'static, Any>, win: &Win) -> Result<()
         .bind(&win.id)
         .execute(&mut **tx)
         .await?;
-    super::insert_credits(tx, win).await
+    super::batch::writes::credits(tx, &[win]).await
 }
 
 /// A new win's status: withdrawn by a signal seen earlier, confirmed if its hold-back has already
@@ -262,14 +115,14 @@ pub(super) fn set_initial_status(
     }
 }
 
-fn revoke(win: &mut Win, reason: &str, now: DateTime<Utc>) {
+pub(super) fn revoke(win: &mut Win, reason: &str, now: DateTime<Utc>) {
     win.status = WinStatus::Revoked as i32;
     win.status_reason = reason.to_string();
     win.status_at = Some(to_timestamp(now));
 }
 
 /// Writes a win's new status and payload; `publish` marks it for the outbox.
-async fn write_status(
+pub(super) async fn write_status(
     tx: &mut Transaction<'static, Any>,
     win: &Win,
     publish: bool,
@@ -297,38 +150,16 @@ async fn write_status(
 async fn ledger(
     tx: &mut Transaction<'static, Any>,
     win: &Win,
-    entry: &str,
+    entry: &'static str,
     now: DateTime<Utc>,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
-    let amount = win.value.as_ref().map(|v| v.amount).unwrap_or_default();
-    let signed = if entry == "revoked" { -amount } else { amount };
-    sqlx::query(
-        "INSERT INTO ledger (win_id, entry, at, amount, reason) VALUES ($1, $2, $3, $4, $5)",
+    super::batch::writes::ledger(
+        tx,
+        &[super::batch::writes::Entry { win, entry, reason }],
+        now,
     )
-    .bind(&win.id)
-    .bind(entry)
-    .bind(millis(now))
-    .bind(signed)
-    .bind(reason)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The ledger entries of a win just recorded: its provisional credit, and at once its confirmation
-/// or withdrawal when it arrived decided.
-pub(super) async fn ledger_for_new_win(
-    tx: &mut Transaction<'static, Any>,
-    win: &Win,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    ledger(tx, win, "credited", now, None).await?;
-    match WinStatus::try_from(win.status) {
-        Ok(WinStatus::Confirmed) => ledger(tx, win, "confirmed", now, None).await,
-        Ok(WinStatus::Revoked) => ledger(tx, win, "revoked", now, Some(&win.status_reason)).await,
-        _ => Ok(()),
-    }
+    .await
 }
 
 /// One replica's claim on a piece of scheduled work, renewed on every pass.
@@ -381,17 +212,32 @@ impl Store {
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
-        let mut confirmed = Vec::with_capacity(rows.len());
+        let mut due = Vec::with_capacity(rows.len());
         for row in rows {
             let id: String = row.get("id");
-            let mut win = decode(&id, row.get::<Vec<u8>, _>("payload"))?;
+            let win = decode(&id, row.get::<Vec<u8>, _>("payload"))?;
             let windows = Windows {
                 outcome_at: from_millis(row.get::<i64, _>("outcome_at")),
                 confirm_at: from_millis(row.get::<i64, _>("confirm_at")),
                 revocable_until: from_millis(row.get::<i64, _>("revocable_until")),
             };
             let ci: Option<String> = row.get("configuration_item");
-            if let Some(signal) = signal_against(&mut tx, &win, ci.as_deref(), &windows).await? {
+            due.push((win, windows, ci));
+        }
+        // A signal that arrived meanwhile (a related incident handled in another lane), for all
+        // of the pass's wins at once.
+        let candidates: Vec<Candidate<'_>> = due
+            .iter()
+            .map(|(win, windows, ci)| Candidate {
+                win,
+                configuration_item: ci.as_deref(),
+                windows: *windows,
+            })
+            .collect();
+        let against = signals_against(&mut tx, &candidates).await?;
+        let mut confirmed = Vec::with_capacity(due.len());
+        for ((mut win, windows, ci), signal) in due.into_iter().zip(against) {
+            if let Some(signal) = signal {
                 revoke(&mut win, &signal.reason(), now);
                 write_status(&mut tx, &win, false).await?;
                 ledger(&mut tx, &win, "revoked", now, Some(&win.status_reason)).await?;
@@ -439,15 +285,19 @@ impl Store {
         if wins.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for win in wins {
-            sqlx::query("UPDATE wins SET publish_pending = 0 WHERE id = $1 AND status = $2")
-                .bind(&win.id)
-                .bind(status_token(win.status))
-                .execute(&mut *tx)
-                .await?;
+        for chunk in wins.chunks(MARK_CHUNK) {
+            let sql = format!(
+                "WITH v(id, status) AS (VALUES {})
+                 UPDATE wins SET publish_pending = 0
+                 WHERE EXISTS (SELECT 1 FROM v WHERE v.id = wins.id AND v.status = wins.status)",
+                numbered_rows(chunk.len(), 2)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for win in chunk {
+                query = query.bind(win.id.clone()).bind(status_token(win.status));
+            }
+            query.execute(&self.pool).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod batches;
 mod report;
 mod rescore;
 mod stage;

@@ -1,0 +1,356 @@
+//! The reads a run needs, each one statement for the whole run: the run's keys go in as a `VALUES`
+//! list (`q`, numbered by `i`) joined to the table, a form PostgreSQL and SQLite both accept.
+//! Where the single-event read took the first row of an ordering, a correlated subquery picks it
+//! per key, so a busy service returns one row per key, not every match.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use herald_proto::v1::{RequesterPraise, Source, Win};
+use herald_runtime::{
+    db::{from_millis, millis},
+    store::numbered_rows,
+};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::super::StoreError;
+use crate::verification::{Signal, SignalKind, Windows};
+
+/// A signal's or a win's kinds, padded to a fixed width so one statement serves every key
+/// (an unused slot never matches: no kind is empty).
+fn kind_slots<const N: usize>(kinds: &[&'static str]) -> [&'static str; N] {
+    let mut slots = [""; N];
+    for (slot, kind) in slots.iter_mut().zip(kinds) {
+        *slot = kind;
+    }
+    slots
+}
+
+fn source_token(source: i32) -> &'static str {
+    Source::try_from(source)
+        .map(|s| s.token())
+        .unwrap_or("unspecified")
+}
+
+/// The newest praise of each win's ticket (praise that arrived before the win it rates).
+pub(super) async fn praise(
+    tx: &mut Transaction<'static, Any>,
+    wins: &[&Win],
+) -> Result<Vec<Option<RequesterPraise>>, StoreError> {
+    let mut found = vec![None; wins.len()];
+    if wins.is_empty() {
+        return Ok(found);
+    }
+    let sql = format!(
+        "WITH q(i, source, record_number) AS (VALUES {})
+         SELECT q.i, p.quote, p.requester, p.score FROM q JOIN praise p ON p.event_id = (
+             SELECT p2.event_id FROM praise p2 WHERE p2.source = q.source AND p2.record_number = q.record_number
+             ORDER BY p2.at DESC LIMIT 1)",
+        numbered_rows(wins.len(), 3)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (i, win) in wins.iter().enumerate() {
+        query = query
+            .bind(index(i))
+            .bind(source_token(win.source))
+            .bind(&win.record_number);
+    }
+    for row in query.fetch_all(&mut **tx).await? {
+        if let Some(slot) = slot_of(&row, &mut found) {
+            *slot = Some(RequesterPraise {
+                quote: row.get("quote"),
+                requester: row.get("requester"),
+                score: row.get("score"),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// A win about to be recorded, as the signal lookup needs it.
+pub(in crate::store) struct Candidate<'a> {
+    pub win: &'a Win,
+    pub configuration_item: Option<&'a str>,
+    pub windows: Windows,
+}
+
+/// For each candidate, the earliest signal already seen that withdraws it (one that arrived
+/// before the outcome did): a reopen, rollback or breach of the same record, or a related
+/// incident on its service or configuration item.
+pub(in crate::store) async fn signals_against(
+    tx: &mut Transaction<'static, Any>,
+    candidates: &[Candidate<'_>],
+) -> Result<Vec<Option<Signal>>, StoreError> {
+    let mut found: Vec<Option<Signal>> = vec![None; candidates.len()];
+    let applicable = |c: &Candidate<'_>| -> Vec<SignalKind> {
+        let kind = herald_proto::v1::EventKind::try_from(c.win.kind).unwrap_or_default();
+        [
+            SignalKind::Reopen,
+            SignalKind::Rollback,
+            SignalKind::RelatedIncident,
+            SignalKind::SlaBreach,
+        ]
+        .into_iter()
+        .filter(|s| s.withdraws().contains(&kind))
+        .collect()
+    };
+    let same: Vec<(usize, [&str; 3])> = candidates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let kinds: Vec<&'static str> = applicable(c)
+                .into_iter()
+                .filter(|s| s.same_record())
+                .map(|s| s.token())
+                .collect();
+            (!kinds.is_empty()).then(|| (i, kind_slots(&kinds)))
+        })
+        .collect();
+    let related: Vec<usize> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            applicable(c).iter().any(|s| !s.same_record())
+                && (c.win.business_service.is_some() || c.configuration_item.is_some())
+        })
+        .map(|(i, _)| i)
+        .collect();
+
+    const SIGNAL: &str =
+        "s.event_id, s.kind, s.record_number, s.at, s.business_service, s.configuration_item";
+    let mut rows = Vec::new();
+    if !same.is_empty() {
+        let sql = format!(
+            "WITH q(i, source, record_number, from_at, to_at, k1, k2, k3) AS (VALUES {})
+             SELECT q.i, {SIGNAL} FROM q JOIN signals s ON s.event_id = (
+                 SELECT s2.event_id FROM signals s2
+                 WHERE s2.source = q.source AND s2.record_number = q.record_number
+                   AND s2.at > q.from_at AND s2.at <= q.to_at AND s2.kind IN (q.k1, q.k2, q.k3)
+                 ORDER BY s2.at LIMIT 1)",
+            numbered_rows(same.len(), 8)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (i, kinds) in &same {
+            let c = &candidates[*i];
+            query = query
+                .bind(index(*i))
+                .bind(source_token(c.win.source))
+                .bind(&c.win.record_number)
+                .bind(millis(c.windows.outcome_at))
+                .bind(millis(c.windows.revocable_until));
+            for kind in kinds {
+                query = query.bind(*kind);
+            }
+        }
+        rows.extend(query.fetch_all(&mut **tx).await?);
+    }
+    if !related.is_empty() {
+        let sql = format!(
+            "WITH q(i, from_at, to_at, business_service, configuration_item) AS (VALUES {})
+             SELECT q.i, {SIGNAL} FROM q JOIN signals s ON s.event_id = (
+                 SELECT s2.event_id FROM signals s2
+                 WHERE s2.kind = 'related_incident' AND s2.at > q.from_at AND s2.at <= q.to_at
+                   AND (s2.business_service = q.business_service OR s2.configuration_item = q.configuration_item)
+                 ORDER BY s2.at LIMIT 1)",
+            numbered_rows(related.len(), 5)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for i in &related {
+            let c = &candidates[*i];
+            query = query
+                .bind(index(*i))
+                .bind(millis(c.windows.outcome_at))
+                .bind(millis(c.windows.revocable_until))
+                .bind(c.win.business_service.clone())
+                .bind(c.configuration_item.map(str::to_string));
+        }
+        rows.extend(query.fetch_all(&mut **tx).await?);
+    }
+    for row in rows {
+        let Some(slot) = slot_of(&row, &mut found) else {
+            continue;
+        };
+        let Some(kind) = SignalKind::from_token(&row.get::<String, _>("kind")) else {
+            continue;
+        };
+        let at = from_millis(row.get::<i64, _>("at"));
+        if slot.as_ref().is_some_and(|s| s.at <= at) {
+            continue;
+        }
+        *slot = Some(Signal {
+            event_id: row.get("event_id"),
+            kind,
+            // The lookup matched on the win's own source for a same-record signal; a related
+            // incident is told as the single-event lookup told it, under the win's source.
+            source: Source::Unspecified,
+            record_number: row.get("record_number"),
+            at,
+            business_service: row.get("business_service"),
+            configuration_item: row.get("configuration_item"),
+        });
+    }
+    for (signal, c) in found.iter_mut().zip(candidates) {
+        if let Some(signal) = signal.as_mut() {
+            signal.source = Source::try_from(c.win.source).unwrap_or(Source::Unspecified);
+        }
+    }
+    Ok(found)
+}
+
+/// A standing win a signal of the run falls inside the window of.
+pub(super) struct Withdrawable {
+    /// Which of the run's signals found it.
+    pub signal: usize,
+    pub id: String,
+    pub payload: Vec<u8>,
+    pub outcome_at: DateTime<Utc>,
+}
+
+/// The standing wins each signal withdraws, in the order of the signals.
+pub(super) async fn withdrawable(
+    tx: &mut Transaction<'static, Any>,
+    signals: &[&Signal],
+) -> Result<Vec<Withdrawable>, StoreError> {
+    let of = |same_record: bool| -> Vec<(usize, &Signal)> {
+        signals
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, s)| s.kind.same_record() == same_record)
+            .collect()
+    };
+    let (same, related) = (of(true), of(false));
+    const WIN: &str = "w.id, w.payload, w.outcome_at";
+    let mut rows = Vec::new();
+    if !same.is_empty() {
+        let sql = format!(
+            "WITH q(i, source, record_number, at, k1, k2, k3, k4) AS (VALUES {})
+             SELECT q.i, {WIN} FROM q JOIN wins w
+               ON w.source = q.source AND w.record_number = q.record_number AND w.status <> 'revoked'
+              AND w.outcome_at < q.at AND w.revocable_until >= q.at AND w.kind IN (q.k1, q.k2, q.k3, q.k4)",
+            numbered_rows(same.len(), 8)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (i, signal) in &same {
+            query = query
+                .bind(index(*i))
+                .bind(signal.source.token())
+                .bind(&signal.record_number)
+                .bind(millis(signal.at));
+            for kind in kind_slots::<4>(&withdrawn_kinds(signal.kind)) {
+                query = query.bind(kind);
+            }
+        }
+        rows.extend(query.fetch_all(&mut **tx).await?);
+    }
+    if !related.is_empty() {
+        let sql = format!(
+            "WITH q(i, at, business_service, configuration_item, k1) AS (VALUES {})
+             SELECT q.i, {WIN} FROM q JOIN wins w
+               ON w.status <> 'revoked' AND w.outcome_at < q.at AND w.revocable_until >= q.at
+              AND (w.business_service = q.business_service OR w.configuration_item = q.configuration_item)
+              AND w.kind = q.k1",
+            numbered_rows(related.len(), 5)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (i, signal) in &related {
+            let [kind] = kind_slots::<1>(&withdrawn_kinds(signal.kind));
+            query = query
+                .bind(index(*i))
+                .bind(millis(signal.at))
+                .bind(signal.business_service.clone())
+                .bind(signal.configuration_item.clone())
+                .bind(kind);
+        }
+        rows.extend(query.fetch_all(&mut **tx).await?);
+    }
+    let mut found: Vec<Withdrawable> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Withdrawable {
+                signal: usize::try_from(row.get::<i64, _>("i")).ok()?,
+                id: row.get("id"),
+                payload: row.get("payload"),
+                outcome_at: from_millis(row.get::<i64, _>("outcome_at")),
+            })
+        })
+        .collect();
+    // Signals withdraw in the order they came; a win two signals fall on goes to the first.
+    found.sort_by(|a, b| a.signal.cmp(&b.signal).then_with(|| a.id.cmp(&b.id)));
+    Ok(found)
+}
+
+fn withdrawn_kinds(kind: SignalKind) -> Vec<&'static str> {
+    kind.withdraws().iter().map(|k| k.token()).collect()
+}
+
+/// Outcomes among `keys` that already have a win.
+pub(super) async fn existing_outcomes(
+    tx: &mut Transaction<'static, Any>,
+    keys: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "WITH q(outcome_key) AS (VALUES {})
+         SELECT w.outcome_key FROM q JOIN wins w ON w.outcome_key = q.outcome_key",
+        numbered_rows(keys.len(), 1)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for key in keys {
+        query = query.bind(*key);
+    }
+    Ok(query
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|r| r.get("outcome_key"))
+        .collect())
+}
+
+/// What each person has been credited for outcomes in `[from, to)`, in wins still standing: the
+/// daily cap's starting point, per (person, day) asked.
+pub(super) async fn credited(
+    tx: &mut Transaction<'static, Any>,
+    asks: &[(&str, DateTime<Utc>, DateTime<Utc>)],
+) -> Result<HashMap<(String, i64), f64>, StoreError> {
+    if asks.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "WITH q(person, from_at, to_at) AS (VALUES {})
+         SELECT q.person, q.from_at, (
+             SELECT COALESCE(SUM(c.amount), 0.0) FROM credits c JOIN wins w ON w.id = c.win_id
+             WHERE c.subject = 'person' AND c.subject_id = q.person AND w.status <> 'revoked'
+               AND w.outcome_at >= q.from_at AND w.outcome_at < q.to_at) AS total
+         FROM q",
+        numbered_rows(asks.len(), 3)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (person, from, to) in asks {
+        query = query.bind(*person).bind(millis(*from)).bind(millis(*to));
+    }
+    Ok(query
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                (r.get::<String, _>("person"), r.get::<i64, _>("from_at")),
+                r.get::<f64, _>("total"),
+            )
+        })
+        .collect())
+}
+
+/// A position in a run as a bound value (a run holds a few hundred events at most).
+fn index(i: usize) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+/// The slot of `found` a row's `i` names; `None` for a row naming no key of this lookup.
+fn slot_of<'f, T>(row: &sqlx::any::AnyRow, found: &'f mut [T]) -> Option<&'f mut T> {
+    let i = usize::try_from(row.get::<i64, _>("i")).ok()?;
+    found.get_mut(i)
+}

@@ -1,0 +1,309 @@
+//! The writes of a run, each one multi-row statement for the whole run.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use herald_proto::v1::{CreditSubject, ItsmEvent, Source, ValueLabel, Win, WinStatus};
+use herald_runtime::{db::millis, store::numbered_rows};
+use prost::Message;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::super::{StoreError, status_token, token_of_kind};
+use crate::{
+    value::NoValue,
+    verification::{Signal, Windows},
+};
+
+/// Rows per statement at most, whatever the columns: well inside PostgreSQL's 65,535 and SQLite's
+/// 32,766 bound values.
+fn rows_per_statement(columns: usize) -> usize {
+    (30_000 / columns).max(1)
+}
+
+/// Inserts the events not seen before; returns the ids inserted (a redelivery's is not).
+pub(super) async fn events(
+    tx: &mut Transaction<'static, Any>,
+    events: &[(&ItsmEvent, &Result<crate::score::Scored, NoValue>)],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut inserted = HashSet::new();
+    for chunk in events.chunks(rows_per_statement(9)) {
+        let sql = format!(
+            "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload)
+             VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            numbered_rows(chunk.len(), 9)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (event, result) in chunk {
+            let (verdict, note) = match result {
+                Ok(_) => ("win", None),
+                Err(NoValue(reason)) => ("no_value", Some(reason.clone())),
+            };
+            query = query
+                .bind(event.id.clone())
+                .bind(
+                    Source::try_from(event.source)
+                        .map(|s| s.token())
+                        .unwrap_or("unspecified"),
+                )
+                .bind(token_of_kind(event.kind))
+                .bind(
+                    event
+                        .record
+                        .as_ref()
+                        .map(|r| r.number.clone())
+                        .unwrap_or_default(),
+                )
+                .bind(
+                    herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis),
+                )
+                .bind(verdict)
+                .bind(note)
+                .bind(millis(now))
+                // Kept for `herald rescore`, which replays events under another catalog.
+                .bind(event.encode_to_vec());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            inserted.insert(row.get::<String, _>("id"));
+        }
+    }
+    Ok(inserted)
+}
+
+/// Keeps signals (a redelivered signal is kept once).
+pub(super) async fn signals(
+    tx: &mut Transaction<'static, Any>,
+    signals: &[&Signal],
+) -> Result<(), StoreError> {
+    for chunk in signals.chunks(rows_per_statement(7)) {
+        let sql = format!(
+            "INSERT INTO signals (event_id, source, kind, record_number, at, business_service, configuration_item)
+             VALUES {} ON CONFLICT (event_id) DO NOTHING",
+            numbered_rows(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for signal in chunk {
+            query = query
+                .bind(signal.event_id.clone())
+                .bind(signal.source.token())
+                .bind(signal.kind.token())
+                .bind(signal.record_number.clone())
+                .bind(millis(signal.at))
+                .bind(signal.business_service.clone())
+                .bind(signal.configuration_item.clone());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A win ready to be written.
+pub(super) struct NewWin<'a> {
+    pub win: &'a Win,
+    pub outcome_key: &'a str,
+    pub windows: Windows,
+    pub configuration_item: Option<&'a str>,
+}
+
+/// Inserts wins whose outcome has none yet; returns the ids inserted.
+pub(super) async fn wins(
+    tx: &mut Transaction<'static, Any>,
+    wins: &[NewWin<'_>],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut inserted = HashSet::new();
+    for chunk in wins.chunks(rows_per_statement(24)) {
+        let sql = format!(
+            "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
+                               business_service, team, label, amount, currency, hours, headline, payload,
+                               created_at, status, outcome_at, confirm_at, revocable_until,
+                               configuration_item, status_reason, status_at, publish_pending)
+             VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
+            numbered_rows(chunk.len(), 24)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for new in chunk {
+            let win = new.win;
+            let value = win.value.clone().unwrap_or_default();
+            query = query
+                .bind(win.id.clone())
+                .bind(new.outcome_key.to_string())
+                .bind(win.event_id.clone())
+                .bind(
+                    Source::try_from(win.source)
+                        .map(|s| s.token())
+                        .unwrap_or("unspecified"),
+                )
+                .bind(token_of_kind(win.kind))
+                .bind(win.record_number.clone())
+                .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
+                .bind(win.business_service.clone())
+                .bind(win.team.clone())
+                .bind(
+                    ValueLabel::try_from(value.label)
+                        .map(|l| l.token())
+                        .unwrap_or("unspecified"),
+                )
+                .bind(value.amount)
+                .bind(value.currency)
+                .bind(value.hours)
+                .bind(win.headline.clone())
+                .bind(win.encode_to_vec())
+                .bind(millis(now))
+                .bind(status_token(win.status))
+                .bind(millis(new.windows.outcome_at))
+                .bind(millis(new.windows.confirm_at))
+                .bind(millis(new.windows.revocable_until))
+                .bind(new.configuration_item.map(str::to_string))
+                .bind(win.status_reason.clone())
+                .bind(millis(now))
+                .bind(i32::from(win.status == WinStatus::Confirmed as i32));
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            inserted.insert(row.get::<String, _>("id"));
+        }
+    }
+    Ok(inserted)
+}
+
+/// Points each event at the win it produced.
+pub(super) async fn link_events(
+    tx: &mut Transaction<'static, Any>,
+    links: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    for chunk in links.chunks(rows_per_statement(2)) {
+        let sql = format!(
+            "WITH v(id, win_id) AS (VALUES {})
+             UPDATE events SET win_id = (SELECT v.win_id FROM v WHERE v.id = events.id)
+             WHERE id IN (SELECT id FROM v)",
+            numbered_rows(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (event, win) in chunk {
+            query = query.bind(event.to_string()).bind(win.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Marks events whose outcome an earlier event already credited (the "closed" push after the
+/// "resolved" one), pointing each at that earlier win.
+pub(super) async fn same_outcome(
+    tx: &mut Transaction<'static, Any>,
+    events: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(rows_per_statement(2)) {
+        let sql = format!(
+            "WITH v(id, outcome_key) AS (VALUES {})
+             UPDATE events SET outcome = 'same_outcome',
+                    win_id = (SELECT w.id FROM v JOIN wins w ON w.outcome_key = v.outcome_key
+                              WHERE v.id = events.id),
+                    note = 'this outcome was already credited by an earlier event'
+             WHERE id IN (SELECT id FROM v)",
+            numbered_rows(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (event, key) in chunk {
+            query = query.bind(event.to_string()).bind(key.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Who got which share of each win: one row per team or person.
+pub(in crate::store) async fn credits(
+    tx: &mut Transaction<'static, Any>,
+    wins: &[&Win],
+) -> Result<(), StoreError> {
+    let rows: Vec<(&str, &herald_proto::v1::Credit)> = wins
+        .iter()
+        .flat_map(|w| w.credits.iter().map(move |c| (w.id.as_str(), c)))
+        .collect();
+    for chunk in rows.chunks(rows_per_statement(6)) {
+        let sql = format!(
+            "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
+             VALUES {} ON CONFLICT DO NOTHING",
+            numbered_rows(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (win, credit) in chunk {
+            query = query
+                .bind(win.to_string())
+                .bind(
+                    CreditSubject::try_from(credit.subject)
+                        .map(|s| s.token())
+                        .unwrap_or("unspecified"),
+                )
+                .bind(credit.id.clone())
+                .bind(credit.role.clone())
+                .bind(credit.share)
+                .bind(credit.amount);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One line of the ledger: a win credited, confirmed or revoked.
+pub(in crate::store) struct Entry<'a> {
+    pub win: &'a Win,
+    pub entry: &'static str,
+    pub reason: Option<&'a str>,
+}
+
+/// Appends ledger lines in order (a revocation carries the win's value negated).
+pub(in crate::store) async fn ledger(
+    tx: &mut Transaction<'static, Any>,
+    entries: &[Entry<'_>],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(rows_per_statement(5)) {
+        let sql = format!(
+            "INSERT INTO ledger (win_id, entry, at, amount, reason) VALUES {}",
+            numbered_rows(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            let amount = e.win.value.as_ref().map(|v| v.amount).unwrap_or_default();
+            let signed = if e.entry == "revoked" {
+                -amount
+            } else {
+                amount
+            };
+            query = query
+                .bind(e.win.id.clone())
+                .bind(e.entry)
+                .bind(millis(now))
+                .bind(signed)
+                .bind(e.reason.map(str::to_string));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The ledger lines of a win just recorded: its provisional credit, and at once its confirmation
+/// or withdrawal when it arrived decided.
+pub(in crate::store) fn new_win_entries(win: &Win) -> Vec<Entry<'_>> {
+    let mut entries = vec![Entry {
+        win,
+        entry: "credited",
+        reason: None,
+    }];
+    match WinStatus::try_from(win.status) {
+        Ok(WinStatus::Confirmed) => entries.push(Entry {
+            win,
+            entry: "confirmed",
+            reason: None,
+        }),
+        Ok(WinStatus::Revoked) => entries.push(Entry {
+            win,
+            entry: "revoked",
+            reason: Some(&win.status_reason),
+        }),
+        _ => {}
+    }
+    entries
+}

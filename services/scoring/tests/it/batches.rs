@@ -1,0 +1,292 @@
+//! A batch written as sets ends exactly where recording its events one at a time ends: the same
+//! events, wins, statuses, credits (daily cap included), signals, praise and ledger, and the same
+//! answer for each event. The events are built to meet inside a batch: reopens and the wins they
+//! withdraw, related incidents and the changes they withdraw (in both orders), the "closed" push
+//! of an outcome already credited, redeliveries, praise, lessons and deployments, and people
+//! credited several times on one day under a cap.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Duration, Utc};
+use herald_proto::{
+    time::{opt_from_timestamp, to_timestamp},
+    v1::{EventKind, ItsmEvent, Win},
+};
+use herald_runtime::{db::Backend, service::Service};
+use herald_scoring::{
+    Scoring,
+    config::ScoringSettings,
+    score,
+    store::{Recorded, Store},
+};
+use herald_testkit::stores::TestStore;
+use prost::Message;
+use sqlx::Row;
+
+use crate::support::oracle;
+
+const SERVICES: [&str; 3] = ["svc-warehouse", "svc-shipping-portal", "svc-remote-access"];
+
+fn at(event: &ItsmEvent) -> DateTime<Utc> {
+    opt_from_timestamp(event.occurred_at.as_ref()).expect("a time")
+}
+
+fn shifted(
+    base: &ItsmEvent,
+    id: String,
+    number: String,
+    service: &str,
+    when: DateTime<Utc>,
+) -> ItsmEvent {
+    let mut event = base.clone();
+    event.id = id;
+    event.occurred_at = Some(to_timestamp(when));
+    if let Some(record) = event.record.as_mut() {
+        record.number = number;
+        record.business_service = Some(service.to_string());
+        record.opened_at = Some(to_timestamp(when - Duration::minutes(50)));
+        if record.resolved_at.is_some() {
+            record.resolved_at = Some(to_timestamp(when));
+        }
+    }
+    event
+}
+
+/// Every fixture's event, then incidents and changes on a few services an hour or so apart (so
+/// related incidents fall inside changes' windows), reopens, "closed" pushes and redeliveries.
+fn events() -> Vec<ItsmEvent> {
+    let oracle: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(herald_testkit::fixtures_dir().join("expected.json"))
+            .expect("expected.json"),
+    )
+    .expect("json");
+    let mut events: Vec<ItsmEvent> = oracle["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter(|d| d["event"]["kind"].is_string())
+        .map(|d| oracle::event_from_json(&d["event"]))
+        .collect();
+    let incident = oracle::event("servicenow/incident-resolved-p1.json");
+    let change = oracle::event("servicenow/change-implemented.json");
+    let start = at(&incident);
+    for k in 0..48_i64 {
+        let service = SERVICES[usize::try_from(k).unwrap_or(0) % SERVICES.len()];
+        let when = start + Duration::minutes(41 * k);
+        let resolved = shifted(
+            &incident,
+            format!("servicenow:incident:gen{k}:1"),
+            format!("INC9{k:05}"),
+            service,
+            when,
+        );
+        if k % 5 == 0 {
+            let mut reopened = resolved.clone();
+            reopened.id = format!("servicenow:incident:gen{k}:reopened");
+            reopened.kind = EventKind::IncidentReopened as i32;
+            reopened.occurred_at = Some(to_timestamp(when + Duration::hours(3)));
+            events.push(reopened);
+        }
+        if k % 7 == 0 {
+            let mut closed = resolved.clone();
+            closed.id = format!("servicenow:incident:gen{k}:2");
+            events.push(closed);
+        }
+        if k % 9 == 0 {
+            events.push(resolved.clone());
+        }
+        events.push(resolved);
+        if k % 3 == 0 {
+            events.push(shifted(
+                &change,
+                format!("servicenow:change_request:gen{k}:1"),
+                format!("CHG9{k:05}"),
+                service,
+                when - Duration::minutes(20),
+            ));
+        }
+    }
+    events
+}
+
+/// The same events in an order decided by `seed` (a small linear congruential shuffle: the test
+/// must be repeatable).
+fn shuffled(mut events: Vec<ItsmEvent>, seed: u64) -> Vec<ItsmEvent> {
+    let mut state = seed;
+    for i in (1..events.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let j = usize::try_from((state >> 33) % (i as u64 + 1)).unwrap_or(0);
+        events.swap(i, j);
+    }
+    events
+}
+
+fn settings(hold_back: &str, cap: Option<f64>) -> ScoringSettings {
+    let mut settings = ScoringSettings {
+        verification: toml::from_str(&format!(
+            "hold_back = \"{hold_back}\"\nrevoke_within = \"72h\"\n"
+        ))
+        .expect("valid settings"),
+        ..ScoringSettings::default()
+    };
+    settings.credit.max_credit_per_person_per_day = cap;
+    settings
+}
+
+/// What a store holds, as text to compare.
+async fn dump(db: &TestStore) -> anyhow::Result<String> {
+    let pool = &db.db.pool;
+    let mut out = String::new();
+    let tables: [(&str, &str); 6] = [
+        (
+            "events",
+            "SELECT id, outcome, note, win_id FROM events ORDER BY id",
+        ),
+        (
+            "wins",
+            "SELECT id, outcome_key, event_id, status, status_reason, CAST(amount AS TEXT) AS amount,
+                    CAST(publish_pending AS TEXT) AS pending, configuration_item,
+                    CAST(outcome_at AS TEXT) AS outcome_at, CAST(confirm_at AS TEXT) AS confirm_at
+             FROM wins ORDER BY id",
+        ),
+        (
+            "credits",
+            "SELECT win_id, subject, subject_id, role, CAST(share AS TEXT) AS share,
+                    CAST(amount AS TEXT) AS amount
+             FROM credits ORDER BY win_id, subject, subject_id",
+        ),
+        (
+            "ledger",
+            "SELECT win_id, entry, CAST(amount AS TEXT) AS amount, reason FROM ledger ORDER BY win_id, seq",
+        ),
+        (
+            "signals",
+            "SELECT event_id, kind, record_number, CAST(at AS TEXT) AS at FROM signals ORDER BY event_id",
+        ),
+        (
+            "praise",
+            "SELECT event_id, record_number, quote FROM praise ORDER BY event_id",
+        ),
+    ];
+    for (table, sql) in tables {
+        writeln!(out, "-- {table}")?;
+        for row in sqlx::query(sql).fetch_all(pool).await? {
+            let cells: Vec<String> = (0..row.len())
+                .map(|i| {
+                    row.try_get::<Option<String>, _>(i)
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                        .unwrap_or_else(|e| format!("<{e}>"))
+                })
+                .collect();
+            writeln!(out, "{}", cells.join(" | "))?;
+        }
+    }
+    writeln!(out, "-- win payloads")?;
+    for row in sqlx::query("SELECT id, payload FROM wins ORDER BY id")
+        .fetch_all(pool)
+        .await?
+    {
+        let payload: Vec<u8> = row.get("payload");
+        writeln!(out, "{:?}", Win::decode(payload.as_slice())?)?;
+    }
+    let metrics: i64 = sqlx::query("SELECT COUNT(*) AS n FROM delivery_metrics")
+        .fetch_one(pool)
+        .await?
+        .get("n");
+    writeln!(out, "-- delivery metrics: {metrics}")?;
+    Ok(out)
+}
+
+fn answer(recorded: &Recorded) -> String {
+    format!(
+        "new={} win={:?} publish={:?}",
+        recorded.new,
+        recorded.win.as_ref().map(|w| (&w.id, w.status, &w.credits)),
+        recorded
+            .publish
+            .iter()
+            .map(|w| (&w.id, w.status))
+            .collect::<Vec<_>>()
+    )
+}
+
+async fn batches_end_where_one_at_a_time_ends(backend: Backend) -> anyhow::Result<()> {
+    let catalog = oracle::catalog();
+    let tz = chrono_tz::Europe::Amsterdam;
+    let now = at(&oracle::event("servicenow/incident-resolved-p1.json")) + Duration::days(1);
+    let cases = [
+        (1_u64, settings("0s", Some(20_000.0))),
+        (2, settings("0s", Some(20_000.0))),
+        (3, settings("24h", None)),
+    ];
+    let mut compared_runs = 0;
+    for (seed, settings) in cases {
+        let events = shuffled(events(), seed);
+        let outcomes: Vec<_> = events
+            .iter()
+            .map(|e| score::outcome(e, &catalog, &settings))
+            .collect();
+
+        let one_db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+        let one = Store::new(one_db.db.pool.clone());
+        let mut one_answers = Vec::new();
+        for (event, outcome) in events.iter().zip(&outcomes) {
+            one_answers.push(answer(
+                &one.record_outcome(event, outcome, &settings, tz, now)
+                    .await?,
+            ));
+        }
+
+        let set_db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+        let set = Store::new(set_db.db.pool.clone());
+        let pairs: Vec<_> = events.iter().zip(&outcomes).collect();
+        let mut set_answers = Vec::new();
+        for chunk in pairs.chunks(64) {
+            let recorded = set.record_outcomes(chunk, &settings, tz, now).await?;
+            assert_eq!(recorded.len(), chunk.len(), "one answer per event");
+            set_answers.extend(recorded.iter().map(answer));
+        }
+
+        let (one_dump, set_dump) = (dump(&one_db).await?, dump(&set_db).await?);
+        for (i, (a, b)) in one_answers.iter().zip(&set_answers).enumerate() {
+            assert_eq!(
+                a, b,
+                "seed {seed}: the answer for event {} ({i})",
+                events[i].id
+            );
+        }
+        if one_dump != set_dump {
+            let diff: Vec<String> = one_dump
+                .lines()
+                .zip(set_dump.lines())
+                .filter(|(a, b)| a != b)
+                .take(10)
+                .map(|(a, b)| format!("one at a time: {a}\n       as sets: {b}"))
+                .collect();
+            anyhow::bail!("seed {seed}: the stores differ:\n{}", diff.join("\n"));
+        }
+        // The events must have met: withdrawals, repeated outcomes and caps all happened.
+        for needle in ["| revoked |", "same_outcome", "reopened", "was raised"] {
+            assert!(
+                one_dump.contains(needle),
+                "seed {seed}: the sample never produced {needle:?}; the test would prove nothing"
+            );
+        }
+        if settings.credit.max_credit_per_person_per_day.is_some() {
+            let capped: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM credits WHERE subject = 'person' AND amount = 0",
+            )
+            .fetch_one(&one_db.db.pool)
+            .await?
+            .get("n");
+            assert!(capped > 0, "seed {seed}: the daily cap never bit");
+        }
+        compared_runs += 1;
+    }
+    assert_eq!(compared_runs, 3);
+    Ok(())
+}
+
+herald_testkit::store_cases!(batches_end_where_one_at_a_time_ends);
