@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_catalog::CatalogHandle;
-use herald_events::{Bus, BusError, OutgoingMessage, subjects};
+use herald_events::{Bus, BusError, OutgoingMessage, PublishReceipt, subjects};
 use herald_proto::{
     time::to_timestamp,
     v1::{EventKind, ItsmEvent, Origin, Source},
@@ -211,19 +211,45 @@ impl Ingestor {
         body: Bytes,
         origin: Origin,
     ) -> Result<Accepted, ApiError> {
-        let entry = self.entry(source)?;
-        let result = async {
-            entry.keys.require_configured(source)?;
-            let received_at = self.now();
-            entry
-                .handler
-                .verify(headers, &body, &entry.keys, received_at)?;
-            self.publish_verified(entry, headers, body, received_at, origin)
-                .await
-        }
-        .await;
-        count_events(source, &result);
-        result
+        let mut answers = self
+            .accept_many(vec![Delivery {
+                source,
+                headers,
+                body,
+                origin,
+            }])
+            .await;
+        answers.pop().unwrap_or_else(|| {
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                "no_answer",
+                "the delivery got no answer",
+            ))
+        })
+    }
+
+    /// Runs several deliveries through verify → normalise → publish, answering each in order. Their
+    /// events are published together, in order (the bus stores them in that order), so the
+    /// deliveries share one wait for the bus rather than wait one after another.
+    pub async fn accept_many(
+        &self,
+        deliveries: Vec<Delivery<'_>>,
+    ) -> Vec<Result<Accepted, ApiError>> {
+        let prepared: Vec<(&str, Result<Prepared, ApiError>)> = deliveries
+            .into_iter()
+            .map(|d| {
+                let prepared = self.entry(d.source).and_then(|entry| {
+                    entry.keys.require_configured(d.source)?;
+                    let received_at = self.now();
+                    entry
+                        .handler
+                        .verify(d.headers, &d.body, &entry.keys, received_at)?;
+                    self.prepare(entry, d.headers, d.body, received_at, d.origin)
+                });
+                (d.source, prepared)
+            })
+            .collect();
+        self.deliver(prepared).await
     }
 
     /// Runs a body Herald fetched itself (the ServiceNow poller) through normalise → publish: there
@@ -235,23 +261,28 @@ impl Ingestor {
         body: Bytes,
         origin: Origin,
     ) -> Result<Accepted, ApiError> {
-        let entry = self.entry(source)?;
-        let received_at = self.now();
-        let result = self
-            .publish_verified(entry, headers, body, received_at, origin)
-            .await;
-        count_events(source, &result);
-        result
+        let prepared = self
+            .entry(source)
+            .and_then(|entry| self.prepare(entry, headers, body, self.now(), origin));
+        let mut answers = self.deliver(vec![(source, prepared)]).await;
+        answers.pop().unwrap_or_else(|| {
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                "no_answer",
+                "the delivery got no answer",
+            ))
+        })
     }
 
-    async fn publish_verified(
+    /// Normalises a verified delivery into the messages it publishes.
+    fn prepare(
         &self,
         entry: &SourceEntry,
         headers: &HeaderMap,
         body: Bytes,
         received_at: DateTime<Utc>,
         origin: Origin,
-    ) -> Result<Accepted, ApiError> {
+    ) -> Result<Prepared, ApiError> {
         let catalog = self.catalog.current();
         let ctx = Context {
             catalog: &catalog,
@@ -263,35 +294,38 @@ impl Ingestor {
             .unwrap_or("")
             .to_string();
         match entry.handler.normalise(&ctx, headers, &body)? {
-            Normalised::Batch(items) => {
-                // Items are published in order; if the bus fails midway the sender retries the
-                // whole delivery and the items already stored come back as duplicates.
-                let mut results = Vec::with_capacity(items.len());
-                for (item, raw) in items {
-                    results.push(
-                        self.publish_one(item, raw, &content_type, received_at, origin)
-                            .await?,
-                    );
-                }
-                Ok(Accepted::Batch(results))
-            }
-            single => {
-                self.publish_one(single, body.to_vec(), &content_type, received_at, origin)
-                    .await
-            }
+            Normalised::Batch(items) => Ok(Prepared {
+                batch: true,
+                slots: items
+                    .into_iter()
+                    .map(|(item, raw)| self.slot(item, raw, &content_type, received_at, origin))
+                    .collect::<Result<_, _>>()?,
+            }),
+            single => Ok(Prepared {
+                batch: false,
+                slots: vec![self.slot(
+                    single,
+                    body.to_vec(),
+                    &content_type,
+                    received_at,
+                    origin,
+                )?],
+            }),
         }
     }
 
-    async fn publish_one(
+    fn slot(
         &self,
         normalised: Normalised,
         raw: Vec<u8>,
         content_type: &str,
         received_at: DateTime<Utc>,
         origin: Origin,
-    ) -> Result<Accepted, ApiError> {
+    ) -> Result<Slot, ApiError> {
         let (mut event, ordering_key) = match normalised {
-            Normalised::Ignored { id, note } => return Ok(Accepted::Ignored { id, note }),
+            Normalised::Ignored { id, note } => {
+                return Ok(Slot::Done(Accepted::Ignored { id, note }));
+            }
             Normalised::Event {
                 event,
                 ordering_key,
@@ -308,16 +342,13 @@ impl Ingestor {
         event.origin = origin as i32;
         event.raw_content_type = content_type.to_string();
         event.raw_payload = raw;
-        let id = event.id.clone();
-        let duplicate = self.publish(event, &ordering_key).await?;
-        Ok(Accepted::Published { id, duplicate })
+        Ok(Slot::Publish {
+            id: event.id.clone(),
+            message: self.message(event, &ordering_key),
+        })
     }
 
-    async fn publish(
-        &self,
-        mut event: Box<ItsmEvent>,
-        ordering_key: &str,
-    ) -> Result<bool, ApiError> {
+    fn message(&self, mut event: Box<ItsmEvent>, ordering_key: &str) -> OutgoingMessage {
         let source = Source::try_from(event.source).unwrap_or(Source::Unspecified);
         let kind = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
         let mut payload = event.encode_to_vec();
@@ -330,25 +361,129 @@ impl Ingestor {
             event.raw_payload_omitted = true;
             payload = event.encode_to_vec();
         }
-        let message =
-            OutgoingMessage::new(subjects::event(source, kind), event.id.clone(), payload)
-                .with_ordering_key(ordering_key)
-                .with_trace_context();
-        match self.bus.publish(message).await {
-            Ok(receipt) => Ok(receipt.duplicate),
-            Err(e @ BusError::TooLarge { .. }) => Err(ApiError::new(
-                ErrorKind::TooLarge,
-                "event_too_large",
-                format!("the normalised event is too large for the bus: {e}"),
-            )),
-            Err(e) => {
-                tracing::error!(error = %e, id = %event.id, "publish failed; answering 503 so the sender retries");
-                Err(ApiError::new(
-                    ErrorKind::Unavailable,
-                    "bus_unavailable",
-                    "the event could not be stored right now and was not accepted; retry later",
-                ))
-            }
+        OutgoingMessage::new(subjects::event(source, kind), event.id.clone(), payload)
+            .with_ordering_key(ordering_key)
+            .with_trace_context()
+    }
+
+    /// Publishes the messages of every prepared delivery in one ordered call to the bus, then
+    /// answers each delivery: a batched delivery fails as a whole if any of its events could not
+    /// be stored (the sender retries it; events already stored come back as duplicates).
+    async fn deliver(
+        &self,
+        prepared: Vec<(&str, Result<Prepared, ApiError>)>,
+    ) -> Vec<Result<Accepted, ApiError>> {
+        let mut messages = Vec::new();
+        let mut layouts = Vec::with_capacity(prepared.len());
+        for (source, delivery) in prepared {
+            layouts.push((
+                source,
+                delivery.map(|p| {
+                    let slots: Vec<Either> = p
+                        .slots
+                        .into_iter()
+                        .map(|slot| match slot {
+                            Slot::Done(accepted) => Either::Done(accepted),
+                            Slot::Publish { id, message } => {
+                                messages.push(message);
+                                Either::Sent(id)
+                            }
+                        })
+                        .collect();
+                    (p.batch, slots)
+                }),
+            ));
         }
+        let mut receipts = self.bus.publish_in_order(messages).await.into_iter();
+        layouts
+            .into_iter()
+            .map(|(source, layout)| {
+                let result = layout.and_then(|(batch, slots)| {
+                    let mut items = Vec::with_capacity(slots.len());
+                    let mut failed = None;
+                    for slot in slots {
+                        match slot {
+                            Either::Done(accepted) => items.push(accepted),
+                            Either::Sent(id) => match answer(&id, receipts.next()) {
+                                Ok(duplicate) => items.push(Accepted::Published { id, duplicate }),
+                                Err(e) => {
+                                    failed.get_or_insert(e);
+                                }
+                            },
+                        }
+                    }
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    if batch {
+                        Ok(Accepted::Batch(items))
+                    } else {
+                        items.pop().ok_or_else(|| {
+                            ApiError::new(
+                                ErrorKind::Internal,
+                                "no_answer",
+                                "the delivery got no answer",
+                            )
+                        })
+                    }
+                });
+                count_events(source, &result);
+                result
+            })
+            .collect()
+    }
+}
+
+/// One delivery for [`Ingestor::accept_many`].
+pub struct Delivery<'a> {
+    pub source: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    pub origin: Origin,
+}
+
+/// A delivery verified and normalised: what each of its events becomes.
+struct Prepared {
+    batch: bool,
+    slots: Vec<Slot>,
+}
+
+enum Slot {
+    /// Answered without publishing (a state or type Herald does not score).
+    Done(Accepted),
+    Publish {
+        id: String,
+        message: OutgoingMessage,
+    },
+}
+
+/// A slot once its message, if any, has been handed to the bus.
+enum Either {
+    Done(Accepted),
+    Sent(String),
+}
+
+/// What the bus's receipt for event `id` means for its sender.
+fn answer(id: &str, receipt: Option<Result<PublishReceipt, BusError>>) -> Result<bool, ApiError> {
+    match receipt {
+        Some(Ok(receipt)) => Ok(receipt.duplicate),
+        Some(Err(e @ BusError::TooLarge { .. })) => Err(ApiError::new(
+            ErrorKind::TooLarge,
+            "event_too_large",
+            format!("the normalised event is too large for the bus: {e}"),
+        )),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, id, "publish failed; answering 503 so the sender retries");
+            Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "bus_unavailable",
+                "the event could not be stored right now and was not accepted; retry later",
+            ))
+        }
+        None => Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "bus_unavailable",
+            "the bus gave no answer for the event; retry later",
+        )),
     }
 }

@@ -26,20 +26,23 @@ pub async fn traced_wins<'a>(
     bus: &dyn Bus,
     wins: impl IntoIterator<Item = (&'a Win, Option<&'a Headers>)>,
 ) -> Result<(), BusError> {
-    let sends = wins.into_iter().map(|(win, parent)| {
-        let kind = EventKind::try_from(win.kind).unwrap_or(EventKind::Unspecified);
-        let span = tracing::info_span!("score.publish", win = %win.id);
-        if let Some(parent) = parent {
-            trace::set_parent_from(&span, parent);
-        }
-        let message = span.in_scope(|| {
-            OutgoingMessage::new(subjects::win(kind), message_id(win), win.encode_to_vec())
-                .with_ordering_key(win.id.clone())
-                .with_trace_context()
-        });
-        bus.publish(message)
-    });
-    for result in futures::future::join_all(sends).await {
+    let messages: Vec<OutgoingMessage> = wins
+        .into_iter()
+        .map(|(win, parent)| {
+            let kind = EventKind::try_from(win.kind).unwrap_or(EventKind::Unspecified);
+            let span = tracing::info_span!("score.publish", win = %win.id);
+            if let Some(parent) = parent {
+                trace::set_parent_from(&span, parent);
+            }
+            span.in_scope(|| {
+                OutgoingMessage::new(subjects::win(kind), message_id(win), win.encode_to_vec())
+                    .with_ordering_key(win.id.clone())
+                    .with_trace_context()
+            })
+        })
+        .collect();
+    // In order, so a win's confirmation and a later withdrawal of it are stored in that order.
+    for result in bus.publish_in_order(messages).await {
         result?;
     }
     Ok(())

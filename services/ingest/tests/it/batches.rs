@@ -156,3 +156,81 @@ async fn a_historical_submit_is_marked_as_backfill_and_a_webhook_as_live() -> an
     );
     h.stop().await
 }
+
+/// Revisions of one ServiceNow incident, signed, as `herald backfill` sends them.
+fn revision(body: &Value, mod_count: usize, secret: &str) -> anyhow::Result<SubmitRequest> {
+    let mut body = body.clone();
+    body["sys_mod_count"] = serde_json::json!(mod_count);
+    let bytes = serde_json::to_vec(&body)?;
+    let signature = format!("sha256={}", sign_base64(secret.as_bytes(), &bytes));
+    Ok(SubmitRequest {
+        historical: true,
+        source: "servicenow".into(),
+        body: bytes,
+        headers: [("x-herald-signature".to_string(), signature)]
+            .into_iter()
+            .collect(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_batch_is_answered_and_stored_in_the_order_sent() -> anyhow::Result<()> {
+    let h = Harness::start(&format!("[sources.github]\nsecret = \"{SECRET}\"\n")).await?;
+    let entry = delivery("servicenow/incident-resolved-p1.json")?;
+    let body: Value = serde_json::from_slice(&fixture_bytes(&entry)?)?;
+    // Items are published several at a time: the answers and the stream must still follow the
+    // order of the call, and a refused item in the middle must not shift the others.
+    let mut items = Vec::new();
+    for mod_count in 1..=400 {
+        let secret = if mod_count == 150 {
+            "not-the-secret"
+        } else {
+            SECRET
+        };
+        items.push(revision(&body, mod_count, secret)?);
+    }
+    let answer = h
+        .ingest()
+        .await?
+        .submit_batch(futures::stream::iter(items))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (answer.accepted, answer.rejected),
+        (399, 1),
+        "{:?}",
+        answer.results.get(149)
+    );
+    let answered: Vec<String> = answer
+        .results
+        .iter()
+        .map(|r| match &r.outcome {
+            Some(herald_proto::v1::submit_result::Outcome::Response(r)) => r.id.clone(),
+            Some(herald_proto::v1::submit_result::Outcome::Error(e)) => format!("error {}", e.code),
+            None => "nothing".into(),
+        })
+        .collect();
+    let sys_id = body["sys_id"].as_str().unwrap_or_default();
+    let expected: Vec<String> = (1..=400)
+        .map(|n| {
+            if n == 150 {
+                "error signature_mismatch".to_string()
+            } else {
+                format!("servicenow:incident:{sys_id}:{n}")
+            }
+        })
+        .collect();
+    assert_eq!(answered, expected, "answers in the order of the items");
+    let stored: Vec<String> = h
+        .stored_events()
+        .await?
+        .into_iter()
+        .map(|(_, e)| e.id)
+        .collect();
+    let published: Vec<String> = expected
+        .into_iter()
+        .filter(|id| !id.starts_with("error"))
+        .collect();
+    assert_eq!(stored, published, "stored in the order sent");
+    h.stop().await
+}

@@ -198,6 +198,20 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes and waits until the bus has stored the message (or recognised it as a duplicate).
     async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError>;
 
+    /// Publishes `messages` so the bus stores them in this order, and waits until each is stored:
+    /// one answer per message, in order. A bus sends them all before waiting for the first
+    /// acknowledgement, so a batch costs about one round trip rather than one per message.
+    async fn publish_in_order(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> Vec<Result<PublishReceipt, BusError>> {
+        let mut answers = Vec::with_capacity(messages.len());
+        for message in messages {
+            answers.push(self.publish(message).await);
+        }
+        answers
+    }
+
     /// Opens a subscription on a durable consumer created by [`Bus::ensure_topology`].
     async fn subscribe(&self, consumer: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError>;
 

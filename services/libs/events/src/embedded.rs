@@ -249,47 +249,30 @@ impl Bus for EmbeddedBus {
     }
 
     async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError> {
-        let Some(family) = StreamFamily::of_subject(&message.subject) else {
-            return Err(BusError::Publish {
-                subject: message.subject,
-                source: "no stream captures this subject".into(),
-            });
-        };
-        let size = message.payload.len();
-        if size > MAX_PAYLOAD {
-            return Err(BusError::TooLarge {
-                size,
-                limit: MAX_PAYLOAD,
+        let subject = message.subject.clone();
+        let committed = self.queue_publish(message).await?;
+        self.published(subject, committed.await)
+    }
+
+    async fn publish_in_order(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> Vec<Result<PublishReceipt, BusError>> {
+        // Every message is queued before the first commit is awaited: they share group commits
+        // and are stored in this order.
+        let mut queued = Vec::with_capacity(messages.len());
+        for message in messages {
+            let subject = message.subject.clone();
+            queued.push((subject, self.queue_publish(message).await));
+        }
+        let mut answers = Vec::with_capacity(queued.len());
+        for (subject, queued) in queued {
+            answers.push(match queued {
+                Ok(committed) => self.published(subject, committed.await),
+                Err(e) => Err(e),
             });
         }
-        let now = now_ms();
-        let written = self
-            .inner
-            .writer
-            .submit(Write::Publish {
-                stream: family.stream_name(),
-                subject: message.subject.clone(),
-                msg_id: message.msg_id.clone(),
-                headers: encode_headers(&message.stored_headers()),
-                payload: message.payload.clone(),
-                published_at: now,
-                window_start: now - ms(self.inner.settings.duplicate_window),
-            })
-            .await
-            .map_err(|e| BusError::Publish {
-                subject: message.subject.clone(),
-                source: e.into(),
-            })?;
-        let Written::Published(receipt) = written else {
-            return Err(BusError::Publish {
-                subject: message.subject,
-                source: "the bus answered a publish with something else".into(),
-            });
-        };
-        if !receipt.duplicate {
-            self.inner.activity.notify_waiters();
-        }
-        Ok(receipt)
+        answers
     }
 
     async fn subscribe(&self, consumer: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
@@ -676,6 +659,69 @@ impl Acker for EmbeddedAcker {
 
     async fn in_progress(&self) -> Result<(), BusError> {
         self.set_visible(now_ms() + self.ack_wait).await
+    }
+}
+
+impl EmbeddedBus {
+    /// Checks a message and queues it for the next group commit; the future answers once it is
+    /// committed.
+    async fn queue_publish(
+        &self,
+        message: OutgoingMessage,
+    ) -> Result<impl Future<Output = Result<Written, String>> + use<>, BusError> {
+        let Some(family) = StreamFamily::of_subject(&message.subject) else {
+            return Err(BusError::Publish {
+                subject: message.subject,
+                source: "no stream captures this subject".into(),
+            });
+        };
+        let size = message.payload.len();
+        if size > MAX_PAYLOAD {
+            return Err(BusError::TooLarge {
+                size,
+                limit: MAX_PAYLOAD,
+            });
+        }
+        let now = now_ms();
+        let headers = encode_headers(&message.stored_headers());
+        self.inner
+            .writer
+            .enqueue(Write::Publish {
+                stream: family.stream_name(),
+                subject: message.subject.clone(),
+                msg_id: message.msg_id,
+                headers,
+                payload: message.payload,
+                published_at: now,
+                window_start: now - ms(self.inner.settings.duplicate_window),
+            })
+            .await
+            .map_err(|e| BusError::Publish {
+                subject: message.subject,
+                source: e.into(),
+            })
+    }
+
+    /// The receipt of a committed publish, waking consumers when something new was stored.
+    fn published(
+        &self,
+        subject: String,
+        committed: Result<Written, String>,
+    ) -> Result<PublishReceipt, BusError> {
+        let written = committed.map_err(|e| BusError::Publish {
+            subject: subject.clone(),
+            source: e.into(),
+        })?;
+        let Written::Published(receipt) = written else {
+            return Err(BusError::Publish {
+                subject,
+                source: "the bus answered a publish with something else".into(),
+            });
+        };
+        if !receipt.duplicate {
+            self.inner.activity.notify_waiters();
+        }
+        Ok(receipt)
     }
 }
 

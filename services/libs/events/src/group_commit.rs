@@ -67,14 +67,26 @@ impl Writer {
 
     /// Queues `write` and waits until it is committed (or failed).
     pub(crate) async fn submit(&self, write: Write) -> Result<Written, String> {
+        self.enqueue(write).await?.await
+    }
+
+    /// Queues `write` and returns at once with a way to wait for its commit: writes queued one
+    /// after another are applied in that order, so a caller can queue several in order and then
+    /// wait for them all.
+    pub(crate) async fn enqueue(
+        &self,
+        write: Write,
+    ) -> Result<impl Future<Output = Result<Written, String>> + use<>, String> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((write, reply))
             .await
             .map_err(|_| "the embedded bus is shutting down".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the embedded bus stopped before committing".to_string())?
+        Ok(async move {
+            answer
+                .await
+                .map_err(|_| "the embedded bus stopped before committing".to_string())?
+        })
     }
 }
 

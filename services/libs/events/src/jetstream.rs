@@ -340,33 +340,28 @@ impl Bus for JetStreamBus {
     }
 
     async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError> {
-        let headers = message.stored_headers();
-        let map = to_header_map(&headers);
-        let subject = message.subject;
-        let size = message.payload.len();
-        let publish_error = |e: Cause| BusError::Publish {
-            subject: subject.clone(),
-            source: e,
-        };
-        // Two awaits: the first sends (async-nats refuses an oversized message here, before
-        // sending), the second waits for JetStream to store the message.
-        let ack = self
-            .js
-            .publish_with_headers(subject.clone(), map, message.payload)
-            .await
-            .map_err(|e| match e.kind() {
-                jetstream::context::PublishErrorKind::MaxPayloadExceeded => BusError::TooLarge {
-                    size,
-                    limit: self.max_payload(),
-                },
-                _ => publish_error(e.into()),
-            })?
-            .await
-            .map_err(|e| publish_error(e.into()))?;
-        Ok(PublishReceipt {
-            duplicate: ack.duplicate,
-            sequence: ack.sequence,
-        })
+        let (subject, sent) = self.send(message).await;
+        self.stored(subject, sent?).await
+    }
+
+    async fn publish_in_order(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> Vec<Result<PublishReceipt, BusError>> {
+        // Every message is sent before the first acknowledgement is awaited: one connection
+        // keeps them in order, and the acknowledgements arrive while later ones are still sent.
+        let mut sent = Vec::with_capacity(messages.len());
+        for message in messages {
+            sent.push(self.send(message).await);
+        }
+        let mut answers = Vec::with_capacity(sent.len());
+        for (subject, ack) in sent {
+            answers.push(match ack {
+                Ok(ack) => self.stored(subject, ack).await,
+                Err(e) => Err(e),
+            });
+        }
+        answers
     }
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
@@ -580,6 +575,54 @@ impl Subscription for JetStreamSubscription {
             sequence,
             Box::new(JetStreamAcker(acker)),
         )))
+    }
+}
+
+impl JetStreamBus {
+    /// Sends a message (async-nats refuses an oversized one here, before sending); the
+    /// acknowledgement is awaited separately.
+    async fn send(
+        &self,
+        message: OutgoingMessage,
+    ) -> (
+        String,
+        Result<jetstream::context::PublishAckFuture, BusError>,
+    ) {
+        let headers = message.stored_headers();
+        let map = to_header_map(&headers);
+        let subject = message.subject;
+        let size = message.payload.len();
+        let sent = self
+            .js
+            .publish_with_headers(subject.clone(), map, message.payload)
+            .await
+            .map_err(|e| match e.kind() {
+                jetstream::context::PublishErrorKind::MaxPayloadExceeded => BusError::TooLarge {
+                    size,
+                    limit: self.max_payload(),
+                },
+                _ => BusError::Publish {
+                    subject: subject.clone(),
+                    source: e.into(),
+                },
+            });
+        (subject, sent)
+    }
+
+    /// Waits until JetStream has stored a sent message.
+    async fn stored(
+        &self,
+        subject: String,
+        ack: jetstream::context::PublishAckFuture,
+    ) -> Result<PublishReceipt, BusError> {
+        let ack = ack.await.map_err(|e| BusError::Publish {
+            subject,
+            source: e.into(),
+        })?;
+        Ok(PublishReceipt {
+            duplicate: ack.duplicate,
+            sequence: ack.sequence,
+        })
     }
 }
 

@@ -659,6 +659,67 @@ async fn stored_messages_are_listed_and_removed(bus: Arc<dyn Bus>) -> anyhow::Re
     Ok(())
 }
 
+async fn publishing_in_order_stores_in_order_and_answers_each(
+    bus: Arc<dyn Bus>,
+) -> anyhow::Result<()> {
+    let spec = events_consumer("in-order");
+    bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+    bus.publish(OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "seen-before",
+        "x",
+    ))
+    .await?;
+    let limit = bus.max_payload();
+    let mut messages: Vec<OutgoingMessage> = (0..300)
+        .map(|i| {
+            OutgoingMessage::new(
+                "herald.events.servicenow.incident_resolved",
+                format!("m-{i}"),
+                format!("{i}"),
+            )
+        })
+        .collect();
+    // A duplicate and an oversized message in the middle answer for themselves only.
+    messages[100] = OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "seen-before",
+        "x",
+    );
+    messages[200] = OutgoingMessage::new(
+        "herald.events.servicenow.incident_resolved",
+        "too-big",
+        vec![b'x'; limit + 1],
+    );
+    let answers = bus.publish_in_order(messages).await;
+    assert_eq!(answers.len(), 300, "one answer per message");
+    for (i, answer) in answers.iter().enumerate() {
+        match i {
+            100 => assert!(matches!(answer, Ok(r) if r.duplicate), "{answer:?}"),
+            200 => assert!(
+                matches!(answer, Err(herald_events::BusError::TooLarge { .. })),
+                "{answer:?}"
+            ),
+            _ => assert!(matches!(answer, Ok(r) if !r.duplicate), "{i}: {answer:?}"),
+        }
+    }
+    let stored: Vec<String> = bus
+        .list_stored(StreamFamily::Events, None, 0, 1000)
+        .await?
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    let expected: Vec<String> = std::iter::once("x".to_string())
+        .chain(
+            (0..300)
+                .filter(|i| *i != 100 && *i != 200)
+                .map(|i| i.to_string()),
+        )
+        .collect();
+    assert_eq!(stored, expected, "stored in the order given");
+    Ok(())
+}
+
 // ---------------------------------------------------------------- JetStream
 
 macro_rules! jetstream_case {
@@ -686,6 +747,7 @@ mod jetstream {
     jetstream_case!(same_key_messages_are_handled_in_order);
     jetstream_case!(nothing_is_lost_across_a_worker_restart);
     jetstream_case!(stored_messages_are_listed_and_removed);
+    jetstream_case!(publishing_in_order_stores_in_order_and_answers_each);
 
     #[tokio::test]
     async fn connecting_to_nothing_says_where_it_tried() {
@@ -733,6 +795,7 @@ mod embedded {
     embedded_case!(same_key_messages_are_handled_in_order);
     embedded_case!(nothing_is_lost_across_a_worker_restart);
     embedded_case!(stored_messages_are_listed_and_removed);
+    embedded_case!(publishing_in_order_stores_in_order_and_answers_each);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_was_accepted_survives_closing_and_reopening() -> anyhow::Result<()> {
