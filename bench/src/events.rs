@@ -22,18 +22,22 @@ pub enum Spread {
     WorstCase,
 }
 
+/// A record of the catalog as ServiceNow names it: its sys_id and its display value.
 #[derive(Debug, Clone)]
-struct Ref {
-    sys_id: String,
-    name: String,
+pub(crate) struct Ref {
+    pub(crate) sys_id: String,
+    pub(crate) name: String,
 }
 
-/// Who an event is about.
+/// Who an event is about: a business service, the team that owns it and that team's people.
 #[derive(Debug, Clone)]
-struct Cast {
-    service: Ref,
-    team: Ref,
-    people: Vec<Ref>,
+pub(crate) struct Cast {
+    pub(crate) service: Ref,
+    pub(crate) team: Ref,
+    pub(crate) people: Vec<Ref>,
+    /// The service's usual restore time per priority, the baseline an outage is measured against
+    /// where the catalog gives one.
+    pub(crate) typical_restore: Option<herald_catalog::TypicalRestore>,
 }
 
 pub struct Generator {
@@ -46,6 +50,56 @@ fn hex32(text: &str) -> bool {
     text.len() == 32 && text.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Every business service of the demo catalog that ServiceNow can name (a sys_id alias), with its
+/// team and that team's ServiceNow accounts: the organisation the generated events spread over.
+pub(crate) fn casts() -> anyhow::Result<Vec<Cast>> {
+    let root = herald_testkit::repo_root();
+    let catalog = herald_catalog::Catalog::from_file(&root.join("deploy/catalog.toml"))?;
+    let mut casts = Vec::new();
+    for service in catalog.services() {
+        let Some(sys_id) = service.aliases.iter().find(|a| hex32(a)) else {
+            continue;
+        };
+        let Some(team) = service.team.as_deref().and_then(|t| catalog.team(t)) else {
+            continue;
+        };
+        let Some(team_id) = team.aliases.iter().find(|a| hex32(a)) else {
+            continue;
+        };
+        let people: Vec<Ref> = catalog
+            .people()
+            .iter()
+            .filter(|p| p.team.as_deref() == Some(team.id.as_str()))
+            .filter_map(|p| {
+                Some(Ref {
+                    sys_id: p.accounts.get("servicenow")?.get("sys_id")?.clone(),
+                    name: p.display_name.clone(),
+                })
+            })
+            .collect();
+        if people.is_empty() {
+            continue;
+        }
+        casts.push(Cast {
+            service: Ref {
+                sys_id: sys_id.clone(),
+                name: service.name.clone(),
+            },
+            team: Ref {
+                sys_id: team_id.clone(),
+                name: team.name.clone(),
+            },
+            people,
+            typical_restore: service.typical_restore_minutes.clone(),
+        });
+    }
+    anyhow::ensure!(
+        !casts.is_empty(),
+        "the demo catalog gives no ServiceNow cast"
+    );
+    Ok(casts)
+}
+
 impl Generator {
     pub fn new(spread: Spread) -> anyhow::Result<Self> {
         let root = herald_testkit::repo_root();
@@ -53,51 +107,9 @@ impl Generator {
             &std::fs::read(root.join("tests/fixtures/servicenow/incident-resolved-p1.json"))
                 .context("the P1 fixture is the events' template")?,
         )?;
-        let catalog = herald_catalog::Catalog::from_file(&root.join("deploy/catalog.toml"))?;
-        let mut casts = Vec::new();
-        for service in catalog.services() {
-            let Some(sys_id) = service.aliases.iter().find(|a| hex32(a)) else {
-                continue;
-            };
-            let Some(team) = service.team.as_deref().and_then(|t| catalog.team(t)) else {
-                continue;
-            };
-            let Some(team_id) = team.aliases.iter().find(|a| hex32(a)) else {
-                continue;
-            };
-            let people: Vec<Ref> = catalog
-                .people()
-                .iter()
-                .filter(|p| p.team.as_deref() == Some(team.id.as_str()))
-                .filter_map(|p| {
-                    Some(Ref {
-                        sys_id: p.accounts.get("servicenow")?.get("sys_id")?.clone(),
-                        name: p.display_name.clone(),
-                    })
-                })
-                .collect();
-            if people.is_empty() {
-                continue;
-            }
-            casts.push(Cast {
-                service: Ref {
-                    sys_id: sys_id.clone(),
-                    name: service.name.clone(),
-                },
-                team: Ref {
-                    sys_id: team_id.clone(),
-                    name: team.name.clone(),
-                },
-                people,
-            });
-        }
-        anyhow::ensure!(
-            !casts.is_empty(),
-            "the demo catalog gives no ServiceNow cast"
-        );
         Ok(Self {
             template,
-            casts,
+            casts: casts()?,
             spread,
         })
     }

@@ -1,8 +1,10 @@
 //! What `herald-bench` and `herald-faults` share: the event generator, the driver, the receiver
-//! that stands in for a webhook channel, the Herald (or Alertmanager) under test, and the query
-//! timings with millions of wins stored.
+//! that stands in for a webhook channel, the Herald (or Alertmanager) under test, the query
+//! timings with millions of wins stored, and the backfill of a generated ServiceNow export.
 
+pub mod backfill;
 pub mod events;
+pub mod export;
 pub mod faults;
 pub mod load;
 pub mod queries;

@@ -3,10 +3,12 @@
 //! each run mode — the four services distributed, and `herald up` — ingest's 202s per second and
 //! the event-to-delivery pipeline at saturation (events spread like a real organisation's, and the
 //! worst case where every win credits the same service, team and person), latency percentiles at
-//! fixed rates, duplicates, CPU and memory. Prints a table, writes it as JSON and Markdown.
+//! fixed rates, duplicates, CPU and memory; then, on a fresh start of each mode, the backfill of a
+//! generated ServiceNow export through `herald backfill`. Prints a table, writes it as JSON and
+//! Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
-use herald_bench::{events, load, queries, raw, rss, sink, targets};
+use herald_bench::{backfill, events, export, load, queries, raw, rss, sink, targets};
 
 use std::{
     path::PathBuf,
@@ -48,7 +50,8 @@ struct Args {
     /// them when it is installed).
     #[arg(long, value_enum, value_delimiter = ',')]
     modes: Option<Vec<Mode>>,
-    /// A short run to check the benchmark itself: 1,000 events, 50 and 200 events/s for 5 s.
+    /// A short run to check the benchmark itself: 1,000 events, 50 and 200 events/s for 5 s,
+    /// 100,000 wins stored, 2,000 rows backfilled.
     #[arg(long)]
     quick: bool,
     /// How long to wait for the last deliveries of a run.
@@ -61,9 +64,16 @@ struct Args {
     /// How many times each query is timed.
     #[arg(long, default_value_t = 200)]
     query_samples: usize,
-    /// Only the query timings: no limits, no pipeline runs.
-    #[arg(long)]
+    /// Only the query timings: no limits, no pipeline runs, no backfill.
+    #[arg(long, conflicts_with = "backfill_only")]
     queries_only: bool,
+    /// Rows of the generated ServiceNow export each mode backfills (on a fresh start); 0 for no
+    /// backfill.
+    #[arg(long, default_value_t = 1_000_000)]
+    backfill_rows: u64,
+    /// Only the backfill: no limits, no pipeline runs, no query timings.
+    #[arg(long)]
+    backfill_only: bool,
     /// Where the JSON and Markdown results go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -122,6 +132,7 @@ struct Report {
     connections: usize,
     limits: Option<Limits>,
     modes: Vec<ModeReport>,
+    backfill: Vec<backfill::BackfillReport>,
     queries: Vec<queries::QueryReport>,
 }
 
@@ -508,8 +519,53 @@ fn markdown(report: &Report) -> String {
             rss(&m.peak_rss_mib)
         ));
     }
+    out.push_str(&backfill::markdown(&report.backfill));
     out.push_str(&query_table(&report.queries));
     out
+}
+
+/// The backfill in each Herald mode chosen, each on a fresh start, all from one export.
+async fn backfills(
+    chosen: &[Mode],
+    sink: &Sink,
+    rows: u64,
+) -> anyhow::Result<Vec<backfill::BackfillReport>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("incident.csv");
+    let started = Instant::now();
+    // Seconds of file writing for a million rows: off the runtime's worker threads.
+    let export =
+        tokio::task::spawn_blocking(move || export::write(&path, rows, chrono::Utc::now()))
+            .await??;
+    println!(
+        "backfill: {rows} rows written to a {:.0} MB ServiceNow export in {:.1} s",
+        export.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let webhook = sink.url("/hooks/herald");
+    let mut runs = Vec::new();
+    for mode in chosen {
+        let target = match mode {
+            Mode::Distributed => targets::distributed(&webhook).await?,
+            Mode::Standalone => targets::standalone(&webhook).await?,
+            // Alertmanager keeps no history to backfill.
+            Mode::Alertmanager => continue,
+        };
+        println!("{}: backfilling {rows} rows", target.name);
+        let run = backfill::measure(&target, &export).await;
+        target.stop().await;
+        let run = run?;
+        println!(
+            "{}: backfill: CLI done after {:.1} s, wins and leaderboards after {}, {} lost",
+            run.mode,
+            run.cli_exit_s,
+            run.done_s
+                .map_or_else(|| "never".to_string(), |s| format!("{s:.1} s")),
+            run.lost
+        );
+        runs.push(run);
+    }
+    Ok(runs)
 }
 
 /// The query timings, one column per number of wins stored.
@@ -563,13 +619,16 @@ async fn main() -> anyhow::Result<()> {
         args.seconds = 5;
         args.query_wins = vec![100_000];
         args.query_samples = 50;
+        args.backfill_rows = 2_000;
     }
+    // Each part runs unless another was asked for alone.
+    let pipeline = !args.queries_only && !args.backfill_only;
     herald_runtime::install_tls_provider();
     let started = chrono::Utc::now();
     let sink = Sink::start().await?;
 
     let count = args.events.max(1_000);
-    let limits = if args.queries_only {
+    let limits = if !pipeline {
         None
     } else {
         println!("the machine's limits");
@@ -587,7 +646,9 @@ async fn main() -> anyhow::Result<()> {
             },
         })
     };
-    println!("{limits:?}");
+    if let Some(limits) = &limits {
+        println!("{limits:?}");
+    }
 
     let mut events = Events { next: 0 };
     let mut modes = Vec::new();
@@ -604,13 +665,23 @@ async fn main() -> anyhow::Result<()> {
             vec![Mode::Distributed, Mode::Standalone]
         }
     };
-    if !args.queries_only {
+    if pipeline {
         for mode in &chosen {
             modes.push(measure(*mode, &sink, &mut events, &args).await?);
         }
     }
+    let backfill = if !args.queries_only && args.backfill_rows > 0 {
+        backfills(&chosen, &sink, args.backfill_rows).await?
+    } else {
+        Vec::new()
+    };
+    let query_wins = if args.backfill_only {
+        &[][..]
+    } else {
+        &args.query_wins[..]
+    };
     let mut query_runs = Vec::new();
-    for wins in &args.query_wins {
+    for wins in query_wins {
         println!("queries with {wins} wins stored");
         query_runs.push(queries::measure(*wins, args.query_samples).await?);
     }
@@ -620,6 +691,7 @@ async fn main() -> anyhow::Result<()> {
         connections: args.connections,
         limits,
         modes,
+        backfill,
         queries: query_runs,
     };
     std::fs::create_dir_all(&args.out)?;

@@ -2,7 +2,7 @@
 //! defaults, or the four services on a throwaway nats-server and PostgreSQL. Both announce every
 //! win (no headline threshold) to one signed webhook, the sink, with the hold-back window at 0.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context;
 use herald_testkit::{NatsCluster, NatsServer, ServiceProcess, TestDatabase, free_port};
@@ -54,6 +54,9 @@ kinds = ["headline_win"]
     )
 }
 
+/// Herald's four services, in the order a distributed run starts them.
+const SERVICES: [&str; 4] = ["ingest", "scoring", "spotlight", "notify"];
+
 /// A running Herald (or the tool it is compared with): where events go, and its processes by name.
 pub struct Target {
     pub name: &'static str,
@@ -65,6 +68,9 @@ pub struct Target {
     pub nats: Option<NatsServer>,
     /// Or the cluster of a distributed run on replicated streams.
     pub cluster: Option<NatsCluster>,
+    /// Each service's gRPC address by service name (`ingest`, `spotlight`, …); one address for
+    /// all four under `herald up`, none for Alertmanager.
+    grpc: HashMap<&'static str, String>,
     _db: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
@@ -76,6 +82,14 @@ impl Target {
             .iter()
             .filter_map(|p| Some((p.name().to_string(), p.pid()?)))
             .collect()
+    }
+
+    /// The gRPC address of `service` (`ingest`, `scoring`, `spotlight`, `notify`).
+    pub fn grpc_url(&self, service: &str) -> anyhow::Result<&str> {
+        self.grpc
+            .get(service)
+            .map(String::as_str)
+            .with_context(|| format!("{} serves no {service} gRPC API", self.name))
     }
 
     /// The process named `name` (`herald-scoring`, `herald`, …).
@@ -165,6 +179,10 @@ pub async fn standalone(webhook: &str) -> anyhow::Result<Target> {
         processes: vec![process],
         nats: None,
         cluster: None,
+        grpc: SERVICES
+            .into_iter()
+            .map(|service| (service, format!("http://127.0.0.1:{grpc}")))
+            .collect(),
         _db: None,
         _dir: dir,
     })
@@ -225,9 +243,8 @@ pub async fn distributed_with(
     nats: Nats,
 ) -> anyhow::Result<Target> {
     let dir = tempfile::tempdir()?;
-    let services = ["ingest", "scoring", "spotlight", "notify"];
-    let mut ports = std::collections::HashMap::new();
-    for service in services {
+    let mut ports = HashMap::new();
+    for service in SERVICES {
         ports.insert(service, (free_port()?, free_port()?));
     }
     let addrs = |service: &str| {
@@ -245,7 +262,7 @@ pub async fn distributed_with(
     std::fs::write(&config, &toml)?;
     let args = vec!["--config".to_string(), config.display().to_string()];
     let mut processes = Vec::new();
-    for service in services {
+    for service in SERVICES {
         let process = ServiceProcess::spawn(&format!("herald-{service}"), &args, &env()).await?;
         wait_ready(ports[service].0, &process).await?;
         processes.push(process);
@@ -260,6 +277,10 @@ pub async fn distributed_with(
         processes,
         nats: nats.single,
         cluster: nats.cluster,
+        grpc: ports
+            .iter()
+            .map(|(service, (_, grpc))| (*service, format!("http://127.0.0.1:{grpc}")))
+            .collect(),
         _db: Some(db),
         _dir: dir,
     })
@@ -304,6 +325,7 @@ pub async fn alertmanager(webhook: &str) -> anyhow::Result<Target> {
         processes: vec![process],
         nats: None,
         cluster: None,
+        grpc: HashMap::new(),
         _db: None,
         _dir: dir,
     })
