@@ -113,6 +113,8 @@ struct Fixed {
     p50_ms: Option<f64>,
     p95_ms: Option<f64>,
     p99_ms: Option<f64>,
+    /// The largest process's peak memory during this rate (all of Herald under `herald up`).
+    peak_rss_mib: Option<(String, f64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -252,6 +254,7 @@ async fn fixed(
     let generator = Generator::new(Spread::Organisation)?;
     let count = (rate * args.seconds as f64).round() as u64;
     let (first, requests) = events.requests(&generator, count, target.alerts)?;
+    let sampler = rss::PeakSampler::start(target.pids());
     let sent = drive(
         &target.ingest_url,
         first,
@@ -261,6 +264,10 @@ async fn fixed(
     )
     .await?;
     let delivered = drained(sink, &sent, Duration::from_secs(args.drain_seconds)).await;
+    let peak_rss_mib = sampler
+        .finish()
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1));
     let mut latencies: Vec<Duration> = sent
         .sent_at
         .iter()
@@ -281,6 +288,7 @@ async fn fixed(
         p50_ms: percentile_ms(&latencies, 50.0),
         p95_ms: percentile_ms(&latencies, 95.0),
         p99_ms: percentile_ms(&latencies, 99.0),
+        peak_rss_mib,
     })
 }
 
@@ -382,7 +390,7 @@ fn side_by_side(report: &Report) -> String {
         (None, _) => "–".into(),
     };
     type Figure = fn(&ModeReport) -> Option<f64>;
-    let rows: [(&str, Figure, &str); 5] = [
+    let rows: [(&str, Figure, &str); 6] = [
         (
             "delivered/s at saturation",
             |m| m.saturation.first().map(|s| s.delivered_per_s),
@@ -421,6 +429,16 @@ fn side_by_side(report: &Report) -> String {
                     .and_then(|f| f.p99_ms)
             },
             " ms",
+        ),
+        (
+            "largest process's RSS at 1,000 events/s",
+            |m| {
+                m.fixed
+                    .iter()
+                    .find(|f| f.rate == 1000.0)
+                    .and_then(|f| f.peak_rss_mib.as_ref().map(|(_, v)| *v))
+            },
+            " MiB",
         ),
     ];
     let mut out = String::from("| side by side |");
@@ -492,18 +510,22 @@ fn markdown(report: &Report) -> String {
             ));
         }
         out.push_str(
-            "\n| fixed rate | delivered / sent | p50 | p95 | p99 |\n|---|---|---|---|---|\n",
+            "\n| fixed rate | delivered / sent | p50 | p95 | p99 | largest RSS |\n|---|---|---|---|---|---|\n",
         );
         for f in &m.fixed {
             out.push_str(&format!(
-                "| {}/s | {} / {} ({} accepted) | {} ms | {} ms | {} ms |\n",
+                "| {}/s | {} / {} ({} accepted) | {} ms | {} ms | {} ms | {} |\n",
                 f.rate,
                 f.delivered,
                 f.sent,
                 f.accepted,
                 opt(f.p50_ms),
                 opt(f.p95_ms),
-                opt(f.p99_ms)
+                opt(f.p99_ms),
+                f.peak_rss_mib
+                    .as_ref()
+                    .map(|(n, v)| format!("{n} {v:.0} MiB"))
+                    .unwrap_or_else(|| "–".into())
             ));
         }
         let rss = |list: &[(String, f64)]| {
