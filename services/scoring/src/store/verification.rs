@@ -289,7 +289,8 @@ impl Store {
             let sql = format!(
                 "WITH v(id, status) AS (VALUES {})
                  UPDATE wins SET publish_pending = 0
-                 WHERE EXISTS (SELECT 1 FROM v WHERE v.id = wins.id AND v.status = wins.status)",
+                 WHERE id IN (SELECT id FROM v)
+                   AND EXISTS (SELECT 1 FROM v WHERE v.id = wins.id AND v.status = wins.status)",
                 numbered_rows(chunk.len(), 2)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

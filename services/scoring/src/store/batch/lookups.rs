@@ -244,12 +244,18 @@ pub(super) async fn withdrawable(
         rows.extend(query.fetch_all(&mut **tx).await?);
     }
     if !related.is_empty() {
+        // Two joins rather than one with `OR`: with the `OR`, PostgreSQL hashed the whole wins
+        // table for every batch (a sequential scan growing with history); each half alone is an
+        // index lookup per signal. A win matching both halves comes twice and is taken once.
         let sql = format!(
             "WITH q(i, at, business_service, configuration_item, k1) AS (VALUES {})
              SELECT q.i, {WIN} FROM q JOIN wins w
-               ON w.status <> 'revoked' AND w.outcome_at < q.at AND w.revocable_until >= q.at
-              AND (w.business_service = q.business_service OR w.configuration_item = q.configuration_item)
-              AND w.kind = q.k1",
+               ON w.business_service = q.business_service AND w.kind = q.k1
+              AND w.revocable_until >= q.at AND w.outcome_at < q.at AND w.status <> 'revoked'
+             UNION ALL
+             SELECT q.i, {WIN} FROM q JOIN wins w
+               ON w.configuration_item = q.configuration_item AND w.kind = q.k1
+              AND w.revocable_until >= q.at AND w.outcome_at < q.at AND w.status <> 'revoked'",
             numbered_rows(related.len(), 5)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -275,8 +281,10 @@ pub(super) async fn withdrawable(
             })
         })
         .collect();
-    // Signals withdraw in the order they came; a win two signals fall on goes to the first.
+    // Signals withdraw in the order they came; a win two signals (or both halves of the related
+    // lookup) fall on goes to the first.
     found.sort_by(|a, b| a.signal.cmp(&b.signal).then_with(|| a.id.cmp(&b.id)));
+    found.dedup_by(|a, b| a.signal == b.signal && a.id == b.id);
     Ok(found)
 }
 
