@@ -81,6 +81,12 @@ fn token_of_kind(kind: i32) -> &'static str {
         .unwrap_or("unspecified")
 }
 
+fn source_token(source: i32) -> &'static str {
+    herald_proto::v1::Source::try_from(source)
+        .map(|s| s.token())
+        .unwrap_or("unspecified")
+}
+
 impl Store {
     pub fn new(pool: AnyPool) -> Self {
         Self { pool }

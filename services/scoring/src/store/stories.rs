@@ -3,22 +3,16 @@
 //! deployments and merges counted for delivery metrics, and the daily credit cap's running totals.
 
 use chrono::{DateTime, Utc};
-use herald_proto::v1::{ItsmEvent, RequesterPraise, Source, Win, WinStatus};
+use herald_proto::v1::{ItsmEvent, RequesterPraise, Win, WinStatus};
 use herald_runtime::db::millis;
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
 
-use super::{StoreError, decode, status_token, token_of_kind};
+use super::{StoreError, decode, source_token, status_token, token_of_kind};
 use crate::{
     score::Scored,
     value::{DeliveryKind, DeliveryMetric, Praise},
 };
-
-fn source_token(source: i32) -> &'static str {
-    Source::try_from(source)
-        .map(|s| s.token())
-        .unwrap_or("unspecified")
-}
 
 /// Keeps a requester's praise and attaches it to the newest standing win of the rated ticket.
 pub(super) async fn keep_praise(

@@ -13,7 +13,7 @@ use herald_runtime::{
 };
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::super::StoreError;
+use super::super::{StoreError, source_token};
 use crate::verification::{Signal, SignalKind, Windows};
 
 /// A signal's or a win's kinds, padded to a fixed width so one statement serves every key
@@ -24,12 +24,6 @@ fn kind_slots<const N: usize>(kinds: &[&'static str]) -> [&'static str; N] {
         *slot = kind;
     }
     slots
-}
-
-fn source_token(source: i32) -> &'static str {
-    Source::try_from(source)
-        .map(|s| s.token())
-        .unwrap_or("unspecified")
 }
 
 /// The newest praise of each win's ticket (praise that arrived before the win it rates).
@@ -243,33 +237,6 @@ pub(super) async fn withdrawable(
         }
         rows.extend(query.fetch_all(&mut **tx).await?);
     }
-    if !related.is_empty() {
-        // Two joins rather than one with `OR`: with the `OR`, PostgreSQL hashed the whole wins
-        // table for every batch (a sequential scan growing with history); each half alone is an
-        // index lookup per signal. A win matching both halves comes twice and is taken once.
-        let sql = format!(
-            "WITH q(i, at, business_service, configuration_item, k1) AS (VALUES {})
-             SELECT q.i, {WIN} FROM q JOIN wins w
-               ON w.business_service = q.business_service AND w.kind = q.k1
-              AND w.revocable_until >= q.at AND w.outcome_at < q.at AND w.status <> 'revoked'
-             UNION ALL
-             SELECT q.i, {WIN} FROM q JOIN wins w
-               ON w.configuration_item = q.configuration_item AND w.kind = q.k1
-              AND w.revocable_until >= q.at AND w.outcome_at < q.at AND w.status <> 'revoked'",
-            numbered_rows(related.len(), 5)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (i, signal) in &related {
-            let [kind] = kind_slots::<1>(&withdrawn_kinds(signal.kind));
-            query = query
-                .bind(index(*i))
-                .bind(millis(signal.at))
-                .bind(signal.business_service.clone())
-                .bind(signal.configuration_item.clone())
-                .bind(kind);
-        }
-        rows.extend(query.fetch_all(&mut **tx).await?);
-    }
     let mut found: Vec<Withdrawable> = rows
         .into_iter()
         .filter_map(|row| {
@@ -281,10 +248,101 @@ pub(super) async fn withdrawable(
             })
         })
         .collect();
-    // Signals withdraw in the order they came; a win two signals (or both halves of the related
-    // lookup) fall on goes to the first.
+    found.extend(withdrawable_nearby(tx, &related).await?);
+    // Signals withdraw in the order they came; a win two signals fall on goes to the first.
     found.sort_by(|a, b| a.signal.cmp(&b.signal).then_with(|| a.id.cmp(&b.id)));
     found.dedup_by(|a, b| a.signal == b.signal && a.id == b.id);
+    Ok(found)
+}
+
+/// The standing wins related incidents fall on: changes on the same service or configuration item
+/// whose revocation window holds the incident's time.
+///
+/// One query over the run's services and configuration items, each with the earliest and latest
+/// incident time seen there, matched to each signal in memory: joined to a list of the signals,
+/// PostgreSQL hashed the whole wins table for every batch (it cannot tell that few changes are
+/// still revocable), which grew with history; a condition per service is an index range each.
+async fn withdrawable_nearby(
+    tx: &mut Transaction<'static, Any>,
+    related: &[(usize, &Signal)],
+) -> Result<Vec<Withdrawable>, StoreError> {
+    if related.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut kinds: Vec<&'static str> = Vec::new();
+    let mut scopes: std::collections::BTreeMap<(&str, &str), (i64, i64)> = Default::default();
+    for (_, signal) in related {
+        for kind in withdrawn_kinds(signal.kind) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        let at = millis(signal.at);
+        let places = [
+            ("business_service", signal.business_service.as_deref()),
+            ("configuration_item", signal.configuration_item.as_deref()),
+        ];
+        for (column, value) in places {
+            if let Some(value) = value {
+                let span = scopes.entry((column, value)).or_insert((at, at));
+                *span = (span.0.min(at), span.1.max(at));
+            }
+        }
+    }
+    if kinds.is_empty() || scopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut arms = Vec::with_capacity(scopes.len());
+    let mut n = kinds.len();
+    for (column, _) in scopes.keys() {
+        // `column` is one of the two names above; every value is bound.
+        arms.push(format!(
+            "({column} = ${} AND kind IN ({}) AND revocable_until >= ${} AND outcome_at < ${})",
+            n + 1,
+            (1..=kinds.len())
+                .map(|k| format!("${k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            n + 2,
+            n + 3
+        ));
+        n += 3;
+    }
+    let sql = format!(
+        "SELECT id, payload, kind, outcome_at, revocable_until, business_service, configuration_item
+         FROM wins WHERE status <> 'revoked' AND ({})",
+        arms.join(" OR ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for kind in &kinds {
+        query = query.bind(*kind);
+    }
+    for ((_, value), (earliest, latest)) in &scopes {
+        query = query.bind(*value).bind(*earliest).bind(*latest);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    let mut found = Vec::new();
+    for (i, signal) in related {
+        let at = millis(signal.at);
+        let withdraws = withdrawn_kinds(signal.kind);
+        for row in &rows {
+            let kind: String = row.get("kind");
+            let service: Option<String> = row.get("business_service");
+            let item: Option<String> = row.get("configuration_item");
+            let near = (service.is_some() && service == signal.business_service)
+                || (item.is_some() && item == signal.configuration_item);
+            let open =
+                row.get::<i64, _>("outcome_at") < at && row.get::<i64, _>("revocable_until") >= at;
+            if near && open && withdraws.contains(&kind.as_str()) {
+                found.push(Withdrawable {
+                    signal: *i,
+                    id: row.get("id"),
+                    payload: row.get("payload"),
+                    outcome_at: from_millis(row.get::<i64, _>("outcome_at")),
+                });
+            }
+        }
+    }
     Ok(found)
 }
 

@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use herald_proto::v1::{CreditSubject, ItsmEvent, Source, ValueLabel, Win, WinStatus};
+use herald_proto::v1::{CreditSubject, ItsmEvent, ValueLabel, Win, WinStatus};
 use herald_runtime::{db::millis, store::numbered_rows};
 use prost::Message;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::super::{StoreError, status_token, token_of_kind};
+use super::super::{StoreError, source_token, status_token, token_of_kind};
 use crate::{
     value::NoValue,
     verification::{Signal, Windows},
@@ -41,11 +41,7 @@ pub(super) async fn events(
             };
             query = query
                 .bind(event.id.clone())
-                .bind(
-                    Source::try_from(event.source)
-                        .map(|s| s.token())
-                        .unwrap_or("unspecified"),
-                )
+                .bind(source_token(event.source))
                 .bind(token_of_kind(event.kind))
                 .bind(
                     event
@@ -129,11 +125,7 @@ pub(super) async fn wins(
                 .bind(win.id.clone())
                 .bind(new.outcome_key.to_string())
                 .bind(win.event_id.clone())
-                .bind(
-                    Source::try_from(win.source)
-                        .map(|s| s.token())
-                        .unwrap_or("unspecified"),
-                )
+                .bind(source_token(win.source))
                 .bind(token_of_kind(win.kind))
                 .bind(win.record_number.clone())
                 .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
