@@ -1,6 +1,7 @@
 //! The benchmark itself, on a small load: it runs from a clean checkout against both run modes,
 //! every accepted event reaches the sink exactly once, the query timings read the wins they
-//! stored, and it writes its figures as JSON and Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
+//! stored, a backfill turns every row into a win in both modes, and it writes its figures as JSON
+//! and Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
 //! measure how busy the machine is.)
 
 use std::time::Duration;
@@ -26,6 +27,8 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             "20000",
             "--query-samples",
             "20",
+            "--backfill-rows",
+            "500",
         ],
         Duration::from_secs(600),
     )
@@ -85,5 +88,23 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         stdout.contains("| query (p50 / p99) |"),
         "the query table: {stdout}"
     );
+    // The backfill: every row of the export became a win, counted and on the leaderboards, in
+    // both modes, and the CLI's memory was measured.
+    let backfills = report["backfill"].as_array().cloned().unwrap_or_default();
+    let modes: Vec<&str> = backfills
+        .iter()
+        .filter_map(|b| b["mode"].as_str())
+        .collect();
+    assert_eq!(modes, ["distributed", "herald up"], "{report}");
+    for backfill in &backfills {
+        assert_eq!(backfill["rows"], 500, "{backfill}");
+        assert_eq!(backfill["lost"], 0, "{backfill}");
+        assert_eq!(backfill["wins_recorded"], 500, "{backfill}");
+        assert!(backfill["done_s"].as_f64().is_some(), "{backfill}");
+        assert!(
+            backfill["cli_peak_rss_mib"].as_f64().unwrap_or_default() > 0.0,
+            "{backfill}"
+        );
+    }
     Ok(())
 }

@@ -371,7 +371,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
                  VALUES {} ON CONFLICT DO NOTHING",
-                herald_runtime::store::numbered_rows(chunk.len(), 7)
+                herald_runtime::store::value_rows(&tx, chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for f in chunk {

@@ -93,7 +93,7 @@ pub fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
     }))
 }
 
-fn install_drivers() {
+pub(crate) fn install_drivers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(sqlx::any::install_default_drivers);
 }

@@ -8,7 +8,7 @@ use herald_proto::{
 };
 use herald_runtime::{
     db::{from_millis, millis},
-    store::numbered_rows,
+    store::value_rows,
 };
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
@@ -285,19 +285,20 @@ impl Store {
         if wins.is_empty() {
             return Ok(());
         }
+        let mut conn = self.pool.acquire().await?;
         for chunk in wins.chunks(MARK_CHUNK) {
             let sql = format!(
                 "WITH v(id, status) AS (VALUES {})
                  UPDATE wins SET publish_pending = 0
                  WHERE id IN (SELECT id FROM v)
                    AND EXISTS (SELECT 1 FROM v WHERE v.id = wins.id AND v.status = wins.status)",
-                numbered_rows(chunk.len(), 2)
+                value_rows(&conn, chunk.len(), 2)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for win in chunk {
                 query = query.bind(win.id.clone()).bind(status_token(win.status));
             }
-            query.execute(&self.pool).await?;
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }

@@ -365,7 +365,7 @@ async fn apply(
                value_cents = rollups.value_cents + EXCLUDED.value_cents,
                hours_milli = rollups.hours_milli + EXCLUDED.hours_milli,
                wins = rollups.wins + EXCLUDED.wins",
-            herald_runtime::store::numbered_rows(chunk.len(), 7)
+            herald_runtime::store::value_rows(tx, chunk.len(), 7)
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (key, amounts) in chunk {
@@ -389,7 +389,7 @@ async fn apply(
                value_cents = totals.value_cents + EXCLUDED.value_cents,
                hours_milli = totals.hours_milli + EXCLUDED.hours_milli,
                people = totals.people + EXCLUDED.people, wins = totals.wins + EXCLUDED.wins",
-            herald_runtime::store::numbered_rows(chunk.len(), 7)
+            herald_runtime::store::value_rows(tx, chunk.len(), 7)
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (key, amounts) in chunk {

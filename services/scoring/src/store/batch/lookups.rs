@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{RequesterPraise, Source, Win};
 use herald_runtime::{
     db::{from_millis, millis},
-    store::numbered_rows,
+    store::value_rows,
 };
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
@@ -40,7 +40,7 @@ pub(super) async fn praise(
          SELECT q.i, p.quote, p.requester, p.score FROM q JOIN praise p ON p.event_id = (
              SELECT p2.event_id FROM praise p2 WHERE p2.source = q.source AND p2.record_number = q.record_number
              ORDER BY p2.at DESC LIMIT 1)",
-        numbered_rows(wins.len(), 3)
+        value_rows(tx, wins.len(), 3)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for (i, win) in wins.iter().enumerate() {
@@ -121,7 +121,7 @@ pub(in crate::store) async fn signals_against(
                  WHERE s2.source = q.source AND s2.record_number = q.record_number
                    AND s2.at > q.from_at AND s2.at <= q.to_at AND s2.kind IN (q.k1, q.k2, q.k3)
                  ORDER BY s2.at LIMIT 1)",
-            numbered_rows(same.len(), 8)
+            value_rows(tx, same.len(), 8)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (i, kinds) in &same {
@@ -146,7 +146,7 @@ pub(in crate::store) async fn signals_against(
                  WHERE s2.kind = 'related_incident' AND s2.at > q.from_at AND s2.at <= q.to_at
                    AND (s2.business_service = q.business_service OR s2.configuration_item = q.configuration_item)
                  ORDER BY s2.at LIMIT 1)",
-            numbered_rows(related.len(), 5)
+            value_rows(tx, related.len(), 5)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for i in &related {
@@ -222,7 +222,7 @@ pub(super) async fn withdrawable(
              SELECT q.i, {WIN} FROM q JOIN wins w
                ON w.source = q.source AND w.record_number = q.record_number AND w.status <> 'revoked'
               AND w.outcome_at < q.at AND w.revocable_until >= q.at AND w.kind IN (q.k1, q.k2, q.k3, q.k4)",
-            numbered_rows(same.len(), 8)
+            value_rows(tx, same.len(), 8)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (i, signal) in &same {
@@ -361,7 +361,7 @@ pub(super) async fn existing_outcomes(
     let sql = format!(
         "WITH q(outcome_key) AS (VALUES {})
          SELECT w.outcome_key FROM q JOIN wins w ON w.outcome_key = q.outcome_key",
-        numbered_rows(keys.len(), 1)
+        value_rows(tx, keys.len(), 1)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for key in keys {
@@ -391,7 +391,7 @@ pub(super) async fn credited(
              WHERE c.subject = 'person' AND c.subject_id = q.person AND w.status <> 'revoked'
                AND w.outcome_at >= q.from_at AND w.outcome_at < q.to_at) AS total
          FROM q",
-        numbered_rows(asks.len(), 3)
+        value_rows(tx, asks.len(), 3)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for (person, from, to) in asks {

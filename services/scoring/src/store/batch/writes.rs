@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{CreditSubject, ItsmEvent, ValueLabel, Win, WinStatus};
-use herald_runtime::{db::millis, store::numbered_rows};
+use herald_runtime::{db::millis, store::value_rows};
 use prost::Message;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
@@ -31,7 +31,7 @@ pub(super) async fn events(
         let sql = format!(
             "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload)
              VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            numbered_rows(chunk.len(), 9)
+            value_rows(tx, chunk.len(), 9)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (event, result) in chunk {
@@ -75,7 +75,7 @@ pub(super) async fn signals(
         let sql = format!(
             "INSERT INTO signals (event_id, source, kind, record_number, at, business_service, configuration_item)
              VALUES {} ON CONFLICT (event_id) DO NOTHING",
-            numbered_rows(chunk.len(), 7)
+            value_rows(tx, chunk.len(), 7)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for signal in chunk {
@@ -115,7 +115,7 @@ pub(super) async fn wins(
                                created_at, status, outcome_at, confirm_at, revocable_until,
                                configuration_item, status_reason, status_at, publish_pending)
              VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
-            numbered_rows(chunk.len(), 24)
+            value_rows(tx, chunk.len(), 24)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for new in chunk {
@@ -168,7 +168,7 @@ pub(super) async fn link_events(
             "WITH v(id, win_id) AS (VALUES {})
              UPDATE events SET win_id = (SELECT v.win_id FROM v WHERE v.id = events.id)
              WHERE id IN (SELECT id FROM v)",
-            numbered_rows(chunk.len(), 2)
+            value_rows(tx, chunk.len(), 2)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (event, win) in chunk {
@@ -193,7 +193,7 @@ pub(super) async fn same_outcome(
                               WHERE v.id = events.id),
                     note = 'this outcome was already credited by an earlier event'
              WHERE id IN (SELECT id FROM v)",
-            numbered_rows(chunk.len(), 2)
+            value_rows(tx, chunk.len(), 2)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (event, key) in chunk {
@@ -217,7 +217,7 @@ pub(in crate::store) async fn credits(
         let sql = format!(
             "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
              VALUES {} ON CONFLICT DO NOTHING",
-            numbered_rows(chunk.len(), 6)
+            value_rows(tx, chunk.len(), 6)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (win, credit) in chunk {
@@ -254,7 +254,7 @@ pub(in crate::store) async fn ledger(
     for chunk in entries.chunks(rows_per_statement(5)) {
         let sql = format!(
             "INSERT INTO ledger (win_id, entry, at, amount, reason) VALUES {}",
-            numbered_rows(chunk.len(), 5)
+            value_rows(tx, chunk.len(), 5)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
