@@ -219,13 +219,7 @@ impl Ingestor {
                 origin,
             }])
             .await;
-        answers.pop().unwrap_or_else(|| {
-            Err(ApiError::new(
-                ErrorKind::Internal,
-                "no_answer",
-                "the delivery got no answer",
-            ))
-        })
+        answers.pop().unwrap_or_else(|| Err(no_answer()))
     }
 
     /// Runs several deliveries through verify → normalise → publish, answering each in order. Their
@@ -265,13 +259,7 @@ impl Ingestor {
             .entry(source)
             .and_then(|entry| self.prepare(entry, headers, body, self.now(), origin));
         let mut answers = self.deliver(vec![(source, prepared)]).await;
-        answers.pop().unwrap_or_else(|| {
-            Err(ApiError::new(
-                ErrorKind::Internal,
-                "no_answer",
-                "the delivery got no answer",
-            ))
-        })
+        answers.pop().unwrap_or_else(|| Err(no_answer()))
     }
 
     /// Normalises a verified delivery into the messages it publishes.
@@ -418,13 +406,7 @@ impl Ingestor {
                     if batch {
                         Ok(Accepted::Batch(items))
                     } else {
-                        items.pop().ok_or_else(|| {
-                            ApiError::new(
-                                ErrorKind::Internal,
-                                "no_answer",
-                                "the delivery got no answer",
-                            )
-                        })
+                        items.pop().ok_or_else(no_answer)
                     }
                 });
                 count_events(source, &result);
@@ -432,6 +414,16 @@ impl Ingestor {
             })
             .collect()
     }
+}
+
+/// A delivery the bus gave no receipt for: a broken promise of [`Bus::publish_in_order`], never a
+/// fault of the sender.
+pub(crate) fn no_answer() -> ApiError {
+    ApiError::new(
+        ErrorKind::Internal,
+        "no_answer",
+        "the delivery got no answer",
+    )
 }
 
 /// One delivery for [`Ingestor::accept_many`].

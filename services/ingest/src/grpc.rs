@@ -13,7 +13,7 @@ use herald_runtime::{ApiError, ErrorKind};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::accept::{Accepted, Delivery, Ingestor};
+use crate::accept::{Accepted, Delivery, Ingestor, no_answer};
 
 pub struct IngestApi {
     pub ingestor: Arc<Ingestor>,
@@ -139,13 +139,7 @@ impl IngestApi {
             let mut accepted = self.ingestor.accept_many(deliveries).await.into_iter();
             for (_, admitted) in &items {
                 let result = match admitted {
-                    Ok(_) => accepted.next().unwrap_or_else(|| {
-                        Err(ApiError::new(
-                            ErrorKind::Internal,
-                            "no_answer",
-                            "the item got no answer",
-                        ))
-                    }),
+                    Ok(_) => accepted.next().unwrap_or_else(|| Err(no_answer())),
                     Err(e) => Err(e.clone()),
                 };
                 let outcome = match result.map(response_of) {

@@ -199,8 +199,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, message: OutgoingMessage) -> Result<PublishReceipt, BusError>;
 
     /// Publishes `messages` so the bus stores them in this order, and waits until each is stored:
-    /// one answer per message, in order. A bus sends them all before waiting for the first
-    /// acknowledgement, so a batch costs about one round trip rather than one per message.
+    /// one answer per message, in order. This default publishes one at a time; JetStream and the
+    /// embedded bus send them all before waiting for the first acknowledgement, so a batch costs
+    /// about one round trip (or one group commit) rather than one per message.
     async fn publish_in_order(
         &self,
         messages: Vec<OutgoingMessage>,
