@@ -12,13 +12,14 @@ use herald_events::{
     worker::{self, HandleError, Handler},
 };
 use herald_proto::v1::{Announcement, AnnouncementKind};
+use prost::Message;
 use tokio::sync::Notify;
 
 use crate::{
     config::NotifySettings,
     routing,
     schedule::Window,
-    store::{Planned, Store},
+    store::{Enqueue, Planned, Store},
 };
 
 pub struct NotifyHandler {
@@ -64,6 +65,33 @@ impl NotifyHandler {
 
 #[async_trait]
 impl Handler for NotifyHandler {
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// Runs of new announcements are queued in one transaction each; a correction (or a message
+    /// that does not decode) is handled alone, in its place.
+    async fn handle_batch(&self, batch: &[IncomingMessage]) -> Vec<Result<(), HandleError>> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut run: Vec<(Announcement, Option<String>)> = Vec::new();
+        for delivery in batch {
+            match queueable(delivery) {
+                Some(announcement) => {
+                    let span = tracing::info_span!("notify.queue", announcement = %announcement.id);
+                    herald_events::trace::set_parent_from(&span, &delivery.headers);
+                    let traceparent = span.in_scope(herald_events::trace::current_traceparent);
+                    run.push((announcement, traceparent));
+                }
+                None => {
+                    self.queue_run(std::mem::take(&mut run), &mut out).await;
+                    out.push(self.handle(delivery).await);
+                }
+            }
+        }
+        self.queue_run(run, &mut out).await;
+        out
+    }
+
     async fn handle(&self, delivery: &IncomingMessage) -> Result<(), HandleError> {
         let announcement: Announcement = worker::decode(delivery)?;
         if announcement.id.is_empty() {
@@ -83,21 +111,7 @@ impl Handler for NotifyHandler {
             }
             return Ok(());
         }
-        let catalog = self.catalog.current();
-        let planned: Vec<Planned> = routing::select(&self.settings.routes, &announcement, &catalog)
-            .into_iter()
-            .flat_map(|route| {
-                let not_before = self.not_before(&route.name, now);
-                route
-                    .channel_names()
-                    .into_iter()
-                    .map(move |channel| Planned {
-                        route: route.name.clone(),
-                        channel: channel.to_string(),
-                        not_before,
-                    })
-            })
-            .collect();
+        let planned = self.plan(&announcement, now);
         if planned.is_empty() {
             tracing::info!(announcement = %announcement.id, "no route matches; nothing to deliver");
             return Ok(());
@@ -113,5 +127,82 @@ impl Handler for NotifyHandler {
             self.wake.notify_one();
         }
         Ok(())
+    }
+}
+
+/// An announcement the batch path queues: decoded, with an id, not a correction.
+fn queueable(delivery: &IncomingMessage) -> Option<Announcement> {
+    let announcement = Announcement::decode(delivery.payload.as_ref()).ok()?;
+    (!announcement.id.is_empty() && announcement.kind != AnnouncementKind::Correction as i32)
+        .then_some(announcement)
+}
+
+impl NotifyHandler {
+    /// One delivery per (matching route, channel), each due when its route's window opens.
+    fn plan(&self, announcement: &Announcement, now: DateTime<Utc>) -> Vec<Planned> {
+        let catalog = self.catalog.current();
+        routing::select(&self.settings.routes, announcement, &catalog)
+            .into_iter()
+            .flat_map(|route| {
+                let not_before = self.not_before(&route.name, now);
+                route
+                    .channel_names()
+                    .into_iter()
+                    .map(move |channel| Planned {
+                        route: route.name.clone(),
+                        channel: channel.to_string(),
+                        not_before,
+                    })
+            })
+            .collect()
+    }
+
+    /// Queues a run of announcements' deliveries in one transaction; pushes one outcome per
+    /// announcement onto `out`.
+    async fn queue_run(
+        &self,
+        run: Vec<(Announcement, Option<String>)>,
+        out: &mut Vec<Result<(), HandleError>>,
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let plans: Vec<Vec<Planned>> = run.iter().map(|(a, _)| self.plan(a, now)).collect();
+        let items: Vec<Enqueue<'_>> = run
+            .iter()
+            .zip(&plans)
+            .filter(|(_, planned)| !planned.is_empty())
+            .map(|((announcement, traceparent), planned)| Enqueue {
+                announcement,
+                planned,
+                traceparent: traceparent.clone(),
+            })
+            .collect();
+        let created = if items.is_empty() {
+            Ok(0)
+        } else {
+            self.store.enqueue_many(&items).await
+        };
+        match created {
+            Ok(created) => {
+                for ((announcement, _), planned) in run.iter().zip(&plans) {
+                    if planned.is_empty() {
+                        tracing::info!(announcement = %announcement.id, "no route matches; nothing to deliver");
+                    } else {
+                        let held = planned.iter().filter(|p| p.not_before > now).count();
+                        tracing::info!(announcement = %announcement.id, deliveries = planned.len(), held, "deliveries queued");
+                    }
+                    out.push(Ok(()));
+                }
+                if created > 0 {
+                    self.wake.notify_one();
+                }
+            }
+            Err(e) => {
+                let failed = HandleError::from(e);
+                out.extend(run.iter().map(|_| Err(failed.for_each_message())));
+            }
+        }
     }
 }

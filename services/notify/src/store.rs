@@ -113,6 +113,17 @@ pub struct Planned {
     pub not_before: DateTime<Utc>,
 }
 
+/// One announcement's deliveries to create, for [`Store::enqueue_many`].
+pub struct Enqueue<'a> {
+    pub announcement: &'a Announcement,
+    pub planned: &'a [Planned],
+    /// The trace the deliveries are queued in (the announcement's message's).
+    pub traceparent: Option<String>,
+}
+
+/// Nine bound values a row: far inside either backend's limit.
+const ENQUEUE_ROWS_PER_STATEMENT: usize = 500;
+
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -151,28 +162,50 @@ impl Store {
         announcement: &Announcement,
         planned: &[Planned],
     ) -> Result<u64, StoreError> {
-        let payload = announcement.encode_to_vec();
         let traceparent = herald_events::trace::current_traceparent();
+        self.enqueue_many(&[Enqueue {
+            announcement,
+            planned,
+            traceparent,
+        }])
+        .await
+    }
+
+    /// [`Store::enqueue_planned`] for several announcements in one transaction and as few
+    /// multi-row statements as fit. Returns how many deliveries are new.
+    pub async fn enqueue_many(&self, items: &[Enqueue<'_>]) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
+        let rows: Vec<(&Enqueue<'_>, Vec<u8>, &Planned)> = items
+            .iter()
+            .flat_map(|item| {
+                let payload = item.announcement.encode_to_vec();
+                item.planned.iter().map(move |p| (item, payload.clone(), p))
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
         let mut created = 0;
-        for p in planned {
-            created += sqlx::query(
+        for chunk in rows.chunks(ENQUEUE_ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload, traceparent)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)
+                 VALUES {}
                  ON CONFLICT (announcement_id, route, channel) DO NOTHING",
-            )
-            .bind(delivery_id(&announcement.id, &p.route, &p.channel))
-            .bind(&announcement.id)
-            .bind(&p.route)
-            .bind(&p.channel)
-            .bind(millis(p.not_before).max(now))
-            .bind(now)
-            .bind(&payload)
-            .bind(&traceparent)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                herald_runtime::store::value_rows(&tx, chunk.len(), 9)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (item, payload, p) in chunk {
+                let id = &item.announcement.id;
+                query = query
+                    .bind(delivery_id(id, &p.route, &p.channel))
+                    .bind(id.clone())
+                    .bind(p.route.clone())
+                    .bind(p.channel.clone())
+                    .bind("pending")
+                    .bind(millis(p.not_before).max(now))
+                    .bind(now)
+                    .bind(payload.clone())
+                    .bind(item.traceparent.clone());
+            }
+            created += query.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(created)

@@ -16,7 +16,6 @@ use herald_proto::{
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tracing::Instrument;
 
 use crate::{card, config::SpotlightSettings, store::Store};
 
@@ -135,25 +134,43 @@ impl SpotlightHandler {
                 return;
             }
         };
+        // Every announcement of the run in flight at once, each under its own message's trace.
+        let mut announced = Vec::new();
+        let mut messages = Vec::new();
         for ((i, win, _), announcement) in run.iter().zip(stored) {
             let Some(announcement) = announcement else {
-                out.push(Ok(()));
+                announced.push(None);
                 continue;
             };
             let span = tracing::info_span!("announce", win = %win.id);
             if let Some(delivery) = batch.get(*i) {
                 herald_events::trace::set_parent_from(&span, &delivery.headers);
             }
-            let published = self
-                .publish(&announcement, AnnouncementKind::HeadlineWin)
-                .instrument(span)
-                .await;
-            if published.is_ok() {
-                tracing::info!(win = %win.id, announcement = %announcement.id, "headline announced");
-                metrics::counter!("herald_spotlight_announcements_total", "kind" => "headline_win")
-                    .increment(1);
+            messages.push(
+                span.in_scope(|| {
+                    announcement_message(&announcement, AnnouncementKind::HeadlineWin)
+                }),
+            );
+            announced.push(Some((win.id.as_str(), announcement.id)));
+        }
+        let mut published = self.bus.publish_in_order(messages).await.into_iter();
+        for announced in announced {
+            let Some((win, announcement)) = announced else {
+                out.push(Ok(()));
+                continue;
+            };
+            match published.next() {
+                Some(Ok(_)) => {
+                    tracing::info!(%win, %announcement, "headline announced");
+                    metrics::counter!("herald_spotlight_announcements_total", "kind" => "headline_win")
+                        .increment(1);
+                    out.push(Ok(()));
+                }
+                Some(Err(e)) => out.push(Err(e.into())),
+                None => out.push(Err(HandleError::retry(format!(
+                    "announcement {announcement} of win {win} got no answer from the bus"
+                )))),
             }
-            out.push(published);
         }
     }
 
@@ -293,14 +310,20 @@ impl SpotlightHandler {
         announcement: &Announcement,
         kind: AnnouncementKind,
     ) -> Result<(), HandleError> {
-        let message = OutgoingMessage::new(
-            subjects::announcement(kind),
-            announcement.id.clone(),
-            announcement.encode_to_vec(),
-        )
-        .with_ordering_key(announcement.id.clone())
-        .with_trace_context();
-        self.bus.publish(message).await?;
+        self.bus
+            .publish(announcement_message(announcement, kind))
+            .await?;
         Ok(())
     }
+}
+
+/// An announcement on its kind's subject, under the current span's trace.
+fn announcement_message(announcement: &Announcement, kind: AnnouncementKind) -> OutgoingMessage {
+    OutgoingMessage::new(
+        subjects::announcement(kind),
+        announcement.id.clone(),
+        announcement.encode_to_vec(),
+    )
+    .with_ordering_key(announcement.id.clone())
+    .with_trace_context()
 }

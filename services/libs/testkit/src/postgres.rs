@@ -17,6 +17,14 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::locate::{find_program, postgres_bin_dirs};
 
+/// Settings added to the throwaway cluster's own, from `HERALD_TEST_PG_SETTINGS` (whitespace-separated
+/// `name=value` pairs).
+fn extra_settings() -> Vec<String> {
+    std::env::var("HERALD_TEST_PG_SETTINGS")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 const INSTALL_HINT: &str = "PostgreSQL's initdb/postgres were not found and DATABASE_URL is not set. \
      Either set DATABASE_URL to a server where the user may CREATE DATABASE \
      (e.g. postgres://postgres@127.0.0.1:5432/postgres), or install PostgreSQL \
@@ -215,6 +223,12 @@ impl ThrowawayCluster {
             ] {
                 server.push("-c".into());
                 server.push(setting.into());
+            }
+            // For profiling: e.g. `HERALD_TEST_PG_SETTINGS="shared_preload_libraries=pg_stat_statements"`
+            // to see which statements a benchmark's database spends its time on.
+            for setting in extra_settings() {
+                server.push("-c".into());
+                server.push(setting);
             }
             let log = dir.join(format!("postgres-{port}.log"));
             let watchdog = spawn_watchdog(run_as, &server, &log, &dir)?;

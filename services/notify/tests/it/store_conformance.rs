@@ -5,7 +5,7 @@ use std::time::Duration;
 use herald_notify::{
     Notify,
     attempt::AttemptOutcome,
-    store::{Next, Planned, Store},
+    store::{Enqueue, Next, Planned, Store},
 };
 use herald_proto::v1::Announcement;
 use herald_runtime::{db::Backend, service::Service};
@@ -421,3 +421,99 @@ herald_testkit::store_cases!(
     a_claimed_delivery_is_leased_and_retried_when_due,
     a_vanished_dispatcher_gives_its_deliveries_back_after_the_lease,
 );
+
+/// Several announcements queued in one call: each (announcement, route, channel) once, a repeat in
+/// the same call or a later one adds nothing, and each delivery keeps its own announcement's trace
+/// and due time.
+async fn many_announcements_are_queued_at_once_each_once(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::hours(3);
+    let announcement = |id: &str| Announcement {
+        id: id.into(),
+        ..Default::default()
+    };
+    let (a1, a2) = (announcement("a-1"), announcement("a-2"));
+    let both = vec![
+        Planned {
+            route: "to-slack".into(),
+            channel: "slack".into(),
+            not_before: now,
+        },
+        Planned {
+            route: "to-bi".into(),
+            channel: "bi".into(),
+            not_before: now,
+        },
+    ];
+    let held = vec![Planned {
+        route: "quiet".into(),
+        channel: "slack".into(),
+        not_before: later,
+    }];
+    let trace = |n: u8| Some(format!("00-{:032x}-{:016x}-01", n, n));
+    let items = [
+        Enqueue {
+            announcement: &a1,
+            planned: &both,
+            traceparent: trace(1),
+        },
+        Enqueue {
+            announcement: &a2,
+            planned: &held,
+            traceparent: trace(2),
+        },
+        Enqueue {
+            announcement: &a1,
+            planned: &both,
+            traceparent: trace(3),
+        },
+    ];
+    assert_eq!(
+        store.enqueue_many(&items).await?,
+        3,
+        "a repeat in the same call adds nothing"
+    );
+    assert_eq!(
+        store.enqueue_many(&items[..2]).await?,
+        0,
+        "nor does a redelivery"
+    );
+
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    let mut got: Vec<(&str, &str, Option<&str>)> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.announcement_id.as_str(),
+                c.route.as_str(),
+                c.traceparent.as_deref(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("a-1", "to-bi", trace(1).as_deref()),
+            ("a-1", "to-slack", trace(1).as_deref()),
+        ],
+        "only what is due now is claimed, under its own announcement's trace"
+    );
+    let quiet = store.list(None, &[], 10).await?;
+    let held_row = quiet
+        .iter()
+        .find(|d| d.announcement_id == "a-2")
+        .ok_or_else(|| anyhow::anyhow!("a-2's delivery was not queued"))?;
+    assert_eq!(held_row.status, "pending");
+    assert!(
+        held_row
+            .next_attempt_at
+            .is_some_and(|due| (due - later).num_seconds().abs() <= 1),
+        "held until its window opens: {:?}",
+        held_row.next_attempt_at
+    );
+    Ok(())
+}
+
+herald_testkit::store_cases!(many_announcements_are_queued_at_once_each_once);

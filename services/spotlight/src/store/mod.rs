@@ -7,10 +7,12 @@ pub mod figures;
 pub mod rankings;
 pub mod rebuild;
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
-use herald_runtime::db::millis;
+use herald_runtime::{db::millis, store::value_rows};
 use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -64,45 +66,54 @@ impl Store {
         Ok(stored.pop().flatten())
     }
 
-    /// [`Store::count_win`] for several wins in one transaction: their rollup and totals rows
-    /// merged into one write per table. Answers in the order given; a win given twice is counted
-    /// once (the second finds the first).
+    /// [`Store::count_win`] for several wins in one transaction: the wins, their ledger entries
+    /// and announcements each one multi-row statement, their rollup and totals rows merged into one
+    /// write per table. Answers in the order given; a win given twice is counted once (the second
+    /// finds the first).
     pub async fn count_wins(
         &self,
         wins: &[(Win, DateTime<Utc>, Option<Announcement>)],
         tz: Tz,
     ) -> Result<Vec<Option<Announcement>>, StoreError> {
         let now = chrono::Utc::now();
+        let mut seen = HashSet::new();
+        let firsts: Vec<&(Win, DateTime<Utc>, Option<Announcement>)> = wins
+            .iter()
+            .filter(|(win, _, _)| seen.insert(win.id.as_str()))
+            .collect();
         let mut tx = self.pool.begin().await?;
+        let inserted = insert_wins(
+            &mut tx,
+            firsts.iter().map(|(win, at, _)| (win, *at)),
+            "counted",
+            now,
+        )
+        .await?;
+        // Only the first of a repeated id can be new: the second finds it.
+        let mut claimed = HashSet::new();
+        let new: Vec<bool> = wins
+            .iter()
+            .map(|(win, _, _)| inserted.contains(&win.id) && claimed.insert(win.id.as_str()))
+            .collect();
         let mut merged = Contributions::default();
-        let mut inserted = Vec::with_capacity(wins.len());
-        for (win, occurred_at, announcement) in wins {
-            let new = insert_win(&mut tx, win, *occurred_at, "counted", now).await?;
-            if new {
-                let c = contributions::of(win, *occurred_at, tz);
-                merged.rollups.extend(c.rollups);
-                merged.totals.extend(c.totals);
-                ledger(&mut tx, &win.id, "counted", now).await?;
-                if let Some(announcement) = announcement {
-                    sqlx::query(
-                        "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&announcement.id)
-                    .bind(&win.id)
-                    .bind("headline_win")
-                    .bind(announcement.encode_to_vec())
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+        let mut counted = Vec::new();
+        let mut announced = Vec::new();
+        for ((win, occurred_at, announcement), _) in wins.iter().zip(&new).filter(|(_, new)| **new)
+        {
+            let c = contributions::of(win, *occurred_at, tz);
+            merged.rollups.extend(c.rollups);
+            merged.totals.extend(c.totals);
+            counted.push(win.id.as_str());
+            if let Some(announcement) = announcement {
+                announced.push((win.id.as_str(), announcement));
             }
-            inserted.push(new);
         }
+        ledger_many(&mut tx, &counted, "counted", now).await?;
+        insert_announcements(&mut tx, &announced, now).await?;
         apply(&mut tx, &merged, 1).await?;
         tx.commit().await?;
         let mut out = Vec::with_capacity(wins.len());
-        for ((win, _, announcement), new) in wins.iter().zip(inserted) {
+        for ((win, _, announcement), new) in wins.iter().zip(new) {
             out.push(if new {
                 announcement.clone()
             } else {
@@ -132,8 +143,8 @@ impl Store {
             .await?;
         let counted = match row {
             None => {
-                insert_win(&mut tx, win, occurred_at, "revoked", now).await?;
-                ledger(&mut tx, &win.id, "revoked", now).await?;
+                insert_wins(&mut tx, [(win, occurred_at)], "revoked", now).await?;
+                ledger_many(&mut tx, &[win.id.as_str()], "revoked", now).await?;
                 tx.commit().await?;
                 return Ok(None);
             }
@@ -156,7 +167,7 @@ impl Store {
         .bind(&win.status_reason)
         .execute(&mut *tx)
         .await?;
-        ledger(&mut tx, &win.id, "revoked", now).await?;
+        ledger_many(&mut tx, &[win.id.as_str()], "revoked", now).await?;
         let announced = sqlx::query("SELECT payload FROM announcements WHERE win_id = $1")
             .bind(&win.id)
             .fetch_optional(&mut *tx)
@@ -286,56 +297,106 @@ impl Store {
     }
 }
 
-async fn insert_win(
+/// Inserts the wins not stored before, as `status`; returns the ids inserted (a redelivery's is
+/// not). The ids must be distinct.
+async fn insert_wins<'w>(
     tx: &mut Transaction<'_, Any>,
-    win: &Win,
-    occurred_at: DateTime<Utc>,
+    wins: impl IntoIterator<Item = (&'w Win, DateTime<Utc>)>,
     status: &str,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let value = win.value.clone().unwrap_or_default();
-    let inserted = sqlx::query(
-        "INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users, headline,
-                           payload, counted_at, status, revoked_at, status_reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&win.id)
-    .bind(herald_proto::v1::EventKind::try_from(win.kind).map(|k| k.token()).unwrap_or("unspecified"))
-    .bind(millis(occurred_at))
-    .bind(&win.business_service)
-    .bind(&win.team)
-    .bind(contributions::label_token(win))
-    .bind(value.amount)
-    .bind(value.hours)
-    .bind(value.users)
-    .bind(&win.headline)
-    .bind(win.encode_to_vec())
-    .bind(millis(now))
-    .bind(status)
-    .bind((status == "revoked").then(|| millis(now)))
-    .bind((status == "revoked").then_some(win.status_reason.as_str()))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+) -> Result<HashSet<String>, sqlx::Error> {
+    let wins: Vec<(&Win, DateTime<Utc>)> = wins.into_iter().collect();
+    let revoked = status == "revoked";
+    let mut inserted = HashSet::new();
+    for chunk in wins.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users, headline,
+                               payload, counted_at, status, revoked_at, status_reason)
+             VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            value_rows(tx, chunk.len(), 15)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (win, occurred_at) in chunk {
+            let value = win.value.clone().unwrap_or_default();
+            query = query
+                .bind(win.id.clone())
+                .bind(
+                    herald_proto::v1::EventKind::try_from(win.kind)
+                        .map(|k| k.token())
+                        .unwrap_or("unspecified"),
+                )
+                .bind(millis(*occurred_at))
+                .bind(win.business_service.clone())
+                .bind(win.team.clone())
+                .bind(contributions::label_token(win))
+                .bind(value.amount)
+                .bind(value.hours)
+                .bind(value.users)
+                .bind(win.headline.clone())
+                .bind(win.encode_to_vec())
+                .bind(millis(now))
+                .bind(status.to_string())
+                .bind(revoked.then(|| millis(now)))
+                .bind(revoked.then(|| win.status_reason.clone()));
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            inserted.insert(row.get::<String, _>("id"));
+        }
+    }
+    Ok(inserted)
 }
 
-async fn ledger(
+/// One ledger entry for each win.
+async fn ledger_many(
     tx: &mut Transaction<'_, Any>,
-    win_id: &str,
+    win_ids: &[&str],
     entry: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO ledger (win_id, entry, at) VALUES ($1, $2, $3)")
-        .bind(win_id)
-        .bind(entry)
-        .bind(millis(now))
-        .execute(&mut **tx)
-        .await?;
+    for chunk in win_ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO ledger (win_id, entry, at) VALUES {}",
+            value_rows(tx, chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query
+                .bind(id.to_string())
+                .bind(entry.to_string())
+                .bind(millis(now));
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
-/// Rows per statement: seven parameters each stays far below either backend's limit.
+/// Keeps each win's headline announcement (a repeat changes nothing).
+async fn insert_announcements(
+    tx: &mut Transaction<'_, Any>,
+    announced: &[(&str, &Announcement)],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for chunk in announced.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO announcements (id, win_id, kind, payload, created_at) VALUES {}
+             ON CONFLICT DO NOTHING",
+            value_rows(tx, chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (win_id, announcement) in chunk {
+            query = query
+                .bind(announcement.id.clone())
+                .bind(win_id.to_string())
+                .bind("headline_win")
+                .bind(announcement.encode_to_vec())
+                .bind(millis(now));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Rows per statement: at fifteen parameters each, far below either backend's limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Adds (`sign` 1) or subtracts (`sign` -1) contributions: each table in as few multi-row upserts
@@ -365,7 +426,7 @@ async fn apply(
                value_cents = rollups.value_cents + EXCLUDED.value_cents,
                hours_milli = rollups.hours_milli + EXCLUDED.hours_milli,
                wins = rollups.wins + EXCLUDED.wins",
-            herald_runtime::store::value_rows(tx, chunk.len(), 7)
+            value_rows(tx, chunk.len(), 7)
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (key, amounts) in chunk {
@@ -389,7 +450,7 @@ async fn apply(
                value_cents = totals.value_cents + EXCLUDED.value_cents,
                hours_milli = totals.hours_milli + EXCLUDED.hours_milli,
                people = totals.people + EXCLUDED.people, wins = totals.wins + EXCLUDED.wins",
-            herald_runtime::store::value_rows(tx, chunk.len(), 7)
+            value_rows(tx, chunk.len(), 7)
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (key, amounts) in chunk {

@@ -210,3 +210,67 @@ async fn concurrent_wins_on_the_same_rows_never_deadlock(backend: Backend) -> an
 }
 
 herald_testkit::store_cases!(concurrent_wins_on_the_same_rows_never_deadlock);
+
+/// A batch holding a repeat of one of its own wins, a redelivery of a win counted earlier and a win
+/// withdrawn before it arrived counts each new win once and answers each with the announcement
+/// kept for it.
+async fn a_batch_counts_each_new_win_once(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let tz = chrono_tz::Europe::Amsterdam;
+    let when = at("2025-03-11T08:04:37Z");
+    let announced = |id: &str| Announcement {
+        id: format!("a-{id}"),
+        win_id: id.into(),
+        ..Default::default()
+    };
+    store
+        .count_win(
+            &win("w-old", 10.0, "p-a"),
+            when,
+            tz,
+            Some(&announced("w-old")),
+        )
+        .await?;
+    store
+        .revoke_win(&win("w-gone", 70.0, "p-b"), when, tz, |a| a.clone())
+        .await?;
+
+    let batch = vec![
+        (win("w-1", 100.0, "p-a"), when, Some(announced("w-1"))),
+        (win("w-old", 10.0, "p-a"), when, Some(announced("w-old"))),
+        (win("w-2", 50.0, "p-b"), when, None),
+        (win("w-1", 100.0, "p-a"), when, Some(announced("w-1"))),
+        (win("w-gone", 70.0, "p-b"), when, Some(announced("w-gone"))),
+        (win("w-3", 5.0, "p-b"), when, Some(announced("w-3"))),
+    ];
+    let answers = store.count_wins(&batch, tz).await?;
+    let ids: Vec<Option<String>> = answers
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.id.clone()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            Some("a-w-1".into()),
+            Some("a-w-old".into()),
+            None,
+            Some("a-w-1".into()),
+            None,
+            Some("a-w-3".into()),
+        ],
+        "each win answered in its place: new, redelivered, repeated, withdrawn"
+    );
+    let week = Period::containing(PeriodKind::Week, when, tz);
+    let people = store.leaderboard(&week, "person", 10).await?;
+    let ranked: Vec<(&str, f64, i64)> = people
+        .iter()
+        .map(|r| (r.subject_id.as_str(), r.value, r.wins))
+        .collect();
+    assert_eq!(ranked, vec![("p-a", 110.0, 2), ("p-b", 55.0, 2)]);
+    let totals = store.totals(&week).await?;
+    assert_eq!((totals[0].value, totals[0].wins), (165.0, 4));
+    assert!(store.announcement_for_win("w-gone").await?.is_none());
+    Ok(())
+}
+
+herald_testkit::store_cases!(a_batch_counts_each_new_win_once);
