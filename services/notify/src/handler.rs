@@ -83,12 +83,12 @@ impl Handler for NotifyHandler {
                     run.push((announcement, traceparent));
                 }
                 None => {
-                    self.queue_run(std::mem::take(&mut run), &mut out).await;
+                    out.extend(self.queue(std::mem::take(&mut run)).await);
                     out.push(self.handle(delivery).await);
                 }
             }
         }
-        self.queue_run(run, &mut out).await;
+        out.extend(self.queue(run).await);
         out
     }
 
@@ -111,22 +111,11 @@ impl Handler for NotifyHandler {
             }
             return Ok(());
         }
-        let planned = self.plan(&announcement, now);
-        if planned.is_empty() {
-            tracing::info!(announcement = %announcement.id, "no route matches; nothing to deliver");
-            return Ok(());
-        }
-        let held = planned.iter().filter(|p| p.not_before > now).count();
-        let created = self
-            .store
-            .enqueue_planned(&announcement, &planned)
+        let traceparent = herald_events::trace::current_traceparent();
+        self.queue(vec![(announcement, traceparent)])
             .await
-            .map_err(HandleError::from)?;
-        tracing::info!(announcement = %announcement.id, deliveries = planned.len(), held, new = created, "deliveries queued");
-        if created > 0 {
-            self.wake.notify_one();
-        }
-        Ok(())
+            .pop()
+            .unwrap_or(Ok(()))
     }
 }
 
@@ -157,15 +146,14 @@ impl NotifyHandler {
             .collect()
     }
 
-    /// Queues a run of announcements' deliveries in one transaction; pushes one outcome per
-    /// announcement onto `out`.
-    async fn queue_run(
+    /// Queues a run of announcements' deliveries (each under its trace) in one transaction;
+    /// answers for each announcement.
+    async fn queue(
         &self,
         run: Vec<(Announcement, Option<String>)>,
-        out: &mut Vec<Result<(), HandleError>>,
-    ) {
+    ) -> Vec<Result<(), HandleError>> {
         if run.is_empty() {
-            return;
+            return Vec::new();
         }
         let now = Utc::now();
         let plans: Vec<Vec<Planned>> = run.iter().map(|(a, _)| self.plan(a, now)).collect();
@@ -193,15 +181,15 @@ impl NotifyHandler {
                         let held = planned.iter().filter(|p| p.not_before > now).count();
                         tracing::info!(announcement = %announcement.id, deliveries = planned.len(), held, "deliveries queued");
                     }
-                    out.push(Ok(()));
                 }
                 if created > 0 {
                     self.wake.notify_one();
                 }
+                run.iter().map(|_| Ok(())).collect()
             }
             Err(e) => {
                 let failed = HandleError::from(e);
-                out.extend(run.iter().map(|_| Err(failed.for_each_message())));
+                run.iter().map(|_| Err(failed.for_each_message())).collect()
             }
         }
     }

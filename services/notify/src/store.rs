@@ -175,12 +175,14 @@ impl Store {
     /// multi-row statements as fit. Returns how many deliveries are new.
     pub async fn enqueue_many(&self, items: &[Enqueue<'_>]) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
-        let rows: Vec<(&Enqueue<'_>, Vec<u8>, &Planned)> = items
+        let payloads: Vec<Vec<u8>> = items
             .iter()
-            .flat_map(|item| {
-                let payload = item.announcement.encode_to_vec();
-                item.planned.iter().map(move |p| (item, payload.clone(), p))
-            })
+            .map(|item| item.announcement.encode_to_vec())
+            .collect();
+        let rows: Vec<(&Enqueue<'_>, &Vec<u8>, &Planned)> = items
+            .iter()
+            .zip(&payloads)
+            .flat_map(|(item, payload)| item.planned.iter().map(move |p| (item, payload, p)))
             .collect();
         let mut tx = self.pool.begin().await?;
         let mut created = 0;
@@ -196,14 +198,14 @@ impl Store {
                 let id = &item.announcement.id;
                 query = query
                     .bind(delivery_id(id, &p.route, &p.channel))
-                    .bind(id.clone())
-                    .bind(p.route.clone())
-                    .bind(p.channel.clone())
+                    .bind(id)
+                    .bind(&p.route)
+                    .bind(&p.channel)
                     .bind("pending")
                     .bind(millis(p.not_before).max(now))
                     .bind(now)
-                    .bind(payload.clone())
-                    .bind(item.traceparent.clone());
+                    .bind(*payload)
+                    .bind(&item.traceparent);
             }
             created += query.execute(&mut *tx).await?.rows_affected();
         }

@@ -76,24 +76,27 @@ impl Store {
         tz: Tz,
     ) -> Result<Vec<Option<Announcement>>, StoreError> {
         let now = chrono::Utc::now();
+        // Only the first of a repeated id can be new: the second finds it.
         let mut seen = HashSet::new();
-        let firsts: Vec<&(Win, DateTime<Utc>, Option<Announcement>)> = wins
+        let first: Vec<bool> = wins
             .iter()
-            .filter(|(win, _, _)| seen.insert(win.id.as_str()))
+            .map(|(win, _, _)| seen.insert(win.id.as_str()))
             .collect();
         let mut tx = self.pool.begin().await?;
         let inserted = insert_wins(
             &mut tx,
-            firsts.iter().map(|(win, at, _)| (win, *at)),
+            wins.iter()
+                .zip(&first)
+                .filter(|(_, first)| **first)
+                .map(|((win, at, _), _)| (win, *at)),
             "counted",
             now,
         )
         .await?;
-        // Only the first of a repeated id can be new: the second finds it.
-        let mut claimed = HashSet::new();
         let new: Vec<bool> = wins
             .iter()
-            .map(|(win, _, _)| inserted.contains(&win.id) && claimed.insert(win.id.as_str()))
+            .zip(first)
+            .map(|((win, _, _), first)| first && inserted.contains(&win.id))
             .collect();
         let mut merged = Contributions::default();
         let mut counted = Vec::new();
