@@ -11,4 +11,5 @@ pub mod queries;
 pub mod raw;
 pub mod rss;
 pub mod sink;
+pub mod stages;
 pub mod targets;

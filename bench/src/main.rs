@@ -8,7 +8,7 @@
 //! Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
-use herald_bench::{backfill, events, export, load, queries, raw, rss, sink, targets};
+use herald_bench::{backfill, events, export, load, queries, raw, rss, sink, stages, targets};
 
 use std::{
     path::PathBuf,
@@ -77,6 +77,10 @@ struct Args {
     /// Where the JSON and Markdown results go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Also cut each fixed-rate event's time into stages, from the spans the services export to
+    /// the benchmark (costs the services some time of their own: compare runs with like runs).
+    #[arg(long)]
+    stages: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +119,8 @@ struct Fixed {
     p99_ms: Option<f64>,
     /// The largest process's peak memory during this rate (all of Herald under `herald up`).
     peak_rss_mib: Option<(String, f64)>,
+    /// Where the time went, when the run exported its spans (`--stages`).
+    stages: Option<stages::Breakdown>,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,8 +256,10 @@ async fn fixed(
     events: &mut Events,
     rate: f64,
     args: &Args,
+    timer: Option<&stages::StageTimer>,
 ) -> anyhow::Result<Fixed> {
     let generator = Generator::new(Spread::Organisation)?;
+    let spans_before = timer.map(stages::StageTimer::mark);
     let count = (rate * args.seconds as f64).round() as u64;
     let (first, requests) = events.requests(&generator, count, target.alerts)?;
     let sampler = rss::PeakSampler::start(target.pids());
@@ -280,6 +288,14 @@ async fn fixed(
         })
         .collect();
     latencies.sort();
+    let stages = match (timer, spans_before) {
+        (Some(timer), Some(since)) => {
+            // The services export every few hundred milliseconds.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Some(timer.breakdown(since))
+        }
+        _ => None,
+    };
     Ok(Fixed {
         rate,
         sent: count,
@@ -289,6 +305,7 @@ async fn fixed(
         p95_ms: percentile_ms(&latencies, 95.0),
         p99_ms: percentile_ms(&latencies, 99.0),
         peak_rss_mib,
+        stages,
     })
 }
 
@@ -297,6 +314,7 @@ async fn measure(
     sink: &Sink,
     events: &mut Events,
     args: &Args,
+    timer: Option<&stages::StageTimer>,
 ) -> anyhow::Result<ModeReport> {
     let webhook = sink.url("/hooks/herald");
     let target = match mode {
@@ -361,7 +379,8 @@ async fn measure(
         report.saturation.push(s);
     }
     for rate in &args.rates {
-        let f = fixed(&target, sink, events, *rate, args).await?;
+        let timer = timer.filter(|_| !target.alerts);
+        let f = fixed(&target, sink, events, *rate, args, timer).await?;
         println!(
             "{}: {} events/s: {}/{} delivered, p50 {:.1} ms, p99 {:.1} ms",
             target.name,
@@ -371,6 +390,9 @@ async fn measure(
             f.p50_ms.unwrap_or(f64::NAN),
             f.p99_ms.unwrap_or(f64::NAN)
         );
+        if let Some(breakdown) = &f.stages {
+            println!("{}", stages::table(f.rate, breakdown));
+        }
         report.fixed.push(f);
     }
     let mut peaks: Vec<(String, f64)> = sampler.finish().into_iter().collect();
@@ -527,6 +549,12 @@ fn markdown(report: &Report) -> String {
                     .map(|(n, v)| format!("{n} {v:.0} MiB"))
                     .unwrap_or_else(|| "–".into())
             ));
+        }
+        for f in &m.fixed {
+            if let Some(breakdown) = &f.stages {
+                out.push('\n');
+                out.push_str(&stages::table(f.rate, breakdown));
+            }
         }
         let rss = |list: &[(String, f64)]| {
             list.iter()
@@ -687,9 +715,16 @@ async fn main() -> anyhow::Result<()> {
             vec![Mode::Distributed, Mode::Standalone]
         }
     };
+    let timer = if args.stages {
+        let timer = stages::StageTimer::start().await?;
+        targets::add_env(timer.env());
+        Some(timer)
+    } else {
+        None
+    };
     if pipeline {
         for mode in &chosen {
-            modes.push(measure(*mode, &sink, &mut events, &args).await?);
+            modes.push(measure(*mode, &sink, &mut events, &args, timer.as_ref()).await?);
         }
     }
     let backfill = if !args.queries_only && args.backfill_rows > 0 {

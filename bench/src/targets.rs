@@ -156,11 +156,25 @@ pub(crate) async fn wait_ready(http: u16, process: &ServiceProcess) -> anyhow::R
     .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&process.output(), 40)))
 }
 
+/// Settings every Herald process of the run gets on top of the usual ones (the stage timer's
+/// span export), set once before the first process starts.
+static EXTRA_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Gives every Herald process started from now on `extra` as well (a later call changes nothing).
+pub fn add_env(extra: Vec<(String, String)>) {
+    let _ = EXTRA_ENV.set(extra);
+}
+
 pub(crate) fn env() -> Vec<(String, String)> {
-    vec![
+    let mut env: Vec<(String, String)> = vec![
         ("RUST_LOG".into(), "warn".into()),
         ("RUST_LIB_BACKTRACE".into(), "0".into()),
-    ]
+    ];
+    for (name, value) in EXTRA_ENV.get().into_iter().flatten() {
+        env.retain(|(n, _)| n != name);
+        env.push((name.clone(), value.clone()));
+    }
+    env
 }
 
 /// `herald up` in a temporary data directory.

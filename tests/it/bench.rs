@@ -1,8 +1,8 @@
 //! The benchmark itself, on a small load: it runs from a clean checkout against both run modes,
 //! every accepted event reaches the sink exactly once, the query timings read the wins they
-//! stored, a backfill turns every row into a win in both modes, and it writes its figures as JSON
-//! and Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
-//! measure how busy the machine is.)
+//! stored, a backfill turns every row into a win in both modes, the stage timer cuts every event's
+//! trace into stages, and it writes its figures as JSON and Markdown. (The figures of a full run
+//! are in BENCHMARKS.md; a timed assertion here would only measure how busy the machine is.)
 
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             "20",
             "--backfill-rows",
             "500",
+            "--stages",
         ],
         Duration::from_secs(600),
     )
@@ -53,6 +54,27 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             let accepted = run["accepted"].as_u64().unwrap_or_default();
             assert!(accepted > 0, "nothing accepted: {run}");
             assert_eq!(run["delivered"].as_u64(), Some(accepted), "{run}");
+        }
+        // Where the time went: the events' traces, cut into stages that add up to the whole.
+        for run in mode["fixed"].as_array().into_iter().flatten() {
+            let stages = &run["stages"];
+            let traces = stages["traces"].as_u64().unwrap_or_default();
+            let delivered = run["delivered"].as_u64().unwrap_or_default();
+            assert!(
+                traces * 10 >= delivered * 9 && traces <= stages["begun"].as_u64().unwrap_or(0),
+                "most events' traces are complete: {run}"
+            );
+            let p50s: Vec<f64> = stages["stages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["p50_ms"].as_f64())
+                .collect();
+            assert_eq!(p50s.len(), 7, "six stages and the whole: {run}");
+            assert!(
+                p50s[..6].iter().all(|p| *p >= 0.0 && *p <= p50s[6]),
+                "no stage is longer than the whole: {run}"
+            );
         }
         let saturation = mode["saturation"].as_array().cloned().unwrap_or_default();
         assert_eq!(saturation.len(), 2, "organisation and worst case: {mode}");

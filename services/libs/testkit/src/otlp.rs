@@ -27,6 +27,9 @@ pub struct ReceivedSpan {
     pub span_id: String,
     /// Empty for a root span.
     pub parent_span_id: String,
+    /// When the span began and ended, in nanoseconds since the Unix epoch (the sender's clock).
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
 }
 
 #[derive(Default, Clone)]
@@ -58,6 +61,8 @@ impl TraceService for Collected {
                         trace_id: hex(&span.trace_id),
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),
+                        start_unix_nanos: span.start_time_unix_nano,
+                        end_unix_nanos: span.end_time_unix_nano,
                     });
                 }
             }

@@ -1,0 +1,224 @@
+//! Where an event's time goes: the services export their spans to a receiver in the benchmark, and
+//! each event's trace (one from the webhook to the delivery) is cut into the stages between its
+//! spans. Percentiles per stage, and the same stages for the slowest 1 % alone, so a tail can be
+//! laid at one stage's door.
+
+use std::collections::HashMap;
+
+use herald_testkit::{OtlpReceiver, ReceivedSpan};
+use serde::Serialize;
+
+/// One stage's share of the events' time, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub name: &'static str,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// The mean of this stage over the traces whose whole time is at or above the whole's p99.
+    pub tail_mean_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// Traces that held every stage's span (the others were still being exported, or lost).
+    pub traces: usize,
+    /// Traces that began at the webhook in the measurement, complete or not.
+    pub begun: usize,
+    /// Spans received in the measurement, per mark, in [`MARKS`]' order.
+    pub spans: [usize; 5],
+    pub stages: Vec<Stage>,
+}
+
+/// The spans that bound the stages, in the order an event passes them.
+const MARKS: [&str; 5] = [
+    "ingest.receive",
+    "score.publish",
+    "announce",
+    "notify.queue",
+    "notify.deliver",
+];
+
+/// Each stage: its name, and how to read it off a trace's marks (start and end of each span).
+type Cut = fn(&[(u64, u64); 5]) -> u64;
+const STAGES: [(&str, Cut); 7] = [
+    ("ingest: webhook received → 202", |m| m[0].1 - m[0].0),
+    ("202 → scored (win published)", |m| m[1].0 - m[0].1),
+    ("scored → counted (announcement published)", |m| {
+        m[2].0 - m[1].0
+    }),
+    ("counted → notify has it", |m| m[3].0 - m[2].0),
+    ("notify has it → attempt begins", |m| m[4].0 - m[3].0),
+    ("attempt (POST to the receiver)", |m| m[4].1 - m[4].0),
+    ("whole: received → delivered", |m| m[4].1 - m[0].0),
+];
+
+pub struct StageTimer {
+    receiver: OtlpReceiver,
+}
+
+impl StageTimer {
+    pub async fn start() -> anyhow::Result<Self> {
+        Ok(Self {
+            receiver: OtlpReceiver::start().await?,
+        })
+    }
+
+    /// What each service needs to export its spans here, promptly and without dropping any.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "HERALD_TELEMETRY__OTLP_ENDPOINT".into(),
+                self.receiver.endpoint(),
+            ),
+            // Only the spans the stages are cut at (and what is logged inside them): exporting
+            // every span and log line cost the services more than the stages themselves.
+            (
+                "RUST_LOG".into(),
+                std::iter::once("warn".to_string())
+                    .chain(MARKS.iter().map(|m| format!("[{m}]=info")))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY".into(), "200".into()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE".into(), "262144".into()),
+        ]
+    }
+
+    /// How many spans have arrived: the start of a measurement.
+    pub fn mark(&self) -> usize {
+        self.receiver.spans().len()
+    }
+
+    /// The stages of every complete trace that began after `since`.
+    pub fn breakdown(&self, since: usize) -> Breakdown {
+        let spans = self.receiver.spans();
+        cut(spans.get(since..).unwrap_or_default())
+    }
+}
+
+fn cut(spans: &[ReceivedSpan]) -> Breakdown {
+    let mut traces: HashMap<&str, [Option<(u64, u64)>; 5]> = HashMap::new();
+    let mut counts = [0; 5];
+    for span in spans {
+        let Some(at) = MARKS.iter().position(|m| *m == span.name) else {
+            continue;
+        };
+        counts[at] += 1;
+        let marks = traces.entry(span.trace_id.as_str()).or_default();
+        // The first attempt is the one that counts; a retry would come later.
+        let times = (span.start_unix_nanos, span.end_unix_nanos);
+        marks[at] = Some(marks[at].map_or(times, |t| t.min(times)));
+    }
+    let begun = traces.values().filter(|m| m[0].is_some()).count();
+    let complete: Vec<[(u64, u64); 5]> = traces
+        .into_values()
+        .filter_map(|marks| {
+            let m: Vec<(u64, u64)> = marks.into_iter().collect::<Option<_>>()?;
+            let m: [(u64, u64); 5] = m.try_into().ok()?;
+            // Clocks of one machine, but say nothing rather than something negative.
+            m.windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].0 <= w[0].1)
+                .then_some(m)
+        })
+        .collect();
+    let whole = |m: &[(u64, u64); 5]| m[4].1.saturating_sub(m[0].0);
+    let mut wholes: Vec<u64> = complete.iter().map(whole).collect();
+    wholes.sort_unstable();
+    let tail_from = percentile(&wholes, 99.0).unwrap_or(u64::MAX);
+    let tail: Vec<&[(u64, u64); 5]> = complete.iter().filter(|m| whole(m) >= tail_from).collect();
+    let stages = STAGES
+        .iter()
+        .map(|(name, of)| {
+            let mut values: Vec<u64> = complete.iter().map(of).collect();
+            values.sort_unstable();
+            let tail_sum: u64 = tail.iter().map(|m| of(m)).sum();
+            Stage {
+                name,
+                p50_ms: ms(percentile(&values, 50.0)),
+                p99_ms: ms(percentile(&values, 99.0)),
+                tail_mean_ms: ms(Some(tail_sum / tail.len().max(1) as u64)),
+            }
+        })
+        .collect();
+    Breakdown {
+        traces: complete.len(),
+        begun,
+        spans: counts,
+        stages,
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+fn ms(nanos: Option<u64>) -> f64 {
+    nanos.map_or(f64::NAN, |n| n as f64 / 1e6)
+}
+
+/// The breakdown as a Markdown table.
+pub fn table(rate: f64, breakdown: &Breakdown) -> String {
+    let mut out = format!(
+        "| where the time went at {rate}/s ({} complete traces of {} begun) | p50 | p99 | mean of the slowest 1 % |\n|---|---|---|---|\n",
+        breakdown.traces, breakdown.begun
+    );
+    for stage in &breakdown.stages {
+        out.push_str(&format!(
+            "| {} | {:.1} ms | {:.1} ms | {:.1} ms |\n",
+            stage.name, stage.p50_ms, stage.p99_ms, stage.tail_mean_ms
+        ));
+    }
+    if breakdown.traces < breakdown.begun {
+        let received: Vec<String> = MARKS
+            .iter()
+            .zip(breakdown.spans)
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        out.push_str(&format!("\nSpans received: {}.\n", received.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(trace: &str, name: &str, start_ms: u64, end_ms: u64) -> ReceivedSpan {
+        ReceivedSpan {
+            service: String::new(),
+            name: name.into(),
+            trace_id: trace.into(),
+            span_id: String::new(),
+            parent_span_id: String::new(),
+            start_unix_nanos: start_ms * 1_000_000,
+            end_unix_nanos: end_ms * 1_000_000,
+        }
+    }
+
+    #[test]
+    fn a_trace_is_cut_at_its_spans_and_an_incomplete_one_is_left_out() {
+        let mut spans = vec![
+            span("a", "ingest.receive", 0, 2),
+            span("a", "score.publish", 5, 5),
+            span("a", "announce", 9, 9),
+            span("a", "notify.queue", 10, 10),
+            span("a", "notify.deliver", 14, 16),
+            // A retry of the attempt, later: the first one counts.
+            span("a", "notify.deliver", 100, 101),
+            span("a", "consume_batch", 0, 50),
+            span("b", "ingest.receive", 0, 1),
+        ];
+        spans.push(span("b", "score.publish", 3, 3));
+        let breakdown = cut(&spans);
+        assert_eq!((breakdown.traces, breakdown.begun), (1, 2));
+        assert_eq!(breakdown.spans, [2, 2, 1, 1, 2]);
+        let got: Vec<f64> = breakdown.stages.iter().map(|s| s.p50_ms).collect();
+        assert_eq!(got, vec![2.0, 3.0, 4.0, 1.0, 4.0, 2.0, 16.0]);
+        let tail: Vec<f64> = breakdown.stages.iter().map(|s| s.tail_mean_ms).collect();
+        assert_eq!(tail, got);
+    }
+}
