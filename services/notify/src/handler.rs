@@ -76,12 +76,7 @@ impl Handler for NotifyHandler {
         let mut run: Vec<(Announcement, Option<String>)> = Vec::new();
         for delivery in batch {
             match queueable(delivery) {
-                Some(announcement) => {
-                    let span = tracing::info_span!("notify.queue", announcement = %announcement.id);
-                    herald_events::trace::set_parent_from(&span, &delivery.headers);
-                    let traceparent = span.in_scope(herald_events::trace::current_traceparent);
-                    run.push((announcement, traceparent));
-                }
+                Some(announcement) => run.push(traced(announcement, delivery)),
                 None => {
                     out.extend(self.queue(std::mem::take(&mut run)).await);
                     out.push(self.handle(delivery).await);
@@ -111,12 +106,23 @@ impl Handler for NotifyHandler {
             }
             return Ok(());
         }
-        let traceparent = herald_events::trace::current_traceparent();
-        self.queue(vec![(announcement, traceparent)])
+        self.queue(vec![traced(announcement, delivery)])
             .await
             .pop()
             .unwrap_or(Ok(()))
     }
+}
+
+/// An announcement with the trace context its deliveries keep: a `notify.queue` span in the trace
+/// of the message that brought it, whether it came alone or in a batch.
+fn traced(
+    announcement: Announcement,
+    delivery: &IncomingMessage,
+) -> (Announcement, Option<String>) {
+    let span = tracing::info_span!("notify.queue", announcement = %announcement.id);
+    herald_events::trace::set_parent_from(&span, &delivery.headers);
+    let traceparent = span.in_scope(herald_events::trace::current_traceparent);
+    (announcement, traceparent)
 }
 
 /// An announcement the batch path queues: decoded, with an id, not a correction.

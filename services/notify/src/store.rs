@@ -634,15 +634,20 @@ impl Store {
         Ok(out)
     }
 
-    /// When the next pending delivery falls due, if any.
+    /// When the next pending delivery falls due, or the next attempt under way runs out of its
+    /// lease, if any. Two minimums, each the first entry of its own index: one over both kinds
+    /// read every row under way and, in PostgreSQL, every dead index entry sent rows left behind
+    /// (4 ms a call and up, once per turn of the dispatcher).
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sqlx::query(
-            "SELECT min(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) AS due
-             FROM deliveries WHERE status IN ('pending', 'sending')",
+            "SELECT (SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending') AS pending,
+                    (SELECT min(lease_until) FROM deliveries WHERE status = 'sending') AS leased",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.get::<Option<i64>, _>("due").map(from_millis))
+        let pending = row.try_get::<Option<i64>, _>("pending")?;
+        let leased = row.try_get::<Option<i64>, _>("leased")?;
+        Ok(pending.into_iter().chain(leased).min().map(from_millis))
     }
 
     /// Deliveries, newest first, with their attempts.

@@ -81,7 +81,19 @@ impl Handler for SpotlightHandler {
         }
         match WinStatus::try_from(win.status) {
             Ok(WinStatus::Confirmed | WinStatus::Unspecified) => {
-                self.count(&win, occurred_at).await
+                // The batch path's, for a batch of one: the same statements and the same spans.
+                let mut out = Vec::with_capacity(1);
+                self.count_run(
+                    vec![(0, win, occurred_at)],
+                    std::slice::from_ref(delivery),
+                    &mut out,
+                )
+                .await;
+                out.pop().unwrap_or_else(|| {
+                    Err(HandleError::retry(
+                        "the win was not answered for; try again",
+                    ))
+                })
             }
             Ok(WinStatus::Revoked) => self.revoke(&win, occurred_at).await,
             Ok(WinStatus::Provisional) => {
@@ -210,28 +222,6 @@ impl SpotlightHandler {
         age.to_std()
             .map(|age| age <= self.settings.announce_max_age)
             .unwrap_or(true)
-    }
-
-    async fn count(&self, win: &Win, occurred_at: DateTime<Utc>) -> Result<(), HandleError> {
-        let announcement = self.headline(win, occurred_at);
-        let stored = self
-            .store
-            .count_win(
-                win,
-                occurred_at,
-                self.catalog.current().organisation().tz(),
-                announcement.as_ref(),
-            )
-            .await
-            .map_err(HandleError::from)?;
-        if let Some(announcement) = stored {
-            self.publish(&announcement, AnnouncementKind::HeadlineWin)
-                .await?;
-            tracing::info!(win = %win.id, announcement = %announcement.id, "headline announced");
-            metrics::counter!("herald_spotlight_announcements_total", "kind" => "headline_win")
-                .increment(1);
-        }
-        Ok(())
     }
 
     /// A lesson learned is announced (when its team shares lessons and it is news) and counted

@@ -108,6 +108,7 @@ impl Service for Spotlight {
                     .watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
             )
             .task("digests", digests.run(shutdown.clone()))
+            .task("fold", store.clone().fold_continuously(shutdown.clone()))
             .task(
                 "worker",
                 worker::run(deps.bus, consumer, handler, options, shutdown),

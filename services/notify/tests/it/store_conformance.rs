@@ -517,3 +517,48 @@ async fn many_announcements_are_queued_at_once_each_once(backend: Backend) -> an
 }
 
 herald_testkit::store_cases!(many_announcements_are_queued_at_once_each_once);
+
+/// The dispatcher sleeps until the earliest of two times: the next held delivery's due time and
+/// the next attempt's lease running out (an attempt cut short is taken back then).
+async fn next_due_is_the_earliest_due_time_or_lease(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    assert_eq!(store.next_due().await?, None, "nothing queued, nothing due");
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::hours(3);
+    let held = Announcement {
+        id: "a-held".into(),
+        ..Default::default()
+    };
+    let planned = |not_before| {
+        vec![Planned {
+            route: "wins".into(),
+            channel: "slack".into(),
+            not_before,
+        }]
+    };
+    store.enqueue_planned(&held, &planned(later)).await?;
+    assert_eq!(
+        store.next_due().await?.map(|t| t.timestamp_millis()),
+        Some(later.timestamp_millis()),
+        "the held delivery's due time"
+    );
+    let due = Announcement {
+        id: "a-due".into(),
+        ..Default::default()
+    };
+    store.enqueue_planned(&due, &planned(now)).await?;
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    assert_eq!(claimed.len(), 1, "only the due one is claimed");
+    let next = store
+        .next_due()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a lease runs out, so something is due"))?;
+    let lease_ends = next - chrono::Utc::now();
+    assert!(
+        lease_ends > chrono::Duration::seconds(50) && lease_ends <= chrono::Duration::seconds(60),
+        "the attempt's lease (60 s) comes before the held delivery (3 h): {lease_ends}"
+    );
+    Ok(())
+}
+
+herald_testkit::store_cases!(next_due_is_the_earliest_due_time_or_lease);

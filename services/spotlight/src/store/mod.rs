@@ -4,10 +4,11 @@
 pub mod contributions;
 pub mod digests;
 pub mod figures;
+mod fold;
 pub mod rankings;
 pub mod rebuild;
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -24,6 +25,8 @@ pub use herald_runtime::store::Error as StoreError;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Told when this process appended deltas, so the fold takes them at once.
+    unfolded: Arc<tokio::sync::Notify>,
 }
 
 /// One ranked row of a rollup.
@@ -47,7 +50,10 @@ pub struct LabelTotals {
 
 impl Store {
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            unfolded: Arc::default(),
+        }
     }
 
     /// Counts a win into every rollup once, and keeps its announcement (if it earned one). Returns
@@ -67,9 +73,9 @@ impl Store {
     }
 
     /// [`Store::count_win`] for several wins in one transaction: the wins, their ledger entries
-    /// and announcements each one multi-row statement, their rollup and totals rows merged into one
-    /// write per table. Answers in the order given; a win given twice is counted once (the second
-    /// finds the first).
+    /// and announcements each one multi-row statement, what they add to the rollups and totals
+    /// merged and appended as deltas (the fold adds them to the shared rows). Answers in the order
+    /// given; a win given twice is counted once (the second finds the first).
     pub async fn count_wins(
         &self,
         wins: &[(Win, DateTime<Utc>, Option<Announcement>)],
@@ -113,8 +119,11 @@ impl Store {
         }
         ledger_many(&mut tx, &counted, "counted", now).await?;
         insert_announcements(&mut tx, &announced, now).await?;
-        apply(&mut tx, &merged, 1).await?;
+        add_deltas(&mut tx, &merged, 1).await?;
         tx.commit().await?;
+        if !counted.is_empty() {
+            self.unfolded.notify_one();
+        }
         let mut out = Vec::with_capacity(wins.len());
         for ((win, _, announcement), new) in wins.iter().zip(new) {
             out.push(if new {
@@ -161,7 +170,7 @@ impl Store {
         // Subtract what was added: the win as it was counted, in the periods it was counted in.
         let counted_at = herald_proto::time::opt_from_timestamp(counted.occurred_at.as_ref())
             .unwrap_or(occurred_at);
-        apply(&mut tx, &contributions::of(&counted, counted_at, tz), -1).await?;
+        add_deltas(&mut tx, &contributions::of(&counted, counted_at, tz), -1).await?;
         sqlx::query(
             "UPDATE wins SET status = 'revoked', revoked_at = $2, status_reason = $3 WHERE id = $1",
         )
@@ -195,6 +204,7 @@ impl Store {
             None => None,
         };
         tx.commit().await?;
+        self.unfolded.notify_one();
         Ok(correction)
     }
 
@@ -243,7 +253,7 @@ impl Store {
     /// Recomputes every rollup and total from the wins still counted and compares them with the
     /// live figures; with `repair`, replaces the live figures by the recomputed ones.
     pub async fn rebuild(&self, tz: Tz, repair: bool) -> Result<rebuild::Report, StoreError> {
-        rebuild::run(&self.pool, tz, repair).await
+        rebuild::run(self, tz, repair).await
     }
 
     pub async fn announcement_for_win(
@@ -273,6 +283,7 @@ impl Store {
     }
 
     pub async fn totals(&self, period: &Period) -> Result<Vec<LabelTotals>, StoreError> {
+        self.fold_pending().await?;
         // A quarter or a season is the sum of its months.
         let rows = sqlx::query(
             "SELECT label, CAST(SUM(value_cents) AS BIGINT) AS value_cents,
@@ -402,65 +413,113 @@ async fn insert_announcements(
 /// Rows per statement: at fifteen parameters each, far below either backend's limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Adds (`sign` 1) or subtracts (`sign` -1) contributions: each table in as few multi-row upserts
-/// as fit, with the rows in key order. Every writer locks the rows it shares with another (the
-/// same team, service or label in the same week) in the same order, so concurrent writers wait for
-/// each other but never deadlock, and a batch costs one statement per table instead of one per row.
+/// Where a batch of figure rows goes: added to the live figures (an upsert per row), or appended
+/// to the deltas a fold later adds to them.
+#[derive(Clone, Copy)]
+enum Figures {
+    Live,
+    Deltas,
+}
+
+/// A rollup row's key (period, period start, scope, subject) and what it adds.
+type RollupRow<'a> = ([&'a str; 4], contributions::Amounts);
+/// A totals row's key (period, period start, label) and what it adds.
+type TotalRow<'a> = ([&'a str; 3], contributions::Amounts);
+
+/// `contributions` times `sign`, one row per key, in key order.
+fn merged(contributions: &Contributions, sign: i64) -> (Vec<RollupRow<'_>>, Vec<TotalRow<'_>>) {
+    use std::collections::BTreeMap;
+    let mut rollups: BTreeMap<[&str; 4], contributions::Amounts> = BTreeMap::new();
+    for (key, amounts) in &contributions.rollups {
+        rollups
+            .entry([key.period, &key.period_start, key.scope, &key.subject_id])
+            .or_default()
+            .add(*amounts, sign);
+    }
+    let mut totals: BTreeMap<[&str; 3], contributions::Amounts> = BTreeMap::new();
+    for (key, amounts) in &contributions.totals {
+        totals
+            .entry([key.period, &key.period_start, key.label])
+            .or_default()
+            .add(*amounts, sign);
+    }
+    (rollups.into_iter().collect(), totals.into_iter().collect())
+}
+
+/// Adds (`sign` 1) or subtracts (`sign` -1) contributions to the live figures at once: each table
+/// in as few multi-row upserts as fit, with the rows in key order, so two writers sharing rows
+/// wait for each other but never deadlock. For the fold and the rebuild; counting appends deltas.
 async fn apply(
     tx: &mut Transaction<'_, Any>,
     contributions: &Contributions,
     sign: i64,
 ) -> Result<(), sqlx::Error> {
-    use std::collections::BTreeMap;
-    let mut rollups: BTreeMap<&contributions::RollupKey, contributions::Amounts> = BTreeMap::new();
-    for (key, amounts) in &contributions.rollups {
-        rollups.entry(key).or_default().add(*amounts, sign);
-    }
-    let mut totals: BTreeMap<&contributions::TotalKey, contributions::Amounts> = BTreeMap::new();
-    for (key, amounts) in &contributions.totals {
-        totals.entry(key).or_default().add(*amounts, sign);
-    }
-    let rollups: Vec<_> = rollups.into_iter().collect();
-    for chunk in rollups.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
+    let (rollups, totals) = merged(contributions, sign);
+    write(tx, Figures::Live, &rollups, &totals).await
+}
+
+/// Appends what contributions add (`sign` 1) or take away (`sign` -1) to the deltas, which the
+/// fold adds to the live figures: appending locks no row another lane needs.
+async fn add_deltas(
+    tx: &mut Transaction<'_, Any>,
+    contributions: &Contributions,
+    sign: i64,
+) -> Result<(), sqlx::Error> {
+    let (rollups, totals) = merged(contributions, sign);
+    write(tx, Figures::Deltas, &rollups, &totals).await
+}
+
+async fn write(
+    tx: &mut Transaction<'_, Any>,
+    to: Figures,
+    rollups: &[RollupRow<'_>],
+    totals: &[TotalRow<'_>],
+) -> Result<(), sqlx::Error> {
+    let (rollups_sql, totals_sql) = match to {
+        Figures::Live => (
             "INSERT INTO rollups (period, period_start, scope, subject_id, value_cents, hours_milli, wins)
-             VALUES {}
+             VALUES {rows}
              ON CONFLICT (period, period_start, scope, subject_id) DO UPDATE SET
                value_cents = rollups.value_cents + EXCLUDED.value_cents,
                hours_milli = rollups.hours_milli + EXCLUDED.hours_milli,
                wins = rollups.wins + EXCLUDED.wins",
-            value_rows(tx, chunk.len(), 7)
-        );
+            "INSERT INTO totals (period, period_start, label, value_cents, hours_milli, people, wins)
+             VALUES {rows}
+             ON CONFLICT (period, period_start, label) DO UPDATE SET
+               value_cents = totals.value_cents + EXCLUDED.value_cents,
+               hours_milli = totals.hours_milli + EXCLUDED.hours_milli,
+               people = totals.people + EXCLUDED.people, wins = totals.wins + EXCLUDED.wins",
+        ),
+        Figures::Deltas => (
+            "INSERT INTO rollup_deltas (period, period_start, scope, subject_id, value_cents, hours_milli, wins)
+             VALUES {rows}",
+            "INSERT INTO total_deltas (period, period_start, label, value_cents, hours_milli, people, wins)
+             VALUES {rows}",
+        ),
+    };
+    for chunk in rollups.chunks(ROWS_PER_STATEMENT) {
+        let sql = rollups_sql.replace("{rows}", &value_rows(tx, chunk.len(), 7));
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (key, amounts) in chunk {
+        for ([period, start, scope, subject], amounts) in chunk {
             insert = insert
-                .bind(key.period)
-                .bind(key.period_start.clone())
-                .bind(key.scope)
-                .bind(key.subject_id.clone())
+                .bind(*period)
+                .bind(*start)
+                .bind(*scope)
+                .bind(*subject)
                 .bind(amounts.value_cents)
                 .bind(amounts.hours_milli)
                 .bind(amounts.wins);
         }
         insert.execute(&mut **tx).await?;
     }
-    let totals: Vec<_> = totals.into_iter().collect();
     for chunk in totals.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO totals (period, period_start, label, value_cents, hours_milli, people, wins)
-             VALUES {}
-             ON CONFLICT (period, period_start, label) DO UPDATE SET
-               value_cents = totals.value_cents + EXCLUDED.value_cents,
-               hours_milli = totals.hours_milli + EXCLUDED.hours_milli,
-               people = totals.people + EXCLUDED.people, wins = totals.wins + EXCLUDED.wins",
-            value_rows(tx, chunk.len(), 7)
-        );
+        let sql = totals_sql.replace("{rows}", &value_rows(tx, chunk.len(), 7));
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (key, amounts) in chunk {
+        for ([period, start, label], amounts) in chunk {
             insert = insert
-                .bind(key.period)
-                .bind(key.period_start.clone())
-                .bind(key.label)
+                .bind(*period)
+                .bind(*start)
+                .bind(*label)
                 .bind(amounts.value_cents)
                 .bind(amounts.hours_milli)
                 .bind(amounts.people)

@@ -99,6 +99,7 @@ impl Store {
         by: RankBy,
         limit: i64,
     ) -> Result<Vec<Ranked>, StoreError> {
+        self.fold_pending().await?;
         let (kind, from, to) = bounds(period);
         let (first, second) = by.columns();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -126,6 +127,7 @@ impl Store {
         by: RankBy,
         subject: &str,
     ) -> Result<Option<Position>, StoreError> {
+        self.fold_pending().await?;
         let (kind, from, to) = bounds(period);
         let (first, second) = by.columns();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -161,6 +163,7 @@ impl Store {
         period: &Period,
         scope: &str,
     ) -> Result<HashSet<String>, StoreError> {
+        self.fold_pending().await?;
         let (kind, from, to) = bounds(period);
         let rows = sqlx::query(
             "SELECT DISTINCT subject_id FROM rollups

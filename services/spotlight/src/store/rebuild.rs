@@ -11,7 +11,7 @@ use prost::Message;
 use sqlx::{AnyPool, Row};
 
 use super::{
-    StoreError,
+    Store, StoreError,
     contributions::{self, Amounts, RollupKey, TotalKey},
 };
 
@@ -161,7 +161,10 @@ fn compare<K: Ord + std::fmt::Debug>(
     keys.len() as u64
 }
 
-pub async fn run(pool: &AnyPool, tz: Tz, repair: bool) -> Result<Report, StoreError> {
+pub async fn run(store: &Store, tz: Tz, repair: bool) -> Result<Report, StoreError> {
+    // The live figures are the folded ones: fold what was appended first.
+    store.fold().await?;
+    let pool = &store.pool;
     let ((rollups, totals), entries) = recompute(pool, tz).await?;
     let (live_rollups, live_totals) = live(pool).await?;
     let mut differences = Vec::new();
@@ -187,6 +190,14 @@ pub async fn run(pool: &AnyPool, tz: Tz, repair: bool) -> Result<Report, StoreEr
         let mut tx = pool.begin().await?;
         sqlx::query("DELETE FROM rollups").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM totals").execute(&mut *tx).await?;
+        // Deltas appended since the fold go the way of the live rows: the recomputation replaces
+        // them all (a repair is for a quiet system, as it always was).
+        sqlx::query("DELETE FROM rollup_deltas")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM total_deltas")
+            .execute(&mut *tx)
+            .await?;
         let rebuilt = contributions::Contributions {
             rollups: rollups.into_iter().collect(),
             totals: totals.into_iter().collect(),

@@ -142,10 +142,12 @@ async fn revoke_restores_exactly(kept: Vec<Spec>, withdrawn: Spec) -> anyhow::Re
         let (win, at) = win(i, spec);
         store.count_win(&win, at, tz, None).await?;
     }
+    store.fold().await?;
     let before = figures(&test).await?;
     let (extra, at) = win(kept.len(), &withdrawn);
     store.count_win(&extra, at, tz, None).await?;
     store.revoke_win(&extra, at, tz, |a| a.clone()).await?;
+    store.fold().await?;
     let after = figures(&test).await?;
     anyhow::ensure!(before == after, "figures changed:\n{before:#?}\n{after:#?}");
     let report = store.rebuild(tz, false).await?;
@@ -188,6 +190,7 @@ async fn a_tampered_figure_is_found_and_repaired_from_the_ledger() -> anyhow::Re
     };
     let (w, at) = win(0, &spec);
     store.count_win(&w, at, tz, None).await?;
+    store.fold().await?;
     sqlx::query("UPDATE rollups SET value_cents = value_cents + 1 WHERE scope = 'person'")
         .execute(&test.db.pool)
         .await?;

@@ -274,3 +274,68 @@ async fn a_batch_counts_each_new_win_once(backend: Backend) -> anyhow::Result<()
 }
 
 herald_testkit::store_cases!(a_batch_counts_each_new_win_once);
+
+/// Counted wins reach the shared rows through folds; folds running at once (another replica's,
+/// a read's, the background one's) add every delta exactly once, while wins keep arriving.
+async fn folds_at_once_add_each_delta_once(backend: Backend) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let tz = chrono_tz::Europe::Amsterdam;
+    let when = at("2025-03-11T08:04:37Z");
+    let counting = tokio_util::sync::CancellationToken::new();
+    let mut folders = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (store, counting) = (store.clone(), counting.clone());
+        folders.spawn(async move {
+            let mut taken = 0;
+            while !counting.is_cancelled() {
+                taken += store.fold().await?;
+                tokio::task::yield_now().await;
+            }
+            anyhow::Ok(taken)
+        });
+    }
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..4 {
+        let store = store.clone();
+        writers.spawn(async move {
+            for n in 0..20 {
+                let id = format!("w-{writer}-{n}");
+                store
+                    .count_win(&win(&id, 10.0, "p-a"), when, tz, None)
+                    .await?;
+                if n % 5 == 0 {
+                    // Withdrawn again: what it added comes out through the same deltas.
+                    store
+                        .revoke_win(&win(&id, 10.0, "p-a"), when, tz, |a| a.clone())
+                        .await?;
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
+    counting.cancel();
+    let mut taken = 0;
+    while let Some(done) = folders.join_next().await {
+        taken += done??;
+    }
+    assert!(taken > 0, "the folders took no delta: nothing was tested");
+    let week = Period::containing(PeriodKind::Week, when, tz);
+    // The read folds whatever the folders left.
+    let people = store.leaderboard(&week, "person", 10).await?;
+    let figures: Vec<(&str, f64, i64)> = people
+        .iter()
+        .map(|r| (r.subject_id.as_str(), r.value, r.wins))
+        .collect();
+    assert_eq!(figures, vec![("p-a", 640.0, 64)]);
+    let totals = store.totals(&week).await?;
+    assert_eq!((totals[0].value, totals[0].wins), (640.0, 64));
+    assert_eq!(store.fold().await?, 0, "the read left deltas behind");
+    let rebuilt = store.rebuild(tz, false).await?;
+    assert!(rebuilt.differences.is_empty(), "{:?}", rebuilt.differences);
+    Ok(())
+}
+
+herald_testkit::store_cases!(folds_at_once_add_each_delta_once);

@@ -1,0 +1,139 @@
+//! The fold: the one writer of the shared figure rows. Counting a win appends what it adds to the
+//! deltas (no row another lane needs is locked); the fold takes every delta there is and adds them
+//! to the live rollups and totals in one transaction, one upsert per row however many wins
+//! touched it. A read of the figures folds first, so it sees every win counted before it.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::{Figures, RollupRow, Store, StoreError, TotalRow, contributions::Amounts, write};
+
+/// How often the fold looks for deltas nobody told it about (appended by another replica, or
+/// left by a process that stopped before folding).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// The least time between two background folds. A read folds for itself, so this delays no
+/// figure anyone sees; it lets one fold add up many batches' deltas for the same rows (folding
+/// after every lane's commit cost more than the upserts it replaced).
+const FOLD_AT_MOST_EVERY: Duration = Duration::from_millis(200);
+
+impl Store {
+    /// Adds every delta appended so far to the live figures, in one transaction; returns how many
+    /// delta rows it took. Two folds at once each take rows the other did not (a row is deleted
+    /// by one of them), and the second waits for the first's rows to be added before it ends.
+    pub async fn fold(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut rollups: BTreeMap<[String; 4], Amounts> = BTreeMap::new();
+        let rows = sqlx::query(
+            "DELETE FROM rollup_deltas
+             RETURNING period, period_start, scope, subject_id, value_cents, hours_milli, wins",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let taken = rows.len();
+        for row in rows {
+            let key = [
+                row.try_get("period")?,
+                row.try_get("period_start")?,
+                row.try_get("scope")?,
+                row.try_get("subject_id")?,
+            ];
+            let amounts = Amounts {
+                value_cents: row.try_get("value_cents")?,
+                hours_milli: row.try_get("hours_milli")?,
+                people: 0,
+                wins: row.try_get("wins")?,
+            };
+            rollups.entry(key).or_default().add(amounts, 1);
+        }
+        let mut totals: BTreeMap<[String; 3], Amounts> = BTreeMap::new();
+        let rows = sqlx::query(
+            "DELETE FROM total_deltas
+             RETURNING period, period_start, label, value_cents, hours_milli, people, wins",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let taken = taken + rows.len();
+        for row in rows {
+            let key = [
+                row.try_get("period")?,
+                row.try_get("period_start")?,
+                row.try_get("label")?,
+            ];
+            let amounts = Amounts {
+                value_cents: row.try_get("value_cents")?,
+                hours_milli: row.try_get("hours_milli")?,
+                people: row.try_get("people")?,
+                wins: row.try_get("wins")?,
+            };
+            totals.entry(key).or_default().add(amounts, 1);
+        }
+        if taken == 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        // A win counted and withdrawn between two folds adds nothing: no row to write.
+        let rollups: Vec<RollupRow<'_>> = rollups
+            .iter()
+            .filter(|(_, amounts)| **amounts != Amounts::default())
+            .map(|([a, b, c, d], amounts)| ([a.as_str(), b, c, d], *amounts))
+            .collect();
+        let totals: Vec<TotalRow<'_>> = totals
+            .iter()
+            .filter(|(_, amounts)| **amounts != Amounts::default())
+            .map(|([a, b, c], amounts)| ([a.as_str(), b, c], *amounts))
+            .collect();
+        write(&mut tx, Figures::Live, &rollups, &totals).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    /// Folds if there is anything to fold: what every read of the figures does first. Looking
+    /// costs a read; only a fold that has work takes the write.
+    pub async fn fold_pending(&self) -> Result<(), StoreError> {
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM rollup_deltas)
+                               OR EXISTS (SELECT 1 FROM total_deltas) THEN 1 ELSE 0 END AS BIGINT)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if pending == 1 {
+            self.fold().await?;
+        }
+        Ok(())
+    }
+
+    /// Folds shortly after wins were counted or withdrawn here (at most five times a second),
+    /// and every second for deltas from elsewhere, until `shutdown`; then once more. Under load
+    /// each fold takes everything the lanes appended since the last one.
+    pub async fn fold_continuously(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.unfolded.notified() => {}
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(FOLD_AT_MOST_EVERY) => {}
+            }
+            match self.fold().await {
+                Ok(rows) if rows > 0 => tracing::debug!(rows, "deltas folded into the figures"),
+                Ok(_) => {}
+                Err(e) => {
+                    // The deltas stay where they are; the next fold takes them.
+                    tracing::warn!(error = %e, "cannot fold the counted wins into the figures yet");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(LOOK_EVERY) => {}
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.fold().await {
+            tracing::warn!(error = %e, "the last fold before stopping failed; the next start folds");
+        }
+    }
+}
