@@ -119,7 +119,7 @@ impl Store {
         }
         ledger_many(&mut tx, &counted, "counted", now).await?;
         insert_announcements(&mut tx, &announced, now).await?;
-        add_deltas(&mut tx, &merged, 1).await?;
+        apply(&mut tx, Figures::Deltas, &merged, 1).await?;
         tx.commit().await?;
         if !counted.is_empty() {
             self.unfolded.notify_one();
@@ -170,7 +170,13 @@ impl Store {
         // Subtract what was added: the win as it was counted, in the periods it was counted in.
         let counted_at = herald_proto::time::opt_from_timestamp(counted.occurred_at.as_ref())
             .unwrap_or(occurred_at);
-        add_deltas(&mut tx, &contributions::of(&counted, counted_at, tz), -1).await?;
+        apply(
+            &mut tx,
+            Figures::Deltas,
+            &contributions::of(&counted, counted_at, tz),
+            -1,
+        )
+        .await?;
         sqlx::query(
             "UPDATE wins SET status = 'revoked', revoked_at = $2, status_reason = $3 WHERE id = $1",
         )
@@ -446,27 +452,18 @@ fn merged(contributions: &Contributions, sign: i64) -> (Vec<RollupRow<'_>>, Vec<
     (rollups.into_iter().collect(), totals.into_iter().collect())
 }
 
-/// Adds (`sign` 1) or subtracts (`sign` -1) contributions to the live figures at once: each table
-/// in as few multi-row upserts as fit, with the rows in key order, so two writers sharing rows
-/// wait for each other but never deadlock. For the fold and the rebuild; counting appends deltas.
+/// Adds (`sign` 1) or subtracts (`sign` -1) contributions: appended to the deltas when counting
+/// (no row another lane needs is locked), or to the live figures by the rebuild. Either way each
+/// table in as few multi-row statements as fit, with the rows in key order, so two writers
+/// sharing live rows wait for each other but never deadlock.
 async fn apply(
     tx: &mut Transaction<'_, Any>,
+    to: Figures,
     contributions: &Contributions,
     sign: i64,
 ) -> Result<(), sqlx::Error> {
     let (rollups, totals) = merged(contributions, sign);
-    write(tx, Figures::Live, &rollups, &totals).await
-}
-
-/// Appends what contributions add (`sign` 1) or take away (`sign` -1) to the deltas, which the
-/// fold adds to the live figures: appending locks no row another lane needs.
-async fn add_deltas(
-    tx: &mut Transaction<'_, Any>,
-    contributions: &Contributions,
-    sign: i64,
-) -> Result<(), sqlx::Error> {
-    let (rollups, totals) = merged(contributions, sign);
-    write(tx, Figures::Deltas, &rollups, &totals).await
+    write(tx, to, &rollups, &totals).await
 }
 
 async fn write(

@@ -202,7 +202,7 @@ pub async fn run(store: &Store, tz: Tz, repair: bool) -> Result<Report, StoreErr
             rollups: rollups.into_iter().collect(),
             totals: totals.into_iter().collect(),
         };
-        super::apply(&mut tx, &rebuilt, 1).await?;
+        super::apply(&mut tx, super::Figures::Live, &rebuilt, 1).await?;
         tx.commit().await?;
     }
     Ok(Report {
