@@ -193,10 +193,35 @@ pub async fn wait_settled(data_dir: &Path, grpc: &str) -> anyhow::Result<()> {
         .max_connections(1)
         .connect_with(options)
         .await?;
+    // Scoring's outbox: a win confirmed but not yet published is on no stream yet.
+    let scoring = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(data_dir.join("scoring.sqlite"))
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await?;
     let settled =
         herald_testkit::eventually("herald up to settle", Duration::from_secs(60), || {
-            let pool = pool.clone();
+            let (pool, scoring) = (pool.clone(), scoring.clone());
             async move {
+                // In the order a win travels, so one that moves on between two looks is seen by
+                // the later one: due for confirmation (the confirmer's next pass confirms and
+                // publishes it), in scoring's outbox (confirmed, not yet on a stream), on a
+                // stream not yet consumed, a delivery not yet final.
+                if due_wins(grpc).await.ok()? > 0 {
+                    return None;
+                }
+                let unpublished: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM wins WHERE publish_pending = 1")
+                        .fetch_one(&scoring)
+                        .await
+                        .ok()?;
+                if unpublished > 0 {
+                    return None;
+                }
                 // A consumer is behind while its cursor is short of its stream's last message or
                 // while it holds a message it has not acknowledged.
                 let behind: i64 = sqlx::query_scalar(
@@ -211,21 +236,18 @@ pub async fn wait_settled(data_dir: &Path, grpc: &str) -> anyhow::Result<()> {
                 if behind > 0 {
                     return None;
                 }
-                let deliveries = unfinished_deliveries(grpc).await.ok()?;
-                // A win whose hold-back has passed is confirmed on the confirmer's next pass,
-                // which then publishes it: not settled until none is due.
-                let due = due_wins(grpc).await.ok()?;
-                (deliveries == 0 && due == 0).then_some(())
+                (unfinished_deliveries(grpc).await.ok()? == 0).then_some(())
             }
         })
         .await;
     pool.close().await;
+    scoring.close().await;
     settled
 }
 
 /// How many provisional wins have reached their confirmation time (or have nothing scheduled)
-/// and are not confirmed yet; also any confirmed or withdrawn win still waiting to be published is
-/// caught by the bus check, once the confirmer has published it.
+/// and are not confirmed yet (a confirmed or withdrawn win still waiting to be published is in
+/// scoring's outbox, checked beside the bus).
 async fn due_wins(grpc: &str) -> anyhow::Result<usize> {
     use herald_proto::v1::{ListWinsRequest, WinStatus, scoring_client::ScoringClient};
     let mut scoring = ScoringClient::connect(grpc.to_string()).await?;
