@@ -40,16 +40,30 @@ const MARKS: [&str; 5] = [
 
 /// Each stage: its name, and how to read it off a trace's marks (start and end of each span).
 type Cut = fn(&[(u64, u64); 5]) -> u64;
+/// Saturating: scoring can publish a win before ingest's span for its event has closed (the 202
+/// is on its way, the span not yet ended), and that stage is then nothing, not negative.
 const STAGES: [(&str, Cut); 7] = [
-    ("ingest: webhook received → 202", |m| m[0].1 - m[0].0),
-    ("202 → scored (win published)", |m| m[1].0 - m[0].1),
-    ("scored → counted (announcement published)", |m| {
-        m[2].0 - m[1].0
+    ("ingest: webhook received → 202", |m| {
+        m[0].1.saturating_sub(m[0].0)
     }),
-    ("counted → notify has it", |m| m[3].0 - m[2].0),
-    ("notify has it → attempt begins", |m| m[4].0 - m[3].0),
-    ("attempt (POST to the receiver)", |m| m[4].1 - m[4].0),
-    ("whole: received → delivered", |m| m[4].1 - m[0].0),
+    ("202 → scored (win published)", |m| {
+        m[1].0.saturating_sub(m[0].1)
+    }),
+    ("scored → counted (announcement published)", |m| {
+        m[2].0.saturating_sub(m[1].0)
+    }),
+    ("counted → notify has it", |m| {
+        m[3].0.saturating_sub(m[2].0)
+    }),
+    ("notify has it → attempt begins", |m| {
+        m[4].0.saturating_sub(m[3].0)
+    }),
+    ("attempt (POST to the receiver)", |m| {
+        m[4].1.saturating_sub(m[4].0)
+    }),
+    ("whole: received → delivered", |m| {
+        m[4].1.saturating_sub(m[0].0)
+    }),
 ];
 
 pub struct StageTimer {
@@ -115,10 +129,8 @@ fn cut(spans: &[ReceivedSpan]) -> Breakdown {
         .filter_map(|marks| {
             let m: Vec<(u64, u64)> = marks.into_iter().collect::<Option<_>>()?;
             let m: [(u64, u64); 5] = m.try_into().ok()?;
-            // Clocks of one machine, but say nothing rather than something negative.
-            m.windows(2)
-                .all(|w| w[0].0 <= w[1].0 && w[0].0 <= w[0].1)
-                .then_some(m)
+            // Each mark begins no earlier than the one before it (one machine's clock).
+            m.windows(2).all(|w| w[0].0 <= w[1].0).then_some(m)
         })
         .collect();
     let whole = |m: &[(u64, u64); 5]| m[4].1.saturating_sub(m[0].0);
@@ -201,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_trace_is_cut_at_its_spans_and_an_incomplete_one_is_left_out() {
-        let mut spans = vec![
+        let spans = vec![
             span("a", "ingest.receive", 0, 2),
             span("a", "score.publish", 5, 5),
             span("a", "announce", 9, 9),
@@ -210,15 +222,27 @@ mod tests {
             // A retry of the attempt, later: the first one counts.
             span("a", "notify.deliver", 100, 101),
             span("a", "consume_batch", 0, 50),
+            // Incomplete.
             span("b", "ingest.receive", 0, 1),
+            span("b", "score.publish", 3, 3),
+            // Published before ingest's span closed: that stage is nothing, not negative.
+            span("c", "ingest.receive", 0, 9),
+            span("c", "score.publish", 5, 5),
+            span("c", "announce", 9, 9),
+            span("c", "notify.queue", 10, 10),
+            span("c", "notify.deliver", 14, 16),
         ];
-        spans.push(span("b", "score.publish", 3, 3));
-        let breakdown = cut(&spans);
-        assert_eq!((breakdown.traces, breakdown.begun), (1, 2));
-        assert_eq!(breakdown.spans, [2, 2, 1, 1, 2]);
-        let got: Vec<f64> = breakdown.stages.iter().map(|s| s.p50_ms).collect();
+        let one = cut(&spans[..7]);
+        assert_eq!((one.traces, one.begun), (1, 1));
+        let got: Vec<f64> = one.stages.iter().map(|s| s.p50_ms).collect();
         assert_eq!(got, vec![2.0, 3.0, 4.0, 1.0, 4.0, 2.0, 16.0]);
-        let tail: Vec<f64> = breakdown.stages.iter().map(|s| s.tail_mean_ms).collect();
+        let tail: Vec<f64> = one.stages.iter().map(|s| s.tail_mean_ms).collect();
         assert_eq!(tail, got);
+
+        let all = cut(&spans);
+        assert_eq!((all.traces, all.begun), (2, 3));
+        assert_eq!(all.spans, [3, 3, 2, 2, 3]);
+        let early = all.stages.iter().find(|s| s.name.starts_with("202"));
+        assert_eq!(early.map(|s| s.p50_ms), Some(0.0), "{all:?}");
     }
 }
