@@ -715,17 +715,20 @@ async fn main() -> anyhow::Result<()> {
             vec![Mode::Distributed, Mode::Standalone]
         }
     };
-    let timer = if args.stages {
-        let timer = stages::StageTimer::start().await?;
-        targets::add_env(timer.env());
-        Some(timer)
-    } else {
-        None
-    };
     if pipeline {
+        // The receiver keeps every span it is sent: the pipeline runs' only, not the backfill's
+        // millions.
+        let timer = if args.stages {
+            let timer = stages::StageTimer::start().await?;
+            targets::set_extra_env(timer.env());
+            Some(timer)
+        } else {
+            None
+        };
         for mode in &chosen {
             modes.push(measure(*mode, &sink, &mut events, &args, timer.as_ref()).await?);
         }
+        targets::set_extra_env(Vec::new());
     }
     let backfill = if !args.queries_only && args.backfill_rows > 0 {
         backfills(&chosen, &sink, args.backfill_rows).await?

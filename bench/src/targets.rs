@@ -156,13 +156,14 @@ pub(crate) async fn wait_ready(http: u16, process: &ServiceProcess) -> anyhow::R
     .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&process.output(), 40)))
 }
 
-/// Settings every Herald process of the run gets on top of the usual ones (the stage timer's
-/// span export), set once before the first process starts.
-static EXTRA_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+/// Settings the Herald processes started from now on get on top of the usual ones (the stage
+/// timer's span export, for the pipeline runs only).
+static EXTRA_ENV: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
-/// Gives every Herald process started from now on `extra` as well (a later call changes nothing).
-pub fn add_env(extra: Vec<(String, String)>) {
-    let _ = EXTRA_ENV.set(extra);
+/// Gives every Herald process started from now on `extra` as well (empty: nothing extra).
+pub fn set_extra_env(extra: Vec<(String, String)>) {
+    let mut env = EXTRA_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    *env = extra;
 }
 
 pub(crate) fn env() -> Vec<(String, String)> {
@@ -170,7 +171,8 @@ pub(crate) fn env() -> Vec<(String, String)> {
         ("RUST_LOG".into(), "warn".into()),
         ("RUST_LIB_BACKTRACE".into(), "0".into()),
     ];
-    for (name, value) in EXTRA_ENV.get().into_iter().flatten() {
+    let extra = EXTRA_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    for (name, value) in extra.iter() {
         env.retain(|(n, _)| n != name);
         env.push((name.clone(), value.clone()));
     }
