@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_proto::v1::{CreditSubject, ValueLabel, Win};
+use sqlx::{Row, any::AnyRow};
 
 use crate::periods::{Period, PeriodKind};
 
@@ -39,6 +40,21 @@ impl Amounts {
         self.hours_milli += sign * other.hours_milli;
         self.people += sign * other.people;
         self.wins += sign * other.wins;
+    }
+
+    /// The amounts of a rollup row (no `people` column: 0) or of a totals row, as stored, in a
+    /// live table or among the deltas.
+    pub fn from_row(row: &AnyRow, with_people: bool) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            value_cents: row.try_get("value_cents")?,
+            hours_milli: row.try_get("hours_milli")?,
+            people: if with_people {
+                row.try_get("people")?
+            } else {
+                0
+            },
+            wins: row.try_get("wins")?,
+        })
     }
 }
 

@@ -40,13 +40,10 @@ impl Store {
                 row.try_get("scope")?,
                 row.try_get("subject_id")?,
             ];
-            let amounts = Amounts {
-                value_cents: row.try_get("value_cents")?,
-                hours_milli: row.try_get("hours_milli")?,
-                people: 0,
-                wins: row.try_get("wins")?,
-            };
-            rollups.entry(key).or_default().add(amounts, 1);
+            rollups
+                .entry(key)
+                .or_default()
+                .add(Amounts::from_row(&row, false)?, 1);
         }
         let mut totals: BTreeMap<[String; 3], Amounts> = BTreeMap::new();
         let rows = sqlx::query(
@@ -62,13 +59,10 @@ impl Store {
                 row.try_get("period_start")?,
                 row.try_get("label")?,
             ];
-            let amounts = Amounts {
-                value_cents: row.try_get("value_cents")?,
-                hours_milli: row.try_get("hours_milli")?,
-                people: row.try_get("people")?,
-                wins: row.try_get("wins")?,
-            };
-            totals.entry(key).or_default().add(amounts, 1);
+            totals
+                .entry(key)
+                .or_default()
+                .add(Amounts::from_row(&row, true)?, 1);
         }
         if taken == 0 {
             tx.rollback().await?;

@@ -76,12 +76,7 @@ async fn live(pool: &AnyPool) -> Result<Figures, StoreError> {
                 scope: static_token(&scope),
                 subject_id: row.get("subject_id"),
             },
-            Amounts {
-                value_cents: row.get("value_cents"),
-                hours_milli: row.get("hours_milli"),
-                people: 0,
-                wins: row.get("wins"),
-            },
+            Amounts::from_row(&row, false)?,
         );
     }
     let mut totals = BTreeMap::new();
@@ -99,12 +94,7 @@ async fn live(pool: &AnyPool) -> Result<Figures, StoreError> {
                 period_start: row.get("period_start"),
                 label: static_token(&label),
             },
-            Amounts {
-                value_cents: row.get("value_cents"),
-                hours_milli: row.get("hours_milli"),
-                people: row.get("people"),
-                wins: row.get("wins"),
-            },
+            Amounts::from_row(&row, true)?,
         );
     }
     Ok((rollups, totals))
