@@ -381,7 +381,7 @@ impl Bus for JetStreamBus {
         let messages = consumer
             .stream()
             .max_messages_per_batch(100)
-            .heartbeat(Duration::from_secs(5))
+            .heartbeat(PULL_HEARTBEAT)
             .expires(Duration::from_secs(30))
             .messages()
             .await
@@ -514,6 +514,23 @@ impl Bus for JetStreamBus {
     }
 }
 
+/// How often the server says a waiting pull request is alive. Two missed in a row end the
+/// subscription (see [`ends_subscription`]), so this bounds how long a consumer can sit idle with
+/// messages waiting.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Whether a receive error means the subscription is stuck and must be opened again.
+///
+/// Missed heartbeats mean the server holds none of this client's pull requests while the client
+/// still counts them as outstanding; async-nats then sends no new request until its own expiry
+/// timer runs out (35 s). Seen at saturation on nats-server 2.9.10: a consumer with thousands of
+/// messages waiting, none in flight and no waiting pull, idle for 30 s. A new subscription starts
+/// with no requests counted and asks at once; whatever the old one had received was already
+/// handed on, since the heartbeat is only missed when nothing arrived.
+fn ends_subscription(error: &consumer::pull::MessagesError) -> bool {
+    error.kind() == consumer::pull::MessagesErrorKind::MissingHeartbeat
+}
+
 struct JetStreamSubscription {
     consumer: String,
     messages: consumer::pull::Stream,
@@ -547,6 +564,14 @@ impl Subscription for JetStreamSubscription {
     async fn next(&mut self) -> Option<Result<IncomingMessage, BusError>> {
         let message = match self.messages.next().await? {
             Ok(message) => message,
+            Err(e) if ends_subscription(&e) => {
+                tracing::warn!(
+                    consumer = %self.consumer,
+                    error = %e,
+                    "the server stopped answering this subscription's pull requests; opening it again"
+                );
+                return None;
+            }
             Err(e) => {
                 return Some(Err(BusError::Receive {
                     consumer: self.consumer.clone(),
@@ -637,5 +662,22 @@ mod tests {
         assert!(check_version("3.0.0").is_ok());
         let err = check_version("2.8.4").expect_err("too old");
         assert!(err.to_string().contains("2.8.4"), "{err}");
+    }
+
+    #[test]
+    fn only_missed_heartbeats_end_a_subscription() {
+        use consumer::pull::{MessagesError, MessagesErrorKind};
+        assert!(ends_subscription(&MessagesError::new(
+            MessagesErrorKind::MissingHeartbeat
+        )));
+        // The others either end the stream themselves (a deleted consumer) or pass.
+        for kind in [
+            MessagesErrorKind::Pull,
+            MessagesErrorKind::ConsumerDeleted,
+            MessagesErrorKind::NoResponders,
+            MessagesErrorKind::Other,
+        ] {
+            assert!(!ends_subscription(&MessagesError::new(kind)), "{kind:?}");
+        }
     }
 }
