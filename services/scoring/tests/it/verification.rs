@@ -222,6 +222,49 @@ async fn due_wins_are_confirmed_once_by_the_lease_holder(backend: Backend) -> an
     Ok(())
 }
 
+/// The confirmer's outbox pass and a lane can mark the same wins at once; a mark that waited on
+/// another transaction's row lock could deadlock with it. A mark leaves a locked row to whoever
+/// holds it, marks the rest, and returns at once; the row left stays in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_does_not_wait_for_a_win_another_transaction_holds() -> anyhow::Result<()> {
+    let (test, store) = store(Backend::Postgres).await?;
+    let now = Utc::now();
+    let first = record(&store, &resolved(), &settings("0s"), now).await?;
+    let mut other = resolved();
+    other.id = format!("{}:another", other.id);
+    if let Some(record) = other.record.as_mut() {
+        record.number = format!("{}-another", record.number);
+    }
+    let second = record(&store, &other, &settings("0s"), now).await?;
+    let wins: Vec<Win> = first.publish.into_iter().chain(second.publish).collect();
+    assert_eq!(wins.len(), 2, "both confirmed at once, both to publish");
+
+    let mut holder = test.db.pool.begin().await?;
+    sqlx::query("SELECT id FROM wins WHERE id = $1 FOR UPDATE")
+        .bind(&wins[0].id)
+        .fetch_one(&mut *holder)
+        .await?;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.mark_published(&wins),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the mark waited for the row another transaction holds"))??;
+    holder.commit().await?;
+    let left: Vec<String> = store
+        .unpublished()
+        .await?
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(
+        left,
+        [wins[0].id.clone()],
+        "the held win stays in the outbox, the other is marked"
+    );
+    Ok(())
+}
+
 fn lease(holder: &str) -> Lease {
     Lease {
         name: "confirm",
