@@ -662,6 +662,34 @@ fn query_table(runs: &[queries::QueryReport]) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Stopping the run drops what it started: the services, NATS and the receivers are killed
+    // with it (the test kit starts each with kill-on-drop), so nothing is left polling.
+    tokio::select! {
+        result = run() => result,
+        signal = interrupted() => anyhow::bail!("{signal}: stopped, with everything the run had started"),
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM, and names which came (never, where neither can be caught).
+async fn interrupted() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        return tokio::select! {
+            () = ctrl_c => "interrupted",
+            _ = term.recv() => "terminated",
+        };
+    }
+    ctrl_c.await;
+    "interrupted"
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
         args.events = 1_000;
