@@ -77,11 +77,27 @@ struct Inner {
     /// Publishes and acknowledgements, committed in groups.
     writer: Writer,
     settings: StreamSettings,
-    /// Woken on every publish and nak, so waiting subscriptions look at once.
-    activity: Notify,
+    /// One per stream family (in [`StreamFamily::ALL`]'s order), woken on every publish to that
+    /// stream and every nak of one of its messages, so the subscriptions reading it look at once.
+    /// The others have nothing new: woken too, each would claim nothing in a transaction of its
+    /// own (three wasted commits for every message `herald up` passes on).
+    activity: [Notify; StreamFamily::ALL.len()],
     path: PathBuf,
     // Held for the life of the bus: the lock on the data directory.
     _lock: File,
+}
+
+impl Inner {
+    fn activity(&self, family: StreamFamily) -> &Notify {
+        // A family added to the enum must be given its place here (the match is exhaustive).
+        let at = match family {
+            StreamFamily::Events => 0,
+            StreamFamily::Wins => 1,
+            StreamFamily::Announcements => 2,
+            StreamFamily::DeadLetters => 3,
+        };
+        &self.activity[at]
+    }
 }
 
 /// A durable bus in `<dir>/bus.sqlite`.
@@ -171,7 +187,7 @@ impl EmbeddedBus {
                 writer: Writer::start(pool.clone()),
                 pool,
                 settings,
-                activity: Notify::new(),
+                activity: std::array::from_fn(|_| Notify::new()),
                 path,
                 _lock: lock,
             }),
@@ -290,6 +306,7 @@ impl Bus for EmbeddedBus {
         }
         Ok(Box::new(EmbeddedSubscription {
             inner: self.inner.clone(),
+            family: consumer.family,
             consumer: consumer.durable.clone(),
             buffer: VecDeque::new(),
         }))
@@ -427,6 +444,8 @@ impl Bus for EmbeddedBus {
 
 struct EmbeddedSubscription {
     inner: Arc<Inner>,
+    /// The stream its consumer reads, whose publishes wake it.
+    family: StreamFamily,
     consumer: String,
     buffer: VecDeque<IncomingMessage>,
 }
@@ -561,6 +580,7 @@ impl EmbeddedSubscription {
                     u64::try_from(seq).unwrap_or(0),
                     Box::new(EmbeddedAcker {
                         inner: inner.clone(),
+                        family: self.family,
                         consumer: self.consumer.clone(),
                         seq,
                         ack_wait,
@@ -590,7 +610,7 @@ impl Subscription for EmbeddedSubscription {
             }
             // Registered before looking, so a publish in between is not missed.
             let inner = self.inner.clone();
-            let woken = inner.activity.notified();
+            let woken = inner.activity(self.family).notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             if let Err(e) = self.claim().await {
@@ -617,6 +637,7 @@ impl Subscription for EmbeddedSubscription {
 
 struct EmbeddedAcker {
     inner: Arc<Inner>,
+    family: StreamFamily,
     consumer: String,
     seq: i64,
     ack_wait: i64,
@@ -653,7 +674,7 @@ impl Acker for EmbeddedAcker {
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
         self.set_visible(now_ms() + ms(delay)).await?;
-        self.inner.activity.notify_waiters();
+        self.inner.activity(self.family).notify_waiters();
         Ok(())
     }
 
@@ -719,7 +740,10 @@ impl EmbeddedBus {
             });
         };
         if !receipt.duplicate {
-            self.inner.activity.notify_waiters();
+            // `queue_publish` refused any subject no stream captures.
+            if let Some(family) = StreamFamily::of_subject(&subject) {
+                self.inner.activity(family).notify_waiters();
+            }
         }
         Ok(receipt)
     }
