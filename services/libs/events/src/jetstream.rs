@@ -526,7 +526,9 @@ const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
 /// timer runs out (35 s). Seen at saturation on nats-server 2.9.10: a consumer with thousands of
 /// messages waiting, none in flight and no waiting pull, idle for 30 s. A new subscription starts
 /// with no requests counted and asks at once; whatever the old one had received was already
-/// handed on, since the heartbeat is only missed when nothing arrived.
+/// handed on, since the heartbeat is only missed when nothing arrived. Should the server still
+/// hold an old request after all (it was only slow), what it sends there goes unacknowledged and
+/// comes back after the ack wait, like any delivery a worker never answered: late, not lost.
 fn ends_subscription(error: &consumer::pull::MessagesError) -> bool {
     error.kind() == consumer::pull::MessagesErrorKind::MissingHeartbeat
 }
