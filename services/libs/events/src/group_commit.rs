@@ -188,7 +188,8 @@ async fn ack_all(
 }
 
 /// Applies a group in one transaction and answers each write once it is committed. A write that
-/// fails alone gets its error and the others still commit; if the commit fails, every write of the
+/// fails alone gets its error and the others still commit (the group's acknowledgements share
+/// their statements, so they fail or hold together); if the commit fails, every write of the
 /// group gets that error and none is confirmed.
 async fn commit(pool: &SqlitePool, group: Vec<(Write, Reply)>) {
     let fail_all = |group: Vec<(Write, Reply)>, error: String| {
