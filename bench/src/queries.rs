@@ -277,6 +277,9 @@ async fn seed(url: &str, wins: u64) -> anyhow::Result<()> {
         .connect_with(options.options([("search_path", "spotlight")]))
         .await?;
     let now = chrono::Utc::now().timestamp_millis();
+    // The newest win is now, so the current week and month hold some whatever the count and the
+    // day (with 1,000 wins over three years the newest was a day old, and on the first of a month
+    // the month's leaderboards were empty).
     let span = YEARS * 365 * 24 * 3600 * 1000;
     let wins = i64::try_from(wins)?;
     // In chunks, so no single statement holds millions of rows in memory.
@@ -291,7 +294,7 @@ async fn seed(url: &str, wins: u64) -> anyhow::Result<()> {
              SELECT 'bench-' || g,
                     (ARRAY['incident_resolved', 'change_implemented', 'problem_closed',
                            'request_fulfilled'])[1 + g % 4],
-                    $1 - (g * $2 / $3),
+                    $1 - ((g - 1) * $2 / $3),
                     ($4::text[])[1 + g % cardinality($4::text[])],
                     ($5::text[])[1 + g % cardinality($5::text[])],
                     (ARRAY['capacity', 'avoided', 'cash'])[1 + g % 3],
