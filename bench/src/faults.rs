@@ -32,6 +32,9 @@ pub enum Scenario {
     KillNotify,
     /// nats-server stopped and started again on the same store.
     NatsRestart,
+    /// nats-server frozen (SIGSTOP) for the outage length with every connection open, then
+    /// resumed: the clients see silence, not a disconnect.
+    NatsPaused,
     /// PostgreSQL stopped (connections cut) for the outage length, then started.
     PostgresStop,
     /// The webhook receiver takes every request of a 10 s window and answers a minute later.
@@ -46,12 +49,13 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::KillIngest,
         Scenario::KillScoring,
         Scenario::KillSpotlight,
         Scenario::KillNotify,
         Scenario::NatsRestart,
+        Scenario::NatsPaused,
         Scenario::PostgresStop,
         Scenario::ChannelHangs,
         Scenario::HeraldUpKill,
@@ -66,6 +70,7 @@ impl Scenario {
             Scenario::KillSpotlight => "kill -9 spotlight".into(),
             Scenario::KillNotify => "kill -9 notify (sends in flight)".into(),
             Scenario::NatsRestart => "nats-server restarted".into(),
+            Scenario::NatsPaused => format!("nats-server frozen {} s", outage.as_secs()),
             Scenario::PostgresStop => format!("PostgreSQL stopped {} s", outage.as_secs()),
             Scenario::ChannelHangs => "the webhook receiver hangs for 10 s".into(),
             Scenario::HeraldUpKill => "kill -9 herald up".into(),
@@ -216,6 +221,13 @@ async fn inject(
                 .ok_or_else(|| anyhow::anyhow!("no nats-server in this run"))?;
             nats.restart().await?;
             return Ok(());
+        }
+        Scenario::NatsPaused => {
+            let nats = target
+                .nats
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no nats-server in this run"))?;
+            return nats.pause(plan.outage).await;
         }
         Scenario::PostgresStop => {
             let cluster = cluster.ok_or_else(|| anyhow::anyhow!("no PostgreSQL of our own"))?;

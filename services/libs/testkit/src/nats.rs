@@ -94,6 +94,27 @@ impl NatsServer {
         }
     }
 
+    /// Freezes the server for `outage` (SIGSTOP, then SIGCONT): its connections stay open and
+    /// nothing is answered, as when a host stalls. Clients see no disconnect, only silence.
+    pub async fn pause(&self, outage: std::time::Duration) -> anyhow::Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .ok_or_else(|| anyhow::anyhow!("nats-server is not running"))?
+            .to_string();
+        let signal = |name: &str| -> anyhow::Result<()> {
+            let status = std::process::Command::new("kill")
+                .args([name, pid.as_str()])
+                .status()?;
+            anyhow::ensure!(status.success(), "kill {name} {pid} failed: {status}");
+            Ok(())
+        };
+        signal("-STOP")?;
+        tokio::time::sleep(outage).await;
+        signal("-CONT")
+    }
+
     /// Starts the server again on the same port and store, as after a crash.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill().await;
