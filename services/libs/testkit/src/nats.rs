@@ -101,18 +101,10 @@ impl NatsServer {
             .child
             .as_ref()
             .and_then(|c| c.id())
-            .ok_or_else(|| anyhow::anyhow!("nats-server is not running"))?
-            .to_string();
-        let signal = |name: &str| -> anyhow::Result<()> {
-            let status = std::process::Command::new("kill")
-                .args([name, pid.as_str()])
-                .status()?;
-            anyhow::ensure!(status.success(), "kill {name} {pid} failed: {status}");
-            Ok(())
-        };
-        signal("-STOP")?;
+            .ok_or_else(|| anyhow::anyhow!("nats-server is not running"))?;
+        crate::process::signal(pid, "-STOP")?;
         tokio::time::sleep(outage).await;
-        signal("-CONT")
+        crate::process::signal(pid, "-CONT")
     }
 
     /// Starts the server again on the same port and store, as after a crash.

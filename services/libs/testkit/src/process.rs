@@ -189,9 +189,7 @@ impl ServiceProcess {
             return Ok(None);
         };
         if let Some(pid) = child.id() {
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()?;
+            signal(pid, "-TERM")?;
         }
         match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => Ok(status?.code()),
@@ -238,4 +236,13 @@ pub fn herald_up_args(config: &Path, data_dir: &Path, http: u16, grpc: u16) -> V
         "--grpc".into(),
         format!("127.0.0.1:{grpc}"),
     ]
+}
+
+/// Sends `pid` a signal (`-TERM`, `-STOP`, `-CONT`…) with `kill`, as the tests' own shell would.
+pub fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {name} {pid} failed: {status}");
+    Ok(())
 }

@@ -65,9 +65,7 @@ fn forward_signals(child: u32) {
     };
     std::thread::spawn(move || {
         for _ in signals.forever() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.to_string()])
-                .status();
+            let _ = herald_testkit::process::signal(child, "-TERM");
         }
     });
 }
