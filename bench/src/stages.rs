@@ -38,32 +38,61 @@ const MARKS: [&str; 5] = [
     "notify.deliver",
 ];
 
-/// Each stage: its name, and how to read it off a trace's marks (start and end of each span).
-type Cut = fn(&[(u64, u64); 5]) -> u64;
-/// Saturating: scoring can publish a win before ingest's span for its event has closed (the 202
-/// is on its way, the span not yet ended), and that stage is then nothing, not negative.
-const STAGES: [(&str, Cut); 7] = [
-    ("ingest: webhook received → 202", |m| {
-        m[0].1.saturating_sub(m[0].0)
-    }),
-    ("202 → scored (win published)", |m| {
-        m[1].0.saturating_sub(m[0].1)
-    }),
-    ("scored → counted (announcement published)", |m| {
-        m[2].0.saturating_sub(m[1].0)
-    }),
-    ("counted → notify has it", |m| {
-        m[3].0.saturating_sub(m[2].0)
-    }),
-    ("notify has it → attempt begins", |m| {
-        m[4].0.saturating_sub(m[3].0)
-    }),
-    ("attempt (POST to the receiver)", |m| {
-        m[4].1.saturating_sub(m[4].0)
-    }),
-    ("whole: received → delivered", |m| {
-        m[4].1.saturating_sub(m[0].0)
-    }),
+/// Where a stage starts or ends: the beginning or the end of one of the marked spans.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    span: usize,
+    end: bool,
+}
+
+const fn begins(span: usize) -> Point {
+    Point { span, end: false }
+}
+
+const fn ends(span: usize) -> Point {
+    Point { span, end: true }
+}
+
+/// One stage of a trace: its name and the points it runs between.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    name: &'static str,
+    from: Point,
+    to: Point,
+}
+
+impl Cut {
+    /// Saturating: scoring can publish a win before ingest's span for its event has closed (the
+    /// 202 is on its way, the span not yet ended), and that stage is then nothing, not negative.
+    fn of(&self, marks: &[(u64, u64); 5]) -> u64 {
+        let at = |p: Point| {
+            let (start, end) = marks[p.span];
+            if p.end { end } else { start }
+        };
+        at(self.to).saturating_sub(at(self.from))
+    }
+}
+
+const fn stage(name: &'static str, from: Point, to: Point) -> Cut {
+    Cut { name, from, to }
+}
+
+/// From the webhook's arrival to the announcement's delivery: what the slowest 1 % is chosen by.
+const WHOLE: Cut = stage("whole: received → delivered", begins(0), ends(4));
+
+/// The stages, in the order an event passes them, and the whole.
+const STAGES: [Cut; 7] = [
+    stage("ingest: webhook received → 202", begins(0), ends(0)),
+    stage("202 → scored (win published)", ends(0), begins(1)),
+    stage(
+        "scored → counted (announcement published)",
+        begins(1),
+        begins(2),
+    ),
+    stage("counted → notify has it", begins(2), begins(3)),
+    stage("notify has it → attempt begins", begins(3), begins(4)),
+    stage("attempt (POST to the receiver)", begins(4), ends(4)),
+    WHOLE,
 ];
 
 pub struct StageTimer {
@@ -133,19 +162,21 @@ fn cut(spans: &[ReceivedSpan]) -> Breakdown {
             m.windows(2).all(|w| w[0].0 <= w[1].0).then_some(m)
         })
         .collect();
-    let whole = |m: &[(u64, u64); 5]| m[4].1.saturating_sub(m[0].0);
-    let mut wholes: Vec<u64> = complete.iter().map(whole).collect();
+    let mut wholes: Vec<u64> = complete.iter().map(|m| WHOLE.of(m)).collect();
     wholes.sort_unstable();
     let tail_from = percentile(&wholes, 99.0).unwrap_or(u64::MAX);
-    let tail: Vec<&[(u64, u64); 5]> = complete.iter().filter(|m| whole(m) >= tail_from).collect();
+    let tail: Vec<&[(u64, u64); 5]> = complete
+        .iter()
+        .filter(|m| WHOLE.of(m) >= tail_from)
+        .collect();
     let stages = STAGES
         .iter()
-        .map(|(name, of)| {
-            let mut values: Vec<u64> = complete.iter().map(of).collect();
+        .map(|stage| {
+            let mut values: Vec<u64> = complete.iter().map(|m| stage.of(m)).collect();
             values.sort_unstable();
-            let tail_sum: u64 = tail.iter().map(|m| of(m)).sum();
+            let tail_sum: u64 = tail.iter().map(|m| stage.of(m)).sum();
             Stage {
-                name,
+                name: stage.name,
                 p50_ms: ms(percentile(&values, 50.0)),
                 p99_ms: ms(percentile(&values, 99.0)),
                 tail_mean_ms: ms(Some(tail_sum / tail.len().max(1) as u64)),
