@@ -15,7 +15,6 @@ pub mod backoff;
 mod bus;
 pub mod embedded;
 mod error;
-mod group_commit;
 mod jetstream;
 pub mod subjects;
 pub mod topology;

@@ -1,0 +1,284 @@
+//! The thread that owns the embedded bus's SQLite connection. Every operation of the process on the
+//! bus (publishes, acknowledgements, claims, reads) is a job queued to it; the thread takes whatever
+//! has gathered, runs it all in one transaction (one fsync) and only then answers each caller. A job
+//! that arrives alone commits at once; under load, the jobs that arrive during one commit share the
+//! next. Nothing is confirmed before it is on disk.
+//!
+//! Why a thread of its own rather than sqlx: through an async driver every statement is a hand-off
+//! to the connection's thread and back (a claim was nine), and `herald up`'s profile was mostly
+//! those hand-offs. Here a job is one hand-off whatever it runs, and its statements are prepared
+//! once and kept.
+
+use std::{
+    fs::File,
+    path::Path,
+    thread::{self, JoinHandle},
+    time::Duration,
+};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Cause;
+
+/// Jobs per transaction at most, so one commit never holds the file for long.
+const MAX_GROUP: usize = 512;
+/// Prepared statements kept: every statement the bus runs has a fixed text.
+const STATEMENT_CACHE: usize = 64;
+
+/// One queued piece of work and the caller waiting for its answer.
+trait Job: Send {
+    /// Runs inside the group's transaction, in a savepoint of its own, and keeps its answer.
+    fn run(&mut self, conn: &Connection);
+    /// Answers the caller: its own result if the group committed, the commit's error if not.
+    fn answer(self: Box<Self>, committed: Result<(), &str>);
+}
+
+struct Call<F, R> {
+    work: Option<F>,
+    result: Option<Result<R, Cause>>,
+    reply: oneshot::Sender<Result<R, Cause>>,
+}
+
+impl<F, R> Job for Call<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R, Cause> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        if let Some(work) = self.work.take() {
+            self.result = Some(in_savepoint(conn, work));
+        }
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let answer = match (committed, self.result) {
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err("the embedded bus did not run this operation".into()),
+        };
+        // A caller that stopped waiting has nothing to be told.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Runs `work` so that, if it fails, what it wrote is undone and the group's other jobs still
+/// commit.
+fn in_savepoint<R>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> Result<R, Cause>,
+) -> Result<R, Cause> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let result = work(conn).and_then(|r| {
+        conn.execute_batch("RELEASE job")?;
+        Ok(r)
+    });
+    if result.is_err() {
+        // If this fails too, the connection is broken and the group's commit will say so.
+        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+    }
+    result
+}
+
+/// The queue in front of the connection's thread. Dropping it lets the thread finish what is
+/// queued, close the file and release the data directory's lock before the drop returns, so the
+/// directory can be opened again at once.
+pub(crate) struct Committer {
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer").finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    /// Opens (creating if needed) the SQLite file at `path` and starts its thread, which holds
+    /// `lock` for as long as the file is open.
+    pub(crate) fn open(path: &Path, lock: File) -> Result<Self, Cause> {
+        let conn = connect(path)?;
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>(4 * MAX_GROUP);
+        let thread = thread::Builder::new()
+            .name("herald-bus".into())
+            .spawn(move || {
+                let _lock = lock;
+                serve(&conn, queue);
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `work` in the next group's transaction and answers once that has committed.
+    pub(crate) async fn call<R, F>(&self, work: F) -> Result<R, Cause>
+    where
+        F: FnOnce(&Connection) -> Result<R, Cause> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.enqueue(work).await?.await
+    }
+
+    /// Queues `work` and returns at once with a way to wait for its answer: work queued one after
+    /// another runs in that order, so a caller can queue several in order and then wait for all.
+    pub(crate) async fn enqueue<R, F>(
+        &self,
+        work: F,
+    ) -> Result<impl Future<Output = Result<R, Cause>> + use<R, F>, Cause>
+    where
+        F: FnOnce(&Connection) -> Result<R, Cause> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Call {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        let Some(jobs) = self.jobs.as_ref() else {
+            return Err("the embedded bus is shutting down".into());
+        };
+        jobs.send(job)
+            .await
+            .map_err(|_| "the embedded bus is shutting down")?;
+        Ok(async move {
+            answer
+                .await
+                .map_err(|_| Cause::from("the embedded bus stopped before answering"))?
+        })
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has answered what was queued.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, Cause> {
+    let conn =
+        Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("{} cannot use write-ahead logging ({mode})", path.display()).into());
+    }
+    // A publish or ack is on disk before it is confirmed: nothing accepted is lost.
+    conn.execute_batch("PRAGMA synchronous = FULL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let committed = run_group(conn, &mut group);
+        metrics::histogram!("herald_embedded_bus_group_size").record(group.len() as f64);
+        for job in group {
+            job.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
+
+/// Runs a group in one transaction. A job that fails alone gets its error and the others still
+/// commit; if the commit fails, every job of the group gets that error and none is confirmed.
+fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| format!("embedded bus: cannot begin a transaction: {e}"))?;
+    for job in group.iter_mut() {
+        job.run(conn);
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(format!("embedded bus: commit failed: {e}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Committer;
+    use crate::Cause;
+
+    fn count(c: &rusqlite::Connection) -> Result<i64, Cause> {
+        Ok(c.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fails_undoes_only_its_own_writes() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let lock = std::fs::File::create(dir.path().join("lock"))?;
+        let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
+        db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
+            .await?;
+        // The thread is busy with the first job while the other two are queued, so those two
+        // share the next transaction.
+        let busy = db
+            .enqueue(|_| {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+            .await?;
+        let failing = db
+            .enqueue(|c| {
+                c.execute("INSERT INTO t VALUES ('from the failing job')", [])?;
+                Err::<(), Cause>("this job fails after writing".into())
+            })
+            .await?;
+        let passing = db
+            .enqueue(|c| {
+                c.execute("INSERT INTO t VALUES ('from the passing job')", [])?;
+                Ok(())
+            })
+            .await?;
+        busy.await?;
+        let failed = failing.await;
+        passing.await?;
+        assert_eq!(
+            failed.map_err(|e| e.to_string()),
+            Err("this job fails after writing".to_string())
+        );
+        let rows: Vec<String> = db
+            .call(|c| {
+                let mut select = c.prepare("SELECT v FROM t")?;
+                let rows = select.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?;
+        assert_eq!(rows, vec!["from the passing job".to_string()]);
+        assert_eq!(db.call(count).await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dropping_it_closes_the_file_and_frees_the_lock() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let lock_path = dir.path().join("lock");
+        let lock = std::fs::File::create(&lock_path)?;
+        lock.try_lock()?;
+        let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
+        db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
+            .await?;
+        drop(db);
+        let again = std::fs::File::create(&lock_path)?;
+        assert!(
+            again.try_lock().is_ok(),
+            "the lock is free once the drop returned"
+        );
+        Ok(())
+    }
+}
