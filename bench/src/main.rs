@@ -8,7 +8,9 @@
 //! Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
-use herald_bench::{backfill, events, export, load, queries, raw, rss, sink, stages, targets};
+use herald_bench::{
+    backfill, database, events, export, load, queries, raw, rss, sink, stages, targets,
+};
 
 use std::{
     path::PathBuf,
@@ -137,6 +139,8 @@ struct ModeReport {
 struct Report {
     started: String,
     machine: String,
+    /// How the distributed mode's PostgreSQL commits (to disk, or not).
+    database: Option<String>,
     connections: usize,
     limits: Option<Limits>,
     modes: Vec<ModeReport>,
@@ -493,6 +497,9 @@ fn markdown(report: &Report) -> String {
         "Run {} on {} ({} connections).\n\n",
         report.started, report.machine, report.connections
     );
+    if let Some(database) = &report.database {
+        out.push_str(&format!("{database}\n\n"));
+    }
     if let Some(l) = &report.limits {
         out.push_str(&format!(
             "| the machine's limits | per second |\n|---|---|\n\
@@ -776,6 +783,7 @@ async fn run() -> anyhow::Result<()> {
     let report = Report {
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         machine: machine(),
+        database: database::commits().await,
         connections: args.connections,
         limits,
         modes,

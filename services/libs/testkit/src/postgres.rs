@@ -151,10 +151,26 @@ pub struct ThrowawayCluster {
     _watchdog: std::process::Child,
 }
 
+/// Whether a throwaway cluster's commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commits {
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off: what a test suite needs, and
+    /// nothing survives a crash of the machine.
+    Fast,
+    /// PostgreSQL's own defaults, as in production: a commit returns once it is on disk. What a
+    /// benchmark must measure.
+    Durable,
+}
+
 impl ThrowawayCluster {
-    /// Runs `initdb` and starts `postgres` on a free port. As root, runs them as the `postgres`
-    /// user, because PostgreSQL refuses to run as root.
+    /// Runs `initdb` and starts `postgres` on a free port, with [`Commits::Fast`]. As root, runs
+    /// them as the `postgres` user, because PostgreSQL refuses to run as root.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(Commits::Fast)
+    }
+
+    /// [`ThrowawayCluster::start`] with the commits chosen.
+    pub fn start_with(commits: Commits) -> anyhow::Result<Self> {
         let dirs = postgres_bin_dirs();
         let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
         let initdb = find_program("initdb", "HERALD_INITDB", &dirs).context(INSTALL_HINT)?;
@@ -214,15 +230,20 @@ impl ThrowawayCluster {
                 "-k".into(),
                 dir.display().to_string(),
             ];
-            for setting in [
-                "listen_addresses=127.0.0.1",
-                "fsync=off",
-                "synchronous_commit=off",
-                "full_page_writes=off",
-                "max_connections=500",
-            ] {
+            let fast: &[&str] = match commits {
+                Commits::Fast => &[
+                    "fsync=off",
+                    "synchronous_commit=off",
+                    "full_page_writes=off",
+                ],
+                Commits::Durable => &[],
+            };
+            for setting in ["listen_addresses=127.0.0.1", "max_connections=500"]
+                .iter()
+                .chain(fast)
+            {
                 server.push("-c".into());
-                server.push(setting.into());
+                server.push((*setting).into());
             }
             // For profiling: e.g. `HERALD_TEST_PG_SETTINGS="shared_preload_libraries=pg_stat_statements"`
             // to see which statements a benchmark's database spends its time on.

@@ -4,13 +4,28 @@
 //! `herald-testenv cargo nextest run --workspace`
 //!
 //! When `DATABASE_URL` is already set, the command runs against that server unchanged.
+//!
+//! `herald-testenv --durable COMMAND…` starts the cluster with PostgreSQL's own commit settings (a
+//! commit is on disk before it returns, as in production) instead of the test suite's fast ones:
+//! what a benchmark must use.
 
 use std::process::{Command, ExitCode};
 
+use herald_testkit::postgres::{Commits, ThrowawayCluster};
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).skip_while(|a| a == "--").collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let commits = if args.first().is_some_and(|a| a == "--durable") {
+        args.remove(0);
+        Commits::Durable
+    } else {
+        Commits::Fast
+    };
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
     let Some((program, rest)) = args.split_first() else {
-        eprintln!("usage: herald-testenv COMMAND [ARGS...]");
+        eprintln!("usage: herald-testenv [--durable] COMMAND [ARGS...]");
         return ExitCode::from(2);
     };
     let mut command = Command::new(program);
@@ -21,9 +36,16 @@ fn main() -> ExitCode {
         eprintln!("herald-testenv: using DATABASE_URL from the environment");
         None
     } else {
-        match herald_testkit::postgres::ThrowawayCluster::start() {
+        match ThrowawayCluster::start_with(commits) {
             Ok(cluster) => {
-                eprintln!("herald-testenv: throwaway PostgreSQL at {}", cluster.url());
+                let how = match commits {
+                    Commits::Durable => "commits to disk, as in production",
+                    Commits::Fast => "fast commits, not crash-safe",
+                };
+                eprintln!(
+                    "herald-testenv: throwaway PostgreSQL at {} ({how})",
+                    cluster.url()
+                );
                 command.env("DATABASE_URL", cluster.url());
                 Some(cluster)
             }
