@@ -63,13 +63,17 @@ where
 }
 
 /// Runs `work` so that, if it fails, what it wrote is undone and the group's other jobs still
-/// commit.
+/// commit. A panic inside `work` is a failure of that job alone: the thread serves every stage of
+/// the process, and ending it would stop them all.
 fn in_savepoint<R>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> Result<R, Cause>,
 ) -> Result<R, Cause> {
     conn.execute_batch("SAVEPOINT job")?;
-    let result = work(conn).and_then(|r| {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))).unwrap_or_else(
+        |_| Err("the embedded bus failed inside this operation; it was undone".into()),
+    );
+    let result = ran.and_then(|r| {
         conn.execute_batch("RELEASE job")?;
         Ok(r)
     });
@@ -261,6 +265,32 @@ mod tests {
             .await?;
         assert_eq!(rows, vec!["from the passing job".to_string()]);
         assert_eq!(db.call(count).await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_alone_and_the_thread_goes_on() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let lock = std::fs::File::create(dir.path().join("lock"))?;
+        let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
+        db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
+            .await?;
+        let panicked = db
+            .call(|c| {
+                c.execute("INSERT INTO t VALUES ('before the panic')", [])?;
+                panic!("a bug inside a job");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+            .await;
+        assert!(panicked.is_err(), "the job's caller is told it failed");
+        db.call(|c| Ok(c.execute("INSERT INTO t VALUES ('after')", [])?))
+            .await?;
+        assert_eq!(
+            db.call(count).await?,
+            1,
+            "the panicking job's write was undone"
+        );
         Ok(())
     }
 
