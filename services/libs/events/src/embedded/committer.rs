@@ -218,17 +218,25 @@ mod tests {
     use super::Committer;
     use crate::Cause;
 
-    fn count(c: &rusqlite::Connection) -> Result<i64, Cause> {
-        Ok(c.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?)
-    }
-
-    #[tokio::test]
-    async fn a_job_that_fails_undoes_only_its_own_writes() -> Result<(), Cause> {
+    /// A committer on a new file with an empty table `t`.
+    async fn with_a_table() -> Result<(tempfile::TempDir, Committer), Cause> {
         let dir = tempfile::tempdir()?;
         let lock = std::fs::File::create(dir.path().join("lock"))?;
         let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
         db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
             .await?;
+        Ok((dir, db))
+    }
+
+    fn values(c: &rusqlite::Connection) -> Result<Vec<String>, Cause> {
+        let mut select = c.prepare("SELECT v FROM t ORDER BY rowid")?;
+        let rows = select.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fails_undoes_only_its_own_writes() -> Result<(), Cause> {
+        let (_dir, db) = with_a_table().await?;
         // The thread is busy with the first job while the other two are queued, so those two
         // share the next transaction.
         let busy = db
@@ -256,25 +264,13 @@ mod tests {
             failed.map_err(|e| e.to_string()),
             Err("this job fails after writing".to_string())
         );
-        let rows: Vec<String> = db
-            .call(|c| {
-                let mut select = c.prepare("SELECT v FROM t")?;
-                let rows = select.query_map([], |row| row.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .await?;
-        assert_eq!(rows, vec!["from the passing job".to_string()]);
-        assert_eq!(db.call(count).await?, 1);
+        assert_eq!(db.call(values).await?, ["from the passing job"]);
         Ok(())
     }
 
     #[tokio::test]
     async fn a_job_that_panics_fails_alone_and_the_thread_goes_on() -> Result<(), Cause> {
-        let dir = tempfile::tempdir()?;
-        let lock = std::fs::File::create(dir.path().join("lock"))?;
-        let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
-        db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
-            .await?;
+        let (_dir, db) = with_a_table().await?;
         let panicked = db
             .call(|c| {
                 c.execute("INSERT INTO t VALUES ('before the panic')", [])?;
@@ -287,8 +283,8 @@ mod tests {
         db.call(|c| Ok(c.execute("INSERT INTO t VALUES ('after')", [])?))
             .await?;
         assert_eq!(
-            db.call(count).await?,
-            1,
+            db.call(values).await?,
+            ["after"],
             "the panicking job's write was undone"
         );
         Ok(())
@@ -301,8 +297,7 @@ mod tests {
         let lock = std::fs::File::create(&lock_path)?;
         lock.try_lock()?;
         let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
-        db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
-            .await?;
+        db.call(|c| Ok(c.execute_batch("SELECT 1")?)).await?;
         drop(db);
         let again = std::fs::File::create(&lock_path)?;
         assert!(
