@@ -29,7 +29,8 @@ const STATEMENT_CACHE: usize = 64;
 /// One queued piece of work and the caller waiting for its answer.
 trait Job: Send {
     /// Runs inside the group's transaction, in a savepoint of its own, and keeps its answer.
-    fn run(&mut self, conn: &Connection);
+    /// `Err` when the transaction can no longer be trusted (see [`Broken`]).
+    fn run(&mut self, conn: &Connection) -> Result<(), Broken>;
     /// Answers the caller: its own result if the group committed, the commit's error if not.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
 }
@@ -45,10 +46,18 @@ where
     F: FnOnce(&Connection) -> Result<R, Cause> + Send,
     R: Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        if let Some(work) = self.work.take() {
-            self.result = Some(in_savepoint(conn, work));
+    fn run(&mut self, conn: &Connection) -> Result<(), Broken> {
+        // A caller that stopped waiting (a subscription dropped at shutdown) would never learn
+        // what its job did: a claim run for nobody would hold its messages for the ack wait.
+        if self.reply.is_closed() {
+            return Ok(());
         }
+        let Some(work) = self.work.take() else {
+            return Ok(());
+        };
+        let (result, broken) = in_savepoint(conn, work);
+        self.result = Some(result);
+        broken.map_or(Ok(()), Err)
     }
 
     fn answer(self: Box<Self>, committed: Result<(), &str>) {
@@ -62,14 +71,23 @@ where
     }
 }
 
+/// The group's transaction can no longer be trusted: SQLite rolled all of it back (it may, on a
+/// full disk or an I/O error), or a failed job's writes could not be undone. Nothing of the group
+/// may be confirmed, and no later job may run outside a transaction.
+#[derive(Debug)]
+struct Broken(String);
+
 /// Runs `work` so that, if it fails, what it wrote is undone and the group's other jobs still
 /// commit. A panic inside `work` is a failure of that job alone: the thread serves every stage of
 /// the process, and ending it would stop them all.
 fn in_savepoint<R>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> Result<R, Cause>,
-) -> Result<R, Cause> {
-    conn.execute_batch("SAVEPOINT job")?;
+) -> (Result<R, Cause>, Option<Broken>) {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        let broken = Broken(format!("cannot open a savepoint: {e}"));
+        return (Err(e.into()), Some(broken));
+    }
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))).unwrap_or_else(
         |_| Err("the embedded bus failed inside this operation; it was undone".into()),
     );
@@ -77,11 +95,18 @@ fn in_savepoint<R>(
         conn.execute_batch("RELEASE job")?;
         Ok(r)
     });
-    if result.is_err() {
-        // If this fails too, the connection is broken and the group's commit will say so.
-        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-    }
-    result
+    let broken = if conn.is_autocommit() {
+        Some(Broken("SQLite rolled the transaction back".into()))
+    } else if result.is_err() {
+        // Undone, then closed; if the undo fails, releasing would keep the failed writes.
+        conn.execute_batch("ROLLBACK TO job")
+            .and_then(|()| conn.execute_batch("RELEASE job"))
+            .err()
+            .map(|e| Broken(format!("cannot undo a failed operation: {e}")))
+    } else {
+        None
+    };
+    (result, broken)
 }
 
 /// The queue in front of the connection's thread. Dropping it lets the thread finish what is
@@ -101,19 +126,34 @@ impl std::fmt::Debug for Committer {
 impl Committer {
     /// Opens (creating if needed) the SQLite file at `path` and starts its thread, which holds
     /// `lock` for as long as the file is open.
-    pub(crate) fn open(path: &Path, lock: File) -> Result<Self, Cause> {
-        let conn = connect(path)?;
+    pub(crate) async fn open(path: &Path, lock: File) -> Result<Self, Cause> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>(4 * MAX_GROUP);
+        let (opened, connected) = oneshot::channel::<Result<(), Cause>>();
+        let path = path.to_path_buf();
+        // Opened on its own thread: opening may recover a WAL or wait on SQLite's busy timeout,
+        // which must not hold up a runtime worker.
         let thread = thread::Builder::new()
             .name("herald-bus".into())
             .spawn(move || {
                 let _lock = lock;
-                serve(&conn, queue);
+                match connect(&path) {
+                    Ok(conn) => {
+                        let _ = opened.send(Ok(()));
+                        serve(&conn, queue);
+                    }
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                    }
+                }
             })?;
-        Ok(Self {
+        let committer = Self {
             jobs: Some(jobs),
             thread: Some(thread),
-        })
+        };
+        connected
+            .await
+            .map_err(|_| Cause::from("the embedded bus's thread ended while opening the file"))??;
+        Ok(committer)
     }
 
     /// Runs `work` in the next group's transaction and answers once that has committed.
@@ -197,12 +237,24 @@ fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
 }
 
 /// Runs a group in one transaction. A job that fails alone gets its error and the others still
-/// commit; if the commit fails, every job of the group gets that error and none is confirmed.
+/// commit; if the transaction breaks or the commit fails, every job of the group gets that error
+/// and none is confirmed.
 fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String> {
+    if !conn.is_autocommit() {
+        // Left open by a failure SQLite could not roll back then; start clean.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| format!("embedded bus: cannot begin a transaction: {e}"))?;
     for job in group.iter_mut() {
-        job.run(conn);
+        if let Err(Broken(why)) = job.run(conn) {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return Err(format!(
+                "embedded bus: {why}; nothing of this group was stored"
+            ));
+        }
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
@@ -222,7 +274,7 @@ mod tests {
     async fn with_a_table() -> Result<(tempfile::TempDir, Committer), Cause> {
         let dir = tempfile::tempdir()?;
         let lock = std::fs::File::create(dir.path().join("lock"))?;
-        let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
+        let db = Committer::open(&dir.path().join("t.sqlite"), lock).await?;
         db.call(|c| Ok(c.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")?))
             .await?;
         Ok((dir, db))
@@ -291,12 +343,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_sqlite_drops_the_transaction_no_job_of_the_group_is_stored() -> Result<(), Cause>
+    {
+        let (_dir, db) = with_a_table().await?;
+        let busy = db
+            .enqueue(|_| {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+            .await?;
+        let insert = |v: &'static str| {
+            move |c: &rusqlite::Connection| -> Result<(), Cause> {
+                c.execute("INSERT INTO t VALUES (?1)", [v])?;
+                Ok(())
+            }
+        };
+        let before = db.enqueue(insert("before")).await?;
+        // What SQLite may do on a full disk or an I/O error: roll back the whole transaction.
+        let dropped = db.enqueue(|c| Ok(c.execute_batch("ROLLBACK")?)).await?;
+        let after = db.enqueue(insert("after")).await?;
+        busy.await?;
+        assert!(
+            before.await.is_err(),
+            "rolled back with the rest: not confirmed"
+        );
+        assert!(dropped.await.is_err());
+        assert!(after.await.is_err(), "never run outside a transaction");
+        assert!(
+            db.call(values).await?.is_empty(),
+            "nothing of the group stored"
+        );
+        db.call(insert("next group")).await?;
+        assert_eq!(db.call(values).await?, ["next group"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_stopped_waiting_is_not_run() -> Result<(), Cause> {
+        let (_dir, db) = with_a_table().await?;
+        let busy = db
+            .enqueue(|_| {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+            .await?;
+        let abandoned = db
+            .enqueue(|c| Ok(c.execute("INSERT INTO t VALUES ('nobody asked')", [])?))
+            .await?;
+        drop(abandoned);
+        busy.await?;
+        assert!(db.call(values).await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn dropping_it_closes_the_file_and_frees_the_lock() -> Result<(), Cause> {
         let dir = tempfile::tempdir()?;
         let lock_path = dir.path().join("lock");
         let lock = std::fs::File::create(&lock_path)?;
         lock.try_lock()?;
-        let db = Committer::open(&dir.path().join("t.sqlite"), lock)?;
+        let db = Committer::open(&dir.path().join("t.sqlite"), lock).await?;
         db.call(|c| Ok(c.execute_batch("SELECT 1")?)).await?;
         drop(db);
         let again = std::fs::File::create(&lock_path)?;

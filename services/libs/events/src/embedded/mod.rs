@@ -153,7 +153,9 @@ impl EmbeddedBus {
         })?;
         let path = dir.join("bus.sqlite");
         // One connection: one writer at a time is what SQLite allows anyway.
-        let db = Committer::open(&path, lock).map_err(|e| unavailable(e.to_string()))?;
+        let db = Committer::open(&path, lock)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         db.call(|c| Ok(c.execute_batch(SCHEMA)?))
             .await
             .map_err(not_ready("creating tables"))?;
@@ -378,48 +380,46 @@ impl Bus for EmbeddedBus {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, BusError> {
         let stream = family.stream_name();
-        let filter = subject_filter.map(str::to_string);
+        let stored_error = |source| BusError::Stored {
+            stream: stream.to_string(),
+            source,
+        };
         // Pages of rows, filtered here by subject (NATS wildcards have no SQL equivalent), until
-        // `limit` matched or the stream ends.
+        // `limit` matched or the stream ends. One job a page: a filter that matches little reads
+        // the whole stream, and everything else the process does waits while a job runs.
         let page = i64::try_from(limit.clamp(1, 500)).unwrap_or(500);
         let mut cursor = i64::try_from(after_sequence).unwrap_or(i64::MAX);
-        self.inner
-            .db
-            .call(move |c| {
-                let mut select = c.prepare_cached(
-                    "SELECT seq, subject, payload, headers, published_at FROM messages
-                     WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                )?;
-                let mut found = Vec::new();
-                while found.len() < limit {
-                    let rows = select
-                        .query_map(params![stream, cursor, page], stored_message)?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    let exhausted = i64::try_from(rows.len()).unwrap_or(i64::MAX) < page;
-                    for message in rows {
-                        cursor = i64::try_from(message.sequence).unwrap_or(i64::MAX);
-                        if filter
-                            .as_deref()
-                            .is_some_and(|filter| !subject_matches(filter, &message.subject))
-                        {
-                            continue;
-                        }
-                        found.push(message);
-                        if found.len() == limit {
-                            break;
-                        }
-                    }
-                    if exhausted {
-                        break;
-                    }
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let rows = self
+                .inner
+                .db
+                .call(move |c| {
+                    Ok(c.prepare_cached(
+                        "SELECT seq, subject, payload, headers, published_at FROM messages
+                         WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    )?
+                    .query_map(params![stream, cursor, page], stored_message)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?)
+                })
+                .await
+                .map_err(stored_error)?;
+            let exhausted = i64::try_from(rows.len()).unwrap_or(i64::MAX) < page;
+            for message in rows {
+                cursor = i64::try_from(message.sequence).unwrap_or(i64::MAX);
+                if subject_filter.is_some_and(|filter| !subject_matches(filter, &message.subject)) {
+                    continue;
                 }
-                Ok(found)
-            })
-            .await
-            .map_err(|source| BusError::Stored {
-                stream: stream.to_string(),
-                source,
-            })
+                found.push(message);
+                if found.len() == limit {
+                    break;
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     async fn get_stored(
