@@ -280,6 +280,23 @@ mod tests {
         Ok((dir, db))
     }
 
+    /// Keeps the thread busy for a moment, returning once it has started: whatever is queued
+    /// after this call shares the next transaction.
+    async fn occupied(
+        db: &Committer,
+    ) -> Result<impl Future<Output = Result<(), Cause>> + use<>, Cause> {
+        let (started, running) = tokio::sync::oneshot::channel();
+        let busy = db
+            .enqueue(move |_| {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+            .await?;
+        running.await?;
+        Ok(busy)
+    }
+
     fn values(c: &rusqlite::Connection) -> Result<Vec<String>, Cause> {
         let mut select = c.prepare("SELECT v FROM t ORDER BY rowid")?;
         let rows = select.query_map([], |row| row.get(0))?;
@@ -289,14 +306,8 @@ mod tests {
     #[tokio::test]
     async fn a_job_that_fails_undoes_only_its_own_writes() -> Result<(), Cause> {
         let (_dir, db) = with_a_table().await?;
-        // The thread is busy with the first job while the other two are queued, so those two
-        // share the next transaction.
-        let busy = db
-            .enqueue(|_| {
-                std::thread::sleep(Duration::from_millis(200));
-                Ok(())
-            })
-            .await?;
+        // Queued while the thread is busy: the two share the next transaction.
+        let busy = occupied(&db).await?;
         let failing = db
             .enqueue(|c| {
                 c.execute("INSERT INTO t VALUES ('from the failing job')", [])?;
@@ -346,12 +357,7 @@ mod tests {
     async fn when_sqlite_drops_the_transaction_no_job_of_the_group_is_stored() -> Result<(), Cause>
     {
         let (_dir, db) = with_a_table().await?;
-        let busy = db
-            .enqueue(|_| {
-                std::thread::sleep(Duration::from_millis(200));
-                Ok(())
-            })
-            .await?;
+        let busy = occupied(&db).await?;
         let insert = |v: &'static str| {
             move |c: &rusqlite::Connection| -> Result<(), Cause> {
                 c.execute("INSERT INTO t VALUES (?1)", [v])?;
@@ -381,12 +387,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_whose_caller_stopped_waiting_is_not_run() -> Result<(), Cause> {
         let (_dir, db) = with_a_table().await?;
-        let busy = db
-            .enqueue(|_| {
-                std::thread::sleep(Duration::from_millis(200));
-                Ok(())
-            })
-            .await?;
+        let busy = occupied(&db).await?;
         let abandoned = db
             .enqueue(|c| Ok(c.execute("INSERT INTO t VALUES ('nobody asked')", [])?))
             .await?;
