@@ -230,48 +230,51 @@ struct EmbeddedAcker {
     ack_wait: i64,
 }
 
+/// What becomes of a message's pending row: each statement with its own parameters.
+enum Change {
+    /// Handled: the row goes.
+    Acked,
+    /// Deliverable again at this time (ms): a nak, or work still in progress.
+    VisibleAt(i64),
+}
+
 impl EmbeddedAcker {
-    /// Runs one statement on this message's pending row.
-    async fn on_pending(&self, sql: &'static str, at: Option<i64>) -> Result<(), BusError> {
+    async fn change(&self, change: Change) -> Result<(), BusError> {
         let (consumer, seq) = (self.consumer.clone(), self.seq);
         self.inner
             .db
             .call(move |c| {
-                let mut statement = c.prepare_cached(sql)?;
-                match at {
-                    Some(at) => statement.execute(params![consumer, seq, at])?,
-                    None => statement.execute(params![consumer, seq])?,
+                match change {
+                    Change::Acked => c
+                        .prepare_cached("DELETE FROM pending WHERE consumer = ?1 AND seq = ?2")?
+                        .execute(params![consumer, seq])?,
+                    Change::VisibleAt(at) => c
+                        .prepare_cached(
+                            "UPDATE pending SET visible_at = ?3 WHERE consumer = ?1 AND seq = ?2",
+                        )?
+                        .execute(params![consumer, seq, at])?,
                 };
                 Ok(())
             })
             .await
             .map_err(BusError::Ack)
     }
-
-    /// The message becomes deliverable again at `at` (ms): a nak, or work still in progress.
-    async fn set_visible(&self, at: i64) -> Result<(), BusError> {
-        self.on_pending(
-            "UPDATE pending SET visible_at = ?3 WHERE consumer = ?1 AND seq = ?2",
-            Some(at),
-        )
-        .await
-    }
 }
 
 #[async_trait]
 impl Acker for EmbeddedAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        self.on_pending("DELETE FROM pending WHERE consumer = ?1 AND seq = ?2", None)
-            .await
+        self.change(Change::Acked).await
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
-        self.set_visible(now_ms() + ms(delay)).await?;
+        self.change(Change::VisibleAt(now_ms() + ms(delay))).await?;
         self.inner.activity(self.family).notify_waiters();
         Ok(())
     }
 
     async fn in_progress(&self) -> Result<(), BusError> {
-        self.set_visible(now_ms() + self.ack_wait).await
+        self.change(Change::VisibleAt(now_ms() + self.ack_wait))
+            .await
     }
 }
