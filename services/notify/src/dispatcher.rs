@@ -10,7 +10,6 @@ use std::{
 };
 
 use chrono::Utc;
-use futures::StreamExt;
 use herald_events::backoff::Backoff;
 use herald_proto::v1::AnnouncementKind;
 use tokio::sync::Notify;
@@ -22,13 +21,12 @@ use crate::{
     config::{ChannelConfig, NotifySettings},
     merge::{self, Send},
     send::Sender,
-    store::{Claimed, Finished, Next, Store},
+    store::{Claimed, Next, Store},
+    unpaced::{self, Inlet, Streams},
 };
 
-const BATCH: i64 = 128;
-
-/// Requests in flight at once to one channel that is neither paced nor merged.
-const UNPACED_IN_FLIGHT: usize = 32;
+/// Deliveries claimed at once: what a stream keeps room for.
+const BATCH: i64 = unpaced::CLAIM_ROOM as i64;
 
 pub struct Dispatcher {
     pub store: Store,
@@ -36,6 +34,10 @@ pub struct Dispatcher {
     pub settings: NotifySettings,
     /// Woken when new deliveries are queued, so they go out at once.
     pub wake: Arc<Notify>,
+    /// The unpaced channels' streams, which the stage also hands claimed deliveries to.
+    pub streams: Streams,
+    /// Their own ends, taken by [`Dispatcher::run`].
+    pub inlets: Vec<Inlet>,
 }
 
 impl Dispatcher {
@@ -104,12 +106,23 @@ impl Dispatcher {
     /// Runs until `shutdown`; attempts under way are finished first. Each channel's deliveries
     /// go out in a task of their own, so a channel that is slow or hangs holds up only itself:
     /// while its task runs, claims leave that channel's deliveries for later.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let inlets = std::mem::take(&mut self.inlets);
         let this = Arc::new(self);
         let lease = this.lease();
         let busy: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
-        // Woken when a channel's task ends, so what waited for that channel is claimed at once.
+        // Woken when a channel's task ends or a full stream has room again, so what waited for
+        // that channel is claimed at once.
         let freed = Arc::new(Notify::new());
+        let mut streams = tokio::task::JoinSet::new();
+        for inlet in inlets {
+            streams.spawn(unpaced::run(
+                this.clone(),
+                inlet,
+                freed.clone(),
+                shutdown.clone(),
+            ));
+        }
         let mut sending = tokio::task::JoinSet::new();
         // An interrupted attempt is found only once its lease has run out, so looking for one on
         // every turn of a busy loop bought nothing and cost a scan each time (the largest share of
@@ -134,7 +147,19 @@ impl Dispatcher {
                     }
                 }
             }
-            let busy_now: Vec<String> = busy_channels(&busy);
+            let mut busy_now: Vec<String> = busy_channels(&busy);
+            // Room in each stream for what this claim may bring it; a full stream is left out.
+            let mut places = HashMap::new();
+            for channel in &this.settings.channels {
+                if this.streams.has(&channel.name) {
+                    match this.streams.reserve_claim(&channel.name) {
+                        Some(room) => {
+                            places.insert(channel.name.clone(), room);
+                        }
+                        None => busy_now.push(channel.name.clone()),
+                    }
+                }
+            }
             // With every channel busy nothing can be claimed; asking anyway read every pending
             // row on each wake (a millisecond of PostgreSQL a time, thousands of times a minute
             // under load).
@@ -149,10 +174,14 @@ impl Dispatcher {
             } else {
                 this.store.claim_due_except(&busy_now, BATCH, lease).await
             };
-            match claimed {
+            let got_some = match claimed {
                 Ok(claimed) if !claimed.is_empty() => {
                     let claimed_at = tokio::time::Instant::now();
                     for (channel, deliveries) in by_channel(claimed) {
+                        if let Some(room) = places.get_mut(&channel) {
+                            hand_over(&this, &channel, deliveries, room).await;
+                            continue;
+                        }
                         if let Ok(mut busy) = busy.lock() {
                             busy.insert(channel.clone());
                         }
@@ -166,10 +195,18 @@ impl Dispatcher {
                             freed.notify_one();
                         });
                     }
-                    continue;
+                    true
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read due deliveries; will try again"),
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read due deliveries; will try again");
+                    false
+                }
+            };
+            // Room held past the claim would turn the stage's hand-overs away.
+            drop(places);
+            if got_some {
+                continue;
             }
             // While a channel is busy, its own due deliveries would make the next due time "now":
             // wait for a wake, a channel coming free or the poll interval instead.
@@ -194,12 +231,17 @@ impl Dispatcher {
                 tracing::error!(error = %e, "a channel's sending task failed");
             }
         }
+        while let Some(ended) = streams.join_next().await {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "a channel's stream failed");
+            }
+        }
         tracing::info!("dispatcher stopped");
     }
 
     /// How long a claim holds: one attempt's timeout twice over, and some.
-    fn lease(&self) -> Duration {
-        self.settings.request_timeout * 2 + Duration::from_secs(5)
+    pub fn lease(&self) -> Duration {
+        lease(&self.settings)
     }
 
     /// Waits for this channel's next sending slot, shared with every other replica. `false` when
@@ -250,10 +292,6 @@ impl Dispatcher {
         };
         let burst = channel.burst();
         let mut waiting = self.readable(deliveries, &channel_name).await;
-        if channel.min_interval().is_zero() && burst == 0 {
-            self.send_unpaced(channel, &channel_name, waiting).await;
-            return;
-        }
         // Wins of this burst already sent on their own.
         let mut alone = 0;
         while !waiting.is_empty() {
@@ -326,67 +364,6 @@ impl Dispatcher {
         }
     }
 
-    /// Sends to a channel with neither a pace nor merging (webhooks, the console, files) many at
-    /// once, then logs every attempt in one transaction: one at a time, a delivery's round trip
-    /// and its commit capped a channel near a hundred a second. Corrections go after the rest of
-    /// the batch has been sent, so a receiver never reads a correction before what it corrects.
-    async fn send_unpaced(
-        &self,
-        channel: &ChannelConfig,
-        channel_name: &str,
-        waiting: Vec<Claimed>,
-    ) {
-        let (corrections, firsts): (Vec<Claimed>, Vec<Claimed>) =
-            waiting.into_iter().partition(|c| {
-                c.announcement
-                    .as_ref()
-                    .is_some_and(|a| a.kind == AnnouncementKind::Correction as i32)
-            });
-        for wave in [firsts, corrections] {
-            let sent: Vec<(Claimed, AttemptOutcome, Duration)> = futures::stream::iter(wave)
-                .map(|claimed| async move {
-                    let (outcome, duration) = match &claimed.announcement {
-                        Some(announcement) => {
-                            self.sender
-                                .send(channel, &claimed.id, announcement)
-                                .instrument(attempt_span(&claimed, channel_name))
-                                .await
-                        }
-                        // `readable` let only decodable announcements through.
-                        None => (
-                            AttemptOutcome::Failed {
-                                status: None,
-                                error: "the stored announcement cannot be decoded".into(),
-                            },
-                            Duration::ZERO,
-                        ),
-                    };
-                    (claimed, outcome, duration)
-                })
-                .buffer_unordered(UNPACED_IN_FLIGHT)
-                .collect()
-                .await;
-            let finished: Vec<Finished<'_>> = sent
-                .iter()
-                .map(|(claimed, outcome, duration)| {
-                    let next = self.next(claimed.try_number, outcome);
-                    self.log(claimed, channel_name, outcome, &next, *duration);
-                    Finished {
-                        claimed,
-                        outcome,
-                        duration: *duration,
-                        next,
-                    }
-                })
-                .collect();
-            if let Err(e) = self.store.finish_attempts(&finished).await {
-                // The leases run out and the deliveries are tried again: at worst a repeat the
-                // receiver recognises by its webhook-id.
-                tracing::error!(channel = %channel_name, deliveries = finished.len(), error = %e, "cannot record the attempts");
-            }
-        }
-    }
-
     /// The claimed deliveries whose stored announcement can be read; each one that cannot is
     /// failed for good, saying so, rather than left claimed until its lease runs out.
     async fn readable(&self, deliveries: Vec<Claimed>, channel: &str) -> Vec<Claimed> {
@@ -404,7 +381,7 @@ impl Dispatcher {
         readable
     }
 
-    fn log(
+    pub(crate) fn log(
         &self,
         claimed: &Claimed,
         channel: &str,
@@ -481,7 +458,7 @@ impl Dispatcher {
 
 /// The span of one attempt, a child of the trace the delivery was queued in: the end of the trace
 /// that began at the webhook.
-fn attempt_span(claimed: &Claimed, channel: &str) -> tracing::Span {
+pub(crate) fn attempt_span(claimed: &Claimed, channel: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "notify.deliver",
         delivery = %claimed.id,
@@ -498,6 +475,41 @@ fn attempt_span(claimed: &Claimed, channel: &str) -> tracing::Span {
         );
     }
     span
+}
+
+/// How long a claim holds: one attempt's timeout twice over, and some.
+pub fn lease(settings: &NotifySettings) -> Duration {
+    settings.request_timeout * 2 + Duration::from_secs(5)
+}
+
+/// Puts a channel's claimed deliveries into its stream, what they correct first: a correction
+/// claimed with the announcement it corrects goes in after it. Each has its place reserved.
+async fn hand_over(
+    dispatcher: &Dispatcher,
+    channel: &str,
+    deliveries: Vec<Claimed>,
+    room: &mut unpaced::Places<'_>,
+) {
+    let deliveries = dispatcher.readable(deliveries, channel).await;
+    let (corrections, firsts): (Vec<Claimed>, Vec<Claimed>) =
+        deliveries.into_iter().partition(|c| {
+            c.announcement
+                .as_ref()
+                .is_some_and(|a| a.kind == AnnouncementKind::Correction as i32)
+        });
+    let mut left = Vec::new();
+    for claimed in firsts.into_iter().chain(corrections) {
+        match room.next() {
+            Some(place) => place.send(claimed),
+            None => left.push(claimed),
+        }
+    }
+    // A claim is never larger than the room reserved for it; should it be, the rest wait.
+    if !left.is_empty()
+        && let Err(e) = dispatcher.store.release(&left).await
+    {
+        tracing::warn!(channel = %channel, error = %e, "cannot give deliveries back; they are sent again when their claim runs out");
+    }
 }
 
 /// The channels this replica is sending to now.

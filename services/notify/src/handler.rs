@@ -2,7 +2,7 @@
 //! until the route's sending window opens; a correction to every route that carried what it
 //! corrects, in that route's window.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,9 +17,10 @@ use tokio::sync::Notify;
 
 use crate::{
     config::NotifySettings,
-    routing,
+    dispatcher, routing,
     schedule::Window,
-    store::{Enqueue, Planned, Store},
+    store::{Enqueue, Planned, Queued, Store},
+    unpaced::Streams,
 };
 
 pub struct NotifyHandler {
@@ -27,6 +28,8 @@ pub struct NotifyHandler {
     pub settings: NotifySettings,
     pub catalog: CatalogHandle,
     pub wake: Arc<Notify>,
+    /// The unpaced channels' streams: a delivery due now to one of them is handed over claimed.
+    streams: Streams,
     /// Each route's sending window, by route name (`None`: always open).
     windows: Vec<(String, Option<Window>)>,
 }
@@ -37,6 +40,7 @@ impl NotifyHandler {
         settings: NotifySettings,
         catalog: impl Into<CatalogHandle>,
         wake: Arc<Notify>,
+        streams: Streams,
     ) -> Self {
         // Validated when the configuration was loaded; a route that still fails has no window.
         let windows = settings
@@ -49,6 +53,7 @@ impl NotifyHandler {
             settings,
             catalog: catalog.into(),
             wake,
+            streams,
             windows,
         }
     }
@@ -173,13 +178,32 @@ impl NotifyHandler {
                 traceparent: traceparent.clone(),
             })
             .collect();
-        let created = if items.is_empty() {
-            Ok(0)
+        // A delivery due now to a stream that takes it claimed is queued claimed, in the same
+        // statement, and handed to the stream after the commit: no claim of the dispatcher's, no
+        // wait for its turn. Places are reserved first, so nothing claimed is left without one.
+        let mut due_now: HashMap<&str, usize> = HashMap::new();
+        for p in items.iter().flat_map(|item| item.planned) {
+            if p.not_before <= now {
+                *due_now.entry(p.channel.as_str()).or_default() += 1;
+            }
+        }
+        let mut places: HashMap<&str, _> = due_now
+            .into_iter()
+            .filter_map(|(channel, n)| Some((channel, self.streams.reserve_claimed(channel, n)?)))
+            .collect();
+        let queued = if items.is_empty() {
+            Ok(Queued::default())
         } else {
-            self.store.enqueue_many(&items).await
+            self.store
+                .enqueue_claiming(
+                    &items,
+                    |p| p.not_before <= now && places.contains_key(p.channel.as_str()),
+                    dispatcher::lease(&self.settings),
+                )
+                .await
         };
-        match created {
-            Ok(created) => {
+        match queued {
+            Ok(queued) => {
                 for ((announcement, _), planned) in run.iter().zip(&plans) {
                     if planned.is_empty() {
                         tracing::info!(announcement = %announcement.id, "no route matches; nothing to deliver");
@@ -188,7 +212,26 @@ impl NotifyHandler {
                         tracing::info!(announcement = %announcement.id, deliveries = planned.len(), held, "deliveries queued");
                     }
                 }
-                if created > 0 {
+                let mut pending = queued.created - queued.claimed.len() as u64;
+                let mut placeless = Vec::new();
+                for claimed in queued.claimed {
+                    match places
+                        .get_mut(claimed.channel.as_str())
+                        .and_then(Iterator::next)
+                    {
+                        Some(place) => place.send(claimed),
+                        None => placeless.push(claimed),
+                    }
+                }
+                // Cannot happen (a place was reserved for every row claimed); if it did, the
+                // dispatcher takes them once they are pending again.
+                if !placeless.is_empty() {
+                    pending += placeless.len() as u64;
+                    if let Err(e) = self.store.release(&placeless).await {
+                        tracing::warn!(error = %e, deliveries = placeless.len(), "cannot give claimed deliveries back; they are sent when their claim runs out");
+                    }
+                }
+                if pending > 0 {
                     self.wake.notify_one();
                 }
                 run.iter().map(|_| Ok(())).collect()

@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod send;
 pub mod signing;
 pub mod store;
+pub mod unpaced;
 pub mod unsubscribe;
 
 use std::sync::Arc;
@@ -87,11 +88,13 @@ impl Service for Notify {
                 links: unsubscribe.clone(),
             }),
         );
+        let (streams, inlets) = unpaced::Streams::of(&config.notify);
         let handler = Arc::new(handler::NotifyHandler::new(
             store.clone(),
             config.notify.clone(),
             catalog.clone(),
             wake.clone(),
+            streams.clone(),
         ));
         let consumer = config.notify.consumer.consumer(ConsumerSpec::notify());
         let options = config.notify.consumer.worker_options("notify");
@@ -100,6 +103,8 @@ impl Service for Notify {
             sender: sender.clone(),
             settings: config.notify.clone(),
             wake: wake.clone(),
+            streams,
+            inlets,
         };
         Ok(Component::new()
             .task(

@@ -116,6 +116,7 @@ mod tests {
             attempt: 1,
             try_number: 1,
             traceparent: None,
+            claimed_at: std::time::Instant::now(),
             announcement: Some(Announcement {
                 id: format!("a-{n}"),
                 kind: kind as i32,

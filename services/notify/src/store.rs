@@ -29,6 +29,8 @@ pub struct Claimed {
     pub announcement: Option<Announcement>,
     /// The trace the delivery was queued in, carried on by its attempts.
     pub traceparent: Option<String>,
+    /// When this process claimed it: its lease runs from here.
+    pub claimed_at: std::time::Instant,
 }
 
 /// A delivery as `ListDeliveries` shows it.
@@ -121,7 +123,14 @@ pub struct Enqueue<'a> {
     pub traceparent: Option<String>,
 }
 
-/// Nine bound values a row: far inside either backend's limit.
+/// What [`Store::enqueue_claiming`] did: how many deliveries are new, and those of them it claimed.
+#[derive(Debug, Default)]
+pub struct Queued {
+    pub created: u64,
+    pub claimed: Vec<Claimed>,
+}
+
+/// Eleven bound values a row: far inside either backend's limit.
 const ENQUEUE_ROWS_PER_STATEMENT: usize = 500;
 
 fn duration_ms(d: Duration) -> i64 {
@@ -174,43 +183,88 @@ impl Store {
     /// [`Store::enqueue_planned`] for several announcements in one transaction and as few
     /// multi-row statements as fit. Returns how many deliveries are new.
     pub async fn enqueue_many(&self, items: &[Enqueue<'_>]) -> Result<u64, StoreError> {
-        let now = millis(Utc::now());
+        Ok(self
+            .enqueue_claiming(items, |_| false, Duration::ZERO)
+            .await?
+            .created)
+    }
+
+    /// [`Store::enqueue_many`], with the new deliveries that `claim` picks claimed for `lease` in
+    /// the same statement, their first attempt counted: the caller sends them at once, with no
+    /// claim of its own (a row and a commit fewer on the way to the channel). A repeat is neither
+    /// created nor claimed.
+    pub async fn enqueue_claiming(
+        &self,
+        items: &[Enqueue<'_>],
+        claim: impl Fn(&Planned) -> bool,
+        lease: Duration,
+    ) -> Result<Queued, StoreError> {
+        let now = Utc::now();
+        let now_ms = millis(now);
+        let lease_until = now_ms + duration_ms(lease);
         let payloads: Vec<Vec<u8>> = items
             .iter()
             .map(|item| item.announcement.encode_to_vec())
             .collect();
-        let rows: Vec<(&Enqueue<'_>, &Vec<u8>, &Planned)> = items
+        let rows: Vec<(&Enqueue<'_>, &Vec<u8>, &Planned, bool)> = items
             .iter()
             .zip(&payloads)
             .flat_map(|(item, payload)| item.planned.iter().map(move |p| (item, payload, p)))
+            .map(|(item, payload, p)| (item, payload, p, claim(p)))
             .collect();
         let mut tx = self.pool.begin().await?;
-        let mut created = 0;
+        let mut queued = Queued::default();
         for chunk in rows.chunks(ENQUEUE_ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO deliveries (id, announcement_id, route, channel, status, next_attempt_at, created_at, payload, traceparent)
+                "INSERT INTO deliveries (id, announcement_id, route, channel, status, attempts, lease_until,
+                                         next_attempt_at, created_at, payload, traceparent)
                  VALUES {}
-                 ON CONFLICT (announcement_id, route, channel) DO NOTHING",
-                herald_runtime::store::value_rows(&tx, chunk.len(), 9)
+                 ON CONFLICT (announcement_id, route, channel) DO NOTHING
+                 RETURNING id",
+                herald_runtime::store::value_rows(&tx, chunk.len(), 11)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (item, payload, p) in chunk {
+            for (item, payload, p, claimed) in chunk {
                 let id = &item.announcement.id;
                 query = query
                     .bind(delivery_id(id, &p.route, &p.channel))
                     .bind(id)
                     .bind(&p.route)
                     .bind(&p.channel)
-                    .bind("pending")
-                    .bind(millis(p.not_before).max(now))
-                    .bind(now)
+                    .bind(if *claimed { "sending" } else { "pending" })
+                    .bind(i64::from(*claimed))
+                    .bind(claimed.then_some(lease_until))
+                    .bind(millis(p.not_before).max(now_ms))
+                    .bind(now_ms)
                     .bind(*payload)
                     .bind(&item.traceparent);
             }
-            created += query.execute(&mut *tx).await?.rows_affected();
+            let created: std::collections::HashSet<String> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get::<String, _>("id"))
+                .collect();
+            queued.created += created.len() as u64;
+            for (item, _, p, _) in chunk.iter().filter(|row| row.3) {
+                let id = delivery_id(&item.announcement.id, &p.route, &p.channel);
+                if created.contains(&id) {
+                    queued.claimed.push(Claimed {
+                        id,
+                        announcement_id: item.announcement.id.clone(),
+                        route: p.route.clone(),
+                        channel: p.channel.clone(),
+                        attempt: 1,
+                        try_number: 1,
+                        announcement: Some(item.announcement.clone()),
+                        traceparent: item.traceparent.clone(),
+                        claimed_at: std::time::Instant::now(),
+                    });
+                }
+            }
         }
         tx.commit().await?;
-        Ok(created)
+        Ok(queued)
     }
 
     /// Routes a correction to every route that carried the announcement it corrects: a delivery not
@@ -779,5 +833,6 @@ fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
         attempt: u32::try_from(attempts).unwrap_or(0),
         announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
         traceparent: r.try_get::<Option<String>, _>("traceparent").ok().flatten(),
+        claimed_at: std::time::Instant::now(),
     }
 }

@@ -3,6 +3,7 @@
 
 mod channels;
 mod email;
+mod handover;
 mod interrupted;
 mod operations;
 mod render_fuzz;

@@ -187,6 +187,44 @@ async fn a_correction_reaches_every_route_that_carried_the_original() -> anyhow:
     stage.stop().await
 }
 
+/// A webhook is sent to many at once, but a correction waits until what went before it has been
+/// answered: its receiver never reads a correction before the announcement it corrects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_waits_for_the_attempt_it_corrects_to_end() -> anyhow::Result<()> {
+    let slack = HttpReceiver::start().await?;
+    let hook = HttpReceiver::start().await?;
+    let answer_after = Duration::from_secs(3);
+    hook.script([Reply::status(200).after(answer_after)]);
+    let stage = start_with_timeout(&slack, &hook, "10s").await?;
+    let original = announcement("a-8", 216_474.6);
+    announce(&stage, &original, "a-8").await?;
+    hook.wait_for("/herald", 1, WAIT).await?;
+    // The webhook now holds a-8's request unanswered; its correction arrives meanwhile.
+    let correction = Announcement {
+        id: "c-8".into(),
+        kind: AnnouncementKind::Correction as i32,
+        corrects: "a-8".into(),
+        ..original.clone()
+    };
+    stage
+        .publish("herald.announcements.correction", "c-8", &correction)
+        .await?;
+    delivery_in(&stage, "c-8", "wins-to-slack", DeliveryStatus::Delivered).await?;
+    assert_eq!(
+        hook.requests_to("/herald").len(),
+        1,
+        "the correction went to the webhook while the announcement it corrects was unanswered"
+    );
+    delivery_in(&stage, "c-8", "wins-to-bi", DeliveryStatus::Delivered).await?;
+    let hooks = hook.wait_for("/herald", 2, WAIT).await?;
+    assert!(
+        hooks[1].text().contains("correction"),
+        "{}",
+        hooks[1].text()
+    );
+    stage.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announcement_reaches_each_route_once_signed_and_within_limits() -> anyhow::Result<()> {
     let slack = HttpReceiver::start().await?;

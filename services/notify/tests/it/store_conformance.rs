@@ -518,6 +518,119 @@ async fn many_announcements_are_queued_at_once_each_once(backend: Backend) -> an
 
 herald_testkit::store_cases!(many_announcements_are_queued_at_once_each_once);
 
+/// A delivery queued already claimed is the caller's alone: attempt 1, not claimed again, not
+/// claimed a second time by a redelivery, given back only once its lease runs out (the process
+/// that held it stopped), and finished like any other.
+async fn a_delivery_queued_claimed_is_the_callers_until_its_lease_runs_out(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_db, store) = store(backend).await?;
+    let now = chrono::Utc::now();
+    let a = Announcement {
+        id: "a-1".into(),
+        ..Default::default()
+    };
+    let planned = vec![
+        Planned {
+            route: "to-slack".into(),
+            channel: "slack".into(),
+            not_before: now,
+        },
+        Planned {
+            route: "to-bi".into(),
+            channel: "bi".into(),
+            not_before: now,
+        },
+    ];
+    let trace = Some("00-0000000000000000000000000000000a-000000000000000a-01".to_string());
+    let items = [Enqueue {
+        announcement: &a,
+        planned: &planned,
+        traceparent: trace.clone(),
+    }];
+    let lease = Duration::from_millis(300);
+    let queued = store
+        .enqueue_claiming(&items, |p| p.channel == "bi", lease)
+        .await?;
+    assert_eq!(queued.created, 2);
+    let got: Vec<String> = queued
+        .claimed
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} attempt {} try {} readable {} trace {:?}",
+                c.announcement_id,
+                c.route,
+                c.attempt,
+                c.try_number,
+                c.announcement.is_some(),
+                c.traceparent
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![format!(
+            "a-1 to-bi attempt 1 try 1 readable true trace {:?}",
+            trace
+        )],
+        "only the delivery picked is claimed, as its first attempt, under its trace"
+    );
+
+    let again = store
+        .enqueue_claiming(&items, |p| p.channel == "bi", lease)
+        .await?;
+    assert_eq!(
+        (again.created, again.claimed.len()),
+        (0, 0),
+        "a redelivered announcement neither adds nor claims anything"
+    );
+    let others: Vec<String> = store
+        .claim_due(10, Duration::from_secs(60))
+        .await?
+        .into_iter()
+        .map(|c| c.route)
+        .collect();
+    assert_eq!(
+        others,
+        vec!["to-slack".to_string()],
+        "the claimed one is not claimed again"
+    );
+    assert!(
+        store.take_interrupted(lease).await?.is_empty(),
+        "nobody takes it back while its lease holds"
+    );
+
+    tokio::time::sleep(lease + Duration::from_millis(50)).await;
+    let back = store.take_interrupted(Duration::from_secs(60)).await?;
+    assert_eq!(
+        back.iter()
+            .map(|c| (c.route.as_str(), c.attempt))
+            .collect::<Vec<_>>(),
+        vec![("to-bi", 1)],
+        "once the lease has run out, it is taken back as an attempt cut short"
+    );
+    store
+        .finish_attempt(
+            &back[0],
+            &AttemptOutcome::Delivered {
+                status: 200,
+                answer: String::new(),
+            },
+            Duration::from_millis(3),
+            Next::Delivered,
+        )
+        .await?;
+    let row = store
+        .get(&back[0].id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the delivery is gone"))?;
+    assert_eq!((row.status.as_str(), row.attempts), ("delivered", 1));
+    Ok(())
+}
+
+herald_testkit::store_cases!(a_delivery_queued_claimed_is_the_callers_until_its_lease_runs_out);
+
 /// The dispatcher sleeps until the earliest of two times: the next held delivery's due time and
 /// the next attempt's lease running out (an attempt cut short is taken back then).
 async fn next_due_is_the_earliest_due_time_or_lease(backend: Backend) -> anyhow::Result<()> {
