@@ -130,6 +130,9 @@ fn quiet_on_closed_stdout() {
     }));
 }
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     quiet_on_closed_stdout();
