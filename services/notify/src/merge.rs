@@ -117,6 +117,7 @@ mod tests {
             try_number: 1,
             traceparent: None,
             claimed_at: std::time::Instant::now(),
+            lease_until: 0,
             announcement: Some(Announcement {
                 id: format!("a-{n}"),
                 kind: kind as i32,

@@ -31,6 +31,9 @@ pub struct Claimed {
     pub traceparent: Option<String>,
     /// When this process claimed it: its lease runs from here.
     pub claimed_at: std::time::Instant,
+    /// When the claim runs out, as stored (milliseconds since the epoch): it tells this claim
+    /// from a later one of the same delivery, taken after this one ran out.
+    pub lease_until: i64,
 }
 
 /// A delivery as `ListDeliveries` shows it.
@@ -259,6 +262,7 @@ impl Store {
                         announcement: Some(item.announcement.clone()),
                         traceparent: item.traceparent.clone(),
                         claimed_at: std::time::Instant::now(),
+                        lease_until,
                     });
                 }
             }
@@ -334,7 +338,7 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_until = $1
              WHERE status = 'sending' AND lease_until < $2
-             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload, traceparent",
+             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload, traceparent, lease_until",
         )
         .bind(millis(now) + duration_ms(lease))
         .bind(millis(now))
@@ -403,7 +407,7 @@ impl Store {
                           ORDER BY next_attempt_at
                           LIMIT $1
                           {lock})
-             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload, traceparent"
+             RETURNING id, announcement_id, route, channel, attempts, attempt_base, payload, traceparent, lease_until"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit)
@@ -571,18 +575,22 @@ impl Store {
     }
 
     /// Gives claimed deliveries back, untried: pending again, due at once, the claim's attempt
-    /// not counted.
+    /// not counted. Only a claim still held is given back: one that ran out and was taken again
+    /// (by [`Store::take_interrupted`], then claimed anew) belongs to its new holder.
     pub async fn release(&self, claimed: &[Claimed]) -> Result<(), StoreError> {
-        for chunk in claimed.chunks(500) {
-            let places: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // Two values a delivery.
+        for chunk in claimed.chunks(250) {
+            let held: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(id = ${} AND lease_until = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
             let sql = format!(
                 "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL
-                 WHERE status = 'sending' AND id IN ({})",
-                places.join(", ")
+                 WHERE status = 'sending' AND ({})",
+                held.join(" OR ")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for c in chunk {
-                query = query.bind(&c.id);
+                query = query.bind(&c.id).bind(c.lease_until);
             }
             query.execute(&self.pool).await?;
         }
@@ -834,5 +842,10 @@ fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
         announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
         traceparent: r.try_get::<Option<String>, _>("traceparent").ok().flatten(),
         claimed_at: std::time::Instant::now(),
+        lease_until: r
+            .try_get::<Option<i64>, _>("lease_until")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
     }
 }

@@ -610,6 +610,17 @@ async fn a_delivery_queued_claimed_is_the_callers_until_its_lease_runs_out(
         vec![("to-bi", 1)],
         "once the lease has run out, it is taken back as an attempt cut short"
     );
+    // The first holder, late, gives back what it no longer holds: nothing changes.
+    store.release(&queued.claimed).await?;
+    let row = store
+        .get(&back[0].id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the delivery is gone"))?;
+    assert_eq!(
+        (row.status.as_str(), row.attempts),
+        ("sending", 1),
+        "a claim that ran out gives back nothing of the claim taken after it"
+    );
     store
         .finish_attempt(
             &back[0],
