@@ -242,7 +242,7 @@ impl Store {
                     .bind(*payload)
                     .bind(&item.traceparent);
             }
-            let created: std::collections::HashSet<String> = query
+            let mut created: std::collections::HashSet<String> = query
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
@@ -251,7 +251,9 @@ impl Store {
             queued.created += created.len() as u64;
             for (item, _, p, _) in chunk.iter().filter(|row| row.3) {
                 let id = delivery_id(&item.announcement.id, &p.route, &p.channel);
-                if created.contains(&id) {
+                // An announcement twice in one call (a redelivery in the same batch) is one row:
+                // the first of its rows was stored, the others met the conflict. Claimed once.
+                if created.remove(&id) {
                     queued.claimed.push(Claimed {
                         id,
                         announcement_id: item.announcement.id.clone(),

@@ -198,8 +198,10 @@ async fn a_correction_waits_for_the_attempt_it_corrects_to_end() -> anyhow::Resu
     let stage = start_with_timeout(&slack, &hook, "10s").await?;
     let original = announcement("a-8", 216_474.6);
     announce(&stage, &original, "a-8").await?;
+    // Slack has it (a correction withdraws a delivery not yet sent instead of correcting it),
+    delivery_in(&stage, "a-8", "wins-to-slack", DeliveryStatus::Delivered).await?;
     hook.wait_for("/herald", 1, WAIT).await?;
-    // The webhook now holds a-8's request unanswered; its correction arrives meanwhile.
+    // and the webhook holds a-8's request unanswered: its correction arrives meanwhile.
     let correction = Announcement {
         id: "c-8".into(),
         kind: AnnouncementKind::Correction as i32,

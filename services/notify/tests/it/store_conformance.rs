@@ -543,11 +543,19 @@ async fn a_delivery_queued_claimed_is_the_callers_until_its_lease_runs_out(
         },
     ];
     let trace = Some("00-0000000000000000000000000000000a-000000000000000a-01".to_string());
-    let items = [Enqueue {
-        announcement: &a,
-        planned: &planned,
-        traceparent: trace.clone(),
-    }];
+    // The same announcement twice in one call, as a redelivery in the same batch would be.
+    let items = [
+        Enqueue {
+            announcement: &a,
+            planned: &planned,
+            traceparent: trace.clone(),
+        },
+        Enqueue {
+            announcement: &a,
+            planned: &planned,
+            traceparent: None,
+        },
+    ];
     let lease = Duration::from_millis(300);
     let queued = store
         .enqueue_claiming(&items, |p| p.channel == "bi", lease)
@@ -574,7 +582,7 @@ async fn a_delivery_queued_claimed_is_the_callers_until_its_lease_runs_out(
             "a-1 to-bi attempt 1 try 1 readable true trace {:?}",
             trace
         )],
-        "only the delivery picked is claimed, as its first attempt, under its trace"
+        "only the delivery picked is claimed, once, as its first attempt, under its first trace"
     );
 
     let again = store
