@@ -492,11 +492,7 @@ async fn hand_over(
 ) {
     let deliveries = dispatcher.readable(deliveries, channel).await;
     let (corrections, firsts): (Vec<Claimed>, Vec<Claimed>) =
-        deliveries.into_iter().partition(|c| {
-            c.announcement
-                .as_ref()
-                .is_some_and(|a| a.kind == AnnouncementKind::Correction as i32)
-        });
+        deliveries.into_iter().partition(Claimed::is_correction);
     let mut left = Vec::new();
     for claimed in firsts.into_iter().chain(corrections) {
         match room.next() {

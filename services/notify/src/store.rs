@@ -36,6 +36,15 @@ pub struct Claimed {
     pub lease_until: i64,
 }
 
+impl Claimed {
+    /// Whether it carries a correction of an earlier announcement.
+    pub fn is_correction(&self) -> bool {
+        self.announcement
+            .as_ref()
+            .is_some_and(|a| a.kind == herald_proto::v1::AnnouncementKind::Correction as i32)
+    }
+}
+
 /// A delivery as `ListDeliveries` shows it.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {

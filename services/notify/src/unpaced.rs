@@ -20,7 +20,6 @@ use std::{
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
-use herald_proto::v1::AnnouncementKind;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -135,16 +134,6 @@ pub fn is_unpaced(channel: &ChannelConfig) -> bool {
     channel.min_interval().is_zero() && channel.burst() == 0
 }
 
-/// Whether a delivery carries a correction: it goes out only once nothing that went into the
-/// stream before it is still in flight, so a receiver never reads a correction before what it
-/// corrects.
-fn is_correction(claimed: &Claimed) -> bool {
-    claimed
-        .announcement
-        .as_ref()
-        .is_some_and(|a| a.kind == AnnouncementKind::Correction as i32)
-}
-
 /// Sends one channel's stream until `shutdown`; then lets what is in flight finish, gives back
 /// what waits (untried, due at once) and logs every attempt.
 pub async fn run(
@@ -186,7 +175,9 @@ pub async fn run(
             Some(claimed) = rx.recv(), if room => {
                 if outlived(&dispatcher, &claimed) {
                     give_back(&dispatcher, &name, vec![claimed]).await;
-                } else if is_correction(&claimed) && !in_flight.is_empty() {
+                } else if claimed.is_correction() && !in_flight.is_empty() {
+                    // Out only once nothing that entered before it is in flight: a receiver never
+                    // reads a correction before what it corrects.
                     held = Some(claimed);
                 } else {
                     in_flight.push(send(&dispatcher, &channel, claimed));
