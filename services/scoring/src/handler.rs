@@ -13,6 +13,7 @@ use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
 
 use crate::{
     config::ScoringSettings,
+    marks::PendingMarks,
     publish,
     score::{self, Outcome},
     store::{Recorded, Store},
@@ -23,6 +24,8 @@ pub struct ScoringHandler {
     pub bus: Arc<dyn Bus>,
     pub catalog: CatalogHandle,
     pub settings: ScoringSettings,
+    /// Published wins whose outbox mark the next batch's transaction clears.
+    pub marks: Arc<PendingMarks>,
 }
 
 /// An event decoded and scored, ready to record.
@@ -74,16 +77,24 @@ impl ScoringHandler {
     async fn record(&self, prepared: &[Prepared], catalog: &Catalog) -> Result<(), HandleError> {
         let batch: Vec<(&ItsmEvent, &Outcome)> =
             prepared.iter().map(|p| (&p.event, &p.outcome)).collect();
-        let recorded = self
+        let published = self.marks.take();
+        let recorded = match self
             .store
             .record_outcomes(
                 &batch,
                 &self.settings,
                 catalog.organisation().tz(),
                 chrono::Utc::now(),
+                &published,
             )
             .await
-            .map_err(HandleError::from)?;
+        {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                self.marks.put_back(published);
+                return Err(HandleError::from(e));
+            }
+        };
         let mut publish = Vec::new();
         let mut parents = Vec::new();
         for (p, recorded) in prepared.iter().zip(recorded) {
@@ -97,10 +108,7 @@ impl ScoringHandler {
                 publish.iter().zip(parents.into_iter().map(Some)),
             )
             .await?;
-            self.store
-                .mark_published(&publish)
-                .await
-                .map_err(HandleError::from)?;
+            self.marks.add(publish);
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod format;
 pub mod grpc;
 pub mod handler;
+pub mod marks;
 pub mod publish;
 pub mod report;
 pub mod rescore;
@@ -69,11 +70,13 @@ impl Service for Scoring {
         }
         let store = store::Store::new(deps.db.pool);
         let catalogs = herald_catalog::CatalogHandle::new(config.shared.catalog.clone());
+        let marks = Arc::new(marks::PendingMarks::default());
         let handler = Arc::new(handler::ScoringHandler {
             store: store.clone(),
             bus: deps.bus.clone(),
             catalog: catalogs.clone(),
             settings: config.scoring.clone(),
+            marks: marks.clone(),
         });
         let consumer = config.scoring.consumer.consumer(ConsumerSpec::scoring());
         let options = config.scoring.consumer.worker_options("scoring");
@@ -93,6 +96,10 @@ impl Service for Scoring {
                 catalogs
                     .clone()
                     .watch(herald_catalog::RELOAD_EVERY, shutdown.clone()),
+            )
+            .task(
+                "outbox marks",
+                marks::flush(marks, store.clone(), shutdown.clone()),
             )
             .task(
                 "worker",

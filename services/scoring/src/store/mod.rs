@@ -127,7 +127,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
         let mut recorded = self
-            .record_outcomes(&[(event, outcome)], settings, tz, now)
+            .record_outcomes(&[(event, outcome)], settings, tz, now, &[])
             .await?;
         recorded
             .pop()
@@ -136,13 +136,16 @@ impl Store {
 
     /// Records what scoring made of each event of a batch, in order and in one transaction: one
     /// commit for the batch instead of one per event. Events later in the batch see what earlier
-    /// ones wrote (a signal, a win), exactly as they would one transaction at a time.
+    /// ones wrote (a signal, a win), exactly as they would one transaction at a time. The same
+    /// transaction clears the outbox mark of the wins in `published`, published since their
+    /// own commit ([`Store::mark_published`] without a commit of its own).
     pub async fn record_outcomes(
         &self,
         batch: &[(&ItsmEvent, &Outcome)],
         settings: &ScoringSettings,
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
+        published: &[Win],
     ) -> Result<Vec<Recorded>, StoreError> {
         let items: Vec<batch::Item<'_>> = batch
             .iter()
@@ -171,6 +174,10 @@ impl Store {
             .collect();
         let mut tx = self.pool.begin().await?;
         let recorded = batch::record(&mut tx, &items, now).await?;
+        // Last, so the rows it locks (never waiting for one) are held only until the commit.
+        if !published.is_empty() {
+            verification::mark_published_in(&mut tx, published).await?;
+        }
         tx.commit().await?;
         Ok(recorded)
     }

@@ -286,33 +286,7 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.pool.acquire().await?;
-        // A lane's wins stay marked from its commit until its own mark, so the confirmer's outbox
-        // pass can publish and mark the same wins at the same moment; two marks waiting on each
-        // other's row locks deadlocked (PostgreSQL broke the tie after a second, at saturation).
-        // A mark never waits: it leaves a row another transaction holds to that transaction,
-        // which is marking it too or changing its status (which leaves it marked for the new
-        // status). At worst the outbox publishes a win once more, and the bus drops the repeat.
-        // SQLite has one writer and no row locks.
-        let skip_locked = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-            ""
-        } else {
-            "FOR UPDATE OF w SKIP LOCKED"
-        };
-        for chunk in wins.chunks(MARK_CHUNK) {
-            let sql = format!(
-                "WITH v(id, status) AS (VALUES {})
-                 UPDATE wins SET publish_pending = 0
-                 WHERE id IN (SELECT w.id FROM wins w JOIN v ON v.id = w.id AND v.status = w.status
-                              {skip_locked})",
-                value_rows(&conn, chunk.len(), 2)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for win in chunk {
-                query = query.bind(win.id.clone()).bind(status_token(win.status));
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+        mark_published_in(&mut conn, wins).await
     }
 
     /// Wins in `status` (every status when `None`), provisional ones soonest to confirm first,
@@ -370,4 +344,38 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// [`Store::mark_published`] on a connection or inside a transaction of the caller's.
+pub(super) async fn mark_published_in(
+    conn: &mut sqlx::AnyConnection,
+    wins: &[Win],
+) -> Result<(), StoreError> {
+    // A lane's wins stay marked from its commit until its own mark, so the confirmer's outbox
+    // pass can publish and mark the same wins at the same moment; two marks waiting on each
+    // other's row locks deadlocked (PostgreSQL broke the tie after a second, at saturation).
+    // A mark never waits: it leaves a row another transaction holds to that transaction,
+    // which is marking it too or changing its status (which leaves it marked for the new
+    // status). At worst the outbox publishes a win once more, and the bus drops the repeat.
+    // SQLite has one writer and no row locks.
+    let skip_locked = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        ""
+    } else {
+        "FOR UPDATE OF w SKIP LOCKED"
+    };
+    for chunk in wins.chunks(MARK_CHUNK) {
+        let sql = format!(
+            "WITH v(id, status) AS (VALUES {})
+             UPDATE wins SET publish_pending = 0
+             WHERE id IN (SELECT w.id FROM wins w JOIN v ON v.id = w.id AND v.status = w.status
+                          {skip_locked})",
+            value_rows(conn, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for win in chunk {
+            query = query.bind(win.id.clone()).bind(status_token(win.status));
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }

@@ -244,7 +244,7 @@ async fn batches_end_where_one_at_a_time_ends(backend: Backend) -> anyhow::Resul
         let pairs: Vec<_> = events.iter().zip(&outcomes).collect();
         let mut set_answers = Vec::new();
         for chunk in pairs.chunks(64) {
-            let recorded = set.record_outcomes(chunk, &settings, tz, now).await?;
+            let recorded = set.record_outcomes(chunk, &settings, tz, now, &[]).await?;
             assert_eq!(recorded.len(), chunk.len(), "one answer per event");
             set_answers.extend(recorded.iter().map(answer));
         }
@@ -290,3 +290,56 @@ async fn batches_end_where_one_at_a_time_ends(backend: Backend) -> anyhow::Resul
 }
 
 herald_testkit::store_cases!(batches_end_where_one_at_a_time_ends);
+
+/// A lane's published wins leave the outbox in the transaction of the next batch, whichever lane's
+/// it is: clearing the mark costs no commit of its own.
+async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let catalog = oracle::catalog();
+    let tz = chrono_tz::Europe::Amsterdam;
+    let settings = settings("0s", None);
+    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+    let store = Store::new(db.db.pool.clone());
+    let incident = oracle::event("servicenow/incident-resolved-p1.json");
+    let now = at(&incident) + Duration::days(1);
+    let other = shifted(
+        &incident,
+        "servicenow:incident:other:1".into(),
+        "INC9999999".into(),
+        SERVICES[1],
+        at(&incident) + Duration::hours(2),
+    );
+    let record = |event: &ItsmEvent, published: Vec<Win>| {
+        let store = &store;
+        let outcome = score::outcome(event, &catalog, &settings);
+        let event = event.clone();
+        let settings = &settings;
+        async move {
+            anyhow::Ok(
+                store
+                    .record_outcomes(&[(&event, &outcome)], settings, tz, now, &published)
+                    .await?,
+            )
+        }
+    };
+    let ids = |wins: &[Win]| wins.iter().map(|w| w.id.clone()).collect::<Vec<_>>();
+
+    let first = record(&incident, Vec::new()).await?;
+    let published = first[0].publish.clone();
+    assert_eq!(published.len(), 1, "confirmed at once, so published");
+    assert_eq!(
+        ids(&store.unpublished().await?),
+        ids(&published),
+        "in the outbox until its mark is cleared"
+    );
+    let second = record(&other, published).await?;
+    assert_eq!(
+        ids(&store.unpublished().await?),
+        ids(&second[0].publish),
+        "the next batch cleared the first win's mark; its own win waits for the batch after it"
+    );
+    Ok(())
+}
+
+herald_testkit::store_cases!(the_next_batch_clears_the_outbox_marks_of_wins_published_before_it);
