@@ -51,6 +51,13 @@ pub fn free_port() -> std::io::Result<u16> {
     // concurrent test processes apart; the bind checks the port is free now.
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
+    // A port handed out is free until its caller binds it, so a second call before then could
+    // hand it out again (one fault run picks a dozen ports before starting anything, and once two
+    // of them were the same): never the same port twice in one process.
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     const LOW: u64 = 20_000;
     const SPAN: u64 = 12_000;
     let nanos = std::time::SystemTime::now()
@@ -63,7 +70,11 @@ pub fn free_port() -> std::io::Result<u16> {
         .wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919));
     for i in 0..SPAN {
         let port = u16::try_from(LOW + (seed.wrapping_add(i * 104_729)) % SPAN).unwrap_or(0);
-        if port != 0 && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if port != 0
+            && !handed_out.contains(&port)
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            handed_out.push(port);
             return Ok(port);
         }
     }
@@ -86,4 +97,19 @@ pub fn init_tracing() {
 pub fn alertmanager() -> Option<std::path::PathBuf> {
     locate::find_program("alertmanager", "HERALD_ALERTMANAGER", &[])
         .or_else(|| locate::find_program("prometheus-alertmanager", "HERALD_ALERTMANAGER", &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Picked by chance among 12,000 ports, a thousand picks would repeat some port hundreds of
+    /// times over; none may repeat while a caller has yet to bind it.
+    #[test]
+    fn a_free_port_is_never_handed_out_twice() -> std::io::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let port = super::free_port()?;
+            assert!(seen.insert(port), "port {port} handed out twice");
+        }
+        Ok(())
+    }
 }
