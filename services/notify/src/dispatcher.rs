@@ -149,17 +149,8 @@ impl Dispatcher {
             }
             let mut busy_now: Vec<String> = busy_channels(&busy);
             // Room in each stream for what this claim may bring it; a full stream is left out.
-            let mut places = HashMap::new();
-            for channel in &this.settings.channels {
-                if this.streams.has(&channel.name) {
-                    match this.streams.reserve_claim(&channel.name) {
-                        Some(room) => {
-                            places.insert(channel.name.clone(), room);
-                        }
-                        None => busy_now.push(channel.name.clone()),
-                    }
-                }
-            }
+            let (mut places, full) = this.streams.reserve_claims();
+            busy_now.extend(full);
             // With every channel busy nothing can be claimed; asking anyway read every pending
             // row on each wake (a millisecond of PostgreSQL a time, thousands of times a minute
             // under load).
@@ -178,7 +169,7 @@ impl Dispatcher {
                 Ok(claimed) if !claimed.is_empty() => {
                     let claimed_at = tokio::time::Instant::now();
                     for (channel, deliveries) in by_channel(claimed) {
-                        if let Some(room) = places.get_mut(&channel) {
+                        if let Some(room) = places.get_mut(channel.as_str()) {
                             hand_over(&this, &channel, deliveries, room).await;
                             continue;
                         }

@@ -104,10 +104,6 @@ impl Streams {
         )
     }
 
-    pub fn has(&self, channel: &str) -> bool {
-        self.by_channel.contains_key(channel)
-    }
-
     /// Places for `n` deliveries the stage queues already claimed, if `channel` takes them and
     /// has the room; `None` leaves them to be queued pending, for the dispatcher.
     pub fn reserve_claimed(&self, channel: &str, n: usize) -> Option<Places<'_>> {
@@ -115,17 +111,23 @@ impl Streams {
         entry.tx.try_reserve_many(n).ok()
     }
 
-    /// Places for a claim of the dispatcher's; `None` (and the stream told to say when it has
-    /// room) when it is too full for one.
-    pub fn reserve_claim(&self, channel: &str) -> Option<Places<'_>> {
-        let entry = self.by_channel.get(channel)?;
-        match entry.tx.try_reserve_many(CLAIM_ROOM) {
-            Ok(places) => Some(places),
-            Err(_) => {
-                entry.starved.store(true, Ordering::Release);
-                None
+    /// Room for one claim of the dispatcher's in every stream that has it, by channel; and the
+    /// streams too full for one, which are told to say when they have room again.
+    pub fn reserve_claims(&self) -> (HashMap<&str, Places<'_>>, Vec<String>) {
+        let mut places = HashMap::new();
+        let mut full = Vec::new();
+        for (channel, entry) in self.by_channel.iter() {
+            match entry.tx.try_reserve_many(CLAIM_ROOM) {
+                Ok(room) => {
+                    places.insert(channel.as_str(), room);
+                }
+                Err(_) => {
+                    entry.starved.store(true, Ordering::Release);
+                    full.push(channel.clone());
+                }
             }
         }
+        (places, full)
     }
 }
 

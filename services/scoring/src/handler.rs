@@ -91,7 +91,7 @@ impl ScoringHandler {
         {
             Ok(recorded) => recorded,
             Err(e) => {
-                self.marks.put_back(published);
+                self.marks.add(published);
                 return Err(HandleError::from(e));
             }
         };

@@ -20,24 +20,21 @@ pub struct PendingMarks {
 }
 
 impl PendingMarks {
-    /// Wins just published, to be unmarked.
+    /// A panic elsewhere while holding the lock leaves a list that is still whole: keep using it.
+    fn wins(&self) -> std::sync::MutexGuard<'_, Vec<Win>> {
+        self.wins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wins just published, to be unmarked; or wins taken by a transaction that did not commit.
     pub fn add(&self, wins: Vec<Win>) {
-        if let Ok(mut pending) = self.wins.lock() {
-            pending.extend(wins);
-        }
+        self.wins().extend(wins);
     }
 
     /// Everything waiting, for a transaction to clear.
     pub fn take(&self) -> Vec<Win> {
-        self.wins
-            .lock()
-            .map(|mut pending| std::mem::take(&mut *pending))
-            .unwrap_or_default()
-    }
-
-    /// Wins taken by a transaction that did not commit.
-    pub fn put_back(&self, wins: Vec<Win>) {
-        self.add(wins);
+        std::mem::take(&mut *self.wins())
     }
 }
 
@@ -62,6 +59,6 @@ async fn flush_once(marks: &PendingMarks, store: &Store) {
     }
     if let Err(e) = store.mark_published(&wins).await {
         tracing::warn!(wins = wins.len(), error = %e, "cannot clear the outbox marks of published wins; will try again");
-        marks.put_back(wins);
+        marks.add(wins);
     }
 }
