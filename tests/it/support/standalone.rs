@@ -214,11 +214,10 @@ pub async fn wait_settled(data_dir: &Path, grpc: &str) -> anyhow::Result<()> {
                 if due_wins(grpc).await.ok()? > 0 {
                     return None;
                 }
-                let unpublished: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM wins WHERE publish_pending = 1")
-                        .fetch_one(&scoring)
-                        .await
-                        .ok()?;
+                let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                    .fetch_one(&scoring)
+                    .await
+                    .ok()?;
                 if unpublished > 0 {
                     return None;
                 }

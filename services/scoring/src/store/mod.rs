@@ -270,11 +270,11 @@ async fn recorded_before(
 ) -> Result<Recorded, StoreError> {
     let win = event_outcome_on(tx, event_id).await?.and_then(|o| o.win);
     let pending = match &win {
-        Some(win) => sqlx::query("SELECT publish_pending FROM wins WHERE id = $1")
+        Some(win) => sqlx::query("SELECT win_id FROM outbox WHERE win_id = $1")
             .bind(&win.id)
             .fetch_optional(&mut **tx)
             .await?
-            .is_some_and(|r| r.get::<i32, _>("publish_pending") == 1),
+            .is_some(),
         None => false,
     };
     Ok(Recorded {

@@ -79,10 +79,9 @@ pub(super) async fn record_lesson(
     let created = sqlx::query(
         "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
                            business_service, team, label, amount, currency, hours, headline, payload,
-                           created_at, status, outcome_at, confirm_at, revocable_until, status_at,
-                           publish_pending)
+                           created_at, status, outcome_at, confirm_at, revocable_until, status_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'unspecified', 0, '', 0, $10, $11, $12, $13, $7,
-                 $12, $7, $12, 1)
+                 $12, $7, $12)
          ON CONFLICT (outcome_key) DO NOTHING",
     )
     .bind(&win.id)
@@ -101,7 +100,11 @@ pub(super) async fn record_lesson(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    Ok((created == 1).then_some(win))
+    if created != 1 {
+        return Ok(None);
+    }
+    super::verification::to_outbox(tx, &[&win]).await?;
+    Ok(Some(win))
 }
 
 pub(super) async fn count_delivery(

@@ -128,24 +128,60 @@ pub(super) async fn write_status(
     publish: bool,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE wins SET status = $2, status_reason = $3, status_at = $4, payload = $5,
-                publish_pending = $6
-         WHERE id = $1",
+        "UPDATE wins SET status = $2, status_reason = $3, status_at = $4, payload = $5 WHERE id = $1",
     )
     .bind(&win.id)
     .bind(status_token(win.status))
     .bind(&win.status_reason)
-    .bind(
-        herald_proto::time::opt_from_timestamp(win.status_at.as_ref())
-            .map(millis)
-            .unwrap_or_default(),
-    )
+    .bind(status_at(win))
     .bind(win.encode_to_vec())
-    .bind(i32::from(publish))
     .execute(&mut **tx)
     .await?;
+    if publish {
+        to_outbox(tx, &[win]).await
+    } else {
+        // A change nobody saw the win before: an earlier status still waiting goes unpublished.
+        sqlx::query("DELETE FROM outbox WHERE win_id = $1")
+            .bind(&win.id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+fn status_at(win: &Win) -> i64 {
+    herald_proto::time::opt_from_timestamp(win.status_at.as_ref())
+        .map(millis)
+        .unwrap_or_default()
+}
+
+/// Puts the current status of `wins` in the outbox, in place of an earlier status still waiting
+/// there. The outbox is a table of its own, not a mark on the win: clearing a mark on the wide,
+/// much-indexed win row rewrote the row and every index entry of it, once a win.
+pub(super) async fn to_outbox(
+    tx: &mut Transaction<'static, Any>,
+    wins: &[&Win],
+) -> Result<(), StoreError> {
+    for chunk in wins.chunks(OUTBOX_CHUNK) {
+        let sql = format!(
+            "INSERT INTO outbox (win_id, status, status_at) VALUES {}
+             ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at",
+            value_rows(tx, chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for win in chunk {
+            query = query
+                .bind(win.id.clone())
+                .bind(status_token(win.status))
+                .bind(status_at(win));
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
+
+/// Rows per outbox statement: far inside either backend's bound values.
+const OUTBOX_CHUNK: usize = 1_000;
 
 async fn ledger(
     tx: &mut Transaction<'static, Any>,
@@ -266,11 +302,14 @@ impl Store {
         Ok(confirmed)
     }
 
-    /// Wins whose current status has not been published yet (the outbox), oldest change first.
-    pub async fn unpublished(&self) -> Result<Vec<Win>, StoreError> {
+    /// Wins whose status changed before `changed_before` and has not been published yet (the
+    /// outbox), oldest change first.
+    pub async fn unpublished(&self, changed_before: DateTime<Utc>) -> Result<Vec<Win>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, payload FROM wins WHERE publish_pending = 1 ORDER BY status_at LIMIT $1",
+            "SELECT w.id, w.payload FROM outbox o JOIN wins w ON w.id = o.win_id
+             WHERE o.status_at < $1 ORDER BY o.status_at LIMIT $2",
         )
+        .bind(millis(changed_before))
         .bind(BATCH)
         .fetch_all(&self.pool)
         .await?;
@@ -361,14 +400,14 @@ pub(super) async fn mark_published_in(
     let skip_locked = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
         ""
     } else {
-        "FOR UPDATE OF w SKIP LOCKED"
+        "FOR UPDATE OF o SKIP LOCKED"
     };
     for chunk in wins.chunks(MARK_CHUNK) {
         let sql = format!(
             "WITH v(id, status) AS (VALUES {})
-             UPDATE wins SET publish_pending = 0
-             WHERE id IN (SELECT w.id FROM wins w JOIN v ON v.id = w.id AND v.status = w.status
-                          {skip_locked})",
+             DELETE FROM outbox
+             WHERE win_id IN (SELECT o.win_id FROM outbox o JOIN v ON v.id = o.win_id AND v.status = o.status
+                              {skip_locked})",
             value_rows(conn, chunk.len(), 2)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

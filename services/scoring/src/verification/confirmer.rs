@@ -103,18 +103,26 @@ pub async fn pass(
         return Ok(0);
     }
     let revalue = |win: &Win, counts: ProblemCounts| valuer.problem(win, counts);
+    let mut published = 0;
     loop {
         let confirmed = store.confirm_due_with(Utc::now(), &revalue).await?;
         if !confirmed.is_empty() {
             tracing::debug!(confirmed = confirmed.len(), "hold-back passed");
+            publish::wins(bus, &confirmed).await?;
+            store.mark_published(&confirmed).await?;
+            published += confirmed.len();
         }
         if confirmed.len() < 500 {
             break;
         }
     }
-    let mut published = 0;
+    // The outbox holds what a lane committed but did not get to publish (it stopped, or the bus
+    // was away). A lane publishes its wins right after its commit and clears their marks with its
+    // next batch, so the outbox leaves a change alone until that has had time to happen: under
+    // load it had been publishing again, and marking, nearly every win the lanes had just
+    // published themselves.
     loop {
-        let pending = store.unpublished().await?;
+        let pending = store.unpublished(Utc::now() - LANES_PUBLISH_WITHIN).await?;
         if pending.is_empty() {
             break;
         }
@@ -124,3 +132,7 @@ pub async fn pass(
     }
     Ok(published)
 }
+
+/// How long a lane has to publish what it committed and clear its marks before the outbox takes
+/// them over.
+const LANES_PUBLISH_WITHIN: chrono::Duration = chrono::Duration::seconds(3);

@@ -209,10 +209,15 @@ async fn due_wins_are_confirmed_once_by_the_lease_holder(backend: Backend) -> an
             .is_empty(),
         "once"
     );
-    let outbox = store.unpublished().await?;
+    let outbox = store.unpublished(DateTime::<Utc>::MAX_UTC).await?;
     assert_eq!(outbox.len(), 1);
     store.mark_published(&outbox).await?;
-    assert!(store.unpublished().await?.is_empty());
+    assert!(
+        store
+            .unpublished(DateTime::<Utc>::MAX_UTC)
+            .await?
+            .is_empty()
+    );
     // A lease nobody renews passes to another replica.
     assert!(store.hold(&b, now + Duration::minutes(5)).await?);
     let (pending, total) = store.list_wins(Some(WinStatus::Provisional), 10).await?;
@@ -240,7 +245,7 @@ async fn a_mark_does_not_wait_for_a_win_another_transaction_holds() -> anyhow::R
     assert_eq!(wins.len(), 2, "both confirmed at once, both to publish");
 
     let mut holder = test.db.pool.begin().await?;
-    sqlx::query("SELECT id FROM wins WHERE id = $1 FOR UPDATE")
+    sqlx::query("SELECT win_id FROM outbox WHERE win_id = $1 FOR UPDATE")
         .bind(&wins[0].id)
         .fetch_one(&mut *holder)
         .await?;
@@ -252,7 +257,7 @@ async fn a_mark_does_not_wait_for_a_win_another_transaction_holds() -> anyhow::R
     .map_err(|_| anyhow::anyhow!("the mark waited for the row another transaction holds"))??;
     holder.commit().await?;
     let left: Vec<String> = store
-        .unpublished()
+        .unpublished(DateTime::<Utc>::MAX_UTC)
         .await?
         .into_iter()
         .map(|w| w.id)
@@ -261,6 +266,32 @@ async fn a_mark_does_not_wait_for_a_win_another_transaction_holds() -> anyhow::R
         left,
         [wins[0].id.clone()],
         "the held win stays in the outbox, the other is marked"
+    );
+    Ok(())
+}
+
+/// The outbox takes over what a lane committed but did not publish, and only that: a change newer
+/// than the lanes' time to publish is left to the lane that made it (under load the outbox had been
+/// publishing again nearly every win a lane had just published).
+async fn the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_test, store) = store(backend).await?;
+    let now = Utc::now();
+    let recorded = record(&store, &resolved(), &settings("0s"), now).await?;
+    let ids = |wins: Vec<Win>| wins.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(ids(recorded.publish.clone()).len(), 1, "confirmed at once");
+    assert!(
+        store
+            .unpublished(now - Duration::seconds(3))
+            .await?
+            .is_empty(),
+        "a change made after the cut-off is the lane's to publish"
+    );
+    assert_eq!(
+        ids(store.unpublished(now + Duration::milliseconds(1)).await?),
+        ids(recorded.publish),
+        "a change made before the cut-off is the outbox's"
     );
     Ok(())
 }
@@ -358,4 +389,5 @@ herald_testkit::store_cases!(
     with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too,
     due_wins_are_confirmed_once_by_the_lease_holder,
     an_incident_on_the_same_service_withdraws_a_quiet_change,
+    the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it,
 );

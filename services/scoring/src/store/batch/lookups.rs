@@ -1,7 +1,8 @@
 //! The reads a run needs, each one statement for the whole run: the run's keys go in as a `VALUES`
 //! list (`q`, numbered by `i`) joined to the table, a form PostgreSQL and SQLite both accept.
-//! Where the single-event read took the first row of an ordering, a correlated subquery picks it
-//! per key, so a busy service returns one row per key, not every match.
+//! Where the single-event read took the first row of an ordering, a correlated subquery picks its
+//! id per key (one index probe a key, one row per key, not every match), and the rows found are
+//! read by id in a second statement only when there are any.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,9 +38,12 @@ pub(super) async fn praise(
     }
     let sql = format!(
         "WITH q(i, source, record_number) AS (VALUES {})
-         SELECT q.i, p.quote, p.requester, p.score FROM q JOIN praise p ON p.event_id = (
-             SELECT p2.event_id FROM praise p2 WHERE p2.source = q.source AND p2.record_number = q.record_number
-             ORDER BY p2.at DESC LIMIT 1)",
+         SELECT i, event_id FROM (
+             SELECT q.i, (SELECT p.event_id FROM praise p
+                          WHERE p.source = q.source AND p.record_number = q.record_number
+                          ORDER BY p.at DESC LIMIT 1) AS event_id
+             FROM q) f
+         WHERE event_id IS NOT NULL",
         value_rows(tx, wins.len(), 3)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -49,8 +53,10 @@ pub(super) async fn praise(
             .bind(source_token(win.source))
             .bind(&win.record_number);
     }
-    for row in query.fetch_all(&mut **tx).await? {
-        if let Some(slot) = slot_of(&row, &mut found) {
+    let firsts = firsts(query.fetch_all(&mut **tx).await?);
+    let rows = rows_by_event_id(tx, "praise", "event_id, quote, requester, score", &firsts).await?;
+    for (i, event_id) in firsts {
+        if let (Some(slot), Some(row)) = (found.get_mut(i), rows.get(&event_id)) {
             *slot = Some(RequesterPraise {
                 quote: row.get("quote"),
                 requester: row.get("requester"),
@@ -110,17 +116,20 @@ pub(in crate::store) async fn signals_against(
         .map(|(i, _)| i)
         .collect();
 
-    const SIGNAL: &str =
-        "s.event_id, s.kind, s.record_number, s.at, s.business_service, s.configuration_item";
-    let mut rows = Vec::new();
+    const SIGNAL: &str = "event_id, kind, record_number, at, business_service, configuration_item";
+    // Each candidate's first signal, found by one index probe a candidate: joined to the table
+    // instead, the lookup hashed every signal ever kept, once a batch.
+    let mut firsts = Vec::new();
     if !same.is_empty() {
         let sql = format!(
             "WITH q(i, source, record_number, from_at, to_at, k1, k2, k3) AS (VALUES {})
-             SELECT q.i, {SIGNAL} FROM q JOIN signals s ON s.event_id = (
-                 SELECT s2.event_id FROM signals s2
-                 WHERE s2.source = q.source AND s2.record_number = q.record_number
-                   AND s2.at > q.from_at AND s2.at <= q.to_at AND s2.kind IN (q.k1, q.k2, q.k3)
-                 ORDER BY s2.at LIMIT 1)",
+             SELECT i, event_id FROM (
+                 SELECT q.i, (SELECT s.event_id FROM signals s
+                              WHERE s.source = q.source AND s.record_number = q.record_number
+                                AND s.at > q.from_at AND s.at <= q.to_at AND s.kind IN (q.k1, q.k2, q.k3)
+                              ORDER BY s.at LIMIT 1) AS event_id
+                 FROM q) f
+             WHERE event_id IS NOT NULL",
             value_rows(tx, same.len(), 8)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -136,16 +145,19 @@ pub(in crate::store) async fn signals_against(
                 query = query.bind(*kind);
             }
         }
-        rows.extend(query.fetch_all(&mut **tx).await?);
+        firsts.extend(self::firsts(query.fetch_all(&mut **tx).await?));
     }
     if !related.is_empty() {
         let sql = format!(
             "WITH q(i, from_at, to_at, business_service, configuration_item) AS (VALUES {})
-             SELECT q.i, {SIGNAL} FROM q JOIN signals s ON s.event_id = (
-                 SELECT s2.event_id FROM signals s2
-                 WHERE s2.kind = 'related_incident' AND s2.at > q.from_at AND s2.at <= q.to_at
-                   AND (s2.business_service = q.business_service OR s2.configuration_item = q.configuration_item)
-                 ORDER BY s2.at LIMIT 1)",
+             SELECT i, event_id FROM (
+                 SELECT q.i, (SELECT s.event_id FROM signals s
+                              WHERE s.kind = 'related_incident' AND s.at > q.from_at AND s.at <= q.to_at
+                                AND (s.business_service = q.business_service
+                                     OR s.configuration_item = q.configuration_item)
+                              ORDER BY s.at LIMIT 1) AS event_id
+                 FROM q) f
+             WHERE event_id IS NOT NULL",
             value_rows(tx, related.len(), 5)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -158,10 +170,11 @@ pub(in crate::store) async fn signals_against(
                 .bind(c.win.business_service.clone())
                 .bind(c.configuration_item.map(str::to_string));
         }
-        rows.extend(query.fetch_all(&mut **tx).await?);
+        firsts.extend(self::firsts(query.fetch_all(&mut **tx).await?));
     }
-    for row in rows {
-        let Some(slot) = slot_of(&row, &mut found) else {
+    let rows = rows_by_event_id(tx, "signals", SIGNAL, &firsts).await?;
+    for (i, event_id) in firsts {
+        let (Some(slot), Some(row)) = (found.get_mut(i), rows.get(&event_id)) else {
             continue;
         };
         let Some(kind) = SignalKind::from_token(&row.get::<String, _>("kind")) else {
@@ -410,13 +423,44 @@ pub(super) async fn credited(
         .collect())
 }
 
+/// The `(i, event_id)` pairs a "first row of each key" lookup found.
+fn firsts(rows: Vec<sqlx::any::AnyRow>) -> Vec<(usize, String)> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let i = usize::try_from(row.get::<i64, _>("i")).ok()?;
+            Some((i, row.get::<String, _>("event_id")))
+        })
+        .collect()
+}
+
+/// The rows of `table` (`columns` of them, `event_id` among them) the lookup found, by event id.
+async fn rows_by_event_id(
+    tx: &mut Transaction<'static, Any>,
+    table: &'static str,
+    columns: &'static str,
+    firsts: &[(usize, String)],
+) -> Result<HashMap<String, sqlx::any::AnyRow>, StoreError> {
+    let ids: HashSet<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE event_id IN (VALUES {})",
+        value_rows(tx, ids.len(), 1)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in &ids {
+        query = query.bind(*id);
+    }
+    Ok(query
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|row| (row.get::<String, _>("event_id"), row))
+        .collect())
+}
+
 /// A position in a run as a bound value (a run holds a few hundred events at most).
 fn index(i: usize) -> i64 {
     i64::try_from(i).unwrap_or(i64::MAX)
-}
-
-/// The slot of `found` a row's `i` names; `None` for a row naming no key of this lookup.
-fn slot_of<'f, T>(row: &sqlx::any::AnyRow, found: &'f mut [T]) -> Option<&'f mut T> {
-    let i = usize::try_from(row.get::<i64, _>("i")).ok()?;
-    found.get_mut(i)
 }

@@ -148,11 +148,14 @@ async fn record_run(
     let created = writes::wins(tx, &new_wins, now).await?;
     let (made, repeated): (Vec<&Making<'_>>, Vec<&Making<'_>>) =
         making.iter().partition(|m| created.contains(&m.win.id));
-    let links: Vec<(&str, &str)> = made
+    // Each fresh event with a scored win was inserted pointing at it; the win was made for most.
+    let kept: HashSet<usize> = making.iter().map(|m| m.item).collect();
+    let unlinked: Vec<&str> = fresh
         .iter()
-        .map(|m| (items[m.item].event.id.as_str(), m.win.id.as_str()))
+        .filter(|&&i| items[i].outcome.result.is_ok() && !kept.contains(&i))
+        .map(|&i| items[i].event.id.as_str())
         .collect();
-    writes::link_events(tx, &links).await?;
+    writes::unlink_events(tx, &unlinked).await?;
     // Another event (the "closed" push after the "resolved" one) already credited these outcomes.
     let same: Vec<(&str, &str)> = repeated
         .iter()

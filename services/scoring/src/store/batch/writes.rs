@@ -8,7 +8,7 @@ use herald_runtime::{db::millis, store::value_rows};
 use prost::Message;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::super::{StoreError, source_token, status_token, token_of_kind};
+use super::super::{StoreError, source_token, status_token, token_of_kind, verification};
 use crate::{
     value::NoValue,
     verification::{Signal, Windows},
@@ -20,18 +20,21 @@ fn rows_per_statement(columns: usize) -> usize {
     (30_000 / columns).max(1)
 }
 
-/// Inserts the events not seen before; returns the ids inserted (a redelivery's is not).
+/// Inserts the events not seen before; returns the ids inserted (a redelivery's is not). An event
+/// that scored a win points at it from the start (setting the link afterwards rewrote the row,
+/// payload and all); [`unlink_events`] clears it for the few whose win was not made.
 pub(super) async fn events(
     tx: &mut Transaction<'static, Any>,
     events: &[(&ItsmEvent, &Result<crate::score::Scored, NoValue>)],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
     let mut inserted = HashSet::new();
-    for chunk in events.chunks(rows_per_statement(9)) {
+    for chunk in events.chunks(rows_per_statement(10)) {
         let sql = format!(
-            "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload)
+            "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload,
+                                 win_id)
              VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            value_rows(tx, chunk.len(), 9)
+            value_rows(tx, chunk.len(), 10)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (event, result) in chunk {
@@ -57,7 +60,8 @@ pub(super) async fn events(
                 .bind(note)
                 .bind(millis(now))
                 // Kept for `herald rescore`, which replays events under another catalog.
-                .bind(event.encode_to_vec());
+                .bind(event.encode_to_vec())
+                .bind(result.as_ref().ok().map(|scored| scored.win.id.clone()));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
@@ -108,14 +112,14 @@ pub(super) async fn wins(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
     let mut inserted = HashSet::new();
-    for chunk in wins.chunks(rows_per_statement(24)) {
+    for chunk in wins.chunks(rows_per_statement(23)) {
         let sql = format!(
             "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
                                business_service, team, label, amount, currency, hours, headline, payload,
                                created_at, status, outcome_at, confirm_at, revocable_until,
-                               configuration_item, status_reason, status_at, publish_pending)
+                               configuration_item, status_reason, status_at)
              VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
-            value_rows(tx, chunk.len(), 24)
+            value_rows(tx, chunk.len(), 23)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for new in chunk {
@@ -148,31 +152,34 @@ pub(super) async fn wins(
                 .bind(millis(new.windows.revocable_until))
                 .bind(new.configuration_item.map(str::to_string))
                 .bind(win.status_reason.clone())
-                .bind(millis(now))
-                .bind(i32::from(win.status == WinStatus::Confirmed as i32));
+                .bind(millis(now));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
         }
     }
+    let public: Vec<&Win> = wins
+        .iter()
+        .map(|new| new.win)
+        .filter(|win| win.status == WinStatus::Confirmed as i32 && inserted.contains(&win.id))
+        .collect();
+    verification::to_outbox(tx, &public).await?;
     Ok(inserted)
 }
 
-/// Points each event at the win it produced.
-pub(super) async fn link_events(
+/// Clears the win of events whose scored win was not made after all.
+pub(super) async fn unlink_events(
     tx: &mut Transaction<'static, Any>,
-    links: &[(&str, &str)],
+    events: &[&str],
 ) -> Result<(), StoreError> {
-    for chunk in links.chunks(rows_per_statement(2)) {
+    for chunk in events.chunks(rows_per_statement(1)) {
         let sql = format!(
-            "WITH v(id, win_id) AS (VALUES {})
-             UPDATE events SET win_id = (SELECT v.win_id FROM v WHERE v.id = events.id)
-             WHERE id IN (SELECT id FROM v)",
-            value_rows(tx, chunk.len(), 2)
+            "UPDATE events SET win_id = NULL WHERE id IN (VALUES {})",
+            value_rows(tx, chunk.len(), 1)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (event, win) in chunk {
-            query = query.bind(event.to_string()).bind(win.to_string());
+        for event in chunk {
+            query = query.bind(event.to_string());
         }
         query.execute(&mut **tx).await?;
     }
