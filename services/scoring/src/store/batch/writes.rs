@@ -59,8 +59,7 @@ pub(super) async fn events(
                 .bind(verdict)
                 .bind(note)
                 .bind(millis(now))
-                // Kept for `herald rescore`, which replays events under another catalog.
-                .bind(event.encode_to_vec())
+                .bind(kept_payload(event))
                 .bind(result.as_ref().ok().map(|scored| scored.win.id.clone()));
         }
         for row in query.fetch_all(&mut **tx).await? {
@@ -68,6 +67,18 @@ pub(super) async fn events(
         }
     }
     Ok(inserted)
+}
+
+/// The event as kept for `herald rescore`, which replays events under another catalog: scoring's
+/// reading of the delivery, without the delivery itself (the raw body, most of an event's bytes,
+/// stays on the event stream for audit; scoring never reads it).
+fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
+    ItsmEvent {
+        raw_payload: Vec::new(),
+        raw_content_type: String::new(),
+        ..event.clone()
+    }
+    .encode_to_vec()
 }
 
 /// Keeps signals (a redelivered signal is kept once).
