@@ -296,6 +296,27 @@ async fn the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it(
     Ok(())
 }
 
+/// An event is inserted pointing at the win it scored; when no win is made after all (here: the
+/// event says when nothing happened, so no window can be set), it points at none.
+async fn an_event_whose_win_is_not_made_points_at_no_win(backend: Backend) -> anyhow::Result<()> {
+    let (test, store) = store(backend).await?;
+    let mut event = oracle::event("servicenow/change-implemented.json");
+    event.occurred_at = None;
+    if let Some(record) = event.record.as_mut() {
+        record.resolved_at = None;
+    }
+    let result = score::score(&event, &oracle::catalog(), &ScoringSettings::default());
+    assert!(result.is_ok(), "the event scores a win: {result:?}");
+    let recorded = record(&store, &event, &settings("0s"), Utc::now()).await?;
+    assert!(recorded.win.is_none(), "no window, no win");
+    let linked: Option<String> = sqlx::query_scalar("SELECT win_id FROM events WHERE id = $1")
+        .bind(&event.id)
+        .fetch_one(&test.db.pool)
+        .await?;
+    assert_eq!(linked, None);
+    Ok(())
+}
+
 fn lease(holder: &str) -> Lease {
     Lease {
         name: "confirm",
@@ -390,4 +411,5 @@ herald_testkit::store_cases!(
     due_wins_are_confirmed_once_by_the_lease_holder,
     an_incident_on_the_same_service_withdraws_a_quiet_change,
     the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it,
+    an_event_whose_win_is_not_made_points_at_no_win,
 );
