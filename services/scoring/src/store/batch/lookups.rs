@@ -53,7 +53,7 @@ pub(super) async fn praise(
             .bind(source_token(win.source))
             .bind(&win.record_number);
     }
-    let firsts = firsts(query.fetch_all(&mut **tx).await?);
+    let firsts = found_ids(query.fetch_all(&mut **tx).await?);
     let rows = rows_by_event_id(tx, "praise", "event_id, quote, requester, score", &firsts).await?;
     for (i, event_id) in firsts {
         if let (Some(slot), Some(row)) = (found.get_mut(i), rows.get(&event_id)) {
@@ -145,7 +145,7 @@ pub(in crate::store) async fn signals_against(
                 query = query.bind(*kind);
             }
         }
-        firsts.extend(self::firsts(query.fetch_all(&mut **tx).await?));
+        firsts.extend(found_ids(query.fetch_all(&mut **tx).await?));
     }
     if !related.is_empty() {
         let sql = format!(
@@ -170,7 +170,7 @@ pub(in crate::store) async fn signals_against(
                 .bind(c.win.business_service.clone())
                 .bind(c.configuration_item.map(str::to_string));
         }
-        firsts.extend(self::firsts(query.fetch_all(&mut **tx).await?));
+        firsts.extend(found_ids(query.fetch_all(&mut **tx).await?));
     }
     let rows = rows_by_event_id(tx, "signals", SIGNAL, &firsts).await?;
     for (i, event_id) in firsts {
@@ -424,7 +424,7 @@ pub(super) async fn credited(
 }
 
 /// The `(i, event_id)` pairs a "first row of each key" lookup found.
-fn firsts(rows: Vec<sqlx::any::AnyRow>) -> Vec<(usize, String)> {
+fn found_ids(rows: Vec<sqlx::any::AnyRow>) -> Vec<(usize, String)> {
     rows.into_iter()
         .filter_map(|row| {
             let i = usize::try_from(row.get::<i64, _>("i")).ok()?;
