@@ -73,10 +73,19 @@ pub(super) async fn events(
 /// reading of the delivery, without the delivery itself (the raw body, most of an event's bytes,
 /// stays on the event stream for audit; scoring never reads it).
 fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
+    // Field by field, so the body is not copied only to be dropped, and a field added to the
+    // event later has to be placed here.
     ItsmEvent {
+        id: event.id.clone(),
+        source: event.source,
+        kind: event.kind,
+        occurred_at: event.occurred_at,
+        record: event.record.clone(),
+        received_at: event.received_at,
         raw_payload: Vec::new(),
         raw_content_type: String::new(),
-        ..event.clone()
+        raw_payload_omitted: event.raw_payload_omitted,
+        origin: event.origin,
     }
     .encode_to_vec()
 }
