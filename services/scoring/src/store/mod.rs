@@ -1,6 +1,6 @@
-//! Scoring's tables (schema `scoring`): events seen, wins and their credits, the signals that can
-//! withdraw credit and the ledger of every change. Unique keys make every write idempotent, because
-//! redelivery happens.
+//! Scoring's tables (schema `scoring`): events seen, wins and what each person was credited, the
+//! signals that can withdraw credit and the ledger of every change. Unique keys make every write
+//! idempotent, because redelivery happens.
 
 mod batch;
 pub mod report;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, Win, WinStatus},
+    v1::{CreditSubject, EventKind, Win, WinStatus},
 };
 use herald_runtime::{
     db::{from_millis, millis},
@@ -75,8 +75,14 @@ async fn problem_counts(
     })
 }
 
-/// A win's value changed (a problem valued at the end of its window): the row's figures follow.
-async fn write_value(tx: &mut Transaction<'static, Any>, win: &Win) -> Result<(), StoreError> {
+/// A win's value changed (a problem valued at the end of its window): the row's figures and its
+/// person credits follow. `before` is the win as it was stored, whose credits are replaced.
+async fn write_value(
+    tx: &mut Transaction<'static, Any>,
+    before: &Win,
+    win: &Win,
+    outcome_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let value = win.value.clone().unwrap_or_default();
     sqlx::query("UPDATE wins SET amount = $2, hours = $3, headline = $4 WHERE id = $1")
         .bind(&win.id)
@@ -85,11 +91,23 @@ async fn write_value(tx: &mut Transaction<'static, Any>, win: &Win) -> Result<()
         .bind(&win.headline)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("DELETE FROM credits WHERE win_id = $1")
+    // By the table's key, person by person: a revaluation is rare, and a delete by win alone would
+    // need an index that every insert pays for.
+    for credit in before
+        .credits
+        .iter()
+        .filter(|c| c.subject == CreditSubject::Person as i32)
+    {
+        sqlx::query(
+            "DELETE FROM person_credits WHERE person = $1 AND outcome_at = $2 AND win_id = $3",
+        )
+        .bind(&credit.id)
+        .bind(millis(outcome_at))
         .bind(&win.id)
         .execute(&mut **tx)
         .await?;
-    super::batch::writes::credits(tx, &[win]).await
+    }
+    super::batch::writes::person_credits(tx, &[(win, outcome_at)]).await
 }
 
 /// A new win's status: withdrawn by a signal seen earlier, confirmed if its hold-back has already
@@ -282,7 +300,10 @@ impl Store {
             if win.kind == EventKind::ProblemClosed as i32 {
                 let counts = problem_counts(&mut tx, &win, ci.as_deref(), &windows).await?;
                 match revalue(&win, counts) {
-                    Ok(valued) => win = valued,
+                    Ok(valued) => {
+                        write_value(&mut tx, &win, &valued, windows.outcome_at).await?;
+                        win = valued;
+                    }
                     Err(reason) => {
                         revoke(&mut win, &reason, now);
                         write_status(&mut tx, &win, false).await?;
@@ -290,7 +311,6 @@ impl Store {
                         continue;
                     }
                 }
-                write_value(&mut tx, &win).await?;
             }
             win.status = WinStatus::Confirmed as i32;
             win.status_at = Some(to_timestamp(now));

@@ -152,10 +152,10 @@ async fn dump(db: &TestStore) -> anyhow::Result<String> {
              FROM wins ORDER BY id",
         ),
         (
-            "credits",
-            "SELECT win_id, subject, subject_id, role, CAST(share AS TEXT) AS share,
+            "person_credits",
+            "SELECT win_id, person, CAST(outcome_at AS TEXT) AS outcome_at,
                     CAST(amount AS TEXT) AS amount
-             FROM credits ORDER BY win_id, subject, subject_id",
+             FROM person_credits ORDER BY win_id, person",
         ),
         (
             "ledger",
@@ -275,12 +275,11 @@ async fn batches_end_where_one_at_a_time_ends(backend: Backend) -> anyhow::Resul
             );
         }
         if settings.credit.max_credit_per_person_per_day.is_some() {
-            let capped: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM credits WHERE subject = 'person' AND amount = 0",
-            )
-            .fetch_one(&one_db.db.pool)
-            .await?
-            .get("n");
+            let capped: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM person_credits WHERE amount = 0")
+                    .fetch_one(&one_db.db.pool)
+                    .await?
+                    .get("n");
             assert!(capped > 0, "seed {seed}: the daily cap never bit");
         }
         compared_runs += 1;

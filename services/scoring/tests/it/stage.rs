@@ -104,13 +104,13 @@ async fn an_event_becomes_one_win_however_often_it_arrives() -> anyhow::Result<(
     let (wins_rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM scoring.wins")
         .fetch_one(&pool)
         .await?;
-    let (credit_rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM scoring.credits")
+    let (credit_rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM scoring.person_credits")
         .fetch_one(&pool)
         .await?;
     assert_eq!(
         (wins_rows, credit_rows),
-        (1, 5),
-        "one win, team + four people"
+        (1, 4),
+        "one win, four people credited (the team's share stays in the win)"
     );
     stage.stop().await
 }

@@ -175,7 +175,7 @@ async fn the_daily_cap_holds_across_wins(backend: Backend) -> anyhow::Result<()>
 async fn a_closed_problem_is_valued_from_the_drop_in_incidents(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let (_db, store) = store(backend).await?;
+    let (db, store) = store(backend).await?;
     let closed = oracle::event("servicenow/problem-closed.json");
     let mut settings = ScoringSettings::default();
     settings.verification.kinds.insert(
@@ -203,6 +203,16 @@ async fn a_closed_problem_is_valued_from_the_drop_in_incidents(
         if let Some(value) = valued.value.as_mut() {
             value.amount = 1234.0;
         }
+        // The shares follow a new value (the team carries it whole, the people split it): the
+        // cap must read these, not the old ones.
+        let old_value: f64 = valued.credits.iter().map(|c| c.amount).sum::<f64>() / 2.0;
+        for credit in &mut valued.credits {
+            credit.amount = if old_value > 0.0 {
+                credit.amount / old_value * 617.0
+            } else {
+                617.0
+            };
+        }
         Ok(valued)
     };
     let confirmed = store
@@ -216,6 +226,25 @@ async fn a_closed_problem_is_valued_from_the_drop_in_incidents(
         EventKind::try_from(confirmed[0].kind)?,
         EventKind::ProblemClosed
     );
+    // What the daily cap reads is the valued win's people, each once, at their new amounts.
+    let people: Vec<(String, f64)> = confirmed[0]
+        .credits
+        .iter()
+        .filter(|c| c.subject == herald_proto::v1::CreditSubject::Person as i32)
+        .map(|c| (c.id.clone(), c.amount))
+        .collect();
+    assert!(!people.is_empty(), "the fixture problem credits people");
+    let stored: Vec<(String, f64)> =
+        sqlx::query("SELECT person, amount FROM person_credits WHERE win_id = $1 ORDER BY person")
+            .bind(&confirmed[0].id)
+            .fetch_all(&db.db.pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.get::<String, _>("person"), r.get::<f64, _>("amount")))
+            .collect();
+    let mut expected = people;
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(stored, expected, "the person credits are the valued ones");
     Ok(())
 }
 

@@ -400,9 +400,9 @@ pub(super) async fn credited(
     let sql = format!(
         "WITH q(person, from_at, to_at) AS (VALUES {})
          SELECT q.person, q.from_at, (
-             SELECT COALESCE(SUM(c.amount), 0.0) FROM credits c JOIN wins w ON w.id = c.win_id
-             WHERE c.subject = 'person' AND c.subject_id = q.person AND w.status <> 'revoked'
-               AND w.outcome_at >= q.from_at AND w.outcome_at < q.to_at) AS total
+             SELECT COALESCE(SUM(c.amount), 0.0) FROM person_credits c JOIN wins w ON w.id = c.win_id
+             WHERE c.person = q.person AND c.outcome_at >= q.from_at AND c.outcome_at < q.to_at
+               AND w.status <> 'revoked') AS total
          FROM q",
         value_rows(tx, asks.len(), 3)
     );

@@ -167,8 +167,12 @@ async fn record_run(
         })
         .collect();
     writes::same_outcome(tx, &same).await?;
+    let credited: Vec<(&Win, DateTime<Utc>)> = made
+        .iter()
+        .map(|m| (&m.win, m.windows.outcome_at))
+        .collect();
+    writes::person_credits(tx, &credited).await?;
     let made_wins: Vec<&Win> = made.iter().map(|m| &m.win).collect();
-    writes::credits(tx, &made_wins).await?;
     let entries: Vec<writes::Entry<'_>> = made_wins
         .iter()
         .flat_map(|w| writes::new_win_entries(w))

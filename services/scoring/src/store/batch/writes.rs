@@ -231,33 +231,33 @@ pub(super) async fn same_outcome(
     Ok(())
 }
 
-/// Who got which share of each win: one row per team or person.
-pub(in crate::store) async fn credits(
+/// What each person was credited by each win, by the day of its outcome: the daily cap's reading.
+/// A win's team credit and every share's role stay in its payload.
+pub(in crate::store) async fn person_credits(
     tx: &mut Transaction<'static, Any>,
-    wins: &[&Win],
+    wins: &[(&Win, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
-    let rows: Vec<(&str, &herald_proto::v1::Credit)> = wins
+    let rows: Vec<(&str, i64, &herald_proto::v1::Credit)> = wins
         .iter()
-        .flat_map(|w| w.credits.iter().map(move |c| (w.id.as_str(), c)))
+        .flat_map(|(w, outcome_at)| {
+            w.credits
+                .iter()
+                .filter(|c| c.subject == CreditSubject::Person as i32)
+                .map(move |c| (w.id.as_str(), millis(*outcome_at), c))
+        })
         .collect();
-    for chunk in rows.chunks(rows_per_statement(6)) {
+    for chunk in rows.chunks(rows_per_statement(4)) {
         let sql = format!(
-            "INSERT INTO credits (win_id, subject, subject_id, role, share, amount)
+            "INSERT INTO person_credits (person, outcome_at, win_id, amount)
              VALUES {} ON CONFLICT DO NOTHING",
-            value_rows(tx, chunk.len(), 6)
+            value_rows(tx, chunk.len(), 4)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (win, credit) in chunk {
+        for (win, outcome_at, credit) in chunk {
             query = query
-                .bind(win.to_string())
-                .bind(
-                    CreditSubject::try_from(credit.subject)
-                        .map(|s| s.token())
-                        .unwrap_or("unspecified"),
-                )
                 .bind(credit.id.clone())
-                .bind(credit.role.clone())
-                .bind(credit.share)
+                .bind(*outcome_at)
+                .bind(win.to_string())
                 .bind(credit.amount);
         }
         query.execute(&mut **tx).await?;
