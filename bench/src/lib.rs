@@ -3,6 +3,7 @@
 //! timings with millions of wins stored, and the backfill of a generated ServiceNow export.
 
 pub mod backfill;
+pub mod cpu;
 pub mod database;
 pub mod events;
 pub mod export;

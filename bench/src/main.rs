@@ -9,7 +9,7 @@
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
 use herald_bench::{
-    backfill, database, events, export, load, queries, raw, rss, sink, stages, targets,
+    backfill, cpu, database, events, export, load, queries, raw, rss, sink, stages, targets,
 };
 
 use std::{
@@ -106,8 +106,11 @@ struct Saturation {
     delivered_per_s: f64,
     /// Seconds from the last POST to the last delivery.
     last_delivery_after_last_post_s: f64,
-    /// CPU seconds per wall second of Herald's own processes while posting (1.0 = one core).
+    /// CPU seconds per wall second of Herald's own processes while posting (1.0 = one core):
+    /// PostgreSQL's backends and nats-server are not among them.
     cpu_cores_while_posting: f64,
+    /// The whole machine while posting, and each program's share.
+    machine_while_posting: cpu::Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,9 +211,22 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
     }
 }
 
+/// "postgres 0.62, nats-server 0.23, …, the rest (kernel, interrupts) 0.10".
+fn by_program(usage: &cpu::Usage) -> String {
+    let named: f64 = usage.programs.iter().map(|p| p.cores).sum();
+    let mut parts: Vec<String> = usage
+        .programs
+        .iter()
+        .take(10)
+        .map(|p| format!("{} {:.2}", p.program, p.cores))
+        .collect();
+    parts.push(format!("busy in all {:.2}", usage.machine_cores.max(named)));
+    parts.join(", ")
+}
+
 fn cpu_of(pids: &[(String, u32)]) -> f64 {
     pids.iter()
-        .filter_map(|(_, pid)| rss::cpu_seconds(*pid))
+        .filter_map(|(_, pid)| cpu::cpu_seconds(*pid))
         .sum()
 }
 
@@ -225,7 +241,9 @@ async fn saturation(
     let (first, requests) = events.requests(&generator, args.events, target.alerts)?;
     let pids = target.pids();
     let cpu_before = cpu_of(&pids);
+    let machine_before = cpu::Snapshot::take();
     let sent = drive(&target.ingest_url, first, requests, args.connections, None).await?;
+    let machine = machine_before.usage_since();
     let cpu = (cpu_of(&pids) - cpu_before) / sent.elapsed.as_secs_f64().max(1e-9);
     let delivered = drained(sink, &sent, Duration::from_secs(args.drain_seconds)).await;
     let range = first..first + sent.sent_at.len() as u64;
@@ -251,6 +269,7 @@ async fn saturation(
             .saturating_duration_since(sent.last_sent())
             .as_secs_f64(),
         cpu_cores_while_posting: cpu,
+        machine_while_posting: machine,
     })
 }
 
@@ -364,14 +383,15 @@ async fn measure(
     for &spread in spreads {
         let s = saturation(&target, sink, events, spread, args).await?;
         println!(
-            "{}: saturation ({}): {:.0} accepted/s, {:.0} delivered/s, {}/{} delivered, last {:.1} s after the last POST",
+            "{}: saturation ({}): {:.0} accepted/s, {:.0} delivered/s, {}/{} delivered, last {:.1} s after the last POST\n  CPU while posting: {}",
             target.name,
             s.spread,
             s.accepted_per_s,
             s.delivered_per_s,
             s.delivered,
             s.accepted,
-            s.last_delivery_after_last_post_s
+            s.last_delivery_after_last_post_s,
+            by_program(&s.machine_while_posting)
         );
         if s.delivered < s.accepted {
             println!(
@@ -517,12 +537,12 @@ fn markdown(report: &Report) -> String {
     let bare_http = report.limits.as_ref().map_or(0.0, |l| l.bare_http_per_s);
     for m in &report.modes {
         out.push_str(&format!(
-            "**{}**\n\n| saturation | sent | accepted/s | delivered | delivered/s | last delivery after last POST | CPU cores while posting |\n|---|---|---|---|---|---|---|\n",
+            "**{}**\n\n| saturation | sent | accepted/s | delivered | delivered/s | last delivery after last POST | CPU cores while posting: Herald's processes / whole machine |\n|---|---|---|---|---|---|---|\n",
             m.mode
         ));
         for s in &m.saturation {
             out.push_str(&format!(
-                "| {} | {}{} | {:.0} ({:.2}× bare HTTP) | {} | {:.0} | {:.1} s | {:.2} |\n",
+                "| {} | {}{} | {:.0} ({:.2}× bare HTTP) | {} | {:.0} | {:.1} s | {:.2} / {:.2} |\n",
                 s.spread,
                 s.sent,
                 if s.refused + s.errors > 0 {
@@ -535,7 +555,16 @@ fn markdown(report: &Report) -> String {
                 s.delivered,
                 s.delivered_per_s,
                 s.last_delivery_after_last_post_s,
-                s.cpu_cores_while_posting
+                s.cpu_cores_while_posting,
+                s.machine_while_posting.machine_cores
+            ));
+        }
+        for s in &m.saturation {
+            out.push_str(&format!(
+                "\nCPU while posting ({}), in cores of the machine's {}: {}.\n",
+                s.spread,
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+                by_program(&s.machine_while_posting)
             ));
         }
         out.push_str(

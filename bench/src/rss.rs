@@ -54,14 +54,3 @@ impl PeakSampler {
         self.peaks.lock().map(|p| p.clone()).unwrap_or_default()
     }
 }
-
-/// CPU seconds (user and system) `pid` has used so far; `None` once it has exited.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; the fields after it are fixed.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // Linux reports in USER_HZ, 100 on every mainstream distribution.
-    Some(ticks / 100.0)
-}

@@ -84,6 +84,27 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 .all(|s| s["delivered_per_s"].as_f64().unwrap_or_default() > 0.0),
             "{mode}"
         );
+        // The machine's CPU is reported with the programs outside Herald's own processes:
+        // PostgreSQL's backends and nats-server are where a distributed run's database and bus work.
+        let expected: &[&str] = if mode["mode"] == "distributed" {
+            &["postgres", "nats-server"]
+        } else {
+            &["herald"]
+        };
+        for s in &saturation {
+            let usage = &s["machine_while_posting"];
+            assert!(
+                usage["machine_cores"].as_f64().unwrap_or_default() > 0.0,
+                "{usage}"
+            );
+            let programs: Vec<&str> = usage["programs"]
+                .as_array()
+                .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+                .unwrap_or_default();
+            for name in expected {
+                assert!(programs.contains(name), "{name} missing: {usage}");
+            }
+        }
     }
     assert!(
         report["limits"]["jetstream_7kb_per_s"]

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 ///
 /// The workspace test build (`scripts/test`) already builds every service binary, because each
 /// service package has integration tests. Only when a binary is missing or older than the sources
-/// (a single test run after an edit) is `cargo build --workspace --bins` run, once per process;
+/// (a single test run after an edit) is `cargo build --workspace --bins` run, once per process (a
+/// copy of the binaries outside the target directory is used as it is);
 /// building a single package instead would resolve features differently and rebuild dependencies.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Mutex<Option<Result<(), String>>>> = OnceLock::new();
@@ -33,7 +34,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     .to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let path = profile_dir.join(name);
-    if is_fresh(&path) {
+    if is_fresh(&path) || (is_copy(&profile_dir) && path.is_file()) {
         return Ok(path);
     }
     let built = BUILT.get_or_init(Default::default);
@@ -79,6 +80,20 @@ fn toolchain_of(tool: &Path) -> Option<String> {
 }
 
 /// Whether `binary` exists and is newer than every source file it could be built from.
+/// Binaries copied out of the workspace's target directory (two builds kept side by side for an
+/// A/B comparison) are run as they are: a build would write to the target directory, not to the
+/// copy, and only take the machine from the measurement.
+fn is_copy(profile_dir: &Path) -> bool {
+    let in_target = |dir: &Path| profile_dir.starts_with(dir);
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    let target_dir = match target_dir {
+        Some(dir) if dir.is_relative() => std::env::current_dir().ok().map(|cwd| cwd.join(dir)),
+        other => other,
+    };
+    !(in_target(&crate::repo_root().join("target"))
+        || target_dir.is_some_and(|dir| in_target(&dir)))
+}
+
 fn is_fresh(binary: &Path) -> bool {
     let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
         return false;
