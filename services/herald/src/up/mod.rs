@@ -72,6 +72,9 @@ pub struct Args {
     grpc: SocketAddr,
 }
 
+/// Lanes a stage of `herald up` runs when the configuration names none.
+const STANDALONE_LANES: usize = 8;
+
 /// The four services' configurations, read from one file (or the demo's).
 struct Configs {
     ingest: IngestConfig,
@@ -88,6 +91,15 @@ impl Configs {
             spotlight: SpotlightConfig::load(loader)?,
             notify: NotifyConfig::load(loader)?,
         };
+        // One process's stages share SQLite's single writer, and more lanes keep its commits
+        // coming: with 2 a stage `herald up` delivered a fifth less than with 8 on two cores.
+        for consumer in [
+            &mut configs.scoring.scoring.consumer,
+            &mut configs.spotlight.spotlight.consumer,
+            &mut configs.notify.notify.consumer,
+        ] {
+            consumer.lanes.get_or_insert(STANDALONE_LANES);
+        }
         // One process keeps everything in its data directory, whatever [database] says.
         let url = Secret::new(format!("sqlite://{}", data_dir.display()));
         for shared in [

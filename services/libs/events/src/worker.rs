@@ -583,6 +583,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stage_without_lanes_configured_runs_one_a_core_from_2_to_8() {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let unset = StageSettings::default().worker_options("scoring");
+        assert_eq!(unset.lanes, cores.clamp(2, 8));
+        let set = StageSettings {
+            lanes: Some(3),
+            ..StageSettings::default()
+        };
+        assert_eq!(set.worker_options("scoring").lanes, 3);
+        let zero = StageSettings {
+            lanes: Some(0),
+            ..StageSettings::default()
+        };
+        assert_eq!(zero.worker_options("scoring").lanes, 1, "never no lane");
+    }
+
+    #[test]
     fn the_same_key_always_lands_in_the_same_lane() {
         for lanes in 1..16 {
             let a = lane_of("servicenow:incident:abc", lanes);
@@ -609,8 +626,9 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StageSettings {
-    /// Parallel lanes; messages about one record always share a lane.
-    pub lanes: usize,
+    /// Parallel lanes; messages about one record always share a lane. Absent: as many as the
+    /// machine has cores, from 2 to 8 ([`default_lanes`]); `herald up` sets its own.
+    pub lanes: Option<usize>,
     /// Deliveries before a failing message is dead-lettered.
     pub max_deliveries: u32,
     /// How long a delivery may go unacknowledged before another replica gets it.
@@ -621,17 +639,31 @@ pub struct StageSettings {
 impl Default for StageSettings {
     fn default() -> Self {
         Self {
-            lanes: 8,
+            lanes: None,
             max_deliveries: 5,
             ack_wait: Duration::from_secs(30),
         }
     }
 }
 
+/// A stage's lanes when its configuration names none: one a core of the machine (or of the
+/// container's CPU quota), at least 2 and at most 8.
+///
+/// Each lane of a distributed stage holds a transaction of its own in PostgreSQL. On a small
+/// machine more lanes than cores do not add work done, they split each pull into smaller batches
+/// (more statements and commits an event) that wait for each other: on two cores, at saturation,
+/// 2 lanes a stage delivered 1,100–1,500 events/s where 8 delivered 730–910, PostgreSQL spending
+/// half the CPU an event (BENCHMARKS.md, eighth sitting).
+pub fn default_lanes() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(2, 8)
+}
+
 impl StageSettings {
     pub fn worker_options(&self, stage: &str) -> WorkerOptions {
         WorkerOptions {
-            lanes: self.lanes.max(1),
+            lanes: self.lanes.unwrap_or_else(default_lanes).max(1),
             max_deliveries: self.max_deliveries.max(1),
             ..WorkerOptions::new(stage)
         }
