@@ -26,8 +26,8 @@ fn program_seconds(stat: &str) -> Option<(String, f64)> {
     Some((name, ticks / TICKS_PER_SECOND))
 }
 
-/// Seconds the machine's CPUs were busy so far, all CPUs together (everything but idle and I/O
-/// wait); `None` where `/proc/stat` cannot be read.
+/// Seconds the machine's CPUs were busy so far, all CPUs together (everything but idle, I/O wait
+/// and steal); `None` where `/proc/stat` cannot be read.
 fn machine_busy_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
@@ -36,10 +36,11 @@ fn machine_busy_seconds() -> Option<f64> {
         .skip(1)
         .map(|t| t.parse::<f64>().unwrap_or(0.0))
         .collect();
-    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    // user nice system idle iowait irq softirq steal (guest time is already inside user); steal
+    // is time the hypervisor gave to other machines, not work done here.
     let busy: f64 = ticks
         .iter()
-        .take(8)
+        .take(7)
         .enumerate()
         .filter(|(i, _)| *i != 3 && *i != 4)
         .map(|(_, t)| t)
@@ -94,17 +95,15 @@ impl Snapshot {
     }
 
     /// Usage from this snapshot to now. A process started since counts from zero; one that
-    /// exited since is left out (a run's programs live through it).
+    /// exited since is left out (a run's programs live through it). The programs' sum can exceed
+    /// the machine's figure by the sampling's slack: the two are read at slightly different times.
     pub fn usage_since(&self) -> Usage {
         let now = Self::take();
         let wall = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
         let mut by_program: HashMap<String, f64> = HashMap::new();
         for (pid, (name, seconds)) in &now.processes {
-            let before = self
-                .processes
-                .get(pid)
-                .filter(|(n, _)| n == name)
-                .map_or(0.0, |(_, s)| *s);
+            // By pid alone: a kernel worker's name changes with what it works on.
+            let before = self.processes.get(pid).map_or(0.0, |(_, s)| *s);
             // The kernel's worker threads carry what they work on in their names.
             let program = if name.starts_with("kworker") {
                 "kworker"
