@@ -102,9 +102,9 @@ impl Snapshot {
         let wall = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
         let mut by_program: HashMap<String, f64> = HashMap::new();
         for (pid, (name, seconds)) in &now.processes {
-            // By pid alone: a kernel worker's name changes with what it works on.
+            // Matched by pid alone, and counted under one name: a kernel worker's name changes
+            // with what it works on.
             let before = self.processes.get(pid).map_or(0.0, |(_, s)| *s);
-            // The kernel's worker threads carry what they work on in their names.
             let program = if name.starts_with("kworker") {
                 "kworker"
             } else {

@@ -211,7 +211,8 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
     }
 }
 
-/// "postgres 0.62, nats-server 0.23, …, the rest (kernel, interrupts) 0.10".
+/// "postgres 0.62, nats-server 0.23, …, busy in all 1.95": the busiest programs, then the whole
+/// machine (the kernel's own work included).
 fn by_program(usage: &cpu::Usage) -> String {
     let named: f64 = usage.programs.iter().map(|p| p.cores).sum();
     let mut parts: Vec<String> = usage
