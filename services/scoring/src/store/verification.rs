@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use herald_proto::{
     time::to_timestamp,
-    v1::{CreditSubject, EventKind, Win, WinStatus},
+    v1::{EventKind, Win, WinStatus},
 };
 use herald_runtime::{
     db::{from_millis, millis},
@@ -93,15 +93,11 @@ async fn write_value(
         .await?;
     // By the table's key, person by person: a revaluation is rare, and a delete by win alone would
     // need an index that every insert pays for.
-    for credit in before
-        .credits
-        .iter()
-        .filter(|c| c.subject == CreditSubject::Person as i32)
-    {
+    for (person, _) in super::batch::people_credited(before) {
         sqlx::query(
             "DELETE FROM person_credits WHERE person = $1 AND outcome_at = $2 AND win_id = $3",
         )
-        .bind(&credit.id)
+        .bind(person.to_string())
         .bind(millis(outcome_at))
         .bind(&win.id)
         .execute(&mut **tx)

@@ -286,8 +286,9 @@ async fn decide(
     Ok(())
 }
 
-/// The person credits of a win, for the daily cap.
-fn person_credits(win: &Win) -> impl Iterator<Item = (&str, f64)> {
+/// Who of the people a win credits got how much: what the daily cap counts and
+/// `person_credits` keeps.
+pub(in crate::store) fn people_credited(win: &Win) -> impl Iterator<Item = (&str, f64)> {
     win.credits
         .iter()
         .filter(|c| c.subject == CreditSubject::Person as i32)
@@ -304,7 +305,7 @@ impl Credited {
     fn of(win: &Win, at: DateTime<Utc>) -> Self {
         Self {
             at,
-            people: person_credits(win)
+            people: people_credited(win)
                 .map(|(p, a)| (p.to_string(), a))
                 .collect(),
         }
@@ -346,7 +347,7 @@ impl CapBook {
             let Some(cap) = items[m.item].cap.as_ref() else {
                 continue;
             };
-            for (person, _) in person_credits(&m.win) {
+            for (person, _) in people_credited(&m.win) {
                 if asked.insert((person, millis(cap.start))) {
                     asks.push((person, cap.start, cap.end));
                 }
@@ -376,7 +377,7 @@ impl CapBook {
     fn today(&self, item: usize, cap: &DailyCap, win: &Win) -> HashMap<String, f64> {
         let on_day = |at: &DateTime<Utc>| *at >= cap.start && *at < cap.end;
         let mut totals = HashMap::new();
-        for (person, _) in person_credits(win) {
+        for (person, _) in people_credited(win) {
             let mut total = self
                 .stored
                 .get(&(person.to_string(), millis(cap.start)))

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use herald_proto::v1::{CreditSubject, ItsmEvent, ValueLabel, Win, WinStatus};
+use herald_proto::v1::{ItsmEvent, ValueLabel, Win, WinStatus};
 use herald_runtime::{db::millis, store::value_rows};
 use prost::Message;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
@@ -237,13 +237,11 @@ pub(in crate::store) async fn person_credits(
     tx: &mut Transaction<'static, Any>,
     wins: &[(&Win, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
-    let rows: Vec<(&str, i64, &herald_proto::v1::Credit)> = wins
+    let rows: Vec<(&str, i64, &str, f64)> = wins
         .iter()
         .flat_map(|(w, outcome_at)| {
-            w.credits
-                .iter()
-                .filter(|c| c.subject == CreditSubject::Person as i32)
-                .map(move |c| (w.id.as_str(), millis(*outcome_at), c))
+            super::people_credited(w)
+                .map(move |(person, amount)| (w.id.as_str(), millis(*outcome_at), person, amount))
         })
         .collect();
     for chunk in rows.chunks(rows_per_statement(4)) {
@@ -253,12 +251,12 @@ pub(in crate::store) async fn person_credits(
             value_rows(tx, chunk.len(), 4)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (win, outcome_at, credit) in chunk {
+        for (win, outcome_at, person, amount) in chunk {
             query = query
-                .bind(credit.id.clone())
+                .bind(person.to_string())
                 .bind(*outcome_at)
                 .bind(win.to_string())
-                .bind(credit.amount);
+                .bind(*amount);
         }
         query.execute(&mut **tx).await?;
     }
