@@ -126,6 +126,9 @@ struct Fixed {
     peak_rss_mib: Option<(String, f64)>,
     /// Where the time went, when the run exported its spans (`--stages`).
     stages: Option<stages::Breakdown>,
+    /// The whole machine while sending at this rate, and each program's share: at a low rate
+    /// what a small batch costs shows here, where latency only shows that it waited.
+    machine_while_sending: cpu::Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -225,6 +228,18 @@ fn by_program(usage: &cpu::Usage) -> String {
     parts.join(", ")
 }
 
+/// The machine's CPU at a fixed rate, by program, and what one event cost it: at a low rate a
+/// pipeline that works in sets pays each set's fixed cost for one or two events.
+fn while_sending(f: &Fixed) -> String {
+    let usage = &f.machine_while_sending;
+    let named: f64 = usage.programs.iter().map(|p| p.cores).sum();
+    format!(
+        "{} ({:.2} ms of CPU an event)",
+        by_program(usage),
+        usage.machine_cores.max(named) / f.rate.max(1e-9) * 1000.0
+    )
+}
+
 fn cpu_of(pids: &[(String, u32)]) -> f64 {
     pids.iter()
         .filter_map(|(_, pid)| cpu::cpu_seconds(*pid))
@@ -287,6 +302,7 @@ async fn fixed(
     let count = (rate * args.seconds as f64).round() as u64;
     let (first, requests) = events.requests(&generator, count, target.alerts)?;
     let sampler = rss::PeakSampler::start(target.pids());
+    let machine_before = cpu::Snapshot::take();
     let sent = drive(
         &target.ingest_url,
         first,
@@ -295,6 +311,7 @@ async fn fixed(
         Some(rate),
     )
     .await?;
+    let machine_while_sending = machine_before.usage_since();
     let delivered = drained(sink, &sent, Duration::from_secs(args.drain_seconds)).await;
     let peak_rss_mib = sampler
         .finish()
@@ -330,6 +347,7 @@ async fn fixed(
         p99_ms: percentile_ms(&latencies, 99.0),
         peak_rss_mib,
         stages,
+        machine_while_sending,
     })
 }
 
@@ -415,6 +433,7 @@ async fn measure(
             f.p50_ms.unwrap_or(f64::NAN),
             f.p99_ms.unwrap_or(f64::NAN)
         );
+        println!("  CPU while sending: {}", while_sending(&f));
         if let Some(breakdown) = &f.stages {
             println!("{}", stages::table(f.rate, breakdown));
         }
@@ -585,6 +604,13 @@ fn markdown(report: &Report) -> String {
                     .as_ref()
                     .map(|(n, v)| format!("{n} {v:.0} MiB"))
                     .unwrap_or_else(|| "–".into())
+            ));
+        }
+        for f in &m.fixed {
+            out.push_str(&format!(
+                "\nCPU while sending {}/s: {}.\n",
+                f.rate,
+                while_sending(f)
             ));
         }
         for f in &m.fixed {

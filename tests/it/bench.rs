@@ -91,8 +91,18 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         } else {
             &["herald"]
         };
-        for s in &saturation {
-            let usage = &s["machine_while_posting"];
+        // At a fixed rate too: what a small batch costs the machine shows there.
+        let usages = saturation
+            .iter()
+            .map(|s| &s["machine_while_posting"])
+            .chain(
+                mode["fixed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| &f["machine_while_sending"]),
+            );
+        for usage in usages {
             assert!(
                 usage["machine_cores"].as_f64().unwrap_or_default() > 0.0,
                 "{usage}"

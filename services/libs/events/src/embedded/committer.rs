@@ -2,7 +2,11 @@
 //! bus (publishes, acknowledgements, claims, reads) is a job queued to it; the thread takes whatever
 //! has gathered, runs it all in one transaction (one fsync) and only then answers each caller. A job
 //! that arrives alone commits at once; under load, the jobs that arrive during one commit share the
-//! next. Nothing is confirmed before it is on disk.
+//! next. A publish is confirmed only once it is on disk. Claims and acknowledgements are confirmed
+//! once written to the file without waiting for the disk ([`Committer::call_unsynced`]): a power
+//! cut may undo the last of them, which only delivers those messages again, as a crash before the
+//! acknowledgement would; the next synced commit puts them on disk too, since the log is written
+//! in order.
 //!
 //! Why a thread of its own rather than sqlx: through an async driver every statement is a hand-off
 //! to the connection's thread and back (a claim was nine), and `herald up`'s profile was mostly
@@ -28,6 +32,8 @@ const STATEMENT_CACHE: usize = 64;
 
 /// One queued piece of work and the caller waiting for its answer.
 trait Job: Send {
+    /// Whether its group's commit must reach the disk before anyone is answered.
+    fn synced(&self) -> bool;
     /// Runs inside the group's transaction, in a savepoint of its own, and keeps its answer.
     /// `Err` when the transaction can no longer be trusted (see [`Broken`]).
     fn run(&mut self, conn: &Connection) -> Result<(), Broken>;
@@ -36,6 +42,7 @@ trait Job: Send {
 }
 
 struct Call<F, R> {
+    synced: bool,
     work: Option<F>,
     result: Option<Result<R, Cause>>,
     reply: oneshot::Sender<Result<R, Cause>>,
@@ -46,6 +53,10 @@ where
     F: FnOnce(&Connection) -> Result<R, Cause> + Send,
     R: Send,
 {
+    fn synced(&self) -> bool {
+        self.synced
+    }
+
     fn run(&mut self, conn: &Connection) -> Result<(), Broken> {
         // A caller that stopped waiting (a subscription dropped at shutdown) would never learn
         // what its job did: a claim run for nobody would hold its messages for the ack wait.
@@ -156,13 +167,26 @@ impl Committer {
         Ok(committer)
     }
 
-    /// Runs `work` in the next group's transaction and answers once that has committed.
+    /// Runs `work` in the next group's transaction and answers once that has committed and is
+    /// on disk.
     pub(crate) async fn call<R, F>(&self, work: F) -> Result<R, Cause>
     where
         F: FnOnce(&Connection) -> Result<R, Cause> + Send + 'static,
         R: Send + 'static,
     {
         self.enqueue(work).await?.await
+    }
+
+    /// Runs `work` in the next group's transaction and answers once that has committed, without
+    /// waiting for the disk unless another job of the group does: for writes whose loss in a power
+    /// cut only means a message is delivered again (claims, acknowledgements). At a low rate each
+    /// message's claim and ack were a commit and an fsync of their own, two of every three.
+    pub(crate) async fn call_unsynced<R, F>(&self, work: F) -> Result<R, Cause>
+    where
+        F: FnOnce(&Connection) -> Result<R, Cause> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.queue(false, work).await?.await
     }
 
     /// Queues `work` and returns at once with a way to wait for its answer: work queued one after
@@ -175,8 +199,21 @@ impl Committer {
         F: FnOnce(&Connection) -> Result<R, Cause> + Send + 'static,
         R: Send + 'static,
     {
+        self.queue(true, work).await
+    }
+
+    async fn queue<R, F>(
+        &self,
+        synced: bool,
+        work: F,
+    ) -> Result<impl Future<Output = Result<R, Cause>> + use<R, F>, Cause>
+    where
+        F: FnOnce(&Connection) -> Result<R, Cause> + Send + 'static,
+        R: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Call {
+            synced,
             work: Some(work),
             result: None,
             reply,
@@ -213,13 +250,15 @@ fn connect(path: &Path) -> Result<Connection, Cause> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!("{} cannot use write-ahead logging ({mode})", path.display()).into());
     }
-    // A publish or ack is on disk before it is confirmed: nothing accepted is lost.
+    // A publish is on disk before it is confirmed: nothing accepted is lost. Each group sets
+    // what it needs (see `run_group`); FULL until then.
     conn.execute_batch("PRAGMA synchronous = FULL")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
 fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    let mut syncing = true;
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -228,12 +267,35 @@ fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let committed = run_group(conn, &mut group);
+        let committed =
+            sync_as_needed(conn, &group, &mut syncing).and_then(|()| run_group(conn, &mut group));
         metrics::histogram!("herald_embedded_bus_group_size").record(group.len() as f64);
         for job in group {
             job.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
         }
     }
+}
+
+/// Sets the connection to sync the coming commit if any job of the group needs it. In write-ahead
+/// mode NORMAL writes the commit to the log without an fsync (the log is synced at checkpoints and
+/// by the next FULL commit, which covers everything written before it); FULL syncs every commit.
+fn sync_as_needed(
+    conn: &Connection,
+    group: &[Box<dyn Job>],
+    syncing: &mut bool,
+) -> Result<(), String> {
+    let wanted = group.iter().any(|job| job.synced());
+    if wanted != *syncing {
+        let pragma = if wanted {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        conn.execute_batch(pragma)
+            .map_err(|e| format!("embedded bus: cannot set how commits are synced: {e}"))?;
+        *syncing = wanted;
+    }
+    Ok(())
 }
 
 /// Runs a group in one transaction. A job that fails alone gets its error and the others still
@@ -381,6 +443,31 @@ mod tests {
         );
         db.call(insert("next group")).await?;
         assert_eq!(db.call(values).await?, ["next group"]);
+        Ok(())
+    }
+
+    /// SQLite's `synchronous` as a job of the group sees it: 2 is FULL (the commit is synced),
+    /// 1 NORMAL (written to the log only).
+    fn sync_level(c: &rusqlite::Connection) -> Result<i64, Cause> {
+        Ok(c.query_row("PRAGMA synchronous", [], |row| row.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn a_group_is_synced_when_any_of_its_jobs_must_be() -> Result<(), Cause> {
+        let (_dir, db) = with_a_table().await?;
+        assert_eq!(db.call(sync_level).await?, 2, "a publish's group");
+        assert_eq!(
+            db.call_unsynced(sync_level).await?,
+            1,
+            "a group of acknowledgements only"
+        );
+        // One of each in the same group: the group syncs.
+        let busy = occupied(&db).await?;
+        let unsynced = db.queue(false, sync_level).await?;
+        let synced = db.enqueue(sync_level).await?;
+        busy.await?;
+        assert_eq!((unsynced.await?, synced.await?), (2, 2));
+        assert_eq!(db.call_unsynced(sync_level).await?, 1, "and back");
         Ok(())
     }
 

@@ -59,7 +59,7 @@ impl EmbeddedSubscription {
         let claimed = self
             .inner
             .db
-            .call(move |c| claim(c, &consumer, now_ms()))
+            .call_unsynced(move |c| claim(c, &consumer, now_ms()))
             .await
             .map_err(|source| BusError::Receive {
                 consumer: self.consumer.clone(),
@@ -243,7 +243,7 @@ impl EmbeddedAcker {
         let (consumer, seq) = (self.consumer.clone(), self.seq);
         self.inner
             .db
-            .call(move |c| {
+            .call_unsynced(move |c| {
                 match change {
                     Change::Acked => c
                         .prepare_cached("DELETE FROM pending WHERE consumer = ?1 AND seq = ?2")?
