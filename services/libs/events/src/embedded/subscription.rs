@@ -12,8 +12,19 @@ use crate::{
     Acker, BusError, Cause, IncomingMessage, StreamFamily, Subscription, topology::ConsumerSpec,
 };
 
-/// How many deliveries a subscription takes at once.
+/// How many deliveries a subscription takes at once. Written into the claim's SQL as a literal
+/// (`LIMIT 64`): SQLite plans a `LIMIT` given as a parameter from its value, so it compiled those
+/// statements again on every claim, the prepared-statement cache notwithstanding.
 const BATCH: i64 = 64;
+const _: () = assert!(BATCH == 64, "the claim's SQL says LIMIT 64");
+/// Redeliveries due now, taken for another ack wait.
+const TAKE_DUE: &str = "UPDATE pending SET delivered = delivered + 1, visible_at = ?3
+     WHERE consumer = ?1
+       AND seq IN (SELECT seq FROM pending WHERE consumer = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT 64)
+     RETURNING seq, delivered";
+/// The stream's messages after the consumer's cursor.
+const NEXT_FRESH: &str = "SELECT seq, subject, payload, headers FROM messages
+     WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT 64";
 /// How often a waiting subscription looks again when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
@@ -111,13 +122,8 @@ fn claim(c: &Connection, consumer: &str, now: i64) -> Result<Claim, Cause> {
     let visible_at = now + ack_wait;
 
     let mut due: Vec<(i64, i64)> = c
-        .prepare_cached(
-            "UPDATE pending SET delivered = delivered + 1, visible_at = ?3
-             WHERE consumer = ?1
-               AND seq IN (SELECT seq FROM pending WHERE consumer = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?4)
-             RETURNING seq, delivered",
-        )?
-        .query_map(params![consumer, now, visible_at, BATCH], |row| {
+        .prepare_cached(TAKE_DUE)?
+        .query_map(params![consumer, now, visible_at], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -154,15 +160,17 @@ fn claim(c: &Connection, consumer: &str, now: i64) -> Result<Claim, Cause> {
     let room = (max_pending - outstanding).clamp(0, BATCH);
     if room > 0 {
         let before = cursor;
-        let mut fresh = c.prepare_cached(
-            "SELECT seq, subject, payload, headers FROM messages
-             WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )?;
+        let mut fresh = c.prepare_cached(NEXT_FRESH)?;
         let mut hold = c.prepare_cached(
             "INSERT INTO pending (consumer, seq, delivered, visible_at) VALUES (?1, ?2, 1, ?3)",
         )?;
-        let mut rows = fresh.query(params![stream, cursor, room])?;
-        while let Some(row) = rows.next()? {
+        let mut rows = fresh.query(params![stream, cursor])?;
+        let mut looked_at = 0;
+        // No further than the room: the cursor moves past only what was looked at.
+        while looked_at < room
+            && let Some(row) = rows.next()?
+        {
+            looked_at += 1;
             cursor = row.get(0)?;
             let subject: String = row.get(1)?;
             if subject_matches(&filter, &subject) {
@@ -276,5 +284,47 @@ impl Acker for EmbeddedAcker {
     async fn in_progress(&self) -> Result<(), BusError> {
         self.change(Change::VisibleAt(now_ms() + self.ack_wait))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, StatementStatus, params};
+
+    use super::{Claim, NEXT_FRESH, TAKE_DUE, claim};
+    use crate::Cause;
+
+    #[test]
+    fn claims_reuse_their_compiled_statements() -> Result<(), Cause> {
+        let c = Connection::open_in_memory()?;
+        c.execute_batch(super::super::SCHEMA)?;
+        c.execute(
+            "INSERT INTO consumers (name, stream, filter, ack_wait_ms, max_ack_pending)
+             VALUES ('scoring', 'EVENTS', '>', 1000, 1000)",
+            [],
+        )?;
+        for i in 0..20i64 {
+            c.execute(
+                "INSERT INTO messages (stream, subject, msg_id, payload, headers, published_at)
+                 VALUES ('EVENTS', 'events.x', ?1, x'00', '', 0)",
+                params![format!("m{i}")],
+            )?;
+            // One new message each time, and from the fifth on a redelivery falls due too.
+            let taken = match claim(&c, "scoring", i * 250)? {
+                Claim::Taken { messages, .. } => messages.len(),
+                Claim::Nothing { .. } => 0,
+            };
+            assert!(taken >= 1, "claim {i} took the new message");
+        }
+        for sql in [TAKE_DUE, NEXT_FRESH] {
+            let statement = c.prepare_cached(sql)?;
+            assert!(statement.get_status(StatementStatus::Run) >= 20, "{sql}");
+            assert_eq!(
+                statement.get_status(StatementStatus::RePrepare),
+                0,
+                "compiled again on a claim: {sql}"
+            );
+        }
+        Ok(())
     }
 }
