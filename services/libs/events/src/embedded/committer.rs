@@ -1,6 +1,6 @@
 //! The thread that owns the embedded bus's SQLite connection. Every operation of the process on the
 //! bus (publishes, acknowledgements, claims, reads) is a job queued to it; the thread takes whatever
-//! has gathered, runs it all in one transaction (one fsync) and only then answers each caller. A job
+//! has gathered, runs it all in one transaction (at most one fsync) and only then answers each caller. A job
 //! that arrives alone commits at once; under load, the jobs that arrive during one commit share the
 //! next. A publish is confirmed only once it is on disk. Claims and acknowledgements are confirmed
 //! once written to the file without waiting for the disk ([`Committer::call_unsynced`]): a power
@@ -251,7 +251,7 @@ fn connect(path: &Path) -> Result<Connection, Cause> {
         return Err(format!("{} cannot use write-ahead logging ({mode})", path.display()).into());
     }
     // A publish is on disk before it is confirmed: nothing accepted is lost. Each group sets
-    // what it needs (see `run_group`); FULL until then.
+    // what it needs (see `sync_as_needed`); FULL until then.
     conn.execute_batch("PRAGMA synchronous = FULL")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
