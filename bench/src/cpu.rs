@@ -85,6 +85,15 @@ pub struct ProgramUsage {
     pub cores: f64,
 }
 
+impl Usage {
+    /// The machine's busy cores; never less than its programs' sum, which the sampling's slack
+    /// can put above the machine's own figure.
+    pub fn busy_cores(&self) -> f64 {
+        let named: f64 = self.programs.iter().map(|p| p.cores).sum();
+        self.machine_cores.max(named)
+    }
+}
+
 impl Snapshot {
     pub fn take() -> Self {
         Self {

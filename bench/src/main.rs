@@ -217,14 +217,13 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
 /// "postgres 0.62, nats-server 0.23, …, busy in all 1.95": the busiest programs, then the whole
 /// machine (the kernel's own work included).
 fn by_program(usage: &cpu::Usage) -> String {
-    let named: f64 = usage.programs.iter().map(|p| p.cores).sum();
     let mut parts: Vec<String> = usage
         .programs
         .iter()
         .take(10)
         .map(|p| format!("{} {:.2}", p.program, p.cores))
         .collect();
-    parts.push(format!("busy in all {:.2}", usage.machine_cores.max(named)));
+    parts.push(format!("busy in all {:.2}", usage.busy_cores()));
     parts.join(", ")
 }
 
@@ -232,11 +231,10 @@ fn by_program(usage: &cpu::Usage) -> String {
 /// pipeline that works in sets pays each set's fixed cost for one or two events.
 fn while_sending(f: &Fixed) -> String {
     let usage = &f.machine_while_sending;
-    let named: f64 = usage.programs.iter().map(|p| p.cores).sum();
     format!(
         "{} ({:.2} ms of CPU an event)",
         by_program(usage),
-        usage.machine_cores.max(named) / f.rate.max(1e-9) * 1000.0
+        usage.busy_cores() / f.rate.max(1e-9) * 1000.0
     )
 }
 
