@@ -1,12 +1,12 @@
 //! The thread that owns the embedded bus's SQLite connection. Every operation of the process on the
 //! bus (publishes, acknowledgements, claims, reads) is a job queued to it; the thread takes whatever
-//! has gathered, runs it all in one transaction (at most one fsync) and only then answers each caller. A job
-//! that arrives alone commits at once; under load, the jobs that arrive during one commit share the
-//! next. A publish is confirmed only once it is on disk. Claims and acknowledgements are confirmed
-//! once written to the file without waiting for the disk ([`Committer::call_unsynced`]): a power
-//! cut may undo the last of them, which only delivers those messages again, as a crash before the
-//! acknowledgement would; the next synced commit puts them on disk too, since the log is written
-//! in order.
+//! has gathered, runs it all in one transaction (at most one fsync) and only then answers each
+//! caller. A job that arrives alone commits at once; under load, the jobs that arrive during one
+//! commit share the next. A publish is confirmed only once it is on disk. Claims and
+//! acknowledgements are confirmed once written to the file without waiting for the disk
+//! ([`Committer::call_unsynced`]): a power cut may undo the last of them, which only delivers those
+//! messages again, as a crash before the acknowledgement would; the next synced commit puts them on
+//! disk too, since the log is written in order.
 //!
 //! Why a thread of its own rather than sqlx: through an async driver every statement is a hand-off
 //! to the connection's thread and back (a claim was nine), and `herald up`'s profile was mostly
