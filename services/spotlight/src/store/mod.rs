@@ -5,6 +5,7 @@ pub mod contributions;
 pub mod digests;
 pub mod figures;
 mod fold;
+mod in_one;
 pub mod rankings;
 pub mod rebuild;
 
@@ -88,40 +89,29 @@ impl Store {
             .iter()
             .map(|(win, _, _)| seen.insert(win.id.as_str()))
             .collect();
-        let mut tx = self.pool.begin().await?;
-        let inserted = insert_wins(
-            &mut tx,
-            wins.iter()
-                .zip(&first)
-                .filter(|(_, first)| **first)
-                .map(|((win, at, _), _)| (win, *at)),
-            "counted",
-            now,
-        )
-        .await?;
+        let firsts: Vec<Counting<'_>> = wins
+            .iter()
+            .zip(&first)
+            .filter(|(_, first)| **first)
+            .map(|((win, at, announcement), _)| (win, *at, announcement.as_ref()))
+            .collect();
+        let mut conn = self.pool.acquire().await?;
+        let in_one = if is_postgres(&conn) {
+            in_one::count_wins(&mut conn, &firsts, tz, now).await?
+        } else {
+            None
+        };
+        let inserted = match in_one {
+            Some(inserted) => inserted,
+            None => count_in_transaction(&mut conn, &firsts, tz, now).await?,
+        };
+        drop(conn);
         let new: Vec<bool> = wins
             .iter()
             .zip(first)
             .map(|((win, _, _), first)| first && inserted.contains(&win.id))
             .collect();
-        let mut merged = Contributions::default();
-        let mut counted = Vec::new();
-        let mut announced = Vec::new();
-        for ((win, occurred_at, announcement), _) in wins.iter().zip(&new).filter(|(_, new)| **new)
-        {
-            let c = contributions::of(win, *occurred_at, tz);
-            merged.rollups.extend(c.rollups);
-            merged.totals.extend(c.totals);
-            counted.push(win.id.as_str());
-            if let Some(announcement) = announcement {
-                announced.push((win.id.as_str(), announcement));
-            }
-        }
-        ledger_many(&mut tx, &counted, "counted", now).await?;
-        insert_announcements(&mut tx, &announced, now).await?;
-        apply(&mut tx, Figures::Deltas, &merged, 1).await?;
-        tx.commit().await?;
-        if !counted.is_empty() {
+        if new.iter().any(|new| *new) {
             self.unfolded.notify_one();
         }
         let mut out = Vec::with_capacity(wins.len());
@@ -319,6 +309,52 @@ impl Store {
 
 /// Inserts the wins not stored before, as `status`; returns the ids inserted (a redelivery's is
 /// not). The ids must be distinct.
+/// A win to count, when its outcome happened, and the announcement it earned if any.
+type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
+
+/// Whether `conn` talks to PostgreSQL (the one backend with data-modifying `WITH`).
+fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
+    !conn.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// Counts `wins` (no id twice) in one transaction on `conn`: the wins, their ledger entries and
+/// announcements each one multi-row statement, what the new ones add to the rollups and totals
+/// merged and appended as deltas. Returns the ids of the wins that were new.
+async fn count_in_transaction(
+    conn: &mut sqlx::AnyConnection,
+    wins: &[Counting<'_>],
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let inserted = insert_wins(
+        &mut tx,
+        wins.iter().map(|(win, at, _)| (*win, *at)),
+        "counted",
+        now,
+    )
+    .await?;
+    let mut merged = Contributions::default();
+    let mut counted = Vec::new();
+    let mut announced = Vec::new();
+    for (win, occurred_at, announcement) in wins.iter().filter(|(w, _, _)| inserted.contains(&w.id))
+    {
+        let c = contributions::of(win, *occurred_at, tz);
+        merged.rollups.extend(c.rollups);
+        merged.totals.extend(c.totals);
+        counted.push(win.id.as_str());
+        if let Some(announcement) = announcement {
+            announced.push((win.id.as_str(), *announcement));
+        }
+    }
+    ledger_many(&mut tx, &counted, "counted", now).await?;
+    insert_announcements(&mut tx, &announced, now).await?;
+    apply(&mut tx, Figures::Deltas, &merged, 1).await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
 async fn insert_wins<'w>(
     tx: &mut Transaction<'_, Any>,
     wins: impl IntoIterator<Item = (&'w Win, DateTime<Utc>)>,
@@ -326,38 +362,15 @@ async fn insert_wins<'w>(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let wins: Vec<(&Win, DateTime<Utc>)> = wins.into_iter().collect();
-    let revoked = status == "revoked";
     let mut inserted = HashSet::new();
     for chunk in wins.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users, headline,
-                               payload, counted_at, status, revoked_at, status_reason)
-             VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             value_rows(tx, chunk.len(), 15)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (win, occurred_at) in chunk {
-            let value = win.value.clone().unwrap_or_default();
-            query = query
-                .bind(win.id.clone())
-                .bind(
-                    herald_proto::v1::EventKind::try_from(win.kind)
-                        .map(|k| k.token())
-                        .unwrap_or("unspecified"),
-                )
-                .bind(millis(*occurred_at))
-                .bind(win.business_service.clone())
-                .bind(win.team.clone())
-                .bind(contributions::label_token(win))
-                .bind(value.amount)
-                .bind(value.hours)
-                .bind(value.users)
-                .bind(win.headline.clone())
-                .bind(win.encode_to_vec())
-                .bind(millis(now))
-                .bind(status.to_string())
-                .bind(revoked.then(|| millis(now)))
-                .bind(revoked.then(|| win.status_reason.clone()));
+            query = bind_win(query, win, *occurred_at, status, now);
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
@@ -367,6 +380,46 @@ async fn insert_wins<'w>(
 }
 
 /// One ledger entry for each win.
+/// The `wins` columns [`bind_win`] binds, in its order.
+const WIN_COLUMNS: &str = "id, kind, occurred_at, business_service, team, label, amount, hours, users, \
+                           headline, payload, counted_at, status, revoked_at, status_reason";
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds a win's fifteen values in the order of the `wins` columns: `id, kind, occurred_at,
+/// business_service, team, label, amount, hours, users, headline, payload, counted_at, status,
+/// revoked_at, status_reason`.
+fn bind_win<'q>(
+    query: AnyQuery<'q>,
+    win: &Win,
+    occurred_at: DateTime<Utc>,
+    status: &str,
+    now: DateTime<Utc>,
+) -> AnyQuery<'q> {
+    let value = win.value.clone().unwrap_or_default();
+    let revoked = status == "revoked";
+    query
+        .bind(win.id.clone())
+        .bind(
+            herald_proto::v1::EventKind::try_from(win.kind)
+                .map(|k| k.token())
+                .unwrap_or("unspecified"),
+        )
+        .bind(millis(occurred_at))
+        .bind(win.business_service.clone())
+        .bind(win.team.clone())
+        .bind(contributions::label_token(win))
+        .bind(value.amount)
+        .bind(value.hours)
+        .bind(value.users)
+        .bind(win.headline.clone())
+        .bind(win.encode_to_vec())
+        .bind(millis(now))
+        .bind(status.to_string())
+        .bind(revoked.then(|| millis(now)))
+        .bind(revoked.then(|| win.status_reason.clone()))
+}
+
 async fn ledger_many(
     tx: &mut Transaction<'_, Any>,
     win_ids: &[&str],

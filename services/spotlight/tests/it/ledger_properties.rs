@@ -1,6 +1,8 @@
 //! Properties of the figures, over random sets of wins: taking a withdrawn win out restores every
 //! rollup and total exactly, and the figures rebuilt from the wins still counted equal the live
-//! ones. On SQLite (the same SQL runs on PostgreSQL in the conformance cases).
+//! ones. On SQLite. PostgreSQL counts a batch of wins in one statement of its own
+//! (`store/in_one.rs`); the conformance cases check it leaves the same figures, ledger and
+//! announcements.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use herald_proto::v1::{Credit, CreditSubject, Value, ValueLabel, Win};

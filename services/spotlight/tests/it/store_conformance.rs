@@ -8,6 +8,7 @@ use herald_spotlight::{
     store::Store,
 };
 use herald_testkit::stores::TestStore;
+use sqlx::Row;
 
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -215,7 +216,7 @@ herald_testkit::store_cases!(concurrent_wins_on_the_same_rows_never_deadlock);
 /// withdrawn before it arrived counts each new win once and answers each with the announcement
 /// kept for it.
 async fn a_batch_counts_each_new_win_once(backend: Backend) -> anyhow::Result<()> {
-    let (_db, store) = store(backend).await?;
+    let (db, store) = store(backend).await?;
     let tz = chrono_tz::Europe::Amsterdam;
     let when = at("2025-03-11T08:04:37Z");
     let announced = |id: &str| Announcement {
@@ -270,6 +271,32 @@ async fn a_batch_counts_each_new_win_once(backend: Backend) -> anyhow::Result<()
     let totals = store.totals(&week).await?;
     assert_eq!((totals[0].value, totals[0].wins), (165.0, 4));
     assert!(store.announcement_for_win("w-gone").await?.is_none());
+    // PostgreSQL counts a batch in one statement and SQLite in a transaction: both leave one
+    // ledger line and at most one announcement for each win counted, none for the rest.
+    let ledger: Vec<(String, String)> =
+        sqlx::query("SELECT win_id, entry FROM ledger WHERE entry = 'counted' ORDER BY win_id")
+            .fetch_all(&db.db.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get("win_id"), r.get("entry")))
+            .collect();
+    let counted = |id: &str| (id.to_string(), "counted".to_string());
+    assert_eq!(
+        ledger,
+        vec![
+            counted("w-1"),
+            counted("w-2"),
+            counted("w-3"),
+            counted("w-old")
+        ]
+    );
+    let announced: Vec<String> = sqlx::query("SELECT win_id FROM announcements ORDER BY win_id")
+        .fetch_all(&db.db.pool)
+        .await?
+        .iter()
+        .map(|r| r.get("win_id"))
+        .collect();
+    assert_eq!(announced, vec!["w-1", "w-3", "w-old"]);
     Ok(())
 }
 
