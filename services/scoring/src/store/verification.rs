@@ -163,7 +163,7 @@ pub(super) async fn write_status(
     }
 }
 
-fn status_at(win: &Win) -> i64 {
+pub(super) fn status_at(win: &Win) -> i64 {
     herald_proto::time::opt_from_timestamp(win.status_at.as_ref())
         .map(millis)
         .unwrap_or_default()

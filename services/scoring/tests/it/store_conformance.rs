@@ -10,6 +10,7 @@ use herald_scoring::{
     verification::VerificationSettings,
 };
 use herald_testkit::stores::TestStore;
+use sqlx::Row;
 
 use crate::support::oracle;
 
@@ -177,9 +178,77 @@ async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow:
     Ok(())
 }
 
+/// A win confirmed on arrival gets its ledger lines in order ("credited", then "confirmed"), its
+/// people's credit rows and an outbox row; the "closed" push of the same outcome, recorded after
+/// it, adds none of them. (PostgreSQL writes these in one statement joined to the wins it
+/// inserted, SQLite in statements of their own.)
+async fn only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (db, store) = store(backend).await?;
+    let catalog = oracle::catalog();
+    let resolved = oracle::event("servicenow/incident-resolved-p1.json");
+    let mut closed = resolved.clone();
+    closed.id = "servicenow:incident:de67bddaeb083f8fbf5aa0a6fa7222c2:25".into();
+    let settings = ScoringSettings {
+        verification: toml::from_str("hold_back = \"0s\"\n")?,
+        ..ScoringSettings::default()
+    };
+    let mut win_ids = Vec::new();
+    for event in [&resolved, &closed] {
+        let recorded = store
+            .record_event(
+                event,
+                &score::score(event, &catalog, &settings),
+                &settings.verification,
+                now(),
+            )
+            .await?;
+        win_ids.extend(recorded.win.map(|w| w.id));
+    }
+    let [win] = win_ids.as_slice() else {
+        anyhow::bail!("expected one win, got {win_ids:?}");
+    };
+    let pool = &db.db.pool;
+    let ledger: Vec<(String, String)> =
+        sqlx::query("SELECT win_id, entry FROM ledger ORDER BY seq")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| (r.get("win_id"), r.get("entry")))
+            .collect();
+    assert_eq!(
+        ledger,
+        vec![
+            (win.clone(), "credited".to_string()),
+            (win.clone(), "confirmed".to_string())
+        ]
+    );
+    let credited: Vec<String> = sqlx::query("SELECT win_id FROM person_credits")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| r.get("win_id"))
+        .collect();
+    assert!(!credited.is_empty(), "the win credits people");
+    assert!(
+        credited.iter().all(|id| id == win),
+        "only the win made has credit rows: {credited:?}"
+    );
+    let outbox: Vec<String> = sqlx::query("SELECT win_id FROM outbox")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| r.get("win_id"))
+        .collect();
+    assert_eq!(outbox, vec![win.clone()]);
+    Ok(())
+}
+
 herald_testkit::store_cases!(
     an_event_is_recorded_once_with_its_win,
     a_second_event_for_the_same_outcome_adds_no_win,
+    only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row,
     an_event_without_value_keeps_its_reason,
     wins_and_events_are_found_by_record_number,
 );

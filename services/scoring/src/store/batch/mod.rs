@@ -3,6 +3,7 @@
 //! instead of a dozen statements per event. What each event ends up with is what recording the
 //! events one at a time, in order, would give it.
 
+mod in_one;
 mod lookups;
 mod runs;
 pub(super) mod writes;
@@ -145,7 +146,23 @@ async fn record_run(
             configuration_item: m.configuration_item,
         })
         .collect();
-    let created = writes::wins(tx, &new_wins, now).await?;
+    // On PostgreSQL the wins go in with their outbox rows, person credits and ledger lines, in one
+    // statement; elsewhere those follow as statements of their own.
+    let credited_if_made: Vec<(&Win, DateTime<Utc>)> = making
+        .iter()
+        .map(|m| (&m.win, m.windows.outcome_at))
+        .collect();
+    let entries_if_made: Vec<writes::Entry<'_>> = making
+        .iter()
+        .flat_map(|m| writes::new_win_entries(&m.win))
+        .collect();
+    let written =
+        in_one::record_wins(tx, &new_wins, &credited_if_made, &entries_if_made, now).await?;
+    let in_one = written.is_some();
+    let created = match written {
+        Some(created) => created,
+        None => writes::wins(tx, &new_wins, now).await?,
+    };
     let (made, repeated): (Vec<&Making<'_>>, Vec<&Making<'_>>) =
         making.iter().partition(|m| created.contains(&m.win.id));
     // Each fresh event with a scored win was inserted pointing at it; the win was made for most.
@@ -167,17 +184,19 @@ async fn record_run(
         })
         .collect();
     writes::same_outcome(tx, &same).await?;
-    let credited: Vec<(&Win, DateTime<Utc>)> = made
-        .iter()
-        .map(|m| (&m.win, m.windows.outcome_at))
-        .collect();
-    writes::person_credits(tx, &credited).await?;
-    let made_wins: Vec<&Win> = made.iter().map(|m| &m.win).collect();
-    let entries: Vec<writes::Entry<'_>> = made_wins
-        .iter()
-        .flat_map(|w| writes::new_win_entries(w))
-        .collect();
-    writes::ledger(tx, &entries, now).await?;
+    if !in_one {
+        let credited: Vec<(&Win, DateTime<Utc>)> = made
+            .iter()
+            .map(|m| (&m.win, m.windows.outcome_at))
+            .collect();
+        writes::person_credits(tx, &credited).await?;
+        let made_wins: Vec<&Win> = made.iter().map(|m| &m.win).collect();
+        let entries: Vec<writes::Entry<'_>> = made_wins
+            .iter()
+            .flat_map(|w| writes::new_win_entries(w))
+            .collect();
+        writes::ledger(tx, &entries, now).await?;
+    }
 
     let mut wins: HashMap<usize, Win> = HashMap::new();
     for m in made {

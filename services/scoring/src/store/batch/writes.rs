@@ -125,6 +125,52 @@ pub(super) struct NewWin<'a> {
     pub configuration_item: Option<&'a str>,
 }
 
+/// The `wins` columns [`bind_win`] binds, in its order.
+pub(super) const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, record_number, occurred_at, \
+                           business_service, team, label, amount, currency, hours, headline, \
+                           payload, created_at, status, outcome_at, confirm_at, revocable_until, \
+                           configuration_item, status_reason, status_at";
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds a win's 23 values in the order of [`WIN_COLUMNS`].
+pub(super) fn bind_win<'q>(
+    query: AnyQuery<'q>,
+    new: &NewWin<'_>,
+    now: DateTime<Utc>,
+) -> AnyQuery<'q> {
+    let win = new.win;
+    let value = win.value.clone().unwrap_or_default();
+    query
+        .bind(win.id.clone())
+        .bind(new.outcome_key.to_string())
+        .bind(win.event_id.clone())
+        .bind(source_token(win.source))
+        .bind(token_of_kind(win.kind))
+        .bind(win.record_number.clone())
+        .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
+        .bind(win.business_service.clone())
+        .bind(win.team.clone())
+        .bind(
+            ValueLabel::try_from(value.label)
+                .map(|l| l.token())
+                .unwrap_or("unspecified"),
+        )
+        .bind(value.amount)
+        .bind(value.currency)
+        .bind(value.hours)
+        .bind(win.headline.clone())
+        .bind(win.encode_to_vec())
+        .bind(millis(now))
+        .bind(status_token(win.status))
+        .bind(millis(new.windows.outcome_at))
+        .bind(millis(new.windows.confirm_at))
+        .bind(millis(new.windows.revocable_until))
+        .bind(new.configuration_item.map(str::to_string))
+        .bind(win.status_reason.clone())
+        .bind(millis(now))
+}
+
 /// Inserts wins whose outcome has none yet; returns the ids inserted.
 pub(super) async fn wins(
     tx: &mut Transaction<'static, Any>,
@@ -134,45 +180,12 @@ pub(super) async fn wins(
     let mut inserted = HashSet::new();
     for chunk in wins.chunks(rows_per_statement(23)) {
         let sql = format!(
-            "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
-                               business_service, team, label, amount, currency, hours, headline, payload,
-                               created_at, status, outcome_at, confirm_at, revocable_until,
-                               configuration_item, status_reason, status_at)
-             VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
+            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
             value_rows(tx, chunk.len(), 23)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for new in chunk {
-            let win = new.win;
-            let value = win.value.clone().unwrap_or_default();
-            query = query
-                .bind(win.id.clone())
-                .bind(new.outcome_key.to_string())
-                .bind(win.event_id.clone())
-                .bind(source_token(win.source))
-                .bind(token_of_kind(win.kind))
-                .bind(win.record_number.clone())
-                .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
-                .bind(win.business_service.clone())
-                .bind(win.team.clone())
-                .bind(
-                    ValueLabel::try_from(value.label)
-                        .map(|l| l.token())
-                        .unwrap_or("unspecified"),
-                )
-                .bind(value.amount)
-                .bind(value.currency)
-                .bind(value.hours)
-                .bind(win.headline.clone())
-                .bind(win.encode_to_vec())
-                .bind(millis(now))
-                .bind(status_token(win.status))
-                .bind(millis(new.windows.outcome_at))
-                .bind(millis(new.windows.confirm_at))
-                .bind(millis(new.windows.revocable_until))
-                .bind(new.configuration_item.map(str::to_string))
-                .bind(win.status_reason.clone())
-                .bind(millis(now));
+            query = bind_win(query, new, now);
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
@@ -283,22 +296,26 @@ pub(in crate::store) async fn ledger(
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
-            let amount = e.win.value.as_ref().map(|v| v.amount).unwrap_or_default();
-            let signed = if e.entry == "revoked" {
-                -amount
-            } else {
-                amount
-            };
             query = query
                 .bind(e.win.id.clone())
                 .bind(e.entry)
                 .bind(millis(now))
-                .bind(signed)
+                .bind(signed_amount(e))
                 .bind(e.reason.map(str::to_string));
         }
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// What a ledger line carries: the win's value, negated by a revocation.
+pub(super) fn signed_amount(e: &Entry<'_>) -> f64 {
+    let amount = e.win.value.as_ref().map(|v| v.amount).unwrap_or_default();
+    if e.entry == "revoked" {
+        -amount
+    } else {
+        amount
+    }
 }
 
 /// The ledger lines of a win just recorded: its provisional credit, and at once its confirmation
