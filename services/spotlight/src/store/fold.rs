@@ -140,8 +140,11 @@ impl Store {
 /// is written, and the fold's `DELETE` reads every page the table has; autovacuum, which wakes
 /// once a minute and serves the large tables first, let them grow to thousands of pages of dead
 /// rows under load (21 MB for under 2,000 live rows at saturation), so each fold read more than
-/// the last. A `VACUUM` of a table that small takes about a millisecond. SQLite reuses the freed
-/// pages itself.
+/// the last. A `VACUUM` of a table that small takes about a millisecond. It does not truncate the
+/// emptied table: truncating takes the table's exclusive lock, which the lanes' inserts hold off,
+/// so the `VACUUM` retried for it every 50 ms (50–160 ms a sweep, a dozen times a minute at 200
+/// events/s) while a connection of the fold's pool waited; the empty pages are reused instead.
+/// SQLite reuses the freed pages itself.
 struct Sweeper {
     /// When the last sweep ran (later after a failure, to try again then); `None` on SQLite.
     last: Option<tokio::time::Instant>,
@@ -168,7 +171,7 @@ impl Sweeper {
             return;
         }
         // SKIP_LOCKED: another replica sweeping the same tables is enough.
-        match sqlx::query("VACUUM (SKIP_LOCKED) rollup_deltas, total_deltas")
+        match sqlx::query("VACUUM (SKIP_LOCKED, TRUNCATE false) rollup_deltas, total_deltas")
             .execute(pool)
             .await
         {
