@@ -27,6 +27,9 @@ pub struct Breakdown {
     /// Spans received in the measurement, per mark, in [`MARKS`]' order.
     pub spans: [usize; 5],
     pub stages: Vec<Stage>,
+    /// When each trace of the slowest 1 % began, in seconds after the first complete trace did:
+    /// a tail bunched at one moment is a stall, one spread out is queueing.
+    pub tail_began_s: Vec<f64>,
 }
 
 /// The spans that bound the stages, in the order an event passes them.
@@ -169,6 +172,12 @@ fn cut(spans: &[ReceivedSpan]) -> Breakdown {
         .iter()
         .filter(|m| WHOLE.of(m) >= tail_from)
         .collect();
+    let first = complete.iter().map(|m| m[0].0).min().unwrap_or(0);
+    let mut tail_began_s: Vec<f64> = tail
+        .iter()
+        .map(|m| m[0].0.saturating_sub(first) as f64 / 1e9)
+        .collect();
+    tail_began_s.sort_by(f64::total_cmp);
     let stages = STAGES
         .iter()
         .map(|stage| {
@@ -188,6 +197,7 @@ fn cut(spans: &[ReceivedSpan]) -> Breakdown {
         begun,
         spans: counts,
         stages,
+        tail_began_s,
     }
 }
 
@@ -213,6 +223,17 @@ pub fn table(rate: f64, breakdown: &Breakdown) -> String {
         out.push_str(&format!(
             "| {} | {:.1} ms | {:.1} ms | {:.1} ms |\n",
             stage.name, stage.p50_ms, stage.p99_ms, stage.tail_mean_ms
+        ));
+    }
+    if !breakdown.tail_began_s.is_empty() {
+        let began: Vec<String> = breakdown
+            .tail_began_s
+            .iter()
+            .map(|s| format!("{s:.1}"))
+            .collect();
+        out.push_str(&format!(
+            "\nThe slowest 1 % began at (s into the run): {}.\n",
+            began.join(", ")
         ));
     }
     if breakdown.traces < breakdown.begun {
@@ -275,5 +296,23 @@ mod tests {
         assert_eq!(all.spans, [3, 3, 2, 2, 3]);
         let early = all.stages.iter().find(|s| s.name.starts_with("202"));
         assert_eq!(early.map(|s| s.p50_ms), Some(0.0), "{all:?}");
+    }
+
+    #[test]
+    fn the_slowest_traces_are_placed_in_the_run() {
+        let trace = |id: &str, start: u64, whole: u64| {
+            vec![
+                span(id, "ingest.receive", start, start + 1),
+                span(id, "score.publish", start + 2, start + 2),
+                span(id, "announce", start + 3, start + 3),
+                span(id, "notify.queue", start + 4, start + 4),
+                span(id, "notify.deliver", start + 5, start + whole),
+            ]
+        };
+        let spans: Vec<ReceivedSpan> = [("a", 500, 10), ("b", 2_500, 50), ("c", 1_500, 10)]
+            .into_iter()
+            .flat_map(|(id, start, whole)| trace(id, start, whole))
+            .collect();
+        assert_eq!(cut(&spans).tail_began_s, vec![2.0]);
     }
 }
