@@ -170,21 +170,18 @@ async fn finish_delivered_in_one(
     delivered: &[&Finished<'_>],
     now: i64,
 ) -> Result<(), StoreError> {
-    let columns = 7;
-    let first_id = delivered.len() * columns + 2;
-    let ids: Vec<String> = (first_id..first_id + delivered.len())
-        .map(|i| format!("${i}"))
-        .collect();
+    let mut next = 1;
+    let attempts = herald_runtime::store::numbered_rows_from(&mut next, delivered.len(), 7);
+    let now_at = next;
+    next += 1;
+    let ids = herald_runtime::store::numbered_rows_from(&mut next, delivered.len(), 1);
     let sql = format!(
         "WITH logged AS (
              INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
-             VALUES {} ON CONFLICT DO NOTHING)
+             VALUES {attempts} ON CONFLICT DO NOTHING)
          UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL, lease_until = NULL,
-                last_error = NULL, delivered_at = ${}
-         WHERE id IN ({})",
-        herald_runtime::store::numbered_rows(delivered.len(), columns),
-        delivered.len() * columns + 1,
-        ids.join(", ")
+                last_error = NULL, delivered_at = ${now_at}
+         WHERE id IN (VALUES {ids})"
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for f in delivered {
@@ -211,13 +208,13 @@ async fn insert_deliveries(
     queued: &mut Queued,
 ) -> Result<(), StoreError> {
     let sql = format!(
-            "INSERT INTO deliveries (id, announcement_id, route, channel, status, attempts, lease_until,
-                                     next_attempt_at, created_at, payload, traceparent)
-             VALUES {}
-             ON CONFLICT (announcement_id, route, channel) DO NOTHING
-             RETURNING id",
-            herald_runtime::store::value_rows(conn, chunk.len(), 11)
-        );
+        "INSERT INTO deliveries (id, announcement_id, route, channel, status, attempts, lease_until,
+                                 next_attempt_at, created_at, payload, traceparent)
+         VALUES {}
+         ON CONFLICT (announcement_id, route, channel) DO NOTHING
+         RETURNING id",
+        herald_runtime::store::value_rows(conn, chunk.len(), 11)
+    );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (item, payload, p, claimed) in chunk {
         let id = &item.announcement.id;

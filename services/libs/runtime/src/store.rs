@@ -37,6 +37,14 @@ pub fn numbered_rows(rows: usize, columns: usize) -> String {
     placeholder_rows(rows, columns, |i| format!("${i}"))
 }
 
+/// [`numbered_rows`] numbered on from `*next` (left one past the last), for a statement that binds
+/// several lists: PostgreSQL's data-modifying `WITH` clauses, each with a `VALUES` of its own.
+pub fn numbered_rows_from(next: &mut usize, rows: usize, columns: usize) -> String {
+    let first = *next;
+    *next += rows * columns;
+    placeholder_rows(rows, columns, |i| format!("${}", first + i - 1))
+}
+
 /// The placeholders of a multi-row `VALUES` for the database `conn` talks to, bound in order:
 /// [`numbered_rows`] for PostgreSQL, anonymous `?` for SQLite. SQLite looks a numbered
 /// parameter's name up by walking the statement's list of names, so binding `n` of them costs `n²`
@@ -147,6 +155,17 @@ mod tests {
     fn numbered_rows_count_on_across_rows() {
         assert_eq!(numbered_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(numbered_rows(0, 3), "");
+    }
+
+    #[test]
+    fn numbered_rows_from_go_on_where_the_last_list_stopped() {
+        let mut next = 1;
+        assert_eq!(numbered_rows_from(&mut next, 1, 2), "($1, $2)");
+        next += 1; // a single value of the statement's own, bound between the lists
+        assert_eq!(numbered_rows_from(&mut next, 2, 2), "($4, $5), ($6, $7)");
+        assert_eq!(next, 8);
+        assert_eq!(numbered_rows_from(&mut next, 0, 2), "");
+        assert_eq!(next, 8);
     }
 
     #[tokio::test]

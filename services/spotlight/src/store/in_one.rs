@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use herald_runtime::db::millis;
+use herald_runtime::{db::millis, store::numbered_rows_from};
 use prost::Message;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
@@ -19,24 +19,6 @@ use super::{Counting, WIN_COLUMNS, bind_win, contributions, merged};
 /// Bound values at most in one statement: well inside PostgreSQL's 65,535. A batch that needs
 /// more is counted in a transaction instead.
 const MAX_PARAMETERS: usize = 30_000;
-
-/// `($n, $n+1, …), …` for `rows` rows of `columns` values, numbered on from `*next`.
-fn placeholders(next: &mut usize, rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|_| {
-            let row = (0..columns)
-                .map(|_| {
-                    let p = format!("${next}");
-                    *next += 1;
-                    p
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({row})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// Counts `wins` (no id twice) in one statement on `conn` and returns the ids of those that were
 /// new, or `None`, having done nothing, when the batch is too large for one statement. Only a
@@ -75,7 +57,7 @@ pub(super) async fn count_wins(
     let mut next = 1;
     let mut sql = format!(
         "WITH w AS (INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id)",
-        placeholders(&mut next, wins.len(), 15)
+        numbered_rows_from(&mut next, wins.len(), 15)
     );
     let now_at = next;
     next += 1;
@@ -89,7 +71,7 @@ pub(super) async fn count_wins(
                  SELECT v.id, v.win_id, 'headline_win', v.payload, ${now_at}
                  FROM (VALUES {}) AS v (id, win_id, payload) JOIN w ON w.id = v.win_id
                  ON CONFLICT DO NOTHING)",
-            placeholders(&mut next, announced.len(), 3)
+            numbered_rows_from(&mut next, announced.len(), 3)
         ));
     }
     if !rollups.is_empty() {
@@ -101,7 +83,7 @@ pub(super) async fn count_wins(
                  FROM (VALUES {}) AS v (win_id, period, period_start, scope, subject_id, value_cents, hours_milli, wins)
                  JOIN w ON w.id = v.win_id
                  GROUP BY v.period, v.period_start, v.scope, v.subject_id)",
-            placeholders(&mut next, rollups.len(), 8)
+            numbered_rows_from(&mut next, rollups.len(), 8)
         ));
     }
     if !totals.is_empty() {
@@ -113,7 +95,7 @@ pub(super) async fn count_wins(
                  FROM (VALUES {}) AS v (win_id, period, period_start, label, value_cents, hours_milli, people, wins)
                  JOIN w ON w.id = v.win_id
                  GROUP BY v.period, v.period_start, v.label)",
-            placeholders(&mut next, totals.len(), 8)
+            numbered_rows_from(&mut next, totals.len(), 8)
         ));
     }
     sql.push_str(" SELECT id FROM w");

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{Win, WinStatus};
-use herald_runtime::db::millis;
+use herald_runtime::{db::millis, store::numbered_rows_from};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::super::{StoreError, status_token, verification};
@@ -17,24 +17,6 @@ use super::writes::{self, Entry, NewWin, WIN_COLUMNS};
 /// Bound values at most in one statement: well inside PostgreSQL's 65,535. A run that needs more
 /// is written in separate statements.
 const MAX_PARAMETERS: usize = 30_000;
-
-/// `($n, $n+1, …), …` for `rows` rows of `columns` values, numbered on from `*next`.
-fn placeholders(next: &mut usize, rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|_| {
-            let row = (0..columns)
-                .map(|_| {
-                    let p = format!("${next}");
-                    *next += 1;
-                    p
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({row})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// Inserts `wins` with, for each one inserted, its outbox row (when confirmed), the person
 /// credits of `credited` and the ledger lines of `entries` that belong to it, the lines in their
@@ -56,13 +38,7 @@ pub(super) async fn record_wins(
         .map(|new| new.win)
         .filter(|win| win.status == WinStatus::Confirmed as i32 && seen.insert(win.id.as_str()))
         .collect();
-    let credits: Vec<(&str, i64, &str, f64)> = credited
-        .iter()
-        .flat_map(|(w, outcome_at)| {
-            super::people_credited(w)
-                .map(move |(person, amount)| (w.id.as_str(), millis(*outcome_at), person, amount))
-        })
-        .collect();
+    let credits = writes::credit_rows(credited);
     let parameters = wins.len() * 23 + 1 + public.len() * 3 + credits.len() * 4 + entries.len() * 5;
     if parameters > MAX_PARAMETERS {
         return Ok(None);
@@ -72,7 +48,7 @@ pub(super) async fn record_wins(
     let mut sql = format!(
         "WITH w AS (INSERT INTO wins ({WIN_COLUMNS}) VALUES {}
                     ON CONFLICT (outcome_key) DO NOTHING RETURNING id)",
-        placeholders(&mut next, wins.len(), 23)
+        numbered_rows_from(&mut next, wins.len(), 23)
     );
     let now_at = next;
     next += 1;
@@ -83,7 +59,7 @@ pub(super) async fn record_wins(
                  SELECT v.win_id, v.status, v.status_at
                  FROM (VALUES {}) AS v (win_id, status, status_at) JOIN w ON w.id = v.win_id
                  ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at)",
-            placeholders(&mut next, public.len(), 3)
+            numbered_rows_from(&mut next, public.len(), 3)
         ));
     }
     if !credits.is_empty() {
@@ -93,7 +69,7 @@ pub(super) async fn record_wins(
                  SELECT v.person, v.outcome_at, v.win_id, v.amount
                  FROM (VALUES {}) AS v (win_id, outcome_at, person, amount) JOIN w ON w.id = v.win_id
                  ON CONFLICT DO NOTHING)",
-            placeholders(&mut next, credits.len(), 4)
+            numbered_rows_from(&mut next, credits.len(), 4)
         ));
     }
     if !entries.is_empty() {
@@ -105,7 +81,7 @@ pub(super) async fn record_wins(
                  SELECT v.win_id, v.entry, ${now_at}, v.amount, v.reason
                  FROM (VALUES {}) AS v (n, win_id, entry, amount, reason) JOIN w ON w.id = v.win_id
                  ORDER BY v.n)",
-            placeholders(&mut next, entries.len(), 5)
+            numbered_rows_from(&mut next, entries.len(), 5)
         ));
     }
     sql.push_str(" SELECT id FROM w");

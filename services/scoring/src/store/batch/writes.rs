@@ -244,19 +244,25 @@ pub(super) async fn same_outcome(
     Ok(())
 }
 
+/// The `person_credits` rows of `wins`: (win, outcome time in ms, person, amount).
+pub(super) fn credit_rows<'a>(
+    wins: &[(&'a Win, DateTime<Utc>)],
+) -> Vec<(&'a str, i64, &'a str, f64)> {
+    wins.iter()
+        .flat_map(|(w, outcome_at)| {
+            super::people_credited(w)
+                .map(move |(person, amount)| (w.id.as_str(), millis(*outcome_at), person, amount))
+        })
+        .collect()
+}
+
 /// What each person was credited by each win, by the day of its outcome: the daily cap's reading.
 /// A win's team credit and every share's role stay in its payload.
 pub(in crate::store) async fn person_credits(
     tx: &mut Transaction<'static, Any>,
     wins: &[(&Win, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
-    let rows: Vec<(&str, i64, &str, f64)> = wins
-        .iter()
-        .flat_map(|(w, outcome_at)| {
-            super::people_credited(w)
-                .map(move |(person, amount)| (w.id.as_str(), millis(*outcome_at), person, amount))
-        })
-        .collect();
+    let rows = credit_rows(wins);
     for chunk in rows.chunks(rows_per_statement(4)) {
         let sql = format!(
             "INSERT INTO person_credits (person, outcome_at, win_id, amount)
