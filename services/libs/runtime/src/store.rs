@@ -52,11 +52,17 @@ pub fn numbered_rows_from(next: &mut usize, rows: usize, columns: usize) -> Stri
 /// eighth of its time there. Each `?` must be bound in the order it appears, which `VALUES` rows
 /// are.
 pub fn value_rows(conn: &sqlx::AnyConnection, rows: usize, columns: usize) -> String {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        placeholder_rows(rows, columns, |_| "?".to_string())
-    } else {
+    if is_postgres(conn) {
         numbered_rows(rows, columns)
+    } else {
+        placeholder_rows(rows, columns, |_| "?".to_string())
     }
+}
+
+/// Whether `conn` talks to PostgreSQL rather than SQLite: the statements only PostgreSQL accepts
+/// (data-modifying `WITH`) are chosen by it.
+pub fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
+    !conn.backend_name().eq_ignore_ascii_case("sqlite")
 }
 
 fn placeholder_rows(rows: usize, columns: usize, placeholder: impl Fn(usize) -> String) -> String {

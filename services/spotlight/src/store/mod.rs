@@ -96,7 +96,7 @@ impl Store {
             .map(|((win, at, announcement), _)| (win, *at, announcement.as_ref()))
             .collect();
         let mut conn = self.pool.acquire().await?;
-        let in_one = if is_postgres(&conn) {
+        let in_one = if herald_runtime::store::is_postgres(&conn) {
             in_one::count_wins(&mut conn, &firsts, tz, now).await?
         } else {
             None
@@ -311,11 +311,6 @@ impl Store {
 /// not). The ids must be distinct.
 /// A win to count, when its outcome happened, and the announcement it earned if any.
 type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
-
-/// Whether `conn` talks to PostgreSQL (the one backend with data-modifying `WITH`).
-fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
-    !conn.backend_name().eq_ignore_ascii_case("sqlite")
-}
 
 /// Counts `wins` (no id twice) in one transaction on `conn`: the wins, their ledger entries and
 /// announcements each one multi-row statement, what the new ones add to the rollups and totals

@@ -20,8 +20,8 @@ const MAX_PARAMETERS: usize = 30_000;
 
 /// Inserts `wins` with, for each one inserted, its outbox row (when confirmed), the person
 /// credits of `credited` and the ledger lines of `entries` that belong to it, the lines in their
-/// order. Returns the ids inserted, or `None`, having written nothing, when the database is not
-/// PostgreSQL or the run is too large for one statement.
+/// order; on PostgreSQL only. Returns the ids inserted, or `None`, having written nothing, when the
+/// run is empty or too large for one statement.
 pub(super) async fn record_wins(
     tx: &mut Transaction<'static, Any>,
     wins: &[NewWin<'_>],
@@ -29,7 +29,7 @@ pub(super) async fn record_wins(
     entries: &[Entry<'_>],
     now: DateTime<Utc>,
 ) -> Result<Option<HashSet<String>>, StoreError> {
-    if wins.is_empty() || tx.backend_name().eq_ignore_ascii_case("sqlite") {
+    if wins.is_empty() {
         return Ok(None);
     }
     let mut seen = HashSet::new();

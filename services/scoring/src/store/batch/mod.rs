@@ -148,16 +148,19 @@ async fn record_run(
         .collect();
     // On PostgreSQL the wins go in with their outbox rows, person credits and ledger lines, in one
     // statement; elsewhere those follow as statements of their own.
-    let credited_if_made: Vec<(&Win, DateTime<Utc>)> = making
-        .iter()
-        .map(|m| (&m.win, m.windows.outcome_at))
-        .collect();
-    let entries_if_made: Vec<writes::Entry<'_>> = making
-        .iter()
-        .flat_map(|m| writes::new_win_entries(&m.win))
-        .collect();
-    let written =
-        in_one::record_wins(tx, &new_wins, &credited_if_made, &entries_if_made, now).await?;
+    let written = if herald_runtime::store::is_postgres(tx) {
+        let credited_if_made: Vec<(&Win, DateTime<Utc>)> = making
+            .iter()
+            .map(|m| (&m.win, m.windows.outcome_at))
+            .collect();
+        let entries_if_made: Vec<writes::Entry<'_>> = making
+            .iter()
+            .flat_map(|m| writes::new_win_entries(&m.win))
+            .collect();
+        in_one::record_wins(tx, &new_wins, &credited_if_made, &entries_if_made, now).await?
+    } else {
+        None
+    };
     let in_one = written.is_some();
     let created = match written {
         Some(created) => created,
