@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::Announcement;
-use herald_runtime::db::{Backend, Database, from_millis, millis};
+use herald_runtime::{
+    db::{Backend, Database, from_millis, millis},
+    store::AnyQuery,
+};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
@@ -145,7 +148,26 @@ pub struct Queued {
 /// Eleven bound values a row: far inside either backend's limit.
 const ENQUEUE_ROWS_PER_STATEMENT: usize = 500;
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+/// Attempt log rows a statement carries at most: seven values each, far below either database's
+/// parameter limit.
+const ATTEMPTS_PER_STATEMENT: usize = 100;
+
+/// The attempt log's insert of the rows `values` (placeholders of [`bind_attempt`]'s seven).
+fn insert_attempts_sql(values: &str) -> String {
+    format!(
+        "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
+         VALUES {values} ON CONFLICT DO NOTHING"
+    )
+}
+
+/// The update that marks the deliveries `ids` (placeholders) delivered at `at` (a placeholder).
+fn mark_delivered_sql(at: &str, ids: &str) -> String {
+    format!(
+        "UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL, lease_until = NULL,
+                last_error = NULL, delivered_at = {at}
+         WHERE id IN ({ids})"
+    )
+}
 
 /// Binds an attempt log row's seven values, in the order of its columns: `delivery_id, attempt,
 /// at, http_status, error, duration_ms, answer`.
@@ -176,12 +198,9 @@ async fn finish_delivered_in_one(
     next += 1;
     let ids = herald_runtime::store::numbered_rows_from(&mut next, delivered.len(), 1);
     let sql = format!(
-        "WITH logged AS (
-             INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
-             VALUES {attempts} ON CONFLICT DO NOTHING)
-         UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL, lease_until = NULL,
-                last_error = NULL, delivered_at = ${now_at}
-         WHERE id IN (VALUES {ids})"
+        "WITH logged AS ({}) {}",
+        insert_attempts_sql(&attempts),
+        mark_delivered_sql(&format!("${now_at}"), &format!("VALUES {ids}"))
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for f in delivered {
@@ -547,17 +566,15 @@ impl Store {
         let now = millis(Utc::now());
         let (delivered, others): (Vec<&Finished<'_>>, Vec<&Finished<'_>>) =
             finished.iter().partition(|f| f.next == Next::Delivered);
-        if self.backend == Backend::Postgres && others.is_empty() && delivered.len() <= 100 {
+        if self.backend == Backend::Postgres
+            && others.is_empty()
+            && delivered.len() <= ATTEMPTS_PER_STATEMENT
+        {
             return finish_delivered_in_one(&self.pool, &delivered, now).await;
         }
         let mut tx = self.pool.begin().await?;
-        // 7 values a row; 100 rows stay far below either database's parameter limit.
-        for chunk in finished.chunks(100) {
-            let sql = format!(
-                "INSERT INTO attempts (delivery_id, attempt, at, http_status, error, duration_ms, answer)
-                 VALUES {} ON CONFLICT DO NOTHING",
-                herald_runtime::store::value_rows(&tx, chunk.len(), 7)
-            );
+        for chunk in finished.chunks(ATTEMPTS_PER_STATEMENT) {
+            let sql = insert_attempts_sql(&herald_runtime::store::value_rows(&tx, chunk.len(), 7));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for f in chunk {
                 query = bind_attempt(query, f, now);
@@ -566,12 +583,7 @@ impl Store {
         }
         for chunk in delivered.chunks(500) {
             let places: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL, lease_until = NULL,
-                        last_error = NULL, delivered_at = $1
-                 WHERE id IN ({})",
-                places.join(", ")
-            );
+            let sql = mark_delivered_sql("$1", &places.join(", "));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
             for f in chunk {
                 query = query.bind(&f.claimed.id);

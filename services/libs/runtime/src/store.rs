@@ -34,8 +34,11 @@ impl Error {
 /// `columns` values, the form both PostgreSQL and SQLite accept through the `Any` driver (sqlx's
 /// `QueryBuilder` writes `?`, which PostgreSQL refuses).
 pub fn numbered_rows(rows: usize, columns: usize) -> String {
-    placeholder_rows(rows, columns, |i| format!("${i}"))
+    numbered_rows_from(&mut 1, rows, columns)
 }
+
+/// A statement through the `Any` driver, as the stores build them bind by bind.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// [`numbered_rows`] numbered on from `*next` (left one past the last), for a statement that binds
 /// several lists: PostgreSQL's data-modifying `WITH` clauses, each with a `VALUES` of its own.

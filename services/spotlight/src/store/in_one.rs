@@ -14,7 +14,7 @@ use herald_runtime::{db::millis, store::numbered_rows_from};
 use prost::Message;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::{Counting, WIN_COLUMNS, bind_win, contributions, merged};
+use super::{Counting, WIN_COLUMNS, bind_rollup, bind_total, bind_win, contributions, merged};
 
 /// Bound values at most in one statement: well inside PostgreSQL's 65,535. A batch that needs
 /// more is counted in a transaction instead.
@@ -111,27 +111,11 @@ pub(super) async fn count_wins(
             .bind(win_id.to_string())
             .bind(announcement.encode_to_vec());
     }
-    for (win_id, ([period, start, scope, subject], amounts)) in &rollups {
-        query = query
-            .bind(win_id.to_string())
-            .bind(period.to_string())
-            .bind(start.to_string())
-            .bind(scope.to_string())
-            .bind(subject.to_string())
-            .bind(amounts.value_cents)
-            .bind(amounts.hours_milli)
-            .bind(amounts.wins);
+    for (win_id, row) in &rollups {
+        query = bind_rollup(query.bind(*win_id), row);
     }
-    for (win_id, ([period, start, label], amounts)) in &totals {
-        query = query
-            .bind(win_id.to_string())
-            .bind(period.to_string())
-            .bind(start.to_string())
-            .bind(label.to_string())
-            .bind(amounts.value_cents)
-            .bind(amounts.hours_milli)
-            .bind(amounts.people)
-            .bind(amounts.wins);
+    for (win_id, row) in &totals {
+        query = bind_total(query.bind(*win_id), row);
     }
     let rows = query.fetch_all(&mut *conn).await?;
     Ok(Some(

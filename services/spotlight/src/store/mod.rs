@@ -14,7 +14,10 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
-use herald_runtime::{db::millis, store::value_rows};
+use herald_runtime::{
+    db::millis,
+    store::{AnyQuery, value_rows},
+};
 use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -73,10 +76,11 @@ impl Store {
         Ok(stored.pop().flatten())
     }
 
-    /// [`Store::count_win`] for several wins in one transaction: the wins, their ledger entries
-    /// and announcements each one multi-row statement, what they add to the rollups and totals
-    /// merged and appended as deltas (the fold adds them to the shared rows). Answers in the order
-    /// given; a win given twice is counted once (the second finds the first).
+    /// [`Store::count_win`] for several wins at once: on PostgreSQL in one statement
+    /// (`in_one.rs`), on SQLite in one transaction; either way the wins, their ledger entries and
+    /// announcements, and what they add to the rollups and totals merged and appended as deltas
+    /// (the fold adds them to the shared rows). Answers in the order given; a win given twice is
+    /// counted once (the second finds the first).
     pub async fn count_wins(
         &self,
         wins: &[(Win, DateTime<Utc>, Option<Announcement>)],
@@ -307,8 +311,6 @@ impl Store {
     }
 }
 
-/// Inserts the wins not stored before, as `status`; returns the ids inserted (a redelivery's is
-/// not). The ids must be distinct.
 /// A win to count, when its outcome happened, and the announcement it earned if any.
 type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
 
@@ -350,6 +352,8 @@ async fn count_in_transaction(
     Ok(inserted)
 }
 
+/// Inserts the wins not stored before, as `status`; returns the ids inserted (a redelivery's is
+/// not). The ids must be distinct.
 async fn insert_wins<'w>(
     tx: &mut Transaction<'_, Any>,
     wins: impl IntoIterator<Item = (&'w Win, DateTime<Utc>)>,
@@ -374,16 +378,11 @@ async fn insert_wins<'w>(
     Ok(inserted)
 }
 
-/// One ledger entry for each win.
 /// The `wins` columns [`bind_win`] binds, in its order.
 const WIN_COLUMNS: &str = "id, kind, occurred_at, business_service, team, label, amount, hours, users, \
                            headline, payload, counted_at, status, revoked_at, status_reason";
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
-/// Binds a win's fifteen values in the order of the `wins` columns: `id, kind, occurred_at,
-/// business_service, team, label, amount, hours, users, headline, payload, counted_at, status,
-/// revoked_at, status_reason`.
+/// Binds a win's fifteen values in the order of [`WIN_COLUMNS`].
 fn bind_win<'q>(
     query: AnyQuery<'q>,
     win: &Win,
@@ -415,6 +414,7 @@ fn bind_win<'q>(
         .bind(revoked.then(|| win.status_reason.clone()))
 }
 
+/// One ledger entry for each win.
 async fn ledger_many(
     tx: &mut Transaction<'_, Any>,
     win_ids: &[&str],
@@ -514,6 +514,34 @@ async fn apply(
     write(tx, to, &rollups, &totals).await
 }
 
+/// Binds a rollup row's seven values: `period, period_start, scope, subject_id, value_cents,
+/// hours_milli, wins`.
+fn bind_rollup<'q>(query: AnyQuery<'q>, row: &RollupRow<'q>) -> AnyQuery<'q> {
+    let ([period, start, scope, subject], amounts) = row;
+    query
+        .bind(*period)
+        .bind(*start)
+        .bind(*scope)
+        .bind(*subject)
+        .bind(amounts.value_cents)
+        .bind(amounts.hours_milli)
+        .bind(amounts.wins)
+}
+
+/// Binds a totals row's seven values: `period, period_start, label, value_cents, hours_milli,
+/// people, wins`.
+fn bind_total<'q>(query: AnyQuery<'q>, row: &TotalRow<'q>) -> AnyQuery<'q> {
+    let ([period, start, label], amounts) = row;
+    query
+        .bind(*period)
+        .bind(*start)
+        .bind(*label)
+        .bind(amounts.value_cents)
+        .bind(amounts.hours_milli)
+        .bind(amounts.people)
+        .bind(amounts.wins)
+}
+
 async fn write(
     tx: &mut Transaction<'_, Any>,
     to: Figures,
@@ -545,30 +573,16 @@ async fn write(
     for chunk in rollups.chunks(ROWS_PER_STATEMENT) {
         let sql = rollups_sql.replace("{rows}", &value_rows(tx, chunk.len(), 7));
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ([period, start, scope, subject], amounts) in chunk {
-            insert = insert
-                .bind(*period)
-                .bind(*start)
-                .bind(*scope)
-                .bind(*subject)
-                .bind(amounts.value_cents)
-                .bind(amounts.hours_milli)
-                .bind(amounts.wins);
+        for row in chunk {
+            insert = bind_rollup(insert, row);
         }
         insert.execute(&mut **tx).await?;
     }
     for chunk in totals.chunks(ROWS_PER_STATEMENT) {
         let sql = totals_sql.replace("{rows}", &value_rows(tx, chunk.len(), 7));
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ([period, start, label], amounts) in chunk {
-            insert = insert
-                .bind(*period)
-                .bind(*start)
-                .bind(*label)
-                .bind(amounts.value_cents)
-                .bind(amounts.hours_milli)
-                .bind(amounts.people)
-                .bind(amounts.wins);
+        for row in chunk {
+            insert = bind_total(insert, row);
         }
         insert.execute(&mut **tx).await?;
     }

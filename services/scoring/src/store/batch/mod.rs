@@ -149,15 +149,9 @@ async fn record_run(
     // On PostgreSQL the wins go in with their outbox rows, person credits and ledger lines, in one
     // statement; elsewhere those follow as statements of their own.
     let written = if herald_runtime::store::is_postgres(tx) {
-        let credited_if_made: Vec<(&Win, DateTime<Utc>)> = making
-            .iter()
-            .map(|m| (&m.win, m.windows.outcome_at))
-            .collect();
-        let entries_if_made: Vec<writes::Entry<'_>> = making
-            .iter()
-            .flat_map(|m| writes::new_win_entries(&m.win))
-            .collect();
-        in_one::record_wins(tx, &new_wins, &credited_if_made, &entries_if_made, now).await?
+        // Every win's, for the statement keeps only those of the wins it inserts.
+        let (credited, entries) = credits_and_entries(making.iter());
+        in_one::record_wins(tx, &new_wins, &credited, &entries, now).await?
     } else {
         None
     };
@@ -188,16 +182,8 @@ async fn record_run(
         .collect();
     writes::same_outcome(tx, &same).await?;
     if !in_one {
-        let credited: Vec<(&Win, DateTime<Utc>)> = made
-            .iter()
-            .map(|m| (&m.win, m.windows.outcome_at))
-            .collect();
+        let (credited, entries) = credits_and_entries(made.iter().copied());
         writes::person_credits(tx, &credited).await?;
-        let made_wins: Vec<&Win> = made.iter().map(|m| &m.win).collect();
-        let entries: Vec<writes::Entry<'_>> = made_wins
-            .iter()
-            .flat_map(|w| writes::new_win_entries(w))
-            .collect();
         writes::ledger(tx, &entries, now).await?;
     }
 
@@ -220,6 +206,23 @@ async fn record_run(
             })
         })
         .collect())
+}
+
+/// What the person credits and the ledger get for `wins`: each win with when its outcome
+/// happened, and its ledger lines in order.
+type CreditsAndEntries<'a> = (Vec<(&'a Win, DateTime<Utc>)>, Vec<writes::Entry<'a>>);
+
+fn credits_and_entries<'a>(wins: impl Iterator<Item = &'a Making<'a>>) -> CreditsAndEntries<'a> {
+    let wins: Vec<&Making<'_>> = wins.collect();
+    let credited = wins
+        .iter()
+        .map(|m| (&m.win, m.windows.outcome_at))
+        .collect();
+    let entries = wins
+        .iter()
+        .flat_map(|m| writes::new_win_entries(&m.win))
+        .collect();
+    (credited, entries)
 }
 
 /// Keeps the run's signals and withdraws every standing win one falls inside the window of, in

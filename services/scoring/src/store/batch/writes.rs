@@ -4,7 +4,10 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{ItsmEvent, ValueLabel, Win, WinStatus};
-use herald_runtime::{db::millis, store::value_rows};
+use herald_runtime::{
+    db::millis,
+    store::{AnyQuery, value_rows},
+};
 use prost::Message;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
@@ -130,8 +133,6 @@ pub(super) const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, r
                            business_service, team, label, amount, currency, hours, headline, \
                            payload, created_at, status, outcome_at, confirm_at, revocable_until, \
                            configuration_item, status_reason, status_at";
-
-pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
 /// Binds a win's 23 values in the order of [`WIN_COLUMNS`].
 pub(super) fn bind_win<'q>(
