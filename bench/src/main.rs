@@ -90,6 +90,9 @@ struct Limits {
     jetstream_256b_per_s: f64,
     jetstream_7kb_per_s: f64,
     jetstream_7kb_16_in_flight_per_s: f64,
+    /// 7 KB messages through three streams in a row, each hop consumed and republished with no
+    /// work between: the bus alone in the shape of Herald's pipeline.
+    jetstream_7kb_three_hops_per_s: f64,
     bare_http_per_s: f64,
 }
 
@@ -131,9 +134,24 @@ struct Fixed {
     machine_while_sending: cpu::Usage,
 }
 
+/// Ingest's 202s at saturation with nothing downstream of it (distributed only: `herald up` runs
+/// its stages in the same process).
+#[derive(Debug, Serialize)]
+struct IngestAlone {
+    sent: u64,
+    accepted: u64,
+    /// Answered with an error status, or not answered at all.
+    refused: u64,
+    errors: u64,
+    accepted_per_s: f64,
+    /// The whole machine while posting, and each program's share.
+    machine_while_posting: cpu::Usage,
+}
+
 #[derive(Debug, Serialize)]
 struct ModeReport {
     mode: String,
+    ingest_alone: Option<IngestAlone>,
     idle_rss_mib: Vec<(String, f64)>,
     peak_rss_mib: Vec<(String, f64)>,
     saturation: Vec<Saturation>,
@@ -349,6 +367,41 @@ async fn fixed(
     })
 }
 
+/// Ingest by itself, at saturation, on fresh servers: the same events and driver as the pipeline
+/// runs, nothing consuming what it stores.
+async fn ingest_alone(
+    sink: &Sink,
+    events: &mut Events,
+    args: &Args,
+) -> anyhow::Result<IngestAlone> {
+    let target = targets::ingest_alone(&sink.url("/hooks/herald")).await?;
+    let result = async {
+        let generator = Generator::new(Spread::Organisation)?;
+        let (first, warm) = events.requests(&generator, 50, false)?;
+        let warm = drive(&target.ingest_url, first, warm, args.connections, None).await?;
+        anyhow::ensure!(
+            warm.accepted == 50,
+            "ingest alone accepted {} of the warm-up's 50 events\n{}",
+            warm.accepted,
+            target.logs()
+        );
+        let (first, requests) = events.requests(&generator, args.events, false)?;
+        let machine_before = cpu::Snapshot::take();
+        let sent = drive(&target.ingest_url, first, requests, args.connections, None).await?;
+        Ok(IngestAlone {
+            sent: sent.sent_at.len() as u64,
+            accepted: sent.accepted,
+            refused: sent.refused,
+            errors: sent.errors,
+            accepted_per_s: sent.accepted_per_second(),
+            machine_while_posting: machine_before.usage_since(),
+        })
+    }
+    .await;
+    target.stop().await;
+    result
+}
+
 async fn measure(
     mode: Mode,
     sink: &Sink,
@@ -357,6 +410,20 @@ async fn measure(
     timer: Option<&stages::StageTimer>,
 ) -> anyhow::Result<ModeReport> {
     let webhook = sink.url("/hooks/herald");
+    let ingest_alone = match mode {
+        Mode::Distributed => {
+            let alone = ingest_alone(sink, events, args).await?;
+            println!(
+                "ingest alone: saturation: {:.0} accepted/s, {}/{} accepted\n  CPU while posting: {}",
+                alone.accepted_per_s,
+                alone.accepted,
+                alone.sent,
+                by_program(&alone.machine_while_posting)
+            );
+            Some(alone)
+        }
+        Mode::Standalone | Mode::Alertmanager => None,
+    };
     let target = match mode {
         Mode::Distributed => targets::distributed(&webhook).await?,
         Mode::Standalone => targets::standalone(&webhook).await?,
@@ -385,6 +452,7 @@ async fn measure(
     let duplicates_before = sink.duplicates();
     let mut report = ModeReport {
         mode: target.name.to_string(),
+        ingest_alone,
         idle_rss_mib,
         peak_rss_mib: Vec::new(),
         saturation: Vec::new(),
@@ -454,7 +522,7 @@ fn side_by_side(report: &Report) -> String {
         (None, _) => "–".into(),
     };
     type Figure = fn(&ModeReport) -> Option<f64>;
-    let rows: [(&str, Figure, &str); 6] = [
+    let rows: [(&str, Figure, &str); 7] = [
         (
             "delivered/s at saturation",
             |m| m.saturation.first().map(|s| s.delivered_per_s),
@@ -463,6 +531,16 @@ fn side_by_side(report: &Report) -> String {
         (
             "accepted/s at saturation",
             |m| m.saturation.first().map(|s| s.accepted_per_s),
+            "",
+        ),
+        (
+            // Alertmanager's ingest is its accepted rate: it has no stages of its own to leave out.
+            "ingest alone, accepted/s at saturation (Alertmanager: accepted/s)",
+            |m| match &m.ingest_alone {
+                Some(alone) => Some(alone.accepted_per_s),
+                None if m.mode == "Alertmanager" => m.saturation.first().map(|s| s.accepted_per_s),
+                None => None,
+            },
             "",
         ),
         (
@@ -542,10 +620,13 @@ fn markdown(report: &Report) -> String {
         out.push_str(&format!(
             "| the machine's limits | per second |\n|---|---|\n\
              | JetStream publish, acks pipelined, 256 B | {:.0} |\n| JetStream publish, acks pipelined, 7 KB | {:.0} |\n\
-             | JetStream publish, 16 in flight, 7 KB | {:.0} |\n| bare HTTP 200, same driver, 6 KB bodies | {:.0} |\n\n",
+             | JetStream publish, 16 in flight, 7 KB | {:.0} |\n\
+             | JetStream, 7 KB through three streams in a row (consumed, republished, acked; no work) | {:.0} |\n\
+             | bare HTTP 200, same driver, 6 KB bodies | {:.0} |\n\n",
             l.jetstream_256b_per_s,
             l.jetstream_7kb_per_s,
             l.jetstream_7kb_16_in_flight_per_s,
+            l.jetstream_7kb_three_hops_per_s,
             l.bare_http_per_s
         ));
     }
@@ -553,7 +634,29 @@ fn markdown(report: &Report) -> String {
         out.push_str(&side_by_side(report));
     }
     let bare_http = report.limits.as_ref().map_or(0.0, |l| l.bare_http_per_s);
+    let jetstream = report
+        .limits
+        .as_ref()
+        .map_or(0.0, |l| l.jetstream_7kb_per_s);
     for m in &report.modes {
+        if let Some(alone) = &m.ingest_alone {
+            out.push_str(&format!(
+                "**Ingest alone** (nothing downstream): {} of {} accepted{}, **{:.0}/s** \
+                 ({:.2}× bare HTTP, {:.2}× JetStream 7 KB publishes with acks pipelined). \
+                 CPU while posting: {}.\n\n",
+                alone.accepted,
+                alone.sent,
+                if alone.refused + alone.errors > 0 {
+                    format!(" ({} refused, {} unanswered)", alone.refused, alone.errors)
+                } else {
+                    String::new()
+                },
+                alone.accepted_per_s,
+                alone.accepted_per_s / bare_http.max(1e-9),
+                alone.accepted_per_s / jetstream.max(1e-9),
+                by_program(&alone.machine_while_posting)
+            ));
+        }
         out.push_str(&format!(
             "**{}**\n\n| saturation | sent | accepted/s | delivered | delivered/s | last delivery after last POST | CPU cores while posting: Herald's processes / whole machine |\n|---|---|---|---|---|---|---|\n",
             m.mode
@@ -775,6 +878,7 @@ async fn run() -> anyhow::Result<()> {
             jetstream_256b_per_s: raw::jetstream_publish(count, 256, 1024).await?,
             jetstream_7kb_per_s: raw::jetstream_publish(count, 7 * 1024, 1024).await?,
             jetstream_7kb_16_in_flight_per_s: raw::jetstream_publish(count, 7 * 1024, 16).await?,
+            jetstream_7kb_three_hops_per_s: raw::jetstream_relay(count, 7 * 1024, 3).await?,
             bare_http_per_s: {
                 let generator = Generator::new(Spread::Organisation)?;
                 let mut bare = Events { next: 0 };

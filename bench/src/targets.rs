@@ -258,6 +258,28 @@ pub async fn distributed_with(
     db: TestDatabase,
     nats: Nats,
 ) -> anyhow::Result<Target> {
+    services(webhook, db, nats, &SERVICES).await
+}
+
+/// Ingest by itself on a fresh nats-server and database, with nothing downstream: what a burst
+/// meets when ingest has the machine to itself, as it does when it is scaled on machines of its
+/// own (the stream keeps what it accepted for the stages to take later).
+pub async fn ingest_alone(webhook: &str) -> anyhow::Result<Target> {
+    let db = TestDatabase::create()
+        .await
+        .context("ingest alone needs PostgreSQL: run it through scripts/bench")?;
+    let mut target = services(webhook, db, Nats::single().await?, &["ingest"]).await?;
+    target.name = "ingest alone";
+    Ok(target)
+}
+
+/// `chosen` of the four services (in their start order), each its own process.
+async fn services(
+    webhook: &str,
+    db: TestDatabase,
+    nats: Nats,
+    chosen: &[&'static str],
+) -> anyhow::Result<Target> {
     let dir = tempfile::tempdir()?;
     let mut ports = HashMap::new();
     for service in SERVICES {
@@ -278,7 +300,7 @@ pub async fn distributed_with(
     std::fs::write(&config, &toml)?;
     let args = vec!["--config".to_string(), config.display().to_string()];
     let mut processes = Vec::new();
-    for service in SERVICES {
+    for &service in chosen {
         let process = ServiceProcess::spawn(&format!("herald-{service}"), &args, &env()).await?;
         wait_ready(ports[service].0, &process).await?;
         processes.push(process);
@@ -295,6 +317,7 @@ pub async fn distributed_with(
         cluster: nats.cluster,
         grpc: ports
             .iter()
+            .filter(|(service, _)| chosen.contains(service))
             .map(|(service, (_, grpc))| (*service, format!("http://127.0.0.1:{grpc}")))
             .collect(),
         _db: Some(db),

@@ -76,6 +76,29 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 "no stage is longer than the whole: {run}"
             );
         }
+        // Ingest by itself, with nothing downstream: distributed only, every event accepted,
+        // and the machine's CPU shows ingest and the bus it stores to.
+        let alone = &mode["ingest_alone"];
+        if mode["mode"] == "distributed" {
+            assert_eq!(alone["accepted"].as_u64(), Some(300), "{alone}");
+            assert!(
+                alone["accepted_per_s"].as_f64().unwrap_or_default() > 0.0,
+                "{alone}"
+            );
+            let programs: Vec<&str> = alone["machine_while_posting"]["programs"]
+                .as_array()
+                .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+                .unwrap_or_default();
+            for name in ["herald-ingest", "nats-server"] {
+                assert!(programs.contains(&name), "{name} missing: {alone}");
+            }
+            assert!(
+                !programs.contains(&"herald-scoring"),
+                "nothing downstream runs: {alone}"
+            );
+        } else {
+            assert!(alone.is_null(), "{mode}");
+        }
         let saturation = mode["saturation"].as_array().cloned().unwrap_or_default();
         assert_eq!(saturation.len(), 2, "organisation and worst case: {mode}");
         assert!(
@@ -117,6 +140,13 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         }
     }
     assert!(
+        report["limits"]["jetstream_7kb_three_hops_per_s"]
+            .as_f64()
+            .unwrap_or_default()
+            > 0.0,
+        "{report}"
+    );
+    assert!(
         report["limits"]["jetstream_7kb_per_s"]
             .as_f64()
             .unwrap_or_default()
@@ -124,6 +154,10 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         "{report}"
     );
     assert!(stdout.contains("| saturation |"), "the table: {stdout}");
+    assert!(
+        stdout.contains("**Ingest alone** (nothing downstream)"),
+        "ingest alone's figures: {stdout}"
+    );
     // The query timings read what was stored: every query found something.
     let queries = report["queries"].as_array().cloned().unwrap_or_default();
     assert_eq!(queries.len(), 1, "{report}");
