@@ -226,14 +226,9 @@ pub fn table(rate: f64, breakdown: &Breakdown) -> String {
         ));
     }
     if !breakdown.tail_began_s.is_empty() {
-        let began: Vec<String> = breakdown
-            .tail_began_s
-            .iter()
-            .map(|s| format!("{s:.1}"))
-            .collect();
         out.push_str(&format!(
-            "\nThe slowest 1 % began at (s into the run): {}.\n",
-            began.join(", ")
+            "\nThe slowest 1 % began at (s into the run, how many when more than one): {}.\n",
+            moments(&breakdown.tail_began_s)
         ));
     }
     if breakdown.traces < breakdown.begun {
@@ -245,6 +240,22 @@ pub fn table(rate: f64, breakdown: &Breakdown) -> String {
         out.push_str(&format!("\nSpans received: {}.\n", received.join(", ")));
     }
     out
+}
+
+/// "4.6 (7), 4.7 (50), 6.1": seconds to the tenth, each with how many began then, so a stall's
+/// hundred events read as one moment.
+fn moments(began_s: &[f64]) -> String {
+    let mut tenths: Vec<i64> = began_s.iter().map(|s| (s * 10.0).round() as i64).collect();
+    tenths.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    for run in tenths.chunk_by(|a, b| a == b) {
+        let at = run[0] as f64 / 10.0;
+        out.push(match run.len() {
+            1 => format!("{at:.1}"),
+            n => format!("{at:.1} ({n})"),
+        });
+    }
+    out.join(", ")
 }
 
 #[cfg(test)]
@@ -314,5 +325,14 @@ mod tests {
             .flat_map(|(id, start, whole)| trace(id, start, whole))
             .collect();
         assert_eq!(cut(&spans).tail_began_s, vec![2.0]);
+    }
+
+    #[test]
+    fn the_slowest_traces_moments_are_counted_to_the_tenth() {
+        assert_eq!(
+            moments(&[4.71, 4.6, 6.1, 4.68, 4.74, 9.96]),
+            "4.6, 4.7 (3), 6.1, 10.0"
+        );
+        assert_eq!(moments(&[]), "");
     }
 }

@@ -24,4 +24,5 @@ mod notify_replicas;
 mod observability;
 mod secrets;
 mod standalone;
+mod statements;
 mod verification;

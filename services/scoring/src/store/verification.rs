@@ -8,7 +8,7 @@ use herald_proto::{
 };
 use herald_runtime::{
     db::{from_millis, millis},
-    store::value_rows,
+    store::{batch_query, value_rows},
 };
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
@@ -182,7 +182,7 @@ pub(super) async fn to_outbox(
              ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at",
             value_rows(tx, chunk.len(), 3)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = batch_query(sql, chunk.len());
         for win in chunk {
             query = query
                 .bind(win.id.clone())
@@ -426,7 +426,7 @@ pub(super) async fn mark_published_in(
                               {skip_locked})",
             value_rows(conn, chunk.len(), 2)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = batch_query(sql, chunk.len());
         for win in chunk {
             query = query.bind(win.id.clone()).bind(status_token(win.status));
         }

@@ -10,9 +10,12 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use herald_runtime::{db::millis, store::numbered_rows_from};
+use herald_runtime::{
+    db::millis,
+    store::{batch_query, numbered_rows_from},
+};
 use prost::Message;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::{Counting, WIN_COLUMNS, bind_rollup, bind_total, bind_win, contributions, merged};
 
@@ -100,7 +103,7 @@ pub(super) async fn count_wins(
     }
     sql.push_str(" SELECT id FROM w");
 
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = batch_query(sql, wins.len());
     for (win, at, _) in wins {
         query = bind_win(query, win, *at, "counted", now);
     }

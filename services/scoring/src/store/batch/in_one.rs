@@ -8,8 +8,11 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{Win, WinStatus};
-use herald_runtime::{db::millis, store::numbered_rows_from};
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use herald_runtime::{
+    db::millis,
+    store::{batch_query, numbered_rows_from},
+};
+use sqlx::{Any, Row, Transaction};
 
 use super::super::{StoreError, status_token, verification};
 use super::writes::{self, Entry, NewWin, WIN_COLUMNS};
@@ -86,7 +89,7 @@ pub(super) async fn record_wins(
     }
     sql.push_str(" SELECT id FROM w");
 
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = batch_query(sql, wins.len());
     for new in wins {
         query = writes::bind_win(query, new, now);
     }
