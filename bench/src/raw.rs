@@ -44,8 +44,13 @@ pub async fn jetstream_publish(count: u64, size: usize, in_flight: usize) -> any
 /// nothing but the bus. Each relay has its own connection, as each service does; it takes what its
 /// pull consumer has ready (up to 100, the services' pull size), stores it on the next stream with
 /// the acks awaited together, then acks what it took. `count` messages of `size` bytes, timed
-/// from the first publish to the last message taken from the last stream.
-pub async fn jetstream_relay(count: u64, size: usize, hops: usize) -> anyhow::Result<f64> {
+/// from the first publish to the last message taken from the last stream; with the machine's CPU
+/// over that time (nats-server's included: it is still running when measured).
+pub async fn jetstream_relay(
+    count: u64,
+    size: usize,
+    hops: usize,
+) -> anyhow::Result<(f64, crate::cpu::Usage)> {
     use futures::StreamExt as _;
     use tokio::task::JoinSet;
 
@@ -124,6 +129,7 @@ pub async fn jetstream_relay(count: u64, size: usize, hops: usize) -> anyhow::Re
     }
 
     let payload = bytes::Bytes::from(vec![b'x'; size]);
+    let machine_before = crate::cpu::Snapshot::take();
     let started = Instant::now();
     let mut pending = std::collections::VecDeque::with_capacity(1024);
     for i in 0..count {
@@ -144,5 +150,6 @@ pub async fn jetstream_relay(count: u64, size: usize, hops: usize) -> anyhow::Re
     while let Some(done) = tasks.join_next().await {
         done??;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    let per_second = count as f64 / started.elapsed().as_secs_f64();
+    Ok((per_second, machine_before.usage_since()))
 }

@@ -146,6 +146,16 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             > 0.0,
         "{report}"
     );
+    // The bus alone: its CPU is nats-server's, measured while it still runs.
+    let relay_programs: Vec<&str> = report["limits"]["jetstream_three_hops_machine"]["programs"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        relay_programs.contains(&"nats-server"),
+        "{}",
+        report["limits"]
+    );
     assert!(
         report["limits"]["jetstream_7kb_per_s"]
             .as_f64()
