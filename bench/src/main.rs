@@ -607,6 +607,16 @@ fn side_by_side(report: &Report) -> String {
     out
 }
 
+/// " (3 refused, 1 unanswered)" after a count of sent events, or nothing when all were answered
+/// with a success.
+fn refused(refused: u64, unanswered: u64) -> String {
+    if refused + unanswered > 0 {
+        format!(" ({refused} refused, {unanswered} unanswered)")
+    } else {
+        String::new()
+    }
+}
+
 fn opt(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.1}"))
 }
@@ -653,11 +663,7 @@ fn markdown(report: &Report) -> String {
                  CPU while posting: {}.\n\n",
                 alone.accepted,
                 alone.sent,
-                if alone.refused + alone.errors > 0 {
-                    format!(" ({} refused, {} unanswered)", alone.refused, alone.errors)
-                } else {
-                    String::new()
-                },
+                refused(alone.refused, alone.errors),
                 alone.accepted_per_s,
                 alone.accepted_per_s / bare_http.max(1e-9),
                 alone.accepted_per_s / jetstream.max(1e-9),
@@ -673,11 +679,7 @@ fn markdown(report: &Report) -> String {
                 "| {} | {}{} | {:.0} ({:.2}× bare HTTP) | {} | {:.0} | {:.1} s | {:.2} / {:.2} |\n",
                 s.spread,
                 s.sent,
-                if s.refused + s.errors > 0 {
-                    format!(" ({} refused, {} unanswered)", s.refused, s.errors)
-                } else {
-                    String::new()
-                },
+                refused(s.refused, s.errors),
                 s.accepted_per_s,
                 s.accepted_per_s / bare_http.max(1e-9),
                 s.delivered,

@@ -202,7 +202,7 @@ async fn finish_delivered_in_one(
         insert_attempts_sql(&attempts),
         mark_delivered_sql(&format!("${now_at}"), &format!("VALUES {ids}"))
     );
-    let mut query = batch_query(sql, delivered.len());
+    let mut query = batch_query(sql);
     for f in delivered {
         query = bind_attempt(query, f, now);
     }
@@ -234,7 +234,7 @@ async fn insert_deliveries(
          RETURNING id",
         herald_runtime::store::value_rows(conn, chunk.len(), 11)
     );
-    let mut query = batch_query(sql, chunk.len());
+    let mut query = batch_query(sql);
     for (item, payload, p, claimed) in chunk {
         let id = &item.announcement.id;
         query = query
@@ -575,7 +575,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in finished.chunks(ATTEMPTS_PER_STATEMENT) {
             let sql = insert_attempts_sql(&herald_runtime::store::value_rows(&tx, chunk.len(), 7));
-            let mut query = batch_query(sql, chunk.len());
+            let mut query = batch_query(sql);
             for f in chunk {
                 query = bind_attempt(query, f, now);
             }
@@ -584,7 +584,7 @@ impl Store {
         for chunk in delivered.chunks(500) {
             let places: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
             let sql = mark_delivered_sql("$1", &places.join(", "));
-            let mut query = batch_query(sql, chunk.len()).bind(now);
+            let mut query = batch_query(sql).bind(now);
             for f in chunk {
                 query = query.bind(&f.claimed.id);
             }
@@ -683,7 +683,7 @@ impl Store {
                  WHERE status = 'sending' AND ({})",
                 held.join(" OR ")
             );
-            let mut query = batch_query(sql, chunk.len());
+            let mut query = batch_query(sql);
             for c in chunk {
                 query = query.bind(&c.id).bind(c.lease_until);
             }
@@ -780,7 +780,7 @@ impl Store {
                 "SELECT address FROM digest_optouts WHERE address IN ({})",
                 places.join(", ")
             );
-            let mut query = batch_query(sql, chunk.len());
+            let mut query = batch_query(sql);
             for a in chunk {
                 query = query.bind(a.trim().to_lowercase());
             }

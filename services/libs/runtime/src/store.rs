@@ -40,13 +40,17 @@ pub fn numbered_rows(rows: usize, columns: usize) -> String {
 /// A statement through the `Any` driver, as the stores build them bind by bind.
 pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// A statement whose text was built for a batch of `rows` rows. Its text changes with the batch's
-/// size, so only the one-row shape, which a low rate sends again and again, is kept prepared on
-/// its connection; larger ones run unprepared. Kept, they filled each connection's cache (100
-/// statements) with texts of up to a few hundred kilobytes that seldom came back: spotlight grew
-/// from 20 to over 100 MiB under load.
-pub fn batch_query(sql: String, rows: usize) -> AnyQuery<'static> {
-    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows <= 1)
+/// Statement texts up to this size stay prepared on their connection (100 a connection at most).
+const KEPT_PREPARED_UP_TO: usize = 8 * 1024;
+
+/// A statement whose text was built for its batch: kept prepared on its connection while its text
+/// is small, run unprepared when it is larger. A batch's text changes with its size; the small
+/// shapes (a few rows, what a low rate sends again and again) recur and are worth keeping, the
+/// large ones seldom come back, and kept they filled each connection's cache with texts of up to a
+/// few hundred kilobytes: spotlight grew from 20 to over 100 MiB under load.
+pub fn batch_query(sql: String) -> AnyQuery<'static> {
+    let keep = sql.len() <= KEPT_PREPARED_UP_TO;
+    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(keep)
 }
 
 /// [`numbered_rows`] numbered on from `*next` (left one past the last), for a statement that binds

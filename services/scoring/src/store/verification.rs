@@ -182,7 +182,7 @@ pub(super) async fn to_outbox(
              ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at",
             value_rows(tx, chunk.len(), 3)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for win in chunk {
             query = query
                 .bind(win.id.clone())
@@ -426,7 +426,7 @@ pub(super) async fn mark_published_in(
                               {skip_locked})",
             value_rows(conn, chunk.len(), 2)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for win in chunk {
             query = query.bind(win.id.clone()).bind(status_token(win.status));
         }

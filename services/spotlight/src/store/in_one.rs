@@ -103,7 +103,7 @@ pub(super) async fn count_wins(
     }
     sql.push_str(" SELECT id FROM w");
 
-    let mut query = batch_query(sql, wins.len());
+    let mut query = batch_query(sql);
     for (win, at, _) in wins {
         query = bind_win(query, win, *at, "counted", now);
     }

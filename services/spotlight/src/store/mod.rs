@@ -367,7 +367,7 @@ async fn insert_wins<'w>(
             "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             value_rows(tx, chunk.len(), 15)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for (win, occurred_at) in chunk {
             query = bind_win(query, win, *occurred_at, status, now);
         }
@@ -426,7 +426,7 @@ async fn ledger_many(
             "INSERT INTO ledger (win_id, entry, at) VALUES {}",
             value_rows(tx, chunk.len(), 3)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for id in chunk {
             query = query
                 .bind(id.to_string())
@@ -450,7 +450,7 @@ async fn insert_announcements(
              ON CONFLICT DO NOTHING",
             value_rows(tx, chunk.len(), 5)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for (win_id, announcement) in chunk {
             query = query
                 .bind(announcement.id.clone())
@@ -572,7 +572,7 @@ async fn write(
     };
     for chunk in rollups.chunks(ROWS_PER_STATEMENT) {
         let sql = rollups_sql.replace("{rows}", &value_rows(tx, chunk.len(), 7));
-        let mut insert = batch_query(sql, chunk.len());
+        let mut insert = batch_query(sql);
         for row in chunk {
             insert = bind_rollup(insert, row);
         }
@@ -580,7 +580,7 @@ async fn write(
     }
     for chunk in totals.chunks(ROWS_PER_STATEMENT) {
         let sql = totals_sql.replace("{rows}", &value_rows(tx, chunk.len(), 7));
-        let mut insert = batch_query(sql, chunk.len());
+        let mut insert = batch_query(sql);
         for row in chunk {
             insert = bind_total(insert, row);
         }

@@ -89,7 +89,7 @@ pub(super) async fn record_wins(
     }
     sql.push_str(" SELECT id FROM w");
 
-    let mut query = batch_query(sql, wins.len());
+    let mut query = batch_query(sql);
     for new in wins {
         query = writes::bind_win(query, new, now);
     }

@@ -46,7 +46,7 @@ pub(super) async fn praise(
          WHERE event_id IS NOT NULL",
         value_rows(tx, wins.len(), 3)
     );
-    let mut query = batch_query(sql, wins.len());
+    let mut query = batch_query(sql);
     for (i, win) in wins.iter().enumerate() {
         query = query
             .bind(index(i))
@@ -132,7 +132,7 @@ pub(in crate::store) async fn signals_against(
              WHERE event_id IS NOT NULL",
             value_rows(tx, same.len(), 8)
         );
-        let mut query = batch_query(sql, same.len());
+        let mut query = batch_query(sql);
         for (i, kinds) in &same {
             let c = &candidates[*i];
             query = query
@@ -160,7 +160,7 @@ pub(in crate::store) async fn signals_against(
              WHERE event_id IS NOT NULL",
             value_rows(tx, related.len(), 5)
         );
-        let mut query = batch_query(sql, related.len());
+        let mut query = batch_query(sql);
         for i in &related {
             let c = &candidates[*i];
             query = query
@@ -237,7 +237,7 @@ pub(super) async fn withdrawable(
               AND w.outcome_at < q.at AND w.revocable_until >= q.at AND w.kind IN (q.k1, q.k2, q.k3, q.k4)",
             value_rows(tx, same.len(), 8)
         );
-        let mut query = batch_query(sql, same.len());
+        let mut query = batch_query(sql);
         for (i, signal) in &same {
             query = query
                 .bind(index(*i))
@@ -326,7 +326,7 @@ async fn withdrawable_nearby(
          FROM wins WHERE status <> 'revoked' AND ({})",
         arms.join(" OR ")
     );
-    let mut query = batch_query(sql, arms.len());
+    let mut query = batch_query(sql);
     for kind in &kinds {
         query = query.bind(*kind);
     }
@@ -376,7 +376,7 @@ pub(super) async fn existing_outcomes(
          SELECT w.outcome_key FROM q JOIN wins w ON w.outcome_key = q.outcome_key",
         value_rows(tx, keys.len(), 1)
     );
-    let mut query = batch_query(sql, keys.len());
+    let mut query = batch_query(sql);
     for key in keys {
         query = query.bind(*key);
     }
@@ -406,7 +406,7 @@ pub(super) async fn credited(
          FROM q",
         value_rows(tx, asks.len(), 3)
     );
-    let mut query = batch_query(sql, asks.len());
+    let mut query = batch_query(sql);
     for (person, from, to) in asks {
         query = query.bind(*person).bind(millis(*from)).bind(millis(*to));
     }
@@ -448,7 +448,7 @@ async fn rows_by_event_id(
         "SELECT {columns} FROM {table} WHERE event_id IN (VALUES {})",
         value_rows(tx, ids.len(), 1)
     );
-    let mut query = batch_query(sql, ids.len());
+    let mut query = batch_query(sql);
     for id in &ids {
         query = query.bind(*id);
     }

@@ -39,7 +39,7 @@ pub(super) async fn events(
              VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             value_rows(tx, chunk.len(), 10)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for (event, result) in chunk {
             let (verdict, note) = match result {
                 Ok(_) => ("win", None),
@@ -104,7 +104,7 @@ pub(super) async fn signals(
              VALUES {} ON CONFLICT (event_id) DO NOTHING",
             value_rows(tx, chunk.len(), 7)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for signal in chunk {
             query = query
                 .bind(signal.event_id.clone())
@@ -184,7 +184,7 @@ pub(super) async fn wins(
             "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
             value_rows(tx, chunk.len(), 23)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for new in chunk {
             query = bind_win(query, new, now);
         }
@@ -211,7 +211,7 @@ pub(super) async fn unlink_events(
             "UPDATE events SET win_id = NULL WHERE id IN (VALUES {})",
             value_rows(tx, chunk.len(), 1)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for event in chunk {
             query = query.bind(event.to_string());
         }
@@ -236,7 +236,7 @@ pub(super) async fn same_outcome(
              WHERE id IN (SELECT id FROM v)",
             value_rows(tx, chunk.len(), 2)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for (event, key) in chunk {
             query = query.bind(event.to_string()).bind(key.to_string());
         }
@@ -270,7 +270,7 @@ pub(in crate::store) async fn person_credits(
              VALUES {} ON CONFLICT DO NOTHING",
             value_rows(tx, chunk.len(), 4)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for (win, outcome_at, person, amount) in chunk {
             query = query
                 .bind(person.to_string())
@@ -301,7 +301,7 @@ pub(in crate::store) async fn ledger(
             "INSERT INTO ledger (win_id, entry, at, amount, reason) VALUES {}",
             value_rows(tx, chunk.len(), 5)
         );
-        let mut query = batch_query(sql, chunk.len());
+        let mut query = batch_query(sql);
         for e in chunk {
             query = query
                 .bind(e.win.id.clone())
