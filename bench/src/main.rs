@@ -1,12 +1,12 @@
 //! `herald-bench` (run it with `scripts/bench`): in one run on one machine, the machine's limits
 //! (JetStream publish with pipelined acks, the bus alone relaying through three streams in the
 //! shape of Herald's pipeline, a bare HTTP server behind the same driver), ingest alone with
-//! nothing downstream, then for each run mode — the four services distributed, and `herald up` — ingest's 202s per second and
-//! the event-to-delivery pipeline at saturation (events spread like a real organisation's, and the
-//! worst case where every win credits the same service, team and person), latency percentiles at
-//! fixed rates, duplicates, CPU and memory; then, on a fresh start of each mode, the backfill of a
-//! generated ServiceNow export through `herald backfill`. Prints a table, writes it as JSON and
-//! Markdown.
+//! nothing downstream, then for each run mode — the four services distributed, and `herald up` —
+//! ingest's 202s per second and the event-to-delivery pipeline at saturation (events spread like a
+//! real organisation's, and the worst case where every win credits the same service, team and
+//! person), latency percentiles at fixed rates, duplicates, CPU and memory; then, on a fresh start
+//! of each mode, the backfill of a generated ServiceNow export through `herald backfill`. Prints a
+//! table, writes it as JSON and Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
 use herald_bench::{

@@ -109,11 +109,13 @@ pub async fn jetstream_relay(
                                 ),
                                 message.payload.clone(),
                             )
-                            .await?,
+                            .await
+                            .map_err(|e| anyhow::anyhow!("hop {hop}: publish: {e}"))?,
                         );
                     }
                     for ack in acks {
-                        ack.await?;
+                        ack.await
+                            .map_err(|e| anyhow::anyhow!("hop {hop}: publish's ack: {e}"))?;
                     }
                 }
                 for message in &messages {
