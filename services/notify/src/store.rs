@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::Announcement;
 use herald_runtime::{
     db::{Backend, Database, from_millis, millis},
-    store::{AnyQuery, batch_query},
+    store::{AnyQuery, batch_query, numbered_rows_from, value_rows},
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -193,10 +193,10 @@ async fn finish_delivered_in_one(
     now: i64,
 ) -> Result<(), StoreError> {
     let mut next = 1;
-    let attempts = herald_runtime::store::numbered_rows_from(&mut next, delivered.len(), 7);
+    let attempts = numbered_rows_from(&mut next, delivered.len(), 7);
     let now_at = next;
     next += 1;
-    let ids = herald_runtime::store::numbered_rows_from(&mut next, delivered.len(), 1);
+    let ids = numbered_rows_from(&mut next, delivered.len(), 1);
     let sql = format!(
         "WITH logged AS ({}) {}",
         insert_attempts_sql(&attempts),
@@ -232,7 +232,7 @@ async fn insert_deliveries(
          VALUES {}
          ON CONFLICT (announcement_id, route, channel) DO NOTHING
          RETURNING id",
-        herald_runtime::store::value_rows(conn, chunk.len(), 11)
+        value_rows(conn, chunk.len(), 11)
     );
     let mut query = batch_query(sql);
     for (item, payload, p, claimed) in chunk {
@@ -574,7 +574,7 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         for chunk in finished.chunks(ATTEMPTS_PER_STATEMENT) {
-            let sql = insert_attempts_sql(&herald_runtime::store::value_rows(&tx, chunk.len(), 7));
+            let sql = insert_attempts_sql(&value_rows(&tx, chunk.len(), 7));
             let mut query = batch_query(sql);
             for f in chunk {
                 query = bind_attempt(query, f, now);
