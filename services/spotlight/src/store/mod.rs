@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
 use herald_runtime::{
     db::millis,
-    store::{AnyQuery, batch_query, value_rows},
+    store::{AnyQuery, batch_query, is_postgres, value_rows},
 };
 use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -100,7 +100,7 @@ impl Store {
             .map(|((win, at, announcement), _)| (win, *at, announcement.as_ref()))
             .collect();
         let mut conn = self.pool.acquire().await?;
-        let in_one = if herald_runtime::store::is_postgres(&conn) {
+        let in_one = if is_postgres(&conn) {
             in_one::count_wins(&mut conn, &firsts, tz, now).await?
         } else {
             None

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{CreditSubject, ItsmEvent, Win, WinStatus};
-use herald_runtime::db::millis;
+use herald_runtime::{db::millis, store::is_postgres};
 use sqlx::{Any, Transaction};
 
 use super::{DailyCap, Recorded, StoreError, decode, recorded_before, stories, verification};
@@ -148,7 +148,7 @@ async fn record_run(
         .collect();
     // On PostgreSQL the wins go in with their outbox rows, person credits and ledger lines, in one
     // statement; elsewhere those follow as statements of their own.
-    let written = if herald_runtime::store::is_postgres(tx) {
+    let written = if is_postgres(tx) {
         // Every win's, for the statement keeps only those of the wins it inserts.
         let (credited, entries) = credits_and_entries(making.iter());
         in_one::record_wins(tx, &new_wins, &credited, &entries, now).await?
@@ -212,16 +212,14 @@ async fn record_run(
 /// happened, and its ledger lines in order.
 type CreditsAndEntries<'a> = (Vec<(&'a Win, DateTime<Utc>)>, Vec<writes::Entry<'a>>);
 
-fn credits_and_entries<'a>(wins: impl Iterator<Item = &'a Making<'a>>) -> CreditsAndEntries<'a> {
-    let wins: Vec<&Making<'_>> = wins.collect();
+fn credits_and_entries<'a>(
+    wins: impl Iterator<Item = &'a Making<'a>> + Clone,
+) -> CreditsAndEntries<'a> {
     let credited = wins
-        .iter()
+        .clone()
         .map(|m| (&m.win, m.windows.outcome_at))
         .collect();
-    let entries = wins
-        .iter()
-        .flat_map(|m| writes::new_win_entries(&m.win))
-        .collect();
+    let entries = wins.flat_map(|m| writes::new_win_entries(&m.win)).collect();
     (credited, entries)
 }
 
