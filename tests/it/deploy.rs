@@ -67,6 +67,31 @@ fn compose_starts_each_service_only_when_nats_and_postgres_are_healthy() {
         "deploy/nats.conf enables JetStream"
     );
     assert!(text(&nats["command"]).contains("/etc/nats/nats.conf"));
+    // One server holds every stream, so its acknowledgement (ingest's 202) must mean on disk:
+    // `sync_interval: always`, which nats-server reads from 2.10 on.
+    let jetstream_block = nats_conf
+        .split("jetstream {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_default();
+    assert!(
+        jetstream_block
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or_default().trim())
+            .any(|line| line == "sync_interval: always"),
+        "deploy/nats.conf syncs every JetStream write: {jetstream_block}"
+    );
+    let tag = text(&nats["image"]);
+    let version: Vec<u32> = tag
+        .trim_start_matches("nats:")
+        .split(['-', '.'])
+        .take(2)
+        .map(|part| part.parse().unwrap_or(0))
+        .collect();
+    assert!(
+        version.as_slice() >= [2, 10].as_slice(),
+        "the compose NATS image ({tag}) reads sync_interval (2.10 or later)"
+    );
 
     let postgres = &services["postgres"];
     assert!(text(&postgres["image"]).starts_with("postgres:"));

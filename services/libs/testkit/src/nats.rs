@@ -11,6 +11,21 @@ const INSTALL_HINT: &str = "nats-server was not found. Install it (Debian/Ubuntu
      macOS: `brew install nats-server`; or download from https://github.com/nats-io/nats-server/releases) \
      or set HERALD_NATS_SERVER to its path. `scripts/test` installs it on Debian.";
 
+/// Settings added to the `jetstream` block of every server started here, one per line, from
+/// `HERALD_TEST_NATS_JETSTREAM` (e.g. `sync_interval: always`, nats-server 2.10 and later): for
+/// measuring a benchmark under the settings a deployment uses.
+fn extra_jetstream_settings() -> String {
+    std::env::var("HERALD_TEST_NATS_JETSTREAM")
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(|line| format!("  {line}\n"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A running nats-server with JetStream. Killed when dropped.
 pub struct NatsServer {
     child: Option<Child>,
@@ -58,9 +73,10 @@ impl NatsServer {
         format!(
             "listen: 127.0.0.1:{port}\n\
              max_payload: {max_payload}\n\
-             jetstream {{\n  store_dir: {store:?}\n}}\n",
+             jetstream {{\n  store_dir: {store:?}\n{extra}}}\n",
             port = self.port,
             max_payload = self.max_payload,
+            extra = extra_jetstream_settings(),
         )
     }
 
@@ -290,6 +306,7 @@ impl NatsCluster {
             .map(|(_, route)| format!("\"nats-route://127.0.0.1:{route}\""))
             .collect::<Vec<_>>()
             .join(", ");
+        let extra = extra_jetstream_settings();
         let mut nodes = Vec::new();
         for (i, (port, route)) in ports.iter().enumerate() {
             let store = dir.path().join(format!("n{i}"));
@@ -298,7 +315,7 @@ impl NatsCluster {
                 &config,
                 format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{port}\nmax_payload: 8MB\n\
-                     jetstream {{\n  store_dir: {store:?}\n}}\n\
+                     jetstream {{\n  store_dir: {store:?}\n{extra}}}\n\
                      cluster {{\n  name: herald-test\n  listen: 127.0.0.1:{route}\n  routes: [{routes}]\n}}\n"
                 ),
             )?;
