@@ -168,6 +168,8 @@ struct Report {
     machine: String,
     /// How the distributed mode's PostgreSQL commits (to disk, or not).
     database: Option<String>,
+    /// How the distributed mode's nats-server syncs JetStream's files.
+    bus: String,
     connections: usize,
     limits: Option<Limits>,
     modes: Vec<ModeReport>,
@@ -629,6 +631,7 @@ fn markdown(report: &Report) -> String {
     if let Some(database) = &report.database {
         out.push_str(&format!("{database}\n\n"));
     }
+    out.push_str(&format!("{}\n\n", report.bus));
     if let Some(l) = &report.limits {
         out.push_str(&format!(
             "| the machine's limits | per second |\n|---|---|\n\
@@ -961,6 +964,7 @@ async fn run() -> anyhow::Result<()> {
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         machine: machine(),
         database: database::commits().await,
+        bus: herald_testkit::nats::jetstream_sync(),
         connections: args.connections,
         limits,
         modes,

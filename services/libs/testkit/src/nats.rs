@@ -26,6 +26,36 @@ fn extra_jetstream_settings() -> String {
         .unwrap_or_default()
 }
 
+/// How the servers started here sync JetStream's files, in words for a benchmark's report: on one
+/// server, what an acknowledgement survives depends on it.
+pub fn jetstream_sync() -> String {
+    sync_described(&extra_jetstream_settings())
+}
+
+fn sync_described(extra: &str) -> String {
+    let setting = extra
+        .lines()
+        .map(str::trim)
+        .find_map(|line| line.strip_prefix("sync_interval:"))
+        .map(str::trim);
+    match setting {
+        Some("always") => "JetStream syncs every write to disk before it acknowledges \
+                           (`sync_interval: always`), as `deploy/nats.conf` does."
+            .to_string(),
+        Some(interval) => format!(
+            "**JetStream syncs its files every {interval} (`sync_interval`): on one server an \
+             acknowledgement survives a crash of nats-server but not a power cut. \
+             `deploy/nats.conf` syncs every write.**"
+        ),
+        None => "**JetStream syncs its files every two minutes (nats-server's default): on one \
+                 server an acknowledgement survives a crash of nats-server but not a power cut. \
+                 `deploy/nats.conf` syncs every write (`sync_interval: always`, nats-server 2.10 \
+                 and later; set `HERALD_TEST_NATS_JETSTREAM=\"sync_interval: always\"` to \
+                 measure that).**"
+            .to_string(),
+    }
+}
+
 /// A running nats-server with JetStream. Killed when dropped.
 pub struct NatsServer {
     child: Option<Child>,
@@ -383,5 +413,25 @@ impl NatsCluster {
         self.kill(i).await;
         self.spawn(i)?;
         self.wait(i).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sync_described;
+
+    #[test]
+    fn the_report_says_how_jetstream_syncs() {
+        let default = sync_described("");
+        assert!(default.contains("every two minutes"), "{default}");
+        assert!(default.contains("not a power cut"), "{default}");
+
+        let always = sync_described("  max_file_store: 1G\n  sync_interval: always\n");
+        assert!(always.contains("every write"), "{always}");
+        assert!(!always.contains("power cut"), "{always}");
+
+        let interval = sync_described("  sync_interval: 10s\n");
+        assert!(interval.contains("every 10s"), "{interval}");
+        assert!(interval.contains("not a power cut"), "{interval}");
     }
 }
