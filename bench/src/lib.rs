@@ -15,3 +15,4 @@ pub mod rss;
 pub mod sink;
 pub mod stages;
 pub mod targets;
+pub mod write_back;

@@ -11,6 +11,7 @@
 
 use herald_bench::{
     backfill, cpu, database, events, export, load, queries, raw, rss, sink, stages, targets,
+    write_back,
 };
 
 use std::{
@@ -135,6 +136,8 @@ struct Fixed {
     /// The whole machine while sending at this rate, and each program's share: at a low rate
     /// what a small batch costs shows here, where latency only shows that it waited.
     machine_while_sending: cpu::Usage,
+    /// How long the disk took to catch up with the runs before this rate, before it began.
+    write_back_s: f64,
 }
 
 /// Ingest's 202s at saturation with nothing downstream of it (distributed only: `herald up` runs
@@ -319,6 +322,7 @@ async fn fixed(
     timer: Option<&stages::StageTimer>,
 ) -> anyhow::Result<Fixed> {
     let generator = Generator::new(Spread::Organisation)?;
+    let write_back = write_back::settle().await?;
     let spans_before = timer.map(stages::StageTimer::mark);
     let count = (rate * args.seconds as f64).round() as u64;
     let (first, requests) = events.requests(&generator, count, target.alerts)?;
@@ -369,6 +373,7 @@ async fn fixed(
         peak_rss_mib,
         stages,
         machine_while_sending,
+        write_back_s: write_back.as_secs_f64(),
     })
 }
 
@@ -504,7 +509,11 @@ async fn measure(
             f.p50_ms.unwrap_or(f64::NAN),
             f.p99_ms.unwrap_or(f64::NAN)
         );
-        println!("  CPU while sending: {}", while_sending(&f));
+        println!(
+            "  CPU while sending: {}; the disk caught up with the runs before in {:.1} s (sync) before it began",
+            while_sending(&f),
+            f.write_back_s
+        );
         if let Some(breakdown) = &f.stages {
             println!("{}", stages::table(f.rate, breakdown));
         }

@@ -64,6 +64,11 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         }
         // Where the time went: the events' traces, cut into stages that add up to the whole.
         for run in mode["fixed"].as_array().into_iter().flatten() {
+            // Each rate begins once the disk has caught up with the runs before it.
+            assert!(
+                run["write_back_s"].as_f64().is_some_and(|s| s >= 0.0),
+                "{run}"
+            );
             let stages = &run["stages"];
             let traces = stages["traces"].as_u64().unwrap_or_default();
             let delivered = run["delivered"].as_u64().unwrap_or_default();
