@@ -11,9 +11,9 @@ const INSTALL_HINT: &str = "nats-server was not found. Install it (Debian/Ubuntu
      macOS: `brew install nats-server`; or download from https://github.com/nats-io/nats-server/releases) \
      or set HERALD_NATS_SERVER to its path. `scripts/test` installs it on Debian.";
 
-/// Settings added to the `jetstream` block of every server started here, one per line, from
-/// `HERALD_TEST_NATS_JETSTREAM` (e.g. `sync_interval: always`, nats-server 2.10 and later): for
-/// measuring a benchmark under the settings a deployment uses.
+/// Settings added to the `jetstream` block of every server started here, from
+/// `HERALD_TEST_NATS_JETSTREAM`, separated by `;` (e.g. `sync_interval: always`, nats-server 2.10
+/// and later): for measuring a benchmark under the settings a deployment uses.
 fn extra_jetstream_settings() -> String {
     std::env::var("HERALD_TEST_NATS_JETSTREAM")
         .map(|v| {
