@@ -33,6 +33,8 @@ pub fn jetstream_sync() -> String {
 }
 
 fn sync_described(extra: &str) -> String {
+    const UNSYNCED: &str = "on one server an acknowledgement survives a crash of nats-server but \
+                            not a power cut. `deploy/nats.conf` syncs every write";
     let setting = extra
         .lines()
         .map(str::trim)
@@ -42,17 +44,14 @@ fn sync_described(extra: &str) -> String {
         Some("always") => "JetStream syncs every write to disk before it acknowledges \
                            (`sync_interval: always`), as `deploy/nats.conf` does."
             .to_string(),
-        Some(interval) => format!(
-            "**JetStream syncs its files every {interval} (`sync_interval`): on one server an \
-             acknowledgement survives a crash of nats-server but not a power cut. \
-             `deploy/nats.conf` syncs every write.**"
+        Some(interval) => {
+            format!("**JetStream syncs its files every {interval} (`sync_interval`): {UNSYNCED}.**")
+        }
+        None => format!(
+            "**JetStream syncs its files every two minutes (nats-server's default): {UNSYNCED} \
+             (`sync_interval: always`, nats-server 2.10 and later; set \
+             `HERALD_TEST_NATS_JETSTREAM=\"sync_interval: always\"` to measure that).**"
         ),
-        None => "**JetStream syncs its files every two minutes (nats-server's default): on one \
-                 server an acknowledgement survives a crash of nats-server but not a power cut. \
-                 `deploy/nats.conf` syncs every write (`sync_interval: always`, nats-server 2.10 \
-                 and later; set `HERALD_TEST_NATS_JETSTREAM=\"sync_interval: always\"` to \
-                 measure that).**"
-            .to_string(),
     }
 }
 
