@@ -14,16 +14,24 @@ const INSTALL_HINT: &str = "nats-server was not found. Install it (Debian/Ubuntu
 /// Settings added to the `jetstream` block of every server started here, from
 /// `HERALD_TEST_NATS_JETSTREAM`, separated by `;` (e.g. `sync_interval: always`, nats-server 2.10
 /// and later): for measuring a benchmark under the settings a deployment uses.
-fn extra_jetstream_settings() -> String {
+fn extra_jetstream_settings() -> Vec<String> {
     std::env::var("HERALD_TEST_NATS_JETSTREAM")
         .map(|v| {
             v.split(';')
                 .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .map(|line| format!("  {line}\n"))
+                .filter(|setting| !setting.is_empty())
+                .map(str::to_string)
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The extra settings as lines of a `jetstream` block.
+fn jetstream_lines() -> String {
+    extra_jetstream_settings()
+        .iter()
+        .map(|setting| format!("  {setting}\n"))
+        .collect()
 }
 
 /// How the servers started here sync JetStream's files, in words for a benchmark's report: on one
@@ -32,13 +40,12 @@ pub fn jetstream_sync() -> String {
     sync_described(&extra_jetstream_settings())
 }
 
-fn sync_described(extra: &str) -> String {
+fn sync_described(settings: &[String]) -> String {
     const UNSYNCED: &str = "on one server an acknowledgement survives a crash of nats-server but \
                             not a power cut. `deploy/nats.conf` syncs every write";
-    let setting = extra
-        .lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix("sync_interval:"))
+    let setting = settings
+        .iter()
+        .find_map(|setting| setting.strip_prefix("sync_interval:"))
         .map(str::trim);
     match setting {
         Some("always") => "JetStream syncs every write to disk before it acknowledges \
@@ -105,7 +112,7 @@ impl NatsServer {
              jetstream {{\n  store_dir: {store:?}\n{extra}}}\n",
             port = self.port,
             max_payload = self.max_payload,
-            extra = extra_jetstream_settings(),
+            extra = jetstream_lines(),
         )
     }
 
@@ -335,7 +342,7 @@ impl NatsCluster {
             .map(|(_, route)| format!("\"nats-route://127.0.0.1:{route}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        let extra = extra_jetstream_settings();
+        let extra = jetstream_lines();
         let mut nodes = Vec::new();
         for (i, (port, route)) in ports.iter().enumerate() {
             let store = dir.path().join(format!("n{i}"));
@@ -421,15 +428,18 @@ mod tests {
 
     #[test]
     fn the_report_says_how_jetstream_syncs() {
-        let default = sync_described("");
+        let default = sync_described(&[]);
         assert!(default.contains("every two minutes"), "{default}");
         assert!(default.contains("not a power cut"), "{default}");
 
-        let always = sync_described("  max_file_store: 1G\n  sync_interval: always\n");
+        let always = sync_described(&[
+            "max_file_store: 1G".to_string(),
+            "sync_interval: always".to_string(),
+        ]);
         assert!(always.contains("every write"), "{always}");
         assert!(!always.contains("power cut"), "{always}");
 
-        let interval = sync_described("  sync_interval: 10s\n");
+        let interval = sync_described(&["sync_interval: 10s".to_string()]);
         assert!(interval.contains("every 10s"), "{interval}");
         assert!(interval.contains("not a power cut"), "{interval}");
     }
