@@ -1,6 +1,7 @@
 //! What `herald-bench` and `herald-faults` share: the event generator, the driver, the receiver
-//! that stands in for a webhook channel, the Herald (or Alertmanager) under test, the query
-//! timings with millions of wins stored, and the backfill of a generated ServiceNow export.
+//! that stands in for a webhook channel, the Herald (or Alertmanager, or the floor of what Herald's
+//! guarantees cost) under test, the query timings with millions of wins stored, and the backfill
+//! of a generated ServiceNow export.
 
 pub mod backfill;
 pub mod cpu;
@@ -8,6 +9,7 @@ pub mod database;
 pub mod events;
 pub mod export;
 pub mod faults;
+pub mod floor;
 pub mod load;
 pub mod queries;
 pub mod raw;

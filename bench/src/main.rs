@@ -1,8 +1,8 @@
 //! `herald-bench` (run it with `scripts/bench`): in one run on one machine, the machine's limits
 //! (JetStream publish with pipelined acks, the bus alone relaying through three streams in the
 //! shape of Herald's pipeline, a bare HTTP server behind the same driver), ingest alone with
-//! nothing downstream, then for each run mode — the four services distributed, and `herald up` —
-//! ingest's 202s per second and the event-to-delivery pipeline at saturation (events spread like a
+//! nothing downstream, then for each run mode — the four services distributed, `herald up`, and
+//! the floor of what Herald's guarantees alone cost (`herald-floor`) — ingest's 202s per second and the event-to-delivery pipeline at saturation (events spread like a
 //! real organisation's, and the worst case where every win credits the same service, team and
 //! person), latency percentiles at fixed rates, duplicates, CPU and memory; then, on a fresh start
 //! of each mode, the backfill of a generated ServiceNow export through `herald backfill`. Prints a
@@ -33,6 +33,9 @@ enum Mode {
     Standalone,
     /// Prometheus Alertmanager, the tool an IT department might use instead, for comparison.
     Alertmanager,
+    /// Herald's shape with only what its guarantees cost (`herald-floor`): the most any design
+    /// that keeps them could deliver on this machine.
+    Floor,
 }
 
 /// Herald's benchmark: the machine's limits, ingest, and the pipeline in both run modes.
@@ -432,12 +435,13 @@ async fn measure(
             );
             Some(alone)
         }
-        Mode::Standalone | Mode::Alertmanager => None,
+        Mode::Standalone | Mode::Alertmanager | Mode::Floor => None,
     };
     let target = match mode {
         Mode::Distributed => targets::distributed(&webhook).await?,
         Mode::Standalone => targets::standalone(&webhook).await?,
         Mode::Alertmanager => targets::alertmanager(&webhook).await?,
+        Mode::Floor => targets::floor(&webhook).await?,
     };
     println!("{}: started", target.name);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -469,8 +473,8 @@ async fn measure(
         fixed: Vec::new(),
         duplicates: 0,
     };
-    // Alertmanager keeps no rollups: its worst case is its organisation case.
-    let spreads: &[Spread] = if target.alerts {
+    // Alertmanager and the floor keep no rollups: their worst case is their organisation case.
+    let spreads: &[Spread] = if target.alerts || mode == Mode::Floor {
         &[Spread::Organisation]
     } else {
         &[Spread::Organisation, Spread::WorstCase]
@@ -498,7 +502,7 @@ async fn measure(
         report.saturation.push(s);
     }
     for rate in &args.rates {
-        let timer = timer.filter(|_| !target.alerts);
+        let timer = timer.filter(|_| target.exports_spans);
         let f = fixed(&target, sink, events, *rate, args, timer).await?;
         println!(
             "{}: {} events/s: {}/{} delivered, p50 {:.1} ms, p99 {:.1} ms",
@@ -783,8 +787,8 @@ async fn backfills(
         let target = match mode {
             Mode::Distributed => targets::distributed(&webhook).await?,
             Mode::Standalone => targets::standalone(&webhook).await?,
-            // Alertmanager keeps no history to backfill.
-            Mode::Alertmanager => continue,
+            // Alertmanager keeps no history to backfill, the floor no wins.
+            Mode::Alertmanager | Mode::Floor => continue,
         };
         println!("{}: backfilling {rows} rows", target.name);
         let run = backfill::measure(&target, &export).await;
@@ -929,14 +933,19 @@ async fn run() -> anyhow::Result<()> {
     let chosen = match &args.modes {
         Some(modes) => modes.clone(),
         None if herald_testkit::alertmanager().is_some() => {
-            vec![Mode::Distributed, Mode::Standalone, Mode::Alertmanager]
+            vec![
+                Mode::Distributed,
+                Mode::Standalone,
+                Mode::Floor,
+                Mode::Alertmanager,
+            ]
         }
         None => {
             println!(
                 "Alertmanager is not installed, so there is no side-by-side run \
                  (apt-get install prometheus-alertmanager, or set HERALD_ALERTMANAGER)"
             );
-            vec![Mode::Distributed, Mode::Standalone]
+            vec![Mode::Distributed, Mode::Standalone, Mode::Floor]
         }
     };
     if pipeline {

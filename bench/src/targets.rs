@@ -63,6 +63,8 @@ pub struct Target {
     pub ingest_url: String,
     /// Whether it takes Alertmanager's alerts rather than ServiceNow's webhooks.
     pub alerts: bool,
+    /// Whether it exports its spans (Herald does, for the stage timer; the tools beside it do not).
+    pub exports_spans: bool,
     pub processes: Vec<ServiceProcess>,
     /// The nats-server of a distributed run.
     pub nats: Option<NatsServer>,
@@ -192,6 +194,7 @@ pub async fn standalone(webhook: &str) -> anyhow::Result<Target> {
         name: "herald up",
         ingest_url: format!("http://127.0.0.1:{http}/v1/events/servicenow"),
         alerts: false,
+        exports_spans: true,
         processes: vec![process],
         nats: None,
         cluster: None,
@@ -308,6 +311,7 @@ async fn services(
     Ok(Target {
         name: "distributed",
         alerts: false,
+        exports_spans: true,
         ingest_url: format!(
             "http://127.0.0.1:{}/v1/events/servicenow",
             ports["ingest"].0
@@ -361,11 +365,47 @@ pub async fn alertmanager(webhook: &str) -> anyhow::Result<Target> {
         name: "Alertmanager",
         ingest_url: format!("http://127.0.0.1:{port}/api/v2/alerts"),
         alerts: true,
+        exports_spans: false,
         processes: vec![process],
         nats: None,
         cluster: None,
         grpc: HashMap::new(),
         _db: None,
+        _dir: dir,
+    })
+}
+
+/// The floor (`herald-floor`): Herald's shape with only what its guarantees cost, on a fresh
+/// nats-server and PostgreSQL database, delivering to the same sink.
+pub async fn floor(webhook: &str) -> anyhow::Result<Target> {
+    let db = TestDatabase::create()
+        .await
+        .context("the floor needs PostgreSQL: run it through scripts/bench")?;
+    let nats = NatsServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let http = free_port()?;
+    let args: Vec<String> = vec![
+        "--nats".into(),
+        nats.url(),
+        "--database".into(),
+        db.url().to_string(),
+        "--webhook".into(),
+        webhook.to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{http}"),
+    ];
+    let process = ServiceProcess::spawn("herald-floor", &args, &env()).await?;
+    wait_ready(http, &process).await?;
+    Ok(Target {
+        name: "floor",
+        ingest_url: format!("http://127.0.0.1:{http}/v1/events/servicenow"),
+        alerts: false,
+        exports_spans: false,
+        processes: vec![process],
+        nats: Some(nats),
+        cluster: None,
+        grpc: HashMap::new(),
+        _db: Some(db),
         _dir: dir,
     })
 }
