@@ -375,6 +375,9 @@ pub async fn alertmanager(webhook: &str) -> anyhow::Result<Target> {
     })
 }
 
+/// The floor's name in the report.
+pub const FLOOR: &str = "floor";
+
 /// The floor (`herald-floor`): Herald's shape with only what its guarantees cost, on a fresh
 /// nats-server and PostgreSQL database, delivering to the same sink.
 pub async fn floor(webhook: &str) -> anyhow::Result<Target> {
@@ -397,7 +400,7 @@ pub async fn floor(webhook: &str) -> anyhow::Result<Target> {
     let process = ServiceProcess::spawn("herald-floor", &args, &env()).await?;
     wait_ready(http, &process).await?;
     Ok(Target {
-        name: "floor",
+        name: FLOOR,
         ingest_url: format!("http://127.0.0.1:{http}/v1/events/servicenow"),
         alerts: false,
         exports_spans: false,

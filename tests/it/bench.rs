@@ -135,7 +135,8 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         let expected: &[&str] = if mode["mode"] == "distributed" {
             &["postgres", "nats-server"]
         } else if floor {
-            &["herald-floor", "postgres", "nats-server"]
+            // Its PostgreSQL work (a key a stage) can be too small to be listed in a short run.
+            &["herald-floor", "nats-server"]
         } else {
             &["herald"]
         };
@@ -189,6 +190,11 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         "{report}"
     );
     assert!(stdout.contains("| saturation |"), "the table: {stdout}");
+    assert!(
+        stdout.contains("**The floor** is Herald's shape")
+            && stdout.contains("against it, distributed delivers"),
+        "what the floor is, and Herald against it: {stdout}"
+    );
     assert!(
         stdout.contains("**Ingest alone** (nothing downstream)"),
         "ingest alone's figures: {stdout}"
