@@ -220,7 +220,11 @@ impl Lane {
                 .into_iter()
                 .collect::<Result<_, _>>()
                 .map_err(|e| anyhow::anyhow!("{}: {e}", self.table))?;
-            let keyed: Vec<(String, &Message)> = messages.iter().map(|m| (key_of(m), m)).collect();
+            let keyed = messages
+                .iter()
+                .map(|m| Ok((key_of(m)?, m)))
+                .collect::<anyhow::Result<Vec<(String, &Message)>>>()
+                .with_context(|| self.table)?;
             match self.next {
                 Some(next) => self.pass_on(&keyed, next).await?,
                 None => self.deliver(&keyed).await?,
@@ -328,20 +332,20 @@ impl Lane {
 }
 
 /// The key a message carries on from the stream before: the de-duplication id it was stored
-/// under, or its place in its stream when it has none.
-fn key_of(message: &Message) -> String {
-    message
+/// under, or its place in its stream when it has none. A message with neither stops the floor
+/// rather than share an empty key, which would drop it as a repeat.
+fn key_of(message: &Message) -> anyhow::Result<String> {
+    if let Some(id) = message
         .headers
         .as_ref()
         .and_then(|h| h.get(NATS_MESSAGE_ID))
-        .map(|v| v.as_str().to_string())
-        .or_else(|| {
-            message
-                .info()
-                .ok()
-                .map(|i| format!("{}-{}", i.stream, i.stream_sequence))
-        })
-        .unwrap_or_default()
+    {
+        return Ok(id.as_str().to_string());
+    }
+    let info = message
+        .info()
+        .map_err(|e| anyhow::anyhow!("a message with no id and no stream position: {e}"))?;
+    Ok(format!("{}-{}", info.stream, info.stream_sequence))
 }
 
 #[cfg(test)]
