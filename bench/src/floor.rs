@@ -7,7 +7,7 @@
 //! the keys (the messages themselves stay on the streams): what this delivers a second, and how
 //! soon, is the most any design that keeps those guarantees could reach on the machine it runs on.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use async_nats::{
@@ -117,11 +117,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
 
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
     let app = Router::new()
         .route("/v1/events/servicenow", post(accept))
         .route("/readyz", get(|| async { "ready" }))
-        .with_state(Arc::new(js));
+        .with_state(js);
     let server = axum::serve(
         axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
             let _ = s.set_nodelay(true);
@@ -158,7 +160,7 @@ async fn create_tables(pool: &PgPool) -> anyhow::Result<()> {
 /// The webhook: a 202 once the event is signed by the configured secret and stored on the first
 /// stream, under its signature as the de-duplication id (a retried webhook is the same body).
 async fn accept(
-    State(js): State<Arc<jetstream::Context>>,
+    State(js): State<jetstream::Context>,
     headers: HttpHeaders,
     body: Bytes,
 ) -> StatusCode {
