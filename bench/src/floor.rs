@@ -5,7 +5,8 @@
 //! de-duplication id before acking; the last stage records each delivery as being sent before it
 //! sends it and what it came to after. Nothing is parsed, scored, ranked, rendered or kept beyond
 //! the keys (the messages themselves stay on the streams): what this delivers a second, and how
-//! soon, is the most any design that keeps those guarantees could reach on the machine it runs on.
+//! soon, is what the machine it runs on leaves for a pipeline that keeps those guarantees — one
+//! implementation, as simple as we could write it, not a bound on every design.
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -33,8 +33,8 @@ enum Mode {
     Standalone,
     /// Prometheus Alertmanager, the tool an IT department might use instead, for comparison.
     Alertmanager,
-    /// Herald's shape with only what its guarantees cost (`herald-floor`): the most any design
-    /// that keeps them could deliver on this machine.
+    /// Herald's shape with only what its guarantees cost (`herald-floor`): what this machine
+    /// leaves for a pipeline that keeps them.
     Floor,
 }
 
