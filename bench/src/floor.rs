@@ -38,6 +38,9 @@ pub struct Settings {
     /// Where every delivery goes.
     pub webhook: String,
     pub listen: SocketAddr,
+    /// Whether each stage keeps every message's body in its row as well, as Herald keeps the
+    /// event, the win and the announcement: what storing the content costs beside the keys.
+    pub keep_bodies: bool,
 }
 
 /// The three streams in a row, as Herald's events, wins and announcements: each stage takes from
@@ -65,6 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("connecting to PostgreSQL")?;
     create_tables(&pool).await?;
+    let keep_bodies = settings.keep_bodies;
     // A connection for the webhook and one for each stage, as each of Herald's services has its
     // own: one connection for all would queue every stage's traffic behind the others'.
     let connect = async || -> anyhow::Result<jetstream::Context> {
@@ -112,6 +116,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 js: js.clone(),
                 sender: sender.clone(),
                 webhook: settings.webhook.clone(),
+                keep_bodies,
             };
             let consumer = consumer.clone();
             stages.spawn(async move { lane.work(consumer).await });
@@ -144,17 +149,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 async fn create_tables(pool: &PgPool) -> anyhow::Result<()> {
     for table in &TABLES[..2] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY)"
+            "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, body BYTEA)"
         )))
         .execute(pool)
         .await?;
     }
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS floor_deliveries (
-             id TEXT PRIMARY KEY, status TEXT NOT NULL, at BIGINT)",
+             id TEXT PRIMARY KEY, status TEXT NOT NULL, at BIGINT, body BYTEA)",
     )
     .execute(pool)
     .await?;
+    // Kept bodies are compressed as Herald's are: with lz4 where the server has it.
+    for table in TABLES {
+        let lz4 = format!("ALTER TABLE {table} ALTER COLUMN body SET COMPRESSION lz4");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(lz4)).execute(pool).await {
+            eprintln!("{table}: bodies keep the default compression: {e}");
+        }
+    }
     Ok(())
 }
 
@@ -208,6 +220,7 @@ struct Lane {
     js: jetstream::Context,
     sender: reqwest::Client,
     webhook: String,
+    keep_bodies: bool,
 }
 
 impl Lane {
@@ -306,23 +319,29 @@ impl Lane {
     }
 
     /// Inserts the pull's keys into this stage's table in one statement (with `status`, for
-    /// deliveries); returns the keys that were new.
+    /// deliveries, and the bodies when they are kept); returns the keys that were new.
     async fn keep(
         &self,
         keyed: &[(String, &Message)],
         status: Option<&str>,
     ) -> anyhow::Result<std::collections::HashSet<String>> {
-        let columns = if status.is_some() {
-            "(id, status)"
-        } else {
-            "(id)"
-        };
-        let mut insert =
-            QueryBuilder::<Postgres>::new(format!("INSERT INTO {} {columns} ", self.table));
-        insert.push_values(keyed, |mut row, (key, _)| {
+        let mut columns = vec!["id"];
+        columns.extend(status.map(|_| "status"));
+        if self.keep_bodies {
+            columns.push("body");
+        }
+        let mut insert = QueryBuilder::<Postgres>::new(format!(
+            "INSERT INTO {} ({}) ",
+            self.table,
+            columns.join(", ")
+        ));
+        insert.push_values(keyed, |mut row, (key, message)| {
             row.push_bind(key.as_str());
             if let Some(status) = status {
                 row.push_bind(status);
+            }
+            if self.keep_bodies {
+                row.push_bind(message.payload.as_ref());
             }
         });
         insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");

@@ -36,6 +36,9 @@ enum Mode {
     /// Herald's shape with only what its guarantees cost (`herald-floor`): what this machine
     /// leaves for a pipeline that keeps them.
     Floor,
+    /// The floor with each stage keeping every message's body too, as Herald keeps the event, the
+    /// win and the announcement: what keeping the content costs.
+    FloorKeepingBodies,
 }
 
 /// Herald's benchmark: the machine's limits, ingest, and the pipeline in both run modes.
@@ -435,13 +438,14 @@ async fn measure(
             );
             Some(alone)
         }
-        Mode::Standalone | Mode::Alertmanager | Mode::Floor => None,
+        Mode::Standalone | Mode::Alertmanager | Mode::Floor | Mode::FloorKeepingBodies => None,
     };
     let target = match mode {
         Mode::Distributed => targets::distributed(&webhook).await?,
         Mode::Standalone => targets::standalone(&webhook).await?,
         Mode::Alertmanager => targets::alertmanager(&webhook).await?,
-        Mode::Floor => targets::floor(&webhook).await?,
+        Mode::Floor => targets::floor(&webhook, false).await?,
+        Mode::FloorKeepingBodies => targets::floor(&webhook, true).await?,
     };
     println!("{}: started", target.name);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -474,11 +478,12 @@ async fn measure(
         duplicates: 0,
     };
     // Alertmanager and the floor keep no rollups: their worst case is their organisation case.
-    let spreads: &[Spread] = if target.alerts || mode == Mode::Floor {
-        &[Spread::Organisation]
-    } else {
-        &[Spread::Organisation, Spread::WorstCase]
-    };
+    let spreads: &[Spread] =
+        if target.alerts || matches!(mode, Mode::Floor | Mode::FloorKeepingBodies) {
+            &[Spread::Organisation]
+        } else {
+            &[Spread::Organisation, Spread::WorstCase]
+        };
     for &spread in spreads {
         let s = saturation(&target, sink, events, spread, args).await?;
         println!(
@@ -827,7 +832,7 @@ async fn backfills(
             Mode::Distributed => targets::distributed(&webhook).await?,
             Mode::Standalone => targets::standalone(&webhook).await?,
             // Alertmanager keeps no history to backfill, the floor no wins.
-            Mode::Alertmanager | Mode::Floor => continue,
+            Mode::Alertmanager | Mode::Floor | Mode::FloorKeepingBodies => continue,
         };
         println!("{}: backfilling {rows} rows", target.name);
         let run = backfill::measure(&target, &export).await;

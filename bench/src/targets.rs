@@ -378,16 +378,20 @@ pub async fn alertmanager(webhook: &str) -> anyhow::Result<Target> {
 /// The floor's name in the report.
 pub const FLOOR: &str = "floor";
 
+/// The floor's, when it keeps the bodies as well.
+pub const FLOOR_KEEPING_BODIES: &str = "floor, bodies kept";
+
 /// The floor (`herald-floor`): Herald's shape with only what its guarantees cost, on a fresh
-/// nats-server and PostgreSQL database, delivering to the same sink.
-pub async fn floor(webhook: &str) -> anyhow::Result<Target> {
+/// nats-server and PostgreSQL database, delivering to the same sink; with `keep_bodies` its stages
+/// keep each message's body beside its key.
+pub async fn floor(webhook: &str, keep_bodies: bool) -> anyhow::Result<Target> {
     let db = TestDatabase::create()
         .await
         .context("the floor needs PostgreSQL: run it through scripts/bench")?;
     let nats = NatsServer::start().await?;
     let dir = tempfile::tempdir()?;
     let http = free_port()?;
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--nats".into(),
         nats.url(),
         "--database".into(),
@@ -397,10 +401,17 @@ pub async fn floor(webhook: &str) -> anyhow::Result<Target> {
         "--listen".into(),
         format!("127.0.0.1:{http}"),
     ];
+    if keep_bodies {
+        args.push("--keep-bodies".into());
+    }
     let process = ServiceProcess::spawn("herald-floor", &args, &env()).await?;
     wait_ready(http, &process).await?;
     Ok(Target {
-        name: FLOOR,
+        name: if keep_bodies {
+            FLOOR_KEEPING_BODIES
+        } else {
+            FLOOR
+        },
         ingest_url: format!("http://127.0.0.1:{http}/v1/events/servicenow"),
         alerts: false,
         exports_spans: false,

@@ -15,7 +15,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         "herald-bench",
         &[
             "--modes",
-            "distributed,standalone,floor",
+            "distributed,standalone,floor,floor-keeping-bodies",
             "--events",
             "300",
             "--rates",
@@ -50,10 +50,16 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
     );
     let modes = report["modes"].as_array().cloned().unwrap_or_default();
     let names: Vec<&str> = modes.iter().filter_map(|m| m["mode"].as_str()).collect();
-    assert_eq!(names, ["distributed", "herald up", "floor"], "{report}");
+    assert_eq!(
+        names,
+        ["distributed", "herald up", "floor", "floor, bodies kept"],
+        "{report}"
+    );
     for mode in &modes {
         // The floor (only what Herald's guarantees cost) exports no spans and keeps no rollups.
-        let floor = mode["mode"] == "floor";
+        let floor = mode["mode"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("floor"));
         assert_eq!(mode["duplicates"], 0, "{mode}");
         for run in mode["saturation"]
             .as_array()

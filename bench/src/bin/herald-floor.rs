@@ -22,6 +22,9 @@ struct Args {
     /// Where the webhook (`POST /v1/events/servicenow`) and `GET /readyz` listen.
     #[arg(long, default_value = "127.0.0.1:8480")]
     listen: SocketAddr,
+    /// Keep every message's body in each stage's row as well, not only its key.
+    #[arg(long)]
+    keep_bodies: bool,
 }
 
 #[tokio::main]
@@ -33,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: args.database,
         webhook: args.webhook,
         listen: args.listen,
+        keep_bodies: args.keep_bodies,
     })
     .await
 }
