@@ -4,7 +4,8 @@
 //! keeps state commits: a redelivery then changes nothing), and pass them on under a
 //! de-duplication id before acking; the last stage records each delivery as being sent before it
 //! sends it and what it came to after. Nothing is parsed, scored, ranked, rendered or kept beyond
-//! the keys (the messages themselves stay on the streams): what this delivers a second, and how
+//! the keys (the messages themselves stay on the streams; `keep_bodies` keeps them in the rows
+//! too, to measure what that costs): what this delivers a second, and how
 //! soon, is what the machine it runs on leaves for a pipeline that keeps those guarantees — one
 //! implementation, as simple as we could write it, not a bound on every design.
 
@@ -51,7 +52,8 @@ const STREAMS: [(&str, &str); 3] = [
     ("FLOOR_ANNOUNCEMENTS", "floor.announcements"),
 ];
 
-/// Each stage's table: the key of every message it took, which a redelivery repeats.
+/// Each stage's table: the key of every message it took (which a redelivery repeats), and its
+/// body when bodies are kept.
 const TABLES: [&str; 3] = ["floor_events", "floor_wins", "floor_deliveries"];
 
 /// A pull's size, as Herald's stages take them.
@@ -255,8 +257,8 @@ impl Lane {
         anyhow::bail!("{}: the consumer ended", self.table)
     }
 
-    /// Records the pull's keys in one statement, then stores each message on the next stream under its key
-    /// (a redelivered pull is dropped there as a duplicate), the acks awaited together.
+    /// Records the pull's keys in one statement, then stores each message on the next stream under
+    /// its key (a redelivered pull is dropped there as a duplicate), the acks awaited together.
     async fn pass_on(
         &self,
         keyed: &[(String, &Message)],

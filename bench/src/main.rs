@@ -2,11 +2,12 @@
 //! (JetStream publish with pipelined acks, the bus alone relaying through three streams in the
 //! shape of Herald's pipeline, a bare HTTP server behind the same driver), ingest alone with
 //! nothing downstream, then for each run mode — the four services distributed, `herald up`, and
-//! the floor of what Herald's guarantees alone cost (`herald-floor`) — ingest's 202s per second and the event-to-delivery pipeline at saturation (events spread like a
-//! real organisation's, and the worst case where every win credits the same service, team and
-//! person), latency percentiles at fixed rates, duplicates, CPU and memory; then, on a fresh start
-//! of each mode, the backfill of a generated ServiceNow export through `herald backfill`. Prints a
-//! table, writes it as JSON and Markdown.
+//! the floor of what Herald's guarantees alone cost (`herald-floor`) — ingest's 202s per second
+//! and the event-to-delivery pipeline at saturation (events spread like a real organisation's,
+//! and the worst case where every win credits the same service, team and person), latency
+//! percentiles at fixed rates, duplicates, CPU and memory; then, on a fresh start of each Herald
+//! mode, the backfill of a generated ServiceNow export through `herald backfill`. Prints a table,
+//! writes it as JSON and Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
 use herald_bench::{
@@ -39,6 +40,14 @@ enum Mode {
     /// The floor with each stage keeping every message's body too, as Herald keeps the event, the
     /// win and the announcement: what keeping the content costs.
     FloorKeepingBodies,
+}
+
+impl Mode {
+    /// Whether it is Herald (rather than a tool or a floor beside it): only Herald keeps rollups,
+    /// whose worst case is worth its own run, and a history to backfill.
+    fn is_herald(self) -> bool {
+        matches!(self, Mode::Distributed | Mode::Standalone)
+    }
 }
 
 /// Herald's benchmark: the machine's limits, ingest, and the pipeline in both run modes.
@@ -438,7 +447,7 @@ async fn measure(
             );
             Some(alone)
         }
-        Mode::Standalone | Mode::Alertmanager | Mode::Floor | Mode::FloorKeepingBodies => None,
+        _ => None,
     };
     let target = match mode {
         Mode::Distributed => targets::distributed(&webhook).await?,
@@ -477,13 +486,12 @@ async fn measure(
         fixed: Vec::new(),
         duplicates: 0,
     };
-    // Alertmanager and the floor keep no rollups: their worst case is their organisation case.
-    let spreads: &[Spread] =
-        if target.alerts || matches!(mode, Mode::Floor | Mode::FloorKeepingBodies) {
-            &[Spread::Organisation]
-        } else {
-            &[Spread::Organisation, Spread::WorstCase]
-        };
+    // Only Herald keeps rollups: elsewhere the worst case is the organisation case.
+    let spreads: &[Spread] = if mode.is_herald() {
+        &[Spread::Organisation, Spread::WorstCase]
+    } else {
+        &[Spread::Organisation]
+    };
     for &spread in spreads {
         let s = saturation(&target, sink, events, spread, args).await?;
         println!(
@@ -536,8 +544,9 @@ async fn measure(
     Ok(report)
 }
 
-/// What the floor is, and Herald's delivered/s and p99 at 200/s against its, when it ran: how much
-/// of what the guarantees leave on this machine Herald's own work takes.
+/// What the floor is, its delivered/s and p99 at 200/s, and each other mode's delivered/s as a
+/// share of its, when it ran: how much of what the guarantees leave on this machine Herald's own
+/// work takes.
 fn against_floor(report: &Report) -> String {
     let Some(floor) = report.modes.iter().find(|m| m.mode == targets::FLOOR) else {
         return String::new();
@@ -831,7 +840,7 @@ async fn backfills(
         let target = match mode {
             Mode::Distributed => targets::distributed(&webhook).await?,
             Mode::Standalone => targets::standalone(&webhook).await?,
-            // Alertmanager keeps no history to backfill, the floor no wins.
+            // Alertmanager keeps no history to backfill, the floors no wins.
             Mode::Alertmanager | Mode::Floor | Mode::FloorKeepingBodies => continue,
         };
         println!("{}: backfilling {rows} rows", target.name);
