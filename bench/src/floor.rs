@@ -30,8 +30,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder, postgres::PgPoolOptions};
 
 use crate::events::SECRET;
 
-/// Where the floor's parts live, from its command line.
-#[derive(Debug, Clone)]
+/// Where the floor's parts live, from its command line. No `Debug`: the database URL may carry a
+/// password.
+#[derive(Clone)]
 pub struct Settings {
     pub nats_url: String,
     pub database_url: String,
@@ -61,10 +62,13 @@ const PULL: usize = 100;
 /// Pulls each stage works on at once: one commit's flush need not hold up the next pull.
 const LANES: usize = 2;
 
+/// PostgreSQL connections: one for each lane of the three stages, and two to spare.
+const CONNECTIONS: u32 = 3 * LANES as u32 + 2;
+
 /// Runs the floor until the process is stopped.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
-        .max_connections(u32::try_from(3 * LANES + 2).unwrap_or(8))
+        .max_connections(CONNECTIONS)
         .connect(&settings.database_url)
         .await
         .context("connecting to PostgreSQL")?;
