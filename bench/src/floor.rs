@@ -73,7 +73,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("connecting to PostgreSQL")?;
     create_tables(&pool).await?;
-    let keep_bodies = settings.keep_bodies;
     // A connection for the webhook and one for each stage, as each of Herald's services has its
     // own: one connection for all would queue every stage's traffic behind the others'.
     let connect = async || -> anyhow::Result<jetstream::Context> {
@@ -121,7 +120,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 js: js.clone(),
                 sender: sender.clone(),
                 webhook: settings.webhook.clone(),
-                keep_bodies,
+                keep_bodies: settings.keep_bodies,
             };
             let consumer = consumer.clone();
             stages.spawn(async move { lane.work(consumer).await });
@@ -136,9 +135,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .route("/readyz", get(|| async { "ready" }))
         .with_state(js);
     let server = axum::serve(
-        axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
-            let _ = s.set_nodelay(true);
-        }),
+        axum::serve::ListenerExt::tap_io(listener, herald_runtime::startup::no_delay),
         app,
     );
     tokio::select! {

@@ -96,9 +96,7 @@ impl Sink {
             });
         tokio::spawn(async move {
             axum::serve(
-                axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
-                    let _ = s.set_nodelay(true);
-                }),
+                axum::serve::ListenerExt::tap_io(listener, herald_runtime::startup::no_delay),
                 app,
             )
             .await

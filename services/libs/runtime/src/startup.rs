@@ -125,7 +125,7 @@ pub async fn serve_http(
 
 /// Sends each response at once: with Nagle's algorithm on, a response written in two parts waits
 /// for the client's delayed acknowledgement of the first (about 40 ms on Linux) before the second.
-pub(crate) fn no_delay(stream: &mut tokio::net::TcpStream) {
+pub fn no_delay(stream: &mut tokio::net::TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
     }

@@ -112,9 +112,7 @@ impl HttpReceiver {
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(
-                axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
-                    let _ = s.set_nodelay(true);
-                }),
+                axum::serve::ListenerExt::tap_io(listener, herald_runtime::startup::no_delay),
                 app,
             )
             .await;
