@@ -52,6 +52,24 @@ const STREAMS: [(&str, &str); 3] = [
     ("FLOOR_ANNOUNCEMENTS", "floor.announcements"),
 ];
 
+/// Where history goes in: the first stream's subject, which a backfill stores rows on directly.
+pub const EVENTS_SUBJECT: &str = STREAMS[0].1;
+
+/// The header that marks a message as history (a backfilled row): recorded by the first two
+/// stages like any other, never passed on to be delivered, as Herald's spotlight counts a
+/// backfilled win but does not announce it.
+pub const HISTORY_HEADER: &str = "Floor-History";
+
+/// The stream of what is to be announced, which history never reaches.
+pub const ANNOUNCEMENTS_STREAM: &str = STREAMS[2].0;
+
+/// The stream and consumer of the stage that records history last: a backfill is done when this
+/// consumer has acknowledged every row.
+pub const HISTORY_DONE_AT: (&str, &str) = (STREAMS[1].0, CONSUMER);
+
+/// Each stage's durable consumer, the same name on each stream.
+const CONSUMER: &str = "floor";
+
 /// Each stage's table: the key of every message it took (which a redelivery repeats), and its
 /// body when bodies are kept.
 const TABLES: [&str; 3] = ["floor_events", "floor_wins", "floor_deliveries"];
@@ -94,9 +112,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("creating stream {name}"))?;
         let consumer: PullConsumer = stream
             .get_or_create_consumer(
-                "floor",
+                CONSUMER,
                 jetstream::consumer::pull::Config {
-                    durable_name: Some("floor".into()),
+                    durable_name: Some(CONSUMER.into()),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     ..Default::default()
                 },
@@ -116,6 +134,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             let lane = Lane {
                 table: TABLES[stage],
                 next: STREAMS.get(stage + 1).map(|(_, subject)| *subject),
+                announces: stage + 2 == STREAMS.len(),
                 pool: pool.clone(),
                 js: js.clone(),
                 sender: sender.clone(),
@@ -211,6 +230,8 @@ struct Lane {
     table: &'static str,
     /// The stream it passes its messages on to; `None` for the last stage, which delivers.
     next: Option<&'static str>,
+    /// Whether what it passes on is announced (the stage before the last): history stops here.
+    announces: bool,
     pool: PgPool,
     js: jetstream::Context,
     sender: reqwest::Client,
@@ -251,7 +272,8 @@ impl Lane {
     }
 
     /// Records the pull's keys in one statement, then stores each message on the next stream under
-    /// its key (a redelivered pull is dropped there as a duplicate), the acks awaited together.
+    /// its key (a redelivered pull is dropped there as a duplicate), the acks awaited together;
+    /// history is carried on as history, and not at all to be announced.
     async fn pass_on(
         &self,
         keyed: &[(String, &Message)],
@@ -260,8 +282,15 @@ impl Lane {
         self.keep(keyed, None).await?;
         let mut acks = Vec::with_capacity(keyed.len());
         for (key, message) in keyed {
+            let history = is_history(message);
+            if history && self.announces {
+                continue;
+            }
             let mut headers = HeaderMap::new();
             headers.insert(NATS_MESSAGE_ID, key.as_str());
+            if history {
+                headers.insert(HISTORY_HEADER, "1");
+            }
             acks.push(
                 self.js
                     .publish_with_headers(next, headers, message.payload.clone())
@@ -346,6 +375,13 @@ impl Lane {
             .await?;
         Ok(new.into_iter().collect())
     }
+}
+
+fn is_history(message: &Message) -> bool {
+    message
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(HISTORY_HEADER).is_some())
 }
 
 /// The key a message carries on from the stream before: the de-duplication id it was stored

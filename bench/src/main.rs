@@ -6,13 +6,14 @@
 //! and the event-to-delivery pipeline at saturation (events spread like a real organisation's,
 //! and the worst case where every win credits the same service, team and person), latency
 //! percentiles at fixed rates, duplicates, CPU and memory; then, on a fresh start of each Herald
-//! mode, the backfill of a generated ServiceNow export through `herald backfill`. Prints a table,
-//! writes it as JSON and Markdown.
+//! mode, the backfill of a generated ServiceNow export through `herald backfill` (and the floor's
+//! of the same rows, stored straight on its first stream). Prints a table, writes it as JSON and
+//! Markdown.
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
 use herald_bench::{
-    backfill, cpu, database, events, export, load, queries, raw, rss, sink, stages, targets,
-    write_back,
+    backfill, cpu, database, events, export, floor_backfill, load, queries, raw, rss, sink, stages,
+    targets, write_back,
 };
 
 use std::{
@@ -192,6 +193,8 @@ struct Report {
     limits: Option<Limits>,
     modes: Vec<ModeReport>,
     backfill: Vec<backfill::BackfillReport>,
+    /// The floor's backfill of the same export, when the floor is among the modes.
+    floor_backfill: Option<floor_backfill::FloorBackfillReport>,
     queries: Vec<queries::QueryReport>,
 }
 
@@ -812,16 +815,23 @@ fn markdown(report: &Report) -> String {
         ));
     }
     out.push_str(&backfill::markdown(&report.backfill));
+    if let Some(floor) = &report.floor_backfill {
+        out.push_str(&floor_backfill::markdown(floor, &report.backfill));
+    }
     out.push_str(&query_table(&report.queries));
     out
 }
 
-/// The backfill in each Herald mode chosen, each on a fresh start, all from one export.
+/// The backfill in each Herald mode chosen, each on a fresh start, all from one export; and the
+/// floor's of the same export when the floor is chosen.
 async fn backfills(
     chosen: &[Mode],
     sink: &Sink,
     rows: u64,
-) -> anyhow::Result<Vec<backfill::BackfillReport>> {
+) -> anyhow::Result<(
+    Vec<backfill::BackfillReport>,
+    Option<floor_backfill::FloorBackfillReport>,
+)> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("incident.csv");
     let started = Instant::now();
@@ -836,12 +846,31 @@ async fn backfills(
     );
     let webhook = sink.url("/hooks/herald");
     let mut runs = Vec::new();
+    let mut floor = None;
     for mode in chosen {
         let target = match mode {
             Mode::Distributed => targets::distributed(&webhook).await?,
             Mode::Standalone => targets::standalone(&webhook).await?,
-            // Alertmanager keeps no history to backfill, the floors no wins.
-            Mode::Alertmanager | Mode::Floor | Mode::FloorKeepingBodies => continue,
+            Mode::Floor => {
+                let target = targets::floor(&webhook, false).await?;
+                println!("{}: backfilling {rows} rows", target.name);
+                let run = floor_backfill::measure(&target, &export).await;
+                target.stop().await;
+                let run = run?;
+                println!(
+                    "{}: backfill: rows stored after {:.1} s, recorded after {}",
+                    targets::FLOOR,
+                    run.stored_s,
+                    run.done_s.map_or_else(
+                        || format!("never: {} lost", run.lost),
+                        |s| format!("{s:.1} s")
+                    )
+                );
+                floor = Some(run);
+                continue;
+            }
+            // Alertmanager keeps no history to backfill; the floor's pace is the one above.
+            Mode::Alertmanager | Mode::FloorKeepingBodies => continue,
         };
         println!("{}: backfilling {rows} rows", target.name);
         let run = backfill::measure(&target, &export).await;
@@ -857,7 +886,7 @@ async fn backfills(
         );
         runs.push(run);
     }
-    Ok(runs)
+    Ok((runs, floor))
 }
 
 /// The query timings, one column per number of wins stored.
@@ -1016,10 +1045,10 @@ async fn run() -> anyhow::Result<()> {
         }
         targets::set_extra_env(Vec::new());
     }
-    let backfill = if !args.queries_only && args.backfill_rows > 0 {
+    let (backfill, floor_backfill) = if !args.queries_only && args.backfill_rows > 0 {
         backfills(&chosen, &sink, args.backfill_rows).await?
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     let query_wins = if args.backfill_only {
         &[][..]
@@ -1040,6 +1069,7 @@ async fn run() -> anyhow::Result<()> {
         limits,
         modes,
         backfill,
+        floor_backfill,
         queries: query_runs,
     };
     std::fs::create_dir_all(&args.out)?;

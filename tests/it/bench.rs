@@ -1,9 +1,9 @@
 //! The benchmark itself, on a small load: it runs from a clean checkout against both run modes and
 //! the floor of what Herald's guarantees cost, every accepted event reaches the sink exactly once,
 //! the query timings read the wins they stored, a backfill turns every row into a win in both
-//! modes, the stage timer cuts every event's trace into stages, and it writes its figures as JSON
-//! and Markdown. (The figures of a full run are in BENCHMARKS.md; a timed assertion here would only
-//! measure how busy the machine is.)
+//! modes (and the floor records every row of it), the stage timer cuts every event's trace into
+//! stages, and it writes its figures as JSON and Markdown. (The figures of a full run are in
+//! BENCHMARKS.md; a timed assertion here would only measure how busy the machine is.)
 
 use std::time::Duration;
 
@@ -240,5 +240,25 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             "{backfill}"
         );
     }
+    // The floor's backfill of the same export: every row recorded by its first two stages, none
+    // passed on to be announced, and the report sets Herald's pace beside it.
+    let floor = &report["floor_backfill"];
+    assert_eq!(floor["rows"], 500, "{floor}");
+    assert_eq!(floor["lost"], 0, "{floor}");
+    assert_eq!(floor["announced"], 0, "{floor}");
+    assert!(
+        floor["rows_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{floor}"
+    );
+    let programs: Vec<&str> = floor["machine"]["programs"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(programs.contains(&"herald-floor"), "{floor}");
+    assert!(
+        stdout.contains("**The floor's backfill**")
+            && stdout.contains("distributed's backfill reaches"),
+        "the floor's backfill paragraph: {stdout}"
+    );
     Ok(())
 }
