@@ -19,6 +19,12 @@ use herald_proto::{
 
 pub use settings::VerificationSettings;
 
+/// The one kind of win a signal about something nearby (not the same record) withdraws. The
+/// indexes that find standing wins by business service or configuration item hold only wins of
+/// this kind (most wins are not changes, and every win paid for two index entries nobody looked
+/// up), so the lookup names it as a literal the planner can match to their predicate.
+pub const NEARBY_WITHDRAWN: EventKind = EventKind::ChangeImplemented;
+
 /// Why a signal withdraws credit, in the words `herald explain` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalKind {
@@ -63,7 +69,7 @@ impl SignalKind {
                 EventKind::PageResolved,
                 EventKind::ProblemClosed,
             ],
-            SignalKind::Rollback | SignalKind::RelatedIncident => &[EventKind::ChangeImplemented],
+            SignalKind::Rollback | SignalKind::RelatedIncident => &[NEARBY_WITHDRAWN],
         }
     }
 
@@ -300,6 +306,21 @@ mod tests {
             .single()
             .expect("time")
             + Duration::hours(hour)
+    }
+
+    #[test]
+    fn a_signal_about_something_nearby_withdraws_only_the_kind_the_nearby_indexes_hold() {
+        let all = [
+            SignalKind::Reopen,
+            SignalKind::Rollback,
+            SignalKind::RelatedIncident,
+            SignalKind::SlaBreach,
+        ];
+        let nearby: Vec<SignalKind> = all.into_iter().filter(|k| !k.same_record()).collect();
+        assert_eq!(nearby, [SignalKind::RelatedIncident]);
+        for kind in nearby {
+            assert_eq!(kind.withdraws(), [NEARBY_WITHDRAWN], "{kind:?}");
+        }
     }
 
     fn event(kind: EventKind, hour: i64, record: Record) -> ItsmEvent {

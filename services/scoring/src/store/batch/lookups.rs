@@ -15,7 +15,7 @@ use herald_runtime::{
 use sqlx::{Any, Row, Transaction};
 
 use super::super::{StoreError, source_token};
-use crate::verification::{Signal, SignalKind, Windows};
+use crate::verification::{NEARBY_WITHDRAWN, Signal, SignalKind, Windows};
 
 /// A signal's or a win's kinds, padded to a fixed width so one statement serves every key
 /// (an unused slot never matches: no kind is empty).
@@ -282,14 +282,8 @@ async fn withdrawable_nearby(
     if related.is_empty() {
         return Ok(Vec::new());
     }
-    let mut kinds: Vec<&'static str> = Vec::new();
     let mut scopes: std::collections::BTreeMap<(&str, &str), (i64, i64)> = Default::default();
     for (_, signal) in related {
-        for kind in withdrawn_kinds(signal.kind) {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
         let at = millis(signal.at);
         let places = [
             ("business_service", signal.business_service.as_deref()),
@@ -302,24 +296,23 @@ async fn withdrawable_nearby(
             }
         }
     }
-    if kinds.is_empty() || scopes.is_empty() {
+    if scopes.is_empty() {
         return Ok(Vec::new());
     }
+    // The kind is written out in every arm, not bound: the lookups by service and by
+    // configuration item hold only this kind, and a planner uses a partial index only where the
+    // query names its predicate (PostgreSQL's generic plan and SQLite's OR both read the whole
+    // table for a bound kind).
+    let kind = NEARBY_WITHDRAWN.token();
     let mut arms = Vec::with_capacity(scopes.len());
-    let mut n = kinds.len();
-    for (column, _) in scopes.keys() {
-        // `column` is one of the two names above; every value is bound.
+    for (n, (column, _)) in scopes.keys().enumerate() {
+        // `column` is one of the two names above and `kind` a constant; every value is bound.
         arms.push(format!(
-            "({column} = ${} AND kind IN ({}) AND revocable_until >= ${} AND outcome_at < ${})",
-            n + 1,
-            (1..=kinds.len())
-                .map(|k| format!("${k}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            n + 2,
-            n + 3
+            "({column} = ${} AND kind = '{kind}' AND revocable_until >= ${} AND outcome_at < ${})",
+            3 * n + 1,
+            3 * n + 2,
+            3 * n + 3
         ));
-        n += 3;
     }
     let sql = format!(
         "SELECT id, payload, kind, outcome_at, revocable_until, business_service, configuration_item
@@ -327,9 +320,6 @@ async fn withdrawable_nearby(
         arms.join(" OR ")
     );
     let mut query = batch_query(sql);
-    for kind in &kinds {
-        query = query.bind(*kind);
-    }
     for ((_, value), (earliest, latest)) in &scopes {
         query = query.bind(*value).bind(*earliest).bind(*latest);
     }
