@@ -456,17 +456,16 @@ pub fn markdown(runs: &[BackfillReport]) -> String {
     );
     for r in runs {
         out.push_str(&format!(
-            "| {} | {} | {:.1} s ({:.0} rows/s) | {} | {} | {:.0} MiB ({:.0} / {:.0}) | {} |\n",
+            "| {} | {} | {:.1} s ({} rows/s) | {} | {} | {:.0} MiB ({:.0} / {:.0}) | {} |\n",
             r.mode,
             count(r.rows),
             r.cli_exit_s,
-            r.cli_rows_per_s,
+            rate(r.cli_rows_per_s),
             r.done_s.map_or_else(
                 || format!("never: {} rows lost", count(r.lost)),
                 |s| format!("{s:.1} s")
             ),
-            r.rows_per_s
-                .map_or_else(|| "–".into(), |v| format!("{v:.0}")),
+            r.rows_per_s.map_or_else(|| "–".into(), rate),
             r.cli_peak_rss_mib,
             r.cli_first_half_peak_rss_mib,
             r.cli_second_half_peak_rss_mib,
@@ -486,8 +485,14 @@ pub fn markdown(runs: &[BackfillReport]) -> String {
 }
 
 /// A row count as people read it: 1,000,000.
-fn count(n: u64) -> String {
+/// A count with its thousands grouped.
+pub(crate) fn count(n: u64) -> String {
     herald_catalog::thousands(n as f64)
+}
+
+/// A rate in whole units with its thousands grouped, as the counts beside it are.
+pub(crate) fn rate(per_s: f64) -> String {
+    herald_catalog::thousands(per_s.round())
 }
 
 /// Where every row went, one line per mode.
@@ -525,10 +530,14 @@ fn verdicts(runs: &[BackfillReport]) -> String {
         };
         let needed = TARGET_ROWS as f64 / seconds;
         let (measured, ratio, verdict) = match (r.done_s, r.rows_per_s) {
-            (Some(done), Some(rate)) if r.lost == 0 => (
-                format!("{done:.1} s for {} rows, {rate:.0} rows/s", count(r.rows)),
-                format!("{:.2}×", rate / needed),
-                if rate >= needed { "met" } else { "missed" },
+            (Some(done), Some(pace)) if r.lost == 0 => (
+                format!(
+                    "{done:.1} s for {} rows, {} rows/s",
+                    count(r.rows),
+                    rate(pace)
+                ),
+                format!("{:.2}×", pace / needed),
+                if pace >= needed { "met" } else { "missed" },
             ),
             _ => (format!("{} rows lost", count(r.lost)), "–".into(), "missed"),
         };

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::{
-    backfill::{BackfillReport, TARGET_DISTRIBUTED_S, TARGET_ROWS},
+    backfill::{BackfillReport, TARGET_DISTRIBUTED_S, TARGET_ROWS, count, rate},
     cpu,
     export::Export,
     floor::{ANNOUNCEMENTS_STREAM, EVENTS_SUBJECT, HISTORY_DONE_AT, HISTORY_HEADER},
@@ -140,11 +140,13 @@ pub fn markdown(floor: &FloorBackfillReport, herald: &[BackfillReport]) -> Strin
         "**The floor's backfill**: the same {} rows stored straight onto the floor's first stream \
          ({IN_FLIGHT} stores in flight; no CLI, call, signature or parsing), recorded by its first \
          two stages as Herald's are by scoring and spotlight: stored after {:.1} s, recorded after \
-         **{done_s:.1} s ({pace:.0} rows/s, {:.2}× the {needed:.0} rows/s a million rows in {:.0} s \
+         **{done_s:.1} s ({} rows/s, {:.2}× the {} rows/s a million rows in {:.0} s \
          need)**, the machine {:.2} cores busy ({}).",
         count(floor.rows),
         floor.stored_s,
+        rate(pace),
         pace / needed,
+        rate(needed),
         TARGET_DISTRIBUTED_S,
         floor.machine.busy_cores(),
         floor
@@ -167,8 +169,4 @@ pub fn markdown(floor: &FloorBackfillReport, herald: &[BackfillReport]) -> Strin
     }
     out.push_str("\n\n");
     out
-}
-
-fn count(n: u64) -> String {
-    herald_catalog::thousands(n as f64)
 }
