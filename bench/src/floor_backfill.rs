@@ -158,6 +158,13 @@ pub fn markdown(floor: &FloorBackfillReport, herald: &[BackfillReport]) -> Strin
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if floor.announced > 0 {
+        out.push_str(&format!(
+            " **{} rows were passed on to be announced**, which history never is: the floor broke \
+             its own rule, and its pace is not a bound.",
+            count(floor.announced)
+        ));
+    }
     for run in herald {
         if let Some(rows_per_s) = run.rows_per_s {
             out.push_str(&format!(
@@ -169,4 +176,44 @@ pub fn markdown(floor: &FloorBackfillReport, herald: &[BackfillReport]) -> Strin
     }
     out.push_str("\n\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(announced: u64) -> FloorBackfillReport {
+        FloorBackfillReport {
+            rows: 1_000_000,
+            stored_s: 36.2,
+            done_s: Some(72.7),
+            rows_per_s: Some(13_755.2),
+            lost: 0,
+            announced,
+            machine: cpu::Usage {
+                machine_cores: 1.67,
+                programs: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_paragraph_gives_the_pace_against_the_target_with_thousands_grouped() {
+        let text = markdown(&report(0), &[]);
+        assert!(
+            text.contains("13,755 rows/s, 1.38× the 10,000 rows/s"),
+            "{text}"
+        );
+        assert!(!text.contains("passed on to be announced"), "{text}");
+    }
+
+    #[test]
+    fn history_passed_on_to_be_announced_is_called_out_and_the_bound_withdrawn() {
+        let text = markdown(&report(3), &[]);
+        assert!(
+            text.contains("**3 rows were passed on to be announced**"),
+            "{text}"
+        );
+        assert!(text.contains("its pace is not a bound"), "{text}");
+    }
 }
