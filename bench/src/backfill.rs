@@ -485,7 +485,6 @@ pub fn markdown(runs: &[BackfillReport]) -> String {
 }
 
 /// A row count as people read it: 1,000,000.
-/// A count with its thousands grouped.
 pub(crate) fn count(n: u64) -> String {
     herald_catalog::thousands(n as f64)
 }

@@ -869,7 +869,8 @@ async fn backfills(
                 floor = Some(run);
                 continue;
             }
-            // Alertmanager keeps no history to backfill; the floor's pace is the one above.
+            // Alertmanager keeps no history to backfill; keeping bodies changes nothing the
+            // floor's backfill bounds.
             Mode::Alertmanager | Mode::FloorKeepingBodies => continue,
         };
         println!("{}: backfilling {rows} rows", target.name);

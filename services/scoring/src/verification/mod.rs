@@ -21,8 +21,8 @@ pub use settings::VerificationSettings;
 
 /// The one kind of win a signal about something nearby (not the same record) withdraws. The
 /// indexes that find standing wins by business service or configuration item hold only wins of
-/// this kind (most wins are not changes, and every win paid for two index entries nobody looked
-/// up), so the lookup names it as a literal the planner can match to their predicate.
+/// this kind (scoring migration 0013), so the lookup names it as a literal the planner can match
+/// to their predicate.
 pub const NEARBY_WITHDRAWN: EventKind = EventKind::ChangeImplemented;
 
 /// Why a signal withdraws credit, in the words `herald explain` shows.
