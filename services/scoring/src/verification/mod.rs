@@ -40,6 +40,13 @@ pub enum SignalKind {
 }
 
 impl SignalKind {
+    pub const ALL: [SignalKind; 4] = [
+        SignalKind::Reopen,
+        SignalKind::Rollback,
+        SignalKind::RelatedIncident,
+        SignalKind::SlaBreach,
+    ];
+
     pub fn token(self) -> &'static str {
         match self {
             SignalKind::Reopen => "reopen",
@@ -50,14 +57,7 @@ impl SignalKind {
     }
 
     pub fn from_token(token: &str) -> Option<Self> {
-        [
-            SignalKind::Reopen,
-            SignalKind::Rollback,
-            SignalKind::RelatedIncident,
-            SignalKind::SlaBreach,
-        ]
-        .into_iter()
-        .find(|k| k.token() == token)
+        Self::ALL.into_iter().find(|k| k.token() == token)
     }
 
     /// The win kinds this signal can withdraw.
@@ -69,7 +69,8 @@ impl SignalKind {
                 EventKind::PageResolved,
                 EventKind::ProblemClosed,
             ],
-            SignalKind::Rollback | SignalKind::RelatedIncident => &[NEARBY_WITHDRAWN],
+            SignalKind::Rollback => &[EventKind::ChangeImplemented],
+            SignalKind::RelatedIncident => &[NEARBY_WITHDRAWN],
         }
     }
 
@@ -310,13 +311,10 @@ mod tests {
 
     #[test]
     fn a_signal_about_something_nearby_withdraws_only_the_kind_the_nearby_indexes_hold() {
-        let all = [
-            SignalKind::Reopen,
-            SignalKind::Rollback,
-            SignalKind::RelatedIncident,
-            SignalKind::SlaBreach,
-        ];
-        let nearby: Vec<SignalKind> = all.into_iter().filter(|k| !k.same_record()).collect();
+        let nearby: Vec<SignalKind> = SignalKind::ALL
+            .into_iter()
+            .filter(|k| !k.same_record())
+            .collect();
         assert_eq!(nearby, [SignalKind::RelatedIncident]);
         for kind in nearby {
             assert_eq!(kind.withdraws(), [NEARBY_WITHDRAWN], "{kind:?}");
