@@ -78,8 +78,8 @@ struct Args {
     #[arg(long, default_value_t = 600)]
     drain_seconds: u64,
     /// Wins stored for the query timings (leaderboards, value summary, dashboard), one run each;
-    /// empty for none.
-    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    /// `--query-wins` with no value for none.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000000,10000000")]
     query_wins: Vec<u64>,
     /// How many times each query is timed.
     #[arg(long, default_value_t = 200)]
@@ -1083,4 +1083,22 @@ async fn run() -> anyhow::Result<()> {
     println!("\n{md}");
     println!("written: {} and {}", json.display(), md_path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    #[test]
+    fn query_timings_are_skipped_with_an_empty_list() -> Result<(), clap::Error> {
+        let none = Args::try_parse_from(["herald-bench", "--query-wins"])?;
+        assert!(none.query_wins.is_empty());
+        let some = Args::try_parse_from(["herald-bench", "--query-wins", "1000,20000"])?;
+        assert_eq!(some.query_wins, [1_000, 20_000]);
+        let default = Args::try_parse_from(["herald-bench"])?;
+        assert_eq!(default.query_wins, [1_000_000, 10_000_000]);
+        Ok(())
+    }
 }
