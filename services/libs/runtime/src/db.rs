@@ -4,9 +4,14 @@
 //! `$N` to the N-th argument), times as epoch milliseconds, dates as ISO text, integers as 64-bit.
 //! Where the two dialects truly differ (row locking), a store asks [`Database::backend`].
 
-use std::{str::FromStr, sync::Once, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, Once},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
+use herald_events::embedded::{Checkpointer, SQLITE_CHECKPOINT_PAGES};
 use sqlx::{
     AnyPool, ConnectOptions, Connection, Executor, any::AnyPoolOptions, postgres::PgConnectOptions,
 };
@@ -35,6 +40,9 @@ pub enum DbError {
         #[source]
         source: std::io::Error,
     },
+    /// The message names the file.
+    #[error("{0}")]
+    Checkpoint(#[source] herald_events::Cause),
     #[error("migrations for {schema} failed: {source}")]
     Migrate {
         schema: String,
@@ -54,6 +62,8 @@ pub enum Backend {
 pub struct Database {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// A SQLite file's log copied back beside the commits, for as long as a clone lives.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 /// A service's migrations for each backend.
@@ -158,6 +168,7 @@ async fn connect_postgres(url: &str, schema: &'static str, max: u32) -> Result<D
     Ok(Database {
         pool,
         backend: Backend::Postgres,
+        _checkpointer: None,
     })
 }
 
@@ -183,6 +194,10 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = FULL").await?;
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}"
+                )))
+                .await?;
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 Ok(())
             })
@@ -193,9 +208,11 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
             target: format!("SQLite at {}", file.display()),
             source: e,
         })?;
+    let checkpointer = Checkpointer::start(&file).map_err(DbError::Checkpoint)?;
     Ok(Database {
         pool,
         backend: Backend::Sqlite,
+        _checkpointer: Some(Arc::new(checkpointer)),
     })
 }
 
@@ -227,6 +244,8 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Row;
+
     use super::*;
 
     #[test]
@@ -241,6 +260,31 @@ mod tests {
         );
         assert_eq!(sqlite_dir("sqlite:data?mode=rwc"), Some("data".into()));
         assert_eq!(sqlite_dir("postgres://x@y/z"), None);
+    }
+
+    /// A pragma's value as text, whichever type SQLite answers it in.
+    async fn pragma(db: &Database, name: &str) -> anyhow::Result<String> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(&db.pool)
+            .await?;
+        Ok(match row.try_get::<String, _>(0) {
+            Ok(text) => text,
+            Err(_) => row.try_get::<i64, _>(0)?.to_string(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_store_logs_ahead_syncs_commits_and_checkpoints_late() -> anyhow::Result<()> {
+        install_drivers();
+        let dir = tempfile::tempdir()?;
+        let db = connect_sqlite(dir.path(), "scoring").await?;
+        assert_eq!(pragma(&db, "journal_mode").await?, "wal");
+        assert_eq!(pragma(&db, "synchronous").await?, "2", "FULL");
+        assert_eq!(
+            pragma(&db, "wal_autocheckpoint").await?,
+            SQLITE_CHECKPOINT_PAGES.to_string()
+        );
+        Ok(())
     }
 
     #[test]

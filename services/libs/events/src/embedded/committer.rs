@@ -23,6 +23,7 @@ use std::{
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Checkpointer;
 use crate::Cause;
 
 /// Jobs per transaction at most, so one commit never holds the file for long.
@@ -126,6 +127,8 @@ fn in_savepoint<R>(
 pub(crate) struct Committer {
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    /// Copies the log back beside the commits; stopped first, so the lock goes last.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -140,14 +143,14 @@ impl Committer {
     pub(crate) async fn open(path: &Path, lock: File) -> Result<Self, Cause> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>(4 * MAX_GROUP);
         let (opened, connected) = oneshot::channel::<Result<(), Cause>>();
-        let path = path.to_path_buf();
+        let file = path.to_path_buf();
         // Opened on its own thread: opening may recover a WAL or wait on SQLite's busy timeout,
         // which must not hold up a runtime worker.
         let thread = thread::Builder::new()
             .name("herald-bus".into())
             .spawn(move || {
                 let _lock = lock;
-                match connect(&path) {
+                match connect(&file) {
                     Ok(conn) => {
                         let _ = opened.send(Ok(()));
                         serve(&conn, queue);
@@ -157,13 +160,15 @@ impl Committer {
                     }
                 }
             })?;
-        let committer = Self {
+        let mut committer = Self {
             jobs: Some(jobs),
             thread: Some(thread),
+            checkpointer: None,
         };
         connected
             .await
             .map_err(|_| Cause::from("the embedded bus's thread ended while opening the file"))??;
+        committer.checkpointer = Some(Checkpointer::start(path)?);
         Ok(committer)
     }
 
@@ -234,6 +239,7 @@ impl Committer {
 
 impl Drop for Committer {
     fn drop(&mut self) {
+        self.checkpointer.take();
         // Closing the queue ends the thread once it has answered what was queued.
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
@@ -253,6 +259,10 @@ fn connect(path: &Path) -> Result<Connection, Cause> {
     // A publish is on disk before it is confirmed: nothing accepted is lost. Each group sets
     // what it needs (see `sync_as_needed`); FULL until then.
     conn.execute_batch("PRAGMA synchronous = FULL")?;
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {}",
+        super::SQLITE_CHECKPOINT_PAGES
+    ))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -468,6 +478,16 @@ mod tests {
         busy.await?;
         assert_eq!((unsynced.await?, synced.await?), (2, 2));
         assert_eq!(db.call_unsynced(sync_level).await?, 1, "and back");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_log_is_copied_back_only_once_it_holds_the_agreed_pages() -> Result<(), Cause> {
+        let (_dir, db) = with_a_table().await?;
+        let pages: i64 = db
+            .call(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))?))
+            .await?;
+        assert_eq!(pages, i64::from(super::super::SQLITE_CHECKPOINT_PAGES));
         Ok(())
     }
 

@@ -12,8 +12,11 @@
 //!   thread and shares commits with whatever was queued beside it ([`committer`]).
 //! - One process owns a data directory at a time (`bus.lock`).
 
+mod checkpoint;
 mod committer;
 mod subscription;
+
+pub use checkpoint::Checkpointer;
 
 use std::{
     fs::File,
@@ -32,6 +35,15 @@ use crate::{
     Backlog, Bus, BusError, Cause, Headers, OutgoingMessage, PublishReceipt, StoredMessage,
     StreamFamily, Subscription, topology::ConsumerSpec, topology::StreamSettings,
 };
+
+/// Pages the write-ahead log of a SQLite file may hold before the commit that passes it copies them
+/// back into the file itself (SQLite's default is 1,000), when the file's [`Checkpointer`] has not
+/// done so already. A checkpoint writes each page the log holds once, however often it changed, so
+/// a longer log writes the pages every batch touches (the tables' last pages, the b-trees' upper
+/// levels) fewer times: with 4,000 instead of 1,000, `herald up` backfilled 100,000 rows in a
+/// fifth less time and wrote a fifth fewer bytes; more gained nothing. The bus and the services'
+/// SQLite stores use the same figure.
+pub const SQLITE_CHECKPOINT_PAGES: u32 = 4_000;
 
 /// Largest message, as configured for the NATS servers Herald ships with.
 const MAX_PAYLOAD: usize = 8 * 1024 * 1024;

@@ -1,0 +1,135 @@
+//! Copying a SQLite file's write-ahead log back into the file on a thread of its own.
+//!
+//! Left to SQLite, the commit that takes the log past [`SQLITE_CHECKPOINT_PAGES`] copies it back
+//! itself, and whoever waits on that commit waits for the copy. Here a thread of the file's own
+//! copies the log back every [`EVERY`] with a passive checkpoint, which never blocks a writer or a
+//! reader, so commits rarely find a long log and then find the copy already under way: a commit's
+//! own checkpoint gives up at once while another runs.
+//!
+//! [`SQLITE_CHECKPOINT_PAGES`]: super::SQLITE_CHECKPOINT_PAGES
+
+use std::{
+    path::Path,
+    sync::mpsc,
+    thread::{self, JoinHandle},
+    time::Duration,
+};
+
+use rusqlite::Connection;
+
+use crate::Cause;
+
+/// How often the log is copied back.
+pub const EVERY: Duration = Duration::from_millis(200);
+
+/// The thread copying one file's log back; dropping it stops the thread and closes its
+/// connection before the drop returns.
+pub struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer").finish_non_exhaustive()
+    }
+}
+
+impl Checkpointer {
+    /// Starts copying back the log of the SQLite file at `path`, which must already exist and be
+    /// in write-ahead mode.
+    pub fn start(path: &Path) -> Result<Self, Cause> {
+        let conn = Connection::open(path)
+            .map_err(|e| format!("cannot open {} to checkpoint it: {e}", path.display()))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let file = path.to_path_buf();
+        let thread = thread::Builder::new()
+            .name("herald-checkpoint".into())
+            .spawn(move || run(&conn, &file, &stopped))?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
+    let mut failing = false;
+    // Nothing is ever sent: the sender's drop is the signal to stop.
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => failing = false,
+            // Commits still copy the log back themselves, so nothing is lost; said once a spell.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(file = %file.display(), error = %e,
+                    "cannot checkpoint the write-ahead log; commits will copy it back themselves");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn file_size(path: &Path) -> Result<u64, Cause> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+
+    #[test]
+    fn what_commits_leave_in_the_log_reaches_the_file() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.sqlite");
+        let writer = Connection::open(&path)?;
+        writer.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        // The writer never copies the log back: whatever reaches the file, the thread copied.
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB NOT NULL)")?;
+        for _ in 0..200 {
+            writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
+        }
+        let before = file_size(&path)?;
+        assert!(
+            before < 100_000,
+            "the rows are still only in the log ({before} bytes)"
+        );
+
+        let checkpointer = Checkpointer::start(&path)?;
+        let deadline = Instant::now() + 20 * EVERY;
+        while file_size(&path)? < 800_000 && Instant::now() < deadline {
+            thread::sleep(EVERY / 4);
+        }
+        let after = file_size(&path)?;
+        assert!(after >= 800_000, "the file holds the rows ({after} bytes)");
+
+        drop(checkpointer);
+        writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
+        let count: i64 = writer.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
+        assert_eq!(count, 201, "the writer went on alone");
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_named_in_the_error() {
+        let missing = Path::new("/nonexistent-herald-dir/store.sqlite");
+        let error = Checkpointer::start(missing).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("/nonexistent-herald-dir/store.sqlite")),
+            "{error:?}"
+        );
+    }
+}
