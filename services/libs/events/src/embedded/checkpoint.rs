@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::Cause;
 
@@ -39,7 +39,9 @@ impl Checkpointer {
     /// Starts copying back the log of the SQLite file at `path`, which must already exist and be
     /// in write-ahead mode.
     pub fn start(path: &Path) -> Result<Self, Cause> {
-        let conn = Connection::open(path)
+        // Without SQLite's create flag: a file that is not there is an error, not a new file.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| format!("cannot open {} to checkpoint it: {e}", path.display()))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let file = path.to_path_buf();
@@ -122,14 +124,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_cannot_be_opened_is_named_in_the_error() {
-        let missing = Path::new("/nonexistent-herald-dir/store.sqlite");
-        let error = Checkpointer::start(missing).err().map(|e| e.to_string());
+    fn a_missing_file_is_named_in_the_error_and_not_created() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let missing = dir.path().join("store.sqlite");
+        let error = Checkpointer::start(&missing).err().map(|e| e.to_string());
         assert!(
             error
                 .as_deref()
-                .is_some_and(|e| e.contains("/nonexistent-herald-dir/store.sqlite")),
+                .is_some_and(|e| e.contains(&missing.display().to_string())),
             "{error:?}"
         );
+        assert!(!missing.exists(), "no empty file left behind");
+        Ok(())
     }
 }
