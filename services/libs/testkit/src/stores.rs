@@ -16,15 +16,19 @@ pub struct TestStore {
 }
 
 impl TestStore {
-    /// The service's schema in a fresh PostgreSQL database.
-    pub async fn postgres(schema: &'static str, migrations: &Migrations) -> anyhow::Result<Self> {
+    /// The service's schema in a fresh PostgreSQL database, migrated up to `version` (or fully).
+    async fn postgres(
+        schema: &'static str,
+        migrations: &Migrations,
+        version: Option<i64>,
+    ) -> anyhow::Result<Self> {
         let database = crate::TestDatabase::create().await?;
         let config = DatabaseConfig {
             url: Secret::new(database.url()),
             max_connections: 4,
         };
         let db = db::connect(&config, schema).await?;
-        db::migrate(&db, schema, migrations).await?;
+        migrate_to(&db, schema, migrations, version).await?;
         Ok(Self {
             db,
             config,
@@ -34,15 +38,19 @@ impl TestStore {
         })
     }
 
-    /// The service's file in a fresh SQLite data directory.
-    pub async fn sqlite(schema: &'static str, migrations: &Migrations) -> anyhow::Result<Self> {
+    /// The service's file in a fresh SQLite data directory, migrated up to `version` (or fully).
+    async fn sqlite(
+        schema: &'static str,
+        migrations: &Migrations,
+        version: Option<i64>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = DatabaseConfig {
             url: Secret::new(format!("sqlite://{}", dir.path().display())),
             max_connections: 4,
         };
         let db = db::connect(&config, schema).await?;
-        db::migrate(&db, schema, migrations).await?;
+        migrate_to(&db, schema, migrations, version).await?;
         Ok(Self {
             db,
             config,
@@ -64,11 +72,56 @@ impl TestStore {
         schema: &'static str,
         migrations: &Migrations,
     ) -> anyhow::Result<Self> {
+        Self::at(backend, schema, migrations, None).await
+    }
+
+    /// The service's database migrated only up to `version`, as an earlier release left it: an
+    /// upgrade test writes what that release wrote, then [`TestStore::upgrade`]s it.
+    pub async fn before_upgrade(
+        backend: Backend,
+        schema: &'static str,
+        migrations: &Migrations,
+        version: i64,
+    ) -> anyhow::Result<Self> {
+        Self::at(backend, schema, migrations, Some(version)).await
+    }
+
+    async fn at(
+        backend: Backend,
+        schema: &'static str,
+        migrations: &Migrations,
+        version: Option<i64>,
+    ) -> anyhow::Result<Self> {
         match backend {
-            Backend::Postgres => Self::postgres(schema, migrations).await,
-            Backend::Sqlite => Self::sqlite(schema, migrations).await,
+            Backend::Postgres => Self::postgres(schema, migrations, version).await,
+            Backend::Sqlite => Self::sqlite(schema, migrations, version).await,
         }
     }
+
+    /// Applies every migration, on a new connection pool as the upgraded process opens it.
+    pub async fn upgrade(&self, migrations: &Migrations) -> anyhow::Result<Database> {
+        let db = self.reopen().await?;
+        db::migrate(&db, self.schema, migrations).await?;
+        Ok(db)
+    }
+}
+
+/// Every migration, or those up to `version`.
+async fn migrate_to(
+    db: &Database,
+    schema: &'static str,
+    migrations: &Migrations,
+    version: Option<i64>,
+) -> anyhow::Result<()> {
+    let Some(version) = version else {
+        return Ok(db::migrate(db, schema, migrations).await?);
+    };
+    let migrator = match db.backend {
+        Backend::Postgres => migrations.postgres,
+        Backend::Sqlite => migrations.sqlite,
+    };
+    migrator.run_to(version, &db.pool).await?;
+    Ok(())
 }
 
 /// Runs one store case on both backends, as two tests: `<case>::postgres` and `<case>::sqlite`.

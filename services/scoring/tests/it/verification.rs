@@ -17,6 +17,7 @@ use herald_scoring::{
     verification::VerificationSettings,
 };
 use herald_testkit::stores::TestStore;
+use sqlx::Row;
 
 use crate::support::oracle;
 
@@ -404,7 +405,45 @@ async fn an_incident_on_the_same_service_withdraws_a_quiet_change(
     Ok(())
 }
 
+/// Migration 0014 rebuilt the signals table without its key: a signal kept before the upgrade
+/// is still there, once, and still withdraws the win it concerns.
+async fn a_signal_kept_before_the_upgrade_still_withdraws_on_arrival(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let migrations = Scoring::migrations();
+    let before = TestStore::before_upgrade(backend, Scoring::NAME, &migrations, 13).await?;
+    let event = resolved();
+    let now = Utc::now();
+    let reopen = reopened(&event, Duration::hours(30));
+    record(
+        &Store::new(before.db.pool.clone()),
+        &reopen,
+        &settings("0s"),
+        now,
+    )
+    .await?;
+
+    let db = before.upgrade(&migrations).await?;
+    let kept: Vec<(String, String)> = sqlx::query("SELECT event_id, kind FROM signals")
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| (row.get("event_id"), row.get("kind")))
+        .collect();
+    assert_eq!(kept, [(reopen.id.clone(), "reopen".to_string())]);
+    let late = record(&Store::new(db.pool.clone()), &event, &settings("0s"), now).await?;
+    let win = late.win.expect("a win");
+    assert_eq!(status(&win), WinStatus::Revoked, "withdrawn on arrival");
+    assert!(
+        win.status_reason.contains("reopen"),
+        "{}",
+        win.status_reason
+    );
+    Ok(())
+}
+
 herald_testkit::store_cases!(
+    a_signal_kept_before_the_upgrade_still_withdraws_on_arrival,
     a_reopen_inside_the_window_withdraws_a_provisional_win,
     a_reopen_that_arrives_first_withdraws_the_win_on_arrival,
     with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too,

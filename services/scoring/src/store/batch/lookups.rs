@@ -2,7 +2,8 @@
 //! list (`q`, numbered by `i`) joined to the table, a form PostgreSQL and SQLite both accept.
 //! Where the single-event read took the first row of an ordering, a correlated subquery picks its
 //! id per key (one index probe a key, one row per key, not every match), and the rows found are
-//! read by id in a second statement only when there are any.
+//! read by id in a second statement only when there are any (signals, which have no id of their
+//! own, in the same statement).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{RequesterPraise, Source, Win};
 use herald_runtime::{
     db::{from_millis, millis},
-    store::{batch_query, value_rows},
+    store::{batch_query, is_postgres, value_rows},
 };
 use sqlx::{Any, Row, Transaction};
 
@@ -111,21 +112,16 @@ pub(in crate::store) async fn signals_against(
         .map(|(i, _)| i)
         .collect();
 
-    const SIGNAL: &str = "event_id, kind, record_number, at, business_service, configuration_item";
     // Each candidate's first signal, found by one index probe a candidate: joined to the table
     // instead, the lookup hashed every signal ever kept, once a batch.
-    let mut firsts = Vec::new();
+    let mut rows = Vec::new();
     if !same.is_empty() {
-        let sql = format!(
-            "WITH q(i, source, record_number, from_at, to_at, k1, k2, k3) AS (VALUES {})
-             SELECT i, event_id FROM (
-                 SELECT q.i, (SELECT s.event_id FROM signals s
-                              WHERE s.source = q.source AND s.record_number = q.record_number
-                                AND s.at > q.from_at AND s.at <= q.to_at AND s.kind IN (q.k1, q.k2, q.k3)
-                              ORDER BY s.at LIMIT 1) AS event_id
-                 FROM q) f
-             WHERE event_id IS NOT NULL",
-            value_rows(tx, same.len(), 8)
+        let sql = first_signals(
+            tx,
+            "i, source, record_number, from_at, to_at, k1, k2, k3",
+            same.len(),
+            "s.source = q.source AND s.record_number = q.record_number
+             AND s.at > q.from_at AND s.at <= q.to_at AND s.kind IN (q.k1, q.k2, q.k3)",
         );
         let mut query = batch_query(sql);
         for (i, kinds) in &same {
@@ -140,20 +136,16 @@ pub(in crate::store) async fn signals_against(
                 query = query.bind(*kind);
             }
         }
-        firsts.extend(found_ids(query.fetch_all(&mut **tx).await?));
+        rows.extend(query.fetch_all(&mut **tx).await?);
     }
     if !related.is_empty() {
-        let sql = format!(
-            "WITH q(i, from_at, to_at, business_service, configuration_item) AS (VALUES {})
-             SELECT i, event_id FROM (
-                 SELECT q.i, (SELECT s.event_id FROM signals s
-                              WHERE s.kind = 'related_incident' AND s.at > q.from_at AND s.at <= q.to_at
-                                AND (s.business_service = q.business_service
-                                     OR s.configuration_item = q.configuration_item)
-                              ORDER BY s.at LIMIT 1) AS event_id
-                 FROM q) f
-             WHERE event_id IS NOT NULL",
-            value_rows(tx, related.len(), 5)
+        let sql = first_signals(
+            tx,
+            "i, from_at, to_at, business_service, configuration_item",
+            related.len(),
+            "s.kind = 'related_incident' AND s.at > q.from_at AND s.at <= q.to_at
+             AND (s.business_service = q.business_service
+                  OR s.configuration_item = q.configuration_item)",
         );
         let mut query = batch_query(sql);
         for i in &related {
@@ -165,11 +157,13 @@ pub(in crate::store) async fn signals_against(
                 .bind(c.win.business_service.clone())
                 .bind(c.configuration_item.map(str::to_string));
         }
-        firsts.extend(found_ids(query.fetch_all(&mut **tx).await?));
+        rows.extend(query.fetch_all(&mut **tx).await?);
     }
-    let rows = rows_by_event_id(tx, "signals", SIGNAL, &firsts).await?;
-    for (i, event_id) in firsts {
-        let (Some(slot), Some(row)) = (found.get_mut(i), rows.get(&event_id)) else {
+    for row in rows {
+        let Ok(i) = usize::try_from(row.get::<i64, _>("i")) else {
+            continue;
+        };
+        let Some(slot) = found.get_mut(i) else {
             continue;
         };
         let Some(kind) = SignalKind::from_token(&row.get::<String, _>("kind")) else {
@@ -443,6 +437,40 @@ async fn rows_by_event_id(
         .into_iter()
         .map(|row| (row.get::<String, _>("event_id"), row))
         .collect())
+}
+
+/// The signal columns a lookup reads, each under the table's alias `s`.
+const SIGNAL: &str =
+    "s.event_id, s.kind, s.record_number, s.at, s.business_service, s.configuration_item";
+
+/// For each of `keys` rows of `q` (its `columns`, bound in order), the earliest signal that meets
+/// `condition`, with `i`: one index probe a key. Signals have no key of their own to be read by in
+/// a second statement, so the row found is read in the same one: on PostgreSQL by a lateral
+/// subquery, on SQLite (which has none) by the rowid a correlated subquery finds. (A join on
+/// PostgreSQL's ctid instead let its planner hash every signal for it, once a batch.)
+fn first_signals(
+    tx: &Transaction<'static, Any>,
+    columns: &str,
+    keys: usize,
+    condition: &str,
+) -> String {
+    let values = value_rows(tx, keys, columns.split(',').count());
+    if is_postgres(tx) {
+        format!(
+            "WITH q({columns}) AS (VALUES {values})
+             SELECT q.i, {SIGNAL} FROM q CROSS JOIN LATERAL (
+                 SELECT * FROM signals s WHERE {condition} ORDER BY s.at LIMIT 1) s"
+        )
+    } else {
+        format!(
+            "WITH q({columns}) AS (VALUES {values})
+             SELECT f.i, {SIGNAL} FROM (
+                 SELECT q.i, (SELECT s.rowid FROM signals s WHERE {condition}
+                              ORDER BY s.at LIMIT 1) AS address
+                 FROM q) f
+             JOIN signals s ON s.rowid = f.address"
+        )
+    }
 }
 
 /// A position in a run as a bound value (a run holds a few hundred events at most).

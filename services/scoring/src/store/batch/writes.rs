@@ -93,7 +93,8 @@ fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Keeps signals (a redelivered signal is kept once).
+/// Keeps signals. Only an event seen for the first time brings them (its id is the events table's
+/// key, in the same transaction, and a run never holds one event twice), so each is kept once.
 pub(super) async fn signals(
     tx: &mut Transaction<'static, Any>,
     signals: &[&Signal],
@@ -101,7 +102,7 @@ pub(super) async fn signals(
     for chunk in signals.chunks(rows_per_statement(7)) {
         let sql = format!(
             "INSERT INTO signals (event_id, source, kind, record_number, at, business_service, configuration_item)
-             VALUES {} ON CONFLICT (event_id) DO NOTHING",
+             VALUES {}",
             value_rows(tx, chunk.len(), 7)
         );
         let mut query = batch_query(sql);
