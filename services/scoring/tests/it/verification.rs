@@ -405,8 +405,8 @@ async fn an_incident_on_the_same_service_withdraws_a_quiet_change(
     Ok(())
 }
 
-/// Migration 0014 rebuilt the signals table without its key: a signal kept before the upgrade
-/// is still there, once, and still withdraws the win it concerns.
+/// Migration 0014 takes the signals table's key away: a signal kept before the upgrade is still
+/// there, once, and still withdraws the win it concerns.
 async fn a_signal_kept_before_the_upgrade_still_withdraws_on_arrival(
     backend: Backend,
 ) -> anyhow::Result<()> {
