@@ -72,6 +72,16 @@ pub struct Migrations {
     pub sqlite: &'static sqlx::migrate::Migrator,
 }
 
+impl Migrations {
+    /// The migrations for `backend`.
+    pub fn of(&self, backend: Backend) -> &'static sqlx::migrate::Migrator {
+        match backend {
+            Backend::Postgres => self.postgres,
+            Backend::Sqlite => self.sqlite,
+        }
+    }
+}
+
 /// Embeds `migrations/postgres` and `migrations/sqlite` of the calling crate.
 #[macro_export]
 macro_rules! migrations {
@@ -222,14 +232,14 @@ pub async fn migrate(
     schema: &'static str,
     migrations: &Migrations,
 ) -> Result<(), DbError> {
-    let migrator = match db.backend {
-        Backend::Postgres => migrations.postgres,
-        Backend::Sqlite => migrations.sqlite,
-    };
-    migrator.run(&db.pool).await.map_err(|e| DbError::Migrate {
-        schema: schema.to_string(),
-        source: e,
-    })
+    migrations
+        .of(db.backend)
+        .run(&db.pool)
+        .await
+        .map_err(|e| DbError::Migrate {
+            schema: schema.to_string(),
+            source: e,
+        })
 }
 
 /// An instant as stored: epoch milliseconds.

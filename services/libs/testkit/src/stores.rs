@@ -116,11 +116,7 @@ async fn migrate_to(
     let Some(version) = version else {
         return Ok(db::migrate(db, schema, migrations).await?);
     };
-    let migrator = match db.backend {
-        Backend::Postgres => migrations.postgres,
-        Backend::Sqlite => migrations.sqlite,
-    };
-    migrator.run_to(version, &db.pool).await?;
+    migrations.of(db.backend).run_to(version, &db.pool).await?;
     Ok(())
 }
 
