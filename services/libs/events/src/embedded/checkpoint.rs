@@ -6,6 +6,11 @@
 //! reader, so commits rarely find a long log and then find the copy already under way: a commit's
 //! own checkpoint gives up at once while another runs.
 //!
+//! Once a file has been left alone for a whole pass with its log fully copied back, the thread also
+//! cuts the log to nothing: SQLite writes a log over again from its start rather than shrink it, so
+//! after a backfill each busy file kept up to [`SQLITE_CHECKPOINT_PAGES`] pages of log (about
+//! 160 MB) on disk until the next restart.
+//!
 //! [`SQLITE_CHECKPOINT_PAGES`]: super::SQLITE_CHECKPOINT_PAGES
 
 use std::{
@@ -45,6 +50,10 @@ impl Checkpointer {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| format!("cannot open {} to checkpoint it: {e}", path.display()))?;
+        // Never wait on another connection (rusqlite waits 5 s by default): cutting the log waits
+        // for readers while it holds the write lock, so it gives up at once and tries a pass later.
+        conn.busy_timeout(Duration::ZERO)
+            .map_err(|e| format!("cannot set up {} to checkpoint it: {e}", path.display()))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let file = path.to_path_buf();
         let thread = thread::Builder::new()
@@ -68,10 +77,23 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
+    let mut last = Pass::default();
     // Nothing is ever sent: the sender's drop is the signal to stop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            Ok(()) => failing = false,
+        let pass = checkpoint(conn, "PASSIVE").and_then(|pass| {
+            if pass.is_idle_since(&last) {
+                // Nothing was written for a whole pass and nothing is left to copy: the truncation
+                // costs no copying, and holds up only a writer that arrives in its instant.
+                checkpoint(conn, "TRUNCATE")
+            } else {
+                Ok(pass)
+            }
+        });
+        match pass {
+            Ok(pass) => {
+                failing = false;
+                last = pass;
+            }
             // Commits still copy the log back themselves, so nothing is lost; said once a spell.
             Err(e) if !failing => {
                 failing = true;
@@ -81,6 +103,36 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
             Err(_) => {}
         }
     }
+}
+
+/// What one checkpoint found, as SQLite reports it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Pass {
+    /// Another connection held a lock the checkpoint needed, so it did not finish.
+    busy: bool,
+    /// Frames in the log.
+    frames: i64,
+    /// Of those, frames copied back into the file.
+    copied: i64,
+}
+
+impl Pass {
+    /// Whether the log holds frames that are all copied back, and the same ones as at the pass
+    /// before: nothing was committed in between.
+    fn is_idle_since(&self, before: &Self) -> bool {
+        !self.busy && self.frames > 0 && self.copied == self.frames && self == before
+    }
+}
+
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Pass> {
+    // A mode from this file only, never from outside: the pragma takes no bound parameter.
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok(Pass {
+            busy: row.get::<_, i64>(0)? != 0,
+            frames: row.get(1)?,
+            copied: row.get(2)?,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -123,6 +175,62 @@ mod tests {
         let count: i64 = writer.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
         assert_eq!(count, 201, "the writer went on alone");
         Ok(())
+    }
+
+    #[test]
+    fn a_log_left_alone_is_cut_to_nothing_and_the_file_goes_on() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.sqlite");
+        let wal = dir.path().join("store.sqlite-wal");
+        let writer = Connection::open(&path)?;
+        writer.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB NOT NULL)")?;
+        for _ in 0..200 {
+            writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
+        }
+        let written = file_size(&wal)?;
+        assert!(
+            written > 800_000,
+            "the log holds the rows ({written} bytes)"
+        );
+
+        let checkpointer = Checkpointer::start(&path)?;
+        // One pass copies the log back, the next finds it unchanged and cuts it.
+        let deadline = Instant::now() + 20 * EVERY;
+        while file_size(&wal)? > 0 && Instant::now() < deadline {
+            thread::sleep(EVERY / 4);
+        }
+        assert_eq!(file_size(&wal)?, 0, "the idle log was cut to nothing");
+        assert!(file_size(&path)? >= 800_000, "the rows are in the file");
+
+        writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
+        let count: i64 = writer.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
+        assert_eq!(count, 201, "the writer goes on after the cut");
+        drop(checkpointer);
+        Ok(())
+    }
+
+    #[test]
+    fn a_log_still_written_to_is_not_idle() {
+        let copied = |frames| Pass {
+            busy: false,
+            frames,
+            copied: frames,
+        };
+        assert!(copied(10).is_idle_since(&copied(10)));
+        assert!(!copied(12).is_idle_since(&copied(10)), "written since");
+        assert!(!copied(0).is_idle_since(&copied(0)), "nothing to cut");
+        let behind = Pass {
+            busy: false,
+            frames: 10,
+            copied: 4,
+        };
+        assert!(!behind.is_idle_since(&behind), "not all copied back");
+        let busy = Pass {
+            busy: true,
+            ..copied(10)
+        };
+        assert!(!busy.is_idle_since(&busy), "a reader or writer in the way");
     }
 
     #[test]
