@@ -369,7 +369,7 @@ async fn insert_wins<'w>(
         );
         let mut query = batch_query(sql);
         for (win, occurred_at) in chunk {
-            query = bind_win(query, win, *occurred_at, status, now);
+            query = bind_win(query, WinRow::of(win, *occurred_at, status, now));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
@@ -378,40 +378,82 @@ async fn insert_wins<'w>(
     Ok(inserted)
 }
 
-/// The `wins` columns [`bind_win`] binds, in its order.
+/// The `wins` columns of a [`WinRow`], in the order [`bind_win`] binds them.
 const WIN_COLUMNS: &str = "id, kind, occurred_at, business_service, team, label, amount, hours, users, \
                            headline, payload, counted_at, status, revoked_at, status_reason";
 
-/// Binds a win's fifteen values in the order of [`WIN_COLUMNS`].
-fn bind_win<'q>(
-    query: AnyQuery<'q>,
-    win: &Win,
-    occurred_at: DateTime<Utc>,
-    status: &str,
-    now: DateTime<Utc>,
-) -> AnyQuery<'q> {
-    let value = win.value.clone().unwrap_or_default();
-    let revoked = status == "revoked";
-    query
-        .bind(win.id.clone())
-        .bind(
-            herald_proto::v1::EventKind::try_from(win.kind)
+/// A win's `wins` row: bound value by value ([`bind_win`]), or as one element of a JSON
+/// parameter ([`in_one`]), whose keys are the column names.
+#[derive(serde::Serialize)]
+struct WinRow<'a> {
+    id: &'a str,
+    kind: &'static str,
+    occurred_at: i64,
+    business_service: Option<&'a str>,
+    team: Option<&'a str>,
+    label: &'static str,
+    amount: f64,
+    hours: f64,
+    users: f64,
+    headline: &'a str,
+    /// Bound beside the JSON (`herald_runtime::store::Blobs`), not inside it.
+    #[serde(skip)]
+    payload: Vec<u8>,
+    counted_at: i64,
+    status: &'a str,
+    revoked_at: Option<i64>,
+    status_reason: Option<&'a str>,
+}
+
+impl<'a> WinRow<'a> {
+    fn of(win: &'a Win, occurred_at: DateTime<Utc>, status: &'a str, now: DateTime<Utc>) -> Self {
+        let value = win.value.as_ref();
+        let revoked = status == "revoked";
+        Self {
+            id: &win.id,
+            kind: herald_proto::v1::EventKind::try_from(win.kind)
                 .map(|k| k.token())
                 .unwrap_or("unspecified"),
-        )
-        .bind(millis(occurred_at))
-        .bind(win.business_service.clone())
-        .bind(win.team.clone())
-        .bind(contributions::label_token(win))
-        .bind(value.amount)
-        .bind(value.hours)
-        .bind(value.users)
-        .bind(win.headline.clone())
-        .bind(win.encode_to_vec())
-        .bind(millis(now))
-        .bind(status.to_string())
-        .bind(revoked.then(|| millis(now)))
-        .bind(revoked.then(|| win.status_reason.clone()))
+            occurred_at: millis(occurred_at),
+            business_service: win.business_service.as_deref(),
+            team: win.team.as_deref(),
+            label: contributions::label_token(win),
+            amount: value.map(|v| v.amount).unwrap_or_default(),
+            hours: value.map(|v| v.hours).unwrap_or_default(),
+            users: value.map(|v| v.users).unwrap_or_default(),
+            headline: &win.headline,
+            payload: win.encode_to_vec(),
+            counted_at: millis(now),
+            status,
+            revoked_at: revoked.then(|| millis(now)),
+            status_reason: revoked.then_some(win.status_reason.as_str()),
+        }
+    }
+
+    /// Whether JSON can carry its numbers (it has no NaN or infinity).
+    fn is_finite(&self) -> bool {
+        self.amount.is_finite() && self.hours.is_finite() && self.users.is_finite()
+    }
+}
+
+/// Binds a win's fifteen values in the order of [`WIN_COLUMNS`].
+fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>) -> AnyQuery<'q> {
+    query
+        .bind(row.id.to_string())
+        .bind(row.kind)
+        .bind(row.occurred_at)
+        .bind(row.business_service.map(str::to_string))
+        .bind(row.team.map(str::to_string))
+        .bind(row.label)
+        .bind(row.amount)
+        .bind(row.hours)
+        .bind(row.users)
+        .bind(row.headline.to_string())
+        .bind(row.payload)
+        .bind(row.counted_at)
+        .bind(row.status.to_string())
+        .bind(row.revoked_at)
+        .bind(row.status_reason.map(str::to_string))
 }
 
 /// One ledger entry for each win.

@@ -2,7 +2,8 @@
 //! rows, person credits and ledger lines as data-modifying `WITH` clauses joined to the ids it
 //! inserted, so only a win actually made gets them (as [`super::writes`] does in four statements,
 //! which at a low event rate, a run of one event, were four round trips of the dozen a run costs).
-//! SQLite has no data-modifying `WITH`; `herald up` keeps the four statements.
+//! SQLite has no data-modifying `WITH`; `herald up` keeps the four statements. Each list is one
+//! JSON parameter ([`json_rows`]), so the statement's text never changes.
 
 use std::collections::HashSet;
 
@@ -10,21 +11,90 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{Win, WinStatus};
 use herald_runtime::{
     db::millis,
-    store::{batch_query, numbered_rows_from},
+    store::{Blobs, Placed, json_rows},
 };
+use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use super::super::{StoreError, status_token, verification};
-use super::writes::{self, Entry, NewWin, WIN_COLUMNS};
+use super::writes::{self, Entry, NewWin, WinRow};
 
-/// Bound values at most in one statement: well inside PostgreSQL's 65,535. A run that needs more
-/// is written in separate statements.
-const MAX_PARAMETERS: usize = 30_000;
+/// The statement: the same text for every run, so each connection parses and plans it once. Its
+/// parameters: the wins ($1), the time of the run ($2), then the outbox rows ($3), person credits
+/// ($4) and ledger lines ($5), each a JSON array (`[]` when there are none), and the wins' payloads
+/// ($6, one `bytea`, each win saying where its own is).
+const RECORD_WINS: &str = concat!(
+    "WITH w AS (
+         INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
+                           business_service, team, label, amount, currency, hours, headline,
+                           payload, created_at, status, outcome_at, confirm_at, revocable_until,
+                           configuration_item, status_reason, status_at)
+         SELECT v.id, v.outcome_key, v.event_id, v.source, v.kind, v.record_number, v.occurred_at,
+                v.business_service, v.team, v.label, v.amount, v.currency, v.hours, v.headline,
+                substring($6 FROM v.payload_at FOR v.payload_len), v.created_at, v.status, v.outcome_at, v.confirm_at,
+                v.revocable_until, v.configuration_item, v.status_reason, v.status_at
+         FROM json_to_recordset($1::text::json) AS v (
+                  id text, outcome_key text, event_id text, source text, kind text,
+                  record_number text, occurred_at bigint, business_service text, team text,
+                  label text, amount float8, currency text, hours float8, headline text,
+                  payload_at int, payload_len int, created_at bigint, status text, outcome_at bigint,
+                  confirm_at bigint, revocable_until bigint, configuration_item text,
+                  status_reason text, status_at bigint)
+         ON CONFLICT (outcome_key) DO NOTHING RETURNING id),
+     outbox_rows AS (
+         INSERT INTO outbox (win_id, status, status_at)
+         SELECT v.win_id, v.status, v.status_at
+         FROM json_to_recordset($3::text::json) AS v (win_id text, status text, status_at bigint)
+         JOIN w ON w.id = v.win_id
+         ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at),
+     credit_rows AS (
+         INSERT INTO person_credits (person, outcome_at, win_id, amount)
+         SELECT v.person, v.outcome_at, v.win_id, v.amount
+         FROM json_to_recordset($4::text::json)
+              AS v (win_id text, outcome_at bigint, person text, amount float8)
+         JOIN w ON w.id = v.win_id
+         ON CONFLICT DO NOTHING),",
+    // The ledger's sequence numbers follow the lines' order: a win's "credited" line comes before
+    // the "confirmed" or "revoked" one.
+    "
+     ledger_rows AS (
+         INSERT INTO ledger (win_id, entry, at, amount, reason)
+         SELECT v.win_id, v.entry, $2, v.amount, v.reason
+         FROM json_to_recordset($5::text::json)
+              AS v (n bigint, win_id text, entry text, amount float8, reason text)
+         JOIN w ON w.id = v.win_id
+         ORDER BY v.n)
+     SELECT id FROM w"
+);
+
+#[derive(Serialize)]
+struct OutboxRow<'a> {
+    win_id: &'a str,
+    status: &'static str,
+    status_at: i64,
+}
+
+#[derive(Serialize)]
+struct CreditRow<'a> {
+    win_id: &'a str,
+    outcome_at: i64,
+    person: &'a str,
+    amount: f64,
+}
+
+#[derive(Serialize)]
+struct LedgerRow<'a> {
+    n: usize,
+    win_id: &'a str,
+    entry: &'static str,
+    amount: f64,
+    reason: Option<&'a str>,
+}
 
 /// Inserts `wins` with, for each one inserted, its outbox row (when confirmed), the person
 /// credits of `credited` and the ledger lines of `entries` that belong to it, the lines in their
 /// order; on PostgreSQL only. Returns the ids inserted, or `None`, having written nothing, when the
-/// run is empty or too large for one statement.
+/// run is empty or carries an amount JSON cannot hold (not a finite number).
 pub(super) async fn record_wins(
     tx: &mut Transaction<'static, Any>,
     wins: &[NewWin<'_>],
@@ -35,87 +105,65 @@ pub(super) async fn record_wins(
     if wins.is_empty() {
         return Ok(None);
     }
+    let mut payloads = Blobs::default();
+    let win_rows: Vec<Placed<WinRow<'_>>> = wins
+        .iter()
+        .map(|new| {
+            let mut row = WinRow::of(new, now);
+            // Bound beside the JSON: the row's own copy is not needed.
+            let payload = std::mem::take(&mut row.payload);
+            payloads.place(row, &payload)
+        })
+        .collect();
     let mut seen = HashSet::new();
-    let public: Vec<&Win> = wins
+    let outbox: Vec<OutboxRow<'_>> = wins
         .iter()
         .map(|new| new.win)
         .filter(|win| win.status == WinStatus::Confirmed as i32 && seen.insert(win.id.as_str()))
+        .map(|win| OutboxRow {
+            win_id: &win.id,
+            status: status_token(win.status),
+            status_at: verification::status_at(win),
+        })
         .collect();
-    let credits = writes::credit_rows(credited);
-    let parameters = wins.len() * 23 + 1 + public.len() * 3 + credits.len() * 4 + entries.len() * 5;
-    if parameters > MAX_PARAMETERS {
+    let credits: Vec<CreditRow<'_>> = writes::credit_rows(credited)
+        .into_iter()
+        .map(|(win_id, outcome_at, person, amount)| CreditRow {
+            win_id,
+            outcome_at,
+            person,
+            amount,
+        })
+        .collect();
+    let lines: Vec<LedgerRow<'_>> = entries
+        .iter()
+        .enumerate()
+        .map(|(n, e)| LedgerRow {
+            n,
+            win_id: &e.win.id,
+            entry: e.entry,
+            amount: writes::signed_amount(e),
+            reason: e.reason,
+        })
+        .collect();
+    let finite = win_rows
+        .iter()
+        .all(|r| r.row.amount.is_finite() && r.row.hours.is_finite())
+        && credits.iter().all(|c| c.amount.is_finite())
+        && lines.iter().all(|l| l.amount.is_finite());
+    if !finite {
         return Ok(None);
     }
 
-    let mut next = 1;
-    let mut sql = format!(
-        "WITH w AS (INSERT INTO wins ({WIN_COLUMNS}) VALUES {}
-                    ON CONFLICT (outcome_key) DO NOTHING RETURNING id)",
-        numbered_rows_from(&mut next, wins.len(), 23)
-    );
-    let now_at = next;
-    next += 1;
-    if !public.is_empty() {
-        sql.push_str(&format!(
-            ", outbox_rows AS (
-                 INSERT INTO outbox (win_id, status, status_at)
-                 SELECT v.win_id, v.status, v.status_at
-                 FROM (VALUES {}) AS v (win_id, status, status_at) JOIN w ON w.id = v.win_id
-                 ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at)",
-            numbered_rows_from(&mut next, public.len(), 3)
-        ));
-    }
-    if !credits.is_empty() {
-        sql.push_str(&format!(
-            ", credit_rows AS (
-                 INSERT INTO person_credits (person, outcome_at, win_id, amount)
-                 SELECT v.person, v.outcome_at, v.win_id, v.amount
-                 FROM (VALUES {}) AS v (win_id, outcome_at, person, amount) JOIN w ON w.id = v.win_id
-                 ON CONFLICT DO NOTHING)",
-            numbered_rows_from(&mut next, credits.len(), 4)
-        ));
-    }
-    if !entries.is_empty() {
-        // The ledger's sequence numbers follow the rows' order: a win's "credited" line comes
-        // before the "confirmed" or "revoked" one.
-        sql.push_str(&format!(
-            ", ledger_rows AS (
-                 INSERT INTO ledger (win_id, entry, at, amount, reason)
-                 SELECT v.win_id, v.entry, ${now_at}, v.amount, v.reason
-                 FROM (VALUES {}) AS v (n, win_id, entry, amount, reason) JOIN w ON w.id = v.win_id
-                 ORDER BY v.n)",
-            numbered_rows_from(&mut next, entries.len(), 5)
-        ));
-    }
-    sql.push_str(" SELECT id FROM w");
-
-    let mut query = batch_query(sql);
-    for new in wins {
-        query = writes::bind_win(query, new, now);
-    }
-    query = query.bind(millis(now));
-    for win in &public {
-        query = query
-            .bind(win.id.clone())
-            .bind(status_token(win.status))
-            .bind(verification::status_at(win));
-    }
-    for (win, outcome_at, person, amount) in &credits {
-        query = query
-            .bind(win.to_string())
-            .bind(*outcome_at)
-            .bind(person.to_string())
-            .bind(*amount);
-    }
-    for (n, e) in entries.iter().enumerate() {
-        query = query
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(e.win.id.clone())
-            .bind(e.entry)
-            .bind(writes::signed_amount(e))
-            .bind(e.reason.map(str::to_string));
-    }
-    let rows = query.fetch_all(&mut **tx).await?;
+    let rows = sqlx::query(RECORD_WINS)
+        .bind(json_rows(&win_rows)?)
+        .bind(millis(now))
+        .bind(json_rows(&outbox)?)
+        .bind(json_rows(&credits)?)
+        .bind(json_rows(&lines)?)
+        .bind(payloads.into_bytes())
+        .fetch_all(&mut **tx)
+        .await?;
     Ok(Some(
         rows.iter().map(|r| r.get::<String, _>("id")).collect(),
     ))

@@ -129,48 +129,105 @@ pub(super) struct NewWin<'a> {
     pub configuration_item: Option<&'a str>,
 }
 
-/// The `wins` columns [`bind_win`] binds, in its order.
+/// The `wins` columns of a [`WinRow`], in the order [`bind_win`] binds them.
 pub(super) const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, record_number, occurred_at, \
                            business_service, team, label, amount, currency, hours, headline, \
                            payload, created_at, status, outcome_at, confirm_at, revocable_until, \
                            configuration_item, status_reason, status_at";
 
-/// Binds a win's 23 values in the order of [`WIN_COLUMNS`].
-pub(super) fn bind_win<'q>(
-    query: AnyQuery<'q>,
-    new: &NewWin<'_>,
-    now: DateTime<Utc>,
-) -> AnyQuery<'q> {
-    let win = new.win;
-    let value = win.value.clone().unwrap_or_default();
-    query
-        .bind(win.id.clone())
-        .bind(new.outcome_key.to_string())
-        .bind(win.event_id.clone())
-        .bind(source_token(win.source))
-        .bind(token_of_kind(win.kind))
-        .bind(win.record_number.clone())
-        .bind(herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref()).map(millis))
-        .bind(win.business_service.clone())
-        .bind(win.team.clone())
-        .bind(
-            ValueLabel::try_from(value.label)
+/// A win's `wins` row: bound value by value ([`bind_win`]), or as one element of a JSON
+/// parameter (`in_one`), whose keys are the column names.
+#[derive(serde::Serialize)]
+pub(super) struct WinRow<'a> {
+    pub id: &'a str,
+    pub outcome_key: &'a str,
+    pub event_id: &'a str,
+    pub source: &'static str,
+    pub kind: &'static str,
+    pub record_number: &'a str,
+    pub occurred_at: Option<i64>,
+    pub business_service: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub label: &'static str,
+    pub amount: f64,
+    pub currency: &'a str,
+    pub hours: f64,
+    pub headline: &'a str,
+    /// Bound beside the JSON (`herald_runtime::store::Blobs`), not inside it.
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+    pub created_at: i64,
+    pub status: &'static str,
+    pub outcome_at: i64,
+    pub confirm_at: i64,
+    pub revocable_until: i64,
+    pub configuration_item: Option<&'a str>,
+    pub status_reason: &'a str,
+    pub status_at: i64,
+}
+
+impl<'a> WinRow<'a> {
+    pub(super) fn of(new: &NewWin<'a>, now: DateTime<Utc>) -> Self {
+        let win = new.win;
+        let value = win.value.as_ref();
+        Self {
+            id: &win.id,
+            outcome_key: new.outcome_key,
+            event_id: &win.event_id,
+            source: source_token(win.source),
+            kind: token_of_kind(win.kind),
+            record_number: &win.record_number,
+            occurred_at: herald_proto::time::opt_from_timestamp(win.occurred_at.as_ref())
+                .map(millis),
+            business_service: win.business_service.as_deref(),
+            team: win.team.as_deref(),
+            label: value
+                .and_then(|v| ValueLabel::try_from(v.label).ok())
                 .map(|l| l.token())
                 .unwrap_or("unspecified"),
-        )
-        .bind(value.amount)
-        .bind(value.currency)
-        .bind(value.hours)
-        .bind(win.headline.clone())
-        .bind(win.encode_to_vec())
-        .bind(millis(now))
-        .bind(status_token(win.status))
-        .bind(millis(new.windows.outcome_at))
-        .bind(millis(new.windows.confirm_at))
-        .bind(millis(new.windows.revocable_until))
-        .bind(new.configuration_item.map(str::to_string))
-        .bind(win.status_reason.clone())
-        .bind(millis(now))
+            amount: value.map(|v| v.amount).unwrap_or_default(),
+            currency: value.map(|v| v.currency.as_str()).unwrap_or_default(),
+            hours: value.map(|v| v.hours).unwrap_or_default(),
+            headline: &win.headline,
+            payload: win.encode_to_vec(),
+            created_at: millis(now),
+            status: status_token(win.status),
+            outcome_at: millis(new.windows.outcome_at),
+            confirm_at: millis(new.windows.confirm_at),
+            revocable_until: millis(new.windows.revocable_until),
+            configuration_item: new.configuration_item,
+            status_reason: &win.status_reason,
+            status_at: millis(now),
+        }
+    }
+}
+
+/// Binds a win's 23 values in the order of [`WIN_COLUMNS`].
+pub(super) fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>) -> AnyQuery<'q> {
+    query
+        .bind(row.id.to_string())
+        .bind(row.outcome_key.to_string())
+        .bind(row.event_id.to_string())
+        .bind(row.source)
+        .bind(row.kind)
+        .bind(row.record_number.to_string())
+        .bind(row.occurred_at)
+        .bind(row.business_service.map(str::to_string))
+        .bind(row.team.map(str::to_string))
+        .bind(row.label)
+        .bind(row.amount)
+        .bind(row.currency.to_string())
+        .bind(row.hours)
+        .bind(row.headline.to_string())
+        .bind(row.payload)
+        .bind(row.created_at)
+        .bind(row.status)
+        .bind(row.outcome_at)
+        .bind(row.confirm_at)
+        .bind(row.revocable_until)
+        .bind(row.configuration_item.map(str::to_string))
+        .bind(row.status_reason.to_string())
+        .bind(row.status_at)
 }
 
 /// Inserts wins whose outcome has none yet; returns the ids inserted.
@@ -187,7 +244,7 @@ pub(super) async fn wins(
         );
         let mut query = batch_query(sql);
         for new in chunk {
-            query = bind_win(query, new, now);
+            query = bind_win(query, WinRow::of(new, now));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
