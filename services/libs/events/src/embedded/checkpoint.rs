@@ -145,17 +145,23 @@ mod tests {
         Ok(std::fs::metadata(path)?.len())
     }
 
-    #[test]
-    fn what_commits_leave_in_the_log_reaches_the_file() -> Result<(), Cause> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("store.sqlite");
-        let writer = Connection::open(&path)?;
+    /// A write-ahead-mode file at `path` whose writer never copies its log back, holding 200 rows
+    /// of 4,000 bytes in the log only: whatever reaches the file, a checkpointer copied.
+    fn written_to_the_log_only(path: &Path) -> Result<Connection, Cause> {
+        let writer = Connection::open(path)?;
         writer.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        // The writer never copies the log back: whatever reaches the file, the thread copied.
         writer.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB NOT NULL)")?;
         for _ in 0..200 {
             writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
         }
+        Ok(writer)
+    }
+
+    #[test]
+    fn what_commits_leave_in_the_log_reaches_the_file() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.sqlite");
+        let writer = written_to_the_log_only(&path)?;
         let before = file_size(&path)?;
         assert!(
             before < 100_000,
@@ -182,12 +188,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("store.sqlite");
         let wal = dir.path().join("store.sqlite-wal");
-        let writer = Connection::open(&path)?;
-        writer.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        writer.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB NOT NULL)")?;
-        for _ in 0..200 {
-            writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
-        }
+        let writer = written_to_the_log_only(&path)?;
         let written = file_size(&wal)?;
         assert!(
             written > 800_000,
