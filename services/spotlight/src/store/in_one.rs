@@ -30,18 +30,19 @@ const COUNT_WINS: &str = "
         INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users,
                           headline, payload, counted_at, status, revoked_at, status_reason)
         SELECT v.id, v.kind, v.occurred_at, v.business_service, v.team, v.label, v.amount, v.hours,
-               v.users, v.headline, substring($6 FROM v.payload_at FOR v.payload_len), v.counted_at, v.status, v.revoked_at,
-               v.status_reason
+               v.users, v.headline, substring($6 FROM v.payload_at FOR v.payload_len),
+               v.counted_at, v.status, v.revoked_at, v.status_reason
         FROM json_to_recordset($1::text::json) AS v (
                  id text, kind text, occurred_at bigint, business_service text, team text,
                  label text, amount float8, hours float8, users float8, headline text,
-                 payload_at int, payload_len int, counted_at bigint, status text, revoked_at bigint,
-                 status_reason text)
+                 payload_at int, payload_len int, counted_at bigint, status text,
+                 revoked_at bigint, status_reason text)
         ON CONFLICT (id) DO NOTHING RETURNING id),
     ledger_rows AS (INSERT INTO ledger (win_id, entry, at) SELECT id, 'counted', $2 FROM w),
     announcement_rows AS (
         INSERT INTO announcements (id, win_id, kind, payload, created_at)
-        SELECT v.id, v.win_id, 'headline_win', substring($6 FROM v.payload_at FOR v.payload_len), $2
+        SELECT v.id, v.win_id, 'headline_win',
+               substring($6 FROM v.payload_at FOR v.payload_len), $2
         FROM json_to_recordset($3::text::json)
              AS v (id text, win_id text, payload_at int, payload_len int)
         JOIN w ON w.id = v.win_id
@@ -114,10 +115,7 @@ pub(super) async fn count_wins(
     let win_rows: Vec<Placed<WinRow<'_>>> = wins
         .iter()
         .map(|(win, at, _)| {
-            let mut row = WinRow::of(win, *at, "counted", now);
-            // Bound beside the JSON: the row's own copy is not needed.
-            let payload = std::mem::take(&mut row.payload);
-            payloads.place(row, &payload)
+            payloads.place(WinRow::of(win, *at, "counted", now), &win.encode_to_vec())
         })
         .collect();
     if !win_rows.iter().all(|placed| placed.row.is_finite()) {

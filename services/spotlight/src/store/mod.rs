@@ -369,7 +369,8 @@ async fn insert_wins<'w>(
         );
         let mut query = batch_query(sql);
         for (win, occurred_at) in chunk {
-            query = bind_win(query, WinRow::of(win, *occurred_at, status, now));
+            let row = WinRow::of(win, *occurred_at, status, now);
+            query = bind_win(query, row, win.encode_to_vec());
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
@@ -382,8 +383,9 @@ async fn insert_wins<'w>(
 const WIN_COLUMNS: &str = "id, kind, occurred_at, business_service, team, label, amount, hours, users, \
                            headline, payload, counted_at, status, revoked_at, status_reason";
 
-/// A win's `wins` row: bound value by value ([`bind_win`]), or as one element of a JSON
-/// parameter ([`in_one`]), whose keys are the column names.
+/// A win's `wins` row but its payload (the encoded win, which the caller binds beside it): bound
+/// value by value ([`bind_win`]), or as one element of a JSON parameter ([`in_one`]), whose keys
+/// are the column names.
 #[derive(serde::Serialize)]
 struct WinRow<'a> {
     id: &'a str,
@@ -396,9 +398,6 @@ struct WinRow<'a> {
     hours: f64,
     users: f64,
     headline: &'a str,
-    /// Bound beside the JSON (`herald_runtime::store::Blobs`), not inside it.
-    #[serde(skip)]
-    payload: Vec<u8>,
     counted_at: i64,
     status: &'a str,
     revoked_at: Option<i64>,
@@ -422,7 +421,6 @@ impl<'a> WinRow<'a> {
             hours: value.map(|v| v.hours).unwrap_or_default(),
             users: value.map(|v| v.users).unwrap_or_default(),
             headline: &win.headline,
-            payload: win.encode_to_vec(),
             counted_at: millis(now),
             status,
             revoked_at: revoked.then(|| millis(now)),
@@ -436,8 +434,8 @@ impl<'a> WinRow<'a> {
     }
 }
 
-/// Binds a win's fifteen values in the order of [`WIN_COLUMNS`].
-fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>) -> AnyQuery<'q> {
+/// Binds a win's fifteen values in the order of [`WIN_COLUMNS`]: its row and its payload.
+fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>, payload: Vec<u8>) -> AnyQuery<'q> {
     query
         .bind(row.id.to_string())
         .bind(row.kind)
@@ -449,7 +447,7 @@ fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>) -> AnyQuery<'q> {
         .bind(row.hours)
         .bind(row.users)
         .bind(row.headline.to_string())
-        .bind(row.payload)
+        .bind(payload)
         .bind(row.counted_at)
         .bind(row.status.to_string())
         .bind(row.revoked_at)

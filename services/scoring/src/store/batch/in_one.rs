@@ -13,6 +13,7 @@ use herald_runtime::{
     db::millis,
     store::{Blobs, Placed, json_rows},
 };
+use prost::Message;
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
@@ -31,15 +32,16 @@ const RECORD_WINS: &str = concat!(
                            configuration_item, status_reason, status_at)
          SELECT v.id, v.outcome_key, v.event_id, v.source, v.kind, v.record_number, v.occurred_at,
                 v.business_service, v.team, v.label, v.amount, v.currency, v.hours, v.headline,
-                substring($6 FROM v.payload_at FOR v.payload_len), v.created_at, v.status, v.outcome_at, v.confirm_at,
-                v.revocable_until, v.configuration_item, v.status_reason, v.status_at
+                substring($6 FROM v.payload_at FOR v.payload_len), v.created_at, v.status,
+                v.outcome_at, v.confirm_at, v.revocable_until, v.configuration_item,
+                v.status_reason, v.status_at
          FROM json_to_recordset($1::text::json) AS v (
                   id text, outcome_key text, event_id text, source text, kind text,
                   record_number text, occurred_at bigint, business_service text, team text,
                   label text, amount float8, currency text, hours float8, headline text,
-                  payload_at int, payload_len int, created_at bigint, status text, outcome_at bigint,
-                  confirm_at bigint, revocable_until bigint, configuration_item text,
-                  status_reason text, status_at bigint)
+                  payload_at int, payload_len int, created_at bigint, status text,
+                  outcome_at bigint, confirm_at bigint, revocable_until bigint,
+                  configuration_item text, status_reason text, status_at bigint)
          ON CONFLICT (outcome_key) DO NOTHING RETURNING id),
      outbox_rows AS (
          INSERT INTO outbox (win_id, status, status_at)
@@ -108,12 +110,7 @@ pub(super) async fn record_wins(
     let mut payloads = Blobs::default();
     let win_rows: Vec<Placed<WinRow<'_>>> = wins
         .iter()
-        .map(|new| {
-            let mut row = WinRow::of(new, now);
-            // Bound beside the JSON: the row's own copy is not needed.
-            let payload = std::mem::take(&mut row.payload);
-            payloads.place(row, &payload)
-        })
+        .map(|new| payloads.place(WinRow::of(new, now), &new.win.encode_to_vec()))
         .collect();
     let mut seen = HashSet::new();
     let outbox: Vec<OutboxRow<'_>> = wins

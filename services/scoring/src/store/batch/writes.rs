@@ -135,8 +135,9 @@ pub(super) const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, r
                            payload, created_at, status, outcome_at, confirm_at, revocable_until, \
                            configuration_item, status_reason, status_at";
 
-/// A win's `wins` row: bound value by value ([`bind_win`]), or as one element of a JSON
-/// parameter (`in_one`), whose keys are the column names.
+/// A win's `wins` row but its payload (the encoded win, which the caller binds beside it): bound
+/// value by value ([`bind_win`]), or as one element of a JSON parameter (`in_one`), whose keys are
+/// the column names.
 #[derive(serde::Serialize)]
 pub(super) struct WinRow<'a> {
     pub id: &'a str,
@@ -153,9 +154,6 @@ pub(super) struct WinRow<'a> {
     pub currency: &'a str,
     pub hours: f64,
     pub headline: &'a str,
-    /// Bound beside the JSON (`herald_runtime::store::Blobs`), not inside it.
-    #[serde(skip)]
-    pub payload: Vec<u8>,
     pub created_at: i64,
     pub status: &'static str,
     pub outcome_at: i64,
@@ -189,7 +187,6 @@ impl<'a> WinRow<'a> {
             currency: value.map(|v| v.currency.as_str()).unwrap_or_default(),
             hours: value.map(|v| v.hours).unwrap_or_default(),
             headline: &win.headline,
-            payload: win.encode_to_vec(),
             created_at: millis(now),
             status: status_token(win.status),
             outcome_at: millis(new.windows.outcome_at),
@@ -202,8 +199,8 @@ impl<'a> WinRow<'a> {
     }
 }
 
-/// Binds a win's 23 values in the order of [`WIN_COLUMNS`].
-pub(super) fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>) -> AnyQuery<'q> {
+/// Binds a win's 23 values in the order of [`WIN_COLUMNS`]: its row and its payload.
+pub(super) fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>, payload: Vec<u8>) -> AnyQuery<'q> {
     query
         .bind(row.id.to_string())
         .bind(row.outcome_key.to_string())
@@ -219,7 +216,7 @@ pub(super) fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>) -> AnyQuery<'q>
         .bind(row.currency.to_string())
         .bind(row.hours)
         .bind(row.headline.to_string())
-        .bind(row.payload)
+        .bind(payload)
         .bind(row.created_at)
         .bind(row.status)
         .bind(row.outcome_at)
@@ -244,7 +241,7 @@ pub(super) async fn wins(
         );
         let mut query = batch_query(sql);
         for new in chunk {
-            query = bind_win(query, WinRow::of(new, now));
+            query = bind_win(query, WinRow::of(new, now), new.win.encode_to_vec());
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
