@@ -143,9 +143,7 @@ pub(super) async fn record_wins(
             reason: e.reason,
         })
         .collect();
-    let finite = win_rows
-        .iter()
-        .all(|r| r.row.amount.is_finite() && r.row.hours.is_finite())
+    let finite = win_rows.iter().all(|r| r.row.is_finite())
         && credits.iter().all(|c| c.amount.is_finite())
         && lines.iter().all(|l| l.amount.is_finite());
     if !finite {

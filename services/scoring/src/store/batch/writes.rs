@@ -130,7 +130,7 @@ pub(super) struct NewWin<'a> {
 }
 
 /// The `wins` columns of a [`WinRow`], in the order [`bind_win`] binds them.
-pub(super) const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, record_number, occurred_at, \
+const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, record_number, occurred_at, \
                            business_service, team, label, amount, currency, hours, headline, \
                            payload, created_at, status, outcome_at, confirm_at, revocable_until, \
                            configuration_item, status_reason, status_at";
@@ -196,6 +196,11 @@ impl<'a> WinRow<'a> {
             status_reason: &win.status_reason,
             status_at: millis(now),
         }
+    }
+
+    /// Whether JSON can carry its numbers (it has no NaN or infinity).
+    pub(super) fn is_finite(&self) -> bool {
+        self.amount.is_finite() && self.hours.is_finite()
     }
 }
 
