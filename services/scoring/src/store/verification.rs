@@ -382,7 +382,10 @@ impl Store {
         win_id: &str,
     ) -> Result<Vec<(String, DateTime<Utc>, f64, Option<String>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT entry, at, amount, reason FROM ledger WHERE win_id = $1 ORDER BY seq",
+            // By when the win arrived, then its id: the ledger's index (migration 0015).
+            "SELECT entry, at, amount, reason FROM ledger
+             WHERE win_at = (SELECT created_at FROM wins WHERE id = $1) AND win_id = $1
+             ORDER BY seq",
         )
         .bind(win_id)
         .fetch_all(&self.pool)

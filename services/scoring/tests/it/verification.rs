@@ -442,7 +442,96 @@ async fn a_signal_kept_before_the_upgrade_still_withdraws_on_arrival(
     Ok(())
 }
 
+/// Migration 0015 files each ledger line under when its win arrived: lines an earlier release
+/// wrote are still read after the upgrade, each win's own and in order, and a line written after
+/// it joins them.
+async fn ledger_lines_written_before_the_upgrade_are_still_read_in_order(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let migrations = Scoring::migrations();
+    let before = TestStore::before_upgrade(backend, Scoring::NAME, &migrations, 14).await?;
+    let arrived = Utc::now() - Duration::days(1);
+    for (n, id) in ["w-old-1", "w-old-2"].into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, label,
+                               amount, currency, hours, headline, payload, created_at, status)
+             VALUES ($1, $2, $3, 'servicenow', 'incident_resolved', $4, 'downtime_cost_avoided',
+                     100.0, 'USD', 1.0, 'A service back', $5, $6, 'confirmed')",
+        )
+        .bind(id)
+        .bind(format!("servicenow:INC{n}:incident_resolved:"))
+        .bind(format!("e-{n}"))
+        .bind(format!("INC{n}"))
+        .bind(Vec::<u8>::new())
+        .bind(herald_runtime::db::millis(arrived))
+        .execute(&before.db.pool)
+        .await?;
+    }
+    // The two wins' lines interleaved, as two lanes wrote them.
+    for (id, entry) in [
+        ("w-old-1", "credited"),
+        ("w-old-2", "credited"),
+        ("w-old-1", "confirmed"),
+        ("w-old-2", "confirmed"),
+        ("w-old-1", "revoked"),
+    ] {
+        sqlx::query("INSERT INTO ledger (win_id, entry, at, amount) VALUES ($1, $2, $3, 100.0)")
+            .bind(id)
+            .bind(entry)
+            .bind(herald_runtime::db::millis(arrived))
+            .execute(&before.db.pool)
+            .await?;
+    }
+
+    let db = before.upgrade(&migrations).await?;
+    let unfiled: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger WHERE win_at IS NULL")
+        .fetch_one(&db.pool)
+        .await?
+        .get("n");
+    assert_eq!(
+        unfiled, 0,
+        "every line kept is filed under its win's arrival"
+    );
+    let store = Store::new(db.pool.clone());
+    let entries = |lines: Vec<(String, DateTime<Utc>, f64, Option<String>)>| {
+        lines.into_iter().map(|(e, ..)| e).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        entries(store.ledger_of("w-old-1").await?),
+        ["credited", "confirmed", "revoked"]
+    );
+    assert_eq!(
+        entries(store.ledger_of("w-old-2").await?),
+        ["credited", "confirmed"]
+    );
+
+    // A win made after the upgrade, and withdrawn: both its lines are read back, the second
+    // written by another statement than the first.
+    let event = resolved();
+    let now = Utc::now();
+    let held = record(&store, &event, &settings("72h"), now).await?;
+    let win = held.win.expect("a win");
+    record(
+        &store,
+        &reopened(&event, Duration::days(1)),
+        &settings("72h"),
+        now,
+    )
+    .await?;
+    assert_eq!(
+        entries(store.ledger_of(&win.id).await?),
+        ["credited", "revoked"]
+    );
+    assert_eq!(
+        entries(store.ledger_of("w-old-1").await?),
+        ["credited", "confirmed", "revoked"],
+        "the new win's lines stay its own"
+    );
+    Ok(())
+}
+
 herald_testkit::store_cases!(
+    ledger_lines_written_before_the_upgrade_are_still_read_in_order,
     a_signal_kept_before_the_upgrade_still_withdraws_on_arrival,
     a_reopen_inside_the_window_withdraws_a_provisional_win,
     a_reopen_that_arrives_first_withdraws_the_win_on_arrival,

@@ -42,7 +42,7 @@ const RECORD_WINS: &str = concat!(
                   payload_at int, payload_len int, created_at bigint, status text,
                   outcome_at bigint, confirm_at bigint, revocable_until bigint,
                   configuration_item text, status_reason text, status_at bigint)
-         ON CONFLICT (outcome_key) DO NOTHING RETURNING id),
+         ON CONFLICT (outcome_key) DO NOTHING RETURNING id, created_at),
      outbox_rows AS (
          INSERT INTO outbox (win_id, status, status_at)
          SELECT v.win_id, v.status, v.status_at
@@ -60,8 +60,8 @@ const RECORD_WINS: &str = concat!(
     // the "confirmed" or "revoked" one.
     "
      ledger_rows AS (
-         INSERT INTO ledger (win_id, entry, at, amount, reason)
-         SELECT v.win_id, v.entry, $2, v.amount, v.reason
+         INSERT INTO ledger (win_id, win_at, entry, at, amount, reason)
+         SELECT v.win_id, w.created_at, v.entry, $2, v.amount, v.reason
          FROM json_to_recordset($5::text::json)
               AS v (n bigint, win_id text, entry text, amount float8, reason text)
          JOIN w ON w.id = v.win_id

@@ -350,20 +350,27 @@ pub(in crate::store) struct Entry<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// Appends ledger lines in order (a revocation carries the win's value negated).
+/// Appends ledger lines in order (a revocation carries the win's value negated). Each line is
+/// filed under when its win arrived (`win_at`, the win's `created_at`, read from its row, which
+/// is written before any line of it), so the index the lines are read by grows at its end.
 pub(in crate::store) async fn ledger(
     tx: &mut Transaction<'static, Any>,
     entries: &[Entry<'_>],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for chunk in entries.chunks(rows_per_statement(5)) {
+    for chunk in entries.chunks(rows_per_statement(6)) {
         let sql = format!(
-            "INSERT INTO ledger (win_id, entry, at, amount, reason) VALUES {}",
-            value_rows(tx, chunk.len(), 5)
+            "WITH v(n, win_id, entry, at, amount, reason) AS (VALUES {})
+             INSERT INTO ledger (win_id, win_at, entry, at, amount, reason)
+             SELECT v.win_id, (SELECT w.created_at FROM wins w WHERE w.id = v.win_id), v.entry,
+                    v.at, v.amount, v.reason
+             FROM v ORDER BY v.n",
+            value_rows(tx, chunk.len(), 6)
         );
         let mut query = batch_query(sql);
-        for e in chunk {
+        for (n, e) in (0_i64..).zip(chunk) {
             query = query
+                .bind(n)
                 .bind(e.win.id.clone())
                 .bind(e.entry)
                 .bind(millis(now))
