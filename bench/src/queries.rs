@@ -284,7 +284,8 @@ async fn seed(url: &str, wins: u64) -> anyhow::Result<()> {
     let wins = i64::try_from(wins)?;
     // In chunks, so no single statement holds millions of rows in memory.
     let chunk = 1_000_000i64;
-    let payload = template();
+    // Packed as the services pack a win's payload, so the table is the size theirs would be.
+    let payload = herald_runtime::payload::pack(template());
     let mut from = 1i64;
     while from <= wins {
         let to = (from + chunk - 1).min(wins);

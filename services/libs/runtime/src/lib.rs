@@ -24,6 +24,7 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod listeners;
+pub mod payload;
 pub mod secret;
 pub mod service;
 pub mod shutdown;

@@ -11,6 +11,8 @@ pub enum Error {
     Db(#[source] sqlx::Error),
     #[error("stored record {0} cannot be decoded: {1}")]
     Corrupt(String, #[source] prost::DecodeError),
+    #[error("stored record {0} cannot be unpacked: {1}")]
+    Unpackable(String, #[source] crate::payload::UnpackError),
 }
 
 impl From<sqlx::Error> for Error {
@@ -24,7 +26,7 @@ impl Error {
     /// code reads.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Error::Corrupt(..) => true,
+            Error::Corrupt(..) | Error::Unpackable(..) => true,
             Error::Db(e) => is_permanent(e),
         }
     }
@@ -151,9 +153,17 @@ pub fn decode_rows<T: prost::Message + Default>(
         .map(|r| {
             let id: String = r.try_get("id")?;
             let payload: Vec<u8> = r.try_get("payload")?;
-            T::decode(payload.as_slice()).map_err(|e| Error::Corrupt(id, e))
+            decode_payload(&id, &payload)
         })
         .collect()
+}
+
+/// The message kept in the payload of the row `id`: packed by [`crate::payload::pack`], or as it
+/// was written before payloads were packed.
+pub fn decode_payload<T: prost::Message + Default>(id: &str, stored: &[u8]) -> Result<T, Error> {
+    let encoded =
+        crate::payload::unpack(stored).map_err(|e| Error::Unpackable(id.to_string(), e))?;
+    T::decode(encoded.as_ref()).map_err(|e| Error::Corrupt(id.to_string(), e))
 }
 
 /// Runs `sql`, which selects `id` and `payload` with `$1` and `$2` the start (inclusive) and end

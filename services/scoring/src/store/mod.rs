@@ -10,7 +10,6 @@ mod verification;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
-use prost::Message;
 use sqlx::{AnyPool, Row};
 
 pub use verification::{Lease, ProblemCounts};
@@ -315,5 +314,5 @@ fn status_token(status: i32) -> &'static str {
 }
 
 fn decode(id: &str, payload: Vec<u8>) -> Result<Win, StoreError> {
-    Win::decode(payload.as_slice()).map_err(|e| StoreError::Corrupt(id.to_string(), e))
+    herald_runtime::store::decode_payload(id, &payload)
 }

@@ -3,7 +3,6 @@
 //! writes.
 
 use herald_proto::v1::{ItsmEvent, Win};
-use prost::Message;
 use sqlx::Row;
 
 use super::{Store, StoreError, decode};
@@ -74,5 +73,5 @@ impl Store {
 }
 
 fn decode_event(id: &str, bytes: &[u8]) -> Result<ItsmEvent, StoreError> {
-    ItsmEvent::decode(bytes).map_err(|e| StoreError::Corrupt(id.to_string(), e))
+    herald_runtime::store::decode_payload(id, bytes)
 }

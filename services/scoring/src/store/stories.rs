@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{ItsmEvent, RequesterPraise, Win, WinStatus};
-use herald_runtime::db::millis;
+use herald_runtime::{db::millis, payload::pack};
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
 
@@ -51,7 +51,7 @@ pub(super) async fn keep_praise(
         // `herald explain` and the digests.
         sqlx::query("UPDATE wins SET payload = $2 WHERE id = $1")
             .bind(&id)
-            .bind(win.encode_to_vec())
+            .bind(pack(win.encode_to_vec()))
             .execute(&mut **tx)
             .await?;
     }
@@ -94,7 +94,7 @@ pub(super) async fn record_lesson(
     .bind(&win.business_service)
     .bind(&win.team)
     .bind(&win.headline)
-    .bind(win.encode_to_vec())
+    .bind(pack(win.encode_to_vec()))
     .bind(millis(now))
     .bind(status_token(win.status))
     .execute(&mut **tx)

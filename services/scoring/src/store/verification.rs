@@ -8,6 +8,7 @@ use herald_proto::{
 };
 use herald_runtime::{
     db::{from_millis, millis},
+    payload::pack,
     store::{batch_query, value_rows},
 };
 use prost::Message;
@@ -148,7 +149,7 @@ pub(super) async fn write_status(
     .bind(status_token(win.status))
     .bind(&win.status_reason)
     .bind(status_at(win))
-    .bind(win.encode_to_vec())
+    .bind(pack(win.encode_to_vec()))
     .execute(&mut **tx)
     .await?;
     if publish {

@@ -188,8 +188,10 @@ async fn dump(db: &TestStore) -> anyhow::Result<String> {
         .fetch_all(pool)
         .await?
     {
+        let id: String = row.get("id");
         let payload: Vec<u8> = row.get("payload");
-        writeln!(out, "{:?}", Win::decode(payload.as_slice())?)?;
+        let win: Win = herald_runtime::store::decode_payload(&id, &payload)?;
+        writeln!(out, "{win:?}")?;
     }
     let metrics: i64 = sqlx::query("SELECT COUNT(*) AS n FROM delivery_metrics")
         .fetch_one(pool)
@@ -342,3 +344,64 @@ async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
 }
 
 herald_testkit::store_cases!(the_next_batch_clears_the_outbox_marks_of_wins_published_before_it);
+
+/// A win's payload is kept packed, smaller than its encoding, and read back whole; a payload an
+/// earlier release kept as it was encoded is read as before, and so is the win once rewritten.
+async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let catalog = oracle::catalog();
+    let tz = chrono_tz::Europe::Amsterdam;
+    let settings = settings("0s", None);
+    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+    let store = Store::new(db.db.pool.clone());
+    let incident = oracle::event("servicenow/incident-resolved-p1.json");
+    let now = at(&incident) + Duration::days(1);
+    let outcome = score::outcome(&incident, &catalog, &settings);
+    let recorded = store
+        .record_outcomes(&[(&incident, &outcome)], &settings, tz, now, &[])
+        .await?;
+    let win = recorded[0].publish[0].clone();
+    let encoded = win.encode_to_vec();
+
+    let stored: Vec<u8> = sqlx::query("SELECT payload FROM wins WHERE id = $1")
+        .bind(&win.id)
+        .fetch_one(&db.db.pool)
+        .await?
+        .get("payload");
+    assert_eq!(stored.first(), Some(&0u8), "kept packed");
+    assert!(
+        stored.len() < encoded.len(),
+        "packed {} bytes, encoded {}",
+        stored.len(),
+        encoded.len()
+    );
+    assert_eq!(store.win(&win.id).await?, Some(win.clone()));
+
+    // As a release before packing kept it.
+    sqlx::query("UPDATE wins SET payload = $2 WHERE id = $1")
+        .bind(&win.id)
+        .bind(&encoded)
+        .execute(&db.db.pool)
+        .await?;
+    assert_eq!(store.win(&win.id).await?, Some(win.clone()));
+    let explained = store
+        .event_outcome(&incident.id)
+        .await?
+        .and_then(|o| o.win)
+        .expect("the event's win");
+    assert_eq!(explained, win);
+
+    // Damage is an error naming the win, not a panic or a win made up.
+    sqlx::query("UPDATE wins SET payload = $2 WHERE id = $1")
+        .bind(&win.id)
+        .bind(&stored[..stored.len() / 2])
+        .execute(&db.db.pool)
+        .await?;
+    let err = store.win(&win.id).await.expect_err("a cut payload");
+    assert!(err.is_permanent(), "{err}");
+    assert!(err.to_string().contains(&win.id), "{err}");
+    Ok(())
+}
+
+herald_testkit::store_cases!(win_payloads_are_kept_packed_and_those_kept_whole_still_read);

@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::Win;
-use herald_runtime::db::millis;
-use prost::Message;
+use herald_runtime::{db::millis, store::decode_payload};
 use sqlx::Row;
 
 use super::{LabelTotals, Store, StoreError};
@@ -46,8 +45,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| {
-            let win = Win::decode(r.get::<Vec<u8>, _>("payload").as_slice())
-                .map_err(|e| StoreError::Corrupt(id.to_string(), e))?;
+            let win: Win = decode_payload(id, &r.get::<Vec<u8>, _>("payload"))?;
             Ok((win, r.get("status"), r.get("status_reason")))
         })
         .transpose()

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_runtime::{
     db::millis,
+    payload::pack,
     store::{Blobs, Placed, json_rows},
 };
 use prost::Message;
@@ -115,7 +116,10 @@ pub(super) async fn count_wins(
     let win_rows: Vec<Placed<WinRow<'_>>> = wins
         .iter()
         .map(|(win, at, _)| {
-            payloads.place(WinRow::of(win, *at, "counted", now), &win.encode_to_vec())
+            payloads.place(
+                WinRow::of(win, *at, "counted", now),
+                &pack(win.encode_to_vec()),
+            )
         })
         .collect();
     if !win_rows.iter().all(|placed| placed.row.is_finite()) {

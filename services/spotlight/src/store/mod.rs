@@ -16,7 +16,8 @@ use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
 use herald_runtime::{
     db::millis,
-    store::{AnyQuery, batch_query, is_postgres, value_rows},
+    payload::pack,
+    store::{AnyQuery, batch_query, decode_payload, is_postgres, value_rows},
 };
 use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -158,8 +159,7 @@ impl Store {
                 tx.rollback().await?;
                 return self.correction_for_win(&win.id).await;
             }
-            Some(row) => Win::decode(row.get::<Vec<u8>, _>("payload").as_slice())
-                .map_err(|e| StoreError::Corrupt(win.id.clone(), e))?,
+            Some(row) => decode_payload::<Win>(&win.id, &row.get::<Vec<u8>, _>("payload"))?,
         };
         // Subtract what was added: the win as it was counted, in the periods it was counted in.
         let counted_at = herald_proto::time::opt_from_timestamp(counted.occurred_at.as_ref())
@@ -186,8 +186,8 @@ impl Store {
             .await?;
         let correction = match announced {
             Some(row) => {
-                let original = Announcement::decode(row.get::<Vec<u8>, _>("payload").as_slice())
-                    .map_err(|e| StoreError::Corrupt(win.id.clone(), e))?;
+                let original: Announcement =
+                    decode_payload(&win.id, &row.get::<Vec<u8>, _>("payload"))?;
                 let correction = correction(&original);
                 sqlx::query(
                     "INSERT INTO announcements (id, win_id, kind, payload, created_at, corrects)
@@ -244,8 +244,7 @@ impl Store {
         .await?;
         row.map(|r| {
             let id: String = r.get("id");
-            Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice())
-                .map_err(|e| StoreError::Corrupt(id, e))
+            decode_payload(&id, &r.get::<Vec<u8>, _>("payload"))
         })
         .transpose()
     }
@@ -266,8 +265,7 @@ impl Store {
             .await?;
         row.map(|r| {
             let id: String = r.get("id");
-            Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice())
-                .map_err(|e| StoreError::Corrupt(id, e))
+            decode_payload(&id, &r.get::<Vec<u8>, _>("payload"))
         })
         .transpose()
     }
@@ -370,7 +368,7 @@ async fn insert_wins<'w>(
         let mut query = batch_query(sql);
         for (win, occurred_at) in chunk {
             let row = WinRow::of(win, *occurred_at, status, now);
-            query = bind_win(query, row, win.encode_to_vec());
+            query = bind_win(query, row, pack(win.encode_to_vec()));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use chrono_tz::Tz;
 use futures::TryStreamExt;
 use herald_proto::v1::Win;
-use herald_runtime::db::from_millis;
-use prost::Message;
+use herald_runtime::{db::from_millis, store::decode_payload};
 use sqlx::{AnyPool, Row};
 
 use super::{
@@ -44,8 +43,7 @@ async fn recompute(pool: &AnyPool, tz: Tz) -> Result<(Figures, u64), StoreError>
             .fetch(pool);
     while let Some(row) = rows.try_next().await? {
         let id: String = row.get("id");
-        let win = Win::decode(row.get::<Vec<u8>, _>("payload").as_slice())
-            .map_err(|e| StoreError::Corrupt(id, e))?;
+        let win: Win = decode_payload(&id, &row.get::<Vec<u8>, _>("payload"))?;
         let occurred_at = from_millis(row.get::<i64, _>("occurred_at"));
         let of = contributions::of(&win, occurred_at, tz);
         for (key, amounts) in of.rollups {

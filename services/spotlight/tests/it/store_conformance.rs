@@ -366,3 +366,69 @@ async fn folds_at_once_add_each_delta_once(backend: Backend) -> anyhow::Result<(
 }
 
 herald_testkit::store_cases!(folds_at_once_add_each_delta_once);
+
+/// A win's payload is kept packed and read back whole, whichever statement wrote it (a batch's,
+/// or a withdrawal's of a win never counted); one an earlier release kept as it was encoded is
+/// still read, and still withdrawn exactly.
+async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    use prost::Message;
+    let (db, store) = store(backend).await?;
+    let tz = chrono_tz::Europe::Amsterdam;
+    let when = at("2025-03-11T08:04:37Z");
+    let worded = |id: &str| {
+        let mut w = win(id, 250.0, "p-a");
+        w.headline = "Users cannot reach Warehouse Management from the Tilburg office".into();
+        if let Some(v) = w.value.as_mut() {
+            v.formula = "people affected × blocked share × working hours saved × loaded hourly \
+                         rate; working hours saved = baseline restore time − actual restore time"
+                .into();
+        }
+        w
+    };
+    let stored = |id: &'static str| {
+        let pool = db.db.pool.clone();
+        async move {
+            let payload: Vec<u8> = sqlx::query("SELECT payload FROM wins WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await?
+                .get("payload");
+            anyhow::Ok(payload)
+        }
+    };
+
+    store.count_wins(&[(worded("w-1"), when, None)], tz).await?;
+    store
+        .revoke_win(&worded("w-never-counted"), when, tz, |a| a.clone())
+        .await?;
+    for id in ["w-1", "w-never-counted"] {
+        let payload = stored(id).await?;
+        assert_eq!(payload.first(), Some(&0u8), "{id} kept packed");
+        assert!(payload.len() < worded(id).encode_to_vec().len(), "{id}");
+        let (read, ..) = store.win(id).await?.expect("kept");
+        assert_eq!(read, worded(id));
+    }
+
+    // As a release before packing kept it: read as before, and withdrawn exactly.
+    sqlx::query("UPDATE wins SET payload = $2 WHERE id = $1")
+        .bind("w-1")
+        .bind(worded("w-1").encode_to_vec())
+        .execute(&db.db.pool)
+        .await?;
+    let (read, status, _) = store.win("w-1").await?.expect("kept");
+    assert_eq!((read, status.as_str()), (worded("w-1"), "counted"));
+    store
+        .revoke_win(&worded("w-1"), when, tz, |a| a.clone())
+        .await?;
+    let week = Period::containing(PeriodKind::Week, when, tz);
+    let people = store.leaderboard(&week, "person", 10).await?;
+    assert!(
+        people.iter().all(|r| r.value == 0.0 && r.wins == 0),
+        "the withdrawal subtracted what the unpacked win had added: {people:?}"
+    );
+    Ok(())
+}
+
+herald_testkit::store_cases!(win_payloads_are_kept_packed_and_those_kept_whole_still_read);

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{Win, WinStatus};
 use herald_runtime::{
     db::millis,
+    payload::pack,
     store::{Blobs, Placed, json_rows},
 };
 use prost::Message;
@@ -110,7 +111,7 @@ pub(super) async fn record_wins(
     let mut payloads = Blobs::default();
     let win_rows: Vec<Placed<WinRow<'_>>> = wins
         .iter()
-        .map(|new| payloads.place(WinRow::of(new, now), &new.win.encode_to_vec()))
+        .map(|new| payloads.place(WinRow::of(new, now), &pack(new.win.encode_to_vec())))
         .collect();
     let mut seen = HashSet::new();
     let outbox: Vec<OutboxRow<'_>> = wins

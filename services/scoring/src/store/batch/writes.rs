@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{ItsmEvent, ValueLabel, Win, WinStatus};
 use herald_runtime::{
     db::millis,
+    payload::pack,
     store::{AnyQuery, batch_query, value_rows},
 };
 use prost::Message;
@@ -246,7 +247,7 @@ pub(super) async fn wins(
         );
         let mut query = batch_query(sql);
         for new in chunk {
-            query = bind_win(query, WinRow::of(new, now), new.win.encode_to_vec());
+            query = bind_win(query, WinRow::of(new, now), pack(new.win.encode_to_vec()));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
