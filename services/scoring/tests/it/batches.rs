@@ -345,7 +345,7 @@ async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
 
 herald_testkit::store_cases!(the_next_batch_clears_the_outbox_marks_of_wins_published_before_it);
 
-/// A win's payload is kept packed, smaller than its encoding, and read back whole; a payload an
+/// A win's payload (and its event's) is kept packed, smaller than its encoding, and read back whole; a payload an
 /// earlier release kept as it was encoded is read as before, and so is the win once rewritten.
 async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
     backend: Backend,
@@ -377,6 +377,14 @@ async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
         encoded.len()
     );
     assert_eq!(store.win(&win.id).await?, Some(win.clone()));
+    let event: Vec<u8> = sqlx::query("SELECT payload FROM events WHERE id = $1")
+        .bind(&incident.id)
+        .fetch_one(&db.db.pool)
+        .await?
+        .get("payload");
+    assert_eq!(event.first(), Some(&0u8), "the kept event is packed too");
+    let kept = store.event_payload(&incident.id).await?.expect("kept");
+    assert_eq!(kept.record, incident.record, "and read back for a rescore");
 
     // As a release before packing kept it.
     sqlx::query("UPDATE wins SET payload = $2 WHERE id = $1")

@@ -75,11 +75,11 @@ pub(super) async fn events(
 
 /// The event as kept for `herald rescore`, which replays events under another catalog: scoring's
 /// reading of the delivery, without the delivery itself (the raw body, most of an event's bytes,
-/// stays on the event stream for audit; scoring never reads it).
+/// stays on the event stream for audit; scoring never reads it), packed.
 fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
     // Field by field, so the body is not copied only to be dropped, and a field added to the
     // event later has to be placed here.
-    ItsmEvent {
+    let encoded = ItsmEvent {
         id: event.id.clone(),
         source: event.source,
         kind: event.kind,
@@ -91,7 +91,8 @@ fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
         raw_payload_omitted: event.raw_payload_omitted,
         origin: event.origin,
     }
-    .encode_to_vec()
+    .encode_to_vec();
+    pack(encoded)
 }
 
 /// Keeps signals. Only an event seen for the first time brings them (its id is the events table's
