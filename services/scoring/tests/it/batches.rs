@@ -345,8 +345,8 @@ async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
 
 herald_testkit::store_cases!(the_next_batch_clears_the_outbox_marks_of_wins_published_before_it);
 
-/// A win's payload (and its event's) is kept packed, smaller than its encoding, and read back whole; a payload an
-/// earlier release kept as it was encoded is read as before, and so is the win once rewritten.
+/// A win's payload (and its event's) is kept packed, smaller than its encoding, and read back
+/// whole; a payload an earlier release kept as it was encoded is read as before.
 async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
     backend: Backend,
 ) -> anyhow::Result<()> {
