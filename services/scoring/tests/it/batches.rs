@@ -413,3 +413,25 @@ async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
 }
 
 herald_testkit::store_cases!(win_payloads_are_kept_packed_and_those_kept_whole_still_read);
+
+/// The release that began packing payloads added migration 16, which changes nothing but
+/// makes a release before it refuse this store at start (a migration it does not know) rather
+/// than fail on every packed payload it reads.
+async fn a_release_before_packing_refuses_to_start_on_a_store_that_packs(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+    let current = Scoring::migrations().of(backend);
+    assert!(current.version_exists(16), "the marker migration is there");
+    let older = sqlx::migrate::Migrator::with_migrations(
+        current.iter().filter(|m| m.version < 16).cloned().collect(),
+    );
+    let refused = older.run(&db.db.pool).await.expect_err("refused");
+    assert!(
+        matches!(refused, sqlx::migrate::MigrateError::VersionMissing(16)),
+        "{refused}"
+    );
+    Ok(())
+}
+
+herald_testkit::store_cases!(a_release_before_packing_refuses_to_start_on_a_store_that_packs);
