@@ -98,6 +98,25 @@ impl TestStore {
         }
     }
 
+    /// Starts the migrations as a release from before migration `version` would (every migration
+    /// before it, none from it on) on this store, and returns what they answered: a store a later
+    /// release migrated should be refused.
+    pub async fn migrate_as_release_before(
+        &self,
+        migrations: &Migrations,
+        version: i64,
+    ) -> Result<(), sqlx::migrate::MigrateError> {
+        let current = migrations.of(self.db.backend);
+        let older = sqlx::migrate::Migrator::with_migrations(
+            current
+                .iter()
+                .filter(|m| m.version < version)
+                .cloned()
+                .collect(),
+        );
+        older.run(&self.db.pool).await
+    }
+
     /// Applies every migration, on a new connection pool as the upgraded process opens it.
     pub async fn upgrade(&self, migrations: &Migrations) -> anyhow::Result<Database> {
         let db = self.reopen().await?;

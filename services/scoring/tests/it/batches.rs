@@ -420,13 +420,16 @@ herald_testkit::store_cases!(win_payloads_are_kept_packed_and_those_kept_whole_s
 async fn a_release_before_packing_refuses_to_start_on_a_store_that_packs(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
-    let current = Scoring::migrations().of(backend);
-    assert!(current.version_exists(16), "the marker migration is there");
-    let older = sqlx::migrate::Migrator::with_migrations(
-        current.iter().filter(|m| m.version < 16).cloned().collect(),
+    let migrations = Scoring::migrations();
+    assert!(
+        migrations.of(backend).version_exists(16),
+        "the marker migration is there"
     );
-    let refused = older.run(&db.db.pool).await.expect_err("refused");
+    let db = TestStore::on(backend, Scoring::NAME, &migrations).await?;
+    let refused = db
+        .migrate_as_release_before(&migrations, 16)
+        .await
+        .expect_err("refused");
     assert!(
         matches!(refused, sqlx::migrate::MigrateError::VersionMissing(16)),
         "{refused}"

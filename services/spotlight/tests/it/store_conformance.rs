@@ -439,13 +439,16 @@ herald_testkit::store_cases!(win_payloads_are_kept_packed_and_those_kept_whole_s
 async fn a_release_before_packing_refuses_to_start_on_a_store_that_packs(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let db = TestStore::on(backend, Spotlight::NAME, &Spotlight::migrations()).await?;
-    let current = Spotlight::migrations().of(backend);
-    assert!(current.version_exists(7), "the marker migration is there");
-    let older = sqlx::migrate::Migrator::with_migrations(
-        current.iter().filter(|m| m.version < 7).cloned().collect(),
+    let migrations = Spotlight::migrations();
+    assert!(
+        migrations.of(backend).version_exists(7),
+        "the marker migration is there"
     );
-    let refused = older.run(&db.db.pool).await.expect_err("refused");
+    let db = TestStore::on(backend, Spotlight::NAME, &migrations).await?;
+    let refused = db
+        .migrate_as_release_before(&migrations, 7)
+        .await
+        .expect_err("refused");
     assert!(
         matches!(refused, sqlx::migrate::MigrateError::VersionMissing(7)),
         "{refused}"
