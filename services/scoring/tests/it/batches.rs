@@ -292,18 +292,48 @@ async fn batches_end_where_one_at_a_time_ends(backend: Backend) -> anyhow::Resul
 
 herald_testkit::store_cases!(batches_end_where_one_at_a_time_ends);
 
+/// A fresh store, the fixture's resolved P1 incident and a day after it, with no hold-back: what
+/// the tests of one or two recorded outcomes start from.
+struct OneIncident {
+    catalog: herald_catalog::Catalog,
+    tz: chrono_tz::Tz,
+    settings: ScoringSettings,
+    db: TestStore,
+    store: Store,
+    incident: ItsmEvent,
+    now: DateTime<Utc>,
+}
+
+async fn one_incident(backend: Backend) -> anyhow::Result<OneIncident> {
+    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
+    let store = Store::new(db.db.pool.clone());
+    let incident = oracle::event("servicenow/incident-resolved-p1.json");
+    let now = at(&incident) + Duration::days(1);
+    Ok(OneIncident {
+        catalog: oracle::catalog(),
+        tz: chrono_tz::Europe::Amsterdam,
+        settings: settings("0s", None),
+        db,
+        store,
+        incident,
+        now,
+    })
+}
+
 /// A lane's published wins leave the outbox in the transaction of the next batch, whichever lane's
 /// it is: clearing the mark costs no commit of its own.
 async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let catalog = oracle::catalog();
-    let tz = chrono_tz::Europe::Amsterdam;
-    let settings = settings("0s", None);
-    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
-    let store = Store::new(db.db.pool.clone());
-    let incident = oracle::event("servicenow/incident-resolved-p1.json");
-    let now = at(&incident) + Duration::days(1);
+    let OneIncident {
+        catalog,
+        tz,
+        settings,
+        db: _db,
+        store,
+        incident,
+        now,
+    } = one_incident(backend).await?;
     let other = shifted(
         &incident,
         "servicenow:incident:other:1".into(),
@@ -350,13 +380,15 @@ herald_testkit::store_cases!(the_next_batch_clears_the_outbox_marks_of_wins_publ
 async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let catalog = oracle::catalog();
-    let tz = chrono_tz::Europe::Amsterdam;
-    let settings = settings("0s", None);
-    let db = TestStore::on(backend, Scoring::NAME, &Scoring::migrations()).await?;
-    let store = Store::new(db.db.pool.clone());
-    let incident = oracle::event("servicenow/incident-resolved-p1.json");
-    let now = at(&incident) + Duration::days(1);
+    let OneIncident {
+        catalog,
+        tz,
+        settings,
+        db,
+        store,
+        incident,
+        now,
+    } = one_incident(backend).await?;
     let outcome = score::outcome(&incident, &catalog, &settings);
     let recorded = store
         .record_outcomes(&[(&incident, &outcome)], &settings, tz, now, &[])
