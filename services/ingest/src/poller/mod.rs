@@ -435,9 +435,7 @@ mod tests {
         );
         let body = table_api::body("https://larkspur.service-now.com", "incident", &polled)
             .ok_or_else(|| anyhow::anyhow!("no body"))?;
-        let Normalised::Event { event, .. } =
-            normalise_row(&Catalog::default(), &serde_json::from_slice(&body)?)?
-        else {
+        let Normalised::Event { event, .. } = normalise_row(&Catalog::default(), &body)? else {
             anyhow::bail!("a resolved incident was not an event");
         };
         assert_eq!(

@@ -1,5 +1,6 @@
 //! One module per source: how its deliveries are authenticated and turned into `ItsmEvent`s.
 
+mod borrowed;
 pub mod cloudevents;
 pub mod fields;
 pub mod github;

@@ -11,9 +11,12 @@ use herald_proto::{
 };
 use herald_runtime::ApiError;
 use http::HeaderMap;
-use serde_json::{Map, Value};
 
-use super::{Context, Normalised, SourceHandler, parse_json, unusable};
+use super::{
+    Context, Normalised, SourceHandler,
+    borrowed::{self, Fields, Json},
+    unusable,
+};
 use crate::verify::{Keys, verify_herald_signature};
 
 const SOURCE: &str = "servicenow";
@@ -42,8 +45,7 @@ impl SourceHandler for ServiceNow {
         _headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Normalised, ApiError> {
-        let value = parse_json(body)?;
-        normalise_row(ctx.catalog, &value)
+        normalise_row(ctx.catalog, body)
     }
 }
 
@@ -73,30 +75,27 @@ fn is_sys_id(s: &str) -> bool {
 }
 
 /// The row, read Table-API style: every scalar a string, dates naive UTC.
-struct Row<'a>(&'a Map<String, Value>);
+struct Row<'r, 'a>(&'r Fields<'a>);
 
-impl<'a> Row<'a> {
+impl Row<'_, '_> {
     fn str(&self, field: &str) -> Option<String> {
         match self.0.get(field)? {
-            Value::String(s) => non_empty(s),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
+            Json::Str(s) => non_empty(s),
+            Json::Number(n) => Some(n.to_string()),
+            Json::Bool(b) => Some(b.to_string()),
             // display_value=all gives pairs even for scalars: keep the value.
-            Value::Object(o) => o.get("value").and_then(Value::as_str).and_then(non_empty),
+            Json::Object(o) => o.str("value").and_then(non_empty),
             _ => None,
         }
     }
 
     fn reference(&self, field: &str) -> Reference {
         match self.0.get(field) {
-            Some(Value::Object(o)) => Reference {
-                value: o.get("value").and_then(Value::as_str).and_then(non_empty),
-                display: o
-                    .get("display_value")
-                    .and_then(Value::as_str)
-                    .and_then(non_empty),
+            Some(Json::Object(o)) => Reference {
+                value: o.str("value").and_then(non_empty),
+                display: o.str("display_value").and_then(non_empty),
             },
-            Some(Value::String(s)) => match non_empty(s) {
+            Some(Json::Str(s)) => match non_empty(s) {
                 Some(s) if is_sys_id(&s) => Reference {
                     value: Some(s),
                     display: None,
@@ -199,14 +198,15 @@ impl Resolver<'_> {
     }
 }
 
-/// Normalises one ServiceNow row body.
-pub fn normalise_row(catalog: &Catalog, body: &Value) -> Result<Normalised, ApiError> {
+/// Normalises one ServiceNow row body: 400 when it is not JSON, 422 when it is not a row.
+pub fn normalise_row(catalog: &Catalog, body: &[u8]) -> Result<Normalised, ApiError> {
+    let body = borrowed::parse(body)?;
     let obj = body.as_object().ok_or_else(|| {
         unusable("the body must be a JSON object with table, sys_id, sys_mod_count and record")
     })?;
     let missing: Vec<&str> = ["table", "sys_id", "sys_mod_count", "record"]
         .into_iter()
-        .filter(|k| obj.get(*k).is_none_or(Value::is_null))
+        .filter(|k| obj.get(k).is_none_or(Json::is_null))
         .collect();
     if !missing.is_empty() {
         return Err(unusable(format!(
@@ -214,8 +214,8 @@ pub fn normalise_row(catalog: &Catalog, body: &Value) -> Result<Normalised, ApiE
             missing.join(", ")
         )));
     }
-    let table = obj["table"]
-        .as_str()
+    let table = obj
+        .str("table")
         .ok_or_else(|| unusable("table must be a string"))?;
     if !TABLES.contains(&table) {
         return Err(unusable(format!(
@@ -223,19 +223,19 @@ pub fn normalise_row(catalog: &Catalog, body: &Value) -> Result<Normalised, ApiE
             TABLES.join(", ")
         )));
     }
-    let sys_id = obj["sys_id"]
-        .as_str()
+    let sys_id = obj
+        .str("sys_id")
         .and_then(non_empty)
         .ok_or_else(|| unusable("sys_id must be a non-empty string"))?;
-    let mod_count = match &obj["sys_mod_count"] {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
+    let mod_count = match obj.get("sys_mod_count") {
+        Some(Json::Number(n)) => n.as_u64(),
+        Some(Json::Str(s)) => s.trim().parse::<u64>().ok(),
         _ => None,
     }
     .ok_or_else(|| {
         unusable("sys_mod_count must be a non-negative integer or its decimal string")
     })?;
-    let record = obj["record"].as_object().ok_or_else(|| {
+    let record = obj.get("record").and_then(Json::as_object).ok_or_else(|| {
         unusable("record must be an object (the row as the Table API returns it)")
     })?;
     let row = Row(record);
@@ -245,14 +245,12 @@ pub fn normalise_row(catalog: &Catalog, body: &Value) -> Result<Normalised, ApiE
     let state = row.str("state").unwrap_or_default();
     let previous_state = obj
         .get("previous")
-        .and_then(Value::as_object)
         .and_then(|p| p.get("state"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let operation = obj.get("operation").and_then(Value::as_str).unwrap_or("");
+        .and_then(Json::as_str);
+    let operation = obj.str("operation").unwrap_or("");
 
     // Which outcome this row version describes, and who performed it.
-    let classified = classify(table, &state, previous_state.as_deref(), operation, &row)?;
+    let classified = classify(table, &state, previous_state, operation, &row)?;
     let Some(Classified {
         kind,
         occurred_field,
@@ -289,61 +287,53 @@ pub fn normalise_row(catalog: &Catalog, body: &Value) -> Result<Normalised, ApiE
     let mut contributors = BTreeSet::new();
     contributors.extend(assignee.clone());
     contributors.extend(resolved_by.clone());
-    for row in obj
-        .get("audit")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if row.get("fieldname").and_then(Value::as_str) == Some("assigned_to") {
+    let objects = |key: &str| {
+        obj.get(key)
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_object)
+    };
+    for row in objects("audit") {
+        if row.str("fieldname") == Some("assigned_to") {
             for side in ["oldvalue", "newvalue"] {
-                if let Some(user) = row.get(side).and_then(Value::as_str).and_then(non_empty) {
+                if let Some(user) = row.str(side).and_then(non_empty) {
                     contributors.extend(resolver.user(&user));
                 }
             }
         }
     }
-    for entry in obj
-        .get("journal")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for entry in objects("journal") {
         // Customer-visible comments are conversation, not work.
-        if entry.get("element").and_then(Value::as_str) == Some("work_notes")
-            && let Some(author) = entry.get("sys_created_by").and_then(Value::as_str)
+        if entry.str("element") == Some("work_notes")
+            && let Some(author) = entry.str("sys_created_by")
         {
             contributors.extend(resolver.user(author));
         }
     }
 
-    let task_slas: Vec<&Value> = obj
+    let task_slas = obj
         .get("task_slas")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
+        .and_then(Json::as_array)
+        .unwrap_or_default();
     let sla_breached = if !task_slas.is_empty() {
         Some(task_slas.iter().any(|s| {
-            matches!(s.get("has_breached"), Some(Value::String(v)) if v == "true")
-                || matches!(s.get("has_breached"), Some(Value::Bool(true)))
+            matches!(s.get("has_breached"), Some(Json::Str(v)) if v == "true")
+                || matches!(s.get("has_breached"), Some(Json::Bool(true)))
         }))
     } else {
         row.flag("made_sla").map(|made| !made)
     };
 
-    let related = obj.get("related").and_then(Value::as_object);
+    let related = obj.get("related").and_then(Json::as_object);
     let related_count = |key: &str| {
         related
             .and_then(|r| r.get(key))
-            .and_then(Value::as_u64)
+            .and_then(Json::as_u64)
             .and_then(|n| u32::try_from(n).ok())
     };
 
-    let instance = obj
-        .get("instance")
-        .and_then(Value::as_str)
-        .map(|s| s.trim_end_matches('/'));
+    let instance = obj.str("instance").map(|s| s.trim_end_matches('/'));
     let close_code = match (kind, table) {
         (EventKind::IncidentReopened, _) | (_, "sc_req_item") => None,
         (_, "problem") => row.str("resolution_code"),
@@ -428,7 +418,7 @@ fn classify(
     state: &str,
     previous_state: Option<&str>,
     operation: &str,
-    row: &Row<'_>,
+    row: &Row<'_, '_>,
 ) -> Result<Option<Classified>, ApiError> {
     let c = |kind, occurred, resolved, actor, requester| {
         Some(Classified {
@@ -515,6 +505,10 @@ fn classify(
 mod tests {
     use super::*;
 
+    fn normalise(catalog: &Catalog, body: &serde_json::Value) -> Result<Normalised, ApiError> {
+        normalise_row(catalog, &serde_json::to_vec(body).expect("json"))
+    }
+
     #[test]
     fn dates_without_a_zone_are_utc() {
         let at = parse_datetime("f", "2025-03-11 08:04:37").expect("parses");
@@ -524,12 +518,10 @@ mod tests {
 
     #[test]
     fn references_take_every_documented_shape() {
-        let row: Map<String, Value> = serde_json::from_str(
-            r#"{"a": {"value": "0eb6d88f20969a6f441de57fb6074f49", "display_value": "Platform & SRE", "link": "x"},
-                "b": "0eb6d88f20969a6f441de57fb6074f49", "c": "Platform & SRE", "d": ""}"#,
-        )
-        .expect("json");
-        let row = Row(&row);
+        let body = br#"{"a": {"value": "0eb6d88f20969a6f441de57fb6074f49", "display_value": "Platform & SRE", "link": "x"},
+                "b": "0eb6d88f20969a6f441de57fb6074f49", "c": "Platform & SRE", "d": ""}"#;
+        let row = borrowed::parse(body).expect("json");
+        let row = Row(row.as_object().expect("an object"));
         assert_eq!(
             row.reference("a").display.as_deref(),
             Some("Platform & SRE")
@@ -549,14 +541,13 @@ mod tests {
     #[test]
     fn missing_fields_and_unknown_tables_are_named() {
         let catalog = Catalog::default();
-        let err =
-            normalise_row(&catalog, &serde_json::json!({"table": "incident"})).expect_err("422");
+        let err = normalise(&catalog, &serde_json::json!({"table": "incident"})).expect_err("422");
         assert!(
             err.message.contains("sys_id") && err.message.contains("record"),
             "{}",
             err.message
         );
-        let err = normalise_row(
+        let err = normalise(
             &catalog,
             &serde_json::json!({"table": "kb_knowledge", "sys_id": "x", "sys_mod_count": 1, "record": {}}),
         )
@@ -566,7 +557,7 @@ mod tests {
             "{}",
             err.message
         );
-        let err = normalise_row(
+        let err = normalise(
             &catalog,
             &serde_json::json!({"table": "incident", "sys_id": "x", "sys_mod_count": "seven", "record": {}}),
         )
@@ -579,7 +570,7 @@ mod tests {
         let catalog = Catalog::default();
         let body = serde_json::json!({"table": "incident", "sys_id": "abc", "sys_mod_count": "3",
             "record": {"state": "8", "number": "INC1"}});
-        match normalise_row(&catalog, &body).expect("accepted") {
+        match normalise(&catalog, &body).expect("accepted") {
             Normalised::Ignored { id, note } => {
                 assert_eq!(id.as_deref(), Some("servicenow:incident:abc:3"));
                 assert!(note.contains("\"8\""), "{note}");
@@ -591,7 +582,7 @@ mod tests {
     #[test]
     fn a_failed_change_and_a_postmortem_incident_carry_their_closing_notes() {
         let catalog = Catalog::default();
-        let event = |body: serde_json::Value| match normalise_row(&catalog, &body) {
+        let event = |body: serde_json::Value| match normalise(&catalog, &body) {
             Ok(Normalised::Event { event, .. }) => event.record.unwrap_or_default(),
             other => panic!("expected an event, got {other:?}"),
         };
@@ -634,7 +625,7 @@ mod tests {
         let body = serde_json::json!({"table": "incident", "sys_id": "abc", "sys_mod_count": 3,
             "record": {"state": "6", "resolved_at": ""}});
         assert!(matches!(
-            normalise_row(&catalog, &body),
+            normalise(&catalog, &body),
             Ok(Normalised::Ignored { .. })
         ));
     }
@@ -644,7 +635,7 @@ mod tests {
         let catalog = Catalog::default();
         let body = serde_json::json!({"table": "incident", "sys_id": "abc", "sys_mod_count": 3,
             "record": {"state": "6", "resolved_at": "yesterday"}});
-        let err = normalise_row(&catalog, &body).expect_err("422");
+        let err = normalise(&catalog, &body).expect_err("422");
         assert!(
             err.message.contains("resolved_at") && err.message.contains("yesterday"),
             "{}",
