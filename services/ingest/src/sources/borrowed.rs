@@ -262,6 +262,12 @@ mod tests {
                     .starts_with("the body is not valid UTF-8 JSON: ")
             );
         }
+        // Nesting deeper than serde_json's limit is refused, not followed down the stack.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            parse(deep.as_bytes()).expect_err("too deep").code,
+            "malformed_json"
+        );
         for good in [&b"[]"[..], b"\"text\"", b"3", b"null"] {
             let value = parse(good).expect("json");
             assert!(value.as_object().is_none(), "{good:?}");
