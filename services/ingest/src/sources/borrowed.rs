@@ -10,10 +10,12 @@ use std::borrow::Cow;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
-use herald_runtime::{ApiError, ErrorKind};
+use herald_runtime::ApiError;
+
+use super::malformed_json;
 
 /// A JSON value whose strings borrow from the body they were read from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Json<'a> {
     Null,
     Bool(bool),
@@ -24,21 +26,14 @@ pub enum Json<'a> {
 }
 
 /// An object's fields in the body's order.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug)]
 pub struct Fields<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 /// 400 `malformed_json` when `body` is not one UTF-8 JSON document.
 pub fn parse(body: &[u8]) -> Result<Json<'_>, ApiError> {
-    let malformed = |e: &dyn std::fmt::Display| {
-        ApiError::new(
-            ErrorKind::Malformed,
-            "malformed_json",
-            format!("the body is not valid UTF-8 JSON: {e}"),
-        )
-    };
-    // One check of the whole body is cheaper than one a string, which reading bytes costs.
-    let text = std::str::from_utf8(body).map_err(|e| malformed(&e))?;
-    serde_json::from_str(text).map_err(|e| malformed(&e))
+    // The whole body's UTF-8 checked at once; read as text, serde_json checks no string again.
+    let text = std::str::from_utf8(body).map_err(malformed_json)?;
+    serde_json::from_str(text).map_err(malformed_json)
 }
 
 impl<'a> Json<'a> {

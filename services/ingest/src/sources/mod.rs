@@ -110,13 +110,16 @@ pub fn handlers(settings: &BTreeMap<String, SourceSettings>) -> Vec<Box<dyn Sour
 
 /// 400: the body is not UTF-8 JSON.
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            ErrorKind::Malformed,
-            "malformed_json",
-            format!("the body is not valid UTF-8 JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(body).map_err(malformed_json)
+}
+
+/// 400 `malformed_json`, with what the reader found wrong.
+fn malformed_json(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorKind::Malformed,
+        "malformed_json",
+        format!("the body is not valid UTF-8 JSON: {e}"),
+    )
 }
 
 /// 422 with a message naming what is wrong.
