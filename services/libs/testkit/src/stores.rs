@@ -98,15 +98,19 @@ impl TestStore {
         }
     }
 
-    /// Starts the migrations as a release from before migration `version` would (every migration
-    /// before it, none from it on) on this store, and returns what they answered: a store a later
-    /// release migrated should be refused.
-    pub async fn migrate_as_release_before(
+    /// Checks that a release from before migration `version` (every migration before it, none
+    /// from it on) refuses this store, which a later release migrated, at start: its migrations
+    /// must fail with `VersionMissing(version)` rather than run on a store they do not know.
+    pub async fn refuses_a_release_before(
         &self,
         migrations: &Migrations,
         version: i64,
-    ) -> Result<(), sqlx::migrate::MigrateError> {
+    ) -> anyhow::Result<()> {
         let current = migrations.of(self.db.backend);
+        anyhow::ensure!(
+            current.version_exists(version),
+            "migration {version} is not among the service's migrations"
+        );
         let older = sqlx::migrate::Migrator::with_migrations(
             current
                 .iter()
@@ -114,7 +118,11 @@ impl TestStore {
                 .cloned()
                 .collect(),
         );
-        older.run(&self.db.pool).await
+        match older.run(&self.db.pool).await {
+            Err(sqlx::migrate::MigrateError::VersionMissing(v)) if v == version => Ok(()),
+            Err(other) => anyhow::bail!("refused for another reason: {other}"),
+            Ok(()) => anyhow::bail!("a release before migration {version} started on this store"),
+        }
     }
 
     /// Applies every migration, on a new connection pool as the upgraded process opens it.
