@@ -164,6 +164,7 @@ async fn metrics_the_dashboard_reads(herald: &Herald) -> anyhow::Result<()> {
         r#"herald_notify_attempt_duration_seconds_bucket{channel="bi-webhook""#,
         r#"herald_notify_announcement_to_delivery_seconds_bucket{channel="slack-wins""#,
         r#"herald_message_duration_seconds_bucket{stage="scoring""#,
+        r#"herald_worker_batch_messages_bucket{stage="scoring",le="1"}"#,
         r#"herald_consumer_pending{stage="notify",consumer="notify"}"#,
         r#"herald_consumer_ack_pending{stage="scoring",consumer="scoring"}"#,
     ] {

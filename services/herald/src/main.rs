@@ -133,16 +133,38 @@ fn quiet_on_closed_stdout() {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     quiet_on_closed_stdout();
-    match dispatch(Cli::parse()).await {
+    let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Up(_) => up::runtime_workers(),
+        _ => None,
+    };
+    let runtime = match runtime(workers) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("herald: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("herald: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A multi-threaded runtime with `workers` threads, or tokio's default (one a core, or
+/// `TOKIO_WORKER_THREADS`).
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder.build()
 }
 
 #[cfg(test)]

@@ -334,6 +334,8 @@ async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: Lan
                 Err(_) => break,
             }
         }
+        metrics::histogram!("herald_worker_batch_messages", "stage" => ctx.options.stage.clone())
+            .record(batch.len() as f64);
         if batch.len() == 1 {
             if let Some(one) = batch.pop() {
                 process(&ctx, one).await;

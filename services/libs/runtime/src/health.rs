@@ -97,6 +97,9 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+/// Bucket bounds of the batch-size histograms: one message to a full run.
+const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// The process-wide Prometheus recorder (one per process, shared by services running together).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -107,10 +110,21 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new();
             let builder = match builder
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-            {
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("herald_worker_batch_messages".into()),
+                        SIZE_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("herald_scoring_run_events".into()),
+                        SIZE_BUCKETS,
+                    )
+                }) {
                 Ok(builder) => builder,
                 Err(e) => {
-                    tracing::warn!(error = %e, "duration buckets refused; durations are summaries");
+                    tracing::warn!(error = %e, "histogram buckets refused; histograms are summaries");
                     PrometheusBuilder::new()
                 }
             };

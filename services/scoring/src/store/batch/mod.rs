@@ -52,6 +52,7 @@ pub(super) async fn record(
     for range in runs::runs(items) {
         let run = &items[range];
         tracing::trace!(events = run.len(), "recording a run");
+        metrics::histogram!("herald_scoring_run_events").record(run.len() as f64);
         out.extend(record_run(tx, run, now).await?);
     }
     Ok(out)
