@@ -78,8 +78,9 @@ const STANDALONE_LANES: usize = 8;
 /// The async runtime's worker threads for `herald up`: half the cores, at least one, unless
 /// `TOKIO_WORKER_THREADS` says otherwise. The process has busy threads of its own beside the
 /// runtime (the bus's and one a SQLite file); with a worker a core as well, every hand-off between
-/// them woke a parked worker. On two cores, one worker took a fifth less CPU an event at 200
-/// events a second, with the same rate at saturation (BENCHMARKS.md, twenty-fifth sitting).
+/// them woke a parked worker. On two cores, one worker took about a tenth less CPU an event at 200
+/// events a second and shortened the tail, with saturation and backfill the same within this
+/// machine's drift (BENCHMARKS.md, twenty-fifth sitting).
 pub fn runtime_workers() -> Option<usize> {
     if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
         return None;
