@@ -314,6 +314,8 @@ impl LaneContext {
 
 async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: LaneContext) {
     let batches = ctx.handler.batches();
+    let batch_sizes =
+        metrics::histogram!("herald_worker_batch_messages", "stage" => ctx.options.stage.clone());
     while let Some(delivery) = rx.recv().await {
         if ctx.stopping.is_cancelled() {
             // Not started: hand it back so another replica (or the next start) takes it promptly.
@@ -334,8 +336,7 @@ async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: Lan
                 Err(_) => break,
             }
         }
-        metrics::histogram!("herald_worker_batch_messages", "stage" => ctx.options.stage.clone())
-            .record(batch.len() as f64);
+        batch_sizes.record(batch.len() as f64);
         if batch.len() == 1 {
             if let Some(one) = batch.pop() {
                 process(&ctx, one).await;

@@ -100,6 +100,9 @@ const SECONDS_BUCKETS: &[f64] = &[
 /// Bucket bounds of the batch-size histograms: one message to a full run.
 const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+/// The histograms that count messages or events rather than time.
+const SIZE_HISTOGRAMS: &[&str] = &["herald_worker_batch_messages", "herald_scoring_run_events"];
+
 /// The process-wide Prometheus recorder (one per process, shared by services running together).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -107,21 +110,16 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             // Durations as histograms with fixed buckets, so a dashboard can add replicas up and
             // take quantiles across them (summaries cannot be added up).
-            let builder = PrometheusBuilder::new();
-            let builder = match builder
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("herald_worker_batch_messages".into()),
-                        SIZE_BUCKETS,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("herald_scoring_run_events".into()),
-                        SIZE_BUCKETS,
-                    )
-                }) {
+            let builder = SIZE_HISTOGRAMS.iter().fold(
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS),
+                |built, name| {
+                    built.and_then(|b| {
+                        b.set_buckets_for_metric(Matcher::Full((*name).into()), SIZE_BUCKETS)
+                    })
+                },
+            );
+            let builder = match builder {
                 Ok(builder) => builder,
                 Err(e) => {
                     tracing::warn!(error = %e, "histogram buckets refused; histograms are summaries");
