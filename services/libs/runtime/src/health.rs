@@ -108,8 +108,8 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            // Durations as histograms with fixed buckets, so a dashboard can add replicas up and
-            // take quantiles across them (summaries cannot be added up).
+            // Durations and batch sizes as histograms with fixed buckets, so a dashboard can add
+            // replicas up and take quantiles across them (summaries cannot be added up).
             let builder = SIZE_HISTOGRAMS.iter().fold(
                 PrometheusBuilder::new()
                     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS),
