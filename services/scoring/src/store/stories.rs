@@ -82,7 +82,7 @@ pub(super) async fn record_lesson(
                            created_at, status, outcome_at, confirm_at, revocable_until, status_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'unspecified', 0, '', 0, $10, $11, $12, $13, $7,
                  $12, $7, $12)
-         ON CONFLICT (outcome_key) DO NOTHING",
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(&win.id)
     .bind(&lesson.outcome_key)

@@ -530,7 +530,107 @@ async fn ledger_lines_written_before_the_upgrade_are_still_read_in_order(
     Ok(())
 }
 
+/// What an event's row says became of it: its outcome and the win it points at.
+async fn event_row(
+    pool: &sqlx::AnyPool,
+    event_id: &str,
+) -> anyhow::Result<(String, Option<String>)> {
+    let row = sqlx::query("SELECT outcome, win_id FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_one(pool)
+        .await?;
+    Ok((row.get("outcome"), row.get("win_id")))
+}
+
+/// Migration 0017 takes away the unique index on a win's outcome key: a win made before the
+/// upgrade still keeps its outcome from being credited again (the "closed" push after the
+/// "resolved" one points at it), and the key alone no longer refuses a row.
+async fn an_outcome_credited_before_the_upgrade_is_not_credited_again(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let migrations = Scoring::migrations();
+    let before = TestStore::before_upgrade(backend, Scoring::NAME, &migrations, 17).await?;
+    let resolved = resolved();
+    let now = Utc::now();
+    let first = record(
+        &Store::new(before.db.pool.clone()),
+        &resolved,
+        &settings("0s"),
+        now,
+    )
+    .await?;
+    let win = first.win.expect("a win");
+
+    let db = before.upgrade(&migrations).await?;
+    let store = Store::new(db.pool.clone());
+    let closed = ItsmEvent {
+        id: format!("{}:closed", resolved.id),
+        ..resolved.clone()
+    };
+    let again = record(&store, &closed, &settings("0s"), now).await?;
+    assert!(again.win.is_none(), "no second win for one outcome");
+    assert!(again.publish.is_empty(), "nothing published again");
+    assert_eq!(
+        event_row(&db.pool, &closed.id).await?,
+        ("same_outcome".to_string(), Some(win.id.clone()))
+    );
+
+    let key: String = sqlx::query("SELECT outcome_key FROM wins WHERE id = $1")
+        .bind(&win.id)
+        .fetch_one(&db.pool)
+        .await?
+        .get("outcome_key");
+    assert_eq!(key, score::outcome_key(&resolved), "the key is kept");
+    sqlx::query(
+        "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, label, amount,
+                           currency, hours, headline, payload, created_at, status)
+         SELECT 'w-another', outcome_key, 'e-another', source, kind, record_number, label, amount,
+                currency, hours, headline, payload, created_at, status
+         FROM wins WHERE id = $1",
+    )
+    .bind(&win.id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// A win's id is a hash of its outcome key, so two outcomes could in principle share one: the
+/// later is then not taken for the earlier. Its event points at no win, and the earlier win is
+/// left as it was.
+async fn an_outcome_whose_win_id_is_taken_is_not_pointed_at_another_outcome(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (db, store) = store(backend).await?;
+    let now = Utc::now();
+    let resolved = resolved();
+    let first = record(&store, &resolved, &settings("0s"), now).await?;
+    let win = first.win.expect("a win");
+
+    let other = ItsmEvent {
+        id: "servicenow:incident:test:another-outcome".into(),
+        ..resolved.clone()
+    };
+    let mut scored = score::score(&other, &oracle::catalog(), &ScoringSettings::default())
+        .map_err(|e| anyhow::anyhow!("the fixture scores: {e:?}"))?;
+    scored.outcome_key = format!("{}:another", scored.outcome_key);
+    assert_eq!(scored.win.id, win.id, "the same id, another outcome");
+    let recorded = store
+        .record_event(&other, &Ok(scored), &settings("0s"), now)
+        .await?;
+    assert!(recorded.win.is_none(), "no win made under a taken id");
+    assert_eq!(
+        event_row(&db.db.pool, &other.id).await?,
+        ("same_outcome".to_string(), None),
+        "not pointed at another outcome's win"
+    );
+    let kept = store.win(&win.id).await?.expect("the earlier win");
+    assert_eq!(kept, win);
+    Ok(())
+}
+
 herald_testkit::store_cases!(
+    an_outcome_credited_before_the_upgrade_is_not_credited_again,
+    an_outcome_whose_win_id_is_taken_is_not_pointed_at_another_outcome,
     ledger_lines_written_before_the_upgrade_are_still_read_in_order,
     a_signal_kept_before_the_upgrade_still_withdraws_on_arrival,
     a_reopen_inside_the_window_withdraws_a_provisional_win,

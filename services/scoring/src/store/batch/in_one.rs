@@ -43,7 +43,7 @@ const RECORD_WINS: &str = concat!(
                   payload_at int, payload_len int, created_at bigint, status text,
                   outcome_at bigint, confirm_at bigint, revocable_until bigint,
                   configuration_item text, status_reason text, status_at bigint)
-         ON CONFLICT (outcome_key) DO NOTHING RETURNING id, created_at),
+         ON CONFLICT (id) DO NOTHING RETURNING id, created_at),
      outbox_rows AS (
          INSERT INTO outbox (win_id, status, status_at)
          SELECT v.win_id, v.status, v.status_at

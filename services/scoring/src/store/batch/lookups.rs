@@ -342,22 +342,23 @@ fn withdrawn_kinds(kind: SignalKind) -> Vec<&'static str> {
     kind.withdraws().iter().map(|k| k.token()).collect()
 }
 
-/// Outcomes among `keys` that already have a win.
+/// Outcomes among `wins` (a win's id and its outcome key) that already have a win: read by the
+/// id, which is made from the key, and the key compared.
 pub(super) async fn existing_outcomes(
     tx: &mut Transaction<'static, Any>,
-    keys: &[&str],
+    wins: &[(&str, &str)],
 ) -> Result<HashSet<String>, StoreError> {
-    if keys.is_empty() {
+    if wins.is_empty() {
         return Ok(HashSet::new());
     }
     let sql = format!(
-        "WITH q(outcome_key) AS (VALUES {})
-         SELECT w.outcome_key FROM q JOIN wins w ON w.outcome_key = q.outcome_key",
-        value_rows(tx, keys.len(), 1)
+        "WITH q(id, outcome_key) AS (VALUES {})
+         SELECT w.outcome_key FROM q JOIN wins w ON w.id = q.id AND w.outcome_key = q.outcome_key",
+        value_rows(tx, wins.len(), 2)
     );
     let mut query = batch_query(sql);
-    for key in keys {
-        query = query.bind(*key);
+    for (id, key) in wins {
+        query = query.bind(*id).bind(*key);
     }
     Ok(query
         .fetch_all(&mut **tx)

@@ -172,13 +172,12 @@ async fn record_run(
         .collect();
     writes::unlink_events(tx, &unlinked).await?;
     // Another event (the "closed" push after the "resolved" one) already credited these outcomes.
-    let same: Vec<(&str, &str)> = repeated
+    let same: Vec<writes::Repeat<'_>> = repeated
         .iter()
-        .map(|m| {
-            (
-                items[m.item].event.id.as_str(),
-                m.scored.outcome_key.as_str(),
-            )
+        .map(|m| writes::Repeat {
+            event: items[m.item].event.id.as_str(),
+            win: m.win.id.as_str(),
+            outcome_key: m.scored.outcome_key.as_str(),
         })
         .collect();
     writes::same_outcome(tx, &same).await?;
@@ -381,9 +380,9 @@ impl CapBook {
             return Ok(None);
         }
         let stored = lookups::credited(tx, &asks).await?;
-        let keys: Vec<&str> = making
+        let keys: Vec<(&str, &str)> = making
             .iter()
-            .map(|m| m.scored.outcome_key.as_str())
+            .map(|m| (m.win.id.as_str(), m.scored.outcome_key.as_str()))
             .collect();
         let existing = lookups::existing_outcomes(tx, &keys).await?;
         Ok(Some(Self {

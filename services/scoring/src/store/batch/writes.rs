@@ -243,7 +243,7 @@ pub(super) async fn wins(
     let mut inserted = HashSet::new();
     for chunk in wins.chunks(rows_per_statement(23)) {
         let sql = format!(
-            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (outcome_key) DO NOTHING RETURNING id",
+            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             value_rows(tx, chunk.len(), 23)
         );
         let mut query = batch_query(sql);
@@ -282,25 +282,39 @@ pub(super) async fn unlink_events(
     Ok(())
 }
 
+/// An event whose outcome an earlier event already credited: the event, the id of the win it
+/// scored and that win's outcome key.
+pub(super) struct Repeat<'a> {
+    pub event: &'a str,
+    pub win: &'a str,
+    pub outcome_key: &'a str,
+}
+
 /// Marks events whose outcome an earlier event already credited (the "closed" push after the
-/// "resolved" one), pointing each at that earlier win.
+/// "resolved" one), pointing each at that earlier win: the win of the same id, read by its key,
+/// when it credits the same outcome (an id is a hash of the outcome key, so two outcomes could
+/// share one; such an event is pointed at no win rather than at another outcome's).
 pub(super) async fn same_outcome(
     tx: &mut Transaction<'static, Any>,
-    events: &[(&str, &str)],
+    events: &[Repeat<'_>],
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(rows_per_statement(2)) {
+    for chunk in events.chunks(rows_per_statement(3)) {
         let sql = format!(
-            "WITH v(id, outcome_key) AS (VALUES {})
+            "WITH v(id, win_id, outcome_key) AS (VALUES {})
              UPDATE events SET outcome = 'same_outcome',
-                    win_id = (SELECT w.id FROM v JOIN wins w ON w.outcome_key = v.outcome_key
+                    win_id = (SELECT w.id FROM v JOIN wins w
+                                ON w.id = v.win_id AND w.outcome_key = v.outcome_key
                               WHERE v.id = events.id),
                     note = 'this outcome was already credited by an earlier event'
              WHERE id IN (SELECT id FROM v)",
-            value_rows(tx, chunk.len(), 2)
+            value_rows(tx, chunk.len(), 3)
         );
         let mut query = batch_query(sql);
-        for (event, key) in chunk {
-            query = query.bind(event.to_string()).bind(key.to_string());
+        for repeat in chunk {
+            query = query
+                .bind(repeat.event.to_string())
+                .bind(repeat.win.to_string())
+                .bind(repeat.outcome_key.to_string());
         }
         query.execute(&mut **tx).await?;
     }
