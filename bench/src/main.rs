@@ -78,8 +78,15 @@ struct Args {
     #[arg(long, default_value_t = 600)]
     drain_seconds: u64,
     /// Wins stored for the query timings (leaderboards, value summary, dashboard), one run each;
-    /// `--query-wins` with no value for none.
-    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000000,10000000")]
+    /// `--query-wins` with no value for none. Each count is at least 1, so a run is refused at its
+    /// start rather than failing at its end, its figures unwritten.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 0..,
+        default_value = "1000000,10000000",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     query_wins: Vec<u64>,
     /// How many times each query is timed.
     #[arg(long, default_value_t = 200)]
@@ -1097,6 +1104,10 @@ mod tests {
         assert!(none.query_wins.is_empty());
         let some = Args::try_parse_from(["herald-bench", "--query-wins", "1000,20000"])?;
         assert_eq!(some.query_wins, [1_000, 20_000]);
+        let zero = Args::try_parse_from(["herald-bench", "--query-wins", "0"])
+            .err()
+            .expect("no query run of 0 wins");
+        assert!(zero.to_string().contains("0 is not in 1.."), "{zero}");
         let default = Args::try_parse_from(["herald-bench"])?;
         assert_eq!(default.query_wins, [1_000_000, 10_000_000]);
         Ok(())
