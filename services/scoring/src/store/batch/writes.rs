@@ -291,9 +291,9 @@ pub(super) struct Repeat<'a> {
 }
 
 /// Marks events whose outcome an earlier event already credited (the "closed" push after the
-/// "resolved" one), pointing each at that earlier win: the win of the same id, read by its key,
-/// when it credits the same outcome (an id is a hash of the outcome key, so two outcomes could
-/// share one; such an event is pointed at no win rather than at another outcome's).
+/// "resolved" one), pointing each at that earlier win: the win of the same id whose outcome key
+/// is the same (an id is a hash of the outcome key, so two outcomes could share one; such an
+/// event is pointed at no win rather than at another outcome's).
 pub(super) async fn same_outcome(
     tx: &mut Transaction<'static, Any>,
     events: &[Repeat<'_>],
