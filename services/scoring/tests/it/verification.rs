@@ -68,6 +68,19 @@ async fn record(
         .await?)
 }
 
+/// What an event's row says became of it: its outcome and the win it points at.
+async fn event_row(
+    pool: &sqlx::AnyPool,
+    event_id: &str,
+) -> anyhow::Result<(String, Option<String>)> {
+    Ok(
+        sqlx::query_as("SELECT outcome, win_id FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 fn status(win: &Win) -> WinStatus {
     WinStatus::try_from(win.status).unwrap_or(WinStatus::Unspecified)
 }
@@ -310,10 +323,7 @@ async fn an_event_whose_win_is_not_made_points_at_no_win(backend: Backend) -> an
     assert!(result.is_ok(), "the event scores a win: {result:?}");
     let recorded = record(&store, &event, &settings("0s"), Utc::now()).await?;
     assert!(recorded.win.is_none(), "no window, no win");
-    let linked: Option<String> = sqlx::query_scalar("SELECT win_id FROM events WHERE id = $1")
-        .bind(&event.id)
-        .fetch_one(&test.db.pool)
-        .await?;
+    let (_, linked) = event_row(&test.db.pool, &event.id).await?;
     assert_eq!(linked, None);
     Ok(())
 }
@@ -530,18 +540,6 @@ async fn ledger_lines_written_before_the_upgrade_are_still_read_in_order(
     Ok(())
 }
 
-/// What an event's row says became of it: its outcome and the win it points at.
-async fn event_row(
-    pool: &sqlx::AnyPool,
-    event_id: &str,
-) -> anyhow::Result<(String, Option<String>)> {
-    let row = sqlx::query("SELECT outcome, win_id FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_one(pool)
-        .await?;
-    Ok((row.get("outcome"), row.get("win_id")))
-}
-
 /// Migration 0017 takes away the unique index on a win's outcome key: a win made before the
 /// upgrade still keeps its outcome from being credited again (the "closed" push after the
 /// "resolved" one points at it), and the key alone no longer refuses a row.
@@ -581,6 +579,7 @@ async fn an_outcome_credited_before_the_upgrade_is_not_credited_again(
         .await?
         .get("outcome_key");
     assert_eq!(key, score::outcome_key(&resolved), "the key is kept");
+    // The key alone refuses nothing now: another row with it goes in.
     sqlx::query(
         "INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, label, amount,
                            currency, hours, headline, payload, created_at, status)
