@@ -74,6 +74,8 @@ impl ScoringHandler {
     }
 
     /// Records prepared events in one transaction, then publishes every win they release at once.
+    /// The events are acked only after that publish, which is what lets an event's own win skip
+    /// the outbox.
     async fn record(&self, prepared: &[Prepared], catalog: &Catalog) -> Result<(), HandleError> {
         let batch: Vec<(&ItsmEvent, &Outcome)> =
             prepared.iter().map(|p| (&p.event, &p.outcome)).collect();
@@ -95,20 +97,29 @@ impl ScoringHandler {
                 return Err(HandleError::from(e));
             }
         };
-        let mut publish = Vec::new();
-        let mut parents = Vec::new();
+        // Each event's own win, then the wins waiting in the outbox, which alone get a mark to clear.
+        let mut own = Vec::new();
+        let mut marked = Vec::new();
         for (p, recorded) in prepared.iter().zip(recorded) {
             note(&p.event, &recorded);
-            parents.extend(std::iter::repeat_n(&p.headers, recorded.publish.len()));
-            publish.extend(recorded.publish);
+            own.extend(recorded.publish_own.map(|win| (win, &p.headers)));
+            marked.extend(recorded.publish.into_iter().map(|win| (win, &p.headers)));
         }
-        if !publish.is_empty() {
-            publish::traced_wins(
-                self.bus.as_ref(),
-                publish.iter().zip(parents.into_iter().map(Some)),
-            )
-            .await?;
-            self.marks.add(publish);
+        if own.is_empty() && marked.is_empty() {
+            return Ok(());
+        }
+        // An error here leaves every event of the batch unacked: a redelivery publishes its win
+        // again, and the outbox keeps the rest.
+        publish::traced_wins(
+            self.bus.as_ref(),
+            own.iter()
+                .chain(&marked)
+                .map(|(win, headers)| (win, Some(*headers))),
+        )
+        .await?;
+        if !marked.is_empty() {
+            self.marks
+                .add(marked.into_iter().map(|(win, _)| win).collect());
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
-//! Wins a lane has published whose outbox row is not deleted yet (their "mark"). Clearing it was a
-//! commit of its own after every publish, the lane's next batch waiting behind it; now the next
-//! batch's transaction, whichever lane's, clears what has gathered, and a flush clears what is left
-//! when no batch comes. A mark not cleared only means the outbox may publish the win once more,
-//! which the bus drops as a repeat.
+//! Changes a lane has published (withdrawals, lessons, a redelivery's pending win) whose outbox row
+//! is not deleted yet (their "mark"); a win confirmed on arrival has no outbox row and no mark.
+//! Clearing a mark was a commit of its own after every publish, the lane's next batch waiting
+//! behind it; now the next batch's transaction, whichever lane's, clears what has gathered, and a
+//! flush clears what is left when no batch comes. A mark not cleared only means the outbox may
+//! publish the change once more, which the bus drops as a repeat.
 
 use std::{sync::Mutex, time::Duration};
 

@@ -56,9 +56,15 @@ pub struct Recorded {
     pub new: bool,
     /// The win this event produced, if any, in its current status.
     pub win: Option<Win>,
-    /// Wins whose current status must be published now: a win confirmed on arrival, a confirmed
-    /// win this event revoked, or (on a redelivery) one whose publication is still pending.
+    /// Wins whose current status must be published now, each kept in the outbox until its publish
+    /// is marked: a confirmed win this event revoked, a lesson, or (on a redelivery) one whose
+    /// publication is still pending.
     pub publish: Vec<Win>,
+    /// The event's own win when it must be published now: confirmed on arrival, or on a
+    /// redelivery still confirmed. It gets no outbox row: the event is acked only once its win is
+    /// published, so a redelivery publishes it again (and the bus, spotlight and notify each drop
+    /// a repeat).
+    pub publish_own: Option<Win>,
 }
 
 /// What scoring made of one event.
@@ -261,8 +267,9 @@ impl Store {
     }
 }
 
-/// A redelivered event: what it produced, and its win again if that still waits to be published
-/// (the first delivery may have died between the commit and the publish).
+/// A redelivered event: what it produced, and its win again when that is confirmed or still waits
+/// in the outbox (the first delivery may have died between the commit and the publish, and a win
+/// confirmed on arrival has no outbox row: the redelivery is what publishes it then).
 async fn recorded_before(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     event_id: &str,
@@ -276,10 +283,16 @@ async fn recorded_before(
             .is_some(),
         None => false,
     };
+    let (publish, publish_own) = match win.clone() {
+        Some(win) if pending => (vec![win], None),
+        Some(win) if win.status == WinStatus::Confirmed as i32 => (Vec::new(), Some(win)),
+        _ => (Vec::new(), None),
+    };
     Ok(Recorded {
         new: false,
-        publish: win.clone().filter(|_| pending).into_iter().collect(),
         win,
+        publish,
+        publish_own,
     })
 }
 

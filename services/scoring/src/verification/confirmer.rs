@@ -116,11 +116,12 @@ pub async fn pass(
             break;
         }
     }
-    // The outbox holds what a lane committed but did not get to publish (it stopped, or the bus
-    // was away). A lane publishes its wins right after its commit and clears their marks with its
-    // next batch, so the outbox leaves a change alone until that has had time to happen: under
-    // load it had been publishing again, and marking, nearly every win the lanes had just
-    // published themselves.
+    // The outbox holds the changes a lane committed but did not get to publish (it stopped, or
+    // the bus was away): withdrawals and lessons (a win confirmed on arrival is not there: its
+    // event's redelivery publishes it). A lane publishes its changes right after its commit and
+    // clears their marks with its next batch, so the outbox leaves a change alone until that has
+    // had time to happen: under load it had been publishing again, and marking, nearly every
+    // change the lanes had just published themselves.
     loop {
         let pending = store.unpublished(Utc::now() - LANES_PUBLISH_WITHIN).await?;
         if pending.is_empty() {

@@ -203,14 +203,15 @@ async fn dump(db: &TestStore) -> anyhow::Result<String> {
 
 fn answer(recorded: &Recorded) -> String {
     format!(
-        "new={} win={:?} publish={:?}",
+        "new={} win={:?} publish={:?} publish_own={:?}",
         recorded.new,
         recorded.win.as_ref().map(|w| (&w.id, w.status, &w.credits)),
         recorded
             .publish
             .iter()
             .map(|w| (&w.id, w.status))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>(),
+        recorded.publish_own.as_ref().map(|w| (&w.id, w.status))
     )
 }
 
@@ -320,8 +321,9 @@ async fn one_incident(backend: Backend) -> anyhow::Result<OneIncident> {
     })
 }
 
-/// A lane's published wins leave the outbox in the transaction of the next batch, whichever lane's
-/// it is: clearing the mark costs no commit of its own.
+/// A lane's published changes leave the outbox in the transaction of the next batch, whichever
+/// lane's it is: clearing the mark costs no commit of its own. (The changes here are withdrawals of
+/// public wins: a win confirmed on arrival is its own event's to publish and has no outbox row.)
 async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
     backend: Backend,
 ) -> anyhow::Result<()> {
@@ -356,19 +358,41 @@ async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
     };
     let ids = |wins: &[Win]| wins.iter().map(|w| w.id.clone()).collect::<Vec<_>>();
 
-    let first = record(&incident, Vec::new()).await?;
+    let reopen = |event: &ItsmEvent| ItsmEvent {
+        id: format!("{}:reopened", event.id),
+        kind: EventKind::IncidentReopened as i32,
+        occurred_at: Some(to_timestamp(at(event) + Duration::hours(3))),
+        ..event.clone()
+    };
+    for event in [&incident, &other] {
+        let made = record(event, Vec::new()).await?;
+        assert!(made[0].publish_own.is_some(), "confirmed at once");
+        assert!(
+            made[0].publish.is_empty(),
+            "its event publishes it, not the outbox"
+        );
+    }
+    assert!(
+        store
+            .unpublished(DateTime::<Utc>::MAX_UTC)
+            .await?
+            .is_empty()
+    );
+
+    let first = record(&reopen(&incident), Vec::new()).await?;
     let published = first[0].publish.clone();
-    assert_eq!(published.len(), 1, "confirmed at once, so published");
+    assert_eq!(published.len(), 1, "a public win withdrawn, so published");
     assert_eq!(
         ids(&store.unpublished(DateTime::<Utc>::MAX_UTC).await?),
         ids(&published),
         "in the outbox until its mark is cleared"
     );
-    let second = record(&other, published).await?;
+    let second = record(&reopen(&other), published).await?;
+    assert_eq!(second[0].publish.len(), 1);
     assert_eq!(
         ids(&store.unpublished(DateTime::<Utc>::MAX_UTC).await?),
         ids(&second[0].publish),
-        "the next batch cleared the first win's mark; its own win waits for the batch after it"
+        "the next batch cleared the first withdrawal's mark; its own waits for the batch after it"
     );
     Ok(())
 }
@@ -393,7 +417,7 @@ async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
     let recorded = store
         .record_outcomes(&[(&incident, &outcome)], &settings, tz, now, &[])
         .await?;
-    let win = recorded[0].publish[0].clone();
+    let win = recorded[0].publish_own.clone().expect("confirmed at once");
     let encoded = win.encode_to_vec();
 
     let stored: Vec<u8> = sqlx::query("SELECT payload FROM wins WHERE id = $1")

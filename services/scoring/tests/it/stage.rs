@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use herald_proto::v1::{
-    ExplainRequest, GetWinRequest, ItsmEvent, Win, scoring_client::ScoringClient,
+    ExplainRequest, GetWinRequest, ItsmEvent, Win, WinStatus, scoring_client::ScoringClient,
 };
+use herald_runtime::{Secret, config::DatabaseConfig, service::Service};
+use herald_scoring::{Scoring, config::ScoringSettings, score, store::Store};
 use herald_testkit::InProcess;
 use prost::Message;
 
@@ -29,13 +31,16 @@ async fn start() -> anyhow::Result<Stage> {
 
 /// Scoring whose wins are held `hold_back` before they are confirmed and published.
 async fn start_holding(hold_back: &str) -> anyhow::Result<Stage> {
-    let toml = format!(
+    Ok(Stage(
+        InProcess::start::<Scoring>(&config(hold_back), &herald_testkit::fixtures_dir()).await?,
+    ))
+}
+
+fn config(hold_back: &str) -> String {
+    format!(
         "[catalog]\npath = \"catalog.toml\"\n[scoring.consumer]\nmax_deliveries = 2\n\
          [scoring.verification]\nhold_back = \"{hold_back}\"\nrevoke_within = \"72h\"\nconfirm_every = \"100ms\"\n"
-    );
-    Ok(Stage(
-        InProcess::start::<herald_scoring::Scoring>(&toml, &herald_testkit::fixtures_dir()).await?,
-    ))
+    )
 }
 
 impl Stage {
@@ -112,6 +117,53 @@ async fn an_event_becomes_one_win_however_often_it_arrives() -> anyhow::Result<(
         (1, 4),
         "one win, four people credited (the team's share stays in the win)"
     );
+    stage.stop().await
+}
+
+/// A lane that stopped between its commit and its publish left a win confirmed on arrival recorded
+/// and unpublished, and (since its own event publishes it) with no outbox row. The event was never
+/// acked, so it comes back, and its redelivery publishes the win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_win_committed_but_not_published_is_published_when_its_event_comes_back()
+-> anyhow::Result<()> {
+    let (nats, db) = start().await?.0.stop_keeping_state().await?;
+    let event = oracle::event("servicenow/incident-resolved-p1.json");
+    let scoring_db = herald_runtime::db::connect(
+        &DatabaseConfig {
+            url: Secret::new(db.url()),
+            max_connections: 2,
+        },
+        Scoring::NAME,
+    )
+    .await?;
+    let recorded = Store::new(scoring_db.pool.clone())
+        .record_event(
+            &event,
+            &score::score(&event, &oracle::catalog(), &ScoringSettings::default()),
+            &toml::from_str("hold_back = \"0s\"\n")?,
+            chrono::Utc::now(),
+        )
+        .await?;
+    let win = recorded.win.expect("a win");
+    let (outbox,): (i64,) = sqlx::query_as("SELECT count(*) FROM scoring.outbox")
+        .fetch_one(&db.pool().await?)
+        .await?;
+    assert_eq!(outbox, 0, "nothing for the outbox to publish");
+    scoring_db.pool.close().await;
+
+    let stage = Stage(
+        InProcess::start_with::<Scoring>(nats, db, &config("0s"), &herald_testkit::fixtures_dir())
+            .await?,
+    );
+    let mut wins = herald_testkit::nats::subscribe(&stage.client, "herald.wins.>").await?;
+    stage.publish(&event, &event.id).await?;
+    let msg = tokio::time::timeout(WAIT, wins.next())
+        .await?
+        .expect("the win, published by the redelivery");
+    let published = Win::decode(msg.payload)?;
+    assert_eq!(published.id, win.id);
+    assert_eq!(published.status, WinStatus::Confirmed as i32);
+    assert_eq!(stage.stream_count("HERALD_WINS").await?, 1);
     stage.stop().await
 }
 

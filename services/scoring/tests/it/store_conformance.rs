@@ -178,11 +178,12 @@ async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow:
     Ok(())
 }
 
-/// A win confirmed on arrival gets its ledger lines in order ("credited", then "confirmed"), its
-/// people's credit rows and an outbox row; the "closed" push of the same outcome, recorded after
-/// it, adds none of them. (PostgreSQL writes these in one statement joined to the wins it
-/// inserted, SQLite in statements of their own.)
-async fn only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row(
+/// A win confirmed on arrival gets its ledger lines in order ("credited", then "confirmed") and its
+/// people's credit rows, and is its event's to publish, with no outbox row; the "closed" push of
+/// the same outcome, recorded after it, adds none of them and publishes nothing. (PostgreSQL
+/// writes these in one statement joined to the wins it inserted, SQLite in statements of their
+/// own.)
+async fn only_a_win_made_gets_ledger_lines_and_credits_and_none_an_outbox_row(
     backend: Backend,
 ) -> anyhow::Result<()> {
     let (db, store) = store(backend).await?;
@@ -195,6 +196,7 @@ async fn only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row(
         ..ScoringSettings::default()
     };
     let mut win_ids = Vec::new();
+    let mut to_publish = Vec::new();
     for event in [&resolved, &closed] {
         let recorded = store
             .record_event(
@@ -205,10 +207,17 @@ async fn only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row(
             )
             .await?;
         win_ids.extend(recorded.win.map(|w| w.id));
+        assert!(recorded.publish.is_empty(), "nothing for the outbox");
+        to_publish.push(recorded.publish_own.map(|w| w.id));
     }
     let [win] = win_ids.as_slice() else {
         anyhow::bail!("expected one win, got {win_ids:?}");
     };
+    assert_eq!(
+        to_publish,
+        [Some(win.clone()), None],
+        "the event that made the win publishes it; the repeat publishes nothing"
+    );
     let pool = &db.db.pool;
     let ledger: Vec<(String, String)> =
         sqlx::query("SELECT win_id, entry FROM ledger ORDER BY seq")
@@ -241,14 +250,17 @@ async fn only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row(
         .iter()
         .map(|r| r.get("win_id"))
         .collect();
-    assert_eq!(outbox, vec![win.clone()]);
+    assert!(
+        outbox.is_empty(),
+        "a win its own event publishes has no outbox row: {outbox:?}"
+    );
     Ok(())
 }
 
 herald_testkit::store_cases!(
     an_event_is_recorded_once_with_its_win,
     a_second_event_for_the_same_outcome_adds_no_win,
-    only_a_win_made_gets_ledger_lines_credits_and_an_outbox_row,
+    only_a_win_made_gets_ledger_lines_and_credits_and_none_an_outbox_row,
     an_event_without_value_keeps_its_reason,
     wins_and_events_are_found_by_record_number,
 );

@@ -95,7 +95,7 @@ async fn a_reopen_inside_the_window_withdraws_a_provisional_win(
     let win = held.win.expect("a win");
     assert_eq!(status(&win), WinStatus::Provisional);
     assert!(
-        held.publish.is_empty(),
+        held.publish.is_empty() && held.publish_own.is_none(),
         "a provisional win is never published"
     );
 
@@ -145,7 +145,10 @@ async fn a_reopen_that_arrives_first_withdraws_the_win_on_arrival(
     let late = record(&store, &event, &settings("0s"), now).await?;
     let win = late.win.expect("a win");
     assert_eq!(status(&win), WinStatus::Revoked, "withdrawn on arrival");
-    assert!(late.publish.is_empty(), "never confirmed, never published");
+    assert!(
+        late.publish.is_empty() && late.publish_own.is_none(),
+        "never confirmed, never published"
+    );
     Ok(())
 }
 
@@ -158,8 +161,12 @@ async fn with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too(
     let recorded = record(&store, &event, &settings("0s"), now).await?;
     let win = recorded.win.expect("a win");
     assert_eq!(status(&win), WinStatus::Confirmed);
-    assert_eq!(recorded.publish.len(), 1, "confirmed at once: published");
-    store.mark_published(&recorded.publish).await?;
+    assert_eq!(
+        recorded.publish_own.as_ref().map(|w| &w.id),
+        Some(&win.id),
+        "confirmed at once: its event publishes it"
+    );
+    assert!(recorded.publish.is_empty(), "nothing waits in the outbox");
 
     let reopen = record(
         &store,
@@ -248,15 +255,19 @@ async fn due_wins_are_confirmed_once_by_the_lease_holder(backend: Backend) -> an
 async fn a_mark_does_not_wait_for_a_win_another_transaction_holds() -> anyhow::Result<()> {
     let (test, store) = store(Backend::Postgres).await?;
     let now = Utc::now();
-    let first = record(&store, &resolved(), &settings("0s"), now).await?;
+    record(&store, &resolved(), &settings("72h"), now).await?;
     let mut other = resolved();
     other.id = format!("{}:another", other.id);
     if let Some(record) = other.record.as_mut() {
         record.number = format!("{}-another", record.number);
     }
-    let second = record(&store, &other, &settings("0s"), now).await?;
-    let wins: Vec<Win> = first.publish.into_iter().chain(second.publish).collect();
-    assert_eq!(wins.len(), 2, "both confirmed at once, both to publish");
+    record(&store, &other, &settings("72h"), now).await?;
+    let wins = store.confirm_due(now + Duration::hours(73)).await?;
+    assert_eq!(
+        wins.len(),
+        2,
+        "both confirmed, both in the outbox to publish"
+    );
 
     let mut holder = test.db.pool.begin().await?;
     sqlx::query("SELECT win_id FROM outbox WHERE win_id = $1 FOR UPDATE")
@@ -286,15 +297,28 @@ async fn a_mark_does_not_wait_for_a_win_another_transaction_holds() -> anyhow::R
 
 /// The outbox takes over what a lane committed but did not publish, and only that: a change newer
 /// than the lanes' time to publish is left to the lane that made it (under load the outbox had been
-/// publishing again nearly every win a lane had just published).
+/// publishing again nearly every change a lane had just published). The change here is the
+/// withdrawal of a public win.
 async fn the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it(
     backend: Backend,
 ) -> anyhow::Result<()> {
     let (_test, store) = store(backend).await?;
     let now = Utc::now();
-    let recorded = record(&store, &resolved(), &settings("0s"), now).await?;
+    let event = resolved();
+    record(&store, &event, &settings("0s"), now).await?;
+    let recorded = record(
+        &store,
+        &reopened(&event, Duration::hours(20)),
+        &settings("0s"),
+        now,
+    )
+    .await?;
     let ids = |wins: Vec<Win>| wins.into_iter().map(|w| w.id).collect::<Vec<_>>();
-    assert_eq!(ids(recorded.publish.clone()).len(), 1, "confirmed at once");
+    assert_eq!(
+        ids(recorded.publish.clone()).len(),
+        1,
+        "a public win withdrawn"
+    );
     assert!(
         store
             .unpublished(now - Duration::seconds(3))
@@ -306,6 +330,63 @@ async fn the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it(
         ids(store.unpublished(now + Duration::milliseconds(1)).await?),
         ids(recorded.publish),
         "a change made before the cut-off is the outbox's"
+    );
+    Ok(())
+}
+
+/// A redelivered event publishes its win again as it stands now, since the first delivery may have
+/// stopped between its commit and its publish: a win confirmed on arrival (which has no outbox
+/// row) as confirmed, one withdrawn since as its withdrawal (which the outbox holds), and a
+/// provisional one not at all.
+async fn a_redelivered_event_publishes_its_win_again_as_it_stands_now(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (_test, store) = store(backend).await?;
+    let now = Utc::now();
+    let event = resolved();
+    let first = record(&store, &event, &settings("0s"), now).await?;
+    let win = first.win.expect("a win");
+    assert!(
+        store
+            .unpublished(DateTime::<Utc>::MAX_UTC)
+            .await?
+            .is_empty(),
+        "a win its event publishes waits in no outbox"
+    );
+    let again = record(&store, &event, &settings("0s"), now).await?;
+    assert!(!again.new, "a redelivery");
+    assert_eq!(
+        again.publish_own.map(|w| (status(&w), w.id)),
+        Some((WinStatus::Confirmed, win.id.clone())),
+        "published again, with no outbox row"
+    );
+    assert!(again.publish.is_empty());
+
+    record(
+        &store,
+        &reopened(&event, Duration::hours(20)),
+        &settings("0s"),
+        now,
+    )
+    .await?;
+    let after_withdrawal = record(&store, &event, &settings("0s"), now).await?;
+    assert!(after_withdrawal.publish_own.is_none());
+    assert_eq!(
+        after_withdrawal
+            .publish
+            .iter()
+            .map(|w| (w.id.clone(), status(w)))
+            .collect::<Vec<_>>(),
+        [(win.id.clone(), WinStatus::Revoked)],
+        "its withdrawal, still in the outbox, is what is published"
+    );
+
+    let (_test, held) = self::store(backend).await?;
+    record(&held, &event, &settings("72h"), now).await?;
+    let redelivered = record(&held, &event, &settings("72h"), now).await?;
+    assert!(
+        redelivered.publish.is_empty() && redelivered.publish_own.is_none(),
+        "a provisional win is not published on a redelivery either"
     );
     Ok(())
 }
@@ -567,7 +648,10 @@ async fn an_outcome_credited_before_the_upgrade_is_not_credited_again(
     };
     let again = record(&store, &closed, &settings("0s"), now).await?;
     assert!(again.win.is_none(), "no second win for one outcome");
-    assert!(again.publish.is_empty(), "nothing published again");
+    assert!(
+        again.publish.is_empty() && again.publish_own.is_none(),
+        "nothing published again"
+    );
     assert_eq!(
         event_row(&db.pool, &closed.id).await?,
         ("same_outcome".to_string(), Some(win.id.clone()))
@@ -638,5 +722,6 @@ herald_testkit::store_cases!(
     due_wins_are_confirmed_once_by_the_lease_holder,
     an_incident_on_the_same_service_withdraws_a_quiet_change,
     the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it,
+    a_redelivered_event_publishes_its_win_again_as_it_stands_now,
     an_event_whose_win_is_not_made_points_at_no_win,
 );

@@ -1,14 +1,14 @@
-//! A run's new wins on PostgreSQL in one statement: the wins' insert first, then their outbox
-//! rows, person credits and ledger lines as data-modifying `WITH` clauses joined to the ids it
-//! inserted, so only a win actually made gets them (as [`super::writes`] does in four statements,
-//! which at a low event rate, a run of one event, were four round trips of the dozen a run costs).
-//! SQLite has no data-modifying `WITH`; `herald up` keeps the four statements. Each list is one
+//! A run's new wins on PostgreSQL in one statement: the wins' insert first, then their person
+//! credits and ledger lines as data-modifying `WITH` clauses joined to the ids it inserted, so only
+//! a win actually made gets them (as [`super::writes`] does in three statements, which at a low
+//! event rate, a run of one event, were three round trips of the dozen a run costs). SQLite has no
+//! data-modifying `WITH`; `herald up` keeps the three statements. Each list is one
 //! JSON parameter ([`json_rows`]), so the statement's text never changes.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use herald_proto::v1::{Win, WinStatus};
+use herald_proto::v1::Win;
 use herald_runtime::{
     db::millis,
     payload::pack,
@@ -18,13 +18,13 @@ use prost::Message;
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
-use super::super::{StoreError, status_token, verification};
+use super::super::StoreError;
 use super::writes::{self, Entry, NewWin, WinRow};
 
 /// The statement: the same text for every run, so each connection parses and plans it once. Its
-/// parameters: the wins ($1), the time of the run ($2), then the outbox rows ($3), person credits
-/// ($4) and ledger lines ($5), each a JSON array (`[]` when there are none), and the wins' payloads
-/// ($6, one `bytea`, each win saying where its own is).
+/// parameters: the wins ($1), the time of the run ($2), then the person credits ($3) and ledger
+/// lines ($4), each a JSON array (`[]` when there are none), and the wins' payloads ($5, one
+/// `bytea`, each win saying where its own is).
 const RECORD_WINS: &str = concat!(
     "WITH w AS (
          INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
@@ -33,7 +33,7 @@ const RECORD_WINS: &str = concat!(
                            configuration_item, status_reason, status_at)
          SELECT v.id, v.outcome_key, v.event_id, v.source, v.kind, v.record_number, v.occurred_at,
                 v.business_service, v.team, v.label, v.amount, v.currency, v.hours, v.headline,
-                substring($6 FROM v.payload_at FOR v.payload_len), v.created_at, v.status,
+                substring($5 FROM v.payload_at FOR v.payload_len), v.created_at, v.status,
                 v.outcome_at, v.confirm_at, v.revocable_until, v.configuration_item,
                 v.status_reason, v.status_at
          FROM json_to_recordset($1::text::json) AS v (
@@ -44,16 +44,10 @@ const RECORD_WINS: &str = concat!(
                   outcome_at bigint, confirm_at bigint, revocable_until bigint,
                   configuration_item text, status_reason text, status_at bigint)
          ON CONFLICT (id) DO NOTHING RETURNING id, created_at),
-     outbox_rows AS (
-         INSERT INTO outbox (win_id, status, status_at)
-         SELECT v.win_id, v.status, v.status_at
-         FROM json_to_recordset($3::text::json) AS v (win_id text, status text, status_at bigint)
-         JOIN w ON w.id = v.win_id
-         ON CONFLICT (win_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at),
      credit_rows AS (
          INSERT INTO person_credits (person, outcome_at, win_id, amount)
          SELECT v.person, v.outcome_at, v.win_id, v.amount
-         FROM json_to_recordset($4::text::json)
+         FROM json_to_recordset($3::text::json)
               AS v (win_id text, outcome_at bigint, person text, amount float8)
          JOIN w ON w.id = v.win_id
          ON CONFLICT DO NOTHING),",
@@ -63,19 +57,12 @@ const RECORD_WINS: &str = concat!(
      ledger_rows AS (
          INSERT INTO ledger (win_id, win_at, entry, at, amount, reason)
          SELECT v.win_id, w.created_at, v.entry, $2, v.amount, v.reason
-         FROM json_to_recordset($5::text::json)
+         FROM json_to_recordset($4::text::json)
               AS v (n bigint, win_id text, entry text, amount float8, reason text)
          JOIN w ON w.id = v.win_id
          ORDER BY v.n)
      SELECT id FROM w"
 );
-
-#[derive(Serialize)]
-struct OutboxRow<'a> {
-    win_id: &'a str,
-    status: &'static str,
-    status_at: i64,
-}
 
 #[derive(Serialize)]
 struct CreditRow<'a> {
@@ -94,8 +81,7 @@ struct LedgerRow<'a> {
     reason: Option<&'a str>,
 }
 
-/// Inserts `wins` with, for each one inserted, its outbox row (when confirmed), the person
-/// credits of `credited` and the ledger lines of `entries` that belong to it, the lines in their
+/// Inserts `wins` with, for each one inserted, the person credits of `credited` and the ledger lines of `entries` that belong to it, the lines in their
 /// order; on PostgreSQL only. Returns the ids inserted, or `None`, having written nothing, when the
 /// run is empty or carries an amount JSON cannot hold (not a finite number).
 pub(super) async fn record_wins(
@@ -112,17 +98,6 @@ pub(super) async fn record_wins(
     let win_rows: Vec<Placed<WinRow<'_>>> = wins
         .iter()
         .map(|new| payloads.place(WinRow::of(new, now), &pack(new.win.encode_to_vec())))
-        .collect();
-    let mut seen = HashSet::new();
-    let outbox: Vec<OutboxRow<'_>> = wins
-        .iter()
-        .map(|new| new.win)
-        .filter(|win| win.status == WinStatus::Confirmed as i32 && seen.insert(win.id.as_str()))
-        .map(|win| OutboxRow {
-            win_id: &win.id,
-            status: status_token(win.status),
-            status_at: verification::status_at(win),
-        })
         .collect();
     let credits: Vec<CreditRow<'_>> = writes::credit_rows(credited)
         .into_iter()
@@ -154,7 +129,6 @@ pub(super) async fn record_wins(
     let rows = sqlx::query(RECORD_WINS)
         .bind(json_rows(&win_rows)?)
         .bind(millis(now))
-        .bind(json_rows(&outbox)?)
         .bind(json_rows(&credits)?)
         .bind(json_rows(&lines)?)
         .bind(payloads.into_bytes())

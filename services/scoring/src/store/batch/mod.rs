@@ -147,7 +147,7 @@ async fn record_run(
             configuration_item: m.configuration_item,
         })
         .collect();
-    // On PostgreSQL the wins go in with their outbox rows, person credits and ledger lines, in one
+    // On PostgreSQL the wins go in with their person credits and ledger lines, in one
     // statement; elsewhere those follow as statements of their own.
     let written = if is_postgres(tx) {
         // Every win's, for the statement keeps only those of the wins it inserts.
@@ -187,22 +187,22 @@ async fn record_run(
         writes::ledger(tx, &entries, now).await?;
     }
 
-    let mut wins: HashMap<usize, Win> = HashMap::new();
-    for m in made {
-        if m.win.status == WinStatus::Confirmed as i32 {
-            publish[m.item].push(m.win.clone());
-        }
-        wins.insert(m.item, m.win.clone());
-    }
+    let mut wins: HashMap<usize, Win> = made.iter().map(|m| (m.item, m.win.clone())).collect();
     Ok(recorded
         .into_iter()
         .zip(publish)
         .enumerate()
         .map(|(i, (before, publish))| {
-            before.unwrap_or_else(|| Recorded {
-                new: true,
-                win: wins.remove(&i),
-                publish,
+            before.unwrap_or_else(|| {
+                let win = wins.remove(&i);
+                Recorded {
+                    new: true,
+                    publish_own: win
+                        .clone()
+                        .filter(|w| w.status == WinStatus::Confirmed as i32),
+                    win,
+                    publish,
+                }
             })
         })
         .collect())

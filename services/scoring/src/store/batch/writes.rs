@@ -12,7 +12,7 @@ use herald_runtime::{
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
 
-use super::super::{StoreError, source_token, status_token, token_of_kind, verification};
+use super::super::{StoreError, source_token, status_token, token_of_kind};
 use crate::{
     value::NoValue,
     verification::{Signal, Windows},
@@ -254,12 +254,6 @@ pub(super) async fn wins(
             inserted.insert(row.get::<String, _>("id"));
         }
     }
-    let public: Vec<&Win> = wins
-        .iter()
-        .map(|new| new.win)
-        .filter(|win| win.status == WinStatus::Confirmed as i32 && inserted.contains(&win.id))
-        .collect();
-    verification::to_outbox(tx, &public).await?;
     Ok(inserted)
 }
 
