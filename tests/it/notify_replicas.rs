@@ -158,14 +158,17 @@ channel = "bi-webhook"
     );
 
     // Together they keep the pace. Slots are `PACE` apart; arrival times also carry each request's
-    // own latency, so on a loaded machine one gap may shrink while the next grows: no gap below half
-    // the pace, and the whole run no faster than the pace allows (less one interval of jitter).
+    // own latency, so on a loaded machine a request sent late shortens the gap after it (in a full
+    // suite run, once, to 56 ms). Replicas that did not share the slots would leave about every
+    // other gap near zero: at most one gap below half the pace, and the whole run no faster than
+    // the pace allows (less one interval of jitter).
     let mut at: Vec<_> = got.iter().map(|r| r.received_at).collect();
     at.sort();
-    let closest = at.windows(2).map(|w| w[1] - w[0]).min().unwrap_or_default();
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    let short: Vec<&Duration> = gaps.iter().filter(|g| **g < PACE / 2).collect();
     assert!(
-        closest >= PACE / 2,
-        "two Slack messages {closest:?} apart; the pace is {PACE:?}"
+        short.len() <= 1,
+        "Slack messages {short:?} apart; the pace is {PACE:?}"
     );
     let span = at[at.len() - 1] - at[0];
     assert!(
