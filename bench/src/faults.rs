@@ -177,10 +177,7 @@ pub async fn run(scenario: Scenario, plan: &Plan) -> anyhow::Result<Row> {
         (None, None) => None,
     };
     let dead_letters = match nats_url {
-        Some(url) => {
-            let client = async_nats::connect(url).await?;
-            Some(herald_testkit::nats::stream_len(&client, "HERALD_DLQ").await?)
-        }
+        Some(url) => Some(dead_letters_on(&url).await?),
         None => None,
     };
     let logs = (delivered < accepted || sink.duplicates() > 0).then(|| target.logs());
@@ -269,6 +266,29 @@ async fn inject(
     tokio::time::sleep(pause).await;
     service.restart().await?;
     Ok(())
+}
+
+/// How many messages the dead-letter stream holds. Asked again for a while: after a node of a
+/// cluster is killed, JetStream's API can time out until the remaining nodes have elected new
+/// leaders, and that says nothing about what Herald lost.
+async fn dead_letters_on(url: &str) -> anyhow::Result<u64> {
+    const FOR: Duration = Duration::from_secs(30);
+    let give_up = Instant::now() + FOR;
+    loop {
+        let asked = async {
+            let client = async_nats::connect(url).await?;
+            herald_testkit::nats::stream_len(&client, "HERALD_DLQ").await
+        };
+        match asked.await {
+            Ok(n) => return Ok(n),
+            Err(e) if Instant::now() > give_up => {
+                return Err(e.context(format!(
+                    "cannot read the dead-letter stream HERALD_DLQ at {url} for {FOR:?}"
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 #[derive(Default)]
