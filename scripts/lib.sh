@@ -49,6 +49,9 @@ nats_server_path() {
   fi
 }
 
+# The version a nats-server binary reports (2.15.1), or nothing.
+nats_version() { "$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
+
 # Makes the benchmark run on a nats-server as current as the one Herald is deployed with (2.10 and
 # later: docker-compose.yml runs nats:2.10). Debian ships 2.9.10, which relays through three
 # streams at about a third of 2.15's rate on the same machine and drops pull requests under load
@@ -57,7 +60,7 @@ nats_server_path() {
 ensure_current_nats() {
   local found version
   found="$(nats_server_path)"
-  version="$("$found" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)"
+  version="$(nats_version "$found")"
   if [ -n "$version" ] && printf '2.10.0\n%s\n' "$version" | sort -V -C; then
     say "nats-server $version ($found)"
     return
@@ -71,7 +74,7 @@ ensure_current_nats() {
     }
   fi
   export HERALD_NATS_SERVER="$venv/bin/nats-server"
-  say "nats-server $("$HERALD_NATS_SERVER" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1) ($HERALD_NATS_SERVER)"
+  say "nats-server $(nats_version "$HERALD_NATS_SERVER") ($HERALD_NATS_SERVER)"
 }
 
 # The e-mail tests run a real SMTP server: Python 3 with aiosmtpd (the test kit's SMTP sink), and
