@@ -283,9 +283,9 @@ async fn recorded_before(
             .is_some(),
         None => false,
     };
-    let (publish, publish_own) = match win.clone() {
-        Some(win) if pending => (vec![win], None),
-        Some(win) if win.status == WinStatus::Confirmed as i32 => (Vec::new(), Some(win)),
+    let (publish, publish_own) = match &win {
+        Some(win) if pending => (vec![win.clone()], None),
+        Some(win) if win.status == WinStatus::Confirmed as i32 => (Vec::new(), Some(win.clone())),
         _ => (Vec::new(), None),
     };
     Ok(Recorded {

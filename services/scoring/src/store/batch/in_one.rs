@@ -81,9 +81,10 @@ struct LedgerRow<'a> {
     reason: Option<&'a str>,
 }
 
-/// Inserts `wins` with, for each one inserted, the person credits of `credited` and the ledger lines of `entries` that belong to it, the lines in their
-/// order; on PostgreSQL only. Returns the ids inserted, or `None`, having written nothing, when the
-/// run is empty or carries an amount JSON cannot hold (not a finite number).
+/// Inserts `wins` with, for each one inserted, the person credits of `credited` and the ledger
+/// lines of `entries` that belong to it, the lines in their order; on PostgreSQL only. Returns the
+/// ids inserted, or `None`, having written nothing, when the run is empty or carries an amount JSON
+/// cannot hold (not a finite number).
 pub(super) async fn record_wins(
     tx: &mut Transaction<'static, Any>,
     wins: &[NewWin<'_>],

@@ -198,8 +198,9 @@ async fn record_run(
                 Recorded {
                     new: true,
                     publish_own: win
-                        .clone()
-                        .filter(|w| w.status == WinStatus::Confirmed as i32),
+                        .as_ref()
+                        .filter(|w| w.status == WinStatus::Confirmed as i32)
+                        .cloned(),
                     win,
                     publish,
                 }
