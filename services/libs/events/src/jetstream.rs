@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+mod pull;
+
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use async_trait::async_trait;
-use futures::StreamExt;
 
 use crate::{
     Acker, Backlog, Bus, BusError, Cause, Headers, IncomingMessage, OutgoingMessage,
@@ -369,26 +370,28 @@ impl Bus for JetStreamBus {
             consumer: spec.durable.clone(),
             source,
         };
-        let stream = self
+        // Asked once, so a consumer that is missing is an error here rather than a subscription
+        // that never receives anything.
+        let _: consumer::PullConsumer = self
             .js
-            .get_stream(spec.family.stream_name())
+            .get_stream_no_info(spec.family.stream_name())
             .await
-            .map_err(|e| receive_error(e.into()))?;
-        let consumer: consumer::PullConsumer = stream
+            .map_err(|e| receive_error(e.into()))?
             .get_consumer(&spec.durable)
             .await
             .map_err(&receive_error)?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(100)
-            .heartbeat(PULL_HEARTBEAT)
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(|e| receive_error(e.into()))?;
+        let pull = pull::Pull::open(
+            self.js.clone(),
+            self.client.clone(),
+            spec.family.stream_name(),
+            &spec.durable,
+            PULL,
+        )
+        .await
+        .map_err(receive_error)?;
         Ok(Box::new(JetStreamSubscription {
             consumer: spec.durable.clone(),
-            messages,
+            pull,
         }))
     }
 
@@ -514,28 +517,18 @@ impl Bus for JetStreamBus {
     }
 }
 
-/// How often the server says a waiting pull request is alive. Two missed in a row end the
-/// subscription (see [`ends_subscription`]), so this bounds how long a consumer can sit idle with
-/// messages waiting.
-const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
-
-/// Whether a receive error means the subscription is stuck and must be opened again.
-///
-/// Missed heartbeats mean the server holds none of this client's pull requests while the client
-/// still counts them as outstanding; async-nats then sends no new request until its own expiry
-/// timer runs out (35 s). Seen at saturation on nats-server 2.9.10: a consumer with thousands of
-/// messages waiting, none in flight and no waiting pull, idle for 30 s. A new subscription starts
-/// with no requests counted and asks at once; whatever the old one had received was already
-/// handed on, since the heartbeat is only missed when nothing arrived. Should the server still
-/// hold an old request after all (it was only slow), what it sends there goes unacknowledged and
-/// comes back after the ack wait, like any delivery a worker never answered: late, not lost.
-fn ends_subscription(error: &consumer::pull::MessagesError) -> bool {
-    error.kind() == consumer::pull::MessagesErrorKind::MissingHeartbeat
-}
+/// How a subscription asks for messages. A heartbeat every 2 s bounds how long a consumer can sit
+/// idle with messages waiting should the server lose its requests (two missed in a row open the
+/// subscription again).
+const PULL: pull::PullSettings = pull::PullSettings {
+    batch: 100,
+    expires: Duration::from_secs(30),
+    heartbeat: Duration::from_secs(2),
+};
 
 struct JetStreamSubscription {
     consumer: String,
-    messages: consumer::pull::Stream,
+    pull: pull::Pull,
 }
 
 struct JetStreamAcker(jetstream::message::Acker);
@@ -564,20 +557,23 @@ impl Acker for JetStreamAcker {
 #[async_trait]
 impl Subscription for JetStreamSubscription {
     async fn next(&mut self) -> Option<Result<IncomingMessage, BusError>> {
-        let message = match self.messages.next().await? {
-            Ok(message) => message,
-            Err(e) if ends_subscription(&e) => {
+        let message = match self.pull.next().await {
+            pull::Pulled::Message(message) => message,
+            // Whatever the old subscription received was already handed on; what the server may
+            // still send to its inbox goes unacknowledged and comes back after the ack wait, like
+            // any delivery a worker never answered: late, not lost.
+            pull::Pulled::Ended(why) => {
                 tracing::warn!(
                     consumer = %self.consumer,
-                    error = %e,
+                    reason = %why,
                     "the server stopped answering this subscription's pull requests; opening it again"
                 );
                 return None;
             }
-            Err(e) => {
+            pull::Pulled::Failed(e) => {
                 return Some(Err(BusError::Receive {
                     consumer: self.consumer.clone(),
-                    source: e.into(),
+                    source: e,
                 }));
             }
         };
@@ -664,22 +660,5 @@ mod tests {
         assert!(check_version("3.0.0").is_ok());
         let err = check_version("2.8.4").expect_err("too old");
         assert!(err.to_string().contains("2.8.4"), "{err}");
-    }
-
-    #[test]
-    fn only_missed_heartbeats_end_a_subscription() {
-        use consumer::pull::{MessagesError, MessagesErrorKind};
-        assert!(ends_subscription(&MessagesError::new(
-            MessagesErrorKind::MissingHeartbeat
-        )));
-        // The others either end the stream themselves (a deleted consumer) or pass.
-        for kind in [
-            MessagesErrorKind::Pull,
-            MessagesErrorKind::ConsumerDeleted,
-            MessagesErrorKind::NoResponders,
-            MessagesErrorKind::Other,
-        ] {
-            assert!(!ends_subscription(&MessagesError::new(kind)), "{kind:?}");
-        }
     }
 }
