@@ -266,6 +266,7 @@ fn fast_worker(stage: &str, max_deliveries: u32) -> WorkerOptions {
     WorkerOptions {
         stage: stage.to_string(),
         lanes: 4,
+        batch: herald_events::worker::DEFAULT_BATCH,
         max_deliveries,
         backoff: Backoff {
             base: Duration::from_millis(50),
