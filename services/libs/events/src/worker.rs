@@ -160,9 +160,14 @@ pub async fn run(
     let mut senders = Vec::with_capacity(lanes_count);
     let mut lanes = tokio::task::JoinSet::new();
     for lane in 0..lanes_count {
-        // A small buffer: enough to keep a lane busy (a batching handler takes all of it at once),
-        // small enough that little is held at shutdown.
-        let capacity = if handler.batches() { options.batch } else { 4 };
+        // One batch waiting while the lane works on the last (a batching handler takes all of it
+        // at once); a lane handling one message at a time needs only a few. What is held at
+        // shutdown is naked and comes back at once.
+        let capacity = if handler.batches() {
+            options.batch.max(1)
+        } else {
+            4
+        };
         let (tx, rx) = mpsc::channel::<IncomingMessage>(capacity);
         senders.push(tx);
         let ctx = LaneContext {
