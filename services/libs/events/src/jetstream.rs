@@ -570,12 +570,6 @@ impl Subscription for JetStreamSubscription {
                 );
                 return None;
             }
-            pull::Pulled::Failed(e) => {
-                return Some(Err(BusError::Receive {
-                    consumer: self.consumer.clone(),
-                    source: e,
-                }));
-            }
         };
         let (delivered, sequence) = match message.info() {
             Ok(info) => (

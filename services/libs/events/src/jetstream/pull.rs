@@ -34,10 +34,10 @@ pub(super) struct PullSettings {
 #[allow(clippy::large_enum_variant)] // returned once a message and matched at once; a box would allocate for each
 pub(super) enum Pulled {
     Message(jetstream::Message),
-    /// The subscription cannot go on (missed heartbeats, the connection's subscription closed, a
-    /// request the server refused); the caller opens a new one.
+    /// The subscription cannot go on (missed heartbeats, the inbox closed, a request that could
+    /// not be sent or that the server refused); the caller opens a new one, which backs off while
+    /// the bus stays away instead of asking again at once.
     Ended(String),
-    Failed(Cause),
 }
 
 /// Messages asked for that have neither arrived nor been given up by the server.
@@ -117,7 +117,7 @@ impl Pull {
                     )
                     .await
                 {
-                    return Pulled::Failed(e.into());
+                    return Pulled::Ended(format!("cannot send a pull request: {e}"));
                 }
                 self.outstanding.asked(self.settings.batch);
             }
