@@ -382,7 +382,6 @@ impl Bus for JetStreamBus {
             .map_err(&receive_error)?;
         let pull = pull::Pull::open(
             self.js.clone(),
-            self.client.clone(),
             spec.family.stream_name(),
             &spec.durable,
             PULL,

@@ -81,11 +81,11 @@ pub(super) struct Pull {
 impl Pull {
     pub(super) async fn open(
         context: jetstream::Context,
-        client: async_nats::Client,
         stream: &str,
         consumer: &str,
         settings: PullSettings,
     ) -> Result<Self, Cause> {
+        let client = context.client();
         let inbox = client.new_inbox();
         let subscriber = client.subscribe(inbox.clone()).await?;
         let request = serde_json::to_vec(&serde_json::json!({
