@@ -161,6 +161,11 @@ async fn connect_postgres(url: &str, schema: &'static str, max: u32) -> Result<D
     let pool = AnyPoolOptions::new()
         .max_connections(max.max(1))
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings a connection when it goes back to the pool and drops one that does not
+        // answer; a second ping when it is taken out again cost every transaction a round trip
+        // on the stages' critical path. A connection that died while idle (the server
+        // restarted) fails its first statement instead, which the stages retry like any outage.
+        .test_before_acquire(false)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
@@ -197,6 +202,9 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
     let pool = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // The file's one connection is checked when it goes back to the pool; checking it again
+        // when it is taken out was a trip to SQLite's worker thread on every transaction.
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // WAL: readers never block the writer. FULL: a commit is on disk before it returns,
