@@ -165,10 +165,33 @@ async fn metrics_the_dashboard_reads(herald: &Herald) -> anyhow::Result<()> {
         r#"herald_notify_announcement_to_delivery_seconds_bucket{channel="slack-wins""#,
         r#"herald_message_duration_seconds_bucket{stage="scoring""#,
         r#"herald_worker_batch_messages_bucket{stage="scoring",le="1"}"#,
+        r#"herald_worker_lane_work_seconds_bucket{stage="spotlight""#,
+        r#"herald_worker_lane_wait_seconds_sum{stage="notify"}"#,
         r#"herald_consumer_pending{stage="notify",consumer="notify"}"#,
         r#"herald_consumer_ack_pending{stage="scoring",consumer="scoring"}"#,
     ] {
         assert!(exported.contains(needed), "no {needed} in /metrics");
+    }
+    // Scoring's lanes worked on the events, and waited between them.
+    for (series, what) in [
+        (
+            r#"herald_worker_lane_work_seconds_sum{stage="scoring"}"#,
+            "worked",
+        ),
+        (
+            r#"herald_worker_lane_wait_seconds_sum{stage="scoring"}"#,
+            "waited",
+        ),
+    ] {
+        let seconds: f64 = exported
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(
+            seconds > 0.0,
+            "scoring's lanes {what} {seconds} s: {series}"
+        );
     }
     let names: BTreeSet<String> = exported
         .lines()

@@ -327,37 +327,72 @@ impl LaneContext {
 }
 
 async fn run_lane(lane: usize, mut rx: mpsc::Receiver<IncomingMessage>, ctx: LaneContext) {
-    let batches = ctx.handler.batches();
-    let batch_sizes =
-        metrics::histogram!("herald_worker_batch_messages", "stage" => ctx.options.stage.clone());
-    while let Some(delivery) = rx.recv().await {
-        if ctx.stopping.is_cancelled() {
-            // Not started: hand it back so another replica (or the next start) takes it promptly.
-            if let Err(e) = delivery.nak(Duration::ZERO).await {
-                debug!(lane, error = %e, "nak at shutdown failed; the message will time out and return");
+    let stage = ctx.options.stage.clone();
+    // A lane's time is either waiting for its next message or working (a message or a batch,
+    // acks included): their sums say how close a stage is to its limit, which the backlog alone
+    // does not (a stage can be saturated before anything is pending, or take its time over a
+    // backlog while its lanes wait on the bus).
+    let waits = metrics::histogram!("herald_worker_lane_wait_seconds", "stage" => stage.clone());
+    let work = metrics::histogram!("herald_worker_lane_work_seconds", "stage" => stage.clone());
+    let batch_sizes = metrics::histogram!("herald_worker_batch_messages", "stage" => stage);
+    let mut waiting = Instant::now();
+    loop {
+        // A long wait is recorded a slice at a time, so an idle stage shows as idle while it is.
+        let delivery = match tokio::time::timeout(WAIT_SLICE, rx.recv()).await {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => break,
+            Err(_) => {
+                let now = Instant::now();
+                waits.record(now.duration_since(waiting).as_secs_f64());
+                waiting = now;
+                continue;
             }
-            continue;
+        };
+        let working = Instant::now();
+        waits.record(working.duration_since(waiting).as_secs_f64());
+        lane_turn(lane, &mut rx, &ctx, &batch_sizes, delivery).await;
+        waiting = Instant::now();
+        work.record(waiting.duration_since(working).as_secs_f64());
+    }
+}
+
+/// The longest wait of a lane recorded as one: about a scrape interval's worth at most.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
+
+/// One turn of a lane: `delivery`, with whatever else is already waiting when the stage batches.
+async fn lane_turn(
+    lane: usize,
+    rx: &mut mpsc::Receiver<IncomingMessage>,
+    ctx: &LaneContext,
+    batch_sizes: &metrics::Histogram,
+    delivery: IncomingMessage,
+) {
+    if ctx.stopping.is_cancelled() {
+        // Not started: hand it back so another replica (or the next start) takes it promptly.
+        if let Err(e) = delivery.nak(Duration::ZERO).await {
+            debug!(lane, error = %e, "nak at shutdown failed; the message will time out and return");
         }
-        if !batches {
-            process(&ctx, delivery).await;
-            continue;
+        return;
+    }
+    if !ctx.handler.batches() {
+        process(ctx, delivery).await;
+        return;
+    }
+    // Whatever else is already waiting goes with it; nothing waits for more to arrive.
+    let mut batch = vec![delivery];
+    while batch.len() < ctx.options.batch {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
         }
-        // Whatever else is already waiting goes with it; nothing waits for more to arrive.
-        let mut batch = vec![delivery];
-        while batch.len() < ctx.options.batch {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+    }
+    batch_sizes.record(batch.len() as f64);
+    if batch.len() == 1 {
+        if let Some(one) = batch.pop() {
+            process(ctx, one).await;
         }
-        batch_sizes.record(batch.len() as f64);
-        if batch.len() == 1 {
-            if let Some(one) = batch.pop() {
-                process(&ctx, one).await;
-            }
-        } else {
-            process_batch(&ctx, batch).await;
-        }
+    } else {
+        process_batch(ctx, batch).await;
     }
 }
 
