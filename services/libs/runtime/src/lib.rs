@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod health;
 pub mod listeners;
 pub mod payload;
+pub mod pg_arrays;
 pub mod secret;
 pub mod service;
 pub mod shutdown;

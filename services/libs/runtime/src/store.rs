@@ -55,19 +55,8 @@ pub fn batch_query(sql: String) -> AnyQuery<'static> {
     sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(keep)
 }
 
-/// `rows` as one JSON array, to bind as a single parameter that PostgreSQL unpacks with
-/// `json_to_recordset($n::text::json) AS v (column type, …)`, each row an object keyed by column.
-/// A statement that takes its batch this way has the same text whatever the batch's size, so each
-/// connection parses and plans it once and keeps it prepared: with a `VALUES` list per batch,
-/// PostgreSQL parsed, analysed and planned a full batch's 10 KiB of text every time, a quarter of
-/// its work in a backfill. Bytes go beside it in [`Blobs`]: inside the JSON, a row's payload made
-/// unpacking the batch cost as much as the planning it saved. Floats must be finite (JSON has no
-/// NaN); the callers check.
-pub fn json_rows<T: serde::Serialize>(rows: &[T]) -> Result<String, sqlx::Error> {
-    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
-}
-
-/// The bytes of a batch's rows bound as one `bytea` parameter beside [`json_rows`]: each row
+/// The bytes of a batch's rows bound as one `bytea` parameter beside their columns
+/// ([`crate::pg_arrays`]): each row
 /// carries where its own bytes are, read back with `substring($n FROM v.payload_at FOR
 /// v.payload_len)`.
 #[derive(Debug, Default)]
@@ -75,7 +64,7 @@ pub struct Blobs {
     bytes: Vec<u8>,
 }
 
-/// A row of [`json_rows`] with where its bytes are in the batch's [`Blobs`]: from `payload_at`
+/// A row of a batch with where its bytes are in the batch's [`Blobs`]: from `payload_at`
 /// (counted from 1), `payload_len` bytes.
 #[derive(Debug, serde::Serialize)]
 pub struct Placed<T> {

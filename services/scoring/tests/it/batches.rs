@@ -399,6 +399,50 @@ async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
 
 herald_testkit::store_cases!(the_next_batch_clears_the_outbox_marks_of_wins_published_before_it);
 
+/// Text with everything a list of values could trip on (quotes, backslashes, commas, braces, a
+/// newline, the word NULL, letters beyond ASCII) is kept as it came, in the columns and the win.
+async fn awkward_text_is_kept_as_it_came(backend: Backend) -> anyhow::Result<()> {
+    let OneIncident {
+        catalog,
+        tz,
+        settings,
+        db,
+        store,
+        incident,
+        now,
+    } = one_incident(backend).await?;
+    let awkward = "INC \"quoted\", {braced} \\ back\\slash\nNULL ünïcödé ✓";
+    let event = shifted(
+        &incident,
+        "servicenow:incident:awkward:1".into(),
+        awkward.into(),
+        SERVICES[0],
+        at(&incident),
+    );
+    let outcome = score::outcome(&event, &catalog, &settings);
+    let recorded = store
+        .record_outcomes(&[(&event, &outcome)], &settings, tz, now, &[])
+        .await?;
+    let win = recorded[0].win.clone().expect("the incident is a win");
+    assert_eq!(win.record_number, awkward);
+    let row =
+        sqlx::query("SELECT record_number, headline, business_service FROM wins WHERE id = $1")
+            .bind(&win.id)
+            .fetch_one(&db.db.pool)
+            .await?;
+    assert_eq!(row.get::<String, _>("record_number"), awkward);
+    assert_eq!(row.get::<String, _>("headline"), win.headline);
+    assert_eq!(
+        row.get::<Option<String>, _>("business_service"),
+        win.business_service
+    );
+    assert_eq!(store.win(&win.id).await?, Some(win.clone()));
+    assert_eq!(store.wins_of_record(awkward).await?, vec![win]);
+    Ok(())
+}
+
+herald_testkit::store_cases!(awkward_text_is_kept_as_it_came);
+
 /// A win's payload (and its event's) is kept packed, smaller than its encoding, and read back
 /// whole; a payload an earlier release kept as it was encoded is read as before.
 async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(

@@ -4,17 +4,18 @@
 //! is what a low event rate brings: those round trips, not the work, filled the machine at 200
 //! events a second. Here the later inserts are data-modifying `WITH` clauses that read which wins
 //! the first one inserted, so the whole is one statement: atomic without a transaction, and one
-//! round trip. SQLite has no such form; `herald up` keeps the transaction. Each list is one JSON
-//! parameter ([`json_rows`]), so the statement's text never changes.
+//! round trip. SQLite has no such form; `herald up` keeps the transaction. Each list is bound
+//! column by column as arrays ([`pg_arrays`]), so the statement's text never changes.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::LazyLock};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_runtime::{
     db::millis,
     payload::pack,
-    store::{Blobs, Placed, json_rows},
+    pg_arrays::{self, Column},
+    store::{Blobs, Placed},
 };
 use prost::Message;
 use serde::Serialize;
@@ -22,51 +23,106 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Counting, WinRow, contributions, merged};
 
+const WIN_COLUMNS: &[Column] = &[
+    ("id", "text"),
+    ("kind", "text"),
+    ("occurred_at", "bigint"),
+    ("business_service", "text"),
+    ("team", "text"),
+    ("label", "text"),
+    ("amount", "float8"),
+    ("hours", "float8"),
+    ("users", "float8"),
+    ("headline", "text"),
+    ("payload_at", "int"),
+    ("payload_len", "int"),
+    ("counted_at", "bigint"),
+    ("status", "text"),
+    ("revoked_at", "bigint"),
+    ("status_reason", "text"),
+];
+
+const ANNOUNCEMENT_COLUMNS: &[Column] = &[
+    ("id", "text"),
+    ("win_id", "text"),
+    ("payload_at", "int"),
+    ("payload_len", "int"),
+];
+
+const ROLLUP_COLUMNS: &[Column] = &[
+    ("win_id", "text"),
+    ("period", "text"),
+    ("period_start", "text"),
+    ("scope", "text"),
+    ("subject_id", "text"),
+    ("value_cents", "bigint"),
+    ("hours_milli", "bigint"),
+    ("wins", "bigint"),
+];
+
+const TOTAL_COLUMNS: &[Column] = &[
+    ("win_id", "text"),
+    ("period", "text"),
+    ("period_start", "text"),
+    ("label", "text"),
+    ("value_cents", "bigint"),
+    ("hours_milli", "bigint"),
+    ("people", "bigint"),
+    ("wins", "bigint"),
+];
+
 /// The statement: the same text for every batch, so each connection parses and plans it once. Its
-/// parameters: the wins ($1), the time of the batch ($2), then the announcements ($3), rollup
-/// deltas ($4) and totals deltas ($5), each a JSON array (`[]` when there are none), and the
-/// payloads of the wins and announcements ($6, one `bytea`, each row saying where its own is).
-const COUNT_WINS: &str = "
-    WITH w AS (
-        INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours, users,
-                          headline, payload, counted_at, status, revoked_at, status_reason)
-        SELECT v.id, v.kind, v.occurred_at, v.business_service, v.team, v.label, v.amount, v.hours,
-               v.users, v.headline, substring($6 FROM v.payload_at FOR v.payload_len),
-               v.counted_at, v.status, v.revoked_at, v.status_reason
-        FROM json_to_recordset($1::text::json) AS v (
-                 id text, kind text, occurred_at bigint, business_service text, team text,
-                 label text, amount float8, hours float8, users float8, headline text,
-                 payload_at int, payload_len int, counted_at bigint, status text,
-                 revoked_at bigint, status_reason text)
-        ON CONFLICT (id) DO NOTHING RETURNING id),
-    ledger_rows AS (INSERT INTO ledger (win_id, entry, at) SELECT id, 'counted', $2 FROM w),
-    announcement_rows AS (
-        INSERT INTO announcements (id, win_id, kind, payload, created_at)
-        SELECT v.id, v.win_id, 'headline_win',
-               substring($6 FROM v.payload_at FOR v.payload_len), $2
-        FROM json_to_recordset($3::text::json)
-             AS v (id text, win_id text, payload_at int, payload_len int)
-        JOIN w ON w.id = v.win_id
-        ON CONFLICT DO NOTHING),
-    rollup_rows AS (
-        INSERT INTO rollup_deltas (period, period_start, scope, subject_id, value_cents, hours_milli, wins)
-        SELECT v.period, v.period_start, v.scope, v.subject_id, SUM(v.value_cents)::bigint,
-               SUM(v.hours_milli)::bigint, SUM(v.wins)::bigint
-        FROM json_to_recordset($4::text::json) AS v (
-                 win_id text, period text, period_start text, scope text, subject_id text,
-                 value_cents bigint, hours_milli bigint, wins bigint)
-        JOIN w ON w.id = v.win_id
-        GROUP BY v.period, v.period_start, v.scope, v.subject_id),
-    total_rows AS (
-        INSERT INTO total_deltas (period, period_start, label, value_cents, hours_milli, people, wins)
-        SELECT v.period, v.period_start, v.label, SUM(v.value_cents)::bigint,
-               SUM(v.hours_milli)::bigint, SUM(v.people)::bigint, SUM(v.wins)::bigint
-        FROM json_to_recordset($5::text::json) AS v (
-                 win_id text, period text, period_start text, label text, value_cents bigint,
-                 hours_milli bigint, people bigint, wins bigint)
-        JOIN w ON w.id = v.win_id
-        GROUP BY v.period, v.period_start, v.label)
-    SELECT id FROM w";
+/// parameters: the wins' columns, the time of the batch, then the announcements', rollup deltas'
+/// and totals deltas' columns (each column an array, empty when there are none), and the payloads
+/// of the wins and announcements (one `bytea`, each row saying where its own is).
+static COUNT_WINS: LazyLock<String> = LazyLock::new(|| {
+    let now = WIN_COLUMNS.len() + 1;
+    let announcements = now + 1;
+    let rollups = announcements + ANNOUNCEMENT_COLUMNS.len();
+    let totals = rollups + ROLLUP_COLUMNS.len();
+    let payloads = totals + TOTAL_COLUMNS.len();
+    format!(
+        "WITH w AS (
+            INSERT INTO wins (id, kind, occurred_at, business_service, team, label, amount, hours,
+                              users, headline, payload, counted_at, status, revoked_at,
+                              status_reason)
+            SELECT v.id, v.kind, v.occurred_at, v.business_service, v.team, v.label, v.amount,
+                   v.hours, v.users, v.headline,
+                   substring(${payloads} FROM v.payload_at FOR v.payload_len), v.counted_at,
+                   v.status, v.revoked_at, v.status_reason
+            FROM {wins}
+            ON CONFLICT (id) DO NOTHING RETURNING id),
+        ledger_rows AS (INSERT INTO ledger (win_id, entry, at) SELECT id, 'counted', ${now} FROM w),
+        announcement_rows AS (
+            INSERT INTO announcements (id, win_id, kind, payload, created_at)
+            SELECT v.id, v.win_id, 'headline_win',
+                   substring(${payloads} FROM v.payload_at FOR v.payload_len), ${now}
+            FROM {announcement_rows}
+            JOIN w ON w.id = v.win_id
+            ON CONFLICT DO NOTHING),
+        rollup_rows AS (
+            INSERT INTO rollup_deltas (period, period_start, scope, subject_id, value_cents,
+                                       hours_milli, wins)
+            SELECT v.period, v.period_start, v.scope, v.subject_id, SUM(v.value_cents)::bigint,
+                   SUM(v.hours_milli)::bigint, SUM(v.wins)::bigint
+            FROM {rollup_rows}
+            JOIN w ON w.id = v.win_id
+            GROUP BY v.period, v.period_start, v.scope, v.subject_id),
+        total_rows AS (
+            INSERT INTO total_deltas (period, period_start, label, value_cents, hours_milli,
+                                      people, wins)
+            SELECT v.period, v.period_start, v.label, SUM(v.value_cents)::bigint,
+                   SUM(v.hours_milli)::bigint, SUM(v.people)::bigint, SUM(v.wins)::bigint
+            FROM {total_rows}
+            JOIN w ON w.id = v.win_id
+            GROUP BY v.period, v.period_start, v.label)
+        SELECT id FROM w",
+        wins = pg_arrays::unnest(1, WIN_COLUMNS, "v"),
+        announcement_rows = pg_arrays::unnest(announcements, ANNOUNCEMENT_COLUMNS, "v"),
+        rollup_rows = pg_arrays::unnest(rollups, ROLLUP_COLUMNS, "v"),
+        total_rows = pg_arrays::unnest(totals, TOTAL_COLUMNS, "v"),
+    )
+});
 
 #[derive(Serialize)]
 struct AnnouncementRow<'a> {
@@ -99,8 +155,8 @@ struct TotalDelta<'a> {
 }
 
 /// Counts `wins` (no id twice) in one statement on `conn` and returns the ids of those that were
-/// new, or `None`, having done nothing, when a win carries a figure JSON cannot hold (not a finite
-/// number): the transaction counts it instead. Only a new win's ledger entry, announcement and
+/// new, or `None`, having done nothing, when a win carries a figure that is not a finite number
+/// (the rows go through JSON values on their way to the arrays, and JSON has no NaN): the transaction counts it instead. Only a new win's ledger entry, announcement and
 /// deltas are written, as in the transaction; each win's deltas are merged per key across the
 /// batch by the statement's `GROUP BY`.
 pub(super) async fn count_wins(
@@ -174,12 +230,20 @@ pub(super) async fn count_wins(
         })
         .collect();
 
-    let rows = sqlx::query(COUNT_WINS)
-        .bind(json_rows(&win_rows)?)
-        .bind(millis(now))
-        .bind(json_rows(&announced)?)
-        .bind(json_rows(&rollups)?)
-        .bind(json_rows(&totals)?)
+    let mut query = sqlx::query(COUNT_WINS.as_str());
+    for column in pg_arrays::columns(&win_rows, WIN_COLUMNS)? {
+        query = query.bind(column);
+    }
+    query = query.bind(millis(now));
+    let lists = [
+        pg_arrays::columns(&announced, ANNOUNCEMENT_COLUMNS)?,
+        pg_arrays::columns(&rollups, ROLLUP_COLUMNS)?,
+        pg_arrays::columns(&totals, TOTAL_COLUMNS)?,
+    ];
+    for column in lists.into_iter().flatten() {
+        query = query.bind(column);
+    }
+    let rows = query
         .bind(payloads.into_bytes())
         .fetch_all(&mut *conn)
         .await?;

@@ -382,8 +382,8 @@ const WIN_COLUMNS: &str = "id, kind, occurred_at, business_service, team, label,
                            headline, payload, counted_at, status, revoked_at, status_reason";
 
 /// A win's `wins` row but its payload (the encoded win, which the caller binds beside it): bound
-/// value by value ([`bind_win`]), or as one element of a JSON parameter ([`in_one`]), whose keys
-/// are the column names.
+/// value by value ([`bind_win`]), or as one row of a batch's columns ([`in_one`]), each field the
+/// column of its name.
 #[derive(serde::Serialize)]
 struct WinRow<'a> {
     id: &'a str,

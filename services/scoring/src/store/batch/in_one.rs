@@ -2,17 +2,18 @@
 //! credits and ledger lines as data-modifying `WITH` clauses joined to the ids it inserted, so only
 //! a win actually made gets them (as [`super::writes`] does in three statements, which at a low
 //! event rate, a run of one event, were three round trips of the dozen a run costs). SQLite has no
-//! data-modifying `WITH`; `herald up` keeps the three statements. Each list is one
-//! JSON parameter ([`json_rows`]), so the statement's text never changes.
+//! data-modifying `WITH`; `herald up` keeps the three statements. Each list is bound column by
+//! column as arrays ([`pg_arrays`]), so the statement's text never changes.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::LazyLock};
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::Win;
 use herald_runtime::{
     db::millis,
     payload::pack,
-    store::{Blobs, Placed, json_rows},
+    pg_arrays::{self, Column},
+    store::{Blobs, Placed},
 };
 use prost::Message;
 use serde::Serialize;
@@ -21,48 +22,91 @@ use sqlx::{Any, Row, Transaction};
 use super::super::StoreError;
 use super::writes::{self, Entry, NewWin, WinRow};
 
+/// A new win's columns, bound as arrays in this order (`payload_at` and `payload_len` say where its
+/// payload is in the batch's bytes).
+const WIN_COLUMNS: &[Column] = &[
+    ("id", "text"),
+    ("outcome_key", "text"),
+    ("event_id", "text"),
+    ("source", "text"),
+    ("kind", "text"),
+    ("record_number", "text"),
+    ("occurred_at", "bigint"),
+    ("business_service", "text"),
+    ("team", "text"),
+    ("label", "text"),
+    ("amount", "float8"),
+    ("currency", "text"),
+    ("hours", "float8"),
+    ("headline", "text"),
+    ("payload_at", "int"),
+    ("payload_len", "int"),
+    ("created_at", "bigint"),
+    ("status", "text"),
+    ("outcome_at", "bigint"),
+    ("confirm_at", "bigint"),
+    ("revocable_until", "bigint"),
+    ("configuration_item", "text"),
+    ("status_reason", "text"),
+    ("status_at", "bigint"),
+];
+
+const CREDIT_COLUMNS: &[Column] = &[
+    ("win_id", "text"),
+    ("outcome_at", "bigint"),
+    ("person", "text"),
+    ("amount", "float8"),
+];
+
+const LEDGER_COLUMNS: &[Column] = &[
+    ("n", "bigint"),
+    ("win_id", "text"),
+    ("entry", "text"),
+    ("amount", "float8"),
+    ("reason", "text"),
+];
+
 /// The statement: the same text for every run, so each connection parses and plans it once. Its
-/// parameters: the wins ($1), the time of the run ($2), then the person credits ($3) and ledger
-/// lines ($4), each a JSON array (`[]` when there are none), and the wins' payloads ($5, one
-/// `bytea`, each win saying where its own is).
-const RECORD_WINS: &str = concat!(
-    "WITH w AS (
-         INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
-                           business_service, team, label, amount, currency, hours, headline,
-                           payload, created_at, status, outcome_at, confirm_at, revocable_until,
-                           configuration_item, status_reason, status_at)
-         SELECT v.id, v.outcome_key, v.event_id, v.source, v.kind, v.record_number, v.occurred_at,
-                v.business_service, v.team, v.label, v.amount, v.currency, v.hours, v.headline,
-                substring($5 FROM v.payload_at FOR v.payload_len), v.created_at, v.status,
-                v.outcome_at, v.confirm_at, v.revocable_until, v.configuration_item,
-                v.status_reason, v.status_at
-         FROM json_to_recordset($1::text::json) AS v (
-                  id text, outcome_key text, event_id text, source text, kind text,
-                  record_number text, occurred_at bigint, business_service text, team text,
-                  label text, amount float8, currency text, hours float8, headline text,
-                  payload_at int, payload_len int, created_at bigint, status text,
-                  outcome_at bigint, confirm_at bigint, revocable_until bigint,
-                  configuration_item text, status_reason text, status_at bigint)
-         ON CONFLICT (id) DO NOTHING RETURNING id, created_at),
-     credit_rows AS (
-         INSERT INTO person_credits (person, outcome_at, win_id, amount)
-         SELECT v.person, v.outcome_at, v.win_id, v.amount
-         FROM json_to_recordset($3::text::json)
-              AS v (win_id text, outcome_at bigint, person text, amount float8)
-         JOIN w ON w.id = v.win_id
-         ON CONFLICT DO NOTHING),",
-    // The ledger's sequence numbers follow the lines' order: a win's "credited" line comes before
-    // the "confirmed" or "revoked" one.
-    "
-     ledger_rows AS (
-         INSERT INTO ledger (win_id, win_at, entry, at, amount, reason)
-         SELECT v.win_id, w.created_at, v.entry, $2, v.amount, v.reason
-         FROM json_to_recordset($4::text::json)
-              AS v (n bigint, win_id text, entry text, amount float8, reason text)
-         JOIN w ON w.id = v.win_id
-         ORDER BY v.n)
-     SELECT id FROM w"
-);
+/// parameters: the wins' columns, the time of the run, the person credits' and the ledger lines'
+/// columns (each column an array, empty when there are none), then the wins' payloads (one
+/// `bytea`, each win saying where its own is). The ledger's sequence numbers follow the lines'
+/// order (`ORDER BY v.n`): a win's "credited" line comes before the "confirmed" or "revoked" one.
+static RECORD_WINS: LazyLock<String> = LazyLock::new(|| {
+    let now = WIN_COLUMNS.len() + 1;
+    let credits = now + 1;
+    let ledger = credits + CREDIT_COLUMNS.len();
+    let payloads = ledger + LEDGER_COLUMNS.len();
+    format!(
+        "WITH w AS (
+             INSERT INTO wins (id, outcome_key, event_id, source, kind, record_number, occurred_at,
+                               business_service, team, label, amount, currency, hours, headline,
+                               payload, created_at, status, outcome_at, confirm_at, revocable_until,
+                               configuration_item, status_reason, status_at)
+             SELECT v.id, v.outcome_key, v.event_id, v.source, v.kind, v.record_number,
+                    v.occurred_at, v.business_service, v.team, v.label, v.amount, v.currency,
+                    v.hours, v.headline, substring(${payloads} FROM v.payload_at FOR v.payload_len),
+                    v.created_at, v.status, v.outcome_at, v.confirm_at, v.revocable_until,
+                    v.configuration_item, v.status_reason, v.status_at
+             FROM {wins}
+             ON CONFLICT (id) DO NOTHING RETURNING id, created_at),
+         credit_rows AS (
+             INSERT INTO person_credits (person, outcome_at, win_id, amount)
+             SELECT v.person, v.outcome_at, v.win_id, v.amount
+             FROM {credit_rows}
+             JOIN w ON w.id = v.win_id
+             ON CONFLICT DO NOTHING),
+         ledger_rows AS (
+             INSERT INTO ledger (win_id, win_at, entry, at, amount, reason)
+             SELECT v.win_id, w.created_at, v.entry, ${now}, v.amount, v.reason
+             FROM {ledger_rows}
+             JOIN w ON w.id = v.win_id
+             ORDER BY v.n)
+         SELECT id FROM w",
+        wins = pg_arrays::unnest(1, WIN_COLUMNS, "v"),
+        credit_rows = pg_arrays::unnest(credits, CREDIT_COLUMNS, "v"),
+        ledger_rows = pg_arrays::unnest(ledger, LEDGER_COLUMNS, "v"),
+    )
+});
 
 #[derive(Serialize)]
 struct CreditRow<'a> {
@@ -83,8 +127,9 @@ struct LedgerRow<'a> {
 
 /// Inserts `wins` with, for each one inserted, the person credits of `credited` and the ledger
 /// lines of `entries` that belong to it, the lines in their order; on PostgreSQL only. Returns the
-/// ids inserted, or `None`, having written nothing, when the run is empty or carries an amount JSON
-/// cannot hold (not a finite number).
+/// ids inserted, or `None`, having written nothing, when the run is empty or carries an amount that
+/// is not a finite number (the rows go through JSON values on their way to the arrays, and JSON has
+/// no NaN).
 pub(super) async fn record_wins(
     tx: &mut Transaction<'static, Any>,
     wins: &[NewWin<'_>],
@@ -127,11 +172,18 @@ pub(super) async fn record_wins(
         return Ok(None);
     }
 
-    let rows = sqlx::query(RECORD_WINS)
-        .bind(json_rows(&win_rows)?)
-        .bind(millis(now))
-        .bind(json_rows(&credits)?)
-        .bind(json_rows(&lines)?)
+    let mut query = sqlx::query(RECORD_WINS.as_str());
+    for column in pg_arrays::columns(&win_rows, WIN_COLUMNS)? {
+        query = query.bind(column);
+    }
+    query = query.bind(millis(now));
+    for column in pg_arrays::columns(&credits, CREDIT_COLUMNS)?
+        .into_iter()
+        .chain(pg_arrays::columns(&lines, LEDGER_COLUMNS)?)
+    {
+        query = query.bind(column);
+    }
+    let rows = query
         .bind(payloads.into_bytes())
         .fetch_all(&mut **tx)
         .await?;

@@ -138,8 +138,8 @@ const WIN_COLUMNS: &str = "id, outcome_key, event_id, source, kind, record_numbe
                            configuration_item, status_reason, status_at";
 
 /// A win's `wins` row but its payload (the encoded win, which the caller binds beside it): bound
-/// value by value ([`bind_win`]), or as one element of a JSON parameter (`in_one`), whose keys are
-/// the column names.
+/// value by value ([`bind_win`]), or as one row of a batch's columns (`in_one`), each field the
+/// column of its name.
 #[derive(serde::Serialize)]
 pub(super) struct WinRow<'a> {
     pub id: &'a str,
