@@ -13,6 +13,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::store::AnyQuery;
+
 /// A column of a batch bound as an array: its name (a field of the rows) and its PostgreSQL type.
 pub type Column = (&'static str, &'static str);
 
@@ -30,6 +32,17 @@ pub fn unnest(first: usize, columns: &[Column], alias: &str) -> String {
         arrays.join(", "),
         names.join(", ")
     )
+}
+
+/// `query` with `rows` bound as [`columns`], the next parameters, in the columns' order.
+pub fn bind<'q, T: Serialize>(
+    query: AnyQuery<'q>,
+    rows: &[T],
+    columns: &[Column],
+) -> Result<AnyQuery<'q>, sqlx::Error> {
+    Ok(self::columns(rows, columns)?
+        .into_iter()
+        .fold(query, |query, column| query.bind(column)))
 }
 
 /// For each of `columns`, in their order, the array literal of that field of every row: what

@@ -230,20 +230,10 @@ pub(super) async fn count_wins(
         })
         .collect();
 
-    let mut query = sqlx::query(COUNT_WINS.as_str());
-    for column in pg_arrays::columns(&win_rows, WIN_COLUMNS)? {
-        query = query.bind(column);
-    }
-    query = query.bind(millis(now));
-    let lists = [
-        pg_arrays::columns(&announced, ANNOUNCEMENT_COLUMNS)?,
-        pg_arrays::columns(&rollups, ROLLUP_COLUMNS)?,
-        pg_arrays::columns(&totals, TOTAL_COLUMNS)?,
-    ];
-    for column in lists.into_iter().flatten() {
-        query = query.bind(column);
-    }
-    let rows = query
+    let query = pg_arrays::bind(sqlx::query(COUNT_WINS.as_str()), &win_rows, WIN_COLUMNS)?;
+    let query = pg_arrays::bind(query.bind(millis(now)), &announced, ANNOUNCEMENT_COLUMNS)?;
+    let query = pg_arrays::bind(query, &rollups, ROLLUP_COLUMNS)?;
+    let rows = pg_arrays::bind(query, &totals, TOTAL_COLUMNS)?
         .bind(payloads.into_bytes())
         .fetch_all(&mut *conn)
         .await?;

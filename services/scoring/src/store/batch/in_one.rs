@@ -172,18 +172,9 @@ pub(super) async fn record_wins(
         return Ok(None);
     }
 
-    let mut query = sqlx::query(RECORD_WINS.as_str());
-    for column in pg_arrays::columns(&win_rows, WIN_COLUMNS)? {
-        query = query.bind(column);
-    }
-    query = query.bind(millis(now));
-    for column in pg_arrays::columns(&credits, CREDIT_COLUMNS)?
-        .into_iter()
-        .chain(pg_arrays::columns(&lines, LEDGER_COLUMNS)?)
-    {
-        query = query.bind(column);
-    }
-    let rows = query
+    let query = pg_arrays::bind(sqlx::query(RECORD_WINS.as_str()), &win_rows, WIN_COLUMNS)?;
+    let query = pg_arrays::bind(query.bind(millis(now)), &credits, CREDIT_COLUMNS)?;
+    let rows = pg_arrays::bind(query, &lines, LEDGER_COLUMNS)?
         .bind(payloads.into_bytes())
         .fetch_all(&mut **tx)
         .await?;
