@@ -156,9 +156,9 @@ struct TotalDelta<'a> {
 
 /// Counts `wins` (no id twice) in one statement on `conn` and returns the ids of those that were
 /// new, or `None`, having done nothing, when a win carries a figure that is not a finite number
-/// (the rows go through JSON values on their way to the arrays, and JSON has no NaN): the transaction counts it instead. Only a new win's ledger entry, announcement and
-/// deltas are written, as in the transaction; each win's deltas are merged per key across the
-/// batch by the statement's `GROUP BY`.
+/// (the arrays refuse one): the transaction counts it instead. Only a new win's ledger entry,
+/// announcement and deltas are written, as in the transaction; each win's deltas are merged per
+/// key across the batch by the statement's `GROUP BY`.
 pub(super) async fn count_wins(
     conn: &mut AnyConnection,
     wins: &[Counting<'_>],

@@ -128,8 +128,7 @@ struct LedgerRow<'a> {
 /// Inserts `wins` with, for each one inserted, the person credits of `credited` and the ledger
 /// lines of `entries` that belong to it, the lines in their order; on PostgreSQL only. Returns the
 /// ids inserted, or `None`, having written nothing, when the run is empty or carries an amount that
-/// is not a finite number (the rows go through JSON values on their way to the arrays, and JSON has
-/// no NaN).
+/// is not a finite number (the arrays refuse one; the statements of their own take it).
 pub(super) async fn record_wins(
     tx: &mut Transaction<'static, Any>,
     wins: &[NewWin<'_>],

@@ -200,7 +200,7 @@ impl<'a> WinRow<'a> {
         }
     }
 
-    /// Whether JSON can carry its numbers (it has no NaN or infinity).
+    /// Whether its numbers are finite, which the arrays of [`super::in_one`] require.
     pub(super) fn is_finite(&self) -> bool {
         self.amount.is_finite() && self.hours.is_finite()
     }
