@@ -469,27 +469,43 @@ fn change_and_incident(after: Duration) -> (ItsmEvent, Scored, ItsmEvent) {
 async fn an_incident_on_the_same_service_withdraws_a_quiet_change(
     backend: Backend,
 ) -> anyhow::Result<()> {
+    change_withdrawn_by_an_incident(backend, false).await
+}
+
+/// The other order: the incident is kept as a signal before the change arrives, and the change is
+/// withdrawn on arrival when the incident falls inside its window, on its service.
+async fn an_incident_seen_before_its_change_arrives_withdraws_it_on_arrival(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    change_withdrawn_by_an_incident(backend, true).await
+}
+
+/// A change and an incident on its service two days after it (inside the change's window: the
+/// change is withdrawn) or eight (outside: it stands), recorded in either order.
+async fn change_withdrawn_by_an_incident(
+    backend: Backend,
+    incident_first: bool,
+) -> anyhow::Result<()> {
     let settings = VerificationSettings::default();
     for (after, withdrawn) in [(Duration::days(2), true), (Duration::days(8), false)] {
         let (_db, store) = store(backend).await?;
         let (change, scored, incident) = change_and_incident(after);
         let now = Utc::now();
-        store
-            .record_event(&change, &Ok(scored.clone()), &settings, now)
-            .await?;
-        store
-            .record_event(
-                &incident,
-                &Err(herald_scoring::value::NoValue("opened".into())),
-                &settings,
-                now,
-            )
-            .await?;
+        let opened = Err(herald_scoring::value::NoValue("opened".into()));
+        let events = [(&change, Ok(scored.clone())), (&incident, opened)];
+        let order: Vec<_> = if incident_first {
+            events.iter().rev().collect()
+        } else {
+            events.iter().collect()
+        };
+        for (event, result) in order {
+            store.record_event(event, result, &settings, now).await?;
+        }
         let stored = store.win(&scored.win.id).await?.expect("stored");
         assert_eq!(
             status(&stored) == WinStatus::Revoked,
             withdrawn,
-            "incident {after} after the change: {}",
+            "incident {after} after the change, recorded first: {incident_first}: {}",
             stored.status_reason
         );
     }
@@ -721,6 +737,7 @@ herald_testkit::store_cases!(
     with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too,
     due_wins_are_confirmed_once_by_the_lease_holder,
     an_incident_on_the_same_service_withdraws_a_quiet_change,
+    an_incident_seen_before_its_change_arrives_withdraws_it_on_arrival,
     the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it,
     a_redelivered_event_publishes_its_win_again_as_it_stands_now,
     an_event_whose_win_is_not_made_points_at_no_win,

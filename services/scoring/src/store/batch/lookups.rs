@@ -1,5 +1,8 @@
-//! The reads a run needs, each one statement for the whole run: the run's keys go in as a `VALUES`
-//! list (`q`, numbered by `i`) joined to the table, a form PostgreSQL and SQLite both accept.
+//! The reads a run needs, each one statement for the whole run: the run's keys go in as a list
+//! (`q`, numbered by `i`) joined to the table: a `VALUES` list, or on PostgreSQL, for the reads
+//! every run makes (praise, the signals against its wins, the wins its signals withdraw), one
+//! array a column ([`keys`]), so their text does not change with the run's size and PostgreSQL
+//! plans each once. The reads only a daily cap or found praise brings keep their lists.
 //! Where the single-event read took the first row of an ordering, a correlated subquery picks its
 //! id per key (one index probe a key, one row per key, not every match), and the rows found are
 //! read by id in a second statement only when there are any (signals, which have no id of their
@@ -11,8 +14,10 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{RequesterPraise, Source, Win};
 use herald_runtime::{
     db::{from_millis, millis},
-    store::{batch_query, is_postgres, value_rows},
+    pg_arrays::{self, Column},
+    store::{AnyQuery, batch_query, is_postgres, value_rows},
 };
+use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use super::super::{StoreError, source_token};
@@ -28,6 +33,44 @@ fn kind_slots<const N: usize>(kinds: &[&'static str]) -> [&'static str; N] {
     slots
 }
 
+/// Where `q` takes its rows from: `columns`' arrays on PostgreSQL, a `VALUES` list of `rows`
+/// elsewhere. Bound by [`bind_keys`].
+fn keys(tx: &Transaction<'static, Any>, rows: usize, columns: &[Column]) -> String {
+    if is_postgres(tx) {
+        format!("SELECT * FROM {}", pg_arrays::unnest(1, columns, "k"))
+    } else {
+        format!("VALUES {}", value_rows(tx, rows, columns.len()))
+    }
+}
+
+/// Binds `rows` as [`keys`] takes them: column by column on PostgreSQL, or row by row with `bind`.
+fn bind_keys<'q, T: Serialize>(
+    tx: &Transaction<'static, Any>,
+    query: AnyQuery<'q>,
+    rows: &[T],
+    columns: &[Column],
+    bind: impl Fn(AnyQuery<'q>, &T) -> AnyQuery<'q>,
+) -> Result<AnyQuery<'q>, StoreError> {
+    if is_postgres(tx) {
+        Ok(pg_arrays::bind(query, rows, columns)?)
+    } else {
+        Ok(rows.iter().fold(query, bind))
+    }
+}
+
+const RECORD_KEY: &[Column] = &[
+    ("i", "bigint"),
+    ("source", "text"),
+    ("record_number", "text"),
+];
+
+#[derive(Serialize)]
+struct RecordKey<'a> {
+    i: i64,
+    source: &'static str,
+    record_number: &'a str,
+}
+
 /// The newest praise of each win's ticket (praise that arrived before the win it rates).
 pub(super) async fn praise(
     tx: &mut Transaction<'static, Any>,
@@ -38,22 +81,27 @@ pub(super) async fn praise(
         return Ok(found);
     }
     let sql = format!(
-        "WITH q(i, source, record_number) AS (VALUES {})
+        "WITH q(i, source, record_number) AS ({})
          SELECT i, event_id FROM (
              SELECT q.i, (SELECT p.event_id FROM praise p
                           WHERE p.source = q.source AND p.record_number = q.record_number
                           ORDER BY p.at DESC LIMIT 1) AS event_id
              FROM q) f
          WHERE event_id IS NOT NULL",
-        value_rows(tx, wins.len(), 3)
+        keys(tx, wins.len(), RECORD_KEY)
     );
-    let mut query = batch_query(sql);
-    for (i, win) in wins.iter().enumerate() {
-        query = query
-            .bind(index(i))
-            .bind(source_token(win.source))
-            .bind(&win.record_number);
-    }
+    let asked: Vec<RecordKey<'_>> = wins
+        .iter()
+        .enumerate()
+        .map(|(i, win)| RecordKey {
+            i: index(i),
+            source: source_token(win.source),
+            record_number: &win.record_number,
+        })
+        .collect();
+    let query = bind_keys(tx, batch_query(sql), &asked, RECORD_KEY, |q, k| {
+        q.bind(k.i).bind(k.source).bind(k.record_number.to_string())
+    })?;
     let firsts = found_ids(query.fetch_all(&mut **tx).await?);
     let rows = rows_by_event_id(tx, "praise", "event_id, quote, requester, score", &firsts).await?;
     for (i, event_id) in firsts {
@@ -73,6 +121,46 @@ pub(in crate::store) struct Candidate<'a> {
     pub win: &'a Win,
     pub configuration_item: Option<&'a str>,
     pub windows: Windows,
+}
+
+const SAME_RECORD_WINDOW: &[Column] = &[
+    ("i", "bigint"),
+    ("source", "text"),
+    ("record_number", "text"),
+    ("from_at", "bigint"),
+    ("to_at", "bigint"),
+    ("k1", "text"),
+    ("k2", "text"),
+    ("k3", "text"),
+];
+
+#[derive(Serialize)]
+struct SameRecordWindow<'a> {
+    i: i64,
+    source: &'static str,
+    record_number: &'a str,
+    from_at: i64,
+    to_at: i64,
+    k1: &'a str,
+    k2: &'a str,
+    k3: &'a str,
+}
+
+const RELATED_WINDOW: &[Column] = &[
+    ("i", "bigint"),
+    ("from_at", "bigint"),
+    ("to_at", "bigint"),
+    ("business_service", "text"),
+    ("configuration_item", "text"),
+];
+
+#[derive(Serialize)]
+struct RelatedWindow<'a> {
+    i: i64,
+    from_at: i64,
+    to_at: i64,
+    business_service: Option<&'a str>,
+    configuration_item: Option<&'a str>,
 }
 
 /// For each candidate, the earliest signal already seen that withdraws it (one that arrived
@@ -118,45 +206,68 @@ pub(in crate::store) async fn signals_against(
     if !same.is_empty() {
         let sql = first_signals(
             tx,
-            "i, source, record_number, from_at, to_at, k1, k2, k3",
+            SAME_RECORD_WINDOW,
             same.len(),
             "s.source = q.source AND s.record_number = q.record_number
              AND s.at > q.from_at AND s.at <= q.to_at AND s.kind IN (q.k1, q.k2, q.k3)",
         );
-        let mut query = batch_query(sql);
-        for (i, kinds) in &same {
-            let c = &candidates[*i];
-            query = query
-                .bind(index(*i))
-                .bind(source_token(c.win.source))
-                .bind(&c.win.record_number)
-                .bind(millis(c.windows.outcome_at))
-                .bind(millis(c.windows.revocable_until));
-            for kind in kinds {
-                query = query.bind(*kind);
-            }
-        }
+        let asked: Vec<SameRecordWindow<'_>> = same
+            .iter()
+            .map(|(i, [k1, k2, k3])| {
+                let c = &candidates[*i];
+                SameRecordWindow {
+                    i: index(*i),
+                    source: source_token(c.win.source),
+                    record_number: &c.win.record_number,
+                    from_at: millis(c.windows.outcome_at),
+                    to_at: millis(c.windows.revocable_until),
+                    k1,
+                    k2,
+                    k3,
+                }
+            })
+            .collect();
+        let query = bind_keys(tx, batch_query(sql), &asked, SAME_RECORD_WINDOW, |q, k| {
+            q.bind(k.i)
+                .bind(k.source)
+                .bind(k.record_number.to_string())
+                .bind(k.from_at)
+                .bind(k.to_at)
+                .bind(k.k1)
+                .bind(k.k2)
+                .bind(k.k3)
+        })?;
         rows.extend(query.fetch_all(&mut **tx).await?);
     }
     if !related.is_empty() {
         let sql = first_signals(
             tx,
-            "i, from_at, to_at, business_service, configuration_item",
+            RELATED_WINDOW,
             related.len(),
             "s.kind = 'related_incident' AND s.at > q.from_at AND s.at <= q.to_at
              AND (s.business_service = q.business_service
                   OR s.configuration_item = q.configuration_item)",
         );
-        let mut query = batch_query(sql);
-        for i in &related {
-            let c = &candidates[*i];
-            query = query
-                .bind(index(*i))
-                .bind(millis(c.windows.outcome_at))
-                .bind(millis(c.windows.revocable_until))
-                .bind(c.win.business_service.clone())
-                .bind(c.configuration_item.map(str::to_string));
-        }
+        let asked: Vec<RelatedWindow<'_>> = related
+            .iter()
+            .map(|i| {
+                let c = &candidates[*i];
+                RelatedWindow {
+                    i: index(*i),
+                    from_at: millis(c.windows.outcome_at),
+                    to_at: millis(c.windows.revocable_until),
+                    business_service: c.win.business_service.as_deref(),
+                    configuration_item: c.configuration_item,
+                }
+            })
+            .collect();
+        let query = bind_keys(tx, batch_query(sql), &asked, RELATED_WINDOW, |q, k| {
+            q.bind(k.i)
+                .bind(k.from_at)
+                .bind(k.to_at)
+                .bind(k.business_service.map(str::to_string))
+                .bind(k.configuration_item.map(str::to_string))
+        })?;
         rows.extend(query.fetch_all(&mut **tx).await?);
     }
     for row in rows {
@@ -202,6 +313,29 @@ pub(super) struct Withdrawable {
     pub outcome_at: DateTime<Utc>,
 }
 
+const SAME_RECORD_KEY: &[Column] = &[
+    ("i", "bigint"),
+    ("source", "text"),
+    ("record_number", "text"),
+    ("at", "bigint"),
+    ("k1", "text"),
+    ("k2", "text"),
+    ("k3", "text"),
+    ("k4", "text"),
+];
+
+#[derive(Serialize)]
+struct SameRecordKey<'a> {
+    i: i64,
+    source: &'static str,
+    record_number: &'a str,
+    at: i64,
+    k1: &'static str,
+    k2: &'static str,
+    k3: &'static str,
+    k4: &'static str,
+}
+
 /// The standing wins each signal withdraws, in the order of the signals.
 pub(super) async fn withdrawable(
     tx: &mut Transaction<'static, Any>,
@@ -220,23 +354,38 @@ pub(super) async fn withdrawable(
     let mut rows = Vec::new();
     if !same.is_empty() {
         let sql = format!(
-            "WITH q(i, source, record_number, at, k1, k2, k3, k4) AS (VALUES {})
+            "WITH q(i, source, record_number, at, k1, k2, k3, k4) AS ({})
              SELECT q.i, {WIN} FROM q JOIN wins w
                ON w.source = q.source AND w.record_number = q.record_number AND w.status <> 'revoked'
               AND w.outcome_at < q.at AND w.revocable_until >= q.at AND w.kind IN (q.k1, q.k2, q.k3, q.k4)",
-            value_rows(tx, same.len(), 8)
+            keys(tx, same.len(), SAME_RECORD_KEY)
         );
-        let mut query = batch_query(sql);
-        for (i, signal) in &same {
-            query = query
-                .bind(index(*i))
-                .bind(signal.source.token())
-                .bind(&signal.record_number)
-                .bind(millis(signal.at));
-            for kind in kind_slots::<4>(&withdrawn_kinds(signal.kind)) {
-                query = query.bind(kind);
-            }
-        }
+        let asked: Vec<SameRecordKey<'_>> = same
+            .iter()
+            .map(|(i, signal)| {
+                let [k1, k2, k3, k4] = kind_slots::<4>(&withdrawn_kinds(signal.kind));
+                SameRecordKey {
+                    i: index(*i),
+                    source: signal.source.token(),
+                    record_number: &signal.record_number,
+                    at: millis(signal.at),
+                    k1,
+                    k2,
+                    k3,
+                    k4,
+                }
+            })
+            .collect();
+        let query = bind_keys(tx, batch_query(sql), &asked, SAME_RECORD_KEY, |q, k| {
+            q.bind(k.i)
+                .bind(k.source)
+                .bind(k.record_number.to_string())
+                .bind(k.at)
+                .bind(k.k1)
+                .bind(k.k2)
+                .bind(k.k3)
+                .bind(k.k4)
+        })?;
         rows.extend(query.fetch_all(&mut **tx).await?);
     }
     let mut found: Vec<Withdrawable> = rows
@@ -444,27 +593,28 @@ async fn rows_by_event_id(
 const SIGNAL: &str =
     "s.event_id, s.kind, s.record_number, s.at, s.business_service, s.configuration_item";
 
-/// For each of `keys` rows of `q` (its `columns`, bound in order), the earliest signal that meets
+/// For each of `keys_of` rows of `q` (its `columns`, bound by [`bind_keys`]), the earliest signal that meets
 /// `condition`, with `i`: one index probe a key. Signals have no key of their own to be read by in
 /// a second statement, so the row found is read in the same one: on PostgreSQL by a lateral
 /// subquery, on SQLite (which has none) by the rowid a correlated subquery finds. (A join on
 /// PostgreSQL's ctid instead let its planner hash every signal for it, once a batch.)
 fn first_signals(
     tx: &Transaction<'static, Any>,
-    columns: &str,
-    keys: usize,
+    columns: &[Column],
+    keys_of: usize,
     condition: &str,
 ) -> String {
-    let values = value_rows(tx, keys, columns.split(',').count());
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let (names, rows) = (names.join(", "), keys(tx, keys_of, columns));
     if is_postgres(tx) {
         format!(
-            "WITH q({columns}) AS (VALUES {values})
+            "WITH q({names}) AS ({rows})
              SELECT q.i, {SIGNAL} FROM q CROSS JOIN LATERAL (
                  SELECT * FROM signals s WHERE {condition} ORDER BY s.at LIMIT 1) s"
         )
     } else {
         format!(
-            "WITH q({columns}) AS (VALUES {values})
+            "WITH q({names}) AS ({rows})
              SELECT f.i, {SIGNAL} FROM (
                  SELECT q.i, (SELECT s.rowid FROM signals s WHERE {condition}
                               ORDER BY s.at LIMIT 1) AS address

@@ -3,6 +3,7 @@
 //! instead of a dozen statements per event. What each event ends up with is what recording the
 //! events one at a time, in order, would give it.
 
+mod arrays;
 mod in_one;
 mod lookups;
 mod runs;

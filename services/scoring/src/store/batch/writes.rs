@@ -7,7 +7,7 @@ use herald_proto::v1::{ItsmEvent, ValueLabel, Win, WinStatus};
 use herald_runtime::{
     db::millis,
     payload::pack,
-    store::{AnyQuery, batch_query, value_rows},
+    store::{AnyQuery, batch_query, is_postgres, value_rows},
 };
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
@@ -32,6 +32,9 @@ pub(super) async fn events(
     events: &[(&ItsmEvent, &Result<crate::score::Scored, NoValue>)],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
+    if is_postgres(tx) {
+        return super::arrays::events(tx, events, now).await;
+    }
     let mut inserted = HashSet::new();
     for chunk in events.chunks(rows_per_statement(10)) {
         let sql = format!(
@@ -42,29 +45,18 @@ pub(super) async fn events(
         );
         let mut query = batch_query(sql);
         for (event, result) in chunk {
-            let (verdict, note) = match result {
-                Ok(_) => ("win", None),
-                Err(NoValue(reason)) => ("no_value", Some(reason.clone())),
-            };
+            let row = EventRow::of(event, result);
             query = query
-                .bind(event.id.clone())
-                .bind(source_token(event.source))
-                .bind(token_of_kind(event.kind))
-                .bind(
-                    event
-                        .record
-                        .as_ref()
-                        .map(|r| r.number.clone())
-                        .unwrap_or_default(),
-                )
-                .bind(
-                    herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref()).map(millis),
-                )
-                .bind(verdict)
-                .bind(note)
+                .bind(row.id.to_string())
+                .bind(row.source)
+                .bind(row.kind)
+                .bind(row.record_number.to_string())
+                .bind(row.occurred_at)
+                .bind(row.outcome)
+                .bind(row.note.map(str::to_string))
                 .bind(millis(now))
                 .bind(kept_payload(event))
-                .bind(result.as_ref().ok().map(|scored| scored.win.id.clone()));
+                .bind(row.win_id.map(str::to_string));
         }
         for row in query.fetch_all(&mut **tx).await? {
             inserted.insert(row.get::<String, _>("id"));
@@ -73,10 +65,49 @@ pub(super) async fn events(
     Ok(inserted)
 }
 
+/// An event's `events` row but the time it was scored and its payload, which the caller binds
+/// beside it.
+#[derive(serde::Serialize)]
+pub(super) struct EventRow<'a> {
+    id: &'a str,
+    source: &'static str,
+    kind: &'static str,
+    record_number: &'a str,
+    occurred_at: Option<i64>,
+    /// `win`, or `no_value` with the reason in `note`.
+    outcome: &'static str,
+    note: Option<&'a str>,
+    /// The win it scored.
+    win_id: Option<&'a str>,
+}
+
+impl<'a> EventRow<'a> {
+    pub(super) fn of(
+        event: &'a ItsmEvent,
+        result: &'a Result<crate::score::Scored, NoValue>,
+    ) -> Self {
+        let (outcome, note) = match result {
+            Ok(_) => ("win", None),
+            Err(NoValue(reason)) => ("no_value", Some(reason.as_str())),
+        };
+        Self {
+            id: &event.id,
+            source: source_token(event.source),
+            kind: token_of_kind(event.kind),
+            record_number: event.record.as_ref().map_or("", |r| r.number.as_str()),
+            occurred_at: herald_proto::time::opt_from_timestamp(event.occurred_at.as_ref())
+                .map(millis),
+            outcome,
+            note,
+            win_id: result.as_ref().ok().map(|scored| scored.win.id.as_str()),
+        }
+    }
+}
+
 /// The event as kept for `herald rescore`, which replays events under another catalog: scoring's
 /// reading of the delivery, without the delivery itself (the raw body, most of an event's bytes,
 /// stays on the event stream for audit; scoring never reads it), packed.
-fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
+pub(super) fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
     // Field by field, so the body is not copied only to be dropped, and a field added to the
     // event later has to be placed here.
     let encoded = ItsmEvent {
@@ -101,6 +132,9 @@ pub(super) async fn signals(
     tx: &mut Transaction<'static, Any>,
     signals: &[&Signal],
 ) -> Result<(), StoreError> {
+    if is_postgres(tx) {
+        return super::arrays::signals(tx, signals).await;
+    }
     for chunk in signals.chunks(rows_per_statement(7)) {
         let sql = format!(
             "INSERT INTO signals (event_id, source, kind, record_number, at, business_service, configuration_item)
