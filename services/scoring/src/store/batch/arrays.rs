@@ -13,11 +13,10 @@ use herald_runtime::{
     pg_arrays::{self, Column},
     store::{Blobs, Placed},
 };
-use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use super::super::StoreError;
-use super::writes::{EventRow, kept_payload};
+use super::writes::{EventRow, SignalRow, kept_payload};
 use crate::{score::Scored, value::NoValue, verification::Signal};
 
 const EVENT_COLUMNS: &[Column] = &[
@@ -70,17 +69,6 @@ static INSERT_SIGNALS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Serialize)]
-struct SignalRow<'a> {
-    event_id: &'a str,
-    source: &'static str,
-    kind: &'static str,
-    record_number: &'a str,
-    at: i64,
-    business_service: Option<&'a str>,
-    configuration_item: Option<&'a str>,
-}
-
 /// [`super::writes::events`] on PostgreSQL: the same rows, in one statement.
 pub(super) async fn events(
     tx: &mut Transaction<'static, Any>,
@@ -105,18 +93,7 @@ pub(super) async fn signals(
     tx: &mut Transaction<'static, Any>,
     signals: &[&Signal],
 ) -> Result<(), StoreError> {
-    let rows: Vec<SignalRow<'_>> = signals
-        .iter()
-        .map(|s| SignalRow {
-            event_id: &s.event_id,
-            source: s.source.token(),
-            kind: s.kind.token(),
-            record_number: &s.record_number,
-            at: millis(s.at),
-            business_service: s.business_service.as_deref(),
-            configuration_item: s.configuration_item.as_deref(),
-        })
-        .collect();
+    let rows: Vec<SignalRow<'_>> = signals.iter().map(|s| SignalRow::of(s)).collect();
     pg_arrays::bind(sqlx::query(INSERT_SIGNALS.as_str()), &rows, SIGNAL_COLUMNS)?
         .execute(&mut **tx)
         .await?;

@@ -66,7 +66,7 @@ pub(super) async fn events(
 }
 
 /// An event's `events` row but the time it was scored and its payload, which the caller binds
-/// beside it.
+/// beside it: bound value by value here, or as one row of a run's columns ([`super::arrays`]).
 #[derive(serde::Serialize)]
 pub(super) struct EventRow<'a> {
     id: &'a str,
@@ -143,18 +143,46 @@ pub(super) async fn signals(
         );
         let mut query = batch_query(sql);
         for signal in chunk {
+            let row = SignalRow::of(signal);
             query = query
-                .bind(signal.event_id.clone())
-                .bind(signal.source.token())
-                .bind(signal.kind.token())
-                .bind(signal.record_number.clone())
-                .bind(millis(signal.at))
-                .bind(signal.business_service.clone())
-                .bind(signal.configuration_item.clone());
+                .bind(row.event_id.to_string())
+                .bind(row.source)
+                .bind(row.kind)
+                .bind(row.record_number.to_string())
+                .bind(row.at)
+                .bind(row.business_service.map(str::to_string))
+                .bind(row.configuration_item.map(str::to_string));
         }
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// A signal's `signals` row: bound value by value here, or as one row of a run's columns
+/// ([`super::arrays`]).
+#[derive(serde::Serialize)]
+pub(super) struct SignalRow<'a> {
+    event_id: &'a str,
+    source: &'static str,
+    kind: &'static str,
+    record_number: &'a str,
+    at: i64,
+    business_service: Option<&'a str>,
+    configuration_item: Option<&'a str>,
+}
+
+impl<'a> SignalRow<'a> {
+    pub(super) fn of(signal: &'a Signal) -> Self {
+        Self {
+            event_id: &signal.event_id,
+            source: signal.source.token(),
+            kind: signal.kind.token(),
+            record_number: &signal.record_number,
+            at: millis(signal.at),
+            business_service: signal.business_service.as_deref(),
+            configuration_item: signal.configuration_item.as_deref(),
+        }
+    }
 }
 
 /// A win ready to be written.
