@@ -14,7 +14,7 @@ use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
 use crate::{
     config::ScoringSettings,
     marks::PendingMarks,
-    publish,
+    publish::{self, Backing},
     score::{self, Outcome},
     store::{Recorded, Store},
 };
@@ -110,13 +110,13 @@ impl ScoringHandler {
         }
         // An error here leaves every event of the batch unacked: a redelivery publishes its win
         // again, and the outbox keeps the rest.
-        publish::traced_wins(
-            self.bus.as_ref(),
-            own.iter()
-                .chain(&marked)
-                .map(|(win, headers)| (win, Some(*headers))),
-        )
-        .await?;
+        let own_wins = own
+            .iter()
+            .map(|(win, headers)| (win, Some(*headers), Backing::Redelivery));
+        let outbox = marked
+            .iter()
+            .map(|(win, headers)| (win, Some(*headers), Backing::Outbox));
+        publish::traced_wins(self.bus.as_ref(), own_wins.chain(outbox)).await?;
         if !marked.is_empty() {
             self.marks
                 .add(marked.into_iter().map(|(win, _)| win).collect());

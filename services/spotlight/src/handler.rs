@@ -158,11 +158,7 @@ impl SpotlightHandler {
             if let Some(delivery) = batch.get(*i) {
                 herald_events::trace::set_parent_from(&span, &delivery.headers);
             }
-            messages.push(
-                span.in_scope(|| {
-                    announcement_message(&announcement, AnnouncementKind::HeadlineWin)
-                }),
-            );
+            messages.push(span.in_scope(|| headline_message(&announcement)));
             announced.push(Some((win.id.as_str(), announcement.id)));
         }
         let mut published = self.bus.publish_in_order(messages).await.into_iter();
@@ -307,6 +303,13 @@ impl SpotlightHandler {
     }
 }
 
+/// A headline announcement. `count_wins` hands back the stored announcement when a win is
+/// delivered again, and the win is acknowledged only after this publish, so a publish lost in a
+/// power cut is made again: the embedded bus need not wait for the disk.
+fn headline_message(announcement: &Announcement) -> OutgoingMessage {
+    announcement_message(announcement, AnnouncementKind::HeadlineWin).republished_on_redelivery()
+}
+
 /// An announcement on its kind's subject, under the current span's trace.
 fn announcement_message(announcement: &Announcement, kind: AnnouncementKind) -> OutgoingMessage {
     OutgoingMessage::new(
@@ -316,4 +319,21 @@ fn announcement_message(announcement: &Announcement, kind: AnnouncementKind) -> 
     )
     .with_ordering_key(announcement.id.clone())
     .with_trace_context()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_headline_is_left_to_its_win_s_redelivery() {
+        let announcement = Announcement {
+            id: "a-1".into(),
+            ..Announcement::default()
+        };
+        assert!(headline_message(&announcement).republished_on_redelivery);
+        for kind in [AnnouncementKind::Lesson, AnnouncementKind::Correction] {
+            assert!(!announcement_message(&announcement, kind).republished_on_redelivery);
+        }
+    }
 }

@@ -6,7 +6,12 @@
 //! acknowledgements are confirmed once written to the file without waiting for the disk
 //! ([`Committer::call_unsynced`]): a power cut may undo the last of them, which only delivers those
 //! messages again, as a crash before the acknowledgement would; the next synced commit puts them on
-//! disk too, since the log is written in order.
+//! disk too, since the log is written in order. So are the publishes a stage makes again from a
+//! redelivered input ([`OutgoingMessage::republished_on_redelivery`]): the stage's
+//! acknowledgement comes after them in the log, so a power cut that undoes one undoes that
+//! acknowledgement too.
+//!
+//! [`OutgoingMessage::republished_on_redelivery`]: crate::OutgoingMessage::republished_on_redelivery
 //!
 //! Why a thread of its own rather than sqlx: through an async driver every statement is a hand-off
 //! to the connection's thread and back (a claim was nine), and `herald up`'s profile was mostly
@@ -207,7 +212,8 @@ impl Committer {
         self.queue(true, work).await
     }
 
-    async fn queue<R, F>(
+    /// Queues `work` for a group that syncs its commit if `synced` (or another of its jobs is).
+    pub(crate) async fn queue<R, F>(
         &self,
         synced: bool,
         work: F,
@@ -336,7 +342,7 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::Committer;
@@ -354,7 +360,8 @@ mod tests {
 
     /// Keeps the thread busy for a moment, returning once it has started: whatever is queued
     /// after this call shares the next transaction.
-    async fn occupied(
+    /// Holds the committer's thread for 200 ms, so the jobs queued meanwhile share the next group.
+    pub(in crate::embedded) async fn occupied(
         db: &Committer,
     ) -> Result<impl Future<Output = Result<(), Cause>> + use<>, Cause> {
         let (started, running) = tokio::sync::oneshot::channel();
@@ -458,7 +465,7 @@ mod tests {
 
     /// SQLite's `synchronous` as a job of the group sees it: 2 is FULL (the commit is synced),
     /// 1 NORMAL (written to the log only).
-    fn sync_level(c: &rusqlite::Connection) -> Result<i64, Cause> {
+    pub(in crate::embedded) fn sync_level(c: &rusqlite::Connection) -> Result<i64, Cause> {
         Ok(c.query_row("PRAGMA synchronous", [], |row| row.get(0))?)
     }
 

@@ -551,6 +551,8 @@ impl EmbeddedBus {
             });
         }
         let now = now_ms();
+        // Only what its publisher makes again from a redelivered input may skip the fsync.
+        let synced = !message.republished_on_redelivery;
         let publish = Publish {
             stream: family.stream_name(),
             subject: message.subject.clone(),
@@ -562,7 +564,7 @@ impl EmbeddedBus {
         };
         self.inner
             .db
-            .enqueue(move |c| publish.store(c))
+            .queue(synced, move |c| publish.store(c))
             .await
             .map_err(|source| BusError::Publish {
                 subject: message.subject,
@@ -592,7 +594,38 @@ impl EmbeddedBus {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_matches;
+    use super::{EmbeddedBus, subject_matches};
+    use crate::{
+        Cause, OutgoingMessage,
+        embedded::committer::tests::{occupied, sync_level},
+    };
+
+    /// Whether a publish's group waits for the disk, seen by a job of the same group: 2 is FULL
+    /// (synced), 1 NORMAL (written to the log only).
+    async fn sync_level_of(bus: &EmbeddedBus, message: OutgoingMessage) -> Result<i64, Cause> {
+        let db = &bus.inner.db;
+        let busy = occupied(db).await?;
+        let stored = bus.queue_publish(message).await?;
+        let beside = db.queue(false, sync_level).await?;
+        busy.await?;
+        stored.await?;
+        beside.await
+    }
+
+    #[tokio::test]
+    async fn only_what_a_redelivery_publishes_again_is_stored_without_waiting_for_the_disk()
+    -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let bus = EmbeddedBus::open(dir.path(), Default::default()).await?;
+        let message = |id: &str| OutgoingMessage::new("herald.wins.incident", id, "win");
+        assert_eq!(sync_level_of(&bus, message("accepted")).await?, 2);
+        assert_eq!(
+            sync_level_of(&bus, message("made again").republished_on_redelivery()).await?,
+            1
+        );
+        assert_eq!(sync_level_of(&bus, message("accepted again")).await?, 2);
+        Ok(())
+    }
 
     #[test]
     fn subjects_match_like_nats() {
