@@ -1,7 +1,9 @@
-//! The fold: the one writer of the shared figure rows. Counting a win appends what it adds to the
-//! deltas (no row another lane needs is locked); the fold takes every delta there is and adds them
-//! to the live rollups and totals in one transaction, one upsert per row however many wins
-//! touched it. A read of the figures folds first, so it sees every win counted before it.
+//! The fold: on PostgreSQL the one writer of the shared figure rows. Counting a win appends what
+//! it adds to the deltas (no row another lane needs is locked); the fold takes every delta there is
+//! and adds them to the live rollups and totals in one transaction, one upsert per row however many
+//! wins touched it. A read of the figures folds first, so it sees every win counted before it. On
+//! SQLite counting adds to the figures itself (see `Figures::written_by`), and the fold only ever
+//! finds deltas a store written before that left behind.
 
 use std::{collections::BTreeMap, time::Duration};
 

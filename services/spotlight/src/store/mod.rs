@@ -79,9 +79,10 @@ impl Store {
 
     /// [`Store::count_win`] for several wins at once: on PostgreSQL in one statement
     /// (`in_one.rs`), on SQLite in one transaction; either way the wins, their ledger entries and
-    /// announcements, and what they add to the rollups and totals merged and appended as deltas
-    /// (the fold adds them to the shared rows). Answers in the order given; a win given twice is
-    /// counted once (the second finds the first).
+    /// announcements, and what they add to the rollups and totals merged: appended as deltas on
+    /// PostgreSQL (the fold adds them to the shared rows), added to the figures themselves on
+    /// SQLite ([`Figures::written_by`]). Answers in the order given; a win given twice is counted
+    /// once (the second finds the first).
     pub async fn count_wins(
         &self,
         wins: &[(Win, DateTime<Utc>, Option<Announcement>)],
@@ -106,9 +107,10 @@ impl Store {
         } else {
             None
         };
+        let figures = Figures::written_by(&conn);
         let inserted = match in_one {
             Some(inserted) => inserted,
-            None => count_in_transaction(&mut conn, &firsts, tz, now).await?,
+            None => count_in_transaction(&mut conn, &firsts, tz, now, figures).await?,
         };
         drop(conn);
         let new: Vec<bool> = wins
@@ -116,7 +118,7 @@ impl Store {
             .zip(first)
             .map(|((win, _, _), first)| first && inserted.contains(&win.id))
             .collect();
-        if new.iter().any(|new| *new) {
+        if figures == Figures::Deltas && new.iter().any(|new| *new) {
             self.unfolded.notify_one();
         }
         let mut out = Vec::with_capacity(wins.len());
@@ -164,9 +166,10 @@ impl Store {
         // Subtract what was added: the win as it was counted, in the periods it was counted in.
         let counted_at = herald_proto::time::opt_from_timestamp(counted.occurred_at.as_ref())
             .unwrap_or(occurred_at);
+        let figures = Figures::written_by(&tx);
         apply(
             &mut tx,
-            Figures::Deltas,
+            figures,
             &contributions::of(&counted, counted_at, tz),
             -1,
         )
@@ -204,7 +207,9 @@ impl Store {
             None => None,
         };
         tx.commit().await?;
-        self.unfolded.notify_one();
+        if figures == Figures::Deltas {
+            self.unfolded.notify_one();
+        }
         Ok(correction)
     }
 
@@ -314,12 +319,13 @@ type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
 
 /// Counts `wins` (no id twice) in one transaction on `conn`: the wins, their ledger entries and
 /// announcements each one multi-row statement, what the new ones add to the rollups and totals
-/// merged and appended as deltas. Returns the ids of the wins that were new.
+/// merged and written to `figures`. Returns the ids of the wins that were new.
 async fn count_in_transaction(
     conn: &mut sqlx::AnyConnection,
     wins: &[Counting<'_>],
     tz: Tz,
     now: DateTime<Utc>,
+    figures: Figures,
 ) -> Result<HashSet<String>, sqlx::Error> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
@@ -345,7 +351,7 @@ async fn count_in_transaction(
     }
     ledger_many(&mut tx, &counted, "counted", now).await?;
     insert_announcements(&mut tx, &announced, now).await?;
-    apply(&mut tx, Figures::Deltas, &merged, 1).await?;
+    apply(&mut tx, figures, &merged, 1).await?;
     tx.commit().await?;
     Ok(inserted)
 }
@@ -507,10 +513,27 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 /// Where a batch of figure rows goes: added to the live figures (an upsert per row), or appended
 /// to the deltas a fold later adds to them.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Figures {
     Live,
     Deltas,
+}
+
+impl Figures {
+    /// Where a counting or withdrawing transaction on `conn` writes. On PostgreSQL every lane
+    /// appends deltas, so no lane queues on the locks of the rows every win adds to (this week's,
+    /// this month's, the organisation's). SQLite has one writer connection and no such queue,
+    /// and a fold there would hold that connection while the lanes wait: with a fold at most
+    /// every 5 s, `herald up`'s p99 at 200 events/s was 116–126 ms against 8–12 ms at 200 ms
+    /// (BENCHMARKS.md, thirty-first sitting). So on SQLite the transaction adds to the figures
+    /// itself.
+    fn written_by(conn: &sqlx::AnyConnection) -> Self {
+        if is_postgres(conn) {
+            Self::Deltas
+        } else {
+            Self::Live
+        }
+    }
 }
 
 /// A rollup row's key (period, period start, scope, subject) and what it adds.
@@ -539,7 +562,8 @@ fn merged(contributions: &Contributions, sign: i64) -> (Vec<RollupRow<'_>>, Vec<
 }
 
 /// Adds (`sign` 1) or subtracts (`sign` -1) contributions: appended to the deltas when counting
-/// (no row another lane needs is locked), or to the live figures by the rebuild. Either way each
+/// on PostgreSQL (no row another lane needs is locked), or to the live figures when counting on
+/// SQLite and by the rebuild. Either way each
 /// table in as few multi-row statements as fit, with the rows in key order, so two writers
 /// sharing live rows wait for each other but never deadlock.
 async fn apply(

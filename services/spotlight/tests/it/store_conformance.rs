@@ -302,8 +302,9 @@ async fn a_batch_counts_each_new_win_once(backend: Backend) -> anyhow::Result<()
 
 herald_testkit::store_cases!(a_batch_counts_each_new_win_once);
 
-/// Counted wins reach the shared rows through folds; folds running at once (another replica's,
-/// a read's, the background one's) add every delta exactly once, while wins keep arriving.
+/// On PostgreSQL counted wins reach the shared rows through folds; folds running at once
+/// (another replica's, a read's, the background one's) add every delta exactly once, while wins
+/// keep arriving. On SQLite counting adds to the shared rows itself, and the folds find nothing.
 async fn folds_at_once_add_each_delta_once(backend: Backend) -> anyhow::Result<()> {
     let (_db, store) = store(backend).await?;
     let tz = chrono_tz::Europe::Amsterdam;
@@ -348,7 +349,10 @@ async fn folds_at_once_add_each_delta_once(backend: Backend) -> anyhow::Result<(
     while let Some(done) = folders.join_next().await {
         taken += done??;
     }
-    assert!(taken > 0, "the folders took no delta: nothing was tested");
+    match backend {
+        Backend::Postgres => assert!(taken > 0, "the folders took no delta: nothing was tested"),
+        Backend::Sqlite => assert_eq!(taken, 0, "SQLite counted through deltas"),
+    }
     let week = Period::containing(PeriodKind::Week, when, tz);
     // The read folds whatever the folders left.
     let people = store.leaderboard(&week, "person", 10).await?;
