@@ -360,7 +360,6 @@ pub(super) mod tests {
 
     /// Keeps the thread busy for a moment, returning once it has started: whatever is queued
     /// after this call shares the next transaction.
-    /// Holds the committer's thread for 200 ms, so the jobs queued meanwhile share the next group.
     pub(in crate::embedded) async fn occupied(
         db: &Committer,
     ) -> Result<impl Future<Output = Result<(), Cause>> + use<>, Cause> {
