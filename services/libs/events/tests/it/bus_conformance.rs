@@ -847,6 +847,83 @@ mod embedded {
         Ok(())
     }
 
+    /// A bus file from before `pending` was kept in its key's b-tree alone: its held messages come
+    /// back after the upgrade, which leaves no trace of the old table or its indexes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bus_file_of_the_earlier_shape_keeps_what_it_held() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spec = events_consumer("upgraded");
+        {
+            let bus = EmbeddedBus::open(dir.path(), Default::default()).await?;
+            bus.ensure_topology(std::slice::from_ref(&spec)).await?;
+            for i in 0..3 {
+                bus.publish(OutgoingMessage::new(
+                    "herald.events.servicenow.incident_resolved",
+                    format!("u-{i}"),
+                    format!("{i}"),
+                ))
+                .await?;
+            }
+            let mut sub = bus.subscribe(&spec).await?;
+            next(&mut sub).await?.ack().await?;
+            let _held = next(&mut sub).await?;
+        }
+        let file = dir.path().join("bus.sqlite");
+        {
+            // Back to the earlier shape, rows and all.
+            let c = rusqlite::Connection::open(&file)?;
+            c.execute_batch(
+                "BEGIN;
+                 CREATE TABLE pending_old (
+                     consumer   TEXT NOT NULL,
+                     seq        INTEGER NOT NULL,
+                     delivered  INTEGER NOT NULL,
+                     visible_at INTEGER NOT NULL,
+                     PRIMARY KEY (consumer, seq)
+                 );
+                 INSERT INTO pending_old SELECT consumer, seq, delivered, visible_at FROM pending;
+                 DROP TABLE pending;
+                 ALTER TABLE pending_old RENAME TO pending;
+                 CREATE INDEX pending_due ON pending (consumer, visible_at);
+                 COMMIT;",
+            )?;
+            let held: i64 = c.query_row("SELECT count(*) FROM pending", [], |r| r.get(0))?;
+            assert_eq!(held, 2, "the batch taken, less the acknowledged one");
+        }
+        let bus = EmbeddedBus::open(dir.path(), Default::default()).await?;
+        {
+            let c = rusqlite::Connection::open(&file)?;
+            let objects: Vec<(String, String)> = c
+                .prepare("SELECT name, sql FROM sqlite_schema WHERE tbl_name = 'pending'")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            assert_eq!(
+                objects.len(),
+                1,
+                "no index of the old table is left: {objects:?}"
+            );
+            assert!(objects[0].1.contains("WITHOUT ROWID"), "{objects:?}");
+        }
+        let mut sub = bus.subscribe(&spec).await?;
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let d = next(&mut sub).await?;
+            seen.push((
+                String::from_utf8_lossy(&d.payload).into_owned(),
+                d.delivered,
+            ));
+            d.ack().await?;
+        }
+        seen.sort();
+        assert_eq!(seen, vec![("1".to_string(), 2), ("2".to_string(), 2)]);
+        assert!(nothing_within(&mut sub, Duration::from_millis(300)).await);
+        drop(sub);
+        drop(bus);
+        // And once upgraded, opening again changes nothing.
+        let _again = EmbeddedBus::open(dir.path(), Default::default()).await?;
+        Ok(())
+    }
+
     #[tokio::test]
     async fn one_process_owns_a_data_directory() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
