@@ -82,11 +82,11 @@ const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// `pending` as earlier bus files have it: a row-id table with an index on its key and
-/// one on `(consumer, visible_at)`. Every claim and acknowledgement wrote a page of each of the
-/// three b-trees to the log; kept in its key's b-tree alone, with the due times read from the
-/// consumer's few held rows, a claim and an acknowledgement write one. `herald up` wrote about a
-/// quarter fewer bytes of the bus's log an event at 200 events/s.
+/// Brings `pending` from the shape earlier bus files have: a row-id table with an index on its key
+/// and one on `(consumer, visible_at)`. Every claim and acknowledgement wrote a page of each of
+/// those three b-trees to the log; kept in its key's b-tree alone, with the due times read from
+/// the consumer's few held rows, a claim and an acknowledgement write one. `herald up` wrote about
+/// a quarter fewer bytes of the bus's log an event at 200 events/s.
 const PENDING_BY_KEY_ALONE: &str = "
     CREATE TABLE pending_by_key (
         consumer   TEXT NOT NULL,

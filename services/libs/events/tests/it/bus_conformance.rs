@@ -919,7 +919,7 @@ mod embedded {
         assert!(nothing_within(&mut sub, Duration::from_millis(300)).await);
         drop(sub);
         drop(bus);
-        // And once upgraded, opening again changes nothing.
+        // And an upgraded file opens again.
         let _again = EmbeddedBus::open(dir.path(), Default::default()).await?;
         Ok(())
     }
