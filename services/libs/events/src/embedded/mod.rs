@@ -82,36 +82,38 @@ const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// Brings `pending` from the shape earlier bus files have: a row-id table with an index on its key
+/// Whether `pending` has the shape earlier bus files have: a row-id table with an index on its key
 /// and one on `(consumer, visible_at)`. Every claim and acknowledgement wrote a page of each of
 /// those three b-trees to the log; kept in its key's b-tree alone, with the due times read from
 /// the consumer's few held rows, a claim and an acknowledgement write one. `herald up` wrote about
 /// a quarter fewer bytes of the bus's log an event at 200 events/s.
-const PENDING_BY_KEY_ALONE: &str = "
-    CREATE TABLE pending_by_key (
-        consumer   TEXT NOT NULL,
-        seq        INTEGER NOT NULL,
-        delivered  INTEGER NOT NULL,
-        visible_at INTEGER NOT NULL,
-        PRIMARY KEY (consumer, seq)
-    ) WITHOUT ROWID;
-    INSERT INTO pending_by_key (consumer, seq, delivered, visible_at)
-        SELECT consumer, seq, delivered, visible_at FROM pending;
-    DROP TABLE pending;
-    ALTER TABLE pending_by_key RENAME TO pending;
-";
+fn pending_has_a_row_id(c: &Connection) -> Result<bool, Cause> {
+    let sql: Option<String> = c
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'pending'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(sql.is_some_and(|sql| !sql.contains("WITHOUT ROWID")))
+}
 
 /// Creates the bus's tables, or brings an older file's to this shape, keeping every row. Runs as
-/// one job of the committer, so a failure leaves the file as it was.
+/// one job of the committer, so a failure leaves the file as it was. An older `pending` is moved
+/// aside (its indexes go with it) so that [`SCHEMA`], the one place its shape is written, creates
+/// the new one.
 fn create_or_upgrade(c: &Connection) -> Result<(), Cause> {
+    let upgrading = pending_has_a_row_id(c)?;
+    if upgrading {
+        c.execute_batch("ALTER TABLE pending RENAME TO pending_with_row_ids")?;
+    }
     c.execute_batch(SCHEMA)?;
-    let pending: String = c.query_row(
-        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'pending'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !pending.contains("WITHOUT ROWID") {
-        c.execute_batch(PENDING_BY_KEY_ALONE)?;
+    if upgrading {
+        c.execute_batch(
+            "INSERT INTO pending (consumer, seq, delivered, visible_at)
+                 SELECT consumer, seq, delivered, visible_at FROM pending_with_row_ids;
+             DROP TABLE pending_with_row_ids;",
+        )?;
     }
     Ok(())
 }
