@@ -72,13 +72,22 @@ pub struct Args {
     grpc: SocketAddr,
 }
 
-/// Lanes a stage of `herald up` runs when the configuration names none.
+/// Lanes a stage of `herald up` runs when the configuration names none, and the messages each
+/// records in one transaction at most. The stages share SQLite's single writer. With 256 a lane
+/// (the distributed default) a 100k `herald up` backfill took 25.3–26.7 s where 64 took
+/// 20.4–22.0 s (three alternating pairs).
 const STANDALONE_LANES: usize = 8;
-
-/// Messages a lane of `herald up` records in one transaction at most when the configuration names
-/// none. Its eight lanes a stage share SQLite's single writer: with 256 (the distributed default) a
-/// 100k `herald up` backfill took 25.3–26.7 s where 64 took 20.4–22.0 s (three alternating pairs).
 const STANDALONE_BATCH: usize = 64;
+
+/// Scoring's lanes and batch under `herald up`. A stage holds at most its consumer's 1,000
+/// unacknowledged messages, and a lane holds two batches (one waiting, one in hand), so fewer,
+/// larger transactions fit the same 1,000: four lanes of 128 recorded a million-row backfill in
+/// 238.9 s where eight of 64 took 275.2 s, and a 100k one in 16.7–17.5 s against 19.5–20.1 s.
+/// Where lanes × batch × 2 passes 1,000 the lanes wait on each other (eight of 128: 25.2 s);
+/// at saturation and at 200 events a second it was the same within the drift (BENCHMARKS.md,
+/// thirty-third sitting).
+const STANDALONE_SCORING_LANES: usize = 4;
+const STANDALONE_SCORING_BATCH: usize = 128;
 
 /// The async runtime's worker threads for `herald up`: half the cores, at least one, unless
 /// `TOKIO_WORKER_THREADS` says otherwise. The process has busy threads of its own beside the
@@ -112,13 +121,25 @@ impl Configs {
         };
         // One process's stages share SQLite's single writer, and more lanes keep its commits
         // coming: with 2 a stage `herald up` delivered a fifth less than with 8 on two cores.
-        for consumer in [
-            &mut configs.scoring.scoring.consumer,
-            &mut configs.spotlight.spotlight.consumer,
-            &mut configs.notify.notify.consumer,
+        for (consumer, lanes, batch) in [
+            (
+                &mut configs.scoring.scoring.consumer,
+                STANDALONE_SCORING_LANES,
+                STANDALONE_SCORING_BATCH,
+            ),
+            (
+                &mut configs.spotlight.spotlight.consumer,
+                STANDALONE_LANES,
+                STANDALONE_BATCH,
+            ),
+            (
+                &mut configs.notify.notify.consumer,
+                STANDALONE_LANES,
+                STANDALONE_BATCH,
+            ),
         ] {
-            consumer.lanes.get_or_insert(STANDALONE_LANES);
-            consumer.batch.get_or_insert(STANDALONE_BATCH);
+            consumer.lanes.get_or_insert(lanes);
+            consumer.batch.get_or_insert(batch);
         }
         // One process keeps everything in its data directory, whatever [database] says.
         let url = Secret::new(format!("sqlite://{}", data_dir.display()));
@@ -256,7 +277,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_stage_of_herald_up_runs_eight_lanes_of_64_messages_by_default() -> anyhow::Result<()> {
+    fn herald_up_runs_scoring_in_four_lanes_of_128_and_the_others_in_eight_of_64()
+    -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let loader = demo::config_loader(
             dir.path(),
@@ -266,14 +288,16 @@ mod tests {
             },
         )?;
         let configs = Configs::load(&loader, dir.path())?;
-        for consumer in [
-            &configs.scoring.scoring.consumer,
-            &configs.spotlight.spotlight.consumer,
-            &configs.notify.notify.consumer,
-        ] {
+        let lanes_and_batch = |consumer: &herald_events::worker::StageSettings| {
             let options = consumer.worker_options("stage");
-            assert_eq!((options.lanes, options.batch), (8, 64));
-        }
+            (options.lanes, options.batch)
+        };
+        assert_eq!(lanes_and_batch(&configs.scoring.scoring.consumer), (4, 128));
+        assert_eq!(
+            lanes_and_batch(&configs.spotlight.spotlight.consumer),
+            (8, 64)
+        );
+        assert_eq!(lanes_and_batch(&configs.notify.notify.consumer), (8, 64));
         Ok(())
     }
 }
