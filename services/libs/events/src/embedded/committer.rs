@@ -526,4 +526,28 @@ pub(super) mod tests {
         );
         Ok(())
     }
+
+    /// `.cargo/config.toml` builds SQLite so the connections of one process share no lock over
+    /// their page caches or their allocations; without it a `herald up` backfill was 13 % slower
+    /// (BENCHMARKS.md, thirty-third sitting).
+    #[tokio::test]
+    async fn sqlite_is_built_without_the_locks_its_connections_would_share() -> Result<(), Cause> {
+        let (_dir, db) = with_a_table().await?;
+        let options: Vec<String> = db
+            .call(|c| {
+                let mut statement = c.prepare("PRAGMA compile_options")?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await?;
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "one page cache lock for every connection: {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "allocation statistics behind a global lock: {options:?}"
+        );
+        Ok(())
+    }
 }
