@@ -72,20 +72,23 @@ pub struct Args {
     grpc: SocketAddr,
 }
 
-/// Lanes a stage of `herald up` runs when the configuration names none, and the messages each
-/// records in one transaction at most. The stages share SQLite's single writer. With 256 a lane
-/// (the distributed default) a 100k `herald up` backfill took 25.3–26.7 s where 64 took
-/// 20.4–22.0 s (three alternating pairs).
+/// Lanes a stage of `herald up` runs when the configuration names none (scoring: see
+/// [`STANDALONE_SCORING_LANES`]).
 const STANDALONE_LANES: usize = 8;
+
+/// Messages a lane of `herald up` records in one transaction at most when the configuration names
+/// none. The stages share SQLite's single writer: with 256 (the distributed default) and eight
+/// lanes a 100k `herald up` backfill took 25.3–26.7 s where 64 took 20.4–22.0 s (three alternating
+/// pairs).
 const STANDALONE_BATCH: usize = 64;
 
-/// Scoring's lanes and batch under `herald up`. A stage holds at most its consumer's 1,000
-/// unacknowledged messages, and a lane holds two batches (one waiting, one in hand), so fewer,
-/// larger transactions fit the same 1,000: four lanes of 128 recorded a million-row backfill in
-/// 238.9 s where eight of 64 took 275.2 s, and a 100k one in 16.7–17.5 s against 19.5–20.1 s.
-/// Where lanes × batch × 2 passes 1,000 the lanes wait on each other (eight of 128: 25.2 s);
-/// at saturation and at 200 events a second it was the same within the drift (BENCHMARKS.md,
-/// thirty-third sitting).
+/// Scoring's lanes under `herald up`, each recording up to [`STANDALONE_SCORING_BATCH`] messages a
+/// transaction. A stage holds at most its consumer's 1,000 unacknowledged messages, and a lane
+/// holds two batches (one waiting, one in hand), so fewer, larger transactions fit the same 1,000:
+/// four lanes of 128 recorded a million-row backfill in 238.9 s where eight of 64 took 275.2 s, and
+/// a 100k one in 16.7–17.5 s against 19.5–20.1 s. Where lanes × batch × 2 passes 1,000 the lanes
+/// wait on each other (eight of 128: 25.2 s). At saturation and at 200 events a second it was the
+/// same within the drift (BENCHMARKS.md, thirty-third sitting).
 const STANDALONE_SCORING_LANES: usize = 4;
 const STANDALONE_SCORING_BATCH: usize = 128;
 
@@ -121,6 +124,7 @@ impl Configs {
         };
         // One process's stages share SQLite's single writer, and more lanes keep its commits
         // coming: with 2 a stage `herald up` delivered a fifth less than with 8 on two cores.
+        // Scoring, whose transactions are the longest, does better with four larger ones.
         for (consumer, lanes, batch) in [
             (
                 &mut configs.scoring.scoring.consumer,
