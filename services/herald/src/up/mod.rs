@@ -72,8 +72,7 @@ pub struct Args {
     grpc: SocketAddr,
 }
 
-/// Lanes a stage of `herald up` runs when the configuration names none (scoring: see
-/// [`STANDALONE_SCORING_LANES`]).
+/// Lanes a stage of `herald up` runs when the configuration names none.
 const STANDALONE_LANES: usize = 8;
 
 /// Messages a lane of `herald up` records in one transaction at most when the configuration names
@@ -82,14 +81,10 @@ const STANDALONE_LANES: usize = 8;
 /// pairs).
 const STANDALONE_BATCH: usize = 64;
 
-/// Scoring's lanes under `herald up`, each recording up to [`STANDALONE_SCORING_BATCH`] messages a
-/// transaction. A stage holds at most its consumer's 1,000 unacknowledged messages, and a lane
-/// holds two batches (one waiting, one in hand), so fewer, larger transactions fit the same 1,000:
-/// four lanes of 128 recorded a million-row backfill in 238.9 s where eight of 64 took 275.2 s, and
-/// a 100k one in 16.7–17.5 s against 19.5–20.1 s. Where lanes × batch × 2 passes 1,000 the lanes
-/// wait on each other (eight of 128: 25.2 s). At saturation and at 200 events a second it was the
-/// same within the drift (BENCHMARKS.md, thirty-third sitting).
-const STANDALONE_SCORING_LANES: usize = 4;
+/// Scoring's batch under `herald up`: its transactions are the longest, and fewer, larger ones
+/// recorded a million-row backfill in 238.9 s where batches of 64 took 275.2 s (four lanes of 128
+/// against eight of 64). Its consumer holds what eight lanes of 128 can (2,048), so the lanes do
+/// not wait on each other's acks (BENCHMARKS.md, thirty-third sitting).
 const STANDALONE_SCORING_BATCH: usize = 128;
 
 /// The async runtime's worker threads for `herald up`: half the cores, at least one, unless
@@ -124,11 +119,11 @@ impl Configs {
         };
         // One process's stages share SQLite's single writer, and more lanes keep its commits
         // coming: with 2 a stage `herald up` delivered a fifth less than with 8 on two cores.
-        // Scoring, whose transactions are the longest, does better with four larger ones.
+        // Scoring, whose transactions are the longest, does better with larger ones.
         for (consumer, lanes, batch) in [
             (
                 &mut configs.scoring.scoring.consumer,
-                STANDALONE_SCORING_LANES,
+                STANDALONE_LANES,
                 STANDALONE_SCORING_BATCH,
             ),
             (
@@ -281,7 +276,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn herald_up_runs_scoring_in_four_lanes_of_128_and_the_others_in_eight_of_64()
+    fn herald_up_runs_eight_lanes_a_stage_of_128_messages_for_scoring_and_64_for_the_others()
     -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let loader = demo::config_loader(
@@ -296,7 +291,7 @@ mod tests {
             let options = consumer.worker_options("stage");
             (options.lanes, options.batch)
         };
-        assert_eq!(lanes_and_batch(&configs.scoring.scoring.consumer), (4, 128));
+        assert_eq!(lanes_and_batch(&configs.scoring.scoring.consumer), (8, 128));
         assert_eq!(
             lanes_and_batch(&configs.spotlight.spotlight.consumer),
             (8, 64)

@@ -656,6 +656,27 @@ mod tests {
     }
 
     #[test]
+    fn a_consumer_holds_at_least_what_its_lanes_can() {
+        let base = ConsumerSpec::scoring();
+        let few = StageSettings {
+            lanes: Some(2),
+            batch: Some(64),
+            ..StageSettings::default()
+        };
+        assert_eq!(
+            few.consumer(base.clone()).max_ack_pending,
+            1000,
+            "never below the base"
+        );
+        let many = StageSettings {
+            lanes: Some(8),
+            batch: Some(128),
+            ..StageSettings::default()
+        };
+        assert_eq!(many.consumer(base).max_ack_pending, 2048);
+    }
+
+    #[test]
     fn a_lane_takes_256_messages_at_most_unless_configured_and_never_none() {
         let unset = StageSettings::default().worker_options("scoring");
         assert_eq!(unset.batch, 256);
@@ -746,9 +767,23 @@ impl StageSettings {
         }
     }
 
+    /// The stage's durable consumer: `base` with this stage's ack wait, holding at least as many
+    /// unacknowledged messages as its lanes can (each a batch in hand and one waiting). Holding
+    /// fewer leaves lanes waiting for each other's acks: under `herald up`, eight lanes of 128 under
+    /// a cap of 1,000 took 25 s for a 100k backfill where four lanes of 128 took 17 s
+    /// (BENCHMARKS.md, thirty-third sitting).
     pub fn consumer(&self, base: ConsumerSpec) -> ConsumerSpec {
+        let options = self.worker_options(&base.durable);
+        let lanes_hold = i64::try_from(
+            options
+                .lanes
+                .saturating_mul(options.batch)
+                .saturating_mul(2),
+        )
+        .unwrap_or(i64::MAX);
         ConsumerSpec {
             ack_wait: self.ack_wait,
+            max_ack_pending: base.max_ack_pending.max(lanes_hold),
             ..base
         }
     }
