@@ -120,24 +120,15 @@ impl Configs {
         // One process's stages share SQLite's single writer, and more lanes keep its commits
         // coming: with 2 a stage `herald up` delivered a fifth less than with 8 on two cores.
         // Scoring, whose transactions are the longest, does better with larger ones.
-        for (consumer, lanes, batch) in [
+        for (consumer, batch) in [
             (
                 &mut configs.scoring.scoring.consumer,
-                STANDALONE_LANES,
                 STANDALONE_SCORING_BATCH,
             ),
-            (
-                &mut configs.spotlight.spotlight.consumer,
-                STANDALONE_LANES,
-                STANDALONE_BATCH,
-            ),
-            (
-                &mut configs.notify.notify.consumer,
-                STANDALONE_LANES,
-                STANDALONE_BATCH,
-            ),
+            (&mut configs.spotlight.spotlight.consumer, STANDALONE_BATCH),
+            (&mut configs.notify.notify.consumer, STANDALONE_BATCH),
         ] {
-            consumer.lanes.get_or_insert(lanes);
+            consumer.lanes.get_or_insert(STANDALONE_LANES);
             consumer.batch.get_or_insert(batch);
         }
         // One process keeps everything in its data directory, whatever [database] says.

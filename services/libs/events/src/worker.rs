@@ -161,7 +161,8 @@ pub async fn run(
     let mut lanes = tokio::task::JoinSet::new();
     for lane in 0..lanes_count {
         // One batch waiting while the lane works on the last (a batching handler takes all of it
-        // at once); a lane handling one message at a time needs only a few. What is held at
+        // at once; `WorkerOptions::messages_held` counts on it); a lane handling one message at a
+        // time needs only a few. What is held at
         // shutdown is naked and comes back at once.
         let capacity = if handler.batches() {
             options.batch.max(1)
@@ -757,6 +758,14 @@ pub fn default_lanes() -> usize {
         .clamp(2, 8)
 }
 
+impl WorkerOptions {
+    /// Messages the lanes can hold at once when the stage batches: each lane a batch in hand and
+    /// one waiting in its queue ([`run`] sizes the queue so).
+    pub fn messages_held(&self) -> usize {
+        self.lanes.saturating_mul(self.batch).saturating_mul(2)
+    }
+}
+
 impl StageSettings {
     pub fn worker_options(&self, stage: &str) -> WorkerOptions {
         WorkerOptions {
@@ -773,14 +782,8 @@ impl StageSettings {
     /// a cap of 1,000 took 25 s for a 100k backfill where four lanes of 128 took 17 s
     /// (BENCHMARKS.md, thirty-third sitting).
     pub fn consumer(&self, base: ConsumerSpec) -> ConsumerSpec {
-        let options = self.worker_options(&base.durable);
-        let lanes_hold = i64::try_from(
-            options
-                .lanes
-                .saturating_mul(options.batch)
-                .saturating_mul(2),
-        )
-        .unwrap_or(i64::MAX);
+        let lanes_hold =
+            i64::try_from(self.worker_options(&base.durable).messages_held()).unwrap_or(i64::MAX);
         ConsumerSpec {
             ack_wait: self.ack_wait,
             max_ack_pending: base.max_ack_pending.max(lanes_hold),
