@@ -45,9 +45,10 @@ use crate::{
 /// 4,000 pages (16 MB) its own commits were copying the log back (its connection wrote the file
 /// itself) while the committer waited. With 40,000 (160 MB) and the checkpointer every 2 s, a
 /// million-row backfill took 289–298 s against 353–404 s. A file's log keeps the length it reached
-/// (SQLite writes over it from the start again rather than grow it): up to about 160 MB for a file
-/// written as fast as a backfill writes, which saved a further 8 % against cutting it back to
-/// 64 MiB each time. The bus and the services' SQLite stores use the same figure.
+/// (after each of the checkpointer's passes SQLite writes over it from the start again rather than
+/// grow it): up to about 160 MB for a file written as fast as a backfill writes, which saved a
+/// further 8 % against cutting it back to 64 MiB each time. The bus and the services' SQLite stores
+/// use the same figure.
 pub const SQLITE_CHECKPOINT_PAGES: u32 = 40_000;
 
 /// Largest message, as configured for the NATS servers Herald ships with.
