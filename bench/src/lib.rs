@@ -9,6 +9,7 @@ pub mod database;
 pub mod events;
 pub mod export;
 pub mod faults;
+pub mod files;
 pub mod floor;
 pub mod floor_backfill;
 pub mod load;

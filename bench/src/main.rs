@@ -12,8 +12,8 @@
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
 use herald_bench::{
-    backfill, cpu, database, events, export, floor_backfill, load, queries, raw, rss, sink, stages,
-    targets, write_back,
+    backfill, cpu, database, events, export, files, floor_backfill, load, queries, raw, rss, sink,
+    stages, targets, write_back,
 };
 
 use std::{
@@ -196,6 +196,8 @@ struct Report {
     database: Option<String>,
     /// How the distributed mode's nats-server syncs JetStream's files.
     bus: String,
+    /// Where `herald up` keeps its files, when it is among the modes: on a disk, or in memory.
+    herald_up_files: Option<String>,
     connections: usize,
     limits: Option<Limits>,
     modes: Vec<ModeReport>,
@@ -707,6 +709,9 @@ fn markdown(report: &Report) -> String {
         out.push_str(&format!("{database}\n\n"));
     }
     out.push_str(&format!("{}\n\n", report.bus));
+    if let Some(files) = &report.herald_up_files {
+        out.push_str(&format!("{files}\n\n"));
+    }
     if let Some(l) = &report.limits {
         out.push_str(&format!(
             "| the machine's limits | per second |\n|---|---|\n\
@@ -1073,6 +1078,7 @@ async fn run() -> anyhow::Result<()> {
         machine: machine(),
         database: database::commits().await,
         bus: herald_testkit::nats::jetstream_sync(),
+        herald_up_files: chosen.contains(&Mode::Standalone).then(files::described),
         connections: args.connections,
         limits,
         modes,

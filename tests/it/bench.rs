@@ -48,6 +48,13 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         stdout.contains(bus),
         "the printed report says how JetStream syncs: {stdout}"
     );
+    // `herald up`'s latencies are its disk's syncs too: the report says where its files were.
+    let files = report["herald_up_files"].as_str().unwrap_or_default();
+    assert!(files.contains("`herald up` keeps its files"), "{report}");
+    assert!(
+        stdout.contains(files),
+        "the printed report says where herald up kept its files: {stdout}"
+    );
     let modes = report["modes"].as_array().cloned().unwrap_or_default();
     let names: Vec<&str> = modes.iter().filter_map(|m| m["mode"].as_str()).collect();
     assert_eq!(
