@@ -4,7 +4,9 @@
 //! itself, and whoever waits on that commit waits for the copy. Here a thread of the file's own
 //! copies the log back every [`EVERY`] with a passive checkpoint, which never blocks a writer or a
 //! reader, so commits rarely find a long log and then find the copy already under way: a commit's
-//! own checkpoint gives up at once while another runs.
+//! own checkpoint gives up at once while another runs. After a pass that caught up, the thread
+//! takes the writer's lock for the few pages written since, so the next commit starts the log over
+//! (see [`restart`]).
 //!
 //! Once a file has been left alone for a whole pass with its log fully copied back, the thread also
 //! cuts the log to nothing: SQLite writes a log over again from its start rather than shrink it, so
