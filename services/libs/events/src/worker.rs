@@ -143,6 +143,12 @@ impl WorkerOptions {
             drain_timeout: Duration::from_secs(10),
         }
     }
+
+    /// Messages the lanes can hold at once when the stage batches: each lane a batch in hand and
+    /// one waiting in its queue ([`run`] sizes the queue so).
+    pub fn messages_held(&self) -> usize {
+        self.lanes.saturating_mul(self.batch).saturating_mul(2)
+    }
 }
 
 /// Runs until `shutdown` is cancelled: pulls from the durable consumer, dispatches to lanes, and at
@@ -162,8 +168,7 @@ pub async fn run(
     for lane in 0..lanes_count {
         // One batch waiting while the lane works on the last (a batching handler takes all of it
         // at once; `WorkerOptions::messages_held` counts on it); a lane handling one message at a
-        // time needs only a few. What is held at
-        // shutdown is naked and comes back at once.
+        // time needs only a few. What is held at shutdown is naked and comes back at once.
         let capacity = if handler.batches() {
             options.batch.max(1)
         } else {
@@ -756,14 +761,6 @@ pub fn default_lanes() -> usize {
     std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .clamp(2, 8)
-}
-
-impl WorkerOptions {
-    /// Messages the lanes can hold at once when the stage batches: each lane a batch in hand and
-    /// one waiting in its queue ([`run`] sizes the queue so).
-    pub fn messages_held(&self) -> usize {
-        self.lanes.saturating_mul(self.batch).saturating_mul(2)
-    }
 }
 
 impl StageSettings {

@@ -89,15 +89,10 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     // Nothing is ever sent: the sender's drop is the signal to stop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
         let pass = checkpoint(conn, "PASSIVE").and_then(|pass| {
-            if pass.is_idle_since(&last) {
-                if log_is_empty(&log) {
-                    Ok(pass)
-                } else {
-                    // Nothing was written for a whole pass and nothing is left to copy: the
-                    // truncation costs no copying, and holds up only a writer that arrives in its
-                    // instant.
-                    checkpoint(conn, "TRUNCATE")
-                }
+            if pass.is_idle_since(&last) && !log_is_empty(&log) {
+                // Nothing was written for a whole pass and nothing is left to copy: the truncation
+                // costs no copying, and holds up only a writer that arrives in its instant.
+                checkpoint(conn, "TRUNCATE")
             } else if pass.is_caught_up() && pass.frames > 0 {
                 restart(conn).map(|()| pass)
             } else {
