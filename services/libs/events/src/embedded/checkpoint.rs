@@ -4,9 +4,10 @@
 //! itself, and whoever waits on that commit waits for the copy. Here a thread of the file's own
 //! copies the log back every [`EVERY`] with a passive checkpoint, which never blocks a writer or a
 //! reader, so commits rarely find a long log and then find the copy already under way: a commit's
-//! own checkpoint gives up at once while another runs. After a pass that caught up, the thread
-//! takes the writer's lock for the few pages written since, so the next commit starts the log over
-//! (see [`restart`]).
+//! own checkpoint gives up at once while another runs. A log few pages reach is copied back more
+//! often, every [`EVERY_QUIET`], so that each pass's sync of the file is short. After a pass that
+//! caught up, the thread takes the writer's lock for the few pages written since, so the next
+//! commit starts the log over (see [`restart`]).
 //!
 //! Once a file has been left alone for a whole pass with its log fully copied back, the thread also
 //! cuts the log to nothing: SQLite writes a log over again from its start rather than shrink it, so
@@ -26,10 +27,24 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::Cause;
 
-/// How often the log is copied back: seldom enough that a page many commits changed is copied once,
-/// often enough that commits rarely reach [`SQLITE_CHECKPOINT_PAGES`](super::SQLITE_CHECKPOINT_PAGES)
-/// in between (with both at 200 ms and 4,000 pages, a backfill's commits were copying the log).
+/// How often a busy log is copied back: seldom enough that a page many commits changed is copied
+/// once, often enough that commits rarely reach
+/// [`SQLITE_CHECKPOINT_PAGES`](super::SQLITE_CHECKPOINT_PAGES) in between (with both at 200 ms and
+/// 4,000 pages, a backfill's commits were copying the log; a 100k `herald up` backfill took 9 %
+/// longer with passes every 250 ms than every 2 s).
 pub const EVERY: Duration = Duration::from_secs(2);
+
+/// How often a log that few pages reach is copied back. Each pass ends with a sync of the file, and
+/// on one disk the commits synced meanwhile wait for it: the fewer pages it copies, the shorter the
+/// wait. At 200 events a second, `herald up`'s p99 was 6.5–6.9 ms with every pass 250 ms apart,
+/// against 6.8–18.3 ms (median 10.5) 2 s apart and 14.5–26.1 ms 10 s apart (BENCHMARKS.md,
+/// thirty-fifth sitting).
+pub const EVERY_QUIET: Duration = Duration::from_millis(250);
+
+/// A log holding more frames than this at a pass is busy: copied back every [`EVERY`]. With 1,000
+/// here, `herald up` at 200 events a second still had a log past it in [`EVERY_QUIET`] and kept
+/// its longer tail; a backfill writes tens of thousands of frames a second to each file.
+const BUSY_FRAMES: i64 = 10_000;
 
 /// How long a pass waits for the writer's lock to start the log over (see [`restart`]).
 const RESTART_WAIT: Duration = Duration::from_millis(10);
@@ -86,8 +101,9 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     let mut log = file.as_os_str().to_owned();
     log.push("-wal");
     let log = PathBuf::from(log);
+    let mut wait = EVERY_QUIET;
     // Nothing is ever sent: the sender's drop is the signal to stop.
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
         let pass = checkpoint(conn, "PASSIVE").and_then(|pass| {
             if pass.is_idle_since(&last) && !log_is_empty(&log) {
                 // Nothing was written for a whole pass and nothing is left to copy: the truncation
@@ -99,6 +115,7 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
                 Ok(pass)
             }
         });
+        wait = next_wait(pass.as_ref().ok());
         match pass {
             Ok(pass) => {
                 failing = false;
@@ -112,6 +129,15 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
             }
             Err(_) => {}
         }
+    }
+}
+
+/// How long until the next pass, after `pass` (`None`: it failed, and is tried again at the busy
+/// pace).
+fn next_wait(pass: Option<&Pass>) -> Duration {
+    match pass {
+        Some(pass) if pass.frames <= BUSY_FRAMES => EVERY_QUIET,
+        _ => EVERY,
     }
 }
 
@@ -302,6 +328,22 @@ mod tests {
             ..copied(10)
         };
         assert!(!busy.is_idle_since(&busy), "a reader or writer in the way");
+    }
+
+    #[test]
+    fn a_log_few_pages_reach_is_copied_back_more_often_than_a_busy_one() {
+        let found = |frames| Pass {
+            busy: false,
+            frames,
+            copied: frames,
+        };
+        assert_eq!(next_wait(Some(&found(0))), EVERY_QUIET, "idle");
+        assert_eq!(next_wait(Some(&found(200))), EVERY_QUIET, "a few events");
+        assert_eq!(next_wait(Some(&found(BUSY_FRAMES))), EVERY_QUIET);
+        assert_eq!(next_wait(Some(&found(BUSY_FRAMES + 1))), EVERY, "busy");
+        assert_eq!(next_wait(Some(&found(40_000))), EVERY, "a backfill");
+        assert_eq!(next_wait(None), EVERY, "a pass that failed");
+        assert!(EVERY_QUIET < EVERY);
     }
 
     #[test]
