@@ -2,10 +2,10 @@
 //!
 //! Left to SQLite, the commit that takes the log past [`SQLITE_CHECKPOINT_PAGES`] copies it back
 //! itself, and whoever waits on that commit waits for the copy. Here a thread of the file's own
-//! copies the log back every [`EVERY`] with a passive checkpoint, which never blocks a writer or a
-//! reader, so commits rarely find a long log and then find the copy already under way: a commit's
-//! own checkpoint gives up at once while another runs. A log few pages reach is copied back more
-//! often, every [`EVERY_QUIET`], so that each pass's sync of the file is short. After a pass that
+//! copies the log back with a passive checkpoint, which never blocks a writer or a reader: every
+//! [`EVERY_QUIET`] while few pages reach the log, so each pass's sync of the file is short, and
+//! every [`EVERY`] while it is busy. Commits rarely find a long log, and then find the copy already
+//! under way: a commit's own checkpoint gives up at once while another runs. After a pass that
 //! caught up, the thread takes the writer's lock for the few pages written since, so the next
 //! commit starts the log over (see [`restart`]).
 //!
@@ -43,7 +43,8 @@ pub const EVERY_QUIET: Duration = Duration::from_millis(250);
 
 /// A log holding more frames than this at a pass is busy: copied back every [`EVERY`]. With 1,000
 /// here, `herald up` at 200 events a second still had a log past it in [`EVERY_QUIET`] and kept
-/// its longer tail; a backfill writes tens of thousands of frames a second to each file.
+/// its longer tail; a backfill writes about four frames a row to scoring's log and two to
+/// spotlight's (BENCHMARKS.md, thirty-third sitting), thousands of rows a second.
 const BUSY_FRAMES: i64 = 10_000;
 
 /// How long a pass waits for the writer's lock to start the log over (see [`restart`]).
