@@ -9,10 +9,11 @@
 //! caught up, the thread takes the writer's lock for the few pages written since, so the next
 //! commit starts the log over (see [`restart`]).
 //!
-//! Once a file has been left alone for a whole pass with its log fully copied back, the thread also
-//! cuts the log to nothing: SQLite writes a log over again from its start rather than shrink it, so
-//! after a backfill each busy file kept up to [`SQLITE_CHECKPOINT_PAGES`] pages of log (about
-//! 160 MB) on disk until the next restart.
+//! Once no other connection has committed to the file for [`EVERY`] and its log is fully copied
+//! back, the thread also cuts the log to nothing (however often it passes, so a file written every
+//! second or so is not cut and grown again between its writes): SQLite writes a log over again from
+//! its start rather than shrink it, so after a backfill each busy file kept up to
+//! [`SQLITE_CHECKPOINT_PAGES`] pages of log (about 160 MB) on disk until the next restart.
 //!
 //! [`SQLITE_CHECKPOINT_PAGES`]: super::SQLITE_CHECKPOINT_PAGES
 
@@ -103,11 +104,24 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     log.push("-wal");
     let log = PathBuf::from(log);
     let mut wait = EVERY_QUIET;
+    // How long the passes have found nothing new committed, and what told them.
+    let mut quiet = Duration::ZERO;
+    let mut version = None;
     // Nothing is ever sent: the sender's drop is the signal to stop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
         let pass = checkpoint(conn, "PASSIVE").and_then(|pass| {
-            if pass.is_idle_since(&last) && !log_is_empty(&log) {
-                // Nothing was written for a whole pass and nothing is left to copy: the truncation
+            // A log that starts over after each write can show the same frames at every pass, so
+            // the frames alone do not tell a quiet file: SQLite's count of other connections'
+            // commits does.
+            let now = data_version(conn)?;
+            let committed = version.replace(now) != Some(now);
+            quiet = if pass.is_idle_since(&last) && !committed {
+                quiet + wait
+            } else {
+                Duration::ZERO
+            };
+            if quiet >= EVERY && !log_is_empty(&log) {
+                // Nothing was committed for a while and nothing is left to copy: the truncation
                 // costs no copying, and holds up only a writer that arrives in its instant.
                 checkpoint(conn, "TRUNCATE")
             } else if pass.is_caught_up() && pass.frames > 0 {
@@ -185,6 +199,11 @@ fn restart(conn: &Connection) -> rusqlite::Result<()> {
     let restarted = checkpoint(conn, "RESTART");
     conn.busy_timeout(Duration::ZERO)?;
     restarted.map(|_| ())
+}
+
+/// Changes whenever another connection commits to the file.
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
 }
 
 fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Pass> {
@@ -301,6 +320,29 @@ mod tests {
             frames < commits,
             "the log started over: {frames} frames in it after {commits} commits"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_log_written_to_now_and_then_is_not_cut_between_writes() -> Result<(), Cause> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.sqlite");
+        let wal = dir.path().join("store.sqlite-wal");
+        let writer = written_to_the_log_only(&path)?;
+        let checkpointer = Checkpointer::start(&path)?;
+        // A write every 600 ms: more than two quiet passes apart, well inside `EVERY`.
+        let gap = EVERY_QUIET * 12 / 5;
+        assert!(gap < EVERY && gap > EVERY_QUIET * 2);
+        let mut cut = 0;
+        for _ in 0..6 {
+            thread::sleep(gap);
+            if file_size(&wal)? == 0 {
+                cut += 1;
+            }
+            writer.execute("INSERT INTO t VALUES (zeroblob(4000))", [])?;
+        }
+        drop(checkpointer);
+        assert_eq!(cut, 0, "the log was cut between writes {cut} times");
         Ok(())
     }
 
