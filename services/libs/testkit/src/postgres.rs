@@ -25,6 +25,13 @@ fn extra_settings() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The throwaway cluster's locale: `C` unless `HERALD_TEST_PG_LOCALE` names another (e.g.
+/// `en_US.UTF-8`, what many production clusters are created with), so a run can measure what a
+/// user's collation costs.
+fn locale() -> String {
+    std::env::var("HERALD_TEST_PG_LOCALE").unwrap_or_else(|_| "C".to_string())
+}
+
 const INSTALL_HINT: &str = "PostgreSQL's initdb/postgres were not found and DATABASE_URL is not set. \
      Either set DATABASE_URL to a server where the user may CREATE DATABASE \
      (e.g. postgres://postgres@127.0.0.1:5432/postgres), or install PostgreSQL \
@@ -205,7 +212,7 @@ impl ThrowawayCluster {
                 "trust",
                 "-E",
                 "UTF8",
-                "--locale=C",
+                &format!("--locale={}", locale()),
                 "--no-sync",
             ])
             .output()
