@@ -159,7 +159,8 @@ struct Fixed {
     /// The whole machine while sending at this rate, and each program's share: at a low rate
     /// what a small batch costs shows here, where latency only shows that it waited.
     machine_while_sending: cpu::Usage,
-    /// How long the disk took to catch up with the runs before this rate, before it began.
+    /// How long the disk took to catch up with the runs before this rate, before it began
+    /// (PostgreSQL's `CHECKPOINT` where the target has a database, then `sync`).
     write_back_s: f64,
 }
 
@@ -349,7 +350,7 @@ async fn fixed(
     timer: Option<&stages::StageTimer>,
 ) -> anyhow::Result<Fixed> {
     let generator = Generator::new(Spread::Organisation)?;
-    let write_back = write_back::settle().await?;
+    let write_back = write_back::settle(target.database_url()).await?;
     let spans_before = timer.map(stages::StageTimer::mark);
     let count = (rate * args.seconds as f64).round() as u64;
     let (first, requests) = events.requests(&generator, count, target.alerts)?;
@@ -539,9 +540,14 @@ async fn measure(
             f.p99_ms.unwrap_or(f64::NAN)
         );
         println!(
-            "  CPU while sending: {}; the disk caught up with the runs before in {:.1} s (sync) before it began",
+            "  CPU while sending: {}; the disk caught up with the runs before in {:.1} s ({}) before it began",
             while_sending(&f),
-            f.write_back_s
+            f.write_back_s,
+            if target.database_url().is_some() {
+                "CHECKPOINT, sync"
+            } else {
+                "sync"
+            }
         );
         if let Some(breakdown) = &f.stages {
             println!("{}", stages::table(f.rate, breakdown));

@@ -73,11 +73,17 @@ pub struct Target {
     /// Each service's gRPC address by service name (`ingest`, `spotlight`, …); one address for
     /// all four under `herald up`, none for Alertmanager.
     grpc: HashMap<&'static str, String>,
-    _db: Option<TestDatabase>,
+    db: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
 impl Target {
+    /// The PostgreSQL database the target stores in, if it has one (`herald up` and Alertmanager
+    /// do not).
+    pub fn database_url(&self) -> Option<&str> {
+        self.db.as_ref().map(TestDatabase::url)
+    }
+
     /// Process names and pids, for memory and CPU sampling.
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.processes
@@ -202,7 +208,7 @@ pub async fn standalone(webhook: &str) -> anyhow::Result<Target> {
             .into_iter()
             .map(|service| (service, format!("http://127.0.0.1:{grpc}")))
             .collect(),
-        _db: None,
+        db: None,
         _dir: dir,
     })
 }
@@ -324,7 +330,7 @@ async fn services(
             .filter(|(service, _)| chosen.contains(service))
             .map(|(service, (_, grpc))| (*service, format!("http://127.0.0.1:{grpc}")))
             .collect(),
-        _db: Some(db),
+        db: Some(db),
         _dir: dir,
     })
 }
@@ -370,7 +376,7 @@ pub async fn alertmanager(webhook: &str) -> anyhow::Result<Target> {
         nats: None,
         cluster: None,
         grpc: HashMap::new(),
-        _db: None,
+        db: None,
         _dir: dir,
     })
 }
@@ -419,7 +425,7 @@ pub async fn floor(webhook: &str, keep_bodies: bool) -> anyhow::Result<Target> {
         nats: Some(nats),
         cluster: None,
         grpc: HashMap::new(),
-        _db: Some(db),
+        db: Some(db),
         _dir: dir,
     })
 }
