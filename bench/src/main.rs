@@ -159,9 +159,11 @@ struct Fixed {
     /// The whole machine while sending at this rate, and each program's share: at a low rate
     /// what a small batch costs shows here, where latency only shows that it waited.
     machine_while_sending: cpu::Usage,
-    /// How long the disk took to catch up with the runs before this rate, before it began
-    /// (PostgreSQL's `CHECKPOINT` where the target has a database, then `sync`).
+    /// How long the disk took to catch up with the runs before this rate, before it began.
     write_back_s: f64,
+    /// What it was asked to do: PostgreSQL's `CHECKPOINT` where the target has a database, then
+    /// `sync`.
+    write_back_by: &'static str,
 }
 
 /// Ingest's 202s at saturation with nothing downstream of it (distributed only: `herald up` runs
@@ -401,7 +403,8 @@ async fn fixed(
         peak_rss_mib,
         stages,
         machine_while_sending,
-        write_back_s: write_back.as_secs_f64(),
+        write_back_s: write_back.took.as_secs_f64(),
+        write_back_by: write_back.by,
     })
 }
 
@@ -543,11 +546,7 @@ async fn measure(
             "  CPU while sending: {}; the disk caught up with the runs before in {:.1} s ({}) before it began",
             while_sending(&f),
             f.write_back_s,
-            if target.database_url().is_some() {
-                "CHECKPOINT, sync"
-            } else {
-                "sync"
-            }
+            f.write_back_by
         );
         if let Some(breakdown) = &f.stages {
             println!("{}", stages::table(f.rate, breakdown));

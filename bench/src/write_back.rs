@@ -16,11 +16,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use sqlx::{Connection, Executor, postgres::PgConnection};
 
+/// How the disk caught up before a fixed rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled {
+    pub took: Duration,
+    /// What was asked for, in the report's words: `"CHECKPOINT, sync"` or `"sync"`.
+    pub by: &'static str,
+}
+
 /// Asks PostgreSQL at `database` (when the run has one) to write its changed pages (`CHECKPOINT`),
-/// then the kernel to write everything unsynced to disk (`sync`), and waits for both; returns how
-/// long that took. A server that refuses the checkpoint (a role without `pg_checkpoint`) is an
-/// error: the fixed rates would otherwise time the runs before them without saying so.
-pub async fn settle(database: Option<&str>) -> anyhow::Result<Duration> {
+/// then the kernel to write everything unsynced to disk (`sync`), and waits for both. A server that
+/// refuses the checkpoint (a role without `pg_checkpoint`) is an error: the fixed rates would
+/// otherwise time the runs before them without saying so.
+pub async fn settle(database: Option<&str>) -> anyhow::Result<Settled> {
     let started = Instant::now();
     if let Some(url) = database {
         checkpoint(url).await.context(
@@ -33,7 +41,14 @@ pub async fn settle(database: Option<&str>) -> anyhow::Result<Duration> {
         .await
         .context("cannot run `sync` to let the disk catch up before a fixed rate")?;
     ensure!(status.success(), "`sync` failed ({status})");
-    Ok(started.elapsed())
+    Ok(Settled {
+        took: started.elapsed(),
+        by: if database.is_some() {
+            "CHECKPOINT, sync"
+        } else {
+            "sync"
+        },
+    })
 }
 
 async fn checkpoint(url: &str) -> anyhow::Result<()> {
@@ -64,7 +79,8 @@ mod tests {
     async fn settling_before_a_fixed_rate_checkpoints_the_database() -> anyhow::Result<()> {
         let db = TestDatabase::create().await?;
         let before = last_checkpoint(db.url()).await?;
-        settle(Some(db.url())).await?;
+        let settled = settle(Some(db.url())).await?;
+        assert_eq!(settled.by, "CHECKPOINT, sync");
         let after = last_checkpoint(db.url()).await?;
         assert_ne!(before, after, "no checkpoint was made");
         Ok(())
