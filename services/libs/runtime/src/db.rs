@@ -234,6 +234,33 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
     })
 }
 
+/// Begins a transaction that will write, on a connection of `pool`. On SQLite it takes the file's
+/// write lock at once (`BEGIN IMMEDIATE`), waiting for it as long as the busy timeout allows. A
+/// transaction begun plainly whose first statement reads holds a read snapshot from then on, and
+/// SQLite will not make it wait for the write lock later (two readers waiting to write would
+/// deadlock): its first write fails with "database is locked" whenever another connection (the
+/// file's checkpointer) holds the lock or has reset the log since the snapshot.
+pub async fn begin_write(
+    pool: &AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
+/// [`begin_write`] on a connection already taken from its pool.
+pub async fn begin_write_on(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+    if crate::store::is_postgres(conn) {
+        conn.begin().await
+    } else {
+        conn.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
 /// Applies a service's migrations for its backend.
 pub async fn migrate(
     db: &Database,
@@ -302,6 +329,70 @@ mod tests {
             pragma(&db, "wal_autocheckpoint").await?,
             SQLITE_CHECKPOINT_PAGES.to_string()
         );
+        Ok(())
+    }
+
+    /// Another connection to the file holds its write lock for a moment and commits, while a
+    /// transaction that reads first and writes second is begun: begun to write, it waits for the
+    /// lock; begun plainly, its write fails with "database is locked".
+    #[tokio::test]
+    async fn a_transaction_begun_to_write_waits_for_the_lock_its_reads_would_not()
+    -> anyhow::Result<()> {
+        install_drivers();
+        let dir = tempfile::tempdir()?;
+        let db = connect_sqlite(dir.path(), "t").await?;
+        sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY)")
+            .execute(&db.pool)
+            .await?;
+        let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+
+        async fn hold_the_lock(
+            url: &str,
+        ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+            let mut other = sqlx::AnyConnection::connect(url).await?;
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await?;
+            sqlx::query("INSERT INTO t (id) VALUES ('other')")
+                .execute(&mut other)
+                .await?;
+            Ok(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                sqlx::query("COMMIT").execute(&mut other).await?;
+                Ok(())
+            }))
+        }
+        async fn read_then_write(
+            tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("SELECT COUNT(*) FROM t")
+                .fetch_one(&mut **tx)
+                .await?;
+            sqlx::query("INSERT INTO t (id) VALUES ('mine')")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        let holder = hold_the_lock(&url).await?;
+        let mut tx = db.pool.begin().await?;
+        let plain = read_then_write(&mut tx).await;
+        drop(tx);
+        holder.await??;
+        let refused = plain.expect_err("a plain transaction's write does not wait");
+        assert!(refused.to_string().contains("locked"), "{refused}");
+        sqlx::query("DELETE FROM t").execute(&db.pool).await?;
+
+        let holder = hold_the_lock(&url).await?;
+        let mut tx = begin_write(&db.pool).await?;
+        read_then_write(&mut tx).await?;
+        tx.commit().await?;
+        holder.await??;
+        let ids: Vec<String> = sqlx::query("SELECT id FROM t ORDER BY id")
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(ids, ["mine", "other"]);
         Ok(())
     }
 

@@ -10,6 +10,7 @@ mod verification;
 
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
+use herald_runtime::db::begin_write;
 use sqlx::{AnyPool, Row};
 
 pub use verification::{Lease, ProblemCounts};
@@ -177,7 +178,7 @@ impl Store {
                 }
             })
             .collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let recorded = batch::record(&mut tx, &items, now).await?;
         // Last, so the rows it locks (never waiting for one) are held only until the commit.
         if !published.is_empty() {
@@ -206,7 +207,7 @@ impl Store {
             windows,
             cap: cap.copied(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let recorded = batch::record(&mut tx, std::slice::from_ref(&item), now)
             .await?
             .pop()

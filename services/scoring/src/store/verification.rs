@@ -7,7 +7,7 @@ use herald_proto::{
     v1::{EventKind, Win, WinStatus},
 };
 use herald_runtime::{
-    db::{from_millis, millis},
+    db::{begin_write, from_millis, millis},
     payload::pack,
     store::{batch_query, value_rows},
 };
@@ -254,7 +254,7 @@ impl Store {
         now: DateTime<Utc>,
         revalue: &(dyn Fn(&Win, ProblemCounts) -> Result<Win, String> + Sync),
     ) -> Result<Vec<Win>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let rows = sqlx::query(
             "SELECT id, payload, outcome_at, confirm_at, revocable_until, configuration_item FROM wins
              WHERE status = 'provisional' AND confirm_at <= $1 ORDER BY confirm_at LIMIT $2",

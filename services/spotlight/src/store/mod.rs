@@ -15,9 +15,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
 use herald_runtime::{
-    db::millis,
+    db::{begin_write, begin_write_on, millis},
     payload::pack,
-    store::{AnyQuery, batch_query, decode_payload, is_postgres, value_rows},
+    store::{AnyQuery, batch_query, decode_payload, insert_new, is_postgres, value_rows},
 };
 use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -145,7 +145,7 @@ impl Store {
         correction: impl FnOnce(&Announcement) -> Announcement,
     ) -> Result<Option<Announcement>, StoreError> {
         let now = chrono::Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let row = sqlx::query("SELECT status, payload FROM wins WHERE id = $1")
             .bind(&win.id)
             .fetch_optional(&mut *tx)
@@ -326,9 +326,8 @@ async fn count_in_transaction(
     tz: Tz,
     now: DateTime<Utc>,
     figures: Figures,
-) -> Result<HashSet<String>, sqlx::Error> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
+) -> Result<HashSet<String>, StoreError> {
+    let mut tx = begin_write_on(conn).await?;
     let inserted = insert_wins(
         &mut tx,
         wins.iter().map(|(win, at, _)| (*win, *at)),
@@ -363,22 +362,22 @@ async fn insert_wins<'w>(
     wins: impl IntoIterator<Item = (&'w Win, DateTime<Utc>)>,
     status: &str,
     now: DateTime<Utc>,
-) -> Result<HashSet<String>, sqlx::Error> {
+) -> Result<HashSet<String>, StoreError> {
     let wins: Vec<(&Win, DateTime<Utc>)> = wins.into_iter().collect();
     let mut inserted = HashSet::new();
     for chunk in wins.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
             value_rows(tx, chunk.len(), 15)
         );
-        let mut query = batch_query(sql);
-        for (win, occurred_at) in chunk {
-            let row = WinRow::of(win, *occurred_at, status, now);
-            query = bind_win(query, row, pack(win.encode_to_vec()));
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            inserted.insert(row.get::<String, _>("id"));
-        }
+        let ids: Vec<&str> = chunk.iter().map(|(win, _)| win.id.as_str()).collect();
+        let bind = |query: AnyQuery<'static>| {
+            chunk.iter().fold(query, |query, (win, occurred_at)| {
+                let row = WinRow::of(win, *occurred_at, status, now);
+                bind_win(query, row, pack(win.encode_to_vec()))
+            })
+        };
+        inserted.extend(insert_new(tx, "wins", sql, &ids, bind).await?);
     }
     Ok(inserted)
 }

@@ -7,10 +7,10 @@ use herald_proto::v1::{ItsmEvent, ValueLabel, Win, WinStatus};
 use herald_runtime::{
     db::millis,
     payload::pack,
-    store::{AnyQuery, batch_query, is_postgres, value_rows},
+    store::{AnyQuery, batch_query, insert_new, is_postgres, value_rows},
 };
 use prost::Message;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::super::{StoreError, source_token, status_token, token_of_kind};
 use crate::{
@@ -40,27 +40,28 @@ pub(super) async fn events(
         let sql = format!(
             "INSERT INTO events (id, source, kind, record_number, occurred_at, outcome, note, scored_at, payload,
                                  win_id)
-             VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+             VALUES {} ON CONFLICT (id) DO NOTHING",
             value_rows(tx, chunk.len(), 10)
         );
-        let mut query = batch_query(sql);
-        for (event, result) in chunk {
-            let row = EventRow::of(event, result);
-            query = query
-                .bind(row.id.to_string())
-                .bind(row.source)
-                .bind(row.kind)
-                .bind(row.record_number.to_string())
-                .bind(row.occurred_at)
-                .bind(row.outcome)
-                .bind(row.note.map(str::to_string))
-                .bind(millis(now))
-                .bind(kept_payload(event))
-                .bind(row.win_id.map(str::to_string));
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            inserted.insert(row.get::<String, _>("id"));
-        }
+        let ids: Vec<&str> = chunk.iter().map(|(event, _)| event.id.as_str()).collect();
+        let bind = |mut query: AnyQuery<'static>| {
+            for (event, result) in chunk {
+                let row = EventRow::of(event, result);
+                query = query
+                    .bind(row.id.to_string())
+                    .bind(row.source)
+                    .bind(row.kind)
+                    .bind(row.record_number.to_string())
+                    .bind(row.occurred_at)
+                    .bind(row.outcome)
+                    .bind(row.note.map(str::to_string))
+                    .bind(millis(now))
+                    .bind(kept_payload(event))
+                    .bind(row.win_id.map(str::to_string));
+            }
+            query
+        };
+        inserted.extend(insert_new(tx, "events", sql, &ids, bind).await?);
     }
     Ok(inserted)
 }
@@ -305,16 +306,16 @@ pub(super) async fn wins(
     let mut inserted = HashSet::new();
     for chunk in wins.chunks(rows_per_statement(23)) {
         let sql = format!(
-            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            "INSERT INTO wins ({WIN_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
             value_rows(tx, chunk.len(), 23)
         );
-        let mut query = batch_query(sql);
-        for new in chunk {
-            query = bind_win(query, WinRow::of(new, now), pack(new.win.encode_to_vec()));
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            inserted.insert(row.get::<String, _>("id"));
-        }
+        let ids: Vec<&str> = chunk.iter().map(|new| new.win.id.as_str()).collect();
+        let bind = |query: AnyQuery<'static>| {
+            chunk.iter().fold(query, |query, new| {
+                bind_win(query, WinRow::of(new, now), pack(new.win.encode_to_vec()))
+            })
+        };
+        inserted.extend(insert_new(tx, "wins", sql, &ids, bind).await?);
     }
     Ok(inserted)
 }
