@@ -136,11 +136,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> std::process::ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
-    let workers = match &cli.command {
-        Command::Up(_) => up::runtime_workers(),
-        _ => None,
-    };
-    let runtime = match runtime(workers) {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("herald: cannot start the async runtime: {e}");
@@ -156,15 +152,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// A multi-threaded runtime with `workers` threads, or tokio's default (one a core, or
-/// `TOKIO_WORKER_THREADS`).
-fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers);
-    }
-    builder.build()
+/// A multi-threaded runtime with tokio's worker threads: one a core, or `TOKIO_WORKER_THREADS`.
+/// `herald up` ran on half the cores for a while, because its bus and SQLite files have busy
+/// threads of their own; since its stores stopped sharing SQLite's locks and returning a row an
+/// insert, one worker a core backfills a million rows in 195 s where half took 205 s, and
+/// delivers about 8 % more a second at saturation, with the same p99 at 200 events a second
+/// (BENCHMARKS.md, thirty-seventh sitting).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 #[cfg(test)]

@@ -87,20 +87,6 @@ const STANDALONE_BATCH: usize = 64;
 /// not wait on each other's acks (BENCHMARKS.md, thirty-third sitting).
 const STANDALONE_SCORING_BATCH: usize = 128;
 
-/// The async runtime's worker threads for `herald up`: half the cores, at least one, unless
-/// `TOKIO_WORKER_THREADS` says otherwise. The process has busy threads of its own beside the
-/// runtime (the bus's and one a SQLite file); with a worker a core as well, every hand-off between
-/// them woke a parked worker. On two cores, one worker took about a tenth less CPU an event at 200
-/// events a second and shortened the tail, with saturation and backfill the same within this
-/// machine's drift (BENCHMARKS.md, twenty-fifth sitting).
-pub fn runtime_workers() -> Option<usize> {
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
-        return None;
-    }
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    Some((cores / 2).max(1))
-}
-
 /// The four services' configurations, read from one file (or the demo's).
 struct Configs {
     ingest: IngestConfig,
