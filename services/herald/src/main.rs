@@ -155,8 +155,8 @@ fn main() -> std::process::ExitCode {
 /// A multi-threaded runtime with tokio's worker threads: one a core, or `TOKIO_WORKER_THREADS`.
 /// `herald up` ran on half the cores for a while, because its bus and SQLite files have busy
 /// threads of their own; since its stores stopped sharing SQLite's locks and returning a row an
-/// insert, one worker a core backfills a million rows in 195 s where half took 205 s, and
-/// delivers about 8 % more a second at saturation, with the same p99 at 200 events a second
+/// insert, one worker a core backfills 100,000 rows in 13.7–14.5 s where half took 15.4–16.3 s,
+/// and delivers about 8 % more a second at saturation, with the same p99 at 200 events a second
 /// (BENCHMARKS.md, thirty-seventh sitting).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

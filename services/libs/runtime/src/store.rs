@@ -139,7 +139,7 @@ fn placeholder_rows(rows: usize, columns: usize, placeholder: impl Fn(usize) -> 
 /// (distinct) with its values bound by `bind`, and returns the ids it inserted: those `table` did
 /// not hold before. PostgreSQL says which with `RETURNING id`. On SQLite each row so returned
 /// crossed sqlx's row channel (50 deep; the `Any` driver cannot size it), whose worker thread
-/// parked on it inside the store's transaction: a `herald up` backfill took 7–10 % longer for it.
+/// parked on it inside the store's transaction: a `herald up` backfill took about 6 % longer.
 /// There the insert's count says whether every id went in, as it does but for a redelivery;
 /// otherwise the rows past the table's last `rowid` before the insert are the new ones (SQLite
 /// numbers a new row one past the largest). The caller's transaction must hold the write lock
