@@ -141,9 +141,9 @@ fn placeholder_rows(rows: usize, columns: usize, placeholder: impl Fn(usize) -> 
 /// crossed sqlx's row channel (50 deep; the `Any` driver cannot size it), whose worker thread
 /// parked on it inside the store's transaction: a `herald up` backfill took about 6 % longer.
 /// There the insert's count says whether every id went in, as it does but for a redelivery;
-/// otherwise the rows past the table's last `rowid` before the insert are the new ones (SQLite
-/// numbers a new row one past the largest). The caller's transaction must hold the write lock
-/// from its start ([`crate::db::begin_write`]), so no other writer comes between the statements.
+/// otherwise the new rows are the table's last that many by `rowid`: SQLite numbers each new row
+/// one past the largest, and the insert left the transaction holding the write lock, so no other
+/// writer's rows come after them.
 pub async fn insert_new(
     conn: &mut sqlx::AnyConnection,
     table: &'static str,
@@ -162,12 +162,6 @@ pub async fn insert_new(
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?);
     }
-    let last: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COALESCE(MAX(rowid), 0) AS last FROM {table}"
-    )))
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("last")?;
     let inserted = bind(batch_query(insert))
         .execute(&mut *conn)
         .await?
@@ -176,9 +170,9 @@ pub async fn insert_new(
         return Ok(ids.iter().map(|id| id.to_string()).collect());
     }
     Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM {table} WHERE rowid > $1"
+        "SELECT id FROM {table} ORDER BY rowid DESC LIMIT $1"
     )))
-    .bind(last)
+    .bind(inserted as i64)
     .fetch_all(&mut *conn)
     .await?
     .iter()
