@@ -105,22 +105,25 @@ impl ScoringHandler {
             own.extend(recorded.publish_own.map(|win| (win, &p.headers)));
             marked.extend(recorded.publish.into_iter().map(|win| (win, &p.headers)));
         }
-        if own.is_empty() && marked.is_empty() {
-            return Ok(());
+        if !own.is_empty() || !marked.is_empty() {
+            // An error here leaves every event of the batch unacked: a redelivery publishes its
+            // win again, and the outbox keeps the rest.
+            let own_wins = own
+                .iter()
+                .map(|(win, headers)| (win, Some(*headers), Backing::Redelivery));
+            let outbox = marked
+                .iter()
+                .map(|(win, headers)| (win, Some(*headers), Backing::Outbox));
+            publish::traced_wins(self.bus.as_ref(), own_wins.chain(outbox)).await?;
+            if !marked.is_empty() {
+                self.marks
+                    .add(marked.into_iter().map(|(win, _)| win).collect());
+            }
         }
-        // An error here leaves every event of the batch unacked: a redelivery publishes its win
-        // again, and the outbox keeps the rest.
-        let own_wins = own
-            .iter()
-            .map(|(win, headers)| (win, Some(*headers), Backing::Redelivery));
-        let outbox = marked
-            .iter()
-            .map(|(win, headers)| (win, Some(*headers), Backing::Outbox));
-        publish::traced_wins(self.bus.as_ref(), own_wins.chain(outbox)).await?;
-        if !marked.is_empty() {
-            self.marks
-                .add(marked.into_iter().map(|(win, _)| win).collect());
-        }
+        // The commit reaches the disk only now, while spotlight already counts the wins: the
+        // events are acked after this, so a power cut before it loses the commit and keeps the
+        // events, which are scored again into the same wins.
+        self.store.sync().await?;
         Ok(())
     }
 }

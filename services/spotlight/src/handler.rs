@@ -162,6 +162,14 @@ impl SpotlightHandler {
             announced.push(Some((win.id.as_str(), announcement.id)));
         }
         let mut published = self.bus.publish_in_order(messages).await.into_iter();
+        // The count reaches the disk only now, while notify already has the announcements: the
+        // wins are acked after this, so a power cut before it loses the count and keeps the wins,
+        // which are counted again into the same figures and announcements.
+        if let Err(e) = self.store.sync().await {
+            let failed = HandleError::from(e);
+            out.extend(run.iter().map(|_| Err(failed.for_each_message())));
+            return;
+        }
         for announced in announced {
             let Some((win, announcement)) = announced else {
                 out.push(Ok(()));

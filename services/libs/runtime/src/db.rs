@@ -208,7 +208,8 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // WAL: readers never block the writer. FULL: a commit is on disk before it returns,
-                // so nothing acknowledged is lost even if the machine loses power.
+                // so nothing acknowledged is lost even if the machine loses power (a stage's own
+                // batch lowers it for its transaction and syncs before acking: `deferred_sync`).
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = FULL").await?;
                 conn.execute("PRAGMA busy_timeout = 10000").await?;

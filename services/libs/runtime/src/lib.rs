@@ -9,6 +9,7 @@
 //! - [`error`]: one error type whose code maps to both an HTTP and a gRPC status.
 //! - [`grpc`]: serving an API with `grpc.health.v1` and reflection beside it.
 //! - [`db`]: a PostgreSQL pool confined to the service's own schema.
+//! - [`deferred_sync`]: commits left unsynced until the stage acknowledges its input.
 //! - [`store`]: the error every store returns, and whether a message should be retried for it.
 //! - [`listeners`]: the sockets a service is handed, so tests can bind port 0.
 //! - [`tls`]: rustls on both listeners when a certificate is configured.
@@ -20,6 +21,7 @@ pub mod component;
 pub mod config;
 pub mod db;
 pub mod dead_letters;
+pub mod deferred_sync;
 pub mod error;
 pub mod grpc;
 pub mod health;

@@ -16,6 +16,14 @@ pub enum Error {
     Corrupt(String, #[source] prost::DecodeError),
     #[error("stored record {0} cannot be unpacked: {1}")]
     Unpackable(String, #[source] crate::payload::UnpackError),
+    #[error("{0}")]
+    Sync(#[source] crate::deferred_sync::SyncError),
+}
+
+impl From<crate::deferred_sync::SyncError> for Error {
+    fn from(e: crate::deferred_sync::SyncError) -> Self {
+        Error::Sync(e)
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -31,6 +39,7 @@ impl Error {
         match self {
             Error::Corrupt(..) | Error::Unpackable(..) => true,
             Error::Db(e) => is_permanent(e),
+            Error::Sync(_) => false,
         }
     }
 }

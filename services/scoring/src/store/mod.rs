@@ -8,9 +8,11 @@ pub mod rescore;
 mod stories;
 mod verification;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use herald_proto::v1::{EventKind, ItsmEvent, Win, WinStatus};
-use herald_runtime::db::begin_write;
+use herald_runtime::{db::begin_write, deferred_sync::DeferredSync};
 use sqlx::{AnyPool, Row};
 
 pub use verification::{Lease, ProblemCounts};
@@ -79,6 +81,8 @@ pub struct EventOutcome {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The stage's commits, made durable by [`Store::sync`] before their events are acked.
+    deferred: Arc<DeferredSync>,
 }
 
 fn token_of_kind(kind: i32) -> &'static str {
@@ -95,7 +99,16 @@ fn source_token(source: i32) -> &'static str {
 
 impl Store {
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+        Self {
+            deferred: Arc::new(DeferredSync::new(pool.clone())),
+            pool,
+        }
+    }
+
+    /// Makes every commit of [`Store::record_outcomes`] so far durable: the stage calls it after
+    /// publishing what they released and before acking their events.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        Ok(self.deferred.sync().await?)
     }
 
     /// Records an event with only a scoring result, as the stage does: its signal and its win's
@@ -135,6 +148,7 @@ impl Store {
         let mut recorded = self
             .record_outcomes(&[(event, outcome)], settings, tz, now, &[])
             .await?;
+        self.sync().await?;
         recorded
             .pop()
             .ok_or_else(|| StoreError::Db(sqlx::Error::Protocol("no outcome was recorded".into())))
@@ -178,13 +192,17 @@ impl Store {
                 }
             })
             .collect();
-        let mut tx = begin_write(&self.pool).await?;
+        // Synced later by `sync`: the stage publishes first, so the next stage does not wait on
+        // this disk.
+        let mut writes = self.deferred.unsynced().await?;
+        let mut tx = writes.begin().await?;
         let recorded = batch::record(&mut tx, &items, now).await?;
         // Last, so the rows it locks (never waiting for one) are held only until the commit.
         if !published.is_empty() {
             verification::mark_published_in(&mut tx, published).await?;
         }
         tx.commit().await?;
+        writes.release().await?;
         Ok(recorded)
     }
 
@@ -272,7 +290,7 @@ impl Store {
 /// in the outbox (the first delivery may have died between the commit and the publish, and a win
 /// confirmed on arrival has no outbox row: the redelivery is what publishes it then).
 async fn recorded_before(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event_id: &str,
 ) -> Result<Recorded, StoreError> {
     let win = event_outcome_on(tx, event_id).await?.and_then(|o| o.win);

@@ -16,7 +16,7 @@ use crate::{
 
 /// Keeps a requester's praise and attaches it to the newest standing win of the rated ticket.
 pub(super) async fn keep_praise(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     event: &ItsmEvent,
     praise: &Praise,
     now: DateTime<Utc>,
@@ -68,7 +68,7 @@ fn requester_praise(praise: &Praise) -> RequesterPraise {
 
 /// Records a lesson, confirmed at once; returns it when new, to publish.
 pub(super) async fn record_lesson(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     lesson: &Scored,
     now: DateTime<Utc>,
 ) -> Result<Option<Win>, StoreError> {
@@ -108,7 +108,7 @@ pub(super) async fn record_lesson(
 }
 
 pub(super) async fn count_delivery(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     event: &ItsmEvent,
     metric: &DeliveryMetric,
 ) -> Result<(), StoreError> {

@@ -37,7 +37,7 @@ pub struct ProblemCounts {
 }
 
 async fn problem_counts(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     win: &Win,
     configuration_item: Option<&str>,
     windows: &Windows,
@@ -79,7 +79,7 @@ async fn problem_counts(
 /// A win's value changed (a problem valued at the end of its window): the row's figures and its
 /// person credits follow. `before` is the win as it was stored, whose credits are replaced.
 async fn write_value(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     before: &Win,
     win: &Win,
     outcome_at: DateTime<Utc>,
@@ -138,7 +138,7 @@ pub(super) fn revoke(win: &mut Win, reason: &str, now: DateTime<Utc>) {
 
 /// Writes a win's new status and payload; `publish` marks it for the outbox.
 pub(super) async fn write_status(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     win: &Win,
     publish: bool,
 ) -> Result<(), StoreError> {
@@ -174,7 +174,7 @@ pub(super) fn status_at(win: &Win) -> i64 {
 /// there. The outbox is a table of its own, not a mark on the win: clearing a mark on the wide,
 /// much-indexed win row rewrote the row and every index entry of it, once a win.
 pub(super) async fn to_outbox(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     wins: &[&Win],
 ) -> Result<(), StoreError> {
     for chunk in wins.chunks(OUTBOX_CHUNK) {
@@ -199,7 +199,7 @@ pub(super) async fn to_outbox(
 const OUTBOX_CHUNK: usize = 1_000;
 
 async fn ledger(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     win: &Win,
     entry: &'static str,
     now: DateTime<Utc>,

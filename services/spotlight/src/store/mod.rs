@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
 use herald_runtime::{
     db::{begin_write, begin_write_on, millis},
+    deferred_sync::DeferredSync,
     payload::pack,
     store::{AnyQuery, batch_query, decode_payload, insert_new, is_postgres, value_rows},
 };
@@ -32,6 +33,8 @@ pub struct Store {
     pool: AnyPool,
     /// Told when this process appended deltas, so the fold takes them at once.
     unfolded: Arc<tokio::sync::Notify>,
+    /// The stage's counts, made durable by [`Store::sync`] before their wins are acked.
+    deferred: Arc<DeferredSync>,
 }
 
 /// One ranked row of a rollup.
@@ -56,9 +59,16 @@ pub struct LabelTotals {
 impl Store {
     pub fn new(pool: AnyPool) -> Self {
         Self {
+            deferred: Arc::new(DeferredSync::new(pool.clone())),
             pool,
             unfolded: Arc::default(),
         }
+    }
+
+    /// Makes every commit of [`Store::count_wins`] so far durable: the stage calls it after
+    /// publishing their announcements and before acking the wins.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        Ok(self.deferred.sync().await?)
     }
 
     /// Counts a win into every rollup once, and keeps its announcement (if it earned one). Returns
@@ -74,6 +84,7 @@ impl Store {
         let mut stored = self
             .count_wins(&[(win.clone(), occurred_at, announcement.cloned())], tz)
             .await?;
+        self.sync().await?;
         Ok(stored.pop().flatten())
     }
 
@@ -82,7 +93,8 @@ impl Store {
     /// announcements, and what they add to the rollups and totals merged: appended as deltas on
     /// PostgreSQL (the fold adds them to the shared rows), added to the figures themselves on
     /// SQLite ([`Figures::written_by`]). Answers in the order given; a win given twice is counted
-    /// once (the second finds the first).
+    /// once (the second finds the first). The commit may not be on the disk yet: call
+    /// [`Store::sync`] before acknowledging the wins.
     pub async fn count_wins(
         &self,
         wins: &[(Win, DateTime<Utc>, Option<Announcement>)],
@@ -101,18 +113,21 @@ impl Store {
             .filter(|(_, first)| **first)
             .map(|((win, at, announcement), _)| (win, *at, announcement.as_ref()))
             .collect();
-        let mut conn = self.pool.acquire().await?;
-        let in_one = if is_postgres(&conn) {
-            in_one::count_wins(&mut conn, &firsts, tz, now).await?
+        // Synced later by `sync`: the stage publishes the announcements first, so notify does not
+        // wait on this disk.
+        let mut writes = self.deferred.unsynced().await?;
+        let conn = writes.connection();
+        let in_one = if is_postgres(conn) {
+            in_one::count_wins(conn, &firsts, tz, now).await?
         } else {
             None
         };
-        let figures = Figures::written_by(&conn);
+        let figures = Figures::written_by(conn);
         let inserted = match in_one {
             Some(inserted) => inserted,
-            None => count_in_transaction(&mut conn, &firsts, tz, now, figures).await?,
+            None => count_in_transaction(conn, &firsts, tz, now, figures).await?,
         };
-        drop(conn);
+        writes.release().await?;
         let new: Vec<bool> = wins
             .iter()
             .zip(first)

@@ -71,7 +71,7 @@ static INSERT_SIGNALS: LazyLock<String> = LazyLock::new(|| {
 
 /// [`super::writes::events`] on PostgreSQL: the same rows, in one statement.
 pub(super) async fn events(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     events: &[(&ItsmEvent, &Result<Scored, NoValue>)],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
@@ -90,7 +90,7 @@ pub(super) async fn events(
 
 /// [`super::writes::signals`] on PostgreSQL: the same rows, in one statement.
 pub(super) async fn signals(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     signals: &[&Signal],
 ) -> Result<(), StoreError> {
     let rows: Vec<SignalRow<'_>> = signals.iter().map(|s| SignalRow::of(s)).collect();

@@ -130,7 +130,7 @@ struct LedgerRow<'a> {
 /// ids inserted, or `None`, having written nothing, when the run is empty or carries an amount that
 /// is not a finite number (the arrays refuse one; the statements of their own take it).
 pub(super) async fn record_wins(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     wins: &[NewWin<'_>],
     credited: &[(&Win, DateTime<Utc>)],
     entries: &[Entry<'_>],

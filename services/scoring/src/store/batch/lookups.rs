@@ -35,7 +35,7 @@ fn kind_slots<const N: usize>(kinds: &[&'static str]) -> [&'static str; N] {
 
 /// Where `q` takes its rows from: `columns`' arrays on PostgreSQL, a `VALUES` list of `rows`
 /// elsewhere. Bound by [`bind_keys`].
-fn keys(tx: &Transaction<'static, Any>, rows: usize, columns: &[Column]) -> String {
+fn keys(tx: &Transaction<'_, Any>, rows: usize, columns: &[Column]) -> String {
     if is_postgres(tx) {
         format!("SELECT * FROM {}", pg_arrays::unnest(1, columns, "k"))
     } else {
@@ -45,7 +45,7 @@ fn keys(tx: &Transaction<'static, Any>, rows: usize, columns: &[Column]) -> Stri
 
 /// Binds `rows` as [`keys`] takes them: column by column on PostgreSQL, or row by row with `bind`.
 fn bind_keys<'q, T: Serialize>(
-    tx: &Transaction<'static, Any>,
+    tx: &Transaction<'_, Any>,
     query: AnyQuery<'q>,
     rows: &[T],
     columns: &[Column],
@@ -73,7 +73,7 @@ struct RecordKey<'a> {
 
 /// The newest praise of each win's ticket (praise that arrived before the win it rates).
 pub(super) async fn praise(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     wins: &[&Win],
 ) -> Result<Vec<Option<RequesterPraise>>, StoreError> {
     let mut found = vec![None; wins.len()];
@@ -167,7 +167,7 @@ struct RelatedWindow<'a> {
 /// before the outcome did): a reopen, rollback or breach of the same record, or a related
 /// incident on its service or configuration item.
 pub(in crate::store) async fn signals_against(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     candidates: &[Candidate<'_>],
 ) -> Result<Vec<Option<Signal>>, StoreError> {
     let mut found: Vec<Option<Signal>> = vec![None; candidates.len()];
@@ -338,7 +338,7 @@ struct SameRecordKey<'a> {
 
 /// The standing wins each signal withdraws, in the order of the signals.
 pub(super) async fn withdrawable(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     signals: &[&Signal],
 ) -> Result<Vec<Withdrawable>, StoreError> {
     let of = |same_record: bool| -> Vec<(usize, &Signal)> {
@@ -414,7 +414,7 @@ pub(super) async fn withdrawable(
 /// PostgreSQL hashed the whole wins table for every batch (it cannot tell that few changes are
 /// still revocable), which grew with history; a condition per service is an index range each.
 async fn withdrawable_nearby(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     related: &[(usize, &Signal)],
 ) -> Result<Vec<Withdrawable>, StoreError> {
     if related.is_empty() {
@@ -494,7 +494,7 @@ fn withdrawn_kinds(kind: SignalKind) -> Vec<&'static str> {
 /// Outcomes among `wins` (a win's id and its outcome key) that already have a win: read by the
 /// id, which is made from the key, and the key compared.
 pub(super) async fn existing_outcomes(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     wins: &[(&str, &str)],
 ) -> Result<HashSet<String>, StoreError> {
     if wins.is_empty() {
@@ -520,7 +520,7 @@ pub(super) async fn existing_outcomes(
 /// What each person has been credited for outcomes in `[from, to)`, in wins still standing: the
 /// daily cap's starting point, per (person, day) asked.
 pub(super) async fn credited(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     asks: &[(&str, DateTime<Utc>, DateTime<Utc>)],
 ) -> Result<HashMap<(String, i64), f64>, StoreError> {
     if asks.is_empty() {
@@ -564,7 +564,7 @@ fn found_ids(rows: Vec<sqlx::any::AnyRow>) -> Vec<(usize, String)> {
 
 /// The rows of `table` (`columns` of them, `event_id` among them) the lookup found, by event id.
 async fn rows_by_event_id(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     table: &'static str,
     columns: &'static str,
     firsts: &[(usize, String)],
@@ -599,7 +599,7 @@ const SIGNAL: &str =
 /// subquery, on SQLite (which has none) by the rowid a correlated subquery finds. (A join on
 /// PostgreSQL's ctid instead let its planner hash every signal for it, once a batch.)
 fn first_signals(
-    tx: &Transaction<'static, Any>,
+    tx: &Transaction<'_, Any>,
     columns: &[Column],
     keys_of: usize,
     condition: &str,

@@ -45,7 +45,7 @@ impl Item<'_> {
 
 /// Records `items` in order inside `tx`.
 pub(super) async fn record(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     items: &[Item<'_>],
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, StoreError> {
@@ -78,7 +78,7 @@ struct Making<'a> {
 }
 
 async fn record_run(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     items: &[Item<'_>],
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, StoreError> {
@@ -228,7 +228,7 @@ fn credits_and_entries<'a>(
 /// Keeps the run's signals and withdraws every standing win one falls inside the window of, in
 /// the order the signals came.
 async fn withdraw(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     signals: &[(usize, &Signal)],
     now: DateTime<Utc>,
 ) -> Result<Vec<Withdrawal>, StoreError> {
@@ -273,7 +273,7 @@ async fn withdraw(
 /// on its people's credit, and its status (withdrawn by a signal seen earlier, confirmed, or
 /// provisional).
 async fn decide(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     items: &[Item<'_>],
     making: &mut [Making<'_>],
     withdrawals: &[Withdrawal],
@@ -361,7 +361,7 @@ struct CapBook {
 impl CapBook {
     /// `None` when no event of the run is capped.
     async fn read(
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Transaction<'_, Any>,
         items: &[Item<'_>],
         making: &[Making<'_>],
         withdrawals: &[Withdrawal],

@@ -28,7 +28,7 @@ fn rows_per_statement(columns: usize) -> usize {
 /// that scored a win points at it from the start (setting the link afterwards rewrote the row,
 /// payload and all); [`unlink_events`] clears it for the few whose win was not made.
 pub(super) async fn events(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     events: &[(&ItsmEvent, &Result<crate::score::Scored, NoValue>)],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
@@ -130,7 +130,7 @@ pub(super) fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
 /// Keeps signals. Only an event seen for the first time brings them (its id is the events table's
 /// key, in the same transaction, and a run never holds one event twice), so each is kept once.
 pub(super) async fn signals(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     signals: &[&Signal],
 ) -> Result<(), StoreError> {
     if is_postgres(tx) {
@@ -299,7 +299,7 @@ pub(super) fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>, payload: Vec<u8
 
 /// Inserts wins whose outcome has none yet; returns the ids inserted.
 pub(super) async fn wins(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     wins: &[NewWin<'_>],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
@@ -322,7 +322,7 @@ pub(super) async fn wins(
 
 /// Clears the win of events whose scored win was not made after all.
 pub(super) async fn unlink_events(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     events: &[&str],
 ) -> Result<(), StoreError> {
     for chunk in events.chunks(rows_per_statement(1)) {
@@ -352,7 +352,7 @@ pub(super) struct Repeat<'a> {
 /// is the same (an id is a hash of the outcome key, so two outcomes could share one; such an
 /// event is pointed at no win rather than at another outcome's).
 pub(super) async fn same_outcome(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     events: &[Repeat<'_>],
 ) -> Result<(), StoreError> {
     for chunk in events.chunks(rows_per_statement(3)) {
@@ -393,7 +393,7 @@ pub(super) fn credit_rows<'a>(
 /// What each person was credited by each win, by the day of its outcome: the daily cap's reading.
 /// A win's team credit and every share's role stay in its payload.
 pub(in crate::store) async fn person_credits(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     wins: &[(&Win, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
     let rows = credit_rows(wins);
@@ -427,7 +427,7 @@ pub(in crate::store) struct Entry<'a> {
 /// filed under when its win arrived (`win_at`, the win's `created_at`, read from its row, which
 /// is written before any line of it), so the index the lines are read by grows at its end.
 pub(in crate::store) async fn ledger(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     entries: &[Entry<'_>],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {

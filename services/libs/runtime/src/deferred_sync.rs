@@ -1,0 +1,257 @@
+//! Commits that reach the disk after the work they record has moved on.
+//!
+//! A stage between two others (scoring, spotlight) makes the same rows from the same input every
+//! time: a redelivered message finds or rebuilds them. Its store's commit therefore need not be on
+//! the disk before the stage publishes what the commit recorded, only before it acknowledges its
+//! input; until then a power cut that loses the commit also keeps the input, which comes back. So
+//! the commit returns once it is written ([`DeferredSync::unsynced`]), the stage publishes, and
+//! [`DeferredSync::sync`] makes it durable before the acknowledgement. The sync leaves the event's
+//! path (the next stage is already working), and concurrent lanes share one.
+//!
+//! On SQLite the one connection commits with `synchronous = NORMAL` for that transaction only and
+//! the log file is synced afterwards; every other transaction on the file still syncs its own
+//! commit. On PostgreSQL the commit is synchronous as before and [`DeferredSync::sync`] has nothing
+//! left to do.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use sqlx::{AnyPool, Executor, Row, pool::PoolConnection};
+use tokio::sync::{Mutex, OnceCell};
+
+/// Why a deferred sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot find the SQLite file's log: {0}")]
+    Locate(#[source] sqlx::Error),
+    #[error("cannot sync the SQLite log {file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the SQLite log's sync did not finish: {0}")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+/// One store's commits left unsynced, and the syncs that make them durable. Share one per pool:
+/// its lanes then share syncs.
+#[derive(Debug)]
+pub struct DeferredSync {
+    pool: AnyPool,
+    sqlite: bool,
+    /// The SQLite log file, as SQLite itself names its main database.
+    log: OnceCell<PathBuf>,
+    /// How many syncs were asked for; a sync started after the n-th was asked covers it.
+    asked: AtomicU64,
+    /// The last ask covered by a finished sync; held while a sync runs.
+    covered: Mutex<u64>,
+}
+
+impl DeferredSync {
+    pub fn new(pool: AnyPool) -> Self {
+        let sqlite = pool.connect_options().database_url.scheme() == "sqlite";
+        Self {
+            pool,
+            sqlite,
+            log: OnceCell::new(),
+            asked: AtomicU64::new(0),
+            covered: Mutex::new(0),
+        }
+    }
+
+    /// The store's connection, its commits left for [`DeferredSync::sync`] to make durable until
+    /// [`Unsynced::release`] (or drop) gives it back.
+    pub async fn unsynced(&self) -> Result<Unsynced, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        if self.sqlite {
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+        }
+        Ok(Unsynced {
+            conn,
+            relaxed: self.sqlite,
+        })
+    }
+
+    /// Makes every commit made before this call durable. Concurrent callers share one sync: a
+    /// caller that finds one running waits for it, then for the next only if that one began too
+    /// early to cover its commits.
+    pub async fn sync(&self) -> Result<(), SyncError> {
+        if !self.sqlite {
+            return Ok(());
+        }
+        let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut covered = self.covered.lock().await;
+        if *covered >= ticket {
+            return Ok(());
+        }
+        // Every ask counted so far was made after its commit returned: this sync covers them all.
+        let covers = self.asked.load(Ordering::SeqCst);
+        let log = self.log().await?.clone();
+        tokio::task::spawn_blocking(move || {
+            // Opened anew each time: SQLite may remove the log and make a new one when its last
+            // connection closes, and a handle kept from before would sync the old file.
+            std::fs::File::open(&log)
+                .and_then(|f| f.sync_data())
+                .map_err(|source| SyncError::Io {
+                    file: log.display().to_string(),
+                    source,
+                })
+        })
+        .await
+        .map_err(SyncError::Join)??;
+        *covered = covers;
+        Ok(())
+    }
+
+    async fn log(&self) -> Result<&PathBuf, SyncError> {
+        self.log
+            .get_or_try_init(|| async {
+                let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(SyncError::Locate)?;
+                let file: String = row.try_get("file").map_err(SyncError::Locate)?;
+                Ok(PathBuf::from(format!("{file}-wal")))
+            })
+            .await
+    }
+}
+
+/// A store connection whose commits wait for [`DeferredSync::sync`] to reach the disk.
+pub struct Unsynced {
+    conn: PoolConnection<sqlx::Any>,
+    /// Set while the connection's `synchronous` is lowered and not yet restored.
+    relaxed: bool,
+}
+
+impl Unsynced {
+    /// A write transaction on the connection (see [`crate::db::begin_write_on`]).
+    pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+        crate::db::begin_write_on(&mut self.conn).await
+    }
+
+    /// The connection itself, for work that begins its own transactions.
+    pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+
+    /// Gives the connection back to its pool with its commits synced again.
+    pub async fn release(mut self) -> Result<(), sqlx::Error> {
+        if self.relaxed {
+            self.conn.execute("PRAGMA synchronous = FULL").await?;
+            self.relaxed = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Unsynced {
+    fn drop(&mut self) {
+        // Left by an error before `release`: the pool must not hand out a connection whose commits
+        // skip their sync, so it is closed and the next one connects afresh.
+        if self.relaxed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlx::Row;
+
+    use super::*;
+    use crate::{config::DatabaseConfig, db};
+
+    async fn sqlite(dir: &std::path::Path) -> anyhow::Result<db::Database> {
+        let config = DatabaseConfig {
+            url: crate::secret::Secret::new(format!("sqlite://{}", dir.display())),
+            ..DatabaseConfig::default()
+        };
+        let db = db::connect(&config, "t").await?;
+        sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY)")
+            .execute(&db.pool)
+            .await?;
+        Ok(db)
+    }
+
+    async fn synchronous(conn: &mut sqlx::AnyConnection) -> anyhow::Result<i64> {
+        Ok(sqlx::query("PRAGMA synchronous")
+            .fetch_one(conn)
+            .await?
+            .try_get(0)?)
+    }
+
+    #[tokio::test]
+    async fn only_the_unsynced_transaction_skips_its_sync() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = sqlite(dir.path()).await?;
+        let deferred = DeferredSync::new(db.pool.clone());
+
+        let mut writes = deferred.unsynced().await?;
+        assert_eq!(synchronous(writes.connection()).await?, 1, "NORMAL");
+        let mut tx = writes.begin().await?;
+        sqlx::query("INSERT INTO t (id) VALUES ('a')")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        writes.release().await?;
+        deferred.sync().await?;
+        let mut conn = db.pool.acquire().await?;
+        assert_eq!(synchronous(&mut conn).await?, 2, "FULL again once released");
+        drop(conn);
+
+        // Left without `release`, as an error would leave it: the pool connects afresh.
+        let mut writes = deferred.unsynced().await?;
+        let mut tx = writes.begin().await?;
+        sqlx::query("INSERT INTO t (id) VALUES ('b')")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        drop(writes);
+        let mut conn = db.pool.acquire().await?;
+        assert_eq!(
+            synchronous(&mut conn).await?,
+            2,
+            "FULL on the next connection"
+        );
+        let ids: i64 = sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        assert_eq!(ids, 2, "both commits kept");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_syncs_share_the_log_they_find() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = sqlite(dir.path()).await?;
+        let deferred = Arc::new(DeferredSync::new(db.pool.clone()));
+        let syncs = (0..8).map(|_| {
+            let deferred = deferred.clone();
+            tokio::spawn(async move { deferred.sync().await })
+        });
+        for sync in futures::future::join_all(syncs).await {
+            sync??;
+        }
+        let log = deferred.log().await?;
+        assert_eq!(log, &dir.path().join("t.sqlite-wal"));
+        assert!(log.exists(), "{}", log.display());
+        let asked = deferred.asked.load(Ordering::SeqCst);
+        assert_eq!(asked, 8);
+        assert_eq!(*deferred.covered.lock().await, 8, "every ask covered");
+
+        // A log that cannot be synced is an error that names it, not a silent success.
+        let gone = DeferredSync::new(db.pool.clone());
+        gone.log
+            .set(dir.path().join("missing").join("t.sqlite-wal"))?;
+        let err = gone.sync().await.expect_err("no such log");
+        assert!(err.to_string().contains("missing"), "{err}");
+        Ok(())
+    }
+}
