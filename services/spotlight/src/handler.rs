@@ -17,7 +17,11 @@ use herald_proto::{
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::{card, config::SpotlightSettings, store::Store};
+use crate::{
+    card,
+    config::SpotlightSettings,
+    store::{Store, StoreError},
+};
 
 pub struct SpotlightHandler {
     pub store: Store,
@@ -138,13 +142,14 @@ impl SpotlightHandler {
             .iter()
             .map(|(_, win, at)| (win.clone(), *at, self.headline(win, *at)))
             .collect();
+        // Every win of the run answered with the same error.
+        let fail_all = |out: &mut Vec<Result<(), HandleError>>, e: StoreError| {
+            let failed = HandleError::from(e);
+            out.extend(run.iter().map(|_| Err(failed.for_each_message())));
+        };
         let stored = match self.store.count_wins(&items, tz).await {
             Ok(stored) => stored,
-            Err(e) => {
-                let failed = HandleError::from(e);
-                out.extend(run.iter().map(|_| Err(failed.for_each_message())));
-                return;
-            }
+            Err(e) => return fail_all(out, e),
         };
         // Every announcement of the run in flight at once, each under its own message's trace.
         let mut announced = Vec::new();
@@ -166,9 +171,7 @@ impl SpotlightHandler {
         // wins are acked after this, so a power cut before it loses the count and keeps the wins,
         // which are counted again into the same figures and announcements.
         if let Err(e) = self.store.sync().await {
-            let failed = HandleError::from(e);
-            out.extend(run.iter().map(|_| Err(failed.for_each_message())));
-            return;
+            return fail_all(out, e);
         }
         for announced in announced {
             let Some((win, announcement)) = announced else {

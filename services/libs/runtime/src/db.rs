@@ -235,6 +235,12 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
     })
 }
 
+/// Whether `pool` holds a SQLite file's connection rather than PostgreSQL's, told without taking
+/// a connection from it.
+pub fn is_sqlite(pool: &AnyPool) -> bool {
+    pool.connect_options().database_url.scheme() == "sqlite"
+}
+
 /// Begins a transaction that will write, on a connection of `pool`. On SQLite it takes the file's
 /// write lock at once (`BEGIN IMMEDIATE`), waiting for it as long as the busy timeout allows. A
 /// transaction begun plainly whose first statement reads holds a read snapshot from then on, and
@@ -244,7 +250,7 @@ async fn connect_sqlite(dir: &std::path::Path, schema: &'static str) -> Result<D
 pub async fn begin_write(
     pool: &AnyPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-    if pool.connect_options().database_url.scheme() == "sqlite" {
+    if is_sqlite(pool) {
         pool.begin_with("BEGIN IMMEDIATE").await
     } else {
         pool.begin().await

@@ -52,10 +52,9 @@ pub struct DeferredSync {
 
 impl DeferredSync {
     pub fn new(pool: AnyPool) -> Self {
-        let sqlite = pool.connect_options().database_url.scheme() == "sqlite";
         Self {
+            sqlite: crate::db::is_sqlite(&pool),
             pool,
-            sqlite,
             log: OnceCell::new(),
             asked: AtomicU64::new(0),
             covered: Mutex::new(0),
