@@ -11,7 +11,7 @@ use herald_proto::{
     time::to_timestamp,
     v1::{EventKind, ItsmEvent, Origin, Source},
 };
-use herald_runtime::{ApiError, ErrorKind};
+use herald_runtime::{ApiError, ErrorKind, payload::pack_raw};
 use http::HeaderMap;
 use prost::Message;
 
@@ -330,6 +330,8 @@ impl Ingestor {
         event.origin = origin as i32;
         event.raw_content_type = content_type.to_string();
         event.raw_payload = raw;
+        // Before the bus's size check: a delivery that fits once compressed keeps its raw bytes.
+        pack_raw(&mut event);
         Ok(Slot::Publish {
             id: event.id.clone(),
             message: self.message(event, &ordering_key),

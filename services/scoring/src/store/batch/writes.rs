@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use herald_proto::v1::{ItsmEvent, ValueLabel, Win, WinStatus};
+use herald_proto::v1::{ItsmEvent, RawEncoding, ValueLabel, Win, WinStatus};
 use herald_runtime::{
     db::millis,
     payload::pack,
@@ -121,6 +121,7 @@ pub(super) fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
         raw_payload: Vec::new(),
         raw_content_type: String::new(),
         raw_payload_omitted: event.raw_payload_omitted,
+        raw_payload_encoding: RawEncoding::Identity as i32,
         origin: event.origin,
     }
     .encode_to_vec();
