@@ -279,51 +279,15 @@ fn incompressible(bytes: usize) -> String {
     text
 }
 
-/// NATS keeps its default 1 MB message limit, below ingest's 2 MiB body limit: a large delivery is
-/// still accepted and its event published, with the raw bytes left out (and said so) rather than
-/// refused for ever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_larger_than_the_bus_allows_is_published_without_its_raw_bytes()
--> anyhow::Result<()> {
+/// Posts a signed P1 delivery whose description is `description` to an ingest on a nats-server
+/// keeping its default 1 MB message limit, expects its 202, and returns the body sent and the one
+/// event stored.
+async fn post_p1_over_a_1mb_bus(
+    description: String,
+) -> anyhow::Result<(Vec<u8>, herald_proto::v1::ItsmEvent)> {
     let nats = herald_testkit::NatsServer::start_with_max_payload("1MB").await?;
     let h = Harness::start_on(nats, "").await?;
-    let body = p1_with_description(incompressible(1_500_000))?;
-    let signature = format!(
-        "sha256={}",
-        herald_ingest::verify::sign_base64(SECRET.as_bytes(), &body)
-    );
-    let response = h
-        .client
-        .post(h.events_url("servicenow"))
-        .header("x-herald-signature", signature)
-        .body(body)
-        .send()
-        .await?;
-    assert_eq!(response.status().as_u16(), 202);
-    let stored = h.stored_events().await?;
-    assert_eq!(stored.len(), 1);
-    let event = &stored[0].1;
-    assert!(
-        event.raw_payload_omitted,
-        "the omission is recorded on the event"
-    );
-    assert!(event.raw_payload.is_empty());
-    assert_eq!(
-        event.record.as_ref().map(|r| r.number.as_str()),
-        Some("INC0048213")
-    );
-    h.stop().await
-}
-
-/// The raw bytes travel compressed, so a delivery over the bus's limit that compresses under it
-/// keeps them, byte for byte.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_delivery_that_compresses_under_the_bus_limit_keeps_its_raw_bytes()
--> anyhow::Result<()> {
-    let nats = herald_testkit::NatsServer::start_with_max_payload("1MB").await?;
-    let h = Harness::start_on(nats, "").await?;
-    let line = "Restarted the Tilburg site's warehouse scanners; confirmed with the floor lead.\n";
-    let body = p1_with_description(line.repeat(1_500_000 / line.len()))?;
+    let body = p1_with_description(description)?;
     assert!(body.len() > 1_000_000, "{} bytes", body.len());
     let signature = format!(
         "sha256={}",
@@ -337,9 +301,39 @@ async fn a_large_delivery_that_compresses_under_the_bus_limit_keeps_its_raw_byte
         .send()
         .await?;
     assert_eq!(response.status().as_u16(), 202);
-    let stored = h.stored_events().await?;
+    let mut stored = h.stored_events().await?;
     assert_eq!(stored.len(), 1);
-    let event = &stored[0].1;
+    let (_, event) = stored.remove(0);
+    h.stop().await?;
+    Ok((body, event))
+}
+
+/// NATS keeps its default 1 MB message limit, below ingest's 2 MiB body limit: a large delivery is
+/// still accepted and its event published, with the raw bytes left out (and said so) rather than
+/// refused for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_larger_than_the_bus_allows_is_published_without_its_raw_bytes()
+-> anyhow::Result<()> {
+    let (_, event) = post_p1_over_a_1mb_bus(incompressible(1_500_000)).await?;
+    assert!(
+        event.raw_payload_omitted,
+        "the omission is recorded on the event"
+    );
+    assert!(event.raw_payload.is_empty());
+    assert_eq!(
+        event.record.as_ref().map(|r| r.number.as_str()),
+        Some("INC0048213")
+    );
+    Ok(())
+}
+
+/// The raw bytes travel compressed, so a delivery over the bus's limit that compresses under it
+/// keeps them, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_delivery_that_compresses_under_the_bus_limit_keeps_its_raw_bytes()
+-> anyhow::Result<()> {
+    let line = "Restarted the Tilburg site's warehouse scanners; confirmed with the floor lead.\n";
+    let (body, event) = post_p1_over_a_1mb_bus(line.repeat(1_500_000 / line.len())).await?;
     assert!(!event.raw_payload_omitted);
     assert!(
         event.raw_payload.len() < 1_000_000,
@@ -347,8 +341,8 @@ async fn a_large_delivery_that_compresses_under_the_bus_limit_keeps_its_raw_byte
         event.raw_payload.len()
     );
     assert_eq!(
-        herald_runtime::payload::raw_body(event)?.as_ref(),
+        herald_runtime::payload::raw_body(&event)?.as_ref(),
         body.as_slice()
     );
-    h.stop().await
+    Ok(())
 }
