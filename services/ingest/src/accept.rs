@@ -9,7 +9,7 @@ use herald_catalog::CatalogHandle;
 use herald_events::{Bus, BusError, OutgoingMessage, PublishReceipt, subjects};
 use herald_proto::{
     time::to_timestamp,
-    v1::{EventKind, ItsmEvent, Origin, Source},
+    v1::{EventKind, ItsmEvent, Origin, RawEncoding, Source},
 };
 use herald_runtime::{ApiError, ErrorKind, payload::pack_raw};
 use http::HeaderMap;
@@ -348,6 +348,7 @@ impl Ingestor {
             // delivery the vendor would retry for ever.
             tracing::warn!(id = %event.id, bytes = event.raw_payload.len(), limit, "raw payload left out of the event: larger than the bus allows");
             event.raw_payload = Vec::new();
+            event.raw_payload_encoding = RawEncoding::Identity as i32;
             event.raw_payload_omitted = true;
             payload = event.encode_to_vec();
         }
