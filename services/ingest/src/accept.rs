@@ -330,23 +330,25 @@ impl Ingestor {
         event.origin = origin as i32;
         event.raw_content_type = content_type.to_string();
         event.raw_payload = raw;
-        // Before the bus's size check: a delivery that fits once compressed keeps its raw bytes.
-        pack_raw(&mut event);
         Ok(Slot::Publish {
             id: event.id.clone(),
             message: self.message(event, &ordering_key),
         })
     }
 
+    /// The event as the bus carries it: its raw bytes compressed, or left out if even then the
+    /// message would pass the bus's limit.
     fn message(&self, mut event: Box<ItsmEvent>, ordering_key: &str) -> OutgoingMessage {
         let source = Source::try_from(event.source).unwrap_or(Source::Unspecified);
         let kind = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
+        // Before the size check: a delivery that fits once compressed keeps its raw bytes.
+        pack_raw(&mut event);
         let mut payload = event.encode_to_vec();
         let limit = self.bus.max_payload().saturating_sub(PAYLOAD_HEADROOM);
         if payload.len() > limit {
             // The normalised event still travels; the raw bytes are left out rather than refuse a
             // delivery the vendor would retry for ever.
-            tracing::warn!(id = %event.id, bytes = event.raw_payload.len(), limit, "raw payload left out of the event: larger than the bus allows");
+            tracing::warn!(id = %event.id, compressed_bytes = event.raw_payload.len(), limit, "raw payload left out of the event: larger than the bus allows, even compressed");
             event.raw_payload = Vec::new();
             event.raw_payload_encoding = RawEncoding::Identity as i32;
             event.raw_payload_omitted = true;
