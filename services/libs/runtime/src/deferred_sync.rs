@@ -10,15 +10,18 @@
 //!
 //! On SQLite the one connection commits with `synchronous = NORMAL` for that transaction only and
 //! the log file is synced afterwards; every other transaction on the file still syncs its own
-//! commit. On PostgreSQL the commit is synchronous as before and [`DeferredSync::sync`] has nothing
-//! left to do.
+//! commit. On PostgreSQL the transaction turns `synchronous_commit` off for itself alone (`SET
+//! LOCAL` in its `BEGIN`, or [`PG_UNSYNCED_COMMIT`] in a statement that is its own transaction),
+//! which costs no round trip, and [`DeferredSync::sync`] commits a transaction of its own that
+//! writes a log record and waits for the flush: PostgreSQL flushes its log in order, so that flush
+//! covers every commit made before it.
 
 use std::{
     path::PathBuf,
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use sqlx::{AnyPool, Executor, Row, pool::PoolConnection};
+use sqlx::{AnyPool, Connection, Executor, Row, pool::PoolConnection};
 use tokio::sync::{Mutex, OnceCell};
 
 /// Why a deferred sync failed.
@@ -34,7 +37,26 @@ pub enum SyncError {
     },
     #[error("the SQLite log's sync did not finish: {0}")]
     Join(#[source] tokio::task::JoinError),
+    #[error("cannot flush PostgreSQL's log: {0}")]
+    Flush(#[source] sqlx::Error),
 }
+
+/// Called in the text of a PostgreSQL statement that runs as a transaction of its own (no `BEGIN`
+/// around it), e.g. `... WHERE {PG_UNSYNCED_COMMIT} IS NOT NULL`, it makes that transaction commit
+/// without waiting for the log's flush, as [`Unsynced::begin`] does for a transaction. Evaluated
+/// for each row a statement returns, so a statement that returns no row (and wrote none) commits
+/// as usual.
+pub const PG_UNSYNCED_COMMIT: &str = "set_config('synchronous_commit', 'off', true)";
+
+/// One simple query, so the setting costs no round trip of its own; `LOCAL` ends it with the
+/// transaction, and the connection goes back to its pool as it came.
+const PG_BEGIN_UNSYNCED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
+/// A transaction whose commit must wait for the log's flush: a transactional message gives it a
+/// transaction id and a log record (a transaction that only asks for an id writes none, and its
+/// commit does not wait). Any role may call it, at any `wal_level`; logical decoding clients see a
+/// message with this prefix and nothing else.
+const PG_FLUSH: &str = "SELECT FROM pg_logical_emit_message(true, 'herald.deferred_sync', '')";
 
 /// One store's commits left unsynced, and the syncs that make them durable. Share one per pool:
 /// its lanes then share syncs.
@@ -78,9 +100,6 @@ impl DeferredSync {
     /// caller that finds one running waits for it, then for the next only if that one began too
     /// early to cover its commits.
     pub async fn sync(&self) -> Result<(), SyncError> {
-        if !self.sqlite {
-            return Ok(());
-        }
         let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
         let mut covered = self.covered.lock().await;
         if *covered >= ticket {
@@ -88,6 +107,14 @@ impl DeferredSync {
         }
         // Every ask counted so far was made after its commit returned: this sync covers them all.
         let covers = self.asked.load(Ordering::SeqCst);
+        if !self.sqlite {
+            sqlx::query(PG_FLUSH)
+                .execute(&self.pool)
+                .await
+                .map_err(SyncError::Flush)?;
+            *covered = covers;
+            return Ok(());
+        }
         let log = self.log().await?.clone();
         tokio::task::spawn_blocking(move || {
             // Opened anew each time: SQLite may remove the log and make a new one when its last
@@ -127,12 +154,19 @@ pub struct Unsynced {
 }
 
 impl Unsynced {
-    /// A write transaction on the connection (see [`crate::db::begin_write_on`]).
+    /// A write transaction on the connection (see [`crate::db::begin_write_on`]) whose commit waits
+    /// for [`DeferredSync::sync`] to reach the disk.
     pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
-        crate::db::begin_write_on(&mut self.conn).await
+        if crate::store::is_postgres(&self.conn) {
+            self.conn.begin_with(PG_BEGIN_UNSYNCED).await
+        } else {
+            crate::db::begin_write_on(&mut self.conn).await
+        }
     }
 
-    /// The connection itself, for work that begins its own transactions.
+    /// The connection itself, for work that begins its own transactions. On PostgreSQL a statement
+    /// run on it as a transaction of its own commits unsynced only if it calls
+    /// [`PG_UNSYNCED_COMMIT`].
     pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.conn
     }

@@ -125,6 +125,74 @@ impl TestStore {
         }
     }
 
+    /// PostgreSQL only: notes, for each row inserted into `table` from now on, the
+    /// `synchronous_commit` its transaction had at the end of the statement, which is the one it
+    /// commits with ([`TestStore::commit_settings`] reads them). The database is set to commit
+    /// synchronously, as a production server does and the test cluster does not; the pool
+    /// returned is new, so its connections start with that setting.
+    pub async fn noting_commit_settings(&self, table: &str) -> anyhow::Result<Database> {
+        anyhow::ensure!(
+            self.db.backend == Backend::Postgres,
+            "commit settings are PostgreSQL's"
+        );
+        let pool = &self.db.pool;
+        let name: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(pool)
+            .await?;
+        let schema = self.schema;
+        for statement in [
+            format!("ALTER DATABASE {name} SET synchronous_commit = on"),
+            format!("CREATE TABLE {schema}.commit_settings (n bigserial, setting text NOT NULL)"),
+            format!(
+                "CREATE FUNCTION {schema}.note_commit_setting() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN
+                     INSERT INTO {schema}.commit_settings (setting)
+                     VALUES (current_setting('synchronous_commit'));
+                     RETURN NULL;
+                 END $$"
+            ),
+            format!(
+                "CREATE TRIGGER note_commit_setting AFTER INSERT ON {schema}.{table}
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.note_commit_setting()"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(pool)
+                .await?;
+        }
+        self.reopen().await
+    }
+
+    /// The settings [`TestStore::noting_commit_settings`] noted since the last call, in order.
+    pub async fn commit_settings(&self) -> anyhow::Result<Vec<String>> {
+        let schema = self.schema;
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "WITH noted AS (DELETE FROM {schema}.commit_settings RETURNING n, setting)
+             SELECT setting FROM noted ORDER BY n"
+        )))
+        .fetch_all(&self.db.pool)
+        .await?)
+    }
+
+    /// PostgreSQL only: where its log has been written to now.
+    pub async fn log_written(&self) -> anyhow::Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+                .fetch_one(&self.db.pool)
+                .await?,
+        )
+    }
+
+    /// PostgreSQL only: whether its log is on the disk up to `position` ([`TestStore::log_written`]).
+    pub async fn log_flushed_to(&self, position: &str) -> anyhow::Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
+                .bind(position)
+                .fetch_one(&self.db.pool)
+                .await?,
+        )
+    }
+
     /// Applies every migration, on a new connection pool as the upgraded process opens it.
     pub async fn upgrade(&self, migrations: &Migrations) -> anyhow::Result<Database> {
         let db = self.reopen().await?;

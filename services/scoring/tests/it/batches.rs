@@ -528,3 +528,53 @@ async fn a_release_before_packing_refuses_to_start_on_a_store_that_packs(
 }
 
 herald_testkit::store_cases!(a_release_before_packing_refuses_to_start_on_a_store_that_packs);
+
+/// On PostgreSQL a batch's record commits without waiting for the log's flush (the stage publishes
+/// what it released first), [`Store::sync`] flushes it before the events are acknowledged, and a
+/// record outside a batch still commits synchronously.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_batch_commits_unsynced_until_the_stage_syncs() -> anyhow::Result<()> {
+    herald_testkit::init_tracing();
+    let OneIncident {
+        catalog,
+        tz,
+        settings,
+        db: test,
+        incident,
+        now,
+        ..
+    } = one_incident(Backend::Postgres).await?;
+    let db = test.noting_commit_settings("events").await?;
+    let store = Store::new(db.pool.clone());
+    let event = |n: u32| {
+        shifted(
+            &incident,
+            format!("servicenow:incident:unsynced:{n}"),
+            format!("INC-UNSYNCED-{n}"),
+            SERVICES[0],
+            at(&incident),
+        )
+    };
+    let (first, second, third) = (event(1), event(2), event(3));
+    let outcome = |e: &ItsmEvent| score::outcome(e, &catalog, &settings);
+    let (o1, o2, o3) = (outcome(&first), outcome(&second), outcome(&third));
+
+    store
+        .record_outcomes(&[(&first, &o1), (&second, &o2)], &settings, tz, now, &[])
+        .await?;
+    assert_eq!(test.commit_settings().await?, ["off", "off"]);
+    let written = test.log_written().await?;
+    store.sync().await?;
+    assert!(
+        test.log_flushed_to(&written).await?,
+        "the sync flushed the log past the batch's commit"
+    );
+
+    store.record(&third, &o3, &[], None, None, now).await?;
+    assert_eq!(
+        test.commit_settings().await?,
+        ["on"],
+        "a record outside a batch commits synchronously"
+    );
+    Ok(())
+}

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_runtime::{
     db::millis,
+    deferred_sync::PG_UNSYNCED_COMMIT,
     payload::pack,
     pg_arrays::{self, Column},
     store::{Blobs, Placed},
@@ -71,7 +72,9 @@ const TOTAL_COLUMNS: &[Column] = &[
     ("wins", "bigint"),
 ];
 
-/// The statement: the same text for every batch, so each connection parses and plans it once. Its
+/// The statement: the same text for every batch, so each connection parses and plans it once. It
+/// commits without waiting for PostgreSQL's log flush ([`PG_UNSYNCED_COMMIT`]): the stage syncs
+/// after it publishes the announcements and before it acknowledges the wins. Its
 /// parameters: the wins' columns, the time of the batch, then the announcements', rollup deltas'
 /// and totals deltas' columns (each column an array, empty when there are none), and the payloads
 /// of the wins and announcements (one `bytea`, each row saying where its own is).
@@ -116,11 +119,12 @@ static COUNT_WINS: LazyLock<String> = LazyLock::new(|| {
             FROM {total_rows}
             JOIN w ON w.id = v.win_id
             GROUP BY v.period, v.period_start, v.label)
-        SELECT id FROM w",
+        SELECT id FROM w WHERE {unsynced} IS NOT NULL",
         wins = pg_arrays::unnest(1, WIN_COLUMNS, "v"),
         announcement_rows = pg_arrays::unnest(announcements, ANNOUNCEMENT_COLUMNS, "v"),
         rollup_rows = pg_arrays::unnest(rollups, ROLLUP_COLUMNS, "v"),
         total_rows = pg_arrays::unnest(totals, TOTAL_COLUMNS, "v"),
+        unsynced = PG_UNSYNCED_COMMIT,
     )
 });
 

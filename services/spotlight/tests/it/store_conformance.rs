@@ -451,3 +451,47 @@ async fn a_release_before_packing_refuses_to_start_on_a_store_that_packs(
 }
 
 herald_testkit::store_cases!(a_release_before_packing_refuses_to_start_on_a_store_that_packs);
+
+/// On PostgreSQL a batch's count commits without waiting for the log's flush (the stage publishes
+/// its announcements first), [`Store::sync`] flushes it before the wins are acknowledged, and
+/// every other write still commits synchronously.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counted_batch_commits_unsynced_until_the_stage_syncs() -> anyhow::Result<()> {
+    herald_testkit::init_tracing();
+    let test = TestStore::on(Backend::Postgres, Spotlight::NAME, &Spotlight::migrations()).await?;
+    let db = test.noting_commit_settings("wins").await?;
+    let store = Store::new(db.pool.clone());
+    let tz = chrono_tz::Europe::Amsterdam;
+    let when = at("2025-03-11T08:04:37Z");
+
+    let batch = [
+        (win("w-1", 100.0, "p-a"), when, None),
+        (win("w-2", 50.0, "p-b"), when, None),
+    ];
+    store.count_wins(&batch, tz).await?;
+    assert_eq!(test.commit_settings().await?, ["off", "off"]);
+    let written = test.log_written().await?;
+    store.sync().await?;
+    assert!(
+        test.log_flushed_to(&written).await?,
+        "the sync flushed the log past the batch's commit"
+    );
+
+    store
+        .revoke_win(&win("w-3", 10.0, "p-c"), when, tz, Clone::clone)
+        .await?;
+    assert_eq!(
+        test.commit_settings().await?,
+        ["on"],
+        "a revocation commits synchronously"
+    );
+    store
+        .count_wins(&[(win("w-4", 10.0, "p-d"), when, None)], tz)
+        .await?;
+    assert_eq!(
+        test.commit_settings().await?,
+        ["off"],
+        "the next batch again"
+    );
+    Ok(())
+}
