@@ -43,9 +43,9 @@ pub enum SyncError {
 
 /// Called in the text of a PostgreSQL statement that runs as a transaction of its own (no `BEGIN`
 /// around it), e.g. `... WHERE {PG_UNSYNCED_COMMIT} IS NOT NULL`, it makes that transaction commit
-/// without waiting for the log's flush, as [`Unsynced::begin`] does for a transaction. Evaluated
-/// for each row a statement returns, so a statement that returns no row (and wrote none) commits
-/// as usual.
+/// without waiting for the log's flush, as [`Unsynced::begin`] does for a transaction. It is
+/// evaluated for each row the statement returns, so a statement that returns none commits as
+/// usual: use it where returning no row means having written none.
 pub const PG_UNSYNCED_COMMIT: &str = "set_config('synchronous_commit', 'off', true)";
 
 /// One simple query, so the setting costs no round trip of its own; `LOCAL` ends it with the
@@ -54,8 +54,8 @@ const PG_BEGIN_UNSYNCED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 /// A transaction whose commit must wait for the log's flush: a transactional message gives it a
 /// transaction id and a log record (a transaction that only asks for an id writes none, and its
-/// commit does not wait). Any role may call it, at any `wal_level`; logical decoding clients see a
-/// message with this prefix and nothing else.
+/// commit does not wait). A role with no privileges of its own may call it; logical decoding
+/// clients see a message with this prefix and nothing else.
 const PG_FLUSH: &str = "SELECT FROM pg_logical_emit_message(true, 'herald.deferred_sync', '')";
 
 /// One store's commits left unsynced, and the syncs that make them durable. Share one per pool:
