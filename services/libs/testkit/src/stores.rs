@@ -174,23 +174,26 @@ impl TestStore {
         .await?)
     }
 
-    /// PostgreSQL only: where its log has been written to now.
-    pub async fn log_written(&self) -> anyhow::Result<String> {
-        Ok(
-            sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
-                .fetch_one(&self.db.pool)
-                .await?,
-        )
-    }
-
-    /// PostgreSQL only: whether its log is on the disk up to `position` ([`TestStore::log_written`]).
-    pub async fn log_flushed_to(&self, position: &str) -> anyhow::Result<bool> {
-        Ok(
+    /// PostgreSQL only: checks that `sync` leaves the log on the disk up to where it had been
+    /// written when it was called.
+    pub async fn check_flushed_by<E>(
+        &self,
+        sync: impl std::future::Future<Output = Result<(), E>>,
+    ) -> anyhow::Result<()>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let written: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&self.db.pool)
+            .await?;
+        sync.await?;
+        let flushed: bool =
             sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
-                .bind(position)
+                .bind(&written)
                 .fetch_one(&self.db.pool)
-                .await?,
-        )
+                .await?;
+        anyhow::ensure!(flushed, "the log is not on the disk up to {written}");
+        Ok(())
     }
 
     /// Applies every migration, on a new connection pool as the upgraded process opens it.
