@@ -107,14 +107,20 @@ impl DeferredSync {
         }
         // Every ask counted so far was made after its commit returned: this sync covers them all.
         let covers = self.asked.load(Ordering::SeqCst);
-        if !self.sqlite {
+        if self.sqlite {
+            self.sync_log().await?;
+        } else {
             sqlx::query(PG_FLUSH)
                 .execute(&self.pool)
                 .await
                 .map_err(SyncError::Flush)?;
-            *covered = covers;
-            return Ok(());
         }
+        *covered = covers;
+        Ok(())
+    }
+
+    /// Syncs the SQLite file's log.
+    async fn sync_log(&self) -> Result<(), SyncError> {
         let log = self.log().await?.clone();
         tokio::task::spawn_blocking(move || {
             // Opened anew each time: SQLite may remove the log and make a new one when its last
@@ -127,9 +133,7 @@ impl DeferredSync {
                 })
         })
         .await
-        .map_err(SyncError::Join)??;
-        *covered = covers;
-        Ok(())
+        .map_err(SyncError::Join)?
     }
 
     async fn log(&self) -> Result<&PathBuf, SyncError> {
