@@ -23,7 +23,7 @@ use herald_testkit::ServiceProcess;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
-use crate::{events::SECRET, export::Export, rss, targets::Target};
+use crate::{cpu, events::SECRET, export::Export, row_cost, rss, targets::Target};
 
 /// The targets: this many rows to wins and leaderboards within these times, with the
 /// CLI's memory flat under this many megabytes (10^6 bytes) whatever the file's size.
@@ -72,6 +72,10 @@ pub struct BackfillReport {
     pub cli_first_half_peak_rss_mib: f64,
     pub cli_second_half_peak_rss_mib: f64,
     pub services_peak_rss_mib: Vec<(String, f64)>,
+    /// The machine's CPU from the CLI's start until every row was counted (or the wait ended).
+    pub machine: cpu::Usage,
+    /// What PostgreSQL wrote for each row, where the mode stores in it.
+    pub postgres: Option<row_cost::PostgresCost>,
 }
 
 /// The summary `herald backfill --json` prints.
@@ -106,15 +110,34 @@ pub async fn measure(target: &Target, export: &Export) -> anyhow::Result<Backfil
         "{} already counts wins before the backfill ({before:?}): it must start fresh",
         target.name
     );
+    let database = match target.database_url() {
+        Some(url) => Some(
+            row_cost::Before::take(url)
+                .await
+                .context("reading PostgreSQL's counters before the backfill")?,
+        ),
+        None => None,
+    };
     let services = rss::PeakSampler::start(target.pids());
+    let machine = cpu::Snapshot::take();
     let mut cli = Cli::start(target.grpc_url("ingest")?, export).await?;
     let waited = wait(&mut cli, &spotlight, export.rows).await;
+    let machine = machine.usage_since();
     let mut services_peak: Vec<(String, f64)> = services.finish().into_iter().collect();
     services_peak.sort_by(|a, b| a.0.cmp(&b.0));
     let waited = waited.map_err(|e| anyhow::anyhow!("{e}\n{}", target.logs()))?;
     let summary = cli.summary()?;
     let wins_recorded = confirmed_wins(target.grpc_url("scoring")?).await?;
     let least = waited.counted.least().min(wins_recorded);
+    let postgres = match &database {
+        Some(before) => Some(
+            before
+                .cost(export.rows)
+                .await
+                .context("reading what PostgreSQL wrote for the backfill")?,
+        ),
+        None => None,
+    };
     let report = BackfillReport {
         mode: target.name.to_string(),
         rows: export.rows,
@@ -137,6 +160,8 @@ pub async fn measure(target: &Target, export: &Export) -> anyhow::Result<Backfil
         cli_first_half_peak_rss_mib: cli.peak(..waited.cli_exit / 2),
         cli_second_half_peak_rss_mib: cli.peak(waited.cli_exit / 2..),
         services_peak_rss_mib: services_peak,
+        machine,
+        postgres,
     };
     if report.lost > 0 {
         println!(
@@ -480,6 +505,12 @@ pub fn markdown(runs: &[BackfillReport]) -> String {
     for r in runs {
         out.push_str(&rows_check(r));
     }
+    for r in runs {
+        out.push_str(&cpu_line(r));
+        if let Some(cost) = &r.postgres {
+            out.push_str(&row_cost::markdown(&r.mode, cost));
+        }
+    }
     out.push_str(&verdicts(runs));
     out
 }
@@ -492,6 +523,24 @@ pub(crate) fn count(n: u64) -> String {
 /// A rate in whole units with its thousands grouped, as the counts beside it are.
 pub(crate) fn rate(per_s: f64) -> String {
     herald_catalog::thousands(per_s.round())
+}
+
+/// The machine's CPU over a mode's backfill, and what a row cost it.
+fn cpu_line(r: &BackfillReport) -> String {
+    let per_row = r
+        .done_s
+        .map(|s| {
+            format!(
+                ", {:.0} µs of CPU a row",
+                r.machine.busy_cores() * s * 1e6 / r.rows.max(1) as f64
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{}: CPU over the backfill, in cores: {}{per_row}.\n\n",
+        r.mode,
+        r.machine.by_program(6)
+    )
 }
 
 /// Where every row went, one line per mode.

@@ -15,6 +15,7 @@ pub mod floor_backfill;
 pub mod load;
 pub mod queries;
 pub mod raw;
+pub mod row_cost;
 pub mod rss;
 pub mod sink;
 pub mod stages;

@@ -270,26 +270,13 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
     }
 }
 
-/// "postgres 0.62, nats-server 0.23, …, busy in all 1.95": the busiest programs, then the whole
-/// machine (the kernel's own work included).
-fn by_program(usage: &cpu::Usage) -> String {
-    let mut parts: Vec<String> = usage
-        .programs
-        .iter()
-        .take(10)
-        .map(|p| format!("{} {:.2}", p.program, p.cores))
-        .collect();
-    parts.push(format!("busy in all {:.2}", usage.busy_cores()));
-    parts.join(", ")
-}
-
 /// The machine's CPU at a fixed rate, by program, and what one event cost it: at a low rate a
 /// pipeline that works in sets pays each set's fixed cost for one or two events.
 fn while_sending(f: &Fixed) -> String {
     let usage = &f.machine_while_sending;
     format!(
         "{} ({:.2} ms of CPU an event)",
-        by_program(usage),
+        usage.by_program(10),
         usage.busy_cores() / f.rate.max(1e-9) * 1000.0
     )
 }
@@ -459,7 +446,7 @@ async fn measure(
                 alone.accepted_per_s,
                 alone.accepted,
                 alone.sent,
-                by_program(&alone.machine_while_posting)
+                alone.machine_while_posting.by_program(10)
             );
             Some(alone)
         }
@@ -519,7 +506,7 @@ async fn measure(
             s.delivered,
             s.accepted,
             s.last_delivery_after_last_post_s,
-            by_program(&s.machine_while_posting)
+            s.machine_while_posting.by_program(10)
         );
         if s.delivered < s.accepted {
             println!(
@@ -732,7 +719,7 @@ fn markdown(report: &Report) -> String {
         ));
         out.push_str(&format!(
             "CPU while the three streams relayed, in cores: {}.\n\n",
-            by_program(&l.jetstream_three_hops_machine)
+            l.jetstream_three_hops_machine.by_program(10)
         ));
     }
     if !report.modes.is_empty() {
@@ -756,7 +743,7 @@ fn markdown(report: &Report) -> String {
                 alone.accepted_per_s,
                 alone.accepted_per_s / bare_http.max(1e-9),
                 alone.accepted_per_s / jetstream.max(1e-9),
-                by_program(&alone.machine_while_posting)
+                alone.machine_while_posting.by_program(10)
             ));
         }
         out.push_str(&format!(
@@ -783,7 +770,7 @@ fn markdown(report: &Report) -> String {
                 "\nCPU while posting ({}), in cores of the machine's {}: {}.\n",
                 s.spread,
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
-                by_program(&s.machine_while_posting)
+                s.machine_while_posting.by_program(10)
             ));
         }
         out.push_str(
@@ -1023,7 +1010,7 @@ async fn run() -> anyhow::Result<()> {
             limits.jetstream_7kb_per_s,
             limits.jetstream_7kb_16_in_flight_per_s,
             limits.jetstream_7kb_three_hops_per_s,
-            by_program(&limits.jetstream_three_hops_machine),
+            limits.jetstream_three_hops_machine.by_program(10),
             limits.bare_http_per_s
         );
     }

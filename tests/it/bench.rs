@@ -246,7 +246,38 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             backfill["cli_peak_rss_mib"].as_f64().unwrap_or_default() > 0.0,
             "{backfill}"
         );
+        // The machine over the backfill, and, where the mode stores in PostgreSQL, what the
+        // server wrote for each row: the log, and the tables each service writes a win to.
+        let programs: Vec<&str> = backfill["machine"]["programs"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+            .unwrap_or_default();
+        let postgres = &backfill["postgres"];
+        if backfill["mode"] == "distributed" {
+            assert!(programs.contains(&"postgres"), "{backfill}");
+            for figure in ["write_transactions_per_row", "wal_bytes_per_row"] {
+                assert!(
+                    postgres[figure].as_f64().is_some_and(|f| f > 0.0),
+                    "{figure}: {postgres}"
+                );
+            }
+            let grown: Vec<&str> = postgres["relations"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|r| r["relation"].as_str()).collect())
+                .unwrap_or_default();
+            for relation in ["scoring.wins", "spotlight.wins"] {
+                assert!(grown.contains(&relation), "{relation}: {postgres}");
+            }
+        } else {
+            assert!(programs.contains(&"herald"), "{backfill}");
+            assert!(postgres.is_null(), "{backfill}");
+        }
     }
+    assert!(
+        stdout.contains("distributed: PostgreSQL wrote, a row,")
+            && stdout.contains("distributed: CPU over the backfill, in cores:"),
+        "what a backfilled row cost: {stdout}"
+    );
     // The floor's backfill of the same export: every row recorded by its first two stages, none
     // passed on to be announced, and the report sets Herald's pace beside it.
     let floor = &report["floor_backfill"];
