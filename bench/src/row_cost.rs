@@ -31,8 +31,8 @@ struct Counters {
     next_xid: i64,
     /// Bytes of log inserted so far (exact, read from the log's position).
     wal_bytes: i64,
-    /// Log records and full-page images so far (`pg_stat_wal`, PostgreSQL 14 on). Backends report
-    /// them at most once a second while busy, so a figure after a run can miss its last second.
+    /// Log records and full-page images so far (`pg_stat_wal`, PostgreSQL 14 on), as the backends
+    /// have reported them (see [`STATISTICS_SETTLE`]).
     wal_records: Option<(i64, i64)>,
     /// Bytes of each table and index, by `schema.name`.
     sizes: HashMap<String, i64>,
