@@ -539,7 +539,7 @@ fn cpu_line(r: &BackfillReport) -> String {
     format!(
         "{}: CPU over the backfill, in cores: {}{per_row}.\n\n",
         r.mode,
-        r.machine.by_program(6)
+        r.machine.by_program()
     )
 }
 

@@ -93,13 +93,13 @@ impl Usage {
         self.machine_cores.max(named)
     }
 
-    /// "postgres 0.62, nats-server 0.23, …, busy in all 1.95": the `n` busiest programs, then
-    /// the whole machine (the kernel's own work included).
-    pub fn by_program(&self, n: usize) -> String {
+    /// "postgres 0.62, nats-server 0.23, …, busy in all 1.95": the ten busiest programs, then the
+    /// whole machine (the kernel's own work included).
+    pub fn by_program(&self) -> String {
         let mut parts: Vec<String> = self
             .programs
             .iter()
-            .take(n)
+            .take(10)
             .map(|p| format!("{} {:.2}", p.program, p.cores))
             .collect();
         parts.push(format!("busy in all {:.2}", self.busy_cores()));

@@ -270,16 +270,13 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
     }
 }
 
-/// How many of the busiest programs a line of CPU figures names.
-const PROGRAMS_LISTED: usize = 10;
-
 /// The machine's CPU at a fixed rate, by program, and what one event cost it: at a low rate a
 /// pipeline that works in sets pays each set's fixed cost for one or two events.
 fn while_sending(f: &Fixed) -> String {
     let usage = &f.machine_while_sending;
     format!(
         "{} ({:.2} ms of CPU an event)",
-        usage.by_program(PROGRAMS_LISTED),
+        usage.by_program(),
         usage.busy_cores() / f.rate.max(1e-9) * 1000.0
     )
 }
@@ -449,7 +446,7 @@ async fn measure(
                 alone.accepted_per_s,
                 alone.accepted,
                 alone.sent,
-                alone.machine_while_posting.by_program(PROGRAMS_LISTED)
+                alone.machine_while_posting.by_program()
             );
             Some(alone)
         }
@@ -509,7 +506,7 @@ async fn measure(
             s.delivered,
             s.accepted,
             s.last_delivery_after_last_post_s,
-            s.machine_while_posting.by_program(PROGRAMS_LISTED)
+            s.machine_while_posting.by_program()
         );
         if s.delivered < s.accepted {
             println!(
@@ -722,7 +719,7 @@ fn markdown(report: &Report) -> String {
         ));
         out.push_str(&format!(
             "CPU while the three streams relayed, in cores: {}.\n\n",
-            l.jetstream_three_hops_machine.by_program(PROGRAMS_LISTED)
+            l.jetstream_three_hops_machine.by_program()
         ));
     }
     if !report.modes.is_empty() {
@@ -746,7 +743,7 @@ fn markdown(report: &Report) -> String {
                 alone.accepted_per_s,
                 alone.accepted_per_s / bare_http.max(1e-9),
                 alone.accepted_per_s / jetstream.max(1e-9),
-                alone.machine_while_posting.by_program(PROGRAMS_LISTED)
+                alone.machine_while_posting.by_program()
             ));
         }
         out.push_str(&format!(
@@ -773,7 +770,7 @@ fn markdown(report: &Report) -> String {
                 "\nCPU while posting ({}), in cores of the machine's {}: {}.\n",
                 s.spread,
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
-                s.machine_while_posting.by_program(PROGRAMS_LISTED)
+                s.machine_while_posting.by_program()
             ));
         }
         out.push_str(
@@ -1013,9 +1010,7 @@ async fn run() -> anyhow::Result<()> {
             limits.jetstream_7kb_per_s,
             limits.jetstream_7kb_16_in_flight_per_s,
             limits.jetstream_7kb_three_hops_per_s,
-            limits
-                .jetstream_three_hops_machine
-                .by_program(PROGRAMS_LISTED),
+            limits.jetstream_three_hops_machine.by_program(),
             limits.bare_http_per_s
         );
     }

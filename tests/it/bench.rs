@@ -117,10 +117,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 alone["accepted_per_s"].as_f64().unwrap_or_default() > 0.0,
                 "{alone}"
             );
-            let programs: Vec<&str> = alone["machine_while_posting"]["programs"]
-                .as_array()
-                .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
-                .unwrap_or_default();
+            let programs = program_names(&alone["machine_while_posting"]);
             for name in ["herald-ingest", "nats-server"] {
                 assert!(programs.contains(&name), "{name} missing: {alone}");
             }
@@ -169,10 +166,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 usage["machine_cores"].as_f64().unwrap_or_default() > 0.0,
                 "{usage}"
             );
-            let programs: Vec<&str> = usage["programs"]
-                .as_array()
-                .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
-                .unwrap_or_default();
+            let programs = program_names(usage);
             for name in expected {
                 assert!(programs.contains(name), "{name} missing: {usage}");
             }
@@ -186,10 +180,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         "{report}"
     );
     // The bus alone: its CPU is nats-server's, measured while it still runs.
-    let relay_programs: Vec<&str> = report["limits"]["jetstream_three_hops_machine"]["programs"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
-        .unwrap_or_default();
+    let relay_programs = program_names(&report["limits"]["jetstream_three_hops_machine"]);
     assert!(
         relay_programs.contains(&"nats-server"),
         "{}",
@@ -248,10 +239,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         );
         // The machine over the backfill, and, where the mode stores in PostgreSQL, what the
         // server wrote for each row: the log, and the tables each service writes a win to.
-        let programs: Vec<&str> = backfill["machine"]["programs"]
-            .as_array()
-            .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
-            .unwrap_or_default();
+        let programs = program_names(&backfill["machine"]);
         let postgres = &backfill["postgres"];
         if backfill["mode"] == "distributed" {
             assert!(programs.contains(&"postgres"), "{backfill}");
@@ -288,10 +276,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         floor["rows_per_s"].as_f64().is_some_and(|r| r > 0.0),
         "{floor}"
     );
-    let programs: Vec<&str> = floor["machine"]["programs"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
-        .unwrap_or_default();
+    let programs = program_names(&floor["machine"]);
     assert!(programs.contains(&"herald-floor"), "{floor}");
     assert!(
         stdout.contains("**The floor's backfill**")
@@ -299,4 +284,12 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         "the floor's backfill paragraph: {stdout}"
     );
     Ok(())
+}
+
+/// The programs a CPU figure of the report names (`machine_while_posting`, `machine`, …).
+fn program_names(usage: &serde_json::Value) -> Vec<&str> {
+    usage["programs"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+        .unwrap_or_default()
 }
