@@ -80,7 +80,7 @@ impl ScoringHandler {
         let batch: Vec<(&ItsmEvent, &Outcome)> =
             prepared.iter().map(|p| (&p.event, &p.outcome)).collect();
         let published = self.marks.take();
-        let recorded = match self
+        let mut recorded = match self
             .store
             .record_outcomes(
                 &batch,
@@ -98,19 +98,22 @@ impl ScoringHandler {
             }
         };
         // Each event's own win, then the wins waiting in the outbox, which alone get a mark to clear.
-        let mut own = Vec::new();
         let mut marked = Vec::new();
-        for (p, recorded) in prepared.iter().zip(recorded) {
-            note(&p.event, &recorded);
-            own.extend(recorded.publish_own.map(|win| (win, &p.headers)));
-            marked.extend(recorded.publish.into_iter().map(|win| (win, &p.headers)));
+        for (p, recorded) in prepared.iter().zip(&mut recorded) {
+            note(&p.event, recorded);
+            marked.extend(recorded.publish.drain(..).map(|win| (win, &p.headers)));
         }
+        let own: Vec<(&Win, &_)> = prepared
+            .iter()
+            .zip(&recorded)
+            .filter_map(|(p, recorded)| recorded.publish_own().map(|win| (win, &p.headers)))
+            .collect();
         if !own.is_empty() || !marked.is_empty() {
             // An error here leaves every event of the batch unacked: a redelivery publishes its
             // win again, and the outbox keeps the rest.
             let own_wins = own
                 .iter()
-                .map(|(win, headers)| (win, Some(*headers), Backing::Redelivery));
+                .map(|(win, headers)| (*win, Some(*headers), Backing::Redelivery));
             let outbox = marked
                 .iter()
                 .map(|(win, headers)| (win, Some(*headers), Backing::Outbox));

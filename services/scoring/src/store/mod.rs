@@ -63,11 +63,19 @@ pub struct Recorded {
     /// is marked: a confirmed win this event revoked, a lesson, or (on a redelivery) one whose
     /// publication is still pending.
     pub publish: Vec<Win>,
+    /// Whether `win` itself must be published now: see [`Recorded::publish_own`].
+    pub publish_win: bool,
+}
+
+impl Recorded {
     /// The event's own win when it must be published now: confirmed on arrival, or on a
     /// redelivery still confirmed. It gets no outbox row: the event is acked only once its win is
     /// published, so a redelivery publishes it again (and the bus, spotlight and notify each drop
-    /// a repeat).
-    pub publish_own: Option<Win>,
+    /// a repeat). A flag beside `win` rather than a second copy of it: a win is a few dozen
+    /// allocations, and a backfill makes one for every row.
+    pub fn publish_own(&self) -> Option<&Win> {
+        self.win.as_ref().filter(|_| self.publish_win)
+    }
 }
 
 /// What scoring made of one event.
@@ -302,16 +310,16 @@ async fn recorded_before(
             .is_some(),
         None => false,
     };
-    let (publish, publish_own) = match &win {
-        Some(win) if pending => (vec![win.clone()], None),
-        Some(win) if win.status == WinStatus::Confirmed as i32 => (Vec::new(), Some(win.clone())),
-        _ => (Vec::new(), None),
+    let (publish, publish_win) = match &win {
+        Some(win) if pending => (vec![win.clone()], false),
+        Some(win) => (Vec::new(), win.status == WinStatus::Confirmed as i32),
+        None => (Vec::new(), false),
     };
     Ok(Recorded {
         new: false,
         win,
         publish,
-        publish_own,
+        publish_win,
     })
 }
 

@@ -211,7 +211,7 @@ fn answer(recorded: &Recorded) -> String {
             .iter()
             .map(|w| (&w.id, w.status))
             .collect::<Vec<_>>(),
-        recorded.publish_own.as_ref().map(|w| (&w.id, w.status))
+        recorded.publish_own().map(|w| (&w.id, w.status))
     )
 }
 
@@ -366,7 +366,7 @@ async fn the_next_batch_clears_the_outbox_marks_of_wins_published_before_it(
     };
     for event in [&incident, &other] {
         let made = record(event, Vec::new()).await?;
-        assert!(made[0].publish_own.is_some(), "confirmed at once");
+        assert!(made[0].publish_own().is_some(), "confirmed at once");
         assert!(
             made[0].publish.is_empty(),
             "its event publishes it, not the outbox"
@@ -461,7 +461,10 @@ async fn win_payloads_are_kept_packed_and_those_kept_whole_still_read(
     let recorded = store
         .record_outcomes(&[(&incident, &outcome)], &settings, tz, now, &[])
         .await?;
-    let win = recorded[0].publish_own.clone().expect("confirmed at once");
+    let win = recorded[0]
+        .publish_own()
+        .cloned()
+        .expect("confirmed at once");
     let encoded = win.encode_to_vec();
 
     let stored: Vec<u8> = sqlx::query("SELECT payload FROM wins WHERE id = $1")

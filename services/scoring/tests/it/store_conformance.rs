@@ -206,9 +206,9 @@ async fn only_a_win_made_gets_ledger_lines_and_credits_and_none_an_outbox_row(
                 now(),
             )
             .await?;
-        win_ids.extend(recorded.win.map(|w| w.id));
         assert!(recorded.publish.is_empty(), "nothing for the outbox");
-        to_publish.push(recorded.publish_own.map(|w| w.id));
+        to_publish.push(recorded.publish_own().map(|w| w.id.clone()));
+        win_ids.extend(recorded.win.map(|w| w.id));
     }
     let [win] = win_ids.as_slice() else {
         anyhow::bail!("expected one win, got {win_ids:?}");

@@ -92,10 +92,10 @@ async fn a_reopen_inside_the_window_withdraws_a_provisional_win(
     let event = resolved();
     let now = Utc::now();
     let held = record(&store, &event, &settings("72h"), now).await?;
-    let win = held.win.expect("a win");
+    let win = held.win.clone().expect("a win");
     assert_eq!(status(&win), WinStatus::Provisional);
     assert!(
-        held.publish.is_empty() && held.publish_own.is_none(),
+        held.publish.is_empty() && held.publish_own().is_none(),
         "a provisional win is never published"
     );
 
@@ -143,10 +143,10 @@ async fn a_reopen_that_arrives_first_withdraws_the_win_on_arrival(
     )
     .await?;
     let late = record(&store, &event, &settings("0s"), now).await?;
-    let win = late.win.expect("a win");
+    let win = late.win.clone().expect("a win");
     assert_eq!(status(&win), WinStatus::Revoked, "withdrawn on arrival");
     assert!(
-        late.publish.is_empty() && late.publish_own.is_none(),
+        late.publish.is_empty() && late.publish_own().is_none(),
         "never confirmed, never published"
     );
     Ok(())
@@ -159,10 +159,10 @@ async fn with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too(
     let event = resolved();
     let now = Utc::now();
     let recorded = record(&store, &event, &settings("0s"), now).await?;
-    let win = recorded.win.expect("a win");
+    let win = recorded.win.clone().expect("a win");
     assert_eq!(status(&win), WinStatus::Confirmed);
     assert_eq!(
-        recorded.publish_own.as_ref().map(|w| &w.id),
+        recorded.publish_own().map(|w| &w.id),
         Some(&win.id),
         "confirmed at once: its event publishes it"
     );
@@ -356,7 +356,7 @@ async fn a_redelivered_event_publishes_its_win_again_as_it_stands_now(
     let again = record(&store, &event, &settings("0s"), now).await?;
     assert!(!again.new, "a redelivery");
     assert_eq!(
-        again.publish_own.map(|w| (status(&w), w.id)),
+        again.publish_own().map(|w| (status(w), w.id.clone())),
         Some((WinStatus::Confirmed, win.id.clone())),
         "published again, with no outbox row"
     );
@@ -370,7 +370,7 @@ async fn a_redelivered_event_publishes_its_win_again_as_it_stands_now(
     )
     .await?;
     let after_withdrawal = record(&store, &event, &settings("0s"), now).await?;
-    assert!(after_withdrawal.publish_own.is_none());
+    assert!(after_withdrawal.publish_own().is_none());
     assert_eq!(
         after_withdrawal
             .publish
@@ -385,7 +385,7 @@ async fn a_redelivered_event_publishes_its_win_again_as_it_stands_now(
     record(&held, &event, &settings("72h"), now).await?;
     let redelivered = record(&held, &event, &settings("72h"), now).await?;
     assert!(
-        redelivered.publish.is_empty() && redelivered.publish_own.is_none(),
+        redelivered.publish.is_empty() && redelivered.publish_own().is_none(),
         "a provisional win is not published on a redelivery either"
     );
     Ok(())
@@ -665,7 +665,7 @@ async fn an_outcome_credited_before_the_upgrade_is_not_credited_again(
     let again = record(&store, &closed, &settings("0s"), now).await?;
     assert!(again.win.is_none(), "no second win for one outcome");
     assert!(
-        again.publish.is_empty() && again.publish_own.is_none(),
+        again.publish.is_empty() && again.publish_own().is_none(),
         "nothing published again"
     );
     assert_eq!(

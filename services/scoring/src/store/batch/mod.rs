@@ -188,7 +188,12 @@ async fn record_run(
         writes::ledger(tx, &entries, now).await?;
     }
 
-    let mut wins: HashMap<usize, Win> = made.iter().map(|m| (m.item, m.win.clone())).collect();
+    // The wins made move out of `making` (each was cloned once already, to be decided on).
+    let mut wins: HashMap<usize, Win> = making
+        .into_iter()
+        .filter(|m| created.contains(&m.win.id))
+        .map(|m| (m.item, m.win))
+        .collect();
     Ok(recorded
         .into_iter()
         .zip(publish)
@@ -198,10 +203,9 @@ async fn record_run(
                 let win = wins.remove(&i);
                 Recorded {
                     new: true,
-                    publish_own: win
+                    publish_win: win
                         .as_ref()
-                        .filter(|w| w.status == WinStatus::Confirmed as i32)
-                        .cloned(),
+                        .is_some_and(|w| w.status == WinStatus::Confirmed as i32),
                     win,
                     publish,
                 }
