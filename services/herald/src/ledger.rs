@@ -1,5 +1,5 @@
-//! `herald ledger rebuild`: recompute spotlight's leaderboards and totals from the ledger of
-//! credits and revocations and compare them with the live figures (`--check`), or repair them.
+//! `herald ledger rebuild`: recompute spotlight's leaderboards and totals from its ledger (the
+//! wins it counted and those it took out again) and compare them with the live figures (`--check`), or repair them.
 #![allow(clippy::print_stdout)] // printing is this module's job
 
 use std::collections::BTreeSet;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::client::{Api, SpotlightAddress, status_error};
 
-/// Spotlight's ledger: every credit, confirmation and revocation its figures come from.
+/// Spotlight's ledger: the wins its figures come from, each counted or taken out again.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]

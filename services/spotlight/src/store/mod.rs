@@ -1,5 +1,6 @@
-//! Spotlight's tables (schema `spotlight`): counted wins, rollups, totals, announcements and the
-//! ledger of every win counted and taken out again.
+//! Spotlight's tables (schema `spotlight`): counted wins, rollups, totals and announcements. The
+//! wins are the ledger the figures are rebuilt from: each row says when the win was counted and,
+//! once taken out again, when and why.
 
 pub mod contributions;
 pub mod digests;
@@ -89,8 +90,8 @@ impl Store {
     }
 
     /// [`Store::count_win`] for several wins at once: on PostgreSQL in one statement
-    /// (`in_one.rs`), on SQLite in one transaction; either way the wins, their ledger entries and
-    /// announcements, and what they add to the rollups and totals merged: appended as deltas on
+    /// (`in_one.rs`), on SQLite in one transaction; either way the wins, their announcements, and
+    /// what they add to the rollups and totals merged: appended as deltas on
     /// PostgreSQL (the fold adds them to the shared rows), added to the figures themselves on
     /// SQLite ([`Figures::written_by`]). Answers in the order given; a win given twice is counted
     /// once (the second finds the first). The commit may not be on the disk yet: call
@@ -168,7 +169,6 @@ impl Store {
         let counted = match row {
             None => {
                 insert_wins(&mut tx, [(win, occurred_at)], "revoked", now).await?;
-                ledger_many(&mut tx, &[win.id.as_str()], "revoked", now).await?;
                 tx.commit().await?;
                 return Ok(None);
             }
@@ -197,7 +197,6 @@ impl Store {
         .bind(&win.status_reason)
         .execute(&mut *tx)
         .await?;
-        ledger_many(&mut tx, &[win.id.as_str()], "revoked", now).await?;
         let announced = sqlx::query("SELECT payload FROM announcements WHERE win_id = $1")
             .bind(&win.id)
             .fetch_optional(&mut *tx)
@@ -332,8 +331,8 @@ impl Store {
 /// A win to count, when its outcome happened, and the announcement it earned if any.
 type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
 
-/// Counts `wins` (no id twice) in one transaction on `conn`: the wins, their ledger entries and
-/// announcements each one multi-row statement, what the new ones add to the rollups and totals
+/// Counts `wins` (no id twice) in one transaction on `conn`: the wins and their announcements
+/// each one multi-row statement, what the new ones add to the rollups and totals
 /// merged and written to `figures`. Returns the ids of the wins that were new.
 async fn count_in_transaction(
     conn: &mut sqlx::AnyConnection,
@@ -351,19 +350,16 @@ async fn count_in_transaction(
     )
     .await?;
     let mut merged = Contributions::default();
-    let mut counted = Vec::new();
     let mut announced = Vec::new();
     for (win, occurred_at, announcement) in wins.iter().filter(|(w, _, _)| inserted.contains(&w.id))
     {
         let c = contributions::of(win, *occurred_at, tz);
         merged.rollups.extend(c.rollups);
         merged.totals.extend(c.totals);
-        counted.push(win.id.as_str());
         if let Some(announcement) = announcement {
             announced.push((win.id.as_str(), *announcement));
         }
     }
-    ledger_many(&mut tx, &counted, "counted", now).await?;
     insert_announcements(&mut tx, &announced, now).await?;
     apply(&mut tx, figures, &merged, 1).await?;
     tx.commit().await?;
@@ -470,30 +466,6 @@ fn bind_win<'q>(query: AnyQuery<'q>, row: WinRow<'_>, payload: Vec<u8>) -> AnyQu
         .bind(row.status.to_string())
         .bind(row.revoked_at)
         .bind(row.status_reason.map(str::to_string))
-}
-
-/// One ledger entry for each win.
-async fn ledger_many(
-    tx: &mut Transaction<'_, Any>,
-    win_ids: &[&str],
-    entry: &str,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    for chunk in win_ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO ledger (win_id, entry, at) VALUES {}",
-            value_rows(tx, chunk.len(), 3)
-        );
-        let mut query = batch_query(sql);
-        for id in chunk {
-            query = query
-                .bind(id.to_string())
-                .bind(entry.to_string())
-                .bind(millis(now));
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// Keeps each win's headline announcement (a repeat changes nothing).

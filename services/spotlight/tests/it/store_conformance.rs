@@ -271,22 +271,27 @@ async fn a_batch_counts_each_new_win_once(backend: Backend) -> anyhow::Result<()
     let totals = store.totals(&week).await?;
     assert_eq!((totals[0].value, totals[0].wins), (165.0, 4));
     assert!(store.announcement_for_win("w-gone").await?.is_none());
-    // PostgreSQL counts a batch in one statement and SQLite in a transaction: both leave one
-    // ledger line and at most one announcement for each win counted, none for the rest.
-    let ledger: Vec<(String, String)> =
-        sqlx::query("SELECT win_id, entry FROM ledger WHERE entry = 'counted' ORDER BY win_id")
+    // PostgreSQL counts a batch in one statement and SQLite in a transaction: both leave one row
+    // for each win, counted or withdrawn (the ledger the figures are rebuilt from), and at most
+    // one announcement for each win counted, none for the rest.
+    let ledger: Vec<(String, String, bool)> =
+        sqlx::query("SELECT id, status, revoked_at FROM wins ORDER BY id")
             .fetch_all(&db.db.pool)
             .await?
             .iter()
-            .map(|r| (r.get("win_id"), r.get("entry")))
+            .map(|r| {
+                let revoked_at: Option<i64> = r.get("revoked_at");
+                (r.get("id"), r.get("status"), revoked_at.is_some())
+            })
             .collect();
-    let counted = |id: &str| (id.to_string(), "counted".to_string());
+    let counted = |id: &str| (id.to_string(), "counted".to_string(), false);
     assert_eq!(
         ledger,
         vec![
             counted("w-1"),
             counted("w-2"),
             counted("w-3"),
+            ("w-gone".to_string(), "revoked".to_string(), true),
             counted("w-old")
         ]
     );
