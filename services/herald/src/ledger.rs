@@ -1,5 +1,6 @@
 //! `herald ledger rebuild`: recompute spotlight's leaderboards and totals from its ledger (the
-//! wins it counted and those it took out again) and compare them with the live figures (`--check`), or repair them.
+//! wins it counted and those it took out again) and compare them with the live figures
+//! (`--check`), or repair them.
 #![allow(clippy::print_stdout)] // printing is this module's job
 
 use std::collections::BTreeSet;

@@ -1,8 +1,7 @@
 //! Counting wins on PostgreSQL in one statement. The transaction the stage otherwise runs (insert
 //! the wins, then their announcements, rollup and totals deltas, each its own statement, between a
-//! BEGIN and a COMMIT) costs six round trips for a batch of one win, which
-//! is what a low event rate brings: those round trips, not the work, filled the machine at 200
-//! events a second. Here the later inserts are data-modifying `WITH` clauses that read which wins
+//! BEGIN and a COMMIT) costs six round trips for a batch of one win, which is what a low event
+//! rate brings: those round trips, not the work, filled the machine at 200 events a second. Here the later inserts are data-modifying `WITH` clauses that read which wins
 //! the first one inserted, so the whole is one statement: atomic without a transaction, and one
 //! round trip. SQLite has no such form; `herald up` keeps the transaction. Each list is bound
 //! column by column as arrays ([`pg_arrays`]), so the statement's text never changes.
@@ -160,8 +159,8 @@ struct TotalDelta<'a> {
 /// Counts `wins` (no id twice) in one statement on `conn` and returns the ids of those that were
 /// new, or `None`, having done nothing, when a win carries a figure that is not a finite number
 /// (the arrays refuse one): the transaction counts it instead. Only a new win's announcement and
-/// deltas are written, as in the transaction; each win's deltas are merged per
-/// key across the batch by the statement's `GROUP BY`.
+/// deltas are written, as in the transaction; each win's deltas are merged per key across the
+/// batch by the statement's `GROUP BY`.
 pub(super) async fn count_wins(
     conn: &mut AnyConnection,
     wins: &[Counting<'_>],

@@ -91,9 +91,9 @@ impl Store {
 
     /// [`Store::count_win`] for several wins at once: on PostgreSQL in one statement
     /// (`in_one.rs`), on SQLite in one transaction; either way the wins, their announcements, and
-    /// what they add to the rollups and totals merged: appended as deltas on
-    /// PostgreSQL (the fold adds them to the shared rows), added to the figures themselves on
-    /// SQLite ([`Figures::written_by`]). Answers in the order given; a win given twice is counted
+    /// what they add to the rollups and totals merged: appended as deltas on PostgreSQL (the fold
+    /// adds them to the shared rows), added to the figures themselves on SQLite
+    /// ([`Figures::written_by`]). Answers in the order given; a win given twice is counted
     /// once (the second finds the first). The commit may not be on the disk yet: call
     /// [`Store::sync`] before acknowledging the wins.
     pub async fn count_wins(
@@ -332,8 +332,8 @@ impl Store {
 type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
 
 /// Counts `wins` (no id twice) in one transaction on `conn`: the wins and their announcements
-/// each one multi-row statement, what the new ones add to the rollups and totals
-/// merged and written to `figures`. Returns the ids of the wins that were new.
+/// each one multi-row statement, what the new ones add to the rollups and totals merged and
+/// written to `figures`. Returns the ids of the wins that were new.
 async fn count_in_transaction(
     conn: &mut sqlx::AnyConnection,
     wins: &[Counting<'_>],
