@@ -249,10 +249,7 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                     "{figure}: {postgres}"
                 );
             }
-            let grown: Vec<&str> = postgres["relations"]
-                .as_array()
-                .map(|r| r.iter().filter_map(|r| r["relation"].as_str()).collect())
-                .unwrap_or_default();
+            let grown = field_of_each(&postgres["relations"], "relation");
             for relation in ["scoring.wins", "spotlight.wins"] {
                 assert!(grown.contains(&relation), "{relation}: {postgres}");
             }
@@ -288,8 +285,12 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
 
 /// The programs a CPU figure of the report names (`machine_while_posting`, `machine`, …).
 fn program_names(usage: &serde_json::Value) -> Vec<&str> {
-    usage["programs"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|p| p["program"].as_str()).collect())
+    field_of_each(&usage["programs"], "program")
+}
+
+/// The text `field` of each object in the report's `list` (none when it is not a list).
+fn field_of_each<'a>(list: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .map(|items| items.iter().filter_map(|i| i[field].as_str()).collect())
         .unwrap_or_default()
 }
