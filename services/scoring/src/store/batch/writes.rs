@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::{ItsmEvent, RawEncoding, ValueLabel, Win, WinStatus};
 use herald_runtime::{
     db::millis,
-    payload::pack,
+    payload::{pack, pack_without_dictionary},
     store::{AnyQuery, batch_query, insert_new, is_postgres, value_rows},
 };
 use prost::Message;
@@ -125,7 +125,7 @@ pub(super) fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
         origin: event.origin,
     }
     .encode_to_vec();
-    pack(encoded)
+    pack_without_dictionary(encoded)
 }
 
 /// Keeps signals. Only an event seen for the first time brings them (its id is the events table's
