@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::Announcement;
 use herald_runtime::{
     db::{Backend, Database, from_millis, millis},
+    payload::pack,
     store::{AnyQuery, batch_query, numbered_rows_from, value_rows},
 };
 use prost::Message;
@@ -350,7 +351,7 @@ impl Store {
         let lease_until = now_ms + duration_ms(lease);
         let payloads: Vec<Vec<u8>> = items
             .iter()
-            .map(|item| item.announcement.encode_to_vec())
+            .map(|item| pack(item.announcement.encode_to_vec()))
             .collect();
         let rows: Vec<EnqueueRow<'_>> = items
             .iter()
@@ -394,7 +395,7 @@ impl Store {
         not_before: impl Fn(&str) -> DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
-        let payload = correction.encode_to_vec();
+        let payload = pack(correction.encode_to_vec());
         let traceparent = herald_events::trace::current_traceparent();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -889,7 +890,7 @@ impl Store {
                 next_attempt_at: r.get::<Option<i64>, _>("next_attempt_at").map(from_millis),
                 merged_into: r.get("merged_into"),
                 attempt_log: Vec::new(),
-                announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
+                announcement: stored_announcement(&r),
             })
             .collect();
         let attempts = bind_all(format!(
@@ -924,6 +925,16 @@ enum Channels<'a> {
     Except(&'a [String]),
 }
 
+/// A delivery's announcement as stored (packed, or as encoded before packing), or `None` when it
+/// cannot be read (the dispatcher then records a failed attempt that says so).
+fn stored_announcement(r: &sqlx::any::AnyRow) -> Option<Announcement> {
+    let id: String = r.try_get("id").unwrap_or_default();
+    let stored: Vec<u8> = r.try_get("payload").ok()?;
+    herald_runtime::store::decode_payload(&id, &stored)
+        .inspect_err(|e| tracing::warn!(delivery = %id, error = %e, "a delivery's stored announcement cannot be read"))
+        .ok()
+}
+
 fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
     let attempts: i64 = r.get("attempts");
     let base: i64 = r.get("attempt_base");
@@ -934,7 +945,7 @@ fn claimed_of(r: sqlx::any::AnyRow) -> Claimed {
         route: r.get("route"),
         channel: r.get("channel"),
         attempt: u32::try_from(attempts).unwrap_or(0),
-        announcement: Announcement::decode(r.get::<Vec<u8>, _>("payload").as_slice()).ok(),
+        announcement: stored_announcement(&r),
         traceparent: r.try_get::<Option<String>, _>("traceparent").ok().flatten(),
         claimed_at: std::time::Instant::now(),
         lease_until: r

@@ -694,3 +694,66 @@ async fn next_due_is_the_earliest_due_time_or_lease(backend: Backend) -> anyhow:
 }
 
 herald_testkit::store_cases!(next_due_is_the_earliest_due_time_or_lease);
+
+/// An announcement is kept packed (its card repeats the value model's words) and comes back whole
+/// from a claim and from the list; one written before packing is read as it is.
+async fn announcements_are_kept_packed_and_read_back(backend: Backend) -> anyhow::Result<()> {
+    use herald_proto::v1::{Card, ValueLine};
+    use prost::Message;
+    use sqlx::Row;
+    let (db, store) = store(backend).await?;
+    let formula = "people affected × blocked share × working hours saved × loaded hourly rate; \
+                   working hours saved = baseline restore time − actual restore time";
+    let card = Card {
+        title: "Warehouse Management restored in 41 min, 7 h 19 min inside its 8 h target".into(),
+        summary: "INC0048213: RF scanners cannot reach Warehouse Management in Tilburg.".into(),
+        value_lines: vec![ValueLine {
+            text: "€42,180 of lost work avoided (1,110 working hours given back)".into(),
+            formula: formula.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let a = Announcement {
+        id: "a-packed".into(),
+        card: Some(card),
+        ..Default::default()
+    };
+    assert_eq!(store.enqueue(&a, &routes()).await?, 2);
+    let stored: Vec<u8> = sqlx::query("SELECT payload FROM deliveries WHERE announcement_id = $1")
+        .bind("a-packed")
+        .fetch_one(&db.db.pool)
+        .await?
+        .get("payload");
+    assert_eq!(stored.first(), Some(&0u8), "kept packed");
+    assert!(
+        stored.len() < a.encoded_len(),
+        "{} ≥ {}",
+        stored.len(),
+        a.encoded_len()
+    );
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.announcement.as_ref() == Some(&a)));
+    let listed = store.list(None, &[], 10).await?;
+    assert!(listed.iter().all(|d| d.announcement.as_ref() == Some(&a)));
+
+    let before = Announcement {
+        id: "a-before".into(),
+        ..a.clone()
+    };
+    sqlx::query(
+        "INSERT INTO deliveries (id, announcement_id, route, channel, status, attempts, next_attempt_at,
+                                 created_at, payload)
+         VALUES ('d-before', 'a-before', 'to-slack', 'slack', 'pending', 0, 0, 0, $1)",
+    )
+    .bind(before.encode_to_vec())
+    .execute(&db.db.pool)
+    .await?;
+    let claimed = store.claim_due(10, Duration::from_secs(60)).await?;
+    assert_eq!(claimed.len(), 1, "the delivery written before packing");
+    assert_eq!(claimed[0].announcement.as_ref(), Some(&before));
+    Ok(())
+}
+
+herald_testkit::store_cases!(announcements_are_kept_packed_and_read_back);

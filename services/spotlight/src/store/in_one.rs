@@ -227,7 +227,7 @@ pub(super) async fn count_wins(
                     id: &a.id,
                     win_id: &win.id,
                 };
-                payloads.place(row, &a.encode_to_vec())
+                payloads.place(row, &pack(a.encode_to_vec()))
             })
         })
         .collect();

@@ -211,7 +211,7 @@ impl Store {
                      VALUES ($1, NULL, 'correction', $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
                 .bind(&correction.id)
-                .bind(correction.encode_to_vec())
+                .bind(pack(correction.encode_to_vec()))
                 .bind(millis(now))
                 .bind(&original.id)
                 .execute(&mut *tx)
@@ -241,7 +241,7 @@ impl Store {
         .bind(&announcement.id)
         .bind(&announcement.win_id)
         .bind(kind)
-        .bind(announcement.encode_to_vec())
+        .bind(pack(announcement.encode_to_vec()))
         .bind(millis(chrono::Utc::now()))
         .execute(&self.pool)
         .await?;
@@ -486,7 +486,7 @@ async fn insert_announcements(
                 .bind(announcement.id.clone())
                 .bind(win_id.to_string())
                 .bind("headline_win")
-                .bind(announcement.encode_to_vec())
+                .bind(pack(announcement.encode_to_vec()))
                 .bind(millis(now));
         }
         query.execute(&mut **tx).await?;
