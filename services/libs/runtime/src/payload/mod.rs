@@ -137,7 +137,8 @@ pub fn raw_body(event: &ItsmEvent) -> Result<Cow<'_, [u8]>, UnpackError> {
 /// The encoded message inside `stored`: unpacked, or `stored` itself when it was not packed.
 pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
     match stored {
-        [PACKED, marker, rest @ ..] if dictionary(*marker).is_some() => {
+        [PACKED, marker, rest @ ..] => {
+            let dictionary = dictionary(*marker).ok_or(UnpackError::UnknownCompression(*marker))?;
             let (length, block) = rest
                 .split_first_chunk::<4>()
                 .ok_or(UnpackError::Truncated)?;
@@ -149,7 +150,6 @@ pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
                 });
             }
             let mut out = vec![0; length];
-            let dictionary = dictionary(*marker).unwrap_or_default();
             let written = lz4_flex::block::decompress_into_with_dict(block, &mut out, dictionary)
                 .map_err(|e| UnpackError::Damaged(e.to_string()))?;
             if written != length {
@@ -159,7 +159,6 @@ pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
             }
             Ok(Cow::Owned(out))
         }
-        [PACKED, other, ..] => Err(UnpackError::UnknownCompression(*other)),
         [PACKED] => Err(UnpackError::Truncated),
         _ => Ok(Cow::Borrowed(stored)),
     }
