@@ -1,10 +1,11 @@
 //! Counting wins on PostgreSQL in one statement. The transaction the stage otherwise runs (insert
 //! the wins, then their announcements, rollup and totals deltas, each its own statement, between a
 //! BEGIN and a COMMIT) costs six round trips for a batch of one win, which is what a low event
-//! rate brings: those round trips, not the work, filled the machine at 200 events a second. Here the later inserts are data-modifying `WITH` clauses that read which wins
-//! the first one inserted, so the whole is one statement: atomic without a transaction, and one
-//! round trip. SQLite has no such form; `herald up` keeps the transaction. Each list is bound
-//! column by column as arrays ([`pg_arrays`]), so the statement's text never changes.
+//! rate brings: those round trips, not the work, filled the machine at 200 events a second. Here
+//! the later inserts are data-modifying `WITH` clauses that read which wins the first one
+//! inserted, so the whole is one statement: atomic without a transaction, and one round trip.
+//! SQLite has no such form; `herald up` keeps the transaction. Each list is bound column by
+//! column as arrays ([`pg_arrays`]), so the statement's text never changes.
 
 use std::{collections::HashSet, sync::LazyLock};
 
