@@ -536,8 +536,13 @@ fn cpu_line(r: &BackfillReport) -> String {
             )
         })
         .unwrap_or_default();
+    let written = r
+        .machine
+        .written_per(r.rows)
+        .map(|w| format!(" Written to storage, a row: {w}."))
+        .unwrap_or_default();
     format!(
-        "{}: CPU over the backfill, in cores: {}{per_row}.\n\n",
+        "{}: CPU over the backfill, in cores: {}{per_row}.{written}\n\n",
         r.mode,
         r.machine.by_program()
     )

@@ -192,6 +192,7 @@ mod tests {
             announced,
             machine: cpu::Usage {
                 machine_cores: 1.67,
+                kernel_cores: 0.5,
                 programs: Vec::new(),
             },
         }

@@ -257,6 +257,29 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
             assert!(programs.contains(&"herald"), "{backfill}");
             assert!(postgres.is_null(), "{backfill}");
         }
+        // What the program keeping the mode's rows wrote to storage: PostgreSQL's backends, or
+        // `herald up` itself. Both keep their files under the temporary directory, on a disk
+        // unless the report says it is in memory, where nothing goes to storage.
+        let keeper = if backfill["mode"] == "distributed" {
+            "postgres"
+        } else {
+            "herald"
+        };
+        let written = backfill["machine"]["programs"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["program"] == keeper))
+            .map(|p| &p["written_bytes"]);
+        let written = written.and_then(serde_json::Value::as_u64).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{keeper}'s writes to storage were not read (/proc/<pid>/io): {backfill}"
+            )
+        })?;
+        let in_memory = report["herald_up_files"]
+            .as_str()
+            .is_some_and(|said| said.contains("in memory"));
+        if !in_memory {
+            assert!(written > 0, "{keeper} wrote nothing to storage: {backfill}");
+        }
     }
     assert!(
         stdout.contains("distributed: PostgreSQL wrote, a row,")
