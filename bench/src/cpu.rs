@@ -143,8 +143,9 @@ impl Usage {
         self.machine_cores.max(named)
     }
 
-    /// "postgres 0.62, nats-server 0.23, …, busy in all 1.95": the ten busiest programs, then the
-    /// whole machine (the kernel's own work included).
+    /// "postgres 0.62, nats-server 0.23, …, busy in all 1.95 (20 % of it in the kernel)": the ten
+    /// busiest programs, then the whole machine (the kernel's own work included) and the kernel's
+    /// share of it.
     pub fn by_program(&self) -> String {
         let mut parts: Vec<String> = self
             .programs
