@@ -167,18 +167,18 @@ impl Usage {
     /// "postgres 19.9 KB, nats-server 2.6 KB": what the programs that wrote to storage wrote, per
     /// `rows`, the most first; `None` when none wrote 0.1 KB a row (or none could be read).
     pub fn written_per(&self, rows: u64) -> Option<String> {
+        let rows = rows.max(1) as f64;
         let mut writers: Vec<(&str, u64)> = self
             .programs
             .iter()
             .filter_map(|p| Some((p.program.as_str(), p.written_bytes?)))
             // Under 50 bytes a row would print as 0.0 KB: a program that wrote its own log.
-            .filter(|(_, bytes)| *bytes as f64 / rows.max(1) as f64 >= 50.0)
+            .filter(|(_, bytes)| *bytes as f64 / rows >= 50.0)
             .collect();
         if writers.is_empty() {
             return None;
         }
         writers.sort_by_key(|w| std::cmp::Reverse(w.1));
-        let rows = rows.max(1) as f64;
         Some(
             writers
                 .iter()

@@ -239,10 +239,13 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
         );
         // The machine over the backfill, and, where the mode stores in PostgreSQL, what the
         // server wrote for each row: the log, and the tables each service writes a win to.
+        // The program keeping the mode's rows: PostgreSQL's backends, or `herald up` itself.
+        let distributed = backfill["mode"] == "distributed";
+        let keeper = if distributed { "postgres" } else { "herald" };
         let programs = program_names(&backfill["machine"]);
+        assert!(programs.contains(&keeper), "{backfill}");
         let postgres = &backfill["postgres"];
-        if backfill["mode"] == "distributed" {
-            assert!(programs.contains(&"postgres"), "{backfill}");
+        if distributed {
             for figure in ["write_transactions_per_row", "wal_bytes_per_row"] {
                 assert!(
                     postgres[figure].as_f64().is_some_and(|f| f > 0.0),
@@ -254,17 +257,10 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 assert!(grown.contains(&relation), "{relation}: {postgres}");
             }
         } else {
-            assert!(programs.contains(&"herald"), "{backfill}");
             assert!(postgres.is_null(), "{backfill}");
         }
-        // What the program keeping the mode's rows wrote to storage: PostgreSQL's backends, or
-        // `herald up` itself. Both keep their files under the temporary directory, on a disk
-        // unless the report says it is in memory, where nothing goes to storage.
-        let keeper = if backfill["mode"] == "distributed" {
-            "postgres"
-        } else {
-            "herald"
-        };
+        // What the keeper wrote to storage. Both keep their files under the temporary directory,
+        // on a disk unless the report says it is in memory, where nothing goes to storage.
         let written = backfill["machine"]["programs"]
             .as_array()
             .and_then(|ps| ps.iter().find(|p| p["program"] == keeper))
