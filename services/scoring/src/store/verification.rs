@@ -16,10 +16,14 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{
     Store, StoreError,
-    batch::{Candidate, signals_against},
+    batch::{Candidate, signals_against, writes::CONFIRMED_ON_ARRIVAL},
     decode, status_token,
 };
 use crate::verification::{Signal, Windows};
+
+/// One line of a win's ledger: the entry, when, the amount it carries, and why (a withdrawal's
+/// reason).
+pub type LedgerLine = (String, DateTime<Utc>, f64, Option<String>);
 
 /// Rows a pass confirms or publishes at most, so one pass never holds a transaction for long.
 const BATCH: i64 = 500;
@@ -377,11 +381,11 @@ impl Store {
         Ok((wins, u64::try_from(total).unwrap_or_default()))
     }
 
-    /// The ledger of one win, oldest entry first: (entry, at, amount, reason).
-    pub async fn ledger_of(
-        &self,
-        win_id: &str,
-    ) -> Result<Vec<(String, DateTime<Utc>, f64, Option<String>)>, StoreError> {
+    /// The ledger of one win, oldest entry first: (entry, at, amount, reason). A win that arrived
+    /// confirmed has one line stored ([`CONFIRMED_ON_ARRIVAL`] first); it is read as the credit
+    /// and the confirmation it stands for, at the same instant, as a win stored with both lines
+    /// (before the forty-fifth sitting's change) reads.
+    pub async fn ledger_of(&self, win_id: &str) -> Result<Vec<LedgerLine>, StoreError> {
         let rows = sqlx::query(
             // By when the win arrived, then its id: the ledger's index (migration 0015).
             "SELECT entry, at, amount, reason FROM ledger
@@ -391,7 +395,7 @@ impl Store {
         .bind(win_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let mut lines: Vec<LedgerLine> = rows
             .into_iter()
             .map(|r| {
                 (
@@ -401,7 +405,14 @@ impl Store {
                     r.get("reason"),
                 )
             })
-            .collect())
+            .collect();
+        if let Some((entry, at, amount, _)) = lines.first()
+            && entry == CONFIRMED_ON_ARRIVAL
+        {
+            let credited = ("credited".to_string(), *at, *amount, None);
+            lines.insert(0, credited);
+        }
+        Ok(lines)
     }
 }
 

@@ -178,8 +178,8 @@ async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow:
     Ok(())
 }
 
-/// A win confirmed on arrival gets its ledger lines in order ("credited", then "confirmed") and its
-/// people's credit rows, and is its event's to publish, with no outbox row; the "closed" push of
+/// A win confirmed on arrival gets one ledger line ("confirmed"), read back as its credit and its
+/// confirmation in that order, and its people's credit rows, and is its event's to publish, with no outbox row; the "closed" push of
 /// the same outcome, recorded after it, adds none of them and publishes nothing. (PostgreSQL
 /// writes these in one statement joined to the wins it inserted, SQLite in statements of their
 /// own.)
@@ -228,10 +228,25 @@ async fn only_a_win_made_gets_ledger_lines_and_credits_and_none_an_outbox_row(
             .collect();
     assert_eq!(
         ledger,
-        vec![
-            (win.clone(), "credited".to_string()),
-            (win.clone(), "confirmed".to_string())
-        ]
+        vec![(win.clone(), "confirmed".to_string())],
+        "one line stored for a win confirmed on arrival"
+    );
+    let read: Vec<(String, f64)> = store
+        .ledger_of(win)
+        .await?
+        .into_iter()
+        .map(|(entry, _, amount, _)| (entry, amount))
+        .collect();
+    let [(credited, credit), (confirmed, confirmation)] = read.as_slice() else {
+        anyhow::bail!("expected the credit and the confirmation, got {read:?}");
+    };
+    assert_eq!(
+        (credited.as_str(), confirmed.as_str()),
+        ("credited", "confirmed")
+    );
+    assert!(
+        *credit > 0.0 && credit == confirmation,
+        "both lines carry the win's value: {read:?}"
     );
     let credited: Vec<String> = sqlx::query("SELECT win_id FROM person_credits")
         .fetch_all(pool)

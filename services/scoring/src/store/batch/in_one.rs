@@ -70,7 +70,7 @@ const LEDGER_COLUMNS: &[Column] = &[
 /// parameters: the wins' columns, the time of the run, the person credits' and the ledger lines'
 /// columns (each column an array, empty when there are none), then the wins' payloads (one
 /// `bytea`, each win saying where its own is). The ledger's sequence numbers follow the lines'
-/// order (`ORDER BY v.n`): a win's "credited" line comes before the "confirmed" or "revoked" one.
+/// order (`ORDER BY v.n`): a win's "credited" line comes before its "revoked" one.
 static RECORD_WINS: LazyLock<String> = LazyLock::new(|| {
     let now = WIN_COLUMNS.len() + 1;
     let credits = now + 1;
