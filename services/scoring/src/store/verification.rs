@@ -383,8 +383,8 @@ impl Store {
 
     /// The ledger of one win, oldest entry first: (entry, at, amount, reason). A win that arrived
     /// confirmed has one line stored ([`CONFIRMED_ON_ARRIVAL`] first); it is read as the credit
-    /// and the confirmation it stands for, at the same instant, as a win stored with both lines
-    /// (before the forty-fifth sitting's change) reads.
+    /// and the confirmation it stands for, at the same instant, just as a win recorded with both
+    /// lines by an earlier version reads.
     pub async fn ledger_of(&self, win_id: &str) -> Result<Vec<LedgerLine>, StoreError> {
         let rows = sqlx::query(
             // By when the win arrived, then its id: the ledger's index (migration 0015).

@@ -179,10 +179,10 @@ async fn wins_and_events_are_found_by_record_number(backend: Backend) -> anyhow:
 }
 
 /// A win confirmed on arrival gets one ledger line ("confirmed"), read back as its credit and its
-/// confirmation in that order, and its people's credit rows, and is its event's to publish, with no outbox row; the "closed" push of
-/// the same outcome, recorded after it, adds none of them and publishes nothing. (PostgreSQL
-/// writes these in one statement joined to the wins it inserted, SQLite in statements of their
-/// own.)
+/// confirmation in that order, and its people's credit rows, and is its event's to publish, with
+/// no outbox row; the "closed" push of the same outcome, recorded after it, adds none of them and
+/// publishes nothing. (PostgreSQL writes these in one statement joined to the wins it inserted,
+/// SQLite in statements of their own.)
 async fn only_a_win_made_gets_ledger_lines_and_credits_and_none_an_outbox_row(
     backend: Backend,
 ) -> anyhow::Result<()> {
