@@ -120,7 +120,11 @@ impl Scoring for ScoringApi {
             .await
             .map_err(internal)?;
         let mut text = explain::explain(&found.win, &self.catalog.current());
-        text.push_str(&verification::describe(&found.win, &ledger));
+        text.push_str(&verification::describe(
+            &found.win,
+            &ledger,
+            chrono::Utc::now(),
+        ));
         if !found.win.catalog_version.is_empty() {
             text.push_str(&format!("Catalog: {}\n", found.win.catalog_version));
         }

@@ -230,8 +230,12 @@ impl Windows {
     }
 }
 
-/// The verification part of `herald explain`: where the win stands, why, and its ledger.
-pub fn describe(win: &Win, ledger: &[(String, DateTime<Utc>, f64, Option<String>)]) -> String {
+/// The verification part of `herald explain` at `now`: where the win stands, why, and its ledger.
+pub fn describe(
+    win: &Win,
+    ledger: &[(String, DateTime<Utc>, f64, Option<String>)],
+    now: DateTime<Utc>,
+) -> String {
     let when = |t: Option<&prost_types::Timestamp>| {
         opt_from_timestamp(t)
             .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -248,6 +252,17 @@ pub fn describe(win: &Win, ledger: &[(String, DateTime<Utc>, f64, Option<String>
             "told {}: a lesson is a fact, not an outcome to verify",
             when(win.status_at.as_ref())
         ),
+        // A win of history (a backfill, or events replayed late) is often confirmed after its
+        // window has closed: "still withdrawn by one before" a date already past would mislead.
+        Ok(WinStatus::Confirmed)
+            if opt_from_timestamp(win.revocable_until.as_ref()).is_some_and(|end| end <= now) =>
+        {
+            format!(
+                "confirmed {}: the hold-back passed with no reopen, rollback or related incident; final since {}, when the window for one closed",
+                when(win.status_at.as_ref()),
+                when(win.revocable_until.as_ref()),
+            )
+        }
         Ok(WinStatus::Confirmed) => format!(
             "confirmed {}: the hold-back passed with no reopen, rollback or related incident (still withdrawn by one before {})",
             when(win.status_at.as_ref()),
@@ -307,6 +322,27 @@ mod tests {
             .single()
             .expect("time")
             + Duration::hours(hour)
+    }
+
+    #[test]
+    fn a_confirmed_win_is_told_withdrawable_only_while_its_window_is_open() {
+        let win = Win {
+            status: WinStatus::Confirmed as i32,
+            status_at: Some(to_timestamp(at(0))),
+            revocable_until: Some(to_timestamp(at(72))),
+            ..Win::default()
+        };
+        let open = describe(&win, &[], at(71));
+        assert!(
+            open.contains("still withdrawn by one before 2026-11-05 08:00 UTC"),
+            "{open}"
+        );
+        let closed = describe(&win, &[], at(72));
+        assert!(
+            closed.contains("final since 2026-11-05 08:00 UTC, when the window for one closed"),
+            "{closed}"
+        );
+        assert!(!closed.contains("still withdrawn"), "{closed}");
     }
 
     #[test]
