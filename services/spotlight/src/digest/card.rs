@@ -142,7 +142,12 @@ pub fn digest_card(period: &Period, data: &DigestData, catalog: &Catalog) -> Car
         ));
     }
     if let Some(card) = data.lessons.first().and_then(|l| l.card.as_ref()) {
-        lines.push(format!("Lesson learned: {}", card.title));
+        // The lesson's own card is titled "Lesson learned: …" already (`card::lesson_card`).
+        let title = card
+            .title
+            .strip_prefix(LESSON_LEARNED)
+            .unwrap_or(&card.title);
+        lines.push(format!("{LESSON_LEARNED}{title}"));
     }
     lines.push("Recognise someone: who made this period easier for you? Thank them where the team can see it.".into());
 
@@ -206,6 +211,9 @@ pub fn digest_card(period: &Period, data: &DigestData, catalog: &Catalog) -> Car
         business_service: None,
     }
 }
+
+/// How a digest introduces the period's lesson learned.
+const LESSON_LEARNED: &str = "Lesson learned: ";
 
 #[cfg(test)]
 mod tests {
@@ -290,6 +298,14 @@ mod tests {
                 ),
                 praised,
             ],
+            lessons: vec![Announcement {
+                card: Some(Card {
+                    title: "Lesson learned: Apply the firewall bundle in a maintenance window"
+                        .into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let card = digest_card(&period, &data, &Catalog::default());
@@ -319,6 +335,11 @@ mod tests {
         assert!(
             summary.contains("“Fast and friendly” — a requester"),
             "{summary}"
+        );
+        assert!(
+            summary
+                .contains("\nLesson learned: Apply the firewall bundle in a maintenance window\n"),
+            "the lesson's title said once: {summary}"
         );
         assert!(summary.contains("Recognise someone"), "{summary}");
         assert_eq!(card.value_lines.len(), 2, "one line per label, never a sum");
