@@ -475,27 +475,15 @@ pub(super) fn signed_amount(e: &Entry<'_>) -> f64 {
 ///
 /// [`Store::ledger_of`]: crate::store::Store::ledger_of
 pub(in crate::store) fn new_win_entries(win: &Win) -> Vec<Entry<'_>> {
-    let decided = match WinStatus::try_from(win.status) {
-        Ok(WinStatus::Confirmed) => {
-            return vec![Entry {
-                win,
-                entry: CONFIRMED_ON_ARRIVAL,
-                reason: None,
-            }];
-        }
-        Ok(WinStatus::Revoked) => Some(Entry {
-            win,
-            entry: "revoked",
-            reason: Some(&win.status_reason),
-        }),
-        _ => None,
-    };
-    let credited = Entry {
-        win,
-        entry: "credited",
-        reason: None,
-    };
-    std::iter::once(credited).chain(decided).collect()
+    let line = |entry, reason| Entry { win, entry, reason };
+    match WinStatus::try_from(win.status) {
+        Ok(WinStatus::Confirmed) => vec![line(CONFIRMED_ON_ARRIVAL, None)],
+        Ok(WinStatus::Revoked) => vec![
+            line("credited", None),
+            line("revoked", Some(&win.status_reason)),
+        ],
+        _ => vec![line("credited", None)],
+    }
 }
 
 /// The entry a win's ledger starts with when it arrived confirmed; any other win's starts with
