@@ -19,11 +19,7 @@ use super::{
     batch::{Candidate, signals_against, writes::CONFIRMED_ON_ARRIVAL},
     decode, status_token,
 };
-use crate::verification::{Signal, Windows};
-
-/// One line of a win's ledger: the entry, when, the amount it carries, and why (a withdrawal's
-/// reason).
-pub type LedgerLine = (String, DateTime<Utc>, f64, Option<String>);
+use crate::verification::{LedgerLine, Signal, Windows};
 
 /// Rows a pass confirms or publishes at most, so one pass never holds a transaction for long.
 const BATCH: i64 = 500;

@@ -230,12 +230,12 @@ impl Windows {
     }
 }
 
+/// One line of a win's ledger: the entry, when, the amount it carries, and why (a withdrawal's
+/// reason).
+pub type LedgerLine = (String, DateTime<Utc>, f64, Option<String>);
+
 /// The verification part of `herald explain` at `now`: where the win stands, why, and its ledger.
-pub fn describe(
-    win: &Win,
-    ledger: &[(String, DateTime<Utc>, f64, Option<String>)],
-    now: DateTime<Utc>,
-) -> String {
+pub fn describe(win: &Win, ledger: &[LedgerLine], now: DateTime<Utc>) -> String {
     let when = |t: Option<&prost_types::Timestamp>| {
         opt_from_timestamp(t)
             .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())

@@ -14,7 +14,7 @@ use herald_scoring::{
     config::ScoringSettings,
     score::{self, Scored},
     store::{Lease, Recorded, Store},
-    verification::VerificationSettings,
+    verification::{LedgerLine, VerificationSettings},
 };
 use herald_testkit::stores::TestStore;
 use sqlx::Row;
@@ -600,9 +600,7 @@ async fn ledger_lines_written_before_the_upgrade_are_still_read_in_order(
         "every line kept is filed under its win's arrival"
     );
     let store = Store::new(db.pool.clone());
-    let entries = |lines: Vec<(String, DateTime<Utc>, f64, Option<String>)>| {
-        lines.into_iter().map(|(e, ..)| e).collect::<Vec<_>>()
-    };
+    let entries = |lines: Vec<LedgerLine>| lines.into_iter().map(|(e, ..)| e).collect::<Vec<_>>();
     assert_eq!(
         entries(store.ledger_of("w-old-1").await?),
         ["credited", "confirmed", "revoked"]

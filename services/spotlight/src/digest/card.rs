@@ -142,12 +142,8 @@ pub fn digest_card(period: &Period, data: &DigestData, catalog: &Catalog) -> Car
         ));
     }
     if let Some(card) = data.lessons.first().and_then(|l| l.card.as_ref()) {
-        // The lesson's own card is titled "Lesson learned: …" already (`card::lesson_card`).
-        let title = card
-            .title
-            .strip_prefix(LESSON_LEARNED)
-            .unwrap_or(&card.title);
-        lines.push(format!("{LESSON_LEARNED}{title}"));
+        // Titled "Lesson learned: …" by `card::lesson_card`, as every lesson card has been.
+        lines.push(card.title.clone());
     }
     lines.push("Recognise someone: who made this period easier for you? Thank them where the team can see it.".into());
 
@@ -211,9 +207,6 @@ pub fn digest_card(period: &Period, data: &DigestData, catalog: &Catalog) -> Car
         business_service: None,
     }
 }
-
-/// How a digest introduces the period's lesson learned.
-const LESSON_LEARNED: &str = "Lesson learned: ";
 
 #[cfg(test)]
 mod tests {
