@@ -27,6 +27,8 @@ pub enum Audience {
 pub struct Lesson {
     pub record_number: String,
     pub title: String,
+    /// What went wrong and what happened, blameless: the title, who is thanked and the
+    /// postmortem's link are shown beside it, never in it.
     pub story: String,
     /// Team first, then each person with their part. No value: share and amount are 0.
     pub credits: Vec<Credit>,
@@ -100,11 +102,12 @@ pub fn lesson(event: &ItsmEvent, catalog: &Catalog, settings: &ScoringSettings) 
             _ => format!("A major incident on {service_name}"),
         });
 
+    // The story is the narrative alone: every reader shows it under the title, beside who is
+    // thanked and a link to the postmortem (a card's people and links, `herald explain`'s lines),
+    // so saying those again here made a card tell each of them twice.
     let mut story = match kind {
-        EventKind::ChangeFailed => {
-            format!("Lesson learned: {title}. The change to {service_name} failed")
-        }
-        _ => format!("Lesson learned: {title}. {service_name} had a major incident"),
+        EventKind::ChangeFailed => format!("The change to {service_name} failed"),
+        _ => format!("{service_name} had a major incident"),
     };
     match record.incidents_caused.filter(|n| *n > 0) {
         Some(1) => story.push_str(" and one incident followed."),
@@ -123,17 +126,7 @@ pub fn lesson(event: &ItsmEvent, catalog: &Catalog, settings: &ScoringSettings) 
         story.push_str(" What happened: ");
         story.push_str(&kept.join(" "));
     }
-    let people: Vec<String> = credits
-        .iter()
-        .filter(|c| c.subject == CreditSubject::Person as i32)
-        .map(|c| format!("{} ({})", catalog.public_name(&c.id).name, c.role))
-        .collect();
-    if !people.is_empty() {
-        story.push_str(&format!(" Thanks to {}.", people.join(", ")));
-    }
-    story.push_str(&format!(
-        " The blameless postmortem says what changes so it does not happen again: {postmortem_url}"
-    ));
+    story.push_str(" The blameless postmortem says what changes so it does not happen again.");
     Some(Lesson {
         record_number: record.number.clone(),
         title,
