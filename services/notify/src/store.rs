@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use herald_proto::v1::Announcement;
 use herald_runtime::{
     db::{Backend, Database, from_millis, millis},
+    kept::KeptConnections,
     payload::pack,
     store::{AnyQuery, batch_query, numbered_rows_from, value_rows},
 };
@@ -113,6 +114,9 @@ pub enum Next {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The connections a delivery's two statements use, kept between deliveries (see
+    /// [`herald_runtime::kept`]).
+    kept: KeptConnections,
     backend: Backend,
 }
 
@@ -189,7 +193,7 @@ fn bind_attempt<'q>(query: AnyQuery<'q>, f: &'q Finished<'_>, now: i64) -> AnyQu
 /// transaction (its BEGIN, the second statement, its COMMIT), which at a low rate is a delivery's
 /// largest cost. SQLite has no such form and keeps the transaction.
 async fn finish_delivered_in_one(
-    pool: &AnyPool,
+    conn: &mut sqlx::AnyConnection,
     delivered: &[&Finished<'_>],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -211,7 +215,7 @@ async fn finish_delivered_in_one(
     for f in delivered {
         query = query.bind(&f.claimed.id);
     }
-    query.execute(pool).await?;
+    query.execute(conn).await?;
     Ok(())
 }
 
@@ -287,6 +291,7 @@ fn duration_ms(d: Duration) -> i64 {
 impl Store {
     pub fn new(db: Database) -> Self {
         Self {
+            kept: KeptConnections::new(db.pool.clone()),
             pool: db.pool,
             backend: db.backend,
         }
@@ -366,8 +371,9 @@ impl Store {
         if rows.len() <= ENQUEUE_ROWS_PER_STATEMENT {
             // One statement is atomic on its own: a transaction around it would add only its
             // BEGIN's and COMMIT's round trips, two of the few a delivery costs at a low rate.
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.kept.take().await?;
             insert_deliveries(&mut conn, &rows, lease_until, now_ms, &mut queued).await?;
+            conn.keep();
         } else {
             let mut tx = self.pool.begin().await?;
             for chunk in rows.chunks(ENQUEUE_ROWS_PER_STATEMENT) {
@@ -571,7 +577,10 @@ impl Store {
             && others.is_empty()
             && delivered.len() <= ATTEMPTS_PER_STATEMENT
         {
-            return finish_delivered_in_one(&self.pool, &delivered, now).await;
+            let mut conn = self.kept.take().await?;
+            finish_delivered_in_one(&mut conn, &delivered, now).await?;
+            conn.keep();
+            return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         for chunk in finished.chunks(ATTEMPTS_PER_STATEMENT) {

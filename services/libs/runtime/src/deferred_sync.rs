@@ -21,8 +21,10 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use sqlx::{AnyPool, Connection, Executor, Row, pool::PoolConnection};
+use sqlx::{AnyPool, Connection, Executor, Row};
 use tokio::sync::{Mutex, OnceCell};
+
+use crate::kept::{Kept, KeptConnections};
 
 /// Why a deferred sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ const PG_FLUSH: &str = "SELECT FROM pg_logical_emit_message(true, 'herald.deferr
 #[derive(Debug)]
 pub struct DeferredSync {
     pool: AnyPool,
+    /// The write connections and the flushes' connection, kept between uses on PostgreSQL.
+    kept: KeptConnections,
     sqlite: bool,
     /// The SQLite log file, as SQLite itself names its main database.
     log: OnceCell<PathBuf>,
@@ -76,6 +80,7 @@ impl DeferredSync {
     pub fn new(pool: AnyPool) -> Self {
         Self {
             sqlite: crate::db::is_sqlite(&pool),
+            kept: KeptConnections::new(pool.clone()),
             pool,
             log: OnceCell::new(),
             asked: AtomicU64::new(0),
@@ -86,12 +91,12 @@ impl DeferredSync {
     /// The store's connection, its commits left for [`DeferredSync::sync`] to make durable until
     /// [`Unsynced::release`] (or drop) gives it back.
     pub async fn unsynced(&self) -> Result<Unsynced, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.kept.take().await?;
         if self.sqlite {
             conn.execute("PRAGMA synchronous = NORMAL").await?;
         }
         Ok(Unsynced {
-            conn,
+            conn: Some(conn),
             relaxed: self.sqlite,
         })
     }
@@ -110,10 +115,9 @@ impl DeferredSync {
         if self.sqlite {
             self.sync_log().await?;
         } else {
-            sqlx::query(PG_FLUSH)
-                .execute(&self.pool)
-                .await
-                .map_err(SyncError::Flush)?;
+            let mut conn = self.kept.take().await.map_err(SyncError::Flush)?;
+            conn.execute(PG_FLUSH).await.map_err(SyncError::Flush)?;
+            conn.keep();
         }
         *covered = covers;
         Ok(())
@@ -152,7 +156,8 @@ impl DeferredSync {
 
 /// A store connection whose commits wait for [`DeferredSync::sync`] to reach the disk.
 pub struct Unsynced {
-    conn: PoolConnection<sqlx::Any>,
+    /// `None` only once [`Unsynced::release`], which consumes the value, has kept it.
+    conn: Option<Kept>,
     /// Set while the connection's `synchronous` is lowered and not yet restored.
     relaxed: bool,
 }
@@ -161,10 +166,11 @@ impl Unsynced {
     /// A write transaction on the connection (see [`crate::db::begin_write_on`]) whose commit waits
     /// for [`DeferredSync::sync`] to reach the disk.
     pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
-        if crate::store::is_postgres(&self.conn) {
-            self.conn.begin_with(PG_BEGIN_UNSYNCED).await
+        let conn = self.connection();
+        if crate::store::is_postgres(conn) {
+            conn.begin_with(PG_BEGIN_UNSYNCED).await
         } else {
-            crate::db::begin_write_on(&mut self.conn).await
+            crate::db::begin_write_on(conn).await
         }
     }
 
@@ -172,14 +178,25 @@ impl Unsynced {
     /// run on it as a transaction of its own commits unsynced only if it calls
     /// [`PG_UNSYNCED_COMMIT`].
     pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.conn
+        match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => unreachable!("an unsynced connection is used after its release"),
+        }
     }
 
-    /// Gives the connection back to its pool with its commits synced again.
+    /// Gives the connection back with its commits synced again: kept for the store's next write
+    /// on PostgreSQL (see [`crate::kept`]), to its pool on SQLite. Call it once the connection's
+    /// work has succeeded; dropped without it, the connection goes back to its pool (or, on
+    /// SQLite, is closed).
     pub async fn release(mut self) -> Result<(), sqlx::Error> {
         if self.relaxed {
-            self.conn.execute("PRAGMA synchronous = FULL").await?;
+            self.connection()
+                .execute("PRAGMA synchronous = FULL")
+                .await?;
             self.relaxed = false;
+        }
+        if let Some(conn) = self.conn.take() {
+            conn.keep();
         }
         Ok(())
     }
@@ -189,8 +206,8 @@ impl Drop for Unsynced {
     fn drop(&mut self) {
         // Left by an error before `release`: the pool must not hand out a connection whose commits
         // skip their sync, so it is closed and the next one connects afresh.
-        if self.relaxed {
-            self.conn.close_on_drop();
+        if let (true, Some(conn)) = (self.relaxed, self.conn.as_mut()) {
+            conn.close_on_drop();
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod deferred_sync;
 pub mod error;
 pub mod grpc;
 pub mod health;
+pub mod kept;
 pub mod listeners;
 pub mod payload;
 pub mod pg_arrays;
