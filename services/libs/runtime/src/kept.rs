@@ -4,17 +4,18 @@
 //! sqlx pings every connection given back to its pool, whatever the connection just did: a round
 //! trip to the server, which wakes the connection's backend and then the service. At a low event
 //! rate each event is a batch of one, and scoring, spotlight and notify each gave a connection back
-//! two or three times an event: at 200 events a second those pings were a fifth of the machine's
-//! CPU and doubled the p99 (BENCHMARKS.md, forty-sixth sitting). A path that used a connection and
-//! succeeded [`Kept::keep`]s it here for its next use instead; a path that failed, or was
-//! cancelled, drops it, and the pool pings it (and rolls back what it left open) as before.
+//! two or three times an event: without those pings an event cost 14–25 % less of the machine's
+//! CPU at 200 events a second, and the p99 was 30–50 % shorter (BENCHMARKS.md, forty-sixth
+//! sitting). A path that used a connection and succeeded [`Kept::keep`]s it here for its next use
+//! instead; a path that failed, or was cancelled, drops it, and the pool pings it (and rolls back
+//! what it left open) as before.
 //!
 //! A connection kept here is outside the pool's care, so it is given back (and pinged there) at
 //! the next take once it has sat unused for [`IDLE`] or been kept for [`LIFETIME`]: the pool's own
 //! idle and lifetime limits then apply to it again. A task waiting on the pool never sees a kept
 //! connection, so one is kept only while the pool could hand out another, and at most
-//! [`MAX_KEPT`] (half the pool's limit at most) wait here. On SQLite nothing is kept: its pool holds one connection a
-//! file, which a kept connection would hold from everyone else.
+//! [`MAX_KEPT`] (half the pool's limit at most) wait here. On SQLite nothing is kept: its pool
+//! holds one connection a file, which a kept connection would hold from everyone else.
 
 use std::{
     ops::{Deref, DerefMut},
