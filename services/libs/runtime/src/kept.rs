@@ -161,9 +161,8 @@ impl KeptConnections {
 
 /// A connection taken from [`KeptConnections`]. Dropped, it goes back to the pool as any would,
 /// and so does every connection kept: a use that failed most often means the server went away,
-/// which broke them all, and each would fail one more attempt of its own (after a PostgreSQL
-/// restart a stage then backed off for a minute). [`Kept::keep`] keeps it for the next take
-/// instead.
+/// which broke them all, and each would otherwise fail one more attempt of its own after the
+/// server is back. [`Kept::keep`] keeps it for the next take instead.
 pub struct Kept {
     owner: KeptConnections,
     /// `None` only inside `keep` and `drop`, which consume the value.
