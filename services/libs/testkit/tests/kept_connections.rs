@@ -40,15 +40,17 @@ const NO_MIGRATIONS: Migrations = Migrations {
     sqlite: &NONE,
 };
 
-async fn postgres() -> anyhow::Result<TestStore> {
-    TestStore::on(Backend::Postgres, "kept", &NO_MIGRATIONS).await
+/// A database on `backend`, its pool, and connections kept from that pool.
+async fn kept_on(backend: Backend) -> anyhow::Result<(TestStore, AnyPool, KeptConnections)> {
+    let test = TestStore::on(backend, "kept", &NO_MIGRATIONS).await?;
+    let pool = test.db.pool.clone();
+    let kept = KeptConnections::new(pool.clone());
+    Ok((test, pool, kept))
 }
 
 #[tokio::test]
 async fn a_connection_that_did_its_work_is_kept_for_the_next_take() -> anyhow::Result<()> {
-    let test = postgres().await?;
-    let pool = test.db.pool.clone();
-    let kept = KeptConnections::new(pool.clone());
+    let (_test, pool, kept) = kept_on(Backend::Postgres).await?;
     // The connection that ran the (empty) migrations.
     idle_in_pool(&pool, 1).await?;
 
@@ -71,9 +73,7 @@ async fn a_connection_that_did_its_work_is_kept_for_the_next_take() -> anyhow::R
 
 #[tokio::test]
 async fn a_connection_given_up_gives_every_kept_one_back() -> anyhow::Result<()> {
-    let test = postgres().await?;
-    let pool = test.db.pool.clone();
-    let kept = KeptConnections::new(pool.clone());
+    let (_test, pool, kept) = kept_on(Backend::Postgres).await?;
     let (a, b) = (kept.take().await?, kept.take().await?);
     a.keep();
     b.keep();
@@ -88,8 +88,7 @@ async fn a_connection_given_up_gives_every_kept_one_back() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn a_failed_transaction_is_never_kept_open() -> anyhow::Result<()> {
-    let test = postgres().await?;
-    let kept = KeptConnections::new(test.db.pool.clone());
+    let (_test, _pool, kept) = kept_on(Backend::Postgres).await?;
     let mut conn = kept.take().await?;
     conn.execute("CREATE TABLE t (id INT PRIMARY KEY)").await?;
     {
@@ -115,8 +114,7 @@ async fn a_failed_transaction_is_never_kept_open() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn at_most_a_few_are_kept_and_a_stale_one_goes_back_to_the_pool() -> anyhow::Result<()> {
-    let test = postgres().await?;
-    let pool = test.db.pool.clone();
+    let (_test, pool, _) = kept_on(Backend::Postgres).await?;
     let kept = KeptConnections::with_limits(
         pool.clone(),
         Duration::from_millis(200),
@@ -157,9 +155,7 @@ async fn at_most_a_few_are_kept_and_a_stale_one_goes_back_to_the_pool() -> anyho
 
 #[tokio::test]
 async fn on_sqlite_nothing_is_kept() -> anyhow::Result<()> {
-    let test = TestStore::on(Backend::Sqlite, "kept", &NO_MIGRATIONS).await?;
-    let pool = test.db.pool.clone();
-    let kept = KeptConnections::new(pool.clone());
+    let (_test, pool, kept) = kept_on(Backend::Sqlite).await?;
     let conn = kept.take().await?;
     conn.keep();
     assert_eq!(kept.kept(), 0);
@@ -170,9 +166,7 @@ async fn on_sqlite_nothing_is_kept() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn closing_the_pool_does_not_wait_for_a_kept_connection() -> anyhow::Result<()> {
-    let test = postgres().await?;
-    let pool = test.db.pool.clone();
-    let kept = KeptConnections::new(pool.clone());
+    let (_test, pool, kept) = kept_on(Backend::Postgres).await?;
     kept.take().await?.keep();
     assert_eq!(kept.kept(), 1);
     // Closing waits for every connection out of the pool: a kept one is given back at once (a
