@@ -19,7 +19,7 @@
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -92,8 +92,7 @@ impl KeptConnections {
         runtime.spawn(async move {
             closed.await;
             if let Some(idle) = idle.upgrade() {
-                let all = std::mem::take(&mut *idle.lock().unwrap_or_else(|p| p.into_inner()));
-                drop(all);
+                give_back(&idle);
             }
         });
     }
@@ -116,13 +115,13 @@ impl KeptConnections {
 
     /// The most recently kept connection that is still fresh, and every one that is not.
     fn take_fresh(&self, now: Instant) -> (Option<Idle>, Vec<Idle>) {
-        // A poisoned lock only means a panic elsewhere while it was held; the list is still whole.
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let (fresh, stale): (Vec<Idle>, Vec<Idle>) = idle.drain(..).partition(|i| {
-            now.duration_since(i.used) < self.idle_for
-                && now.duration_since(i.since) < self.lifetime
-        });
-        *idle = fresh;
+        let mut idle = lock(&self.idle);
+        let stale = idle
+            .extract_if(.., |i| {
+                now.duration_since(i.used) >= self.idle_for
+                    || now.duration_since(i.since) >= self.lifetime
+            })
+            .collect();
         (idle.pop(), stale)
     }
 
@@ -136,7 +135,7 @@ impl KeptConnections {
         let max = usize::try_from(self.pool.options().get_max_connections()).unwrap_or(usize::MAX);
         let out = usize::try_from(self.pool.size()).unwrap_or(usize::MAX);
         let room = self.pool.num_idle() > 0 || out < max;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         if room && idle.len() < MAX_KEPT.min(max / 2) {
             idle.push(Idle {
                 conn,
@@ -147,16 +146,23 @@ impl KeptConnections {
         // Else `conn` drops here and goes back to the pool.
     }
 
-    /// Gives every kept connection back to the pool, which pings each (and closes a broken one).
-    fn give_all_back(&self) {
-        let all = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(all);
-    }
-
     /// Connections waiting here now.
     pub fn kept(&self) -> usize {
-        self.idle.lock().map_or(0, |idle| idle.len())
+        lock(&self.idle).len()
     }
+}
+
+/// The kept connections. A poisoned lock only means a panic elsewhere while it was held; the list
+/// is still whole.
+fn lock(idle: &Mutex<Vec<Idle>>) -> MutexGuard<'_, Vec<Idle>> {
+    idle.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Gives every kept connection back to the pool, which pings each (and closes a broken one),
+/// outside the lock.
+fn give_back(idle: &Mutex<Vec<Idle>>) {
+    let all = std::mem::take(&mut *lock(idle));
+    drop(all);
 }
 
 /// A connection taken from [`KeptConnections`]. Dropped, it goes back to the pool as any would,
@@ -191,7 +197,7 @@ impl Kept {
 impl Drop for Kept {
     fn drop(&mut self) {
         if self.conn.is_some() {
-            self.owner.give_all_back();
+            give_back(&self.owner.idle);
         }
     }
 }
