@@ -108,6 +108,17 @@ pub fn correction_card(win: &Win, original: &Announcement, catalog: &Catalog) ->
 }
 
 /// A lesson learned: the blameless story, who responded and followed up, the postmortem.
+/// What a lesson card's title says before the lesson's own title.
+const LESSON_TITLE_PREFIX: &str = "Lesson learned: ";
+
+/// The lesson's own title, from its card's: where a heading already says it is a lesson (the
+/// dashboard's "Lesson of the week"), the prefix would say it twice.
+pub fn lesson_title(card_title: &str) -> &str {
+    card_title
+        .strip_prefix(LESSON_TITLE_PREFIX)
+        .unwrap_or(card_title)
+}
+
 pub fn lesson_card(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> Card {
     let (people, teams) = credited(win, catalog);
     let mut links = vec![Link {
@@ -121,12 +132,28 @@ pub fn lesson_card(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> Card {
         });
     }
     Card {
-        title: format!("Lesson learned: {}", lesson.title),
+        title: format!("{LESSON_TITLE_PREFIX}{}", lesson.title),
         summary: lesson.story.clone(),
         value_lines: Vec::new(),
         people,
         teams,
         links,
         business_service: service_name(win, catalog),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lesson_title_is_read_back_without_the_card_prefix() {
+        let card_title = format!("{LESSON_TITLE_PREFIX}Apply the firewall bundle in a window");
+        assert_eq!(
+            lesson_title(&card_title),
+            "Apply the firewall bundle in a window"
+        );
+        // A title made before the prefix, or by hand, is shown as it is.
+        assert_eq!(lesson_title("Patch window moved"), "Patch window moved");
     }
 }

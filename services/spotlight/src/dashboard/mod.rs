@@ -29,6 +29,7 @@ use herald_proto::{
 use serde::Serialize;
 
 use crate::{
+    card,
     periods::{Period, PeriodKind, start_of},
     store::{LabelTotals, Store, StoreError},
 };
@@ -338,7 +339,7 @@ pub async fn view_at(
         .into_iter()
         .find_map(|a| a.card)
         .map(|card| LessonView {
-            title: card.title,
+            title: card::lesson_title(&card.title).to_string(),
             summary: card.summary,
         });
     let local = now.with_timezone(&tz);
