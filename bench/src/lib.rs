@@ -13,6 +13,7 @@ pub mod files;
 pub mod floor;
 pub mod floor_backfill;
 pub mod load;
+pub mod neighbours;
 pub mod queries;
 pub mod raw;
 pub mod row_cost;

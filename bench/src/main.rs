@@ -12,8 +12,8 @@
 #![allow(clippy::print_stdout)] // printing the figures is this program's job
 
 use herald_bench::{
-    backfill, cpu, database, events, export, files, floor_backfill, load, queries, raw, rss, sink,
-    stages, targets, write_back,
+    backfill, cpu, database, events, export, files, floor_backfill, load, neighbours, queries, raw,
+    rss, sink, stages, targets, write_back,
 };
 
 use std::{
@@ -164,6 +164,12 @@ struct Fixed {
     /// What it was asked to do: PostgreSQL's `CHECKPOINT` where the target has a database, then
     /// `sync`.
     write_back_by: &'static str,
+    /// Other programs on the machine while sending: the moments they took a share of a core.
+    neighbours: neighbours::Neighbours,
+    /// The p99 of the events sent outside those moments, beside the p99 of all.
+    p99_clear_ms: Option<f64>,
+    /// How many delivered events were sent in those moments.
+    delivered_while_taken: usize,
 }
 
 /// Ingest's 202s at saturation with nothing downstream of it (distributed only: `herald up` runs
@@ -281,6 +287,20 @@ fn while_sending(f: &Fixed) -> String {
     )
 }
 
+/// The other programs' moments at a fixed rate, and the tail without the events sent in them.
+fn beside_neighbours(f: &Fixed) -> String {
+    let mut line = f.neighbours.summary();
+    if f.delivered_while_taken > 0 {
+        line.push_str(&format!(
+            "; p99 of the events sent outside those moments {:.1} ms ({} of {} delivered were sent in them)",
+            f.p99_clear_ms.unwrap_or(f64::NAN),
+            f.delivered_while_taken,
+            f.delivered
+        ));
+    }
+    line
+}
+
 fn cpu_of(pids: &[(String, u32)]) -> f64 {
     pids.iter()
         .filter_map(|(_, pid)| cpu::cpu_seconds(*pid))
@@ -345,6 +365,8 @@ async fn fixed(
     let (first, requests) = events.requests(&generator, count, target.alerts)?;
     let sampler = rss::PeakSampler::start(target.pids());
     let machine_before = cpu::Snapshot::take();
+    let pids: Vec<u32> = target.pids().into_iter().map(|(_, pid)| pid).collect();
+    let neighbours = neighbours::Sampler::start(&pids);
     let sent = drive(
         &target.ingest_url,
         first,
@@ -354,23 +376,31 @@ async fn fixed(
     )
     .await?;
     let machine_while_sending = machine_before.usage_since();
+    let neighbours = neighbours.finish();
     let delivered = drained(sink, &sent, Duration::from_secs(args.drain_seconds)).await;
     let peak_rss_mib = sampler
         .finish()
         .into_iter()
         .max_by(|a, b| a.1.total_cmp(&b.1));
-    let mut latencies: Vec<Duration> = sent
+    let timed: Vec<(Duration, bool)> = sent
         .sent_at
         .iter()
         .enumerate()
         .filter_map(|(i, at)| {
-            Some(
-                sink.arrival(first + i as u64)?
-                    .saturating_duration_since(*at),
-            )
+            let took = sink
+                .arrival(first + i as u64)?
+                .saturating_duration_since(*at);
+            Some((took, neighbours.took_cores_at(*at)))
         })
         .collect();
+    let mut latencies: Vec<Duration> = timed.iter().map(|(took, _)| *took).collect();
     latencies.sort();
+    let mut clear: Vec<Duration> = timed
+        .iter()
+        .filter(|(_, taken)| !taken)
+        .map(|(took, _)| *took)
+        .collect();
+    clear.sort();
     let stages = match (timer, spans_before) {
         (Some(timer), Some(since)) => {
             // The services export every few hundred milliseconds.
@@ -392,6 +422,9 @@ async fn fixed(
         machine_while_sending,
         write_back_s: write_back.took.as_secs_f64(),
         write_back_by: write_back.by,
+        p99_clear_ms: percentile_ms(&clear, 99.0),
+        delivered_while_taken: latencies.len() - clear.len(),
+        neighbours,
     })
 }
 
@@ -530,10 +563,11 @@ async fn measure(
             f.p99_ms.unwrap_or(f64::NAN)
         );
         println!(
-            "  CPU while sending: {}; the disk caught up with the runs before in {:.1} s ({}) before it began",
+            "  CPU while sending: {}; the disk caught up with the runs before in {:.1} s ({}) before it began\n  {}",
             while_sending(&f),
             f.write_back_s,
-            f.write_back_by
+            f.write_back_by,
+            beside_neighbours(&f)
         );
         if let Some(breakdown) = &f.stages {
             println!("{}", stages::table(f.rate, breakdown));
@@ -596,7 +630,7 @@ fn side_by_side(report: &Report) -> String {
         (None, _) => "–".into(),
     };
     type Figure = fn(&ModeReport) -> Option<f64>;
-    let rows: [(&str, Figure, &str); 7] = [
+    let rows: [(&str, Figure, &str); 8] = [
         (
             "delivered/s at saturation",
             |m| m.saturation.first().map(|s| s.delivered_per_s),
@@ -643,6 +677,16 @@ fn side_by_side(report: &Report) -> String {
                     .iter()
                     .find(|f| f.rate == 200.0)
                     .and_then(|f| f.p99_ms)
+            },
+            " ms",
+        ),
+        (
+            "p99 at 200 events/s, leaving out events sent while other programs were busy",
+            |m| {
+                m.fixed
+                    .iter()
+                    .find(|f| f.rate == 200.0)
+                    .and_then(|f| f.p99_clear_ms)
             },
             " ms",
         ),
@@ -794,9 +838,10 @@ fn markdown(report: &Report) -> String {
         }
         for f in &m.fixed {
             out.push_str(&format!(
-                "\nCPU while sending {}/s: {}.\n",
+                "\nCPU while sending {}/s: {}. On the machine beside it, {}.\n",
                 f.rate,
-                while_sending(f)
+                while_sending(f),
+                beside_neighbours(f)
             ));
         }
         for f in &m.fixed {

@@ -30,7 +30,26 @@ pub struct Breakdown {
     /// When each trace of the slowest 1 % began, in seconds after the first complete trace did:
     /// a tail bunched at one moment is a stall, one spread out is queueing.
     pub tail_began_s: Vec<f64>,
+    /// The tenth of a second in which most of the slowest 1 % began, when three or more did: a
+    /// stall, cut into stages, so it can be laid at one stage's door (or at every stage's, when
+    /// the machine stopped them all).
+    pub biggest_bunch: Option<Bunch>,
 }
+
+/// The slowest traces that began in one tenth of a second, and their stages' means.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bunch {
+    /// Seconds after the first complete trace began, to the tenth.
+    pub at_s: f64,
+    /// The same moment on the wall clock (Unix seconds), to line it up with other logs.
+    pub at_unix_s: f64,
+    pub traces: usize,
+    /// Each stage's mean over the bunch, in [`STAGES`]' order, in milliseconds.
+    pub stage_means_ms: Vec<(&'static str, f64)>,
+}
+
+/// Fewer slow traces than this in one tenth of a second are not called a bunch.
+const BUNCH: usize = 3;
 
 /// The spans that bound the stages, in the order an event passes them.
 const MARKS: [&str; 5] = [
@@ -178,6 +197,7 @@ fn cut(spans: &[ReceivedSpan]) -> Breakdown {
         .map(|m| m[0].0.saturating_sub(first) as f64 / 1e9)
         .collect();
     tail_began_s.sort_by(f64::total_cmp);
+    let biggest_bunch = biggest_bunch(&tail, first);
     let stages = STAGES
         .iter()
         .map(|stage| {
@@ -198,7 +218,35 @@ fn cut(spans: &[ReceivedSpan]) -> Breakdown {
         spans: counts,
         stages,
         tail_began_s,
+        biggest_bunch,
     }
+}
+
+fn biggest_bunch(tail: &[&[(u64, u64); 5]], first: u64) -> Option<Bunch> {
+    // Rounded to the nearest tenth, as [`moments`] lists them.
+    let tenth = |m: &[(u64, u64); 5]| (m[0].0.saturating_sub(first) + 50_000_000) / 100_000_000;
+    let mut by_tenth: HashMap<u64, Vec<&[(u64, u64); 5]>> = HashMap::new();
+    for m in tail {
+        by_tenth.entry(tenth(m)).or_default().push(m);
+    }
+    // The earliest of equal bunches, so the choice does not depend on the map's order.
+    let (at, bunch) = by_tenth
+        .into_iter()
+        .filter(|(_, b)| b.len() >= BUNCH)
+        .max_by(|(ta, a), (tb, b)| a.len().cmp(&b.len()).then(tb.cmp(ta)))?;
+    let stage_means_ms = STAGES
+        .iter()
+        .map(|stage| {
+            let sum: u64 = bunch.iter().map(|m| stage.of(m)).sum();
+            (stage.name, sum as f64 / bunch.len() as f64 / 1e6)
+        })
+        .collect();
+    Some(Bunch {
+        at_s: at as f64 / 10.0,
+        at_unix_s: (first + at * 100_000_000) as f64 / 1e9,
+        traces: bunch.len(),
+        stage_means_ms,
+    })
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
@@ -229,6 +277,20 @@ pub fn table(rate: f64, breakdown: &Breakdown) -> String {
         out.push_str(&format!(
             "\nThe slowest 1 % began at (s into the run, how many when more than one): {}.\n",
             moments(&breakdown.tail_began_s)
+        ));
+    }
+    if let Some(bunch) = &breakdown.biggest_bunch {
+        let stages: Vec<String> = bunch
+            .stage_means_ms
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.1} ms"))
+            .collect();
+        out.push_str(&format!(
+            "\nThe biggest bunch, {} traces beginning at {:.1} s (Unix {:.1}), stage by stage (means): {}.\n",
+            bunch.traces,
+            bunch.at_s,
+            bunch.at_unix_s,
+            stages.join("; ")
         ));
     }
     if breakdown.traces < breakdown.begun {
@@ -325,6 +387,49 @@ mod tests {
             .flat_map(|(id, start, whole)| trace(id, start, whole))
             .collect();
         assert_eq!(cut(&spans).tail_began_s, vec![2.0]);
+        assert!(
+            cut(&spans).biggest_bunch.is_none(),
+            "one slow trace is no bunch"
+        );
+    }
+
+    #[test]
+    fn a_stall_is_cut_into_the_stages_of_the_traces_it_held() {
+        // Ninety quick traces, and ten held 40 ms between counted and notify, all beginning in
+        // the same tenth of a second.
+        let trace = |id: String, start: u64, held: u64| {
+            vec![
+                span(&id, "ingest.receive", start, start + 1),
+                span(&id, "score.publish", start + 2, start + 2),
+                span(&id, "announce", start + 3, start + 3),
+                span(&id, "notify.queue", start + 4 + held, start + 4 + held),
+                span(&id, "notify.deliver", start + 5 + held, start + 6 + held),
+            ]
+        };
+        let spans: Vec<ReceivedSpan> = (0..100u64)
+            .flat_map(|i| {
+                let stalled = (40..50).contains(&i);
+                trace(
+                    format!("t{i}"),
+                    1_000 + i * 20,
+                    if stalled { 40 } else { 0 },
+                )
+            })
+            .collect();
+        let got = cut(&spans);
+        let bunch = got
+            .biggest_bunch
+            .as_ref()
+            .expect("ten slow traces in 0.2 s");
+        assert!(bunch.traces >= BUNCH, "{bunch:?}");
+        assert!((0.8..=0.9).contains(&bunch.at_s), "{bunch:?}");
+        let held = bunch
+            .stage_means_ms
+            .iter()
+            .find(|(name, _)| name.starts_with("counted"))
+            .map(|(_, ms)| *ms);
+        assert_eq!(held, Some(41.0), "{bunch:?}");
+        assert!(table(200.0, &got).contains("The biggest bunch,"));
     }
 
     #[test]

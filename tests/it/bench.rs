@@ -85,6 +85,20 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 run["write_back_s"].as_f64().is_some_and(|s| s >= 0.0),
                 "{run}"
             );
+            // The other programs on the machine were sampled all through, and none of the
+            // benchmark's own is taken for one of them.
+            let neighbours = &run["neighbours"];
+            assert!(
+                neighbours["moments"].as_u64().unwrap_or_default() > 0,
+                "{run}"
+            );
+            for busiest in field_of_each(&neighbours["taken"], "busiest") {
+                assert!(
+                    !busiest.starts_with("herald-")
+                        && !["postgres", "nats-server"].contains(&busiest),
+                    "{busiest} is the benchmark's own: {run}"
+                );
+            }
             if floor {
                 assert!(run["stages"].is_null(), "{run}");
                 continue;
