@@ -107,7 +107,6 @@ pub fn correction_card(win: &Win, original: &Announcement, catalog: &Catalog) ->
     }
 }
 
-/// A lesson learned: the blameless story, who responded and followed up, the postmortem.
 /// What a lesson card's title says before the lesson's own title.
 const LESSON_TITLE_PREFIX: &str = "Lesson learned: ";
 
@@ -119,6 +118,7 @@ pub fn lesson_title(card_title: &str) -> &str {
         .unwrap_or(card_title)
 }
 
+/// A lesson learned: the blameless story, who responded and followed up, the postmortem.
 pub fn lesson_card(win: &Win, lesson: &LessonStory, catalog: &Catalog) -> Card {
     let (people, teams) = credited(win, catalog);
     let mut links = vec![Link {
