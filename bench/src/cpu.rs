@@ -23,12 +23,29 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// The program name and CPU seconds of one `/proc/<pid>/stat` line.
 fn program_seconds(stat: &str) -> Option<(String, f64)> {
+    parse_stat(stat).map(|s| (s.name, s.seconds))
+}
+
+/// What one `/proc/<pid>/stat` line says of its process.
+pub struct Stat {
+    pub name: String,
+    /// The parent's pid: 2 (`kthreadd`) for the kernel's own threads.
+    pub parent: u32,
+    /// CPU seconds so far, user and system.
+    pub seconds: f64,
+}
+
+pub fn parse_stat(stat: &str) -> Option<Stat> {
     // The program name may hold spaces and parentheses; the fields after its last ')' are fixed.
     let (head, after) = stat.rsplit_once(')')?;
     let name = head.split_once('(')?.1.to_string();
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some((name, ticks / TICKS_PER_SECOND))
+    Some(Stat {
+        name,
+        parent: fields.get(1)?.parse().ok()?,
+        seconds: ticks / TICKS_PER_SECOND,
+    })
 }
 
 /// Seconds the machine's CPUs were busy so far, all CPUs together, and of those the kernel's own;

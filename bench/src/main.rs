@@ -197,6 +197,13 @@ struct ModeReport {
     duplicates: u64,
 }
 
+impl ModeReport {
+    /// The run at a fixed `rate`, where one was held.
+    fn at_rate(&self, rate: f64) -> Option<&Fixed> {
+        self.fixed.iter().find(|f| f.rate == rate)
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     started: String,
@@ -590,12 +597,7 @@ fn against_floor(report: &Report) -> String {
         return String::new();
     };
     let delivered = |m: &ModeReport| m.saturation.first().map(|s| s.delivered_per_s);
-    let p99 = |m: &ModeReport| {
-        m.fixed
-            .iter()
-            .find(|f| f.rate == 200.0)
-            .and_then(|f| f.p99_ms)
-    };
+    let p99 = |m: &ModeReport| m.at_rate(200.0).and_then(|f| f.p99_ms);
     let herald: Vec<String> = report
         .modes
         .iter()
@@ -666,40 +668,23 @@ fn side_by_side(report: &Report) -> String {
         ),
         (
             "p50 at 200 events/s",
-            |m| {
-                m.fixed
-                    .iter()
-                    .find(|f| f.rate == 200.0)
-                    .and_then(|f| f.p50_ms)
-            },
+            |m| m.at_rate(200.0).and_then(|f| f.p50_ms),
             " ms",
         ),
         (
             "p99 at 200 events/s",
-            |m| {
-                m.fixed
-                    .iter()
-                    .find(|f| f.rate == 200.0)
-                    .and_then(|f| f.p99_ms)
-            },
+            |m| m.at_rate(200.0).and_then(|f| f.p99_ms),
             " ms",
         ),
         (
             "p99 at 200 events/s, leaving out events sent while other programs were busy",
-            |m| {
-                m.fixed
-                    .iter()
-                    .find(|f| f.rate == 200.0)
-                    .and_then(|f| f.p99_clear_ms)
-            },
+            |m| m.at_rate(200.0).and_then(|f| f.p99_clear_ms),
             " ms",
         ),
         (
             "largest process's RSS at 1,000 events/s",
             |m| {
-                m.fixed
-                    .iter()
-                    .find(|f| f.rate == 1000.0)
+                m.at_rate(1000.0)
                     .and_then(|f| f.peak_rss_mib.as_ref().map(|(_, v)| *v))
             },
             " MiB",

@@ -17,6 +17,8 @@ use std::{
 
 use serde::Serialize;
 
+use crate::cpu::{Stat, parse_stat};
+
 /// How often the processes are read.
 const EVERY: Duration = Duration::from_millis(200);
 
@@ -26,9 +28,6 @@ pub const TAKEN_CORES: f64 = 0.2;
 /// How long after a taken moment an event sent is still counted as sent in it: the cores come
 /// back, the queues it left take a little longer to drain.
 const AFTERMATH: Duration = Duration::from_millis(100);
-
-/// Linux reports process CPU time in USER_HZ, 100 on every mainstream distribution.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// One sampled moment in which other programs took [`TAKEN_CORES`] or more.
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +112,7 @@ impl Sampler {
             .iter()
             .filter_map(|pid| {
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                Some(parse(&stat)?.name)
+                Some(parse_stat(&stat)?.name)
             })
             .collect();
         names.extend(["postgres", "nats-server"].map(String::from));
@@ -178,25 +177,6 @@ impl Drop for Sampler {
     }
 }
 
-struct Stat {
-    name: String,
-    parent: u32,
-    seconds: f64,
-}
-
-fn parse(stat: &str) -> Option<Stat> {
-    // The name may hold spaces and parentheses; the fields after its last ')' are fixed.
-    let (head, after) = stat.rsplit_once(')')?;
-    let name = head.split_once('(')?.1.to_string();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(Stat {
-        name,
-        parent: fields.get(1)?.parse().ok()?,
-        seconds: ticks / TICKS_PER_SECOND,
-    })
-}
-
 /// Whether a program is the benchmark's own, or the kernel's (whose threads, children of
 /// `kthreadd`, do the I/O and networking of every program, Herald's included).
 fn is_ours(stat: &Stat, pid: u32, ours: &[String]) -> bool {
@@ -215,7 +195,7 @@ fn others(ours: &[String]) -> HashMap<u32, (String, f64)> {
     dir.filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let stat = parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            let stat = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
             (!is_ours(&stat, pid, ours)).then_some((pid, (stat.name, stat.seconds)))
         })
         .collect()
@@ -228,7 +208,7 @@ mod tests {
     #[test]
     fn the_kernel_herald_and_the_target_are_not_neighbours() {
         let ours = vec!["postgres".to_string()];
-        let stat = |line: &str| parse(line).expect("a stat line");
+        let stat = |line: &str| parse_stat(line).expect("a stat line");
         let beam = stat("3024 (beam.smp) S 1 3024 3024 0 -1 4194560 1 0 0 0 700 400 0 0");
         assert_eq!(beam.seconds, 11.0);
         assert!(!is_ours(&beam, 3024, &ours));
