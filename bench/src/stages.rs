@@ -395,8 +395,8 @@ mod tests {
 
     #[test]
     fn a_stall_is_cut_into_the_stages_of_the_traces_it_held() {
-        // Ninety quick traces, and ten held 40 ms between counted and notify, all beginning in
-        // the same tenth of a second.
+        // Ninety quick traces, and ten held 40 ms between counted and notify, begun within
+        // 0.2 s of each other: the most of them in one tenth of a second make the bunch.
         let trace = |id: String, start: u64, held: u64| {
             vec![
                 span(&id, "ingest.receive", start, start + 1),
