@@ -140,14 +140,14 @@ async fn at_most_a_few_are_kept_and_a_stale_one_goes_back_to_the_pool() -> anyho
         conn.keep();
     }
     assert_eq!(kept.kept(), MAX_KEPT.min(max / 2));
-    let out = max;
-    idle_in_pool(&pool, out - kept.kept()).await?;
+    // The pool has all `max` connections open: every one not kept is back in it.
+    idle_in_pool(&pool, max - kept.kept()).await?;
 
     // Unused for longer than its idle time, every kept connection goes back at the next take.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let conn = kept.take().await?;
     assert_eq!(kept.kept(), 0);
-    idle_in_pool(&pool, out - 1).await?;
+    idle_in_pool(&pool, max - 1).await?;
     conn.keep();
     assert_eq!(kept.kept(), 1);
     Ok(())
