@@ -62,6 +62,9 @@ struct MachineTime {
     /// System, interrupt and soft-interrupt time: the kernel at work for the programs (copying
     /// what they write, moving their packets).
     kernel: f64,
+    /// Context switches on every CPU so far (`ctxt`): each time a CPU put one thread aside for
+    /// another, as a message handed from process to process does on its way.
+    switches: Option<u64>,
 }
 
 fn machine_time(stat: &str) -> Option<MachineTime> {
@@ -75,9 +78,14 @@ fn machine_time(stat: &str) -> Option<MachineTime> {
     // is time the hypervisor gave to other machines, not work done here.
     let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
     let kernel = at(2) + at(5) + at(6);
+    let switches = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("ctxt "))
+        .and_then(|n| n.trim().parse().ok());
     Some(MachineTime {
         busy: (at(0) + at(1) + kernel) / TICKS_PER_SECOND,
         kernel: kernel / TICKS_PER_SECOND,
+        switches,
     })
 }
 
@@ -139,6 +147,8 @@ pub struct Usage {
     pub machine_cores: f64,
     /// Of those, the kernel's: system, interrupt and soft-interrupt time.
     pub kernel_cores: f64,
+    /// Context switches a second on the whole machine (0 where `/proc/stat` does not count them).
+    pub switches_per_second: f64,
     /// Each program (processes of one name together: PostgreSQL's backends are one line), the
     /// busiest first; programs under 0.01 cores are left out.
     pub programs: Vec<ProgramUsage>,
@@ -252,16 +262,21 @@ impl Snapshot {
             .filter(|p| p.cores >= 0.01)
             .collect();
         programs.sort_by(|a, b| b.cores.total_cmp(&a.cores));
-        let (machine_cores, kernel_cores) = match (self.machine, now.machine) {
+        let (machine_cores, kernel_cores, switches) = match (self.machine, now.machine) {
             (Some(before), Some(after)) => (
                 (after.busy - before.busy).max(0.0) / wall,
                 (after.kernel - before.kernel).max(0.0) / wall,
+                after
+                    .switches
+                    .zip(before.switches)
+                    .map_or(0, |(a, b)| a.saturating_sub(b)),
             ),
-            _ => (0.0, 0.0),
+            _ => (0.0, 0.0, 0),
         };
         Usage {
             machine_cores,
             kernel_cores,
+            switches_per_second: switches as f64 / wall,
             programs,
         }
     }
@@ -283,10 +298,14 @@ mod tests {
     #[test]
     fn the_kernel_share_is_system_and_interrupt_time() {
         // user nice system idle iowait irq softirq steal
-        let stat = "cpu  600 0 300 5000 70 20 80 9 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let stat = "cpu  600 0 300 5000 70 20 80 9 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n\
+                    intr 123 4 5\nctxt 987654\nbtime 1700000000\n";
         let time = machine_time(stat).expect("parsed");
         assert!((time.busy - 10.0).abs() < 1e-9, "{time:?}");
         assert!((time.kernel - 4.0).abs() < 1e-9, "{time:?}");
+        assert_eq!(time.switches, Some(987_654));
+        let without = machine_time("cpu  1 0 1 5 0 0 0 0 0 0\n").expect("parsed");
+        assert_eq!(without.switches, None);
     }
 
     #[test]
@@ -307,6 +326,7 @@ mod tests {
         let usage = Usage {
             machine_cores: 1.6,
             kernel_cores: 0.4,
+            switches_per_second: 0.0,
             programs: vec![
                 program("nats-server", Some(20_000_000)),
                 program("postgres", Some(300_000_000)),

@@ -193,6 +193,7 @@ mod tests {
             machine: cpu::Usage {
                 machine_cores: 1.67,
                 kernel_cores: 0.5,
+                switches_per_second: 0.0,
                 programs: Vec::new(),
             },
         }

@@ -284,14 +284,19 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
 }
 
 /// The machine's CPU at a fixed rate, by program, and what one event cost it: at a low rate a
-/// pipeline that works in sets pays each set's fixed cost for one or two events.
+/// pipeline that works in sets pays each set's fixed cost for one or two events, and each hand-off
+/// between processes wakes a thread (a context switch) that a busy pipeline's batches share.
 fn while_sending(f: &Fixed) -> String {
     let usage = &f.machine_while_sending;
-    format!(
-        "{} ({:.2} ms of CPU an event)",
-        usage.by_program(),
-        usage.busy_cores() / f.rate.max(1e-9) * 1000.0
-    )
+    let rate = f.rate.max(1e-9);
+    let mut per_event = format!("{:.2} ms of CPU", usage.busy_cores() / rate * 1000.0);
+    if usage.switches_per_second > 0.0 {
+        per_event.push_str(&format!(
+            " and {:.0} context switches",
+            usage.switches_per_second / rate
+        ));
+    }
+    format!("{} ({per_event} an event)", usage.by_program())
 }
 
 /// The other programs' moments at a fixed rate, and the tail without the events sent in them.
@@ -636,7 +641,7 @@ fn side_by_side(report: &Report) -> String {
         }
     };
     type Figure = fn(&ModeReport) -> Option<f64>;
-    let rows: [(&str, Figure, &str); 8] = [
+    let rows: [(&str, Figure, &str); 10] = [
         (
             "delivered/s at saturation",
             |m| m.saturation.first().map(|s| s.delivered_per_s),
@@ -680,6 +685,23 @@ fn side_by_side(report: &Report) -> String {
             "p99 at 200 events/s, leaving out events sent while other programs were busy",
             |m| m.at_rate(200.0).and_then(|f| f.p99_clear_ms),
             " ms",
+        ),
+        (
+            "the machine's CPU an event at 200 events/s",
+            |m| {
+                let f = m.at_rate(200.0)?;
+                Some(f.machine_while_sending.busy_cores() / f.rate.max(1e-9) * 1000.0)
+            },
+            " ms",
+        ),
+        (
+            "the machine's context switches an event at 200 events/s",
+            |m| {
+                let f = m.at_rate(200.0)?;
+                let switches = f.machine_while_sending.switches_per_second;
+                (switches > 0.0).then(|| switches / f.rate.max(1e-9))
+            },
+            "",
         ),
         (
             "largest process's RSS at 1,000 events/s",

@@ -180,6 +180,11 @@ async fn the_benchmark_runs_both_modes_and_loses_and_doubles_nothing() -> anyhow
                 usage["machine_cores"].as_f64().unwrap_or_default() > 0.0,
                 "{usage}"
             );
+            // Every event is handed from process to process: the machine switched threads.
+            assert!(
+                usage["switches_per_second"].as_f64().unwrap_or_default() > 0.0,
+                "{usage}"
+            );
             let programs = program_names(usage);
             for name in expected {
                 assert!(programs.contains(name), "{name} missing: {usage}");
