@@ -10,7 +10,9 @@
 //!
 //! On SQLite the one connection commits with `synchronous = NORMAL` for that transaction only and
 //! the log file is synced afterwards; every other transaction on the file still syncs its own
-//! commit. On PostgreSQL the transaction turns `synchronous_commit` off for itself alone (`SET
+//! commit. The setting travels with the transaction's `BEGIN`, in one command: each command is a
+//! hand-off to the connection's thread and back, which at a low event rate costs more of the
+//! machine than the statement itself (BENCHMARKS.md, forty-eighth sitting). On PostgreSQL the transaction turns `synchronous_commit` off for itself alone (`SET
 //! LOCAL` in its `BEGIN`, or [`PG_UNSYNCED_COMMIT`] in a statement that is its own transaction),
 //! which costs no round trip, and [`DeferredSync::sync`] commits a transaction of its own that
 //! writes a log record and waits for the flush: PostgreSQL flushes its log in order, so that flush
@@ -54,6 +56,9 @@ pub const PG_UNSYNCED_COMMIT: &str = "set_config('synchronous_commit', 'off', tr
 /// transaction, and the connection goes back to its pool as it came.
 const PG_BEGIN_UNSYNCED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
+/// The same on SQLite, whose setting outlives the transaction: [`Unsynced::release`] restores it.
+const SQLITE_BEGIN_UNSYNCED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+
 /// A transaction whose commit must wait for the log's flush: a transactional message gives it a
 /// transaction id and a log record (a transaction that only asks for an id writes none, and its
 /// commit does not wait). A role with no privileges of its own may call it; logical decoding
@@ -91,13 +96,9 @@ impl DeferredSync {
     /// The store's connection, its commits left for [`DeferredSync::sync`] to make durable until
     /// [`Unsynced::release`] (or drop) gives it back.
     pub async fn unsynced(&self) -> Result<Unsynced, sqlx::Error> {
-        let mut conn = self.kept.take().await?;
-        if self.sqlite {
-            conn.execute("PRAGMA synchronous = NORMAL").await?;
-        }
         Ok(Unsynced {
-            conn: Some(conn),
-            relaxed: self.sqlite,
+            conn: Some(self.kept.take().await?),
+            relaxed: false,
         })
     }
 
@@ -158,7 +159,7 @@ impl DeferredSync {
 pub struct Unsynced {
     /// `None` only once [`Unsynced::release`], which consumes the value, has kept it.
     conn: Option<Kept>,
-    /// Set while the connection's `synchronous` is lowered and not yet restored.
+    /// Set once the connection's `synchronous` may have been lowered, until it is restored.
     relaxed: bool,
 }
 
@@ -166,17 +167,19 @@ impl Unsynced {
     /// A write transaction on the connection (see [`crate::db::begin_write_on`]) whose commit waits
     /// for [`DeferredSync::sync`] to reach the disk.
     pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
-        let conn = self.connection();
-        if crate::store::is_postgres(conn) {
-            conn.begin_with(PG_BEGIN_UNSYNCED).await
-        } else {
-            crate::db::begin_write_on(conn).await
+        if crate::store::is_postgres(self.connection()) {
+            return self.connection().begin_with(PG_BEGIN_UNSYNCED).await;
         }
+        // Counted as lowered before the command is sent: should the `BEGIN` fail after the
+        // `PRAGMA` took effect, the connection is closed rather than given back relaxed.
+        self.relaxed = true;
+        self.connection().begin_with(SQLITE_BEGIN_UNSYNCED).await
     }
 
-    /// The connection itself, for work that begins its own transactions. On PostgreSQL a statement
-    /// run on it as a transaction of its own commits unsynced only if it calls
-    /// [`PG_UNSYNCED_COMMIT`].
+    /// The connection itself, for work that begins its own transactions (through
+    /// [`Unsynced::begin`] on SQLite, where only a transaction begun there commits unsynced). On
+    /// PostgreSQL a statement run on it as a transaction of its own commits unsynced only if it
+    /// calls [`PG_UNSYNCED_COMMIT`].
     pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
         match self.conn.as_mut() {
             Some(conn) => conn,
@@ -247,8 +250,13 @@ mod tests {
         let deferred = DeferredSync::new(db.pool.clone());
 
         let mut writes = deferred.unsynced().await?;
-        assert_eq!(synchronous(writes.connection()).await?, 1, "NORMAL");
+        assert_eq!(
+            synchronous(writes.connection()).await?,
+            2,
+            "FULL until the unsynced transaction begins"
+        );
         let mut tx = writes.begin().await?;
+        assert_eq!(synchronous(&mut tx).await?, 1, "NORMAL inside it");
         sqlx::query("INSERT INTO t (id) VALUES ('a')")
             .execute(&mut *tx)
             .await?;

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_proto::v1::{Announcement, Win};
 use herald_runtime::{
-    db::{begin_write, begin_write_on, millis},
-    deferred_sync::DeferredSync,
+    db::{begin_write, millis},
+    deferred_sync::{DeferredSync, Unsynced},
     payload::pack,
     store::{AnyQuery, batch_query, decode_payload, insert_new, is_postgres, value_rows},
 };
@@ -126,7 +126,7 @@ impl Store {
         let figures = Figures::written_by(conn);
         let inserted = match in_one {
             Some(inserted) => inserted,
-            None => count_in_transaction(conn, &firsts, tz, now, figures).await?,
+            None => count_in_transaction(&mut writes, &firsts, tz, now, figures).await?,
         };
         writes.release().await?;
         let new: Vec<bool> = wins
@@ -331,17 +331,17 @@ impl Store {
 /// A win to count, when its outcome happened, and the announcement it earned if any.
 type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
 
-/// Counts `wins` (no id twice) in one transaction on `conn`: the wins and their announcements
+/// Counts `wins` (no id twice) in one unsynced transaction on `writes`: the wins and their announcements
 /// each one multi-row statement, what the new ones add to the rollups and totals merged and
 /// written to `figures`. Returns the ids of the wins that were new.
 async fn count_in_transaction(
-    conn: &mut sqlx::AnyConnection,
+    writes: &mut Unsynced,
     wins: &[Counting<'_>],
     tz: Tz,
     now: DateTime<Utc>,
     figures: Figures,
 ) -> Result<HashSet<String>, StoreError> {
-    let mut tx = begin_write_on(conn).await?;
+    let mut tx = writes.begin().await?;
     let inserted = insert_wins(
         &mut tx,
         wins.iter().map(|(win, at, _)| (*win, *at)),
