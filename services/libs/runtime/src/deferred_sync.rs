@@ -11,12 +11,14 @@
 //! On SQLite the one connection commits with `synchronous = NORMAL` for that transaction only and
 //! the log file is synced afterwards; every other transaction on the file still syncs its own
 //! commit. The setting travels with the transaction's `BEGIN`, in one command: each command is a
-//! hand-off to the connection's thread and back, which at a low event rate costs more of the
-//! machine than the statement itself (BENCHMARKS.md, forty-eighth sitting). On PostgreSQL the transaction turns `synchronous_commit` off for itself alone (`SET
-//! LOCAL` in its `BEGIN`, or [`PG_UNSYNCED_COMMIT`] in a statement that is its own transaction),
-//! which costs no round trip, and [`DeferredSync::sync`] commits a transaction of its own that
-//! writes a log record and waits for the flush: PostgreSQL flushes its log in order, so that flush
-//! covers every commit made before it.
+//! hand-off to the connection's thread and back, and at a low event rate the machine's CPU follows
+//! those hand-offs (BENCHMARKS.md, forty-eighth sitting).
+//!
+//! On PostgreSQL the transaction turns `synchronous_commit` off for itself alone (`SET LOCAL` in
+//! its `BEGIN`, or [`PG_UNSYNCED_COMMIT`] in a statement that is its own transaction), which costs
+//! no round trip, and [`DeferredSync::sync`] commits a transaction of its own that writes a log
+//! record and waits for the flush: PostgreSQL flushes its log in order, so that flush covers every
+//! commit made before it.
 
 use std::{
     path::PathBuf,

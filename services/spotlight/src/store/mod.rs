@@ -331,9 +331,9 @@ impl Store {
 /// A win to count, when its outcome happened, and the announcement it earned if any.
 type Counting<'a> = (&'a Win, DateTime<Utc>, Option<&'a Announcement>);
 
-/// Counts `wins` (no id twice) in one unsynced transaction on `writes`: the wins and their announcements
-/// each one multi-row statement, what the new ones add to the rollups and totals merged and
-/// written to `figures`. Returns the ids of the wins that were new.
+/// Counts `wins` (no id twice) in one unsynced transaction on `writes`: the wins and their
+/// announcements each one multi-row statement, what the new ones add to the rollups and totals
+/// merged and written to `figures`. Returns the ids of the wins that were new.
 async fn count_in_transaction(
     writes: &mut Unsynced,
     wins: &[Counting<'_>],
