@@ -172,6 +172,19 @@ struct Fixed {
     delivered_while_taken: usize,
 }
 
+impl Fixed {
+    /// The machine's CPU an event, in milliseconds.
+    fn cpu_ms_an_event(&self) -> f64 {
+        self.machine_while_sending.busy_cores() / self.rate.max(1e-9) * 1000.0
+    }
+
+    /// The machine's context switches an event, where `/proc/stat` counted them.
+    fn switches_an_event(&self) -> Option<f64> {
+        let switches = self.machine_while_sending.switches_per_second;
+        (switches > 0.0).then(|| switches / self.rate.max(1e-9))
+    }
+}
+
 /// Ingest's 202s at saturation with nothing downstream of it (distributed only: `herald up` runs
 /// its stages in the same process).
 #[derive(Debug, Serialize)]
@@ -287,16 +300,14 @@ async fn drained(sink: &Sink, sent: &Sent, timeout: Duration) -> u64 {
 /// pipeline that works in sets pays each set's fixed cost for one or two events, and each hand-off
 /// between processes wakes a thread (a context switch) that a busy pipeline's batches share.
 fn while_sending(f: &Fixed) -> String {
-    let usage = &f.machine_while_sending;
-    let rate = f.rate.max(1e-9);
-    let mut per_event = format!("{:.2} ms of CPU", usage.busy_cores() / rate * 1000.0);
-    if usage.switches_per_second > 0.0 {
-        per_event.push_str(&format!(
-            " and {:.0} context switches",
-            usage.switches_per_second / rate
-        ));
+    let mut per_event = format!("{:.2} ms of CPU", f.cpu_ms_an_event());
+    if let Some(switches) = f.switches_an_event() {
+        per_event.push_str(&format!(" and {switches:.0} context switches"));
     }
-    format!("{} ({per_event} an event)", usage.by_program())
+    format!(
+        "{} ({per_event} an event)",
+        f.machine_while_sending.by_program()
+    )
 }
 
 /// The other programs' moments at a fixed rate, and the tail without the events sent in them.
@@ -688,19 +699,12 @@ fn side_by_side(report: &Report) -> String {
         ),
         (
             "the machine's CPU an event at 200 events/s",
-            |m| {
-                let f = m.at_rate(200.0)?;
-                Some(f.machine_while_sending.busy_cores() / f.rate.max(1e-9) * 1000.0)
-            },
+            |m| m.at_rate(200.0).map(Fixed::cpu_ms_an_event),
             " ms",
         ),
         (
             "the machine's context switches an event at 200 events/s",
-            |m| {
-                let f = m.at_rate(200.0)?;
-                let switches = f.machine_while_sending.switches_per_second;
-                (switches > 0.0).then(|| switches / f.rate.max(1e-9))
-            },
+            |m| m.at_rate(200.0).and_then(Fixed::switches_an_event),
             "",
         ),
         (
