@@ -241,6 +241,9 @@ pub fn is_sqlite(pool: &AnyPool) -> bool {
     pool.connect_options().database_url.scheme() == "sqlite"
 }
 
+/// How a write transaction begins on SQLite (see [`begin_write`]).
+pub(crate) const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// Begins a transaction that will write, on a connection of `pool`. On SQLite it takes the file's
 /// write lock at once (`BEGIN IMMEDIATE`), waiting for it as long as the busy timeout allows. A
 /// transaction begun plainly whose first statement reads holds a read snapshot from then on, and
@@ -251,7 +254,7 @@ pub async fn begin_write(
     pool: &AnyPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
     if is_sqlite(pool) {
-        pool.begin_with("BEGIN IMMEDIATE").await
+        pool.begin_with(SQLITE_BEGIN_WRITE).await
     } else {
         pool.begin().await
     }
@@ -264,7 +267,7 @@ pub async fn begin_write_on(
     if crate::store::is_postgres(conn) {
         conn.begin().await
     } else {
-        conn.begin_with("BEGIN IMMEDIATE").await
+        conn.begin_with(SQLITE_BEGIN_WRITE).await
     }
 }
 

@@ -22,7 +22,10 @@
 
 use std::{
     path::PathBuf,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use sqlx::{AnyPool, Connection, Executor, Row};
@@ -59,7 +62,13 @@ pub const PG_UNSYNCED_COMMIT: &str = "set_config('synchronous_commit', 'off', tr
 const PG_BEGIN_UNSYNCED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 /// The same on SQLite, whose setting outlives the transaction: [`Unsynced::release`] restores it.
-const SQLITE_BEGIN_UNSYNCED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+/// The transaction begins as every other write does ([`crate::db::begin_write_on`]).
+static SQLITE_BEGIN_UNSYNCED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "PRAGMA synchronous = NORMAL; {}",
+        crate::db::SQLITE_BEGIN_WRITE
+    )
+});
 
 /// A transaction whose commit must wait for the log's flush: a transactional message gives it a
 /// transaction id and a log record (a transaction that only asks for an id writes none, and its
@@ -175,7 +184,9 @@ impl Unsynced {
         // Counted as lowered before the command is sent: should the `BEGIN` fail after the
         // `PRAGMA` took effect, the connection is closed rather than given back relaxed.
         self.relaxed = true;
-        self.connection().begin_with(SQLITE_BEGIN_UNSYNCED).await
+        self.connection()
+            .begin_with(SQLITE_BEGIN_UNSYNCED.as_str())
+            .await
     }
 
     /// The connection itself, for work that begins its own transactions (through
