@@ -417,8 +417,18 @@ fn lease(holder: &str) -> Lease {
     }
 }
 
-/// A quiet change on the Warehouse Management service, and an incident on it `after` later.
-fn change_and_incident(after: Duration) -> (ItsmEvent, Scored, ItsmEvent) {
+/// How the tool tells of the incident on the change's service.
+#[derive(Clone, Copy, Debug)]
+enum Told {
+    /// When it is opened.
+    Opened,
+    /// Only once it is resolved, an hour after it was opened: its signal is kept under an id of
+    /// its own (the event's with `#opened`).
+    OnlyResolved,
+}
+
+/// A quiet change on the Warehouse Management service, and an incident on it opened `after` later.
+fn change_and_incident(after: Duration, told: Told) -> (ItsmEvent, Scored, ItsmEvent) {
     let incident = resolved();
     let service = incident
         .record
@@ -457,19 +467,42 @@ fn change_and_incident(after: Duration) -> (ItsmEvent, Scored, ItsmEvent) {
             ..Default::default()
         },
     };
-    let opened = ItsmEvent {
-        id: "servicenow:incident:related:1".into(),
-        kind: EventKind::IncidentOpened as i32,
-        occurred_at: Some(to_timestamp(implemented + after)),
-        ..incident
+    let opened_at = implemented + after;
+    let related = match told {
+        Told::Opened => ItsmEvent {
+            id: "servicenow:incident:related:1".into(),
+            kind: EventKind::IncidentOpened as i32,
+            occurred_at: Some(to_timestamp(opened_at)),
+            ..incident
+        },
+        Told::OnlyResolved => ItsmEvent {
+            id: "servicenow:incident:related:2".into(),
+            kind: EventKind::IncidentResolved as i32,
+            occurred_at: Some(to_timestamp(opened_at + Duration::hours(1))),
+            record: incident.record.clone().map(|r| herald_proto::v1::Record {
+                opened_at: Some(to_timestamp(opened_at)),
+                resolved_at: Some(to_timestamp(opened_at + Duration::hours(1))),
+                ..r
+            }),
+            ..incident
+        },
     };
-    (change, scored, opened)
+    (change, scored, related)
 }
 
 async fn an_incident_on_the_same_service_withdraws_a_quiet_change(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    change_withdrawn_by_an_incident(backend, false).await
+    change_withdrawn_by_an_incident(backend, false, Told::Opened).await
+}
+
+/// A tool that sends only the resolution: the incident's signal, kept under an id of its own,
+/// withdraws the change all the same, in either order.
+async fn an_incident_told_only_once_resolved_withdraws_a_quiet_change(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    change_withdrawn_by_an_incident(backend, false, Told::OnlyResolved).await?;
+    change_withdrawn_by_an_incident(backend, true, Told::OnlyResolved).await
 }
 
 /// The other order: the incident is kept as a signal before the change arrives, and the change is
@@ -477,7 +510,7 @@ async fn an_incident_on_the_same_service_withdraws_a_quiet_change(
 async fn an_incident_seen_before_its_change_arrives_withdraws_it_on_arrival(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    change_withdrawn_by_an_incident(backend, true).await
+    change_withdrawn_by_an_incident(backend, true, Told::Opened).await
 }
 
 /// A change and an incident on its service two days after it (inside the change's window: the
@@ -485,11 +518,12 @@ async fn an_incident_seen_before_its_change_arrives_withdraws_it_on_arrival(
 async fn change_withdrawn_by_an_incident(
     backend: Backend,
     incident_first: bool,
+    told: Told,
 ) -> anyhow::Result<()> {
     let settings = VerificationSettings::default();
     for (after, withdrawn) in [(Duration::days(2), true), (Duration::days(8), false)] {
         let (_db, store) = store(backend).await?;
-        let (change, scored, incident) = change_and_incident(after);
+        let (change, scored, incident) = change_and_incident(after, told);
         let now = Utc::now();
         let opened = Err(herald_scoring::value::NoValue("opened".into()));
         let events = [(&change, Ok(scored.clone())), (&incident, opened)];
@@ -505,7 +539,7 @@ async fn change_withdrawn_by_an_incident(
         assert_eq!(
             status(&stored) == WinStatus::Revoked,
             withdrawn,
-            "incident {after} after the change, recorded first: {incident_first}: {}",
+            "incident {after} after the change, {told:?}, recorded first: {incident_first}: {}",
             stored.status_reason
         );
     }
@@ -735,6 +769,7 @@ herald_testkit::store_cases!(
     with_no_hold_back_a_win_is_public_at_once_and_its_withdrawal_too,
     due_wins_are_confirmed_once_by_the_lease_holder,
     an_incident_on_the_same_service_withdraws_a_quiet_change,
+    an_incident_told_only_once_resolved_withdraws_a_quiet_change,
     an_incident_seen_before_its_change_arrives_withdraws_it_on_arrival,
     the_outbox_leaves_a_fresh_change_to_the_lane_that_made_it,
     a_redelivered_event_publishes_its_win_again_as_it_stands_now,

@@ -83,7 +83,11 @@ async fn record_run(
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, StoreError> {
     let events: Vec<_> = items.iter().map(|i| (i.event, &i.outcome.result)).collect();
-    let inserted = writes::events(tx, &events, now).await?;
+    let brought: Vec<writes::SignalOf<'_>> = items
+        .iter()
+        .flat_map(|i| i.signals.iter().map(|s| (i.event.id.as_str(), s)))
+        .collect();
+    let inserted = writes::events_and_signals(tx, &events, &brought, now).await?;
     let mut recorded: Vec<Option<Recorded>> = items.iter().map(|_| None).collect();
     let mut publish: Vec<Vec<Win>> = vec![Vec::new(); items.len()];
     let mut fresh = Vec::with_capacity(items.len());
@@ -229,8 +233,8 @@ fn credits_and_entries<'a>(
     (credited, entries)
 }
 
-/// Keeps the run's signals and withdraws every standing win one falls inside the window of, in
-/// the order the signals came.
+/// Withdraws every standing win one of the run's new signals (kept with their events) falls inside
+/// the window of, in the order the signals came.
 async fn withdraw(
     tx: &mut Transaction<'_, Any>,
     signals: &[(usize, &Signal)],
@@ -240,7 +244,6 @@ async fn withdraw(
         return Ok(Vec::new());
     }
     let only: Vec<&Signal> = signals.iter().map(|(_, s)| *s).collect();
-    writes::signals(tx, &only).await?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for found in lookups::withdrawable(tx, &only).await? {

@@ -24,17 +24,38 @@ fn rows_per_statement(columns: usize) -> usize {
     (30_000 / columns).max(1)
 }
 
-/// Inserts the events not seen before; returns the ids inserted (a redelivery's is not). An event
-/// that scored a win points at it from the start (setting the link afterwards rewrote the row,
-/// payload and all); [`unlink_events`] clears it for the few whose win was not made.
-pub(super) async fn events(
+/// A signal with the id of the event that brought it (a signal's own id may be the event's with a
+/// suffix).
+pub(super) type SignalOf<'a> = (&'a str, &'a Signal);
+
+/// Inserts the events not seen before, and the signals of those events; returns the ids inserted
+/// (a redelivery's is not, and its signals were kept when it first came). An event that scored a
+/// win points at it from the start (setting the link afterwards rewrote the row, payload and all);
+/// [`unlink_events`] clears it for the few whose win was not made.
+pub(super) async fn events_and_signals(
+    tx: &mut Transaction<'_, Any>,
+    events: &[(&ItsmEvent, &Result<crate::score::Scored, NoValue>)],
+    signals: &[SignalOf<'_>],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    if is_postgres(tx) {
+        return super::arrays::events_and_signals(tx, events, signals, now).await;
+    }
+    let inserted = events_alone(tx, events, now).await?;
+    let fresh: Vec<SignalOf<'_>> = signals
+        .iter()
+        .filter(|(event, _)| inserted.contains(*event))
+        .copied()
+        .collect();
+    signals_alone(tx, &fresh).await?;
+    Ok(inserted)
+}
+
+async fn events_alone(
     tx: &mut Transaction<'_, Any>,
     events: &[(&ItsmEvent, &Result<crate::score::Scored, NoValue>)],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
-    if is_postgres(tx) {
-        return super::arrays::events(tx, events, now).await;
-    }
     let mut inserted = HashSet::new();
     for chunk in events.chunks(rows_per_statement(10)) {
         let sql = format!(
@@ -128,15 +149,12 @@ pub(super) fn kept_payload(event: &ItsmEvent) -> Vec<u8> {
     pack_without_dictionary(encoded)
 }
 
-/// Keeps signals. Only an event seen for the first time brings them (its id is the events table's
-/// key, in the same transaction, and a run never holds one event twice), so each is kept once.
-pub(super) async fn signals(
+/// Keeps signals of events seen for the first time (an event's id is the events table's key, in
+/// the same transaction, and a run never holds one event twice), so each is kept once.
+async fn signals_alone(
     tx: &mut Transaction<'_, Any>,
-    signals: &[&Signal],
+    signals: &[SignalOf<'_>],
 ) -> Result<(), StoreError> {
-    if is_postgres(tx) {
-        return super::arrays::signals(tx, signals).await;
-    }
     for chunk in signals.chunks(rows_per_statement(7)) {
         let sql = format!(
             "INSERT INTO signals (event_id, source, kind, record_number, at, business_service, configuration_item)
@@ -144,8 +162,8 @@ pub(super) async fn signals(
             value_rows(tx, chunk.len(), 7)
         );
         let mut query = batch_query(sql);
-        for signal in chunk {
-            let row = SignalRow::of(signal);
+        for &(event, signal) in chunk {
+            let row = SignalRow::of(event, signal);
             query = query
                 .bind(row.event_id.to_string())
                 .bind(row.source)
@@ -164,6 +182,8 @@ pub(super) async fn signals(
 /// ([`super::arrays`]).
 #[derive(serde::Serialize)]
 pub(super) struct SignalRow<'a> {
+    /// The event that brought it: the row is kept only with that event's own.
+    of_event: &'a str,
     event_id: &'a str,
     source: &'static str,
     kind: &'static str,
@@ -174,8 +194,9 @@ pub(super) struct SignalRow<'a> {
 }
 
 impl<'a> SignalRow<'a> {
-    pub(super) fn of(signal: &'a Signal) -> Self {
+    pub(super) fn of(of_event: &'a str, signal: &'a Signal) -> Self {
         Self {
+            of_event,
             event_id: &signal.event_id,
             source: signal.source.token(),
             kind: signal.kind.token(),
