@@ -34,12 +34,21 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     .to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let path = profile_dir.join(name);
-    if is_fresh(&path) || (is_copy(&profile_dir) && path.is_file()) {
+    if is_copy(&profile_dir) && path.is_file() {
         return Ok(path);
     }
+    let Some(why) = stale(&path) else {
+        return Ok(path);
+    };
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     let result = built.get_or_insert_with(|| {
+        // On stderr, which a test shows when it fails: a build after a change to a shared crate
+        // takes minutes, and a test that timed out meanwhile should say why.
+        eprintln!(
+            "building Herald's binaries with `cargo build --workspace --bins` ({why}); after a \
+             change to a crate they share this takes minutes (`scripts/test` builds them first)"
+        );
         let mut cargo = std::process::Command::new(env!("CARGO"));
         cargo
             .current_dir(crate::repo_root())
@@ -79,7 +88,6 @@ fn toolchain_of(tool: &Path) -> Option<String> {
     parts.next().map(|name| name.into_owned())
 }
 
-/// Whether `binary` exists and is newer than every source file it could be built from.
 /// Binaries copied out of the workspace's target directory (two builds kept side by side for an
 /// A/B comparison) are run as they are: a build would write to the target directory, not to the
 /// copy, and only take the machine from the measurement.
@@ -94,32 +102,51 @@ fn is_copy(profile_dir: &Path) -> bool {
         || target_dir.is_some_and(|dir| in_target(&dir)))
 }
 
-fn is_fresh(binary: &Path) -> bool {
+/// Why `binary` needs building: it is missing, or a file it could be built from is newer. `None`
+/// when it is up to date. A package's integration tests (`tests/`) and its docs are not built into
+/// a binary: after a test is edited, every test process would otherwise run cargo, one at a time
+/// behind its lock, to rebuild nothing.
+fn stale(binary: &Path) -> Option<String> {
+    stale_in(&crate::repo_root(), binary)
+}
+
+/// [`stale`] for the workspace at `root`.
+fn stale_in(root: &Path, binary: &Path) -> Option<String> {
     let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return false;
+        return Some(format!("{} is missing", binary.display()));
     };
-    let root = crate::repo_root();
     let mut pending = vec![
         root.join("services"),
         root.join("proto"),
         root.join("bench"),
+        // The demo's catalog, built into `herald`.
+        root.join("deploy").join("catalog.toml"),
         root.join("Cargo.toml"),
         root.join("Cargo.lock"),
     ];
     while let Some(path) = pending.pop() {
         let Ok(meta) = path.metadata() else { continue };
         if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "tests")
+            {
                 continue;
             }
             if let Ok(entries) = std::fs::read_dir(&path) {
                 pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
             }
+        } else if path.extension().is_some_and(|e| e == "md") {
+            continue;
         } else if meta.modified().is_ok_and(|m| m > built) {
-            return false;
+            return Some(format!(
+                "{} is newer than {}",
+                path.strip_prefix(root).unwrap_or(&path).display(),
+                binary.display()
+            ));
         }
     }
-    true
+    None
 }
 
 /// A service binary running as a child process, its output captured to a log file.
@@ -260,4 +287,66 @@ pub fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "kill {name} {pid} failed: {status}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        fs::{self, File},
+        time::{Duration, SystemTime},
+    };
+
+    use super::stale_in;
+
+    /// Writes `path` (under `root`) as last changed at `at`.
+    fn file_at(root: &std::path::Path, path: &str, at: SystemTime) -> anyhow::Result<()> {
+        let path = root.join(path);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::write(&path, "x")?;
+        File::options().write(true).open(&path)?.set_modified(at)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_binary_is_stale_only_after_what_it_is_built_from_changed() -> anyhow::Result<()> {
+        let root = tempfile::tempdir()?;
+        let root = root.path();
+        let built = SystemTime::now() - Duration::from_secs(3_600);
+        let (before, after) = (
+            built - Duration::from_secs(60),
+            built + Duration::from_secs(60),
+        );
+        file_at(root, "services/scoring/src/lib.rs", before)?;
+        file_at(root, "deploy/catalog.toml", before)?;
+        file_at(root, "target/release/herald-scoring", built)?;
+        let binary = root.join("target/release/herald-scoring");
+        assert_eq!(stale_in(root, &binary), None, "nothing changed since");
+
+        // Neither a package's integration tests nor its docs are built into the binary.
+        file_at(root, "services/scoring/tests/it/stage.rs", after)?;
+        file_at(root, "services/scoring/README.md", after)?;
+        assert_eq!(stale_in(root, &binary), None, "a test and a doc changed");
+
+        // The demo's catalog is, into `herald`.
+        file_at(root, "deploy/catalog.toml", after)?;
+        let why = stale_in(root, &binary).expect("the catalog changed");
+        assert!(
+            why.starts_with("deploy/catalog.toml is newer than"),
+            "{why}"
+        );
+
+        file_at(root, "deploy/catalog.toml", before)?;
+        file_at(root, "services/scoring/src/lib.rs", after)?;
+        let why = stale_in(root, &binary).expect("a source changed");
+        assert!(
+            why.starts_with("services/scoring/src/lib.rs is newer"),
+            "{why}"
+        );
+
+        let missing = root.join("target/release/herald-notify");
+        assert!(stale_in(root, &missing).is_some_and(|why| why.ends_with("is missing")));
+        Ok(())
+    }
 }
