@@ -42,11 +42,14 @@ pub const EVERY: Duration = Duration::from_secs(2);
 /// thirty-fifth sitting).
 pub const EVERY_QUIET: Duration = Duration::from_millis(250);
 
-/// A log holding more frames than this at a pass is busy: copied back every [`EVERY`]. With 1,000
-/// here, `herald up` at 200 events a second still had a log past it in [`EVERY_QUIET`] and kept
-/// its longer tail; a backfill writes about four frames a row to scoring's log and two to
-/// spotlight's (BENCHMARKS.md, thirty-third sitting), thousands of rows a second.
-const BUSY_FRAMES: i64 = 10_000;
+/// A log written faster than this, in frames a second, is busy: copied back every [`EVERY`]. It is
+/// a rate, not a length at a pass, because a pass finds the frames written since the one before:
+/// judged by length, a log found busy (more than 10,000 frames) was then found 2 s later, and at
+/// 200 events a second the bus writes about 5,600 frames a second, so once a burst had made it
+/// busy it stayed busy, and `herald up`'s p99 at 200/s after a burst was 15–30 ms against 9–13
+/// (BENCHMARKS.md, forty-ninth sitting). A backfill writes about four frames a row to scoring's
+/// log and two to spotlight's (thirty-third sitting), thousands of rows a second.
+const BUSY_FRAMES_A_SECOND: f64 = 10_000.0;
 
 /// How long a pass waits for the writer's lock to start the log over (see [`restart`]).
 const RESTART_WAIT: Duration = Duration::from_millis(10);
@@ -104,11 +107,18 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     log.push("-wal");
     let log = PathBuf::from(log);
     let mut wait = EVERY_QUIET;
+    // The file's name without its extension: `bus`, `scoring`, ….
+    let name = file
+        .file_stem()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     // How long the passes have found nothing new committed, and what told them.
     let mut quiet = Duration::ZERO;
     let mut version = None;
+    // Whether the pass before started the log over, so every frame found now is new.
+    let mut started_over = false;
     // Nothing is ever sent: the sender's drop is the signal to stop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+        let mut starts_over = false;
         let pass = checkpoint(conn, "PASSIVE").and_then(|pass| {
             // A log that starts over after each write can show the same frames at every pass, so
             // the frames alone do not tell a quiet file: SQLite's count of other connections'
@@ -123,16 +133,29 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
             if quiet >= EVERY && !log_is_empty(&log) {
                 // Nothing was committed for a while and nothing is left to copy: the truncation
                 // costs no copying, and holds up only a writer that arrives in its instant.
+                starts_over = true;
                 checkpoint(conn, "TRUNCATE")
             } else if pass.is_caught_up() && pass.frames > 0 {
-                restart(conn).map(|()| pass)
+                starts_over = restart(conn)?;
+                let result = if starts_over { "done" } else { "held_up" };
+                // Looked up each time: the bus opens before `herald up` installs its recorder.
+                metrics::counter!("herald_sqlite_log_restarts_total", "file" => name.clone(), "result" => result)
+                    .increment(1);
+                Ok(pass)
             } else {
                 Ok(pass)
             }
         });
-        wait = next_wait(pass.as_ref().ok());
+        let written = pass
+            .as_ref()
+            .ok()
+            .map(|p| written_since(&last, started_over, p));
+        wait = next_wait(written, wait);
+        started_over = starts_over;
         match pass {
             Ok(pass) => {
+                metrics::gauge!("herald_sqlite_log_frames", "file" => name.clone())
+                    .set(pass.frames as f64);
                 failing = false;
                 last = pass;
             }
@@ -147,12 +170,22 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     }
 }
 
-/// How long until the next pass, after `pass` (`None`: it failed, and is tried again at the busy
-/// pace).
-fn next_wait(pass: Option<&Pass>) -> Duration {
-    match pass {
-        Some(pass) if pass.frames <= BUSY_FRAMES => EVERY_QUIET,
+/// How long until the next pass, after one that found `written` frames written over the `waited`
+/// since the pass before (`None`: it failed, and is tried again at the busy pace).
+fn next_wait(written: Option<i64>, waited: Duration) -> Duration {
+    match written {
+        Some(frames) if frames as f64 <= BUSY_FRAMES_A_SECOND * waited.as_secs_f64() => EVERY_QUIET,
         _ => EVERY,
+    }
+}
+
+/// The frames written to the log between the pass before (`last`; `started_over`: it started the
+/// log over) and `pass`. A log shorter than before was started over too, by a commit's own copy.
+fn written_since(last: &Pass, started_over: bool, pass: &Pass) -> i64 {
+    if started_over || pass.frames < last.frames {
+        pass.frames
+    } else {
+        pass.frames - last.frames
     }
 }
 
@@ -193,12 +226,13 @@ fn log_is_empty(log: &Path) -> bool {
 /// bus's committer stopped for 11 ms every 8 s, and every event then in flight waited. Right after
 /// a passive pass little is left to copy, so this holds the writer's lock for about one sync of a
 /// few pages; it waits for that lock only [`RESTART_WAIT`] and gives up until the next pass if a
-/// long transaction holds it.
-fn restart(conn: &Connection) -> rusqlite::Result<()> {
+/// long transaction holds it. Returns whether it started the log over (`false`: a reader or the
+/// writer held it up).
+fn restart(conn: &Connection) -> rusqlite::Result<bool> {
     conn.busy_timeout(RESTART_WAIT)?;
     let restarted = checkpoint(conn, "RESTART");
     conn.busy_timeout(Duration::ZERO)?;
-    restarted.map(|_| ())
+    restarted.map(|pass| pass.is_caught_up())
 }
 
 /// Changes whenever another connection commits to the file.
@@ -375,18 +409,48 @@ mod tests {
 
     #[test]
     fn a_log_few_pages_reach_is_copied_back_more_often_than_a_busy_one() {
-        let found = |frames| Pass {
+        // Frames a second: a quarter of a second's at the quiet pace, two seconds' at the busy one.
+        let quiet = |a_second: f64| next_wait(Some((a_second / 4.0) as i64), EVERY_QUIET);
+        let busy = |a_second: f64| next_wait(Some((a_second * 2.0) as i64), EVERY);
+        assert_eq!(quiet(0.0), EVERY_QUIET, "idle");
+        assert_eq!(
+            quiet(5_600.0),
+            EVERY_QUIET,
+            "the bus at 200 events a second"
+        );
+        assert_eq!(quiet(BUSY_FRAMES_A_SECOND), EVERY_QUIET);
+        assert_eq!(quiet(BUSY_FRAMES_A_SECOND + 8.0), EVERY, "busy");
+        assert_eq!(quiet(24_000.0), EVERY, "a backfill");
+        assert_eq!(busy(24_000.0), EVERY, "a backfill stays busy");
+        // Found 11,200 frames after a busy pass's 2 s, the bus at 200 events a second stayed busy
+        // when a log was judged by its length.
+        assert_eq!(
+            busy(5_600.0),
+            EVERY_QUIET,
+            "a burst over, the pace back to quiet"
+        );
+        assert_eq!(next_wait(None, EVERY_QUIET), EVERY, "a pass that failed");
+        assert!(EVERY_QUIET < EVERY);
+    }
+
+    #[test]
+    fn the_frames_written_count_from_where_the_log_started_over() {
+        let at = |frames| Pass {
             busy: false,
             frames,
             copied: frames,
         };
-        assert_eq!(next_wait(Some(&found(0))), EVERY_QUIET, "idle");
-        assert_eq!(next_wait(Some(&found(200))), EVERY_QUIET, "a few events");
-        assert_eq!(next_wait(Some(&found(BUSY_FRAMES))), EVERY_QUIET);
-        assert_eq!(next_wait(Some(&found(BUSY_FRAMES + 1))), EVERY, "busy");
-        assert_eq!(next_wait(Some(&found(40_000))), EVERY, "a backfill");
-        assert_eq!(next_wait(None), EVERY, "a pass that failed");
-        assert!(EVERY_QUIET < EVERY);
+        assert_eq!(written_since(&at(1_000), false, &at(1_500)), 500, "grown");
+        assert_eq!(
+            written_since(&at(1_000), true, &at(1_500)),
+            1_500,
+            "started over"
+        );
+        assert_eq!(
+            written_since(&at(1_000), false, &at(300)),
+            300,
+            "started over by a commit"
+        );
     }
 
     #[test]
