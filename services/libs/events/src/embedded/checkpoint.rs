@@ -42,13 +42,12 @@ pub const EVERY: Duration = Duration::from_secs(2);
 /// thirty-fifth sitting).
 pub const EVERY_QUIET: Duration = Duration::from_millis(250);
 
-/// A log written faster than this, in frames a second, is busy: copied back every [`EVERY`]. It is
-/// a rate, not a length at a pass, because a pass finds the frames written since the one before:
-/// judged by length, a log found busy (more than 10,000 frames) was then found 2 s later, and at
-/// 200 events a second the bus writes about 5,600 frames a second, so once a burst had made it
-/// busy it stayed busy, and `herald up`'s p99 at 200/s after a burst was 15–30 ms against 9–13
-/// (BENCHMARKS.md, forty-ninth sitting). A backfill writes about four frames a row to scoring's
-/// log and two to spotlight's (thirty-third sitting), thousands of rows a second.
+/// A log written faster than this, in frames a second, is busy: copied back every [`EVERY`]. A
+/// rate, because a pass finds what was written since the pass before: judged by its length, a log
+/// past 10,000 frames was next looked at 2 s later, and at 200 events a second the bus writes
+/// about 5,600 frames a second (11,200 in 2 s), so once a burst had made its log busy it stayed
+/// busy (BENCHMARKS.md, forty-ninth sitting). A backfill writes about four frames a row to
+/// scoring's log and two to spotlight's (thirty-third sitting), thousands of rows a second.
 const BUSY_FRAMES_A_SECOND: f64 = 10_000.0;
 
 /// How long a pass waits for the writer's lock to start the log over (see [`restart`]).
