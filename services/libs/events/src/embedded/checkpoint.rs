@@ -118,12 +118,18 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
     // Nothing is ever sent: the sender's drop is the signal to stop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
         let mut starts_over = false;
+        let mut written = 0;
         let pass = checkpoint(conn, "PASSIVE").and_then(|pass| {
             // A log that starts over after each write can show the same frames at every pass, so
             // the frames alone do not tell a quiet file: SQLite's count of other connections'
             // commits does.
             let now = data_version(conn)?;
             let committed = version.replace(now) != Some(now);
+            // A log started over keeps showing its old frames until the next write: nothing
+            // committed since, nothing written.
+            if committed {
+                written = written_since(&last, started_over, &pass);
+            }
             quiet = if pass.is_idle_since(&last) && !committed {
                 quiet + wait
             } else {
@@ -145,11 +151,7 @@ fn run(conn: &Connection, file: &Path, stopped: &mpsc::Receiver<()>) {
                 Ok(pass)
             }
         });
-        let written = pass
-            .as_ref()
-            .ok()
-            .map(|p| written_since(&last, started_over, p));
-        wait = next_wait(written, wait);
+        wait = next_wait(pass.as_ref().ok().map(|_| written), wait);
         started_over = starts_over;
         match pass {
             Ok(pass) => {
